@@ -1,0 +1,112 @@
+# infer - build, test, sanitize, fuzz, install.
+#
+#   make            libinfer.a and the infer CLI, in build/
+#   make test       build and run the Criterion suite
+#   make asan       everything with ASan+UBSan in build-asan/, suite run under it
+#   make fuzz       libFuzzer targets (clang) in build-fuzz/, with seed corpora
+#   make install PREFIX=/usr/local
+#   make clean
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+WERROR  ?= -Werror
+OPT     ?= -O2
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra $(WERROR) -Wshadow \
+              -Wno-unused-parameter -Iinclude -Isrc -Ikernels -MMD -MP
+LDLIBS_BASE = -lm -lpthread
+
+# Debian packages each kind of build needs (tools/deps.sh installs or asks).
+DEPS_BUILD = gcc make pkg-config
+DEPS_TEST  = libcriterion-dev
+DEPS_FUZZ  = clang libclang-rt-14-dev
+
+LIB_SRC  = $(filter-out src/main.c src/cli_%.c,$(wildcard src/*.c)) $(wildcard kernels/ref/*.c)
+CLI_SRC  = src/main.c $(wildcard src/cli_*.c)
+TEST_SRC = $(wildcard tests/*.c)
+
+B ?= build
+LIB_OBJ  = $(LIB_SRC:%.c=$(B)/obj/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(B)/obj/%.o)
+TEST_OBJ = $(TEST_SRC:%.c=$(B)/obj/%.o)
+
+CFLAGS  = $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LDFLAGS += $(EXTRA_LDFLAGS)
+LDLIBS  = $(LDLIBS_BASE)
+
+# Tests find ../shared (models, references) through this; they skip with a
+# message when it is absent.
+export INFER_SHARED ?= $(abspath ../shared)
+
+.PHONY: all test asan fuzz install clean deps deps-test deps-fuzz run check
+
+all: $(B)/libinfer.a $(B)/infer
+
+$(B)/.deps-build: tools/deps.sh
+	@mkdir -p $(B) && ./tools/deps.sh $(DEPS_BUILD) && touch $@
+$(B)/.deps-test: tools/deps.sh
+	@mkdir -p $(B) && ./tools/deps.sh $(DEPS_TEST) && touch $@
+
+$(B)/obj/%.o: %.c | $(B)/.deps-build
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libinfer.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/infer: $(CLI_OBJ) $(B)/libinfer.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libinfer.a $(LDLIBS)
+
+$(B)/test_infer: $(TEST_OBJ) $(B)/libinfer.a | $(B)/.deps-test
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(B)/libinfer.a -lcriterion $(LDLIBS)
+
+$(B)/obj/tests/%.o: tests/%.c | $(B)/.deps-test $(B)/.deps-build
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The test suite. TEST_ARGS goes to Criterion (e.g. --filter 'gguf_hostile/*').
+test: all $(B)/test_infer
+	INFER_BIN=$(abspath $(B)/infer) $(B)/test_infer --jobs 2 $(TEST_ARGS)
+
+# Sanitizers: same tree, built into build-asan/, whole suite run under it.
+ASAN_FLAGS = -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan:
+	$(MAKE) B=build-asan OPT="$(ASAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" test \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+
+# libFuzzer targets with clang; seeds from ../shared model headers and from
+# files made with the project's own writer.
+FUZZ_TARGETS = $(patsubst fuzz/%.c,build-fuzz/%,$(filter-out fuzz/seeds.c,$(wildcard fuzz/fuzz_*.c)))
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Ikernels \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz: | build-fuzz/.deps-fuzz
+	$(MAKE) B=build-fuzz CC=clang OPT="-O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+	    build-fuzz/libinfer.a
+	$(MAKE) fuzz-targets
+	./tools/fuzz-seeds.sh build-fuzz/seeds "$(INFER_SHARED)"
+
+fuzz-targets: $(FUZZ_TARGETS) build-fuzz/seeds
+build-fuzz/.deps-fuzz: tools/deps.sh
+	@mkdir -p build-fuzz && ./tools/deps.sh $(DEPS_FUZZ) && touch $@
+build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libinfer.a
+	clang $(FUZZ_CFLAGS) -o $@ $< build-fuzz/libinfer.a -lm -lpthread
+build-fuzz/seeds: fuzz/seeds.c build-fuzz/libinfer.a
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -fsanitize=address,undefined \
+	    -o $@ $< build-fuzz/libinfer.a -lm -lpthread
+
+run: all
+	$(B)/infer --inspect $(INFER_SHARED)/models/stories260K.gguf
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(B)/libinfer.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/infer.h include/infer_gguf.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(B)/infer $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*INFER_VERSION_STRING "\(.*\)"/\1/p' include/infer.h)|' \
+	    infer.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/infer.pc
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find build build-asan build-fuzz -name '*.d' 2>/dev/null)

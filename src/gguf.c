@@ -1,0 +1,597 @@
+/*
+ * gguf.c - the GGUF reader.
+ *
+ * Layout of a file (all little-endian; v1 uses 32-bit counts and lengths
+ * where v2/v3 use 64-bit ones):
+ *
+ *   "GGUF" u32 version, count n_tensors, count n_kv
+ *   n_kv      × { string key, u32 value_type, value }
+ *   n_tensors × { string name, u32 n_dims, dim × n_dims, u32 type, u64 offset }
+ *   padding to general.alignment (default 32)
+ *   tensor data; each tensor at data_start + offset, offset aligned
+ *
+ * where string = count len, len bytes; array = u32 elem_type, count n, n values.
+ *
+ * Everything is validated here, once: afterwards no caller re-checks a range.
+ * The rules (see HOSTILE.md section A):
+ *  - every read is bounds-checked against the bytes left;
+ *  - every count is bounded by the bytes left before it is used to allocate;
+ *  - every size is computed with overflow-checked arithmetic;
+ *  - every failure is a status plus a message naming the field and offset.
+ */
+#include "gguf_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Smallest possible encodings, used to bound counts by the bytes left. */
+#define MIN_KV_BYTES(v) ((v) == 1 ? 4u + 1u + 4u + 1u : 8u + 1u + 4u + 1u)
+#define MIN_TENSOR_BYTES(v) ((v) == 1 ? 4u + 1u + 4u + 4u + 4u + 8u : 8u + 1u + 4u + 8u + 4u + 8u)
+#define LEN_BYTES(v) ((v) == 1 ? 4u : 8u)
+
+/* ---- the cursor: a bounded reader over the file's bytes ----------------- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t size;
+    size_t pos;
+    uint32_t version;
+    infer_error *err;
+} cursor;
+
+static size_t cur_left(const cursor *c) { return c->size - c->pos; }
+
+/* Take n bytes, or fail naming `what`. */
+static infer_status cur_take(cursor *c, uint64_t n, const uint8_t **out, const char *what) {
+    if (n > cur_left(c)) {
+        return set_error(c->err, INFER_EFORMAT,
+                         "%s at offset 0x%zx: needs %llu bytes, only %zu left before end of file",
+                         what, c->pos, (unsigned long long)n, cur_left(c));
+    }
+    *out = c->p + c->pos;
+    c->pos += (size_t)n;
+    return INFER_OK;
+}
+
+static infer_status cur_u32(cursor *c, uint32_t *v, const char *what) {
+    const uint8_t *b = NULL;
+    infer_status s = cur_take(c, 4, &b, what);
+    if (s == INFER_OK) memcpy(v, b, 4);
+    return s;
+}
+
+static infer_status cur_u64(cursor *c, uint64_t *v, const char *what) {
+    const uint8_t *b = NULL;
+    infer_status s = cur_take(c, 8, &b, what);
+    if (s == INFER_OK) memcpy(v, b, 8);
+    return s;
+}
+
+/* A count or length: 32-bit in v1, 64-bit after. */
+static infer_status cur_count(cursor *c, uint64_t *v, const char *what) {
+    if (c->version == 1) {
+        uint32_t v32;
+        infer_status s = cur_u32(c, &v32, what);
+        *v = v32;
+        return s;
+    }
+    return cur_u64(c, v, what);
+}
+
+static infer_status cur_str(cursor *c, infer_gguf_str *out, const char *what) {
+    uint64_t len;
+    const uint8_t *b = NULL;
+    size_t at = c->pos;
+    infer_status s = cur_count(c, &len, what);
+    if (s != INFER_OK) return s;
+    if (len > cur_left(c)) {
+        return set_error(c->err, INFER_EFORMAT,
+                         "%s at offset 0x%zx: string length %llu exceeds the %zu bytes left",
+                         what, at, (unsigned long long)len, cur_left(c));
+    }
+    s = cur_take(c, len, &b, what);
+    out->ptr = (const char *)b;
+    out->len = (size_t)len;
+    return s;
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int str_eq(infer_gguf_str s, const char *z) {
+    size_t n = strlen(z);
+    return s.len == n && memcmp(s.ptr, z, n) == 0;
+}
+
+static int str_cmp(infer_gguf_str a, infer_gguf_str b) {
+    size_t n = a.len < b.len ? a.len : b.len;
+    int r = memcmp(a.ptr, b.ptr, n);
+    if (r != 0) return r;
+    return (a.len > b.len) - (a.len < b.len);
+}
+
+#define QUOTE(buf, s) escape_bytes((s).ptr, (s).len, (buf), sizeof(buf))
+
+/* ---- metadata ------------------------------------------------------------ */
+
+static infer_status parse_value(cursor *c, gguf_kv *kv, const char *qkey) {
+    infer_error *err = c->err;
+    infer_status s;
+    char what[160];
+
+    if (kv->type == INFER_GGUF_STRING) {
+        snprintf(what, sizeof what, "key '%s': string value", qkey);
+        kv->count = 1;
+        return cur_str(c, &kv->str, what);
+    }
+    if (kv->type != INFER_GGUF_ARRAY) {
+        snprintf(what, sizeof what, "key '%s': %s value", qkey, infer_gguf_type_name(kv->type));
+        kv->count = 1;
+        return cur_take(c, infer_gguf_type_size(kv->type), &kv->val, what);
+    }
+
+    /* An array: element type, count, elements. */
+    size_t at = c->pos;
+    snprintf(what, sizeof what, "key '%s': array element type", qkey);
+    if ((s = cur_u32(c, &kv->arr_type, what)) != INFER_OK) return s;
+    if (kv->arr_type == INFER_GGUF_ARRAY) {
+        return set_error(err, INFER_EUNSUPPORTED,
+                         "key '%s' at offset 0x%zx: arrays of arrays are not supported", qkey, at);
+    }
+    if (kv->arr_type >= INFER_GGUF_VALUE_TYPE_COUNT) {
+        return set_error(err, INFER_EFORMAT,
+                         "key '%s' at offset 0x%zx: array element type %u is out of range (0..12)",
+                         qkey, at, kv->arr_type);
+    }
+    at = c->pos;
+    snprintf(what, sizeof what, "key '%s': array count", qkey);
+    if ((s = cur_count(c, &kv->count, what)) != INFER_OK) return s;
+
+    if (kv->arr_type != INFER_GGUF_STRING) {
+        uint64_t bytes;
+        size_t esize = infer_gguf_type_size(kv->arr_type);
+        if (ck_mul(kv->count, (uint64_t)esize, &bytes) || bytes > cur_left(c)) {
+            return set_error(err, INFER_EFORMAT,
+                             "key '%s' at offset 0x%zx: array of %llu %s needs more than the %zu "
+                             "bytes left",
+                             qkey, at, (unsigned long long)kv->count,
+                             infer_gguf_type_name(kv->arr_type), cur_left(c));
+        }
+        snprintf(what, sizeof what, "key '%s': array data", qkey);
+        return cur_take(c, bytes, &kv->val, what);
+    }
+
+    /* String array: each element needs at least its length field, so the
+     * count is bounded by the bytes left before the index is allocated. */
+    if (kv->count > cur_left(c) / LEN_BYTES(c->version)) {
+        return set_error(err, INFER_EFORMAT,
+                         "key '%s' at offset 0x%zx: array of %llu strings cannot fit in the %zu "
+                         "bytes left",
+                         qkey, at, (unsigned long long)kv->count, cur_left(c));
+    }
+    kv->val = c->p + c->pos;
+    kv->strs = infer_malloc_array((size_t)kv->count, sizeof *kv->strs);
+    if (!kv->strs) {
+        return set_error(err, INFER_ENOMEM, "key '%s': out of memory for %llu strings", qkey,
+                         (unsigned long long)kv->count);
+    }
+    for (uint64_t i = 0; i < kv->count; i++) {
+        snprintf(what, sizeof what, "key '%s': string %llu of %llu", qkey,
+                 (unsigned long long)i, (unsigned long long)kv->count);
+        if ((s = cur_str(c, &kv->strs[i], what)) != INFER_OK) return s;
+    }
+    return INFER_OK;
+}
+
+static infer_status check_alignment_key(infer_gguf *g, const gguf_kv *kv, infer_error *err) {
+    uint32_t a;
+    if (kv->type != INFER_GGUF_UINT32) {
+        return set_error(err, INFER_EFORMAT,
+                         "key 'general.alignment' at offset 0x%llx: type %s, expected uint32",
+                         (unsigned long long)kv->offset, infer_gguf_type_name(kv->type));
+    }
+    memcpy(&a, kv->val, 4);
+    if (!is_pow2_u64(a) || a > INFER_GGUF_MAX_ALIGNMENT) {
+        return set_error(err, INFER_EFORMAT,
+                         "key 'general.alignment' at offset 0x%llx: %u is not a power of two in "
+                         "1..%u",
+                         (unsigned long long)kv->offset, a, INFER_GGUF_MAX_ALIGNMENT);
+    }
+    g->alignment = a;
+    return INFER_OK;
+}
+
+static infer_status parse_kv(cursor *c, infer_gguf *g, gguf_kv *kv) {
+    infer_error *err = c->err;
+    infer_status s;
+    char qkey[96];
+
+    kv->offset = c->pos;
+    if ((s = cur_str(c, &kv->key, "metadata key")) != INFER_OK) return s;
+    if (kv->key.len == 0) {
+        return set_error(err, INFER_EFORMAT, "metadata key at offset 0x%llx is empty",
+                         (unsigned long long)kv->offset);
+    }
+    QUOTE(qkey, kv->key);
+    if (memchr(kv->key.ptr, '\0', kv->key.len)) {
+        return set_error(err, INFER_EFORMAT, "metadata key '%s' at offset 0x%llx contains a NUL byte",
+                         qkey, (unsigned long long)kv->offset);
+    }
+    size_t at = c->pos;
+    char what[128];
+    snprintf(what, sizeof what, "key '%s': value type", qkey);
+    if ((s = cur_u32(c, &kv->type, what)) != INFER_OK) return s;
+    if (kv->type >= INFER_GGUF_VALUE_TYPE_COUNT) {
+        return set_error(err, INFER_EFORMAT,
+                         "key '%s' at offset 0x%zx: value type %u is out of range (0..12)", qkey, at,
+                         kv->type);
+    }
+    if ((s = parse_value(c, kv, qkey)) != INFER_OK) return s;
+    if (str_eq(kv->key, "general.alignment")) return check_alignment_key(g, kv, err);
+    return INFER_OK;
+}
+
+/* ---- tensor infos ---------------------------------------------------------- */
+
+static infer_status parse_tensor_info(cursor *c, unsigned flags, infer_gguf_tensor *t) {
+    infer_error *err = c->err;
+    infer_status s;
+    char qname[96], what[128];
+
+    t->info_offset = c->pos;
+    if ((s = cur_str(c, &t->name, "tensor name")) != INFER_OK) return s;
+    QUOTE(qname, t->name);
+    if (t->name.len == 0 || t->name.len > INFER_GGUF_MAX_NAME) {
+        return set_error(err, INFER_EFORMAT,
+                         "tensor '%s' at offset 0x%llx: name is %zu bytes, must be 1..%d", qname,
+                         (unsigned long long)t->info_offset, t->name.len, INFER_GGUF_MAX_NAME);
+    }
+    if (memchr(t->name.ptr, '\0', t->name.len)) {
+        return set_error(err, INFER_EFORMAT, "tensor '%s' at offset 0x%llx: name contains a NUL byte",
+                         qname, (unsigned long long)t->info_offset);
+    }
+    size_t at = c->pos;
+    snprintf(what, sizeof what, "tensor '%s': n_dims", qname);
+    if ((s = cur_u32(c, &t->n_dims, what)) != INFER_OK) return s;
+    if (t->n_dims < 1 || t->n_dims > INFER_GGUF_MAX_DIMS) {
+        return set_error(err, INFER_EFORMAT,
+                         "tensor '%s' at offset 0x%zx: n_dims %u, must be 1..%d", qname, at,
+                         t->n_dims, INFER_GGUF_MAX_DIMS);
+    }
+    t->n_elements = 1;
+    for (uint32_t d = 0; d < INFER_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+    for (uint32_t d = 0; d < t->n_dims; d++) {
+        at = c->pos;
+        snprintf(what, sizeof what, "tensor '%s': dimension %u", qname, d);
+        if ((s = cur_count(c, &t->ne[d], what)) != INFER_OK) return s;
+        if (t->ne[d] == 0 || t->ne[d] > (uint64_t)INT64_MAX) {
+            return set_error(err, INFER_EFORMAT,
+                             "tensor '%s' at offset 0x%zx: dimension %u is %llu, must be 1..2^63-1",
+                             qname, at, d, (unsigned long long)t->ne[d]);
+        }
+        if (ck_mul(t->n_elements, t->ne[d], &t->n_elements) || t->n_elements > (uint64_t)INT64_MAX) {
+            return set_error(err, INFER_EFORMAT,
+                             "tensor '%s' at offset 0x%zx: element count overflows int64", qname, at);
+        }
+    }
+    at = c->pos;
+    snprintf(what, sizeof what, "tensor '%s': type", qname);
+    if ((s = cur_u32(c, &t->type, what)) != INFER_OK) return s;
+    if (!infer_type_valid(t->type)) {
+        return set_error(err, INFER_EFORMAT,
+                         "tensor '%s' at offset 0x%zx: type id %u is unknown or was removed from "
+                         "ggml",
+                         qname, at, t->type);
+    }
+    uint32_t bs = infer_type_block_size(t->type);
+    if (t->ne[0] % bs != 0 && !((flags & INFER_GGUF_BLOCKS_ACROSS_ROWS) && t->n_elements % bs == 0)) {
+        return set_error(err, INFER_EFORMAT,
+                         "tensor '%s' at offset 0x%llx: row length %llu is not a multiple of the "
+                         "%s block size %u",
+                         qname, (unsigned long long)t->info_offset, (unsigned long long)t->ne[0],
+                         infer_type_name(t->type), bs);
+    }
+    if (infer_type_row_bytes(t->type, t->n_elements, &t->n_bytes) != INFER_OK) {
+        return set_error(err, INFER_EFORMAT,
+                         "tensor '%s' at offset 0x%llx: byte size of %llu %s values overflows",
+                         qname, (unsigned long long)t->info_offset,
+                         (unsigned long long)t->n_elements, infer_type_name(t->type));
+    }
+    snprintf(what, sizeof what, "tensor '%s': offset", qname);
+    return cur_u64(c, &t->offset, what);
+}
+
+/* ---- whole-file checks ------------------------------------------------------ */
+
+/* Sorting without global state: each item carries its own key. */
+typedef struct {
+    infer_gguf_str name; /* key or tensor name */
+    uint64_t a, b;       /* offset range, or (info offset, 0) */
+    uint64_t i;          /* index of the entry */
+} sort_item;
+
+static int cmp_by_name(const void *x, const void *y) {
+    const sort_item *p = x, *q = y;
+    int r = str_cmp(p->name, q->name);
+    if (r != 0) return r;
+    return (p->a > q->a) - (p->a < q->a);
+}
+
+static int cmp_by_range(const void *x, const void *y) {
+    const sort_item *p = x, *q = y;
+    return (p->a > q->a) - (p->a < q->a);
+}
+
+/* Duplicate keys and names, overlapping data: O(n log n) with one sort each,
+ * so a file with millions of entries cannot make this quadratic. */
+static infer_status check_unique_and_disjoint(infer_gguf *g, infer_error *err) {
+    uint64_t n = g->n_kv > g->n_tensors ? g->n_kv : g->n_tensors;
+    infer_status s = INFER_OK;
+    char qa[96], qb[96];
+    if (n < 2) return INFER_OK;
+    sort_item *it = infer_malloc_array((size_t)n, sizeof *it);
+    if (!it) return set_error(err, INFER_ENOMEM, "out of memory checking %llu entries", (unsigned long long)n);
+
+    for (uint64_t i = 0; i < g->n_kv; i++) it[i] = (sort_item){g->kv[i].key, g->kv[i].offset, 0, i};
+    qsort(it, (size_t)g->n_kv, sizeof *it, cmp_by_name);
+    for (uint64_t i = 1; i < g->n_kv && s == INFER_OK; i++) {
+        if (str_cmp(it[i - 1].name, it[i].name) == 0) {
+            s = set_error(err, INFER_EFORMAT, "metadata key '%s' at offset 0x%llx is a duplicate",
+                          QUOTE(qa, it[i].name), (unsigned long long)it[i].a);
+        }
+    }
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const infer_gguf_tensor *t = &g->tensors[i];
+        it[i] = (sort_item){t->name, t->info_offset, 0, i};
+    }
+    if (s == INFER_OK) qsort(it, (size_t)g->n_tensors, sizeof *it, cmp_by_name);
+    for (uint64_t i = 1; i < g->n_tensors && s == INFER_OK; i++) {
+        if (str_cmp(it[i - 1].name, it[i].name) == 0) {
+            s = set_error(err, INFER_EFORMAT, "tensor '%s' at offset 0x%llx: duplicate name",
+                          QUOTE(qa, it[i].name), (unsigned long long)it[i].a);
+        }
+    }
+    /* Ranges are file offsets, already checked to lie inside the file. */
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const infer_gguf_tensor *t = &g->tensors[i];
+        uint64_t start = g->data_offset + t->offset;
+        it[i] = (sort_item){t->name, start, start + t->n_bytes, i};
+    }
+    if (s == INFER_OK) qsort(it, (size_t)g->n_tensors, sizeof *it, cmp_by_range);
+    for (uint64_t i = 1; i < g->n_tensors && s == INFER_OK; i++) {
+        const sort_item *p = &it[i - 1], *q = &it[i];
+        if (p->b > q->a) {
+            s = set_error(err, INFER_EFORMAT,
+                          "tensor '%s': data [0x%llx, 0x%llx) overlaps tensor '%s' [0x%llx, 0x%llx)",
+                          QUOTE(qa, q->name), (unsigned long long)q->a, (unsigned long long)q->b,
+                          QUOTE(qb, p->name), (unsigned long long)p->a, (unsigned long long)p->b);
+        }
+    }
+    infer_free(it);
+    return s;
+}
+
+static infer_status place_tensor_data(infer_gguf *g, infer_error *err) {
+    char q[96];
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        infer_gguf_tensor *t = &g->tensors[i];
+        uint64_t start, end;
+        if (t->offset % g->alignment != 0) {
+            return set_error(err, INFER_EFORMAT,
+                             "tensor '%s': data offset 0x%llx is not a multiple of the alignment %u",
+                             QUOTE(q, t->name), (unsigned long long)t->offset, g->alignment);
+        }
+        if (ck_add(g->data_offset, t->offset, &start) || ck_add(start, t->n_bytes, &end) ||
+            end > g->size) {
+            /* Saturate the numbers shown; the check above is what matters. */
+            if (ck_add(g->data_offset, t->offset, &start)) start = UINT64_MAX;
+            if (ck_add(start, t->n_bytes, &end)) end = UINT64_MAX;
+            return set_error(err, INFER_EFORMAT,
+                             "tensor '%s': data [0x%llx, 0x%llx) runs past end of file (0x%zx)",
+                             QUOTE(q, t->name), (unsigned long long)start, (unsigned long long)end,
+                             g->size);
+        }
+        t->data = g->data + start;
+    }
+    return INFER_OK;
+}
+
+/* ---- the parse ---------------------------------------------------------------- */
+
+static infer_status parse_header(cursor *c, infer_gguf *g) {
+    infer_error *err = c->err;
+    const uint8_t *magic = NULL;
+    infer_status s;
+
+    if (c->size == 0) return set_error(err, INFER_EFORMAT, "file is empty (not a GGUF file)");
+    if (c->size < 4) {
+        return set_error(err, INFER_EFORMAT, "file is %zu bytes, too short for the GGUF magic",
+                         c->size);
+    }
+    if ((s = cur_take(c, 4, &magic, "magic")) != INFER_OK) return s;
+    if (memcmp(magic, "GGUF", 4) != 0) {
+        char q[32];
+        return set_error(err, INFER_EFORMAT, "bad magic '%s' at offset 0x0 (not a GGUF file)",
+                         escape_bytes((const char *)magic, 4, q, sizeof q));
+    }
+    if ((s = cur_u32(c, &g->version, "version")) != INFER_OK) return s;
+    if (g->version >= 0x01000000u && (g->version & 0xffffu) == 0) {
+        return set_error(err, INFER_EUNSUPPORTED,
+                         "version field 0x%08x at offset 0x4 looks byte-swapped: big-endian GGUF "
+                         "files are not supported",
+                         g->version);
+    }
+    if (g->version < 1 || g->version > 3) {
+        return set_error(err, INFER_EUNSUPPORTED,
+                         "GGUF version %u at offset 0x4 is not supported (1, 2 and 3 are)",
+                         g->version);
+    }
+    c->version = g->version;
+
+    size_t at = c->pos;
+    if ((s = cur_count(c, &g->n_tensors, "tensor count")) != INFER_OK) return s;
+    size_t at_kv = c->pos;
+    if ((s = cur_count(c, &g->n_kv, "metadata count")) != INFER_OK) return s;
+
+    /* Bound both counts by the bytes left before allocating anything. */
+    uint64_t need_kv, need_t, need;
+    int over_kv = ck_mul(g->n_kv, (uint64_t)MIN_KV_BYTES(g->version), &need_kv);
+    int over_t = ck_mul(g->n_tensors, (uint64_t)MIN_TENSOR_BYTES(g->version), &need_t);
+    if (over_kv || need_kv > cur_left(c)) {
+        return set_error(err, INFER_EFORMAT,
+                         "metadata count %llu at offset 0x%zx: more entries than the %zu bytes left "
+                         "could hold",
+                         (unsigned long long)g->n_kv, at_kv, cur_left(c));
+    }
+    if (over_t || ck_add(need_kv, need_t, &need) || need > cur_left(c)) {
+        return set_error(err, INFER_EFORMAT,
+                         "tensor count %llu at offset 0x%zx: more tensors than the %zu bytes left "
+                         "could hold",
+                         (unsigned long long)g->n_tensors, at, cur_left(c));
+    }
+
+    if (g->n_kv) {
+        g->kv = infer_calloc((size_t)g->n_kv, sizeof *g->kv);
+        if (!g->kv) return set_error(err, INFER_ENOMEM, "out of memory for %llu metadata entries",
+                                     (unsigned long long)g->n_kv);
+    }
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        if ((s = parse_kv(c, g, &g->kv[i])) != INFER_OK) return s;
+    }
+
+    if (g->n_tensors) {
+        g->tensors = infer_calloc((size_t)g->n_tensors, sizeof *g->tensors);
+        if (!g->tensors) return set_error(err, INFER_ENOMEM, "out of memory for %llu tensor infos",
+                                          (unsigned long long)g->n_tensors);
+    }
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        if ((s = parse_tensor_info(c, g->flags, &g->tensors[i])) != INFER_OK) return s;
+    }
+
+    /* Tensor data starts at the next multiple of the alignment. */
+    if (ck_align_up(c->pos, g->alignment, &g->data_offset)) {
+        return set_error(err, INFER_EFORMAT, "data section offset overflows");
+    }
+    if (g->n_tensors == 0 && g->data_offset > c->size) g->data_offset = c->size;
+
+    if ((s = place_tensor_data(g, err)) != INFER_OK) return s;
+    return check_unique_and_disjoint(g, err);
+}
+
+static void gguf_free_parsed(infer_gguf *g) {
+    if (g->kv) {
+        for (uint64_t i = 0; i < g->n_kv; i++) infer_free(g->kv[i].strs); /* calloc'd: NULL if unused */
+        infer_free(g->kv);
+    }
+    infer_free(g->tensors);
+}
+
+static infer_status gguf_parse(infer_gguf *g, infer_error *err) {
+    cursor c = {.p = g->data, .size = g->size, .pos = 0, .version = 0, .err = err};
+    g->alignment = INFER_GGUF_DEFAULT_ALIGNMENT;
+    return parse_header(&c, g);
+}
+
+infer_status infer_gguf_open_memory(const void *data, size_t size, unsigned flags, infer_gguf **out,
+                                    infer_error *err) {
+    if (!out || (!data && size)) return set_error(err, INFER_EINVAL, "infer_gguf_open_memory: NULL argument");
+    *out = NULL;
+    infer_gguf *g = infer_calloc(1, sizeof *g);
+    if (!g) return set_error(err, INFER_ENOMEM, "out of memory");
+    g->data = data;
+    g->size = size;
+    g->flags = flags;
+    g->backing = GGUF_BORROWED;
+    infer_status s = gguf_parse(g, err);
+    if (s != INFER_OK) {
+        infer_gguf_close(g);
+        return s;
+    }
+    *out = g;
+    return INFER_OK;
+}
+
+static infer_status read_all(int fd, uint8_t *buf, size_t size, const char *path, infer_error *err) {
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return set_error(err, INFER_EIO, "%s: read failed: %s", path, strerror(errno));
+        if (r == 0) return set_error(err, INFER_EIO, "%s: file shrank while being read", path);
+        got += (size_t)r;
+    }
+    return INFER_OK;
+}
+
+infer_status infer_gguf_open(const char *path, unsigned flags, infer_gguf **out, infer_error *err) {
+    struct stat st;
+    infer_status s;
+    if (!path || !out) return set_error(err, INFER_EINVAL, "infer_gguf_open: NULL argument");
+    *out = NULL;
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return set_error(err, INFER_EIO, "cannot open: %s", strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        s = set_error(err, INFER_EIO, "cannot stat: %s", strerror(errno));
+        close(fd);
+        return s;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return set_error(err, INFER_EIO, "not a regular file");
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        return set_error(err, INFER_EIO, "file too large for this address space");
+    }
+
+    infer_gguf *g = infer_calloc(1, sizeof *g);
+    if (!g) {
+        close(fd);
+        return set_error(err, INFER_ENOMEM, "out of memory");
+    }
+    g->size = (size_t)st.st_size;
+    g->flags = flags;
+    g->backing = GGUF_BORROWED; /* nothing to release yet */
+
+    if (g->size > 0 && !(flags & INFER_GGUF_NO_MMAP)) {
+        void *m = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED) {
+            g->data = m;
+            g->backing = GGUF_MMAP;
+        }
+    }
+    if (g->size > 0 && g->backing != GGUF_MMAP) {
+        uint8_t *buf = infer_malloc(g->size);
+        if (!buf) {
+            s = set_error(err, INFER_ENOMEM, "out of memory reading %zu bytes", g->size);
+            goto fail;
+        }
+        g->data = buf;
+        g->backing = GGUF_HEAP;
+        if ((s = read_all(fd, buf, g->size, "file", err)) != INFER_OK) goto fail;
+    }
+    close(fd);
+    fd = -1;
+
+    if ((s = gguf_parse(g, err)) != INFER_OK) goto fail;
+    *out = g;
+    return INFER_OK;
+
+fail:
+    if (fd >= 0) close(fd);
+    infer_gguf_close(g);
+    return s;
+}
+
+void infer_gguf_close(infer_gguf *g) {
+    if (!g) return;
+    gguf_free_parsed(g);
+    if (g->backing == GGUF_MMAP) munmap((void *)g->data, g->size);
+    else if (g->backing == GGUF_HEAP) infer_free((void *)g->data);
+    infer_free(g);
+}

@@ -1,0 +1,190 @@
+/* gguf_get.c - typed access to a parsed GGUF file. The parse guaranteed
+ * every range; these functions check only indexes and types. */
+#include "gguf_internal.h"
+
+#include <string.h>
+
+uint32_t infer_gguf_version(const infer_gguf *g) { return g->version; }
+uint32_t infer_gguf_alignment(const infer_gguf *g) { return g->alignment; }
+uint64_t infer_gguf_data_offset(const infer_gguf *g) { return g->data_offset; }
+uint64_t infer_gguf_file_size(const infer_gguf *g) { return g->size; }
+const void *infer_gguf_file_data(const infer_gguf *g) { return g->data; }
+uint64_t infer_gguf_kv_count(const infer_gguf *g) { return g->n_kv; }
+uint64_t infer_gguf_tensor_count(const infer_gguf *g) { return g->n_tensors; }
+
+static const gguf_kv *kv_at(const infer_gguf *g, uint64_t i) {
+    return i < g->n_kv ? &g->kv[i] : NULL;
+}
+
+infer_gguf_str infer_gguf_kv_key(const infer_gguf *g, uint64_t i) {
+    const gguf_kv *kv = kv_at(g, i);
+    return kv ? kv->key : (infer_gguf_str){"", 0};
+}
+
+uint32_t infer_gguf_kv_type(const infer_gguf *g, uint64_t i) {
+    const gguf_kv *kv = kv_at(g, i);
+    return kv ? kv->type : INFER_GGUF_VALUE_TYPE_COUNT;
+}
+
+uint32_t infer_gguf_kv_arr_type(const infer_gguf *g, uint64_t i) {
+    const gguf_kv *kv = kv_at(g, i);
+    return kv && kv->type == INFER_GGUF_ARRAY ? kv->arr_type : INFER_GGUF_VALUE_TYPE_COUNT;
+}
+
+uint64_t infer_gguf_kv_arr_count(const infer_gguf *g, uint64_t i) {
+    const gguf_kv *kv = kv_at(g, i);
+    return kv && kv->type == INFER_GGUF_ARRAY ? kv->count : 0;
+}
+
+int64_t infer_gguf_find_key(const infer_gguf *g, const char *key) {
+    size_t n = strlen(key);
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        if (g->kv[i].key.len == n && memcmp(g->kv[i].key.ptr, key, n) == 0) return (int64_t)i;
+    }
+    return -1;
+}
+
+static infer_status type_mismatch(const gguf_kv *kv, uint32_t want, infer_error *err) {
+    char q[96];
+    return set_error(err, INFER_EFORMAT, "key '%s' (offset 0x%llx) has type %s, expected %s",
+                     escape_bytes(kv->key.ptr, kv->key.len, q, sizeof q),
+                     (unsigned long long)kv->offset,
+                     kv->type == INFER_GGUF_ARRAY ? "array" : infer_gguf_type_name(kv->type),
+                     infer_gguf_type_name(want));
+}
+
+static infer_status bad_index(uint64_t i, infer_error *err) {
+    return set_error(err, INFER_EINVAL, "metadata index %llu is out of range", (unsigned long long)i);
+}
+
+infer_status infer_gguf_kv_scalar(const infer_gguf *g, uint64_t i, uint32_t type, void *out,
+                                  infer_error *err) {
+    const gguf_kv *kv = kv_at(g, i);
+    if (!kv) return bad_index(i, err);
+    if (kv->type != type || infer_gguf_type_size(type) == 0) return type_mismatch(kv, type, err);
+    memcpy(out, kv->val, infer_gguf_type_size(type));
+    return INFER_OK;
+}
+
+infer_status infer_gguf_kv_string(const infer_gguf *g, uint64_t i, infer_gguf_str *out,
+                                  infer_error *err) {
+    const gguf_kv *kv = kv_at(g, i);
+    if (!kv) return bad_index(i, err);
+    if (kv->type != INFER_GGUF_STRING) return type_mismatch(kv, INFER_GGUF_STRING, err);
+    *out = kv->str;
+    return INFER_OK;
+}
+
+static infer_status get_by_key(const infer_gguf *g, const char *key, uint32_t type, void *out,
+                               infer_error *err) {
+    int64_t i = infer_gguf_find_key(g, key);
+    if (i < 0) return set_error(err, INFER_ENOTFOUND, "key '%s' not found", key);
+    if (type == INFER_GGUF_STRING) return infer_gguf_kv_string(g, (uint64_t)i, out, err);
+    return infer_gguf_kv_scalar(g, (uint64_t)i, type, out, err);
+}
+
+#define GETTER(fn, ctype, TYPE)                                                              \
+    infer_status fn(const infer_gguf *g, const char *key, ctype *out, infer_error *err) {    \
+        return get_by_key(g, key, TYPE, out, err);                                           \
+    }
+GETTER(infer_gguf_get_u8, uint8_t, INFER_GGUF_UINT8)
+GETTER(infer_gguf_get_i8, int8_t, INFER_GGUF_INT8)
+GETTER(infer_gguf_get_u16, uint16_t, INFER_GGUF_UINT16)
+GETTER(infer_gguf_get_i16, int16_t, INFER_GGUF_INT16)
+GETTER(infer_gguf_get_u32, uint32_t, INFER_GGUF_UINT32)
+GETTER(infer_gguf_get_i32, int32_t, INFER_GGUF_INT32)
+GETTER(infer_gguf_get_u64, uint64_t, INFER_GGUF_UINT64)
+GETTER(infer_gguf_get_i64, int64_t, INFER_GGUF_INT64)
+GETTER(infer_gguf_get_f32, float, INFER_GGUF_FLOAT32)
+GETTER(infer_gguf_get_f64, double, INFER_GGUF_FLOAT64)
+GETTER(infer_gguf_get_str, infer_gguf_str, INFER_GGUF_STRING)
+
+infer_status infer_gguf_get_bool(const infer_gguf *g, const char *key, int *out, infer_error *err) {
+    uint8_t b;
+    infer_status s = get_by_key(g, key, INFER_GGUF_BOOL, &b, err);
+    if (s == INFER_OK) *out = b != 0;
+    return s;
+}
+
+infer_status infer_gguf_get_uint(const infer_gguf *g, const char *key, uint64_t *out,
+                                 infer_error *err) {
+    int64_t i = infer_gguf_find_key(g, key);
+    if (i < 0) return set_error(err, INFER_ENOTFOUND, "key '%s' not found", key);
+    const gguf_kv *kv = &g->kv[i];
+    union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
+            uint64_t u64; int64_t i64; } v;
+    int64_t sv = 0;
+    uint64_t uv = 0;
+    int is_signed = 0;
+    switch (kv->type) {
+    case INFER_GGUF_UINT8: memcpy(&v.u8, kv->val, 1); uv = v.u8; break;
+    case INFER_GGUF_UINT16: memcpy(&v.u16, kv->val, 2); uv = v.u16; break;
+    case INFER_GGUF_UINT32: memcpy(&v.u32, kv->val, 4); uv = v.u32; break;
+    case INFER_GGUF_UINT64: memcpy(&v.u64, kv->val, 8); uv = v.u64; break;
+    case INFER_GGUF_INT8: memcpy(&v.i8, kv->val, 1); sv = v.i8; is_signed = 1; break;
+    case INFER_GGUF_INT16: memcpy(&v.i16, kv->val, 2); sv = v.i16; is_signed = 1; break;
+    case INFER_GGUF_INT32: memcpy(&v.i32, kv->val, 4); sv = v.i32; is_signed = 1; break;
+    case INFER_GGUF_INT64: memcpy(&v.i64, kv->val, 8); sv = v.i64; is_signed = 1; break;
+    default: return type_mismatch(kv, INFER_GGUF_UINT32, err);
+    }
+    if (is_signed) {
+        if (sv < 0) {
+            return set_error(err, INFER_EFORMAT, "key '%s' is negative (%lld)", key, (long long)sv);
+        }
+        uv = (uint64_t)sv;
+    }
+    *out = uv;
+    return INFER_OK;
+}
+
+infer_status infer_gguf_arr_read(const infer_gguf *g, uint64_t i, uint32_t elem_type,
+                                 uint64_t first, uint64_t n, void *dst, infer_error *err) {
+    const gguf_kv *kv = kv_at(g, i);
+    uint64_t end;
+    size_t es = infer_gguf_type_size(elem_type);
+    if (!kv) return bad_index(i, err);
+    if (kv->type != INFER_GGUF_ARRAY || kv->arr_type != elem_type || es == 0) {
+        char q[96];
+        return set_error(err, INFER_EFORMAT, "key '%s' is not an array of %s",
+                         escape_bytes(kv->key.ptr, kv->key.len, q, sizeof q),
+                         infer_gguf_type_name(elem_type));
+    }
+    if (ck_add(first, n, &end) || end > kv->count) {
+        return set_error(err, INFER_EINVAL, "array range [%llu, +%llu) is outside its %llu elements",
+                         (unsigned long long)first, (unsigned long long)n,
+                         (unsigned long long)kv->count);
+    }
+    /* first*es and n*es cannot overflow: count*es was checked at parse. */
+    memcpy(dst, kv->val + first * es, (size_t)(n * es));
+    return INFER_OK;
+}
+
+infer_status infer_gguf_arr_str(const infer_gguf *g, uint64_t i, uint64_t j, infer_gguf_str *out,
+                                infer_error *err) {
+    const gguf_kv *kv = kv_at(g, i);
+    if (!kv) return bad_index(i, err);
+    if (kv->type != INFER_GGUF_ARRAY || kv->arr_type != INFER_GGUF_STRING) {
+        char q[96];
+        return set_error(err, INFER_EFORMAT, "key '%s' is not an array of strings",
+                         escape_bytes(kv->key.ptr, kv->key.len, q, sizeof q));
+    }
+    if (j >= kv->count) {
+        return set_error(err, INFER_EINVAL, "string index %llu is outside the array's %llu",
+                         (unsigned long long)j, (unsigned long long)kv->count);
+    }
+    *out = kv->strs[j];
+    return INFER_OK;
+}
+
+const infer_gguf_tensor *infer_gguf_tensor_at(const infer_gguf *g, uint64_t i) {
+    return i < g->n_tensors ? &g->tensors[i] : NULL;
+}
+
+int64_t infer_gguf_find_tensor(const infer_gguf *g, const char *name) {
+    size_t n = strlen(name);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const infer_gguf_tensor *t = &g->tensors[i];
+        if (t->name.len == n && memcmp(t->name.ptr, name, n) == 0) return (int64_t)i;
+    }
+    return -1;
+}

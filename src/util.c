@@ -1,0 +1,105 @@
+/* util.c - allocator wrappers with failure injection, error formatting. */
+#include "util.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Failure injection: the allocation whose sequence number equals fail_at
+ * fails. Atomic so tests on several threads stay well defined. */
+static _Atomic uint64_t alloc_seq;
+static _Atomic uint64_t fail_at;
+
+void infer_alloc_fail_at(uint64_t k) {
+    atomic_store(&fail_at, k == 0 ? 0 : atomic_load(&alloc_seq) + k);
+}
+
+uint64_t infer_alloc_count(void) { return atomic_load(&alloc_seq); }
+
+static int alloc_should_fail(void) {
+    uint64_t seq = atomic_fetch_add(&alloc_seq, 1) + 1;
+    uint64_t f = atomic_load(&fail_at);
+    return f != 0 && seq == f;
+}
+
+void *infer_malloc(size_t n) {
+    if (alloc_should_fail()) return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *infer_calloc(size_t n, size_t size) {
+    size_t total;
+    if (ck_mul(n, size, &total)) return NULL;
+    if (alloc_should_fail()) return NULL;
+    return calloc(total ? total : 1, 1);
+}
+
+void *infer_malloc_array(size_t n, size_t size) {
+    size_t total;
+    if (ck_mul(n, size, &total)) return NULL;
+    return infer_malloc(total);
+}
+
+void *infer_realloc(void *p, size_t n) {
+    if (alloc_should_fail()) return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void infer_free(void *p) { free(p); }
+
+infer_status set_error(infer_error *err, infer_status status, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        err->status = status;
+    }
+    return status;
+}
+
+char *escape_bytes(const char *s, size_t len, char *out, size_t cap) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    if (cap == 0) return out;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : (c == '\\' ? 2 : 4);
+        if (o + need + 4 > cap) { /* room for "..." and NUL */
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c == '\\') {
+            out[o++] = '\\';
+            out[o++] = '\\';
+        } else if (need == 1) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+const char *infer_status_name(infer_status s) {
+    switch (s) {
+    case INFER_OK: return "OK";
+    case INFER_EINVAL: return "EINVAL";
+    case INFER_EIO: return "EIO";
+    case INFER_EFORMAT: return "EFORMAT";
+    case INFER_EUNSUPPORTED: return "EUNSUPPORTED";
+    case INFER_ENOMEM: return "ENOMEM";
+    case INFER_ECTX_FULL: return "ECTX_FULL";
+    case INFER_EBUSY: return "EBUSY";
+    case INFER_EBACKEND: return "EBACKEND";
+    case INFER_ECANCELLED: return "ECANCELLED";
+    case INFER_ENOTFOUND: return "ENOTFOUND";
+    }
+    return "?";
+}

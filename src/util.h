@@ -1,0 +1,51 @@
+/*
+ * util.h - internal helpers every module uses: checked size arithmetic,
+ * the allocator (with failure injection for tests), and error reporting.
+ */
+#ifndef INFER_UTIL_H
+#define INFER_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infer_gguf.h"
+
+/* ---- checked arithmetic: 1 on overflow, result stored otherwise -------- */
+#define ck_mul(a, b, res) __builtin_mul_overflow((a), (b), (res))
+#define ck_add(a, b, res) __builtin_add_overflow((a), (b), (res))
+
+/* Round x up to a multiple of align (a power of two); 1 on overflow. */
+static inline int ck_align_up(uint64_t x, uint64_t align, uint64_t *res) {
+    uint64_t t;
+    if (ck_add(x, align - 1, &t)) return 1;
+    *res = t & ~(align - 1);
+    return 0;
+}
+
+static inline int is_pow2_u64(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* ---- allocation -------------------------------------------------------- */
+/* Thin wrappers over malloc/calloc/realloc/free (so free() releases what
+ * they return). For tests, infer_alloc_fail_at(k) makes the k-th allocation
+ * from now fail (1 = the next one); 0 turns injection off. */
+void *infer_malloc(size_t n);
+void *infer_calloc(size_t n, size_t size); /* checked n*size */
+void *infer_realloc(void *p, size_t n);
+void *infer_malloc_array(size_t n, size_t size); /* checked n*size, uninitialised */
+void infer_free(void *p);
+void infer_alloc_fail_at(uint64_t k);
+uint64_t infer_alloc_count(void); /* allocations made since start */
+
+/* ---- errors ------------------------------------------------------------ */
+/* Fill err (if not NULL) with status and a printf-style message; returns
+ * status so callers can `return set_error(err, INFER_EFORMAT, ...)`. */
+infer_status set_error(infer_error *err, infer_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Write at most cap-1 bytes of s (len bytes, any content) into out as
+ * printable ASCII: other bytes become \xNN, and an ellipsis marks a cut.
+ * Returns out. Used to quote names from files in messages. */
+char *escape_bytes(const char *s, size_t len, char *out, size_t cap);
+
+#endif
