@@ -1,0 +1,68 @@
+/* testutil.h - helpers shared by the Criterion suites.
+ *
+ * Tests that need ../shared (real models, references, vocabularies) call
+ * SHARED_OR_SKIP(path, "models/x.gguf"): it fills path, or skips the test
+ * with a clear message when the directory is absent (a fresh clone). The
+ * Makefile exports INFER_SHARED; the default is ../shared. */
+#ifndef INFER_TESTUTIL_H
+#define INFER_TESTUTIL_H
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static inline const char *shared_dir(void) {
+    const char *d = getenv("INFER_SHARED");
+    return d && *d ? d : "../shared";
+}
+
+/* 1 and path filled when shared_dir()/rel exists, else 0. */
+static inline int shared_path(char *path, size_t cap, const char *rel) {
+    struct stat st;
+    snprintf(path, cap, "%s/%s", shared_dir(), rel);
+    return stat(path, &st) == 0;
+}
+
+#define SHARED_OR_SKIP(path, rel)                                                         \
+    do {                                                                                  \
+        if (!shared_path((path), sizeof(path), (rel)))                                    \
+            cr_skip_test("needs %s/%s (../shared is absent: skipped)", shared_dir(), (rel)); \
+    } while (0)
+
+/* Whole file into a malloc'd buffer (NULL if unreadable); *size set. */
+static inline void *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    void *buf = NULL;
+    long n;
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)n + 1);
+        if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        }
+        if (buf) {
+            ((char *)buf)[n] = '\0';
+            *size = (size_t)n;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+/* A deterministic generator for seeded random tests (splitmix64). */
+static inline uint64_t test_rng(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform float in [lo, hi). */
+static inline float test_uniform(uint64_t *state, float lo, float hi) {
+    return lo + (hi - lo) * (float)((test_rng(state) >> 40) * (1.0 / 16777216.0));
+}
+
+#endif
