@@ -13,10 +13,10 @@ WERROR  ?= -Werror
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra $(WERROR) -Wshadow \
               -Wno-unused-parameter -Iinclude -Isrc -Ikernels -MMD -MP
-LDLIBS_BASE = -lm -lpthread
+LDLIBS_BASE = -lpcre2-8 -lm -lpthread
 
 # Debian packages each kind of build needs (tools/deps.sh installs or asks).
-DEPS_BUILD = gcc make pkg-config
+DEPS_BUILD = gcc make pkg-config libpcre2-dev
 DEPS_TEST  = libcriterion-dev
 DEPS_FUZZ  = clang libclang-rt-14-dev
 
@@ -89,10 +89,10 @@ fuzz-targets: $(FUZZ_TARGETS) build-fuzz/seeds
 build-fuzz/.deps-fuzz: tools/deps.sh
 	@mkdir -p build-fuzz && ./tools/deps.sh $(DEPS_FUZZ) && touch $@
 build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libinfer.a
-	clang $(FUZZ_CFLAGS) -o $@ $< build-fuzz/libinfer.a -lm -lpthread
+	clang $(FUZZ_CFLAGS) -o $@ $< build-fuzz/libinfer.a -lpcre2-8 -lm -lpthread
 build-fuzz/seeds: fuzz/seeds.c build-fuzz/libinfer.a
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -fsanitize=address,undefined \
-	    -o $@ $< build-fuzz/libinfer.a -lm -lpthread
+	    -o $@ $< build-fuzz/libinfer.a -lpcre2-8 -lm -lpthread
 
 run: all
 	$(B)/infer --inspect $(INFER_SHARED)/models/stories260K.gguf
