@@ -1,0 +1,66 @@
+/*
+ * backend.h - the op interface the forward pass is written against.
+ *
+ * A backend owns the context's activation arena and KV cache. Activations
+ * are addressed by offset (in floats) into the arena, so the same forward
+ * pass drives the CPU (offsets are pointers into host memory) and a GPU
+ * (offsets into one device buffer, ops recorded into a command buffer).
+ * Weights are the model's `weight` views.
+ *
+ * Shapes: a "row" is one token's vector; n is the number of tokens in the
+ * batch, which occupy positions pos0 .. pos0+n-1.
+ */
+#ifndef INFER_BACKEND_H
+#define INFER_BACKEND_H
+
+#include "model.h"
+
+typedef size_t act; /* offset in floats into the arena */
+
+typedef struct backend backend;
+
+typedef struct {
+    /* out[t] = row ids[t] of w, as floats. ids are in range (checked by decode). */
+    void (*get_rows)(backend *b, const weight *w, const int32_t *ids, int n, act out);
+    /* out[r] = x[r] / rms(x[r]) * w, for n_rows rows of w->cols values. */
+    void (*rms_norm)(backend *b, act x, act out, int n_rows, const weight *w, float eps);
+    /* out[t] = W x[t] (+ bias when bias->data), for t < n. */
+    void (*matmul)(backend *b, const weight *w, const weight *bias, act x, act out, int n);
+    /* Rotate the first n_rot dims of each of n_heads heads of size head_dim
+     * in each of n rows, token t at position pos0 + t. */
+    void (*rope)(backend *b, act x, int n, int n_heads, int head_dim, uint32_t pos0);
+    /* Write n rows of k and v into the layer's cache at pos0... */
+    void (*kv_store)(backend *b, int layer, act k, act v, int n, uint32_t pos0);
+    /* Causal attention of n query rows (positions pos0...) over cache
+     * positions 0 .. pos0+t; out[t] = [n_head][hd_v]. */
+    void (*attention)(backend *b, int layer, act q, act out, int n, uint32_t pos0);
+    /* gate[i] = silu(gate[i]) * up[i], i < count. */
+    void (*silu_mul)(backend *b, act gate, act up, size_t count);
+    /* x[i] += y[i], i < count. */
+    void (*add)(backend *b, act x, act y, size_t count);
+    /* Finish the pass (GPU: submit and wait); INFER_EBACKEND on failure. */
+    infer_status (*sync)(backend *b, infer_error *err);
+    /* Host pointer to count floats at off after sync (CPU: the arena). */
+    const float *(*host)(backend *b, act off, size_t count);
+    /* Cache maintenance: move cached positions [src, src+n) to dst and
+     * re-rotate their keys by (dst - src) positions. */
+    void (*kv_move)(backend *b, uint32_t dst, uint32_t src, uint32_t n);
+    void (*free)(backend *b);
+} backend_ops;
+
+struct backend {
+    const backend_ops *ops;
+};
+
+/* What a backend needs to size itself. */
+typedef struct {
+    const infer_model *model;
+    uint32_t n_ctx, n_batch;
+    uint32_t kv_type;     /* F16 or F32 */
+    size_t arena_floats;  /* activations the forward pass lays out */
+    int n_threads;
+} backend_config;
+
+infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_error *err);
+
+#endif

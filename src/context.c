@@ -1,0 +1,146 @@
+/*
+ * context.c - contexts: creation (all memory sized here, once), decode,
+ * logits, cache reset and shift. Thread rule (DESIGN.md 7): one thread at a
+ * time per context; a concurrent call gets INFER_EBUSY, never corrupt state.
+ */
+#include "context.h"
+
+#include <unistd.h>
+
+#include "ref/quants.h"
+
+infer_context_params infer_context_default_params(void) {
+    infer_context_params p = {.n_ctx = 0, .n_batch = 0, .n_threads = 0, .kv_type = INFER_TYPE_F16};
+    return p;
+}
+
+infer_status context_enter(infer_context *c, infer_error *err) {
+    if (!c) return set_error(err, INFER_EINVAL, "NULL context");
+    if (atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire)) {
+        return set_error(err, INFER_EBUSY, "context is in use by another thread");
+    }
+    return INFER_OK;
+}
+
+void context_leave(infer_context *c) { atomic_flag_clear_explicit(&c->busy, memory_order_release); }
+
+infer_status infer_context_new(infer_model *m, const infer_context_params *params, infer_context **out,
+                               infer_error *err) {
+    infer_context_params p = params ? *params : infer_context_default_params();
+    if (!m || !out) return set_error(err, INFER_EINVAL, "infer_context_new: NULL argument");
+    *out = NULL;
+    if (m->vocab_only) return set_error(err, INFER_EINVAL, "model was loaded vocab_only: no weights to run");
+    if (p.kv_type != INFER_TYPE_F16 && p.kv_type != INFER_TYPE_F32) {
+        return set_error(err, INFER_EINVAL, "kv_type must be F16 or F32");
+    }
+    uint32_t n_ctx = p.n_ctx ? p.n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    if (n_ctx > MODEL_MAX_CTX) return set_error(err, INFER_EINVAL, "n_ctx %u is larger than %u", n_ctx, MODEL_MAX_CTX);
+    uint32_t n_batch = p.n_batch ? p.n_batch : (n_ctx < 512 ? n_ctx : 512);
+    if (n_batch > n_ctx) n_batch = n_ctx;
+
+    infer_context *c = infer_calloc(1, sizeof *c);
+    if (!c) return set_error(err, INFER_ENOMEM, "out of memory");
+    atomic_flag_clear(&c->busy);
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    c->kv_type = p.kv_type;
+    if (fwd_layout_init(&m->hp, n_batch, &c->layout) != INFER_OK) {
+        infer_free(c);
+        return set_error(err, INFER_EINVAL, "activation arena size overflows: lower n_batch");
+    }
+    backend_config cfg = {.model = m, .n_ctx = n_ctx, .n_batch = n_batch, .kv_type = p.kv_type,
+                           .arena_floats = c->layout.total, .n_threads = p.n_threads};
+    infer_status s = backend_cpu_new(&cfg, &c->be, err);
+    if (s != INFER_OK) {
+        infer_free(c);
+        return s;
+    }
+    model_retain(m);
+    c->model = m;
+    *out = c;
+    return INFER_OK;
+}
+
+void infer_context_free(infer_context *c) {
+    if (!c) return;
+    c->be->ops->free(c->be);
+    infer_model_release(c->model);
+    infer_free(c);
+}
+
+uint32_t infer_context_n_ctx(const infer_context *c) { return c->n_ctx; }
+uint32_t infer_context_n_past(const infer_context *c) { return c->n_past; }
+
+infer_status context_decode_locked(infer_context *c, const int32_t *ids, size_t n, unsigned flags,
+                                   infer_error *err) {
+    const int all = (flags & INFER_DECODE_ALL_LOGITS) != 0;
+    if (!ids || n == 0) return set_error(err, INFER_EINVAL, "decode: no tokens");
+    if (all && n > c->n_batch) {
+        return set_error(err, INFER_EINVAL, "decode: %zu tokens with all logits exceed n_batch %u", n, c->n_batch);
+    }
+    if (n > c->n_ctx - c->n_past) {
+        return set_error(err, INFER_ECTX_FULL, "context full: %u of %u tokens used, %zu more do not fit",
+                         c->n_past, c->n_ctx, n);
+    }
+    const int32_t nv = (int32_t)c->model->hp.n_vocab;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= nv) {
+            return set_error(err, INFER_EINVAL, "decode: token %zu is id %d, outside the vocabulary (0..%d)", i,
+                             ids[i], nv - 1);
+        }
+    }
+    c->n_logit_rows = 0;
+    for (size_t done = 0; done < n;) {
+        size_t chunk = n - done < c->n_batch ? n - done : c->n_batch;
+        infer_status s = forward(c->be, c->model, &c->layout, ids + done, (int)chunk, c->n_past, all, err);
+        if (s != INFER_OK) return s;
+        c->n_past += (uint32_t)chunk;
+        done += chunk;
+        c->n_logit_rows = all ? chunk : 1;
+    }
+    return INFER_OK;
+}
+
+infer_status infer_decode(infer_context *c, const int32_t *ids, size_t n, unsigned flags, infer_error *err) {
+    infer_status s = context_enter(c, err);
+    if (s != INFER_OK) return s;
+    s = context_decode_locked(c, ids, n, flags, err);
+    context_leave(c);
+    return s;
+}
+
+const float *infer_logits_ith(const infer_context *c, size_t i) {
+    if (!c || i >= c->n_logit_rows) return NULL;
+    size_t nv = c->model->hp.n_vocab;
+    return c->be->ops->host(c->be, c->layout.logits + i * nv, nv);
+}
+
+const float *infer_logits(const infer_context *c) {
+    return c && c->n_logit_rows ? infer_logits_ith(c, c->n_logit_rows - 1) : NULL;
+}
+
+infer_status infer_context_reset(infer_context *c) {
+    infer_status s = context_enter(c, NULL);
+    if (s != INFER_OK) return s;
+    c->n_past = 0;
+    c->n_logit_rows = 0;
+    context_leave(c);
+    return INFER_OK;
+}
+
+infer_status context_shift_locked(infer_context *c, uint32_t n_keep, uint32_t n_discard) {
+    if (n_keep > c->n_past || n_discard > c->n_past - n_keep) return INFER_EINVAL;
+    uint32_t src = n_keep + n_discard, moved = c->n_past - src;
+    if (n_discard && moved) c->be->ops->kv_move(c->be, n_keep, src, moved);
+    c->n_past -= n_discard;
+    c->n_logit_rows = 0;
+    return INFER_OK;
+}
+
+infer_status infer_context_shift(infer_context *c, uint32_t n_keep, uint32_t n_discard) {
+    infer_status s = context_enter(c, NULL);
+    if (s != INFER_OK) return s;
+    s = context_shift_locked(c, n_keep, n_discard);
+    context_leave(c);
+    return s;
+}

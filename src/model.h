@@ -1,0 +1,85 @@
+/*
+ * model.h - a loaded model: validated hyperparameters and weights bound by
+ * role, with their exact shapes and types. Immutable after load and
+ * reference-counted: contexts hold a reference, so the last of
+ * infer_model_release / infer_context_free frees it.
+ */
+#ifndef INFER_MODEL_H
+#define INFER_MODEL_H
+
+#include <stdatomic.h>
+
+#include "infer.h"
+#include "util.h"
+#include "vocab.h"
+
+#define MODEL_MAX_LAYERS 512
+#define MODEL_MAX_CTX (1u << 24)
+
+typedef enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3 } model_arch;
+
+typedef enum {
+    ROPE_NORM = 0, /* pairs (x[2i], x[2i+1]): llama */
+    ROPE_NEOX = 2, /* pairs (x[i], x[i + n_rot/2]): qwen2, qwen3 */
+} rope_mode;
+
+/* A weight: a view of a tensor in the mapped file. A 2-D weight of shape
+ * [cols, rows] (ggml order: ne[0] = cols = the input size) maps an input of
+ * `cols` values to `rows` outputs. */
+typedef struct {
+    const void *data;     /* NULL: absent (optional weights only) */
+    uint32_t type;        /* infer_type */
+    int64_t cols, rows;   /* ne[0], ne[1] (rows 1 for 1-D) */
+    size_t row_bytes;     /* bytes of one row */
+    int32_t index;        /* tensor index in the file (backends key uploads on it) */
+} weight;
+
+typedef struct {
+    weight attn_norm;          /* [n_embd] */
+    weight wq, wk, wv;         /* [n_embd] -> [n_head*hd_k], [n_head_kv*hd_k], [n_head_kv*hd_v] */
+    weight bq, bk, bv;         /* qwen2 biases, 1-D */
+    weight q_norm, k_norm;     /* qwen3 per-head RMSNorm weights [hd_k] */
+    weight wo;                 /* [n_head*hd_v] -> [n_embd] */
+    weight ffn_norm;           /* [n_embd] */
+    weight w_gate, w_up;       /* [n_embd] -> [n_ff] */
+    weight w_down;             /* [n_ff] -> [n_embd] */
+} layer_weights;
+
+typedef struct {
+    uint32_t n_vocab;
+    uint32_t n_ctx_train;
+    uint32_t n_embd;
+    uint32_t n_layer;
+    uint32_t n_head, n_head_kv;
+    uint32_t n_embd_head_k, n_embd_head_v; /* head sizes */
+    uint32_t n_rot;                        /* rotated dimensions per head */
+    uint32_t n_ff;
+    float rms_eps;
+    float rope_freq_base, rope_freq_scale;
+    rope_mode rope_type;
+} model_hparams;
+
+struct infer_model {
+    _Atomic int refs; /* caller's reference + one per context */
+    model_arch arch;
+    char arch_name[16];
+    char desc[96];
+    model_hparams hp;
+    infer_gguf *gguf; /* owns the mapped file the weights point into */
+    infer_vocab *vocab;
+    int vocab_only;
+
+    weight tok_embd;    /* [n_embd] x n_vocab rows */
+    weight output_norm; /* [n_embd] */
+    weight output;      /* [n_embd] -> [n_vocab]; tok_embd when tied */
+    float *rope_freq_factors; /* [n_rot/2] divisors of theta, or NULL */
+    layer_weights *layers;    /* [n_layer] */
+    uint64_t n_params, n_bytes;
+};
+
+void model_retain(infer_model *m);
+
+/* The bytes one activation row of n values takes in vec_dot_type(t). */
+infer_status model_act_row_bytes(uint32_t weight_type, int64_t n, size_t *out);
+
+#endif
