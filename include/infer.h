@@ -39,6 +39,9 @@ infer_model_params infer_model_default_params(void);
  * key or tensor. *out holds one reference. */
 infer_status infer_model_load(const char *path, const infer_model_params *params,
                               infer_model **out, infer_error *err);
+/* The same from a GGUF image in memory, which must outlive the model. */
+infer_status infer_model_load_memory(const void *data, size_t size, const infer_model_params *params,
+                                     infer_model **out, infer_error *err);
 /* Another reference (e.g. for a second thread); release each one. */
 infer_model *infer_model_retain(infer_model *m);
 /* Drop a reference. The model is freed when the last reference and the

@@ -383,18 +383,12 @@ infer_model_params infer_model_default_params(void) {
     return p;
 }
 
-infer_status infer_model_load(const char *path, const infer_model_params *params, infer_model **out,
-                              infer_error *err) {
+/* Everything after the file is open: m->gguf is set, m owns it. */
+static infer_status load_model(infer_model *m, const infer_model_params *params, infer_model **out,
+                               infer_error *err) {
     infer_model_params p = params ? *params : infer_model_default_params();
     infer_status s;
-    if (!path || !out) return set_error(err, INFER_EINVAL, "infer_model_load: NULL argument");
-    *out = NULL;
-    infer_model *m = infer_calloc(1, sizeof *m);
-    if (!m) return set_error(err, INFER_ENOMEM, "out of memory");
-    atomic_init(&m->refs, 1);
     m->vocab_only = p.vocab_only;
-
-    if ((s = infer_gguf_open(path, p.use_mmap ? 0 : INFER_GGUF_NO_MMAP, &m->gguf, err)) != INFER_OK) goto fail;
     if ((s = vocab_load(m->gguf, &m->vocab, err)) != INFER_OK) goto fail;
     m->hp.n_vocab = (uint32_t)vocab_n_tokens(m->vocab);
     if (p.vocab_only) {
@@ -423,6 +417,42 @@ infer_status infer_model_load(const char *path, const infer_model_params *params
 fail:
     free_model(m);
     return s;
+}
+
+static infer_status new_model(infer_model **m, infer_error *err) {
+    *m = infer_calloc(1, sizeof **m);
+    if (!*m) return set_error(err, INFER_ENOMEM, "out of memory");
+    atomic_init(&(*m)->refs, 1);
+    return INFER_OK;
+}
+
+infer_status infer_model_load(const char *path, const infer_model_params *params, infer_model **out,
+                              infer_error *err) {
+    infer_model *m;
+    infer_status s;
+    if (!path || !out) return set_error(err, INFER_EINVAL, "infer_model_load: NULL argument");
+    *out = NULL;
+    if ((s = new_model(&m, err)) != INFER_OK) return s;
+    unsigned flags = params && !params->use_mmap ? INFER_GGUF_NO_MMAP : 0;
+    if ((s = infer_gguf_open(path, flags, &m->gguf, err)) != INFER_OK) {
+        free_model(m);
+        return s;
+    }
+    return load_model(m, params, out, err);
+}
+
+infer_status infer_model_load_memory(const void *data, size_t size, const infer_model_params *params,
+                                     infer_model **out, infer_error *err) {
+    infer_model *m;
+    infer_status s;
+    if (!data || !out) return set_error(err, INFER_EINVAL, "infer_model_load_memory: NULL argument");
+    *out = NULL;
+    if ((s = new_model(&m, err)) != INFER_OK) return s;
+    if ((s = infer_gguf_open_memory(data, size, 0, &m->gguf, err)) != INFER_OK) {
+        free_model(m);
+        return s;
+    }
+    return load_model(m, params, out, err);
 }
 
 void model_retain(infer_model *m) { atomic_fetch_add(&m->refs, 1); }
