@@ -3,6 +3,7 @@
 #   make            libinfer.a and the infer CLI, in build/
 #   make test       build and run the Criterion suite
 #   make asan       everything with ASan+UBSan in build-asan/, suite run under it
+#   make tsan       the threaded tests under ThreadSanitizer, in build-tsan/
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/, with seed corpora
 #   make install PREFIX=/usr/local
 #   make clean
@@ -37,7 +38,7 @@ LDLIBS  = $(LDLIBS_BASE)
 # message when it is absent.
 export INFER_SHARED ?= $(abspath ../shared)
 
-.PHONY: all test asan fuzz install clean deps deps-test deps-fuzz run check
+.PHONY: all test asan tsan fuzz install clean deps deps-test deps-fuzz run check
 
 all: $(B)/libinfer.a $(B)/infer
 
@@ -73,6 +74,13 @@ ASAN_FLAGS = -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omi
 asan:
 	$(MAKE) B=build-asan OPT="$(ASAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" test \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+
+# ThreadSanitizer over the suites that use threads (contexts, shared
+# models, EBUSY). Criterion runs each test in its own process.
+TSAN_FLAGS = -O1 -fsanitize=thread -fno-omit-frame-pointer
+tsan:
+	$(MAKE) B=build-tsan OPT="$(TSAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=thread" build-tsan/test_infer
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build-tsan/test_infer --jobs 1 --filter 'context/*'
 
 # libFuzzer targets with clang; seeds from ../shared model headers and from
 # files made with the project's own writer.

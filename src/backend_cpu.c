@@ -13,7 +13,15 @@
 #include <string.h>
 
 #include "backend.h"
+#include "pool.h"
 #include "ref/quants.h"
+
+/* Per-thread scratch for attention. */
+typedef struct {
+    float *scores;   /* [n_ctx] attention weights of one head */
+    uint16_t *h16;   /* [max(n_ctx, hd)] F16 scratch */
+    float *tmp;      /* [2][max(hd_k, hd_v)] */
+} thread_scratch;
 
 typedef struct {
     backend base;
@@ -26,9 +34,9 @@ typedef struct {
     size_t layer_bytes;
     uint8_t *qact;         /* quantized activation rows [n_batch][qact_row] */
     size_t qact_row;
-    float *scores;         /* [n_ctx] attention weights of one head */
-    uint16_t *h16;         /* [max(n_ctx, hd)] F16 scratch */
-    float *tmp;            /* [2][max(hd_k, hd_v)] */
+    pool *pool;            /* n_threads - 1 workers */
+    thread_scratch *ts;    /* [n_ts] = pool_size */
+    int n_ts;
 } cpu_backend;
 
 #define CPU(b) ((cpu_backend *)(b))
@@ -59,29 +67,55 @@ static void cpu_rms_norm(backend *b, act x, act out, int n_rows, const weight *w
     }
 }
 
+/* One matmul, split over threads: first the activation rows are quantized
+ * (split by token), then the output rows (split by weight row). */
+typedef struct {
+    cpu_backend *c;
+    const weight *w;
+    const float *x;
+    float *out;
+    int n;
+    uint32_t vt;
+    size_t stride; /* bytes between quantized activation rows */
+} matmul_job;
+
+static void matmul_quantize_part(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    int64_t b, e;
+    pool_range(j->n, ith, nth, &b, &e);
+    for (int64_t t = b; t < e; t++) {
+        infer_ref_quantize(j->vt, j->x + (size_t)t * (size_t)j->w->cols, j->c->qact + (size_t)t * j->stride, j->w->cols);
+    }
+}
+
+static void matmul_rows_part(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    const weight *w = j->w;
+    const void *acts = j->vt == INFER_TYPE_F32 ? (const void *)j->x : (const void *)j->c->qact;
+    int64_t b, e;
+    pool_range(w->rows, ith, nth, &b, &e);
+    if (e > b) {
+        infer_ref_matmul(w->type, (const uint8_t *)w->data + (size_t)b * w->row_bytes, w->row_bytes, e - b, w->cols,
+                         acts, j->stride, j->n, j->out + b, (size_t)w->rows);
+    }
+}
+
 static void cpu_matmul(backend *b, const weight *w, const weight *bias, act x, act out, int n) {
     cpu_backend *c = CPU(b);
-    const uint32_t vt = infer_ref_vec_dot_type(w->type);
-    const float *xs = A(b, x);
-    float *o = A(b, out);
-    const void *acts = xs;
-    size_t stride = (size_t)w->cols * sizeof(float);
-    if (vt != INFER_TYPE_F32) {
+    matmul_job j = {.c = c, .w = w, .x = A(b, x), .out = A(b, out), .n = n,
+                    .vt = infer_ref_vec_dot_type(w->type), .stride = (size_t)w->cols * sizeof(float)};
+    if (j.vt != INFER_TYPE_F32) {
         /* The row size was checked against qact_row when the context was made. */
         uint64_t rb = 0;
-        infer_type_row_bytes(vt, (uint64_t)w->cols, &rb);
-        stride = (size_t)rb;
-        for (int t = 0; t < n; t++) {
-            infer_ref_quantize(vt, xs + (size_t)t * (size_t)w->cols, c->qact + (size_t)t * stride, w->cols);
-        }
-        acts = c->qact;
+        infer_type_row_bytes(j.vt, (uint64_t)w->cols, &rb);
+        j.stride = (size_t)rb;
+        pool_run(c->pool, matmul_quantize_part, &j);
     }
-    infer_ref_matmul(w->type, w->data, w->row_bytes, w->rows, w->cols, acts, stride, n, o,
-                     (size_t)w->rows);
+    pool_run(c->pool, matmul_rows_part, &j);
     if (bias && bias->data) {
         const float *bv = bias->data;
         for (int t = 0; t < n; t++) {
-            float *orow = o + (size_t)t * (size_t)w->rows;
+            float *orow = j.out + (size_t)t * (size_t)w->rows;
             for (int64_t i = 0; i < w->rows; i++) orow[i] += bv[i];
         }
     }
@@ -171,51 +205,70 @@ static float key_dot(const cpu_backend *c, const float *q, const uint16_t *q16, 
     return s;
 }
 
-static void cpu_attention(backend *b, int layer, act q, act out, int n, uint32_t pos0) {
-    cpu_backend *c = CPU(b);
+typedef struct {
+    cpu_backend *c;
+    int layer, n;
+    act q, out;
+    uint32_t pos0;
+} attn_job;
+
+/* One head of one query row: softmax(q.K / sqrt(hd)) V over positions 0..pos. */
+static void attend_one(cpu_backend *c, thread_scratch *ts, int layer, const float *qh, float *oh, uint32_t n_kv, int kvh) {
     const model_hparams *hp = c->hp;
     const int hdk = (int)hp->n_embd_head_k, hdv = (int)hp->n_embd_head_v;
-    const int group = (int)(hp->n_head / hp->n_head_kv);
     const float scale = 1.0f / sqrtf((float)hdk);
     const size_t esz = c->kv_type == INFER_TYPE_F32 ? 4 : 2;
-    for (int t = 0; t < n; t++) {
-        const uint32_t n_kv = pos0 + (uint32_t)t + 1; /* causal: positions 0..pos */
-        for (int h = 0; h < (int)hp->n_head; h++) {
-            const int kvh = h / group;
-            const float *qh = A(b, q) + ((size_t)t * hp->n_head + (size_t)h) * (size_t)hdk;
-            float *oh = A(b, out) + ((size_t)t * hp->n_head + (size_t)h) * (size_t)hdv;
-            if (c->kv_type != INFER_TYPE_F32) {
-                for (int d = 0; d < hdk; d++) c->h16[d] = infer_f32_to_f16(qh[d]);
-            }
-            float mx = -INFINITY;
-            for (uint32_t j = 0; j < n_kv; j++) {
-                const uint8_t *kr = k_at(c, layer, j) + (size_t)kvh * (size_t)hdk * esz;
-                float s = key_dot(c, qh, c->h16, kr, hdk) * scale;
-                c->scores[j] = s;
-                if (s > mx) mx = s;
-            }
-            double sum = 0.0;
-            for (uint32_t j = 0; j < n_kv; j++) {
-                float e = expf(c->scores[j] - mx);
-                c->scores[j] = e;
-                sum += (double)e;
-            }
-            const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
-            for (uint32_t j = 0; j < n_kv; j++) {
-                float p = c->scores[j] * inv;
-                /* An F16 V cache multiplies F16 weights, as ggml does. */
-                c->scores[j] = esz == 2 ? infer_f16_to_f32(infer_f32_to_f16(p)) : p;
-            }
-            float *acc = c->tmp, *vrow = c->tmp + hdv;
-            for (int d = 0; d < hdv; d++) acc[d] = 0.0f;
-            for (uint32_t j = 0; j < n_kv; j++) {
-                const uint8_t *vr = v_at(c, layer, j) + (size_t)kvh * (size_t)hdv * esz;
-                cache_get(c->kv_type, vr, vrow, (size_t)hdv);
-                for (int d = 0; d < hdv; d++) acc[d] += c->scores[j] * vrow[d];
-            }
-            memcpy(oh, c->tmp, (size_t)hdv * sizeof(float));
-        }
+    if (c->kv_type != INFER_TYPE_F32) {
+        for (int d = 0; d < hdk; d++) ts->h16[d] = infer_f32_to_f16(qh[d]);
     }
+    float mx = -INFINITY;
+    for (uint32_t j = 0; j < n_kv; j++) {
+        const uint8_t *kr = k_at(c, layer, j) + (size_t)kvh * (size_t)hdk * esz;
+        float s = key_dot(c, qh, ts->h16, kr, hdk) * scale;
+        ts->scores[j] = s;
+        if (s > mx) mx = s;
+    }
+    double sum = 0.0;
+    for (uint32_t j = 0; j < n_kv; j++) {
+        float e = expf(ts->scores[j] - mx);
+        ts->scores[j] = e;
+        sum += (double)e;
+    }
+    const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
+    for (uint32_t j = 0; j < n_kv; j++) {
+        float p = ts->scores[j] * inv;
+        /* An F16 V cache multiplies F16 weights, as ggml does. */
+        ts->scores[j] = esz == 2 ? infer_f16_to_f32(infer_f32_to_f16(p)) : p;
+    }
+    float *acc = ts->tmp, *vrow = ts->tmp + hdv;
+    for (int d = 0; d < hdv; d++) acc[d] = 0.0f;
+    for (uint32_t j = 0; j < n_kv; j++) {
+        const uint8_t *vr = v_at(c, layer, j) + (size_t)kvh * (size_t)hdv * esz;
+        cache_get(c->kv_type, vr, vrow, (size_t)hdv);
+        for (int d = 0; d < hdv; d++) acc[d] += ts->scores[j] * vrow[d];
+    }
+    memcpy(oh, acc, (size_t)hdv * sizeof(float));
+}
+
+static void attention_part(void *arg, int ith, int nth) {
+    attn_job *j = arg;
+    cpu_backend *c = j->c;
+    const model_hparams *hp = c->hp;
+    const int64_t nh = hp->n_head;
+    const int group = (int)(hp->n_head / hp->n_head_kv);
+    int64_t b, e;
+    pool_range((int64_t)j->n * nh, ith, nth, &b, &e);
+    for (int64_t i = b; i < e; i++) {
+        const int t = (int)(i / nh), h = (int)(i % nh);
+        const float *qh = A(&c->base, j->q) + (size_t)i * hp->n_embd_head_k;
+        float *oh = A(&c->base, j->out) + (size_t)i * hp->n_embd_head_v;
+        attend_one(c, &c->ts[ith], j->layer, qh, oh, j->pos0 + (uint32_t)t + 1, h / group);
+    }
+}
+
+static void cpu_attention(backend *b, int layer, act q, act out, int n, uint32_t pos0) {
+    attn_job j = {CPU(b), layer, n, q, out, pos0};
+    pool_run(CPU(b)->pool, attention_part, &j);
 }
 
 static void cpu_silu_mul(backend *b, act gate, act up, size_t count) {
@@ -243,9 +296,10 @@ static void cpu_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
         for (uint32_t i = 0; i < n; i++) {
             /* dst < src: moving in increasing order never overwrites a source. */
             for (uint32_t h = 0; h < hp->n_head_kv; h++) {
-                cache_get(c->kv_type, k_at(c, (int)l, src + i) + h * head_bytes, c->tmp, hp->n_embd_head_k);
-                rope_head(c->m, c->tmp, delta);
-                cache_put(c->kv_type, k_at(c, (int)l, dst + i) + h * head_bytes, c->tmp, hp->n_embd_head_k);
+                float *tmp = c->ts[0].tmp;
+                cache_get(c->kv_type, k_at(c, (int)l, src + i) + h * head_bytes, tmp, hp->n_embd_head_k);
+                rope_head(c->m, tmp, delta);
+                cache_put(c->kv_type, k_at(c, (int)l, dst + i) + h * head_bytes, tmp, hp->n_embd_head_k);
             }
             memmove(v_at(c, (int)l, dst + i), v_at(c, (int)l, src + i), c->v_row);
         }
@@ -258,9 +312,13 @@ static void cpu_free(backend *b) {
     infer_free(c->arena);
     infer_free(c->kv);
     infer_free(c->qact);
-    infer_free(c->scores);
-    infer_free(c->h16);
-    infer_free(c->tmp);
+    pool_free(c->pool);
+    for (int i = 0; c->ts && i < c->n_ts; i++) {
+        infer_free(c->ts[i].scores);
+        infer_free(c->ts[i].h16);
+        infer_free(c->ts[i].tmp);
+    }
+    infer_free(c->ts);
     infer_free(c);
 }
 
@@ -332,10 +390,24 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     c->arena = infer_malloc_array(cfg->arena_floats, sizeof(float));
     c->kv = infer_calloc(kv_bytes, 1);
     c->qact = infer_malloc(qbytes);
-    c->scores = infer_malloc_array(cfg->n_ctx, sizeof(float));
-    c->h16 = infer_malloc_array(n16, sizeof(uint16_t));
-    c->tmp = infer_malloc_array(2 * hd, sizeof(float));
-    if (!c->arena || !c->kv || !c->qact || !c->scores || !c->h16 || !c->tmp) {
+    int bad_ts = !c->arena || !c->kv || !c->qact;
+    infer_status ps = bad_ts ? INFER_ENOMEM : pool_new(cfg->n_threads, &c->pool, err);
+    if (ps != INFER_OK && !bad_ts) {
+        cpu_free(&c->base);
+        return ps;
+    }
+    if (!bad_ts) {
+        c->n_ts = pool_size(c->pool);
+        c->ts = infer_calloc((size_t)c->n_ts, sizeof *c->ts);
+        bad_ts = !c->ts;
+        for (int i = 0; !bad_ts && i < c->n_ts; i++) {
+            c->ts[i].scores = infer_malloc_array(cfg->n_ctx, sizeof(float));
+            c->ts[i].h16 = infer_malloc_array(n16, sizeof(uint16_t));
+            c->ts[i].tmp = infer_malloc_array(2 * hd, sizeof(float));
+            bad_ts = !c->ts[i].scores || !c->ts[i].h16 || !c->ts[i].tmp;
+        }
+    }
+    if (bad_ts) {
         cpu_free(&c->base);
         return set_error(err, INFER_ENOMEM, "out of memory for the context (%zu MiB KV cache, %zu MiB activations)",
                          kv_bytes >> 20, (cfg->arena_floats * sizeof(float)) >> 20);

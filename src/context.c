@@ -48,8 +48,13 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
         infer_free(c);
         return set_error(err, INFER_EINVAL, "activation arena size overflows: lower n_batch");
     }
+    int n_threads = p.n_threads;
+    if (n_threads <= 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = online > 0 ? (int)online : 1;
+    }
     backend_config cfg = {.model = m, .n_ctx = n_ctx, .n_batch = n_batch, .kv_type = p.kv_type,
-                           .arena_floats = c->layout.total, .n_threads = p.n_threads};
+                          .arena_floats = c->layout.total, .n_threads = n_threads};
     infer_status s = backend_cpu_new(&cfg, &c->be, err);
     if (s != INFER_OK) {
         infer_free(c);

@@ -1,0 +1,139 @@
+/*
+ * pool.c - a persistent thread pool: n-1 workers plus the calling thread.
+ * pool_run(fn) has every thread call fn(arg, ith, nth) once and returns
+ * when all have finished. Workers spin briefly on a generation counter (an
+ * op lasts tens of microseconds during generation), then sleep on a
+ * condition variable. No thread is created after pool_new.
+ *
+ * Work is split by the callers into fixed ranges per ith, and every output
+ * element is computed by exactly one thread in the same order whatever nth
+ * is, so results do not depend on the thread count.
+ */
+#include "pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#define SPIN_ITERATIONS 20000
+
+struct pool {
+    int n;                     /* threads including the caller */
+    pthread_t *threads;        /* [n - 1] */
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done_cv;
+    _Atomic uint64_t gen;      /* bumped per job */
+    _Atomic int pending;       /* workers still running the current job */
+    _Atomic int stop;
+    pool_fn fn;                /* the current job (published by gen) */
+    void *arg;
+};
+
+typedef struct {
+    pool *p;
+    int ith;
+} worker_arg;
+
+static void *worker_main(void *v) {
+    worker_arg wa = *(worker_arg *)v;
+    pool *p = wa.p;
+    uint64_t seen = 0;
+    infer_free(v);
+    for (;;) {
+        uint64_t g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
+            if (++spins < SPIN_ITERATIONS) continue;
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->wake, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop)) return NULL;
+        seen = g;
+        p->fn(p->arg, wa.ith, p->n);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+infer_status pool_new(int n_threads, pool **out, infer_error *err) {
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads > POOL_MAX_THREADS) n_threads = POOL_MAX_THREADS;
+    pool *p = infer_calloc(1, sizeof *p);
+    if (!p) return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
+    p->n = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    p->threads = infer_calloc((size_t)n_threads, sizeof *p->threads);
+    if (!p->threads) {
+        pool_free(p);
+        return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
+    }
+    for (int i = 1; i < n_threads; i++) {
+        worker_arg *wa = infer_malloc(sizeof *wa);
+        if (!wa) {
+            pool_free(p);
+            return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
+        }
+        *wa = (worker_arg){p, i};
+        /* Workers read p->n only inside jobs, after this loop has finished. */
+        if (pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
+            infer_free(wa);
+            pool_free(p);
+            return set_error(err, INFER_ENOMEM, "cannot start thread %d of %d", i + 1, n_threads);
+        }
+        p->n = i + 1;
+    }
+    *out = p;
+    return INFER_OK;
+}
+
+int pool_size(const pool *p) { return p ? p->n : 1; }
+
+void pool_run(pool *p, pool_fn fn, void *arg) {
+    if (!p || p->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->arg = arg;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+
+    fn(arg, 0, p->n);
+
+    int spins = 0;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
+        if (++spins < SPIN_ITERATIONS) continue;
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+void pool_free(pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i + 1 < p->n; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done_cv);
+    infer_free(p->threads);
+    infer_free(p);
+}
+
+void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end) {
+    int64_t per = n / nth, rem = n % nth;
+    *begin = (int64_t)ith * per + (ith < rem ? ith : rem);
+    *end = *begin + per + (ith < rem ? 1 : 0);
+}
