@@ -117,4 +117,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(shell find build build-asan build-fuzz -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
