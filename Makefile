@@ -21,7 +21,20 @@ DEPS_BUILD = gcc make pkg-config libpcre2-dev
 DEPS_TEST  = libcriterion-dev
 DEPS_FUZZ  = clang libclang-rt-14-dev
 
-LIB_SRC  = $(filter-out src/main.c src/cli_%.c,$(wildcard src/*.c)) $(wildcard kernels/ref/*.c)
+LIB_SRC  = $(filter-out src/main.c src/cli_%.c,$(wildcard src/*.c)) $(wildcard kernels/ref/*.c) kernels/dispatch.c
+
+# SIMD kernels for the target architecture, each file with its own ISA flags
+# (the dispatch table picks the level at run time).
+TARGET_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq (,$(findstring x86_64,$(TARGET_ARCH)))
+LIB_SRC += $(wildcard kernels/x86/*.c)
+endif
+ifneq (,$(findstring aarch64,$(TARGET_ARCH)))
+LIB_SRC += $(wildcard kernels/arm/*.c)
+endif
+ISA_AVX2   = -mavx2 -mfma -mf16c
+ISA_AVX512 = $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512dq
+ISA_NEON   = -march=armv8.2-a+dotprod+fp16
 CLI_SRC  = src/main.c $(wildcard src/cli_*.c)
 TEST_SRC = $(wildcard tests/*.c)
 
@@ -30,7 +43,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(B)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(B)/obj/%.o)
 
-CFLAGS  = $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+CFLAGS  = $(CFLAGS_BASE) $(EXTRA_CFLAGS) $(ISA_FLAGS)
 LDFLAGS += $(EXTRA_LDFLAGS)
 LDLIBS  = $(LDLIBS_BASE)
 
@@ -50,6 +63,10 @@ $(B)/.deps-test: tools/deps.sh
 $(B)/obj/%.o: %.c | $(B)/.deps-build
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/obj/kernels/x86/avx2%.o: ISA_FLAGS = $(ISA_AVX2)
+$(B)/obj/kernels/x86/avx512%.o: ISA_FLAGS = $(ISA_AVX512)
+$(B)/obj/kernels/arm/%.o: ISA_FLAGS = $(ISA_NEON)
 
 $(B)/libinfer.a: $(LIB_OBJ)
 	@rm -f $@

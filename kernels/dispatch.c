@@ -1,0 +1,150 @@
+/*
+ * dispatch.c - choosing the kernel table once: the best level the CPU runs
+ * (cpuid + xgetbv on x86-64, HWCAP on aarch64), or the one INFER_CPU names.
+ * The reference table wraps kernels/ref and is always there.
+ */
+#include "dispatch.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infer_gguf.h"
+#include "ref/quants.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+extern const kernel_table kernels_avx2;   /* kernels/x86/avx2.c */
+extern const kernel_table kernels_avx512; /* kernels/x86/avx512.c */
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+extern const kernel_table kernels_neon;   /* kernels/arm/neon.c */
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+/* ---- the reference table ------------------------------------------------------ */
+
+static void ref_quantize_act(uint32_t act_type, const float *x, void *y, int64_t n) {
+    infer_ref_quantize(act_type, x, y, n);
+}
+
+static void ref_silu_mul(float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void ref_add(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void ref_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)x[i] * (double)x[i];
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+}
+
+static float ref_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += infer_f16_to_f32(a[i]) * infer_f16_to_f32(b[i]);
+    return s;
+}
+
+static void ref_axpy_f16(float *y, float a, const uint16_t *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * infer_f16_to_f32(x[i]);
+}
+
+const kernel_table kernels_ref = {
+    .isa = INFER_ISA_REF,
+    .name = "ref",
+    .vec_dot_type = infer_ref_vec_dot_type,
+    .quantize_act = ref_quantize_act,
+    .matmul = infer_ref_matmul,
+    .dequantize = infer_ref_dequantize,
+    .silu_mul = ref_silu_mul,
+    .add = ref_add,
+    .rms_norm = ref_rms_norm,
+    .dot_f16 = ref_dot_f16,
+    .axpy_f16 = ref_axpy_f16,
+};
+
+/* ---- what the machine runs ---------------------------------------------------------- */
+
+static int cpu_has(infer_isa isa) {
+    switch (isa) {
+    case INFER_ISA_REF: return 1;
+#if defined(__x86_64__)
+    case INFER_ISA_AVX2:
+    case INFER_ISA_AVX512: {
+        unsigned a, b, c, d;
+        if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+        const int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1, avx = (c >> 28) & 1;
+        if (!osxsave || !avx || !fma || !f16c) return 0;
+        unsigned xlo, xhi;
+        __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+        if ((xlo & 0x6) != 0x6) return 0; /* OS saves XMM and YMM */
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+        const int avx2 = (b >> 5) & 1;
+        if (isa == INFER_ISA_AVX2) return avx2;
+        const int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+        return avx2 && f && bw && vl && (xlo & 0xe6) == 0xe6; /* and opmask/ZMM state */
+    }
+#elif defined(__aarch64__)
+    case INFER_ISA_NEON: return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#endif
+    default: return 0;
+    }
+}
+
+static const kernel_table *table_of(infer_isa isa) {
+    switch (isa) {
+    case INFER_ISA_REF: return &kernels_ref;
+#if defined(__x86_64__)
+    case INFER_ISA_AVX2: return &kernels_avx2;
+    case INFER_ISA_AVX512: return &kernels_avx512;
+#elif defined(__aarch64__)
+    case INFER_ISA_NEON: return &kernels_neon;
+#endif
+    default: return NULL;
+    }
+}
+
+const kernel_table *kernels_for(infer_isa isa) {
+    if ((unsigned)isa >= INFER_ISA_COUNT || !cpu_has(isa)) return NULL;
+    return table_of(isa);
+}
+
+static const kernel_table *chosen;
+static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
+
+static void choose(void) {
+    static const char *const names[INFER_ISA_COUNT] = {"ref", "avx2", "avx512", "neon"};
+    const kernel_table *best = &kernels_ref;
+    for (int i = INFER_ISA_COUNT - 1; i > 0; i--) {
+        if (kernels_for((infer_isa)i)) {
+            best = kernels_for((infer_isa)i);
+            break;
+        }
+    }
+    const char *want = getenv("INFER_CPU");
+    if (want && *want) {
+        int found = 0;
+        for (int i = 0; i < INFER_ISA_COUNT; i++) {
+            if (strcmp(want, names[i]) != 0) continue;
+            found = 1;
+            if (kernels_for((infer_isa)i)) best = kernels_for((infer_isa)i);
+            else fprintf(stderr, "infer: INFER_CPU=%s: not available on this machine, using %s\n", want, best->name);
+        }
+        if (!found) fprintf(stderr, "infer: INFER_CPU=%s: unknown (ref, avx2, avx512, neon), using %s\n", want, best->name);
+    }
+    chosen = best;
+}
+
+const kernel_table *kernels_get(void) {
+    pthread_once(&chosen_once, choose);
+    return chosen;
+}

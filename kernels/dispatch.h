@@ -1,0 +1,69 @@
+/*
+ * dispatch.h - the CPU kernel table: one set of function pointers per
+ * instruction-set level, the best one for this machine chosen once at
+ * start-up (cpuid + xgetbv on x86, HWCAP on aarch64) and forceable with
+ * INFER_CPU=ref|avx2|avx512|neon. The CPU backend calls kernels only
+ * through this table; every entry is tested against kernels/ref.
+ *
+ * Determinism: every kernel computes each output element on one thread, in
+ * an order that does not depend on how the caller splits the work, so
+ * results do not change with the thread count (they may differ slightly
+ * between ISA levels: float sums in another order).
+ */
+#ifndef INFER_KERNELS_DISPATCH_H
+#define INFER_KERNELS_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    INFER_ISA_REF = 0,
+    INFER_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    INFER_ISA_AVX512 = 2, /* AVX-512 F/BW/VL (+ VNNI when present) */
+    INFER_ISA_NEON = 3,   /* aarch64 NEON + dotprod */
+    INFER_ISA_COUNT
+} infer_isa;
+
+typedef struct {
+    infer_isa isa;
+    const char *name; /* "ref", "avx2", "avx512", "neon" */
+
+    /* The activation type paired with a weight type (as infer_ref_vec_dot_type;
+     * a level may pair differently only if its tests prove the same logits
+     * tolerance). INFER_TYPE_COUNT: unsupported. */
+    uint32_t (*vec_dot_type)(uint32_t weight_type);
+
+    /* Quantize n floats to vec_dot_type(weight_type) (n a multiple of its block). */
+    void (*quantize_act)(uint32_t act_type, const float *x, void *y, int64_t n);
+
+    /* out[t * out_stride + r] = dot(row r of W, activation row t), r < n_rows,
+     * t < n_tok; same contract as infer_ref_matmul. Called by several threads
+     * on disjoint row ranges of the same W. */
+    void (*matmul)(uint32_t weight_type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
+                   const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+
+    /* n values of a weight type to float (get_rows). */
+    void (*dequantize)(uint32_t type, const void *src, float *dst, int64_t n);
+
+    /* Elementwise helpers on n floats. */
+    void (*silu_mul)(float *gate, const float *up, size_t n); /* gate = silu(gate) * up */
+    void (*add)(float *x, const float *y, size_t n);          /* x += y */
+    /* y = x * (1/sqrt(mean(x^2) + eps)) * w, sum of squares in double. */
+    void (*rms_norm)(const float *x, const float *w, float *y, int64_t n, float eps);
+    /* dot of n f16 values with n f16 values, and y += a * f16 row (attention). */
+    float (*dot_f16)(const uint16_t *a, const uint16_t *b, int64_t n);
+    void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);
+} kernel_table;
+
+/* The table in use: the best level this machine runs, or INFER_CPU's
+ * choice (an unknown or unsupported INFER_CPU falls back to the best with a
+ * warning on stderr). Chosen once, thread-safely. */
+const kernel_table *kernels_get(void);
+
+/* A level's table, or NULL when this build or this machine lacks it. */
+const kernel_table *kernels_for(infer_isa isa);
+
+/* The reference table (always available). */
+extern const kernel_table kernels_ref;
+
+#endif
