@@ -25,11 +25,11 @@ LIB_SRC  = $(filter-out src/main.c src/cli_%.c,$(wildcard src/*.c)) $(wildcard k
 
 # SIMD kernels for the target architecture, each file with its own ISA flags
 # (the dispatch table picks the level at run time).
-TARGET_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
-ifneq (,$(findstring x86_64,$(TARGET_ARCH)))
+HOST_TRIPLE := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq (,$(findstring x86_64,$(HOST_TRIPLE)))
 LIB_SRC += $(wildcard kernels/x86/*.c)
 endif
-ifneq (,$(findstring aarch64,$(TARGET_ARCH)))
+ifneq (,$(findstring aarch64,$(HOST_TRIPLE)))
 LIB_SRC += $(wildcard kernels/arm/*.c)
 endif
 ISA_AVX2   = -mavx2 -mfma -mf16c
