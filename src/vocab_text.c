@@ -1,0 +1,304 @@
+/*
+ * vocab_text.c - text in, ids out and back: vocab_tokenize (special-token
+ * splitting, then the SPM or BPE tokenizer on each piece of plain text),
+ * vocab_token_to_piece, and the UTF-8 stream that never emits half a
+ * character.
+ */
+#include "vocab_internal.h"
+
+#include <string.h>
+
+/* ---- special-token splitting ---------------------------------------------
+ * As llama.cpp's tokenizer_st_partition: for each special token, longest
+ * first, every plain-text fragment is split at each (leftmost,
+ * non-overlapping) occurrence of its text. User-defined tokens are split out
+ * even when parse_special is off; control and unknown ones only when on. */
+
+typedef struct {
+    size_t off, len; /* plain text [off, off+len) when tok < 0 */
+    int32_t tok;
+} frag;
+
+typedef struct {
+    frag *a;
+    size_t n, cap;
+} frag_list;
+
+static int frag_add(frag_list *l, size_t off, size_t len, int32_t tok) {
+    if (tok < 0 && len == 0) return 0;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16, bytes;
+        if (ck_mul(nc, sizeof(frag), &bytes)) return -1;
+        frag *na = infer_realloc(l->a, bytes);
+        if (!na) return -1;
+        l->a = na;
+        l->cap = nc;
+    }
+    l->a[l->n++] = (frag){off, len, tok};
+    return 0;
+}
+
+static int c_isspace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+static int split_fragment(const infer_vocab *v, const char *text, frag f, int32_t id, frag_list *out) {
+    const char *tt = vocab_text(v, id);
+    size_t tl = v->toks[id].len;
+    unsigned attr = v->toks[id].attr;
+    size_t base = f.off, blen = f.len;
+    for (;;) {
+        const char *m = blen >= tl ? memmem(text + base, blen, tt, tl) : NULL;
+        if (!m) return frag_add(out, base, blen, -1);
+        size_t mo = (size_t)(m - text), left = mo - base;
+        if (attr & ATTR_LSTRIP) {
+            while (left > 0 && c_isspace(text[base + left - 1])) left--;
+        }
+        if (frag_add(out, base, left, -1) || frag_add(out, 0, 0, id)) return -1;
+        size_t rs = mo + tl, rl = base + blen - rs;
+        if (attr & ATTR_RSTRIP) {
+            while (rl > 0 && c_isspace(text[rs])) rs++, rl--;
+        }
+        if (rl == 0) return 0;
+        base = rs;
+        blen = rl;
+    }
+}
+
+static infer_status partition(const infer_vocab *v, const char *text, size_t len, int parse_special,
+                              frag_list *fl, infer_error *err) {
+    frag_list other = {0};
+    uint8_t present[256] = {0};
+    infer_status s = INFER_OK;
+
+    if (len == 0) return INFER_OK;
+    if (frag_add(fl, 0, len, -1)) goto nomem;
+    for (size_t i = 0; i < len; i++) present[(unsigned char)text[i]] = 1;
+
+    for (size_t k = 0; k < v->n_specials; k++) {
+        int32_t id = v->specials[k];
+        const vocab_tok *t = &v->toks[id];
+        if (!parse_special && (t->attr & (ATTR_CONTROL | ATTR_UNKNOWN))) continue;
+        if (t->len > len || !present[(unsigned char)v->text[t->off]]) continue;
+        other.n = 0;
+        for (size_t i = 0; i < fl->n; i++) {
+            frag f = fl->a[i];
+            int r = f.tok >= 0 ? frag_add(&other, f.off, f.len, f.tok) : split_fragment(v, text, f, id, &other);
+            if (r) goto nomem;
+        }
+        frag_list tmp = *fl;
+        *fl = other;
+        other = tmp;
+    }
+    goto out;
+nomem:
+    s = set_error(err, INFER_ENOMEM, "out of memory splitting special tokens");
+out:
+    infer_free(other.a);
+    return s;
+}
+
+/* ---- tokenize ------------------------------------------------------------ */
+
+/* SentencePiece input: optional leading "▁", every space as "▁". */
+static infer_status spm_fragment(const infer_vocab *v, const char *text, size_t len, int prefix,
+                                 vocab_sink *out, char **buf, size_t *cap, infer_error *err) {
+    size_t spaces = 0, need;
+    for (size_t i = 0; i < len; i++) spaces += text[i] == ' ';
+    if (ck_mul(spaces + (size_t)(prefix != 0), (size_t)2, &need) || ck_add(need, len + (prefix != 0), &need)) {
+        return set_error(err, INFER_EINVAL, "text too long to tokenize");
+    }
+    if (need > *cap) {
+        char *nb = infer_realloc(*buf, need);
+        if (!nb) return set_error(err, INFER_ENOMEM, "out of memory for %zu bytes of text", need);
+        *buf = nb;
+        *cap = need;
+    }
+    size_t o = 0;
+    if (prefix) memcpy(*buf, "\xe2\x96\x81", 3), o = 3;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(*buf + o, "\xe2\x96\x81", 3);
+            o += 3;
+        } else {
+            (*buf)[o++] = text[i];
+        }
+    }
+    return vocab_spm_tokenize(v, *buf, o, out, err);
+}
+
+infer_status vocab_tokenize(const infer_vocab *v, const char *text, size_t len, int add_special,
+                            int parse_special, int32_t *ids, size_t cap, size_t *n_out,
+                            infer_error *err) {
+    vocab_sink out = {ids, cap, 0};
+    frag_list fl = {0};
+    char *buf = NULL;
+    size_t buf_cap = 0;
+    infer_status s = INFER_OK;
+
+    if (n_out) *n_out = 0;
+    if (!v || !n_out || (!text && len) || (!ids && cap)) {
+        return set_error(err, INFER_EINVAL, "vocab_tokenize: NULL argument");
+    }
+    if ((s = partition(v, text, len, parse_special, &fl, err)) != INFER_OK) goto done;
+
+    if (add_special && v->add_bos) sink_push(&out, v->bos);
+    int prev_special = 1; /* SPM: a space prefix goes before text that starts the prompt or follows a special */
+    for (size_t i = 0; i < fl.n && s == INFER_OK; i++) {
+        const frag *f = &fl.a[i];
+        if (f->tok >= 0) {
+            sink_push(&out, f->tok);
+            prev_special = 1;
+        } else if (v->type == VOCAB_SPM) {
+            s = spm_fragment(v, text + f->off, f->len, v->add_space_prefix && prev_special, &out, &buf,
+                             &buf_cap, err);
+            prev_special = 0;
+        } else {
+            s = vocab_bpe_tokenize(v, text + f->off, f->len, &out, err);
+        }
+    }
+    if (s != INFER_OK) goto done;
+    if (add_special && v->add_eos) sink_push(&out, v->eos);
+
+    *n_out = out.n;
+    if (out.n > cap) {
+        s = set_error(err, INFER_EINVAL, "the text needs %zu tokens; the buffer holds %zu", out.n, cap);
+    }
+done:
+    infer_free(buf);
+    infer_free(fl.a);
+    return s;
+}
+
+/* ---- detokenize ------------------------------------------------------------ */
+
+typedef struct {
+    char *buf;
+    size_t cap, n;
+} piece_out;
+
+static void put(piece_out *o, const char *s, size_t n) {
+    if (o->n < o->cap) {
+        size_t room = o->cap - o->n;
+        memcpy(o->buf + o->n, s, n < room ? n : room);
+    }
+    o->n = o->n + n < o->n ? SIZE_MAX : o->n + n;
+}
+
+/* llama.cpp's llama_decode_text: GPT-2 stand-ins back to bytes; a code
+ * point outside the map is written as [UNK_BYTE_0x<its utf8 hex><text>]. */
+static void bpe_decode(const char *t, size_t len, piece_out *o) {
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len;) {
+        size_t adv;
+        int64_t c = vocab_utf8_decode((const unsigned char *)t, len, i, &adv);
+        uint32_t cp = c < 0 || c > 0x10ffff ? 0xfffd : (uint32_t)c;
+        int b = vocab_bpe_cp_byte(cp);
+        if (b >= 0) {
+            char ch = (char)b;
+            put(o, &ch, 1);
+        } else {
+            char u[4], h[2];
+            size_t ul = vocab_utf8_put(u, cp);
+            put(o, "[UNK_BYTE_0x", 12);
+            for (size_t k = 0; k < ul; k++) {
+                h[0] = hex[(unsigned char)u[k] >> 4];
+                h[1] = hex[(unsigned char)u[k] & 15];
+                put(o, h, 2);
+            }
+            put(o, t, len);
+            put(o, "]", 1);
+        }
+        i += adv;
+    }
+}
+
+infer_status vocab_token_to_piece(const infer_vocab *v, int32_t id, int render_special, char *buf,
+                                  size_t cap, size_t *len) {
+    piece_out o = {buf, cap, 0};
+    if (len) *len = 0;
+    if (!v || !len || (!buf && cap) || id < 0 || id >= v->n_tokens) return INFER_EINVAL;
+    const vocab_tok *t = &v->toks[id];
+    const char *s = vocab_text(v, id);
+    unsigned attr = t->attr;
+
+    if (!render_special && (attr & (ATTR_UNKNOWN | ATTR_CONTROL))) return INFER_OK;
+    if (attr & (ATTR_UNKNOWN | ATTR_CONTROL | ATTR_USER_DEFINED)) {
+        put(&o, s, t->len);
+    } else if (attr & ATTR_NORMAL) {
+        if (v->type == VOCAB_BPE) {
+            bpe_decode(s, t->len, &o);
+        } else {
+            for (size_t i = 0; i < t->len;) { /* "▁" -> " " */
+                if (t->len - i >= 3 && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
+                    put(&o, " ", 1);
+                    i += 3;
+                } else {
+                    put(&o, s + i, 1);
+                    i++;
+                }
+            }
+        }
+    } else if (attr & ATTR_BYTE) {
+        char b = (char)t->byte;
+        put(&o, &b, 1);
+    }
+    /* unused / undefined tokens render nothing */
+    *len = o.n;
+    return o.n > cap ? INFER_EINVAL : INFER_OK;
+}
+
+/* ---- UTF-8 stream ---------------------------------------------------------- */
+
+/* Bytes of the sequence lead byte c starts, or 1 for a byte that cannot
+ * start one (ASCII, continuation, 0xF8..0xFF): those pass through at once. */
+static size_t seq_len(unsigned char c) {
+    if (c >= 0xc0 && c < 0xe0) return 2;
+    if (c >= 0xe0 && c < 0xf0) return 3;
+    if (c >= 0xf0 && c < 0xf8) return 4;
+    return 1;
+}
+
+static void emit(char *out, size_t cap, size_t *o, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (*o < cap) out[*o] = s[i];
+        (*o)++;
+    }
+}
+
+size_t vocab_utf8_stream_push(vocab_utf8_stream *s, const char *piece, size_t len, char *out,
+                              size_t cap) {
+    size_t o = 0;
+    if (!s || (!piece && len) || (!out && cap)) return 0;
+    if (s->n_pending > 4) s->n_pending = 0; /* a corrupted stream: start over */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)piece[i];
+        if (s->n_pending > 0) {
+            if ((c & 0xc0) == 0x80) {
+                s->pending[s->n_pending++] = (char)c;
+                if (s->n_pending == seq_len((unsigned char)s->pending[0])) {
+                    emit(out, cap, &o, s->pending, s->n_pending);
+                    s->n_pending = 0;
+                }
+                continue;
+            }
+            /* the sequence broke off: what there is goes out as it is */
+            emit(out, cap, &o, s->pending, s->n_pending);
+            s->n_pending = 0;
+        }
+        if (seq_len(c) == 1) {
+            emit(out, cap, &o, (const char *)&piece[i], 1);
+        } else {
+            s->pending[0] = (char)c;
+            s->n_pending = 1;
+        }
+    }
+    return o < cap ? o : cap;
+}
+
+size_t vocab_utf8_stream_flush(vocab_utf8_stream *s, char *out, size_t cap) {
+    size_t o = 0;
+    if (!s || (!out && cap)) return 0;
+    if (s->n_pending > 4) s->n_pending = 0;
+    emit(out, cap, &o, s->pending, s->n_pending);
+    s->n_pending = 0;
+    return o < cap ? o : cap;
+}
