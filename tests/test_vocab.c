@@ -356,7 +356,7 @@ Test(vocab, eog_set_follows_llama_cpp) {
 }
 
 /* Pathological input stays linear: a quarter megabyte of one character. */
-Test(vocab, repeated_characters_tokenize_in_linear_time, .timeout = 120) {
+Test(vocab, repeated_characters_tokenize_in_linear_time) {
     static const char *const names[] = {"llama-spm", "gpt-2", "deepseek-llm"};
     static const char *const pats[] = {"a", " ", "\n", "!", "\xe4\xb8\xad", "\xff"};
     const size_t N = 256 * 1024;

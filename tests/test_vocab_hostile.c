@@ -1,0 +1,994 @@
+/* test_vocab_hostile.c - the tokenizer on vocabularies built to break it
+ * (HOSTILE.md section C), and its behaviour on synthetic vocabularies whose
+ * right answers can be worked out by hand. Everything here is built in
+ * memory with the project's GGUF writer: no shared data needed. */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "util.h"
+#include "vocab.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define VH_LEAK_CHECKS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VH_LEAK_CHECKS 1
+#endif
+#endif
+#ifdef VH_LEAK_CHECKS
+#include <sanitizer/lsan_interface.h>
+#define LEAK_CHECK() \
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (LeakSanitizer report above)")
+#else
+#define LEAK_CHECK() ((void)0)
+#endif
+
+/* ---- building vocabularies -------------------------------------------------- */
+
+static infer_gguf_writer *wnew(void) {
+    infer_gguf_writer *w = NULL;
+    cr_assert_eq(infer_gguf_writer_new(&w, NULL), INFER_OK);
+    return w;
+}
+
+static void wstr(infer_gguf_writer *w, const char *key, const char *val) {
+    cr_assert_eq(infer_gguf_writer_set_str(w, key, val, strlen(val)), INFER_OK);
+}
+
+static void wu32(infer_gguf_writer *w, const char *key, uint32_t val) {
+    cr_assert_eq(infer_gguf_writer_set_u32(w, key, val), INFER_OK);
+}
+
+static void wbool(infer_gguf_writer *w, const char *key, int val) {
+    uint8_t b = (uint8_t)(val != 0);
+    cr_assert_eq(infer_gguf_writer_set(w, key, INFER_GGUF_BOOL, &b), INFER_OK);
+}
+
+/* Finish w (freed), parse it, and load a vocabulary from it. */
+static infer_status open_vocab(infer_gguf_writer *w, infer_vocab **v, infer_error *err) {
+    void *buf = NULL;
+    size_t size = 0;
+    infer_gguf *g = NULL;
+    cr_assert_eq(infer_gguf_writer_finish(w, &buf, &size, NULL), INFER_OK);
+    infer_gguf_writer_free(w);
+    cr_assert_eq(infer_gguf_open_memory(buf, size, 0, &g, NULL), INFER_OK);
+    *v = (infer_vocab *)(uintptr_t)1; /* must be reset on failure */
+    infer_status s = vocab_load(g, v, err);
+    if (s != INFER_OK) cr_assert_null(*v, "vocab_load failed but left a vocabulary");
+    infer_gguf_close(g);
+    free(buf);
+    return s;
+}
+
+/* The SentencePiece test vocabulary: specials, 256 byte tokens, a few pieces. */
+enum { OMIT_MODEL = 1, OMIT_TOKENS = 2, OMIT_SCORES = 4, OMIT_TYPES = 8 };
+enum { SPM_SP = 259, SPM_A, SPM_B, SPM_C, SPM_AB, SPM_SPA, SPM_ABC, SPM_U, SPM_ZH, SPM_X, SPM_N };
+static const struct {
+    const char *text;
+    int32_t type;
+    float score;
+} spm_extra[] = {
+    {"\xe2\x96\x81", 1, -1.0f},   {"a", 1, -2.0f},   {"b", 1, -2.0f},     {"c", 1, -2.0f},
+    {"ab", 1, -0.5f},             {"\xe2\x96\x81" "a", 1, -1.0f},         {"abc", 1, -0.25f},
+    {"<|u|>", 4, 0.0f},           {"\xe4\xb8\xad", 1, -3.0f},             {"x", 1, -2.0f},
+};
+
+static void spm_arrays(char (*texts)[8], const char **strs, int32_t *types, float *scores) {
+    const char *head[] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) strs[i] = head[i], types[i] = i == 0 ? 2 : 3, scores[i] = 0;
+    for (int b = 0; b < 256; b++) {
+        snprintf(texts[b], 8, "<0x%02X>", b);
+        strs[3 + b] = texts[b], types[3 + b] = 6, scores[3 + b] = 0;
+    }
+    for (int i = 0; i < SPM_N - SPM_SP; i++) {
+        strs[SPM_SP + i] = spm_extra[i].text;
+        types[SPM_SP + i] = spm_extra[i].type;
+        scores[SPM_SP + i] = spm_extra[i].score;
+    }
+}
+
+static infer_gguf_writer *spm_writer(unsigned omit) {
+    static char texts[256][8];
+    const char *strs[SPM_N];
+    int32_t types[SPM_N];
+    float scores[SPM_N];
+    spm_arrays(texts, strs, types, scores);
+    infer_gguf_writer *w = wnew();
+    if (!(omit & OMIT_MODEL)) wstr(w, "tokenizer.ggml.model", "llama");
+    if (!(omit & OMIT_TOKENS)) {
+        cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, NULL, SPM_N), INFER_OK);
+    }
+    if (!(omit & OMIT_SCORES)) {
+        cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INFER_GGUF_FLOAT32, scores, SPM_N),
+                     INFER_OK);
+    }
+    if (!(omit & OMIT_TYPES)) {
+        cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, SPM_N),
+                     INFER_OK);
+    }
+    return w;
+}
+
+static infer_vocab *spm_vocab(void) {
+    infer_vocab *v;
+    infer_error err = {0};
+    cr_assert_eq(open_vocab(spm_writer(0), &v, &err), INFER_OK, "%s", err.message);
+    return v;
+}
+
+/* The byte-level BPE test vocabulary: token b (0..255) is byte b's GPT-2
+ * stand-in, then merged pieces and a control token. */
+static uint32_t gpt2_cp(int b) {
+    if (b <= 0x20) return 256u + (uint32_t)b;
+    if (b >= 0x7f && b <= 0xa0) return 256u + 33 + (uint32_t)(b - 0x7f);
+    if (b == 0xad) return 256u + 67;
+    return (uint32_t)b;
+}
+
+static size_t put_utf8(char *o, uint32_t cp) {
+    if (cp < 0x80) return o[0] = (char)cp, 1;
+    o[0] = (char)(0xc0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+}
+
+enum { BPE_AB = 256, BPE_GA, BPE_ABC, BPE_GABC, BPE_EOT, BPE_N };
+#define G "\xc4\xa0" /* Ġ, the stand-in for a space */
+
+static infer_gguf_writer *bpe_writer(const char *pre, unsigned omit) {
+    static char texts[256][4];
+    const char *strs[BPE_N];
+    int32_t types[BPE_N];
+    for (int b = 0; b < 256; b++) {
+        size_t n = put_utf8(texts[b], gpt2_cp(b));
+        texts[b][n] = 0;
+        strs[b] = texts[b];
+        types[b] = 1;
+    }
+    strs[BPE_AB] = "ab", strs[BPE_GA] = G "a", strs[BPE_ABC] = "abc", strs[BPE_GABC] = G "abc";
+    strs[BPE_EOT] = "<|endoftext|>";
+    for (int i = BPE_AB; i < BPE_N; i++) types[i] = 1;
+    types[BPE_EOT] = 3;
+    const char *merges[] = {"a b", G " a", "ab c", "nospace", G "a b"};
+    infer_gguf_writer *w = wnew();
+    if (!(omit & OMIT_MODEL)) wstr(w, "tokenizer.ggml.model", "gpt2");
+    if (pre) wstr(w, "tokenizer.ggml.pre", pre);
+    if (!(omit & OMIT_TOKENS)) {
+        cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, NULL, BPE_N), INFER_OK);
+    }
+    if (!(omit & OMIT_TYPES)) {
+        cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, BPE_N),
+                     INFER_OK);
+    }
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 5), INFER_OK);
+    wu32(w, "tokenizer.ggml.bos_token_id", BPE_EOT);
+    wu32(w, "tokenizer.ggml.eos_token_id", BPE_EOT);
+    return w;
+}
+
+static infer_vocab *bpe_vocab(const char *pre) {
+    infer_vocab *v;
+    infer_error err = {0};
+    cr_assert_eq(open_vocab(bpe_writer(pre, 0), &v, &err), INFER_OK, "%s", err.message);
+    return v;
+}
+
+/* Tokenize and compare with the expected ids (terminated by -1). */
+static void expect_ids(const infer_vocab *v, const char *text, size_t len, int add_special, int parse_special,
+                       const int32_t *want) {
+    int32_t ids[256];
+    size_t n = 0, nw = 0;
+    infer_error err = {0};
+    while (want[nw] >= 0) nw++;
+    cr_assert_eq(vocab_tokenize(v, text, len, add_special, parse_special, ids, 256, &n, &err), INFER_OK, "%s",
+                 err.message);
+    char got[512] = "";
+    for (size_t i = 0, o = 0; i < n && o < sizeof got - 16; i++) o += (size_t)snprintf(got + o, 16, " %d", ids[i]);
+    cr_assert_eq(n, nw, "'%.*s': %zu ids (%s), expected %zu", (int)len, text, n, got, nw);
+    cr_assert_arr_eq(ids, want, n * sizeof *ids, "'%.*s': got%s", (int)len, text, got);
+}
+
+#define IDS(...) ((const int32_t[]){__VA_ARGS__, -1})
+
+/* ---- C.22 tokens ------------------------------------------------------------ */
+
+static void expect_load_error(infer_gguf_writer *w, infer_status want, const char *needle) {
+    infer_vocab *v;
+    infer_error err = {0};
+    infer_status s = open_vocab(w, &v, &err);
+    cr_assert_eq(s, want, "got %s (%s), expected %s", infer_status_name(s), err.message, infer_status_name(want));
+    if (s == INFER_OK) vocab_free(v);
+    if (needle) cr_assert(strstr(err.message, needle), "message '%s' lacks '%s'", err.message, needle);
+    LEAK_CHECK();
+}
+
+Test(vocab_hostile, tokens_missing) {
+    expect_load_error(spm_writer(OMIT_TOKENS), INFER_EFORMAT, "tokenizer.ggml.tokens");
+}
+
+Test(vocab_hostile, tokens_not_an_array) {
+    infer_gguf_writer *w = spm_writer(OMIT_TOKENS);
+    wstr(w, "tokenizer.ggml.tokens", "hello");
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.tokens");
+}
+
+Test(vocab_hostile, tokens_not_strings) {
+    infer_gguf_writer *w = spm_writer(OMIT_TOKENS);
+    int32_t x[SPM_N] = {0};
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.tokens", INFER_GGUF_INT32, x, SPM_N), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.tokens");
+}
+
+Test(vocab_hostile, tokens_empty) {
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", NULL, NULL, 0), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "empty");
+}
+
+Test(vocab_hostile, duplicate_token_is_rejected) {
+    infer_gguf_writer *w = wnew();
+    const char *t[] = {"<unk>", "<s>", "</s>", "a", "b", "a"};
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 6), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "duplicate");
+}
+
+Test(vocab_hostile, empty_token_string_gets_a_placeholder) {
+    infer_gguf_writer *w = wnew();
+    const char *t[] = {"<unk>", "<s>", "</s>", "", "b"};
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 5), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    char piece[32];
+    size_t len;
+    cr_assert_eq(vocab_token_to_piece(v, 3, 0, piece, sizeof piece, &len), INFER_OK);
+    cr_assert(len == 9 && memcmp(piece, "[EMPTY_3]", 9) == 0, "'%.*s'", (int)len, piece);
+    vocab_free(v);
+}
+
+/* ---- C.23 scores / token_type -------------------------------------------------- */
+
+Test(vocab_hostile, scores_of_the_wrong_type) {
+    infer_gguf_writer *w = spm_writer(OMIT_SCORES);
+    uint8_t x[SPM_N] = {0};
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INFER_GGUF_UINT8, x, SPM_N), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.scores");
+    w = spm_writer(OMIT_SCORES);
+    cr_assert_eq(infer_gguf_writer_set_f32(w, "tokenizer.ggml.scores", 1.0f), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.scores");
+}
+
+Test(vocab_hostile, scores_shorter_than_the_vocabulary) {
+    infer_gguf_writer *w = spm_writer(OMIT_SCORES);
+    float x[SPM_N] = {0};
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INFER_GGUF_FLOAT32, x, SPM_N - 1), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.scores");
+}
+
+Test(vocab_hostile, int32_scores_are_accepted_like_llama_cpp) {
+    infer_gguf_writer *w = spm_writer(OMIT_SCORES);
+    int32_t x[SPM_N] = {0};
+    x[SPM_AB] = 5; /* "ab" beats "▁a" now */
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INFER_GGUF_INT32, x, SPM_N), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    expect_ids(v, "ab", 2, 0, 0, IDS(SPM_SP, SPM_AB));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, nan_scores_do_not_break_the_queue) {
+    infer_gguf_writer *w = spm_writer(OMIT_SCORES);
+    float x[SPM_N];
+    for (int i = 0; i < SPM_N; i++) x[i] = NAN;
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.scores", INFER_GGUF_FLOAT32, x, SPM_N), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    int32_t ids[64];
+    size_t n;
+    cr_assert_eq(vocab_tokenize(v, "abc abc", 7, 1, 0, ids, 64, &n, NULL), INFER_OK);
+    cr_assert_gt(n, 1);
+    vocab_free(v);
+}
+
+Test(vocab_hostile, token_type_of_the_wrong_type_or_count) {
+    infer_gguf_writer *w = spm_writer(OMIT_TYPES);
+    float x[SPM_N] = {0};
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_FLOAT32, x, SPM_N), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.token_type");
+    w = spm_writer(OMIT_TYPES);
+    int32_t t[SPM_N] = {0};
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, t, 3), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.token_type");
+}
+
+Test(vocab_hostile, unknown_token_type_values_render_nothing) {
+    infer_gguf_writer *w = spm_writer(OMIT_TYPES);
+    int32_t t[SPM_N];
+    for (int i = 0; i < SPM_N; i++) t[i] = i % 2 ? 77 : -5;
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, t, SPM_N), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    char piece[16];
+    size_t len = 1;
+    cr_assert_eq(vocab_token_to_piece(v, SPM_A, 1, piece, sizeof piece, &len), INFER_OK);
+    cr_assert_eq(len, 0);
+    vocab_free(v);
+}
+
+/* ---- C.27 tokenizer model / pre ----------------------------------------------- */
+
+Test(vocab_hostile, model_missing_or_not_a_string) {
+    expect_load_error(spm_writer(OMIT_MODEL), INFER_EFORMAT, "tokenizer.ggml.model");
+    infer_gguf_writer *w = spm_writer(OMIT_MODEL);
+    wu32(w, "tokenizer.ggml.model", 7);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.model");
+}
+
+Test(vocab_hostile, unknown_model_is_unsupported_and_named) {
+    static const char *const models[] = {"bert", "t5", "rwkv", "no_vocab", ""};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        infer_gguf_writer *w = spm_writer(OMIT_MODEL);
+        wstr(w, "tokenizer.ggml.model", models[i]);
+        expect_load_error(w, INFER_EUNSUPPORTED, "tokenizer.ggml.model");
+    }
+    infer_gguf_writer *w = spm_writer(OMIT_MODEL);
+    cr_assert_eq(infer_gguf_writer_set_str(w, "tokenizer.ggml.model", "ll\x01" "ama\0x", 8), INFER_OK);
+    expect_load_error(w, INFER_EUNSUPPORTED, "ll\\x01ama\\x00x");
+}
+
+Test(vocab_hostile, unknown_pre_is_unsupported_and_named) {
+    expect_load_error(bpe_writer("no-such-pre", 0), INFER_EUNSUPPORTED, "no-such-pre");
+    expect_load_error(bpe_writer("gpt-2|qwen2", 0), INFER_EUNSUPPORTED, "tokenizer.ggml.pre");
+    expect_load_error(bpe_writer("", 0), INFER_OK, NULL); /* empty = absent = default, as llama.cpp */
+    infer_gguf_writer *w = bpe_writer(NULL, 0);
+    wu32(w, "tokenizer.ggml.pre", 3);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.pre");
+}
+
+Test(vocab_hostile, merges_missing_or_not_strings) {
+    infer_gguf_writer *w = wnew();
+    const char *t[] = {"a", "b", "ab"};
+    wstr(w, "tokenizer.ggml.model", "gpt2");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 3), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.merges");
+    w = wnew();
+    wstr(w, "tokenizer.ggml.model", "gpt2");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 3), INFER_OK);
+    uint32_t m[2] = {1, 2};
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.merges", INFER_GGUF_UINT32, m, 2), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.merges");
+}
+
+/* Every pre-tokenizer name infer claims compiles, and splits a text with
+ * letters, digits, punctuation, CJK, whitespace of all kinds and invalid
+ * bytes without error. */
+Test(vocab_hostile, every_supported_pre_tokenizer_works) {
+    static const char *const pres[] = {
+        "default", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
+        "jina-v5-nano", "dbrx", "smaug-bpe", "glm4", "chatglm-bpe", "jais-2", "deepseek-llm", "deepseek-coder",
+        "deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4", "falcon", "starcoder", "refact", "command-r",
+        "smollm", "codeshell", "exaone", "minerva-7b", "mellum2", "gpt-2", "phi-2", "jina-es", "jina-de",
+        "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "exaone4", "jina-v1-en",
+        "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "trillion", "granite-docling", "qwen2",
+        "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open", "grok-2",
+        "qwen35", "poro-chat", "bloom", "gpt3-finnish", "viking", "tekken", "gpt-4o", "llama4", "kanana2",
+        "talkie", "minimax-m2", "granite-embed-multi-97m", "seed-coder", "bailingmoe", "bailingmoe2",
+        "llada-moe", "ufakzeka", "laguna", "exaone-moe", "minicpm5", "chameleon"};
+    const char text[] = "Hello, y'all! 3333 \xe4\xb8\xad\xe6\x96\x87  \t\n\n \xe3\x80\x80x\xc2\x85"
+                        "caf\xc3\xa9 ~~ <sentinel:12> IMGIMGABZ \xed\xa0\x80 \xff\xfe end  ";
+    for (size_t i = 0; i < sizeof pres / sizeof pres[0]; i++) {
+        infer_vocab *v;
+        infer_error err = {0};
+        cr_assert_eq(open_vocab(bpe_writer(pres[i], 0), &v, &err), INFER_OK, "%s: %s", pres[i], err.message);
+        int32_t ids[512];
+        size_t n = 0;
+        cr_assert_eq(vocab_tokenize(v, text, sizeof text - 1, 1, 1, ids, 512, &n, &err), INFER_OK, "%s: %s",
+                     pres[i], err.message);
+        cr_assert_gt(n, 10, "%s", pres[i]);
+        /* byte-level BPE loses nothing: the pieces give the text back, with
+         * each invalid byte as U+FFFD (as llama.cpp) */
+        char out[1024], want[1024];
+        size_t o = 0, wl = 0;
+        for (size_t k = 0; k < n; k++) {
+            size_t pl;
+            cr_assert_eq(vocab_token_to_piece(v, ids[k], 0, out + o, sizeof out - o, &pl), INFER_OK);
+            o += pl;
+        }
+        for (size_t k = 0; k < sizeof text - 1; k++) {
+            if ((unsigned char)text[k] >= 0xfe) memcpy(want + wl, "\xef\xbf\xbd", 3), wl += 3;
+            else want[wl++] = text[k];
+        }
+        cr_assert_eq(o, wl, "%s: %zu bytes back, expected %zu", pres[i], o, wl);
+        cr_assert_arr_eq(out, want, wl, "%s: the text does not come back", pres[i]);
+        vocab_free(v);
+    }
+}
+
+/* ---- C.24 special ids ---------------------------------------------------------- */
+
+Test(vocab_hostile, out_of_range_special_ids_keep_the_default) {
+    infer_gguf_writer *w = spm_writer(0);
+    wu32(w, "tokenizer.ggml.bos_token_id", SPM_N);          /* == n_vocab */
+    wu32(w, "tokenizer.ggml.eos_token_id", UINT32_MAX);     /* -1 as uint32 */
+    int32_t neg = -1;
+    cr_assert_eq(infer_gguf_writer_set(w, "tokenizer.ggml.unknown_token_id", INFER_GGUF_INT32, &neg), INFER_OK);
+    uint64_t huge = 1ull << 40;
+    cr_assert_eq(infer_gguf_writer_set(w, "tokenizer.ggml.padding_token_id", INFER_GGUF_UINT64, &huge), INFER_OK);
+    wu32(w, "tokenizer.ggml.eot_token_id", 123456789);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    cr_assert_eq(vocab_bos(v), 1);
+    cr_assert_eq(vocab_eos(v), 2);
+    cr_assert(vocab_is_eog(v, 2));
+    cr_assert(!vocab_is_eog(v, SPM_N));
+    cr_assert(!vocab_is_eog(v, -1));
+    expect_ids(v, "x", 1, 1, 0, IDS(1, SPM_SP, SPM_X));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, in_range_special_ids_are_used) {
+    infer_gguf_writer *w = spm_writer(0);
+    wu32(w, "tokenizer.ggml.bos_token_id", SPM_C);
+    wu32(w, "tokenizer.ggml.eos_token_id", SPM_B);
+    wbool(w, "tokenizer.ggml.add_eos_token", 1);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    cr_assert_eq(vocab_bos(v), SPM_C);
+    cr_assert(vocab_is_eog(v, SPM_B));
+    cr_assert(vocab_add_eos(v));
+    expect_ids(v, "x", 1, 1, 0, IDS(SPM_C, SPM_SP, SPM_X, SPM_B));
+    expect_ids(v, "x", 1, 0, 0, IDS(SPM_SP, SPM_X));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, special_id_of_a_non_integer_type) {
+    infer_gguf_writer *w = spm_writer(0);
+    cr_assert_eq(infer_gguf_writer_set_f32(w, "tokenizer.ggml.bos_token_id", 1.0f), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.bos_token_id");
+    w = spm_writer(0);
+    wstr(w, "tokenizer.ggml.eos_token_id", "2");
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.eos_token_id");
+    w = spm_writer(0);
+    wu32(w, "tokenizer.ggml.add_bos_token", 1);
+    expect_load_error(w, INFER_EFORMAT, "tokenizer.ggml.add_bos_token");
+}
+
+Test(vocab_hostile, defaults_outside_a_tiny_vocabulary_are_none) {
+    infer_gguf_writer *w = wnew();
+    const char *t[] = {"<unk>", "<s>"};
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 2), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    cr_assert_eq(vocab_bos(v), 1);
+    cr_assert_eq(vocab_eos(v), -1); /* the default 2 does not exist */
+    cr_assert(!vocab_is_eog(v, 2));
+    vocab_free(v);
+    /* a BPE vocabulary's default BOS is 11, which a 3-token one lacks */
+    w = wnew();
+    const char *b[] = {"a", "b", "ab"}, *m[] = {"a b"};
+    wstr(w, "tokenizer.ggml.model", "gpt2");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", b, NULL, 3), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    cr_assert_eq(vocab_bos(v), -1);
+    expect_ids(v, "ab", 2, 1, 0, IDS(2));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, add_bos_without_a_bos_token_is_an_error) {
+    infer_gguf_writer *w = wnew();
+    const char *t[] = {"<unk>"};
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 1), INFER_OK);
+    expect_load_error(w, INFER_EFORMAT, "add_bos_token"); /* llama: add_bos defaults to true */
+    w = wnew();
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 1), INFER_OK);
+    wbool(w, "tokenizer.ggml.add_bos_token", 0);
+    wbool(w, "tokenizer.ggml.add_eos_token", 1);
+    expect_load_error(w, INFER_EFORMAT, "add_eos_token");
+}
+
+/* ---- C.25 huge token strings ------------------------------------------------------ */
+
+Test(vocab_hostile, megabyte_token_string) {
+    const size_t big = 4u << 20;
+    char *huge = malloc(big);
+    cr_assert_not_null(huge);
+    for (size_t i = 0; i < big; i++) huge[i] = (char)('a' + i % 23);
+    const char *strs[] = {"<unk>", "<s>", "</s>", huge, "a"};
+    size_t lens[] = {5, 3, 4, big, 1};
+    int32_t types[] = {2, 3, 3, 4, 1}; /* user-defined: split out of any text */
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, 5), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, 5), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    size_t len = 0;
+    char small[16];
+    cr_assert_eq(vocab_token_to_piece(v, 3, 0, small, sizeof small, &len), INFER_EINVAL);
+    cr_assert_eq(len, big);
+    char *back = malloc(big);
+    cr_assert_eq(vocab_token_to_piece(v, 3, 0, back, big, &len), INFER_OK);
+    cr_assert_eq(len, big);
+    cr_assert_arr_eq(back, huge, big);
+    expect_ids(v, huge, big, 0, 0, IDS(3));
+    /* the same text with a tail: the token, then the tail as text */
+    memcpy(back, huge, big);
+    back[big - 1] = 'A';
+    int32_t ids[64];
+    size_t n;
+    cr_assert_eq(vocab_tokenize(v, back, big, 0, 0, ids, 0, &n, NULL), INFER_EINVAL); /* cap 0 */
+    cr_assert_gt(n, 1000);
+    free(back);
+    free(huge);
+    vocab_free(v);
+}
+
+/* ---- C.26 malformed byte tokens ---------------------------------------------------- */
+
+Test(vocab_hostile, malformed_byte_tokens_are_not_bytes) {
+    const char *t[] = {"<unk>", "<s>", "</s>", "<0x-1>", "<0xZZ>", "<0x1FF>", "<0x4>", "<0x41>", "\xe2\x96\x81",
+                       "<0x>", "<0X42>"};
+    int32_t types[] = {2, 3, 3, 6, 6, 6, 6, 6, 1, 6, 6};
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 11), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, 11), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    int32_t malformed[] = {3, 4, 5, 6, 9, 10};
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+        char piece[16];
+        size_t len = 7;
+        cr_assert_eq(vocab_token_to_piece(v, malformed[i], 1, piece, sizeof piece, &len), INFER_OK);
+        cr_assert_eq(len, 0, "token %d rendered %zu bytes", malformed[i], len);
+    }
+    char piece[4];
+    size_t len;
+    cr_assert_eq(vocab_token_to_piece(v, 7, 0, piece, sizeof piece, &len), INFER_OK);
+    cr_assert(len == 1 && piece[0] == 'A');
+    /* byte fallback: 'A' has <0x41>; 'B' has nothing, so the unknown token */
+    expect_ids(v, "AB", 2, 0, 0, IDS(8, 7, 0));
+    vocab_free(v);
+}
+
+/* ---- C.28 caller buffers ------------------------------------------------------------ */
+
+Test(vocab_hostile, prompt_longer_than_the_buffer_reports_the_size_needed) {
+    infer_vocab *v = spm_vocab();
+    const char *t = "x x x x x x x x x x";
+    size_t n = 0;
+    cr_assert_eq(vocab_tokenize(v, t, strlen(t), 1, 0, NULL, 0, &n, NULL), INFER_EINVAL);
+    cr_assert_eq(n, 21); /* BOS + 10 x "▁" "x" */
+    int32_t ids[32];
+    for (int i = 0; i < 32; i++) ids[i] = -7;
+    infer_error err = {0};
+    cr_assert_eq(vocab_tokenize(v, t, strlen(t), 1, 0, ids, 20, &n, &err), INFER_EINVAL);
+    cr_assert_eq(n, 21);
+    cr_assert(strstr(err.message, "21"), "%s", err.message);
+    cr_assert_eq(ids[0], 1);
+    cr_assert_eq(ids[19], SPM_SP);
+    for (int i = 20; i < 32; i++) cr_assert_eq(ids[i], -7, "wrote past the buffer at %d", i);
+    cr_assert_eq(vocab_tokenize(v, t, strlen(t), 1, 0, ids, 21, &n, NULL), INFER_OK);
+    cr_assert_eq(ids[20], SPM_X);
+    cr_assert_eq(ids[21], -7);
+    vocab_free(v);
+}
+
+Test(vocab_hostile, null_arguments) {
+    infer_vocab *v = spm_vocab();
+    size_t n = 5;
+    int32_t ids[4];
+    cr_assert_eq(vocab_tokenize(NULL, "a", 1, 0, 0, ids, 4, &n, NULL), INFER_EINVAL);
+    cr_assert_eq(vocab_tokenize(v, NULL, 1, 0, 0, ids, 4, &n, NULL), INFER_EINVAL);
+    cr_assert_eq(vocab_tokenize(v, "a", 1, 0, 0, NULL, 4, &n, NULL), INFER_EINVAL);
+    cr_assert_eq(vocab_tokenize(v, "a", 1, 0, 0, ids, 4, NULL, NULL), INFER_EINVAL);
+    cr_assert_eq(vocab_tokenize(v, NULL, 0, 1, 0, ids, 4, &n, NULL), INFER_OK);
+    cr_assert_eq(n, 1); /* BOS only: empty text gets no space prefix */
+    cr_assert_eq(vocab_load(NULL, &v, NULL), INFER_EINVAL);
+    size_t len;
+    cr_assert_eq(vocab_token_to_piece(NULL, 0, 0, NULL, 0, &len), INFER_EINVAL);
+    cr_assert_eq(vocab_token_to_piece(v, SPM_A, 0, NULL, 4, &len), INFER_EINVAL);
+    cr_assert_eq(vocab_token_to_piece(v, SPM_A, 0, NULL, 0, &len), INFER_EINVAL); /* needs 1 */
+    cr_assert_eq(len, 1);
+    cr_assert_eq(vocab_n_tokens(NULL), 0);
+    cr_assert_eq(vocab_bos(NULL), -1);
+    cr_assert(!vocab_is_eog(NULL, 0));
+    vocab_free(NULL);
+    vocab_free(v);
+}
+
+/* ---- C.29 ids out of range --------------------------------------------------------------- */
+
+Test(vocab_hostile, token_to_piece_rejects_ids_out_of_range) {
+    infer_vocab *v = spm_vocab();
+    const int32_t bad[] = {-1, SPM_N, SPM_N + 1, INT32_MIN, INT32_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char piece[16];
+        size_t len = 3;
+        cr_assert_eq(vocab_token_to_piece(v, bad[i], 1, piece, sizeof piece, &len), INFER_EINVAL);
+        cr_assert_eq(len, 0);
+        cr_assert(!vocab_is_eog(v, bad[i]));
+    }
+    vocab_free(v);
+}
+
+/* ---- behaviour on the synthetic vocabularies ------------------------------------------------ */
+
+Test(vocab_hostile, spm_merges_by_score_and_falls_back_to_bytes) {
+    infer_vocab *v = spm_vocab();
+    /* "▁ab": ▁a (-1) and ab (-0.5) compete: ab wins, then nothing pairs */
+    expect_ids(v, "ab", 2, 0, 0, IDS(SPM_SP, SPM_AB));
+    /* "abc" (-0.25) is built from ab + c */
+    expect_ids(v, "abc", 3, 0, 0, IDS(SPM_SP, SPM_ABC));
+    expect_ids(v, "a", 1, 0, 0, IDS(SPM_SPA));
+    /* no token for 'q': its byte; "é" is two byte tokens */
+    expect_ids(v, "q", 1, 0, 0, IDS(SPM_SP, 3 + 'q'));
+    expect_ids(v, "\xc3\xa9", 2, 0, 0, IDS(SPM_SP, 3 + 0xc3, 3 + 0xa9));
+    expect_ids(v, "\xe4\xb8\xad", 3, 0, 0, IDS(SPM_SP, SPM_ZH));
+    /* invalid UTF-8 goes through bytes, never crashes: a lead byte swallows
+     * what follows it, as llama.cpp's character split does */
+    expect_ids(v, "\xe4x", 2, 0, 0, IDS(SPM_SP, 3 + 0xe4, 3 + 'x'));
+    expect_ids(v, "\xff", 1, 0, 0, IDS(SPM_SP, 3 + 0xff));
+    /* spaces are ▁ */
+    expect_ids(v, "a a", 3, 0, 0, IDS(SPM_SPA, SPM_SPA));
+    expect_ids(v, "", 0, 0, 0, IDS(-1));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, spm_space_prefix_can_be_turned_off) {
+    infer_gguf_writer *w = spm_writer(0);
+    wbool(w, "tokenizer.ggml.add_space_prefix", 0);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    expect_ids(v, "ab", 2, 0, 0, IDS(SPM_AB));
+    expect_ids(v, " a", 2, 0, 0, IDS(SPM_SPA));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, special_tokens_split_out_of_the_text) {
+    infer_vocab *v = spm_vocab();
+    /* user-defined: split out even without parse_special */
+    expect_ids(v, "x<|u|>x", 7, 0, 0, IDS(SPM_SP, SPM_X, SPM_U, SPM_SP, SPM_X));
+    /* control: only with parse_special */
+    expect_ids(v, "x</s>", 5, 0, 1, IDS(SPM_SP, SPM_X, 2));
+    expect_ids(v, "</s></s>", 8, 0, 1, IDS(2, 2));
+    int32_t ids[64];
+    size_t n;
+    cr_assert_eq(vocab_tokenize(v, "x</s>", 5, 0, 0, ids, 64, &n, NULL), INFER_OK);
+    for (size_t i = 0; i < n; i++) cr_assert_neq(ids[i], 2);
+    /* unknown-type tokens too */
+    expect_ids(v, "<unk>", 5, 0, 1, IDS(0));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, longer_special_tokens_are_split_first) {
+    const char *t[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "x", "ab", "abc", "bca"};
+    int32_t types[] = {2, 3, 3, 1, 1, 4, 4, 4};
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 8), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, 8), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    /* llama.cpp takes the longest texts first over the whole string, so
+     * "abca" splits as abc + "a"... and ties go by id: abc before bca */
+    expect_ids(v, "abcab", 5, 0, 0, IDS(6, 5));
+    /* 'b' after a special gets the space prefix; it has no token and no
+     * byte token, so <unk> */
+    expect_ids(v, "xbcab", 5, 0, 0, IDS(3, 4, 7, 3, 0));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, phi3_strips_spaces_after_special_tokens) {
+    infer_gguf_writer *w = spm_writer(0);
+    wstr(w, "general.name", "Phi3 mini");
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    /* RSTRIP on user-defined tokens: the spaces after <|u|> go */
+    expect_ids(v, "<|u|>   x", 9, 0, 0, IDS(SPM_U, SPM_SP, SPM_X));
+    vocab_free(v);
+    v = spm_vocab();
+    expect_ids(v, "<|u|> x", 7, 0, 0, IDS(SPM_U, SPM_SP, SPM_SP, SPM_X));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, bpe_merges_by_rank) {
+    infer_vocab *v = bpe_vocab("gpt-2");
+    /* " abc": a+b (rank 0) first, then ab+c (rank 2); Ġ+a (rank 1) is stale */
+    expect_ids(v, " abc", 4, 0, 0, IDS(' ', BPE_ABC));
+    expect_ids(v, "abc", 3, 0, 0, IDS(BPE_ABC));
+    expect_ids(v, " a", 2, 0, 0, IDS(BPE_GA));
+    expect_ids(v, "a b", 3, 0, 0, IDS('a', ' ', 'b'));
+    /* every byte has a token */
+    expect_ids(v, "\x01\x7f", 2, 0, 0, IDS(1, 0x7f));
+    /* an invalid byte is U+FFFD (EF BF BD), as llama.cpp */
+    expect_ids(v, "\xff", 1, 0, 0, IDS(0xef, 0xbf, 0xbd));
+    /* gpt2 vocabularies add no BOS by default */
+    cr_assert(!vocab_add_bos(v));
+    expect_ids(v, "a", 1, 1, 0, IDS('a'));
+    expect_ids(v, "a<|endoftext|>", 14, 0, 1, IDS('a', BPE_EOT));
+    char piece[8];
+    size_t len;
+    cr_assert_eq(vocab_token_to_piece(v, ' ', 0, piece, sizeof piece, &len), INFER_OK);
+    cr_assert(len == 1 && piece[0] == ' ');
+    cr_assert_eq(vocab_token_to_piece(v, BPE_GABC, 0, piece, sizeof piece, &len), INFER_OK);
+    cr_assert(len == 4 && memcmp(piece, " abc", 4) == 0);
+    cr_assert(vocab_is_eog(v, BPE_EOT));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, llama3_pre_tokenizer_ignores_merges_for_whole_words) {
+    infer_vocab *v = bpe_vocab("llama-bpe");
+    expect_ids(v, " abc", 4, 0, 0, IDS(BPE_GABC)); /* the word is a token */
+    cr_assert(vocab_add_bos(v));
+    expect_ids(v, "abc", 3, 1, 0, IDS(BPE_EOT, BPE_ABC));
+    vocab_free(v);
+}
+
+Test(vocab_hostile, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
+    const char *t[] = {"a", "\xe4\xb8\xad", "\xff"};
+    const char *m[] = {"a a"};
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "gpt2");
+    wstr(w, "tokenizer.ggml.pre", "gpt-2");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 3), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    char piece[64];
+    size_t len;
+    cr_assert_eq(vocab_token_to_piece(v, 1, 0, piece, sizeof piece, &len), INFER_OK);
+    const char want[] = "[UNK_BYTE_0xe4b8ad\xe4\xb8\xad]";
+    cr_assert(len == sizeof want - 1 && memcmp(piece, want, len) == 0, "'%.*s'", (int)len, piece);
+    cr_assert_eq(vocab_token_to_piece(v, 2, 0, piece, sizeof piece, &len), INFER_OK);
+    const char want2[] = "[UNK_BYTE_0xefbfbd\xff]";
+    cr_assert(len == sizeof want2 - 1 && memcmp(piece, want2, len) == 0, "'%.*s'", (int)len, piece);
+    /* text with no tokens at all yields nothing, not garbage */
+    expect_ids(v, "zz", 2, 0, 0, IDS(-1));
+    vocab_free(v);
+}
+
+/* A synthetic vocabulary of 150000 tokens: the hash map keeps loading fast. */
+Test(vocab_hostile, large_vocabulary_loads_fast) {
+    const int n = 150000;
+    char **strs = malloc((size_t)n * sizeof *strs);
+    char *store = malloc((size_t)n * 12);
+    cr_assert(strs && store);
+    for (int i = 0; i < n; i++) {
+        strs[i] = store + (size_t)i * 12;
+        snprintf(strs[i], 12, "t%u", (unsigned)i % 1000000u);
+    }
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "llama");
+    wbool(w, "tokenizer.ggml.add_space_prefix", 0);
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)strs, NULL,
+                                               (uint64_t)n), INFER_OK);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_assert_lt(dt, 3.0, "%.2f s", dt);
+    expect_ids(v, "t149999", 7, 0, 0, IDS(149999));
+    vocab_free(v);
+    free(strs);
+    free(store);
+}
+
+/* A quarter megabyte of one character, and of two alternating ones. */
+Test(vocab_hostile, pathological_text_is_not_quadratic) {
+    const size_t N = 256 * 1024;
+    char *buf = malloc(N);
+    int32_t *ids = malloc((N * 4 + 16) * sizeof *ids);
+    infer_vocab *vs[] = {spm_vocab(), bpe_vocab("gpt-2"), bpe_vocab("llama-bpe"), bpe_vocab("deepseek-llm")};
+    static const char *const pats[] = {"a", " ", "ab", "\xff", "\xe3\x80\x80", " \n", "'s", "1"};
+    for (size_t k = 0; k < 4; k++) {
+        for (size_t p = 0; p < sizeof pats / sizeof pats[0]; p++) {
+            size_t pl = strlen(pats[p]), len = 0, n = 0;
+            while (len + pl <= N) memcpy(buf + len, pats[p], pl), len += pl;
+            infer_error err = {0};
+            cr_assert_eq(vocab_tokenize(vs[k], buf, len, 1, 1, ids, N * 4 + 16, &n, &err), INFER_OK, "%s",
+                         err.message);
+            cr_assert_gt(n, 0);
+        }
+        vocab_free(vs[k]);
+    }
+    free(buf);
+    free(ids);
+}
+
+/* ---- allocation failure ----------------------------------------------------------------------- */
+
+/* Fail the k-th allocation of vocab_load for every k it makes: each run
+ * ends in INFER_ENOMEM with nothing leaked, or (when the failed allocation
+ * was optional, like PCRE2's JIT) in a vocabulary that works. */
+static void alloc_fail_sweep(infer_gguf_writer *w, const char *text, const int32_t *want) {
+    void *buf = NULL;
+    size_t size = 0;
+    infer_gguf *g = NULL;
+    infer_vocab *v = NULL;
+    cr_assert_eq(infer_gguf_writer_finish(w, &buf, &size, NULL), INFER_OK);
+    infer_gguf_writer_free(w);
+    cr_assert_eq(infer_gguf_open_memory(buf, size, 0, &g, NULL), INFER_OK);
+    uint64_t c0 = infer_alloc_count();
+    cr_assert_eq(vocab_load(g, &v, NULL), INFER_OK);
+    uint64_t total = infer_alloc_count() - c0;
+    expect_ids(v, text, strlen(text), 1, 1, want);
+    uint64_t c1 = infer_alloc_count();
+    int32_t ids[64];
+    size_t n;
+    cr_assert_eq(vocab_tokenize(v, text, strlen(text), 1, 1, ids, 64, &n, NULL), INFER_OK);
+    uint64_t tok_allocs = infer_alloc_count() - c1;
+    cr_assert_gt(tok_allocs, 0);
+    /* tokenizing under injection */
+    for (uint64_t k = 1; k <= tok_allocs; k++) {
+        infer_error err = {0};
+        infer_alloc_fail_at(k);
+        infer_status s = vocab_tokenize(v, text, strlen(text), 1, 1, ids, 64, &n, &err);
+        infer_alloc_fail_at(0);
+        cr_assert(s == INFER_ENOMEM || s == INFER_OK, "k=%llu: %s", (unsigned long long)k, infer_status_name(s));
+        if (s == INFER_OK) expect_ids(v, text, strlen(text), 1, 1, want);
+    }
+    vocab_free(v);
+    cr_assert_gt(total, 5);
+    int failures = 0;
+    for (uint64_t k = 1; k <= total; k++) {
+        infer_error err = {0};
+        v = (infer_vocab *)(uintptr_t)1;
+        infer_alloc_fail_at(k);
+        infer_status s = vocab_load(g, &v, &err);
+        infer_alloc_fail_at(0);
+        if (s == INFER_OK) {
+            expect_ids(v, text, strlen(text), 1, 1, want);
+            vocab_free(v);
+        } else {
+            cr_assert_eq(s, INFER_ENOMEM, "k=%llu: %s (%s)", (unsigned long long)k, infer_status_name(s),
+                         err.message);
+            cr_assert_null(v);
+            failures++;
+        }
+    }
+    cr_assert_gt(failures, 5);
+    infer_gguf_close(g);
+    free(buf);
+    LEAK_CHECK();
+}
+
+Test(vocab_hostile, allocation_failure_spm) {
+    alloc_fail_sweep(spm_writer(0), "abc x</s>", IDS(1, SPM_SP, SPM_ABC, SPM_SP, SPM_X, 2));
+}
+
+Test(vocab_hostile, allocation_failure_bpe) {
+    alloc_fail_sweep(bpe_writer("deepseek-llm", 0), " abc<|endoftext|>", IDS(' ', BPE_ABC, BPE_EOT));
+}
+
+/* ---- threads ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const infer_vocab *v;
+    int ok;
+} thread_arg;
+
+static void *tokenize_many(void *p) {
+    thread_arg *a = p;
+    const int32_t want[] = {' ', BPE_ABC, ' ', BPE_AB, 'z'};
+    a->ok = 1;
+    for (int i = 0; i < 2000 && a->ok; i++) {
+        int32_t ids[16];
+        size_t n = 0;
+        if (vocab_tokenize(a->v, " abc abz", 8, 0, 0, ids, 16, &n, NULL) != INFER_OK || n != 5 ||
+            memcmp(ids, want, sizeof want) != 0) {
+            a->ok = 0;
+        }
+    }
+    return NULL;
+}
+
+Test(vocab_hostile, one_vocabulary_many_threads) {
+    infer_vocab *v = bpe_vocab("gpt-2");
+    pthread_t th[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){v, 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, tokenize_many, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert(args[i].ok, "thread %d saw a wrong tokenization", i);
+    }
+    vocab_free(v);
+}
+
+/* ---- UTF-8 stream --------------------------------------------------------------------------------- */
+
+Test(vocab_hostile, utf8_stream_emits_whole_characters) {
+    vocab_utf8_stream s = {0};
+    char out[64];
+    cr_assert_eq(vocab_utf8_stream_push(&s, "a\xc3", 2, out, sizeof out), 1);
+    cr_assert_eq(out[0], 'a');
+    cr_assert_eq(vocab_utf8_stream_push(&s, "\xa9", 1, out, sizeof out), 2);
+    cr_assert(memcmp(out, "\xc3\xa9", 2) == 0);
+    /* a four-byte emoji, one byte per piece */
+    const char emoji[] = "\xf0\x9f\x99\x82";
+    for (int i = 0; i < 3; i++) cr_assert_eq(vocab_utf8_stream_push(&s, emoji + i, 1, out, sizeof out), 0);
+    cr_assert_eq(vocab_utf8_stream_push(&s, emoji + 3, 1, out, sizeof out), 4);
+    cr_assert(memcmp(out, emoji, 4) == 0);
+    /* a sequence that breaks off goes out as it is, then the new byte */
+    cr_assert_eq(vocab_utf8_stream_push(&s, "\xe4\xb8", 2, out, sizeof out), 0);
+    cr_assert_eq(vocab_utf8_stream_push(&s, "x", 1, out, sizeof out), 3);
+    cr_assert(memcmp(out, "\xe4\xb8x", 3) == 0);
+    /* stray continuation bytes and 0xFF pass straight through */
+    cr_assert_eq(vocab_utf8_stream_push(&s, "\x80\xff", 2, out, sizeof out), 2);
+    /* flush gives back an unfinished tail */
+    cr_assert_eq(vocab_utf8_stream_push(&s, "\xe4", 1, out, sizeof out), 0);
+    cr_assert_eq(vocab_utf8_stream_flush(&s, out, sizeof out), 1);
+    cr_assert_eq((unsigned char)out[0], 0xe4);
+    cr_assert_eq(vocab_utf8_stream_flush(&s, out, sizeof out), 0);
+    /* a short buffer is never overrun */
+    cr_assert_eq(vocab_utf8_stream_push(&s, "abcdef", 6, out, 3), 3);
+}
+
+/* Valid UTF-8 cut at random places: every chunk out is whole characters and
+ * the chunks put together are the text. */
+Test(vocab_hostile, utf8_stream_random_splits) {
+    uint64_t rng = 42;
+    for (int round = 0; round < 200; round++) {
+        char text[512], got[600];
+        size_t tl = 0, gl = 0;
+        while (tl < 480) {
+            uint32_t cp;
+            switch (test_rng(&rng) % 4) {
+            case 0: cp = 0x20 + test_rng(&rng) % 0x5f; break;
+            case 1: cp = 0x80 + test_rng(&rng) % 0x780; break;
+            case 2: cp = 0x800 + test_rng(&rng) % 0xd000; break;
+            default: cp = 0x10000 + test_rng(&rng) % 0x100000; break;
+            }
+            if (cp < 0x80) text[tl++] = (char)cp;
+            else if (cp < 0x800) text[tl++] = (char)(0xc0 | (cp >> 6)), text[tl++] = (char)(0x80 | (cp & 0x3f));
+            else if (cp < 0x10000) {
+                text[tl++] = (char)(0xe0 | (cp >> 12));
+                text[tl++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                text[tl++] = (char)(0x80 | (cp & 0x3f));
+            } else {
+                text[tl++] = (char)(0xf0 | (cp >> 18));
+                text[tl++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                text[tl++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                text[tl++] = (char)(0x80 | (cp & 0x3f));
+            }
+        }
+        vocab_utf8_stream s = {0};
+        for (size_t i = 0; i < tl;) {
+            size_t pl = 1 + test_rng(&rng) % 5;
+            if (pl > tl - i) pl = tl - i;
+            char chunk[16];
+            size_t n = vocab_utf8_stream_push(&s, text + i, pl, chunk, pl + 8);
+            /* the chunk starts and ends on character boundaries */
+            if (n > 0) {
+                cr_assert_neq((unsigned char)chunk[0] & 0xc0, 0x80);
+                size_t k = 0;
+                while (k < n) {
+                    unsigned char c = (unsigned char)chunk[k];
+                    size_t cl = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+                    cr_assert_leq(k + cl, n, "a chunk ends inside a character");
+                    k += cl;
+                }
+            }
+            memcpy(got + gl, chunk, n);
+            gl += n;
+            i += pl;
+        }
+        gl += vocab_utf8_stream_flush(&s, got + gl, sizeof got - gl);
+        cr_assert_eq(gl, tl);
+        cr_assert_arr_eq(got, text, tl);
+    }
+}
