@@ -99,28 +99,34 @@ tsan:
 	$(MAKE) B=build-tsan OPT="$(TSAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=thread" build-tsan/test_infer
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build-tsan/test_infer --jobs 1 --filter 'context/*'
 
-# libFuzzer targets with clang; seeds from ../shared model headers and from
-# files made with the project's own writer.
-FUZZ_TARGETS = $(patsubst fuzz/%.c,build-fuzz/%,$(filter-out fuzz/seeds.c,$(wildcard fuzz/fuzz_*.c)))
+# libFuzzer targets with clang: every fuzz/fuzz_NAME.c becomes
+# build-fuzz/fuzz_NAME, its corpus build-fuzz/corpus/NAME. tools/fuzz-seeds.sh
+# seeds build-fuzz/corpus/gguf with files made by build-fuzz/make-seeds (the
+# project's own writer) and the headers of the models in ../shared. Run with
+#   build-fuzz/fuzz_gguf -max_total_time=60 build-fuzz/corpus/gguf
+# The library is built without -Werror here: clang may warn where gcc does not.
+FUZZ_TARGETS = $(patsubst fuzz/%.c,build-fuzz/%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_CORPORA = $(patsubst build-fuzz/fuzz_%,build-fuzz/corpus/%,$(FUZZ_TARGETS))
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Ikernels \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: | build-fuzz/.deps-fuzz
-	$(MAKE) B=build-fuzz CC=clang OPT="-O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
-	    build-fuzz/libinfer.a
+	$(MAKE) B=build-fuzz CC=clang WERROR= \
+	    OPT="-O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" build-fuzz/libinfer.a
 	$(MAKE) fuzz-targets
-	./tools/fuzz-seeds.sh build-fuzz/seeds "$(INFER_SHARED)"
+	mkdir -p $(FUZZ_CORPORA)
+	MAKE_SEEDS=build-fuzz/make-seeds ./tools/fuzz-seeds.sh build-fuzz/corpus "$(INFER_SHARED)"
 
-fuzz-targets: $(FUZZ_TARGETS) build-fuzz/seeds
+fuzz-targets: $(FUZZ_TARGETS) build-fuzz/make-seeds
 build-fuzz/.deps-fuzz: tools/deps.sh
 	@mkdir -p build-fuzz && ./tools/deps.sh $(DEPS_FUZZ) && touch $@
 build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libinfer.a
-	clang $(FUZZ_CFLAGS) -o $@ $< build-fuzz/libinfer.a -lpcre2-8 -lm -lpthread
-build-fuzz/seeds: fuzz/seeds.c build-fuzz/libinfer.a
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -fsanitize=address,undefined \
-	    -o $@ $< build-fuzz/libinfer.a -lpcre2-8 -lm -lpthread
+	clang $(FUZZ_CFLAGS) -o $@ $< build-fuzz/libinfer.a $(LDLIBS_BASE)
+build-fuzz/make-seeds: fuzz/seeds.c build-fuzz/libinfer.a
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Ikernels \
+	    -fsanitize=fuzzer-no-link,address,undefined -o $@ $< build-fuzz/libinfer.a $(LDLIBS_BASE)
 
 run: all
-	$(B)/infer --inspect $(INFER_SHARED)/models/stories260K.gguf
+	$(B)/infer $(INFER_SHARED)/models/stories260K.gguf -p "Once upon a time" -n 128 --temp 0
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
