@@ -24,6 +24,7 @@ typedef struct {
     const synth_params *p;
     infer_gguf_writer *w;
     uint64_t rng;
+    int set_done;   /* p->set_key was written */
     float *buf;     /* scratch floats for the largest tensor */
     uint8_t *qbuf;  /* scratch for its quantized bytes */
 } synth;
@@ -52,6 +53,7 @@ static infer_status hooked(synth *s, const char *key, int *skip) {
     }
     if (p->set_key && !strcmp(p->set_key, key)) {
         *skip = 1;
+        s->set_done = 1;
         if (p->set_type == INFER_GGUF_STRING) {
             const char *v = p->set_value;
             return infer_gguf_writer_set_str(s->w, key, v, p->set_len ? p->set_len : strlen(v));
@@ -224,7 +226,13 @@ static infer_status write_metadata(synth *s) {
     snprintf(key, sizeof key, "%s.rope.freq_base", p->arch);
     TRY(put_f32(s, key, 10000.0f));
 #undef TRY
-    return write_vocab(s);
+    if ((st = write_vocab(s)) != INFER_OK) return st;
+    /* A set_key the model does not otherwise have is added at the end. */
+    if (p->set_key && !s->set_done) {
+        int skip;
+        return hooked(s, p->set_key, &skip);
+    }
+    return INFER_OK;
 }
 
 infer_status synth_model(const synth_params *p, void **out, size_t *size, infer_error *err) {

@@ -1,0 +1,340 @@
+/*
+ * test_context.c - contexts: a full context refuses more tokens and keeps
+ * its cache; ids out of range are refused; no allocation in the token
+ * loop; lifetimes (a model released under a live context); threads (EBUSY
+ * on a busy context, shared models giving identical results); context
+ * shift equivalent to re-decoding the kept tokens.
+ */
+#include <math.h>
+#include <pthread.h>
+
+#include "infer.h"
+#include "synth.h"
+#include "testutil.h"
+
+static void *g_buf;
+static size_t g_size;
+
+/* A small synthetic model, shared by the tests of one process. */
+static infer_model *load_synth(void) {
+    infer_error err = {0};
+    if (!g_buf) {
+        synth_params p = synth_default_params();
+        p.std = 0.2f; /* sharper logits than the default */
+        cr_assert_eq(synth_model(&p, &g_buf, &g_size, &err), INFER_OK, "%s", err.message);
+    }
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load_memory(g_buf, g_size, NULL, &m, &err), INFER_OK, "%s", err.message);
+    return m;
+}
+
+static infer_context *new_ctx(infer_model *m, uint32_t n_ctx, uint32_t kv_type) {
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.kv_type = kv_type;
+    infer_context *c = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    return c;
+}
+
+static void ids_for(int32_t *ids, size_t n, uint32_t seed) {
+    for (size_t i = 0; i < n; i++) ids[i] = (int32_t)(3 + (i * 7919u + seed * 104729u) % 290u);
+}
+
+Test(context, full_context_refused_and_cache_kept) {
+    infer_model *m = load_synth();
+    infer_context *a = new_ctx(m, 16, INFER_TYPE_F16), *b = new_ctx(m, 16, INFER_TYPE_F16);
+    int32_t ids[17];
+    infer_error err = {0};
+    ids_for(ids, 17, 1);
+    cr_assert_eq(infer_decode(a, ids, 10, 0, &err), INFER_OK);
+    cr_assert_eq(infer_decode(a, ids + 10, 7, 0, &err), INFER_ECTX_FULL);
+    cr_expect(strstr(err.message, "context full") != NULL, "%s", err.message);
+    cr_assert_eq(infer_context_n_past(a), 10);
+    /* The refused call changed nothing: going on matches a fresh run. */
+    cr_assert_eq(infer_decode(a, ids + 10, 6, 0, &err), INFER_OK);
+    cr_assert_eq(infer_decode(b, ids, 16, 0, &err), INFER_OK);
+    cr_assert_eq(memcmp(infer_logits(a), infer_logits(b), (size_t)infer_model_n_vocab(m) * sizeof(float)), 0);
+    cr_assert_eq(infer_context_n_past(a), 16);
+    cr_assert_eq(infer_decode(a, ids, 1, 0, &err), INFER_ECTX_FULL);
+    infer_context_free(a);
+    infer_context_free(b);
+    infer_model_release(m);
+}
+
+Test(context, token_ids_out_of_range_refused) {
+    infer_model *m = load_synth();
+    infer_context *c = new_ctx(m, 32, INFER_TYPE_F16);
+    infer_error err = {0};
+    int32_t bad[] = {5, 300}, neg[] = {-1};
+    cr_assert_eq(infer_decode(c, bad, 2, 0, &err), INFER_EINVAL);
+    cr_assert_eq(infer_decode(c, neg, 1, 0, &err), INFER_EINVAL);
+    cr_assert_eq(infer_context_n_past(c), 0);
+    cr_assert_null(infer_logits(c));
+    char piece[64];
+    size_t len;
+    cr_assert_eq(infer_token_to_piece(m, 300, 0, piece, sizeof piece, &len), INFER_EINVAL);
+    cr_assert_eq(infer_token_to_piece(m, -5, 0, piece, sizeof piece, &len), INFER_EINVAL);
+    infer_context_free(c);
+    infer_model_release(m);
+}
+
+Test(context, all_logits_batch_larger_than_n_batch_refused) {
+    infer_model *m = load_synth();
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_batch = 8;
+    infer_context *c = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK);
+    int32_t ids[20];
+    ids_for(ids, 20, 2);
+    cr_assert_eq(infer_decode(c, ids, 20, INFER_DECODE_ALL_LOGITS, &err), INFER_EINVAL);
+    /* Without all logits, long inputs go through in batches. */
+    cr_assert_eq(infer_decode(c, ids, 20, 0, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(infer_context_n_past(c), 20);
+    infer_context_free(c);
+    infer_model_release(m);
+}
+
+/* Batched prompt processing gives the same logits as token-by-token. */
+Test(context, batch_equals_one_at_a_time) {
+    infer_model *m = load_synth();
+    infer_context *a = new_ctx(m, 64, INFER_TYPE_F32), *b = new_ctx(m, 64, INFER_TYPE_F32);
+    int32_t ids[24];
+    infer_error err = {0};
+    ids_for(ids, 24, 3);
+    cr_assert_eq(infer_decode(a, ids, 24, INFER_DECODE_ALL_LOGITS, &err), INFER_OK);
+    size_t nv = (size_t)infer_model_n_vocab(m);
+    for (int i = 0; i < 24; i++) {
+        cr_assert_eq(infer_decode(b, ids + i, 1, 0, &err), INFER_OK);
+        const float *x = infer_logits_ith(a, (size_t)i), *y = infer_logits(b);
+        for (size_t v = 0; v < nv; v++) cr_assert_float_eq(x[v], y[v], 1e-5, "token %d logit %zu", i, v);
+    }
+    infer_context_free(a);
+    infer_context_free(b);
+    infer_model_release(m);
+}
+
+static int count_piece(void *user, int32_t tok, const char *text, size_t len) {
+    (*(size_t *)user) += len;
+    return 0;
+}
+
+/* No allocation in the token loop: generating 4 or 40 tokens costs the
+ * same number of allocations (the loop's buffers are made before it). */
+Test(context, no_allocation_in_the_token_loop) {
+    infer_model *m = load_synth();
+    infer_error err = {0};
+    uint64_t used[2];
+    const size_t lens[2] = {4, 40};
+    for (int r = 0; r < 2; r++) {
+        infer_context *c = new_ctx(m, 128, INFER_TYPE_F16);
+        infer_sampler *s = NULL;
+        infer_sampler_params sp = infer_sampler_default_params();
+        sp.seed = 3;
+        sp.repeat_penalty = 1.1f;
+        cr_assert_eq(infer_sampler_new(m, &sp, &s, &err), INFER_OK);
+        int32_t prompt[] = {1, 40, 41, 42};
+        infer_generate_params gp = {.n_predict = lens[r]};
+        infer_generate_stats st;
+        size_t bytes = 0;
+        uint64_t before = infer_alloc_count();
+        cr_assert_eq(infer_generate(c, s, prompt, 4, &gp, count_piece, &bytes, &st, &err), INFER_OK, "%s", err.message);
+        used[r] = infer_alloc_count() - before;
+        cr_assert(st.n_generated >= 1);
+        /* Plain decode steps allocate nothing at all. */
+        before = infer_alloc_count();
+        for (int i = 0; i < 10; i++) {
+            int32_t t = infer_sampler_sample(s, infer_logits(c));
+            if (infer_decode(c, &t, 1, 0, &err) != INFER_OK) break;
+        }
+        cr_assert_eq(infer_alloc_count(), before, "decode/sample allocated");
+        infer_sampler_free(s);
+        infer_context_free(c);
+    }
+    cr_assert_eq(used[0], used[1], "4 tokens: %llu allocations, 40 tokens: %llu", (unsigned long long)used[0],
+                 (unsigned long long)used[1]);
+    infer_model_release(m);
+}
+
+/* Rule 6: releasing the model under a live context defers the free. */
+Test(context, model_released_while_context_lives) {
+    infer_model *m = load_synth();
+    infer_context *c = new_ctx(m, 32, INFER_TYPE_F16);
+    infer_model_release(m); /* the context's reference keeps it alive */
+    int32_t ids[4] = {1, 50, 60, 70};
+    infer_error err = {0};
+    cr_assert_eq(infer_decode(c, ids, 4, 0, &err), INFER_OK, "%s", err.message);
+    cr_assert_not_null(infer_logits(c));
+    infer_context_free(c); /* frees the model too: ASan reports any leak or use after free */
+}
+
+/* Rule 7: a second thread calling into a busy context gets EBUSY. */
+typedef struct {
+    infer_context *c;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int inside, tried;
+    infer_status other;
+} busy_state;
+
+static int hold_inside(void *user, int32_t tok, const char *text, size_t len) {
+    busy_state *b = user;
+    pthread_mutex_lock(&b->mu);
+    b->inside = 1;
+    pthread_cond_broadcast(&b->cv);
+    while (!b->tried) pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    return 1; /* stop generating */
+}
+
+static void *call_while_busy(void *arg) {
+    busy_state *b = arg;
+    pthread_mutex_lock(&b->mu);
+    while (!b->inside) pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    int32_t tok = 5;
+    infer_error err = {0};
+    b->other = infer_decode(b->c, &tok, 1, 0, &err);
+    pthread_mutex_lock(&b->mu);
+    b->tried = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+Test(context, second_thread_gets_ebusy) {
+    infer_model *m = load_synth();
+    busy_state b = {.c = new_ctx(m, 64, INFER_TYPE_F16), .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    infer_sampler *s = NULL;
+    infer_error err = {0};
+    infer_sampler_params sp = infer_sampler_default_params();
+    sp.temp = 0.0f;
+    cr_assert_eq(infer_sampler_new(m, &sp, &s, &err), INFER_OK);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, call_while_busy, &b), 0);
+    int32_t prompt[] = {1, 259, 260, 261}; /* words with text, so the callback runs */
+    infer_generate_params gp = {.n_predict = 50};
+    infer_status st = infer_generate(b.c, s, prompt, 4, &gp, hold_inside, &b, NULL, &err);
+    pthread_join(th, NULL);
+    cr_assert_eq(st, INFER_OK, "%s", err.message);
+    cr_assert_eq(b.inside, 1, "the callback never ran");
+    cr_assert_eq(b.other, INFER_EBUSY, "second thread got %s", infer_status_name(b.other));
+    /* Free again afterwards. */
+    int32_t tok = 5;
+    cr_assert_eq(infer_decode(b.c, &tok, 1, 0, &err), INFER_OK);
+    infer_sampler_free(s);
+    infer_context_free(b.c);
+    infer_model_release(m);
+}
+
+/* Several contexts on several threads sharing one model produce exactly
+ * what one thread alone produces. */
+typedef struct {
+    infer_model *m;
+    int32_t out[48];
+    uint64_t seed;
+} worker;
+
+static void *run_worker(void *arg) {
+    worker *w = arg;
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    infer_context *c = NULL;
+    infer_sampler *s = NULL;
+    infer_sampler_params sp = infer_sampler_default_params();
+    sp.seed = w->seed;
+    if (infer_context_new(w->m, &cp, &c, NULL) != INFER_OK || infer_sampler_new(w->m, &sp, &s, NULL) != INFER_OK) {
+        infer_context_free(c);
+        return NULL;
+    }
+    int32_t tok = 1;
+    for (int i = 0; i < 48; i++) {
+        if (infer_decode(c, &tok, 1, 0, NULL) != INFER_OK) break;
+        tok = w->out[i] = infer_sampler_sample(s, infer_logits(c));
+        infer_sampler_accept(s, tok);
+    }
+    infer_sampler_free(s);
+    infer_context_free(c);
+    return NULL;
+}
+
+Test(context, threads_sharing_a_model_match_one_thread) {
+    infer_model *m = load_synth();
+    worker alone = {.m = m, .seed = 11};
+    run_worker(&alone);
+    worker ws[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        ws[i] = (worker){.m = m, .seed = 11};
+        cr_assert_eq(pthread_create(&th[i], NULL, run_worker, &ws[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    infer_model_release(m);
+    for (int i = 0; i < 4; i++) cr_assert_arr_eq(ws[i].out, alone.out, sizeof alone.out, "thread %d differs", i);
+}
+
+/* A context shift keeps the first n_keep tokens and slides the rest; by
+ * RoPE's relative positions the next logits then match a fresh decode of
+ * the kept tokens (up to float rounding, with an F32 cache). Exactly so only
+ * for one layer: deeper layers' cached K/V of the kept tokens were computed
+ * attending to the dropped ones. */
+Test(context, shift_matches_fresh_decode_of_kept_tokens) {
+    synth_params p = synth_default_params();
+    p.n_layer = 1;
+    p.std = 0.2f;
+    void *buf;
+    size_t size;
+    infer_error e0 = {0};
+    cr_assert_eq(synth_model(&p, &buf, &size, &e0), INFER_OK);
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &e0), INFER_OK, "%s", e0.message);
+    infer_context *a = new_ctx(m, 32, INFER_TYPE_F32), *b = new_ctx(m, 32, INFER_TYPE_F32);
+    int32_t ids[20], kept[12];
+    infer_error err = {0};
+    ids_for(ids, 20, 4);
+    cr_assert_eq(infer_decode(a, ids, 20, 0, &err), INFER_OK);
+    cr_assert_eq(infer_context_shift(a, 4, 8), INFER_OK); /* drop ids[4..12) */
+    cr_assert_eq(infer_context_n_past(a), 12);
+    memcpy(kept, ids, 4 * sizeof *ids);
+    memcpy(kept + 4, ids + 12, 8 * sizeof *ids);
+    int32_t next = 77;
+    cr_assert_eq(infer_decode(a, &next, 1, 0, &err), INFER_OK);
+    cr_assert_eq(infer_decode(b, kept, 12, 0, &err), INFER_OK);
+    cr_assert_eq(infer_decode(b, &next, 1, 0, &err), INFER_OK);
+    const float *x = infer_logits(a), *y = infer_logits(b);
+    for (int v = 0; v < infer_model_n_vocab(m); v++) cr_assert_float_eq(x[v], y[v], 2e-4, "logit %d: %g vs %g", v, x[v], y[v]);
+    cr_assert_eq(infer_context_shift(a, 10, 10), INFER_EINVAL);
+    infer_context_free(a);
+    infer_context_free(b);
+    infer_model_release(m);
+    free(buf);
+}
+
+/* generate with context_shift keeps going past n_ctx; without it, stops. */
+Test(context, generate_stops_or_shifts_when_full) {
+    infer_model *m = load_synth();
+    infer_error err = {0};
+    for (int shift = 0; shift < 2; shift++) {
+        infer_context *c = new_ctx(m, 24, INFER_TYPE_F16);
+        infer_sampler *s = NULL;
+        infer_sampler_params sp = infer_sampler_default_params();
+        sp.seed = 5;
+        cr_assert_eq(infer_sampler_new(m, &sp, &s, &err), INFER_OK);
+        int32_t prompt[] = {1, 270, 271};
+        infer_generate_params gp = {.n_predict = 60, .context_shift = shift, .n_keep = 1};
+        infer_generate_stats st;
+        size_t bytes = 0;
+        cr_assert_eq(infer_generate(c, s, prompt, 3, &gp, count_piece, &bytes, &st, &err), INFER_OK, "%s", err.message);
+        if (st.stopped_by != INFER_STOP_EOG) {
+            if (shift) cr_expect_eq(st.n_generated, 60);
+            else cr_expect_eq(st.stopped_by, INFER_STOP_CTX_FULL);
+        }
+        cr_assert_leq(infer_context_n_past(c), 24);
+        infer_sampler_free(s);
+        infer_context_free(c);
+    }
+    infer_model_release(m);
+}
