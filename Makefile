@@ -92,12 +92,15 @@ asan:
 	$(MAKE) B=build-asan OPT="$(ASAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=address,undefined" test \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
 
-# ThreadSanitizer over the suites that use threads (contexts, shared
-# models, EBUSY). Criterion runs each test in its own process.
+# ThreadSanitizer over the threaded scenarios (shared models, EBUSY,
+# release under a live context, concurrent tokenization). A plain program:
+# Criterion's process arena cannot start under TSan.
 TSAN_FLAGS = -O1 -fsanitize=thread -fno-omit-frame-pointer
 tsan:
-	$(MAKE) B=build-tsan OPT="$(TSAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=thread" build-tsan/test_infer
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build-tsan/test_infer --jobs 1 --filter 'context/*'
+	$(MAKE) B=build-tsan OPT="$(TSAN_FLAGS)" EXTRA_LDFLAGS="-fsanitize=thread" build-tsan/libinfer.a
+	$(CC) $(CFLAGS_BASE) $(TSAN_FLAGS) -o build-tsan/test_threads tests/tsan/test_threads.c \
+	    build-tsan/libinfer.a -fsanitize=thread $(LDLIBS)
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 build-tsan/test_threads
 
 # libFuzzer targets with clang: every fuzz/fuzz_NAME.c becomes
 # build-fuzz/fuzz_NAME, its corpus build-fuzz/corpus/NAME. tools/fuzz-seeds.sh

@@ -1,0 +1,226 @@
+/*
+ * test_threads.c - the threaded scenarios of DESIGN.md rules 6 and 7, as a
+ * plain program so that ThreadSanitizer can run it (Criterion's process
+ * arena cannot start under TSan). `make tsan` builds it with
+ * -fsanitize=thread and runs it; any race report fails the run.
+ *
+ *  - several contexts on several threads sharing one model give the same
+ *    tokens as one thread alone (each context with a 2-thread pool);
+ *  - a second thread calling into a busy context gets INFER_EBUSY;
+ *  - the last reference to a model dropped on another thread while a
+ *    context still decodes;
+ *  - tokenizing concurrently with one shared vocabulary.
+ *
+ * Last line: "N passed, M failed".
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infer.h"
+#include "synth.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                              \
+    do {                                                              \
+        if (cond) {                                                   \
+            passed++;                                                 \
+        } else {                                                      \
+            failed++;                                                 \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);      \
+            fprintf(stderr, __VA_ARGS__);                             \
+            fputc('\n', stderr);                                      \
+        }                                                             \
+    } while (0)
+
+static void *g_buf;
+static size_t g_size;
+
+static infer_model *load(void) {
+    infer_model *m = NULL;
+    infer_error err;
+    if (infer_model_load_memory(g_buf, g_size, NULL, &m, &err) != INFER_OK) {
+        fprintf(stderr, "load: %s\n", err.message);
+        exit(2);
+    }
+    return m;
+}
+
+/* ---- shared model, many contexts ------------------------------------------------ */
+
+typedef struct {
+    infer_model *m;
+    int32_t out[32];
+    int ok;
+} worker;
+
+static void *run_worker(void *arg) {
+    worker *w = arg;
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    infer_context *c = NULL;
+    infer_sampler *s = NULL;
+    infer_sampler_params sp = infer_sampler_default_params();
+    sp.seed = 11;
+    if (infer_context_new(w->m, &cp, &c, NULL) == INFER_OK && infer_sampler_new(w->m, &sp, &s, NULL) == INFER_OK) {
+        int32_t tok = 1;
+        w->ok = 1;
+        for (int i = 0; i < 32 && w->ok; i++) {
+            w->ok = infer_decode(c, &tok, 1, 0, NULL) == INFER_OK;
+            tok = w->out[i] = infer_sampler_sample(s, infer_logits(c));
+            infer_sampler_accept(s, tok);
+        }
+    }
+    infer_sampler_free(s);
+    infer_context_free(c);
+    return NULL;
+}
+
+static void shared_model_many_contexts(void) {
+    infer_model *m = load();
+    worker alone = {.m = m};
+    run_worker(&alone);
+    CHECK(alone.ok, "single-thread run failed");
+    worker ws[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        ws[i] = (worker){.m = m};
+        pthread_create(&th[i], NULL, run_worker, &ws[i]);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        CHECK(ws[i].ok && !memcmp(ws[i].out, alone.out, sizeof alone.out), "thread %d differs from one thread alone", i);
+    }
+    infer_model_release(m);
+}
+
+/* ---- EBUSY ------------------------------------------------------------------------------ */
+
+typedef struct {
+    infer_context *c;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int inside, tried;
+    infer_status other;
+} busy_state;
+
+static int hold_inside(void *user, int32_t tok, const char *text, size_t len) {
+    busy_state *b = user;
+    pthread_mutex_lock(&b->mu);
+    b->inside = 1;
+    pthread_cond_broadcast(&b->cv);
+    while (!b->tried) pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    return 1;
+}
+
+static void *call_while_busy(void *arg) {
+    busy_state *b = arg;
+    pthread_mutex_lock(&b->mu);
+    while (!b->inside) pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    int32_t tok = 5;
+    infer_status s = infer_decode(b->c, &tok, 1, 0, NULL);
+    infer_status r = infer_context_reset(b->c);
+    pthread_mutex_lock(&b->mu);
+    b->other = s == INFER_EBUSY && r == INFER_EBUSY ? INFER_EBUSY : INFER_OK;
+    b->tried = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+static void busy_context(void) {
+    infer_model *m = load();
+    busy_state b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    infer_sampler *s = NULL;
+    infer_sampler_params sp = infer_sampler_default_params();
+    sp.temp = 0.0f;
+    if (infer_context_new(m, &cp, &b.c, NULL) != INFER_OK || infer_sampler_new(m, &sp, &s, NULL) != INFER_OK) exit(2);
+    pthread_t th;
+    pthread_create(&th, NULL, call_while_busy, &b);
+    int32_t prompt[] = {1, 259, 260, 261};
+    infer_generate_params gp = {.n_predict = 50};
+    infer_status st = infer_generate(b.c, s, prompt, 4, &gp, hold_inside, &b, NULL, NULL);
+    if (!b.inside) { /* no text came out: release the other thread */
+        pthread_mutex_lock(&b.mu);
+        b.inside = 1;
+        pthread_cond_broadcast(&b.cv);
+        pthread_mutex_unlock(&b.mu);
+    }
+    pthread_join(th, NULL);
+    CHECK(st == INFER_OK, "generate failed");
+    CHECK(b.other == INFER_EBUSY, "second thread did not get EBUSY");
+    int32_t tok = 5;
+    CHECK(infer_decode(b.c, &tok, 1, 0, NULL) == INFER_OK, "context not usable after the busy call");
+    infer_sampler_free(s);
+    infer_context_free(b.c);
+    infer_model_release(m);
+}
+
+/* ---- release on another thread ---------------------------------------------------------- */
+
+static void *release_model(void *arg) {
+    infer_model_release(arg);
+    return NULL;
+}
+
+static void release_under_live_context(void) {
+    infer_model *m = load();
+    infer_context *c = NULL;
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 32;
+    if (infer_context_new(m, &cp, &c, NULL) != INFER_OK) exit(2);
+    pthread_t th;
+    pthread_create(&th, NULL, release_model, m);
+    int32_t ids[8] = {1, 40, 41, 42, 43, 44, 45, 46};
+    infer_status s = infer_decode(c, ids, 8, 0, NULL);
+    pthread_join(th, NULL);
+    CHECK(s == INFER_OK, "decode while the model was released");
+    CHECK(infer_decode(c, ids, 1, 0, NULL) == INFER_OK, "decode after the release");
+    infer_context_free(c);
+}
+
+/* ---- concurrent tokenization ---------------------------------------------------------------- */
+
+static void *tokenize_many(void *arg) {
+    infer_model *m = arg;
+    int32_t ids[256];
+    size_t n;
+    for (int i = 0; i < 200; i++) {
+        if (infer_tokenize(m, "abc def ghi jkl", 15, INFER_TOKENIZE_ADD_SPECIAL, ids, 256, &n, NULL) != INFER_OK) return m;
+    }
+    return NULL;
+}
+
+static void concurrent_tokenize(void) {
+    infer_model *m = load();
+    pthread_t th[4];
+    void *ret[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, tokenize_many, m);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], &ret[i]);
+    for (int i = 0; i < 4; i++) CHECK(ret[i] == NULL, "tokenizer thread %d failed", i);
+    infer_model_release(m);
+}
+
+int main(void) {
+    synth_params p = synth_default_params();
+    p.std = 0.2f;
+    infer_error err;
+    if (synth_model(&p, &g_buf, &g_size, &err) != INFER_OK) {
+        fprintf(stderr, "synth: %s\n", err.message);
+        return 2;
+    }
+    shared_model_many_contexts();
+    busy_context();
+    release_under_live_context();
+    concurrent_tokenize();
+    free(g_buf);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
