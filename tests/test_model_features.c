@@ -1,0 +1,158 @@
+/*
+ * test_model_features.c - model features beyond the reference files:
+ * tied embeddings, Llama 3 rope-frequency scaling (keys and tensor),
+ * linear rope scaling, and the same seed giving the same tokens whatever
+ * the thread count.
+ */
+#include <math.h>
+
+#include "infer.h"
+#include "model.h"
+#include "synth.h"
+#include "testutil.h"
+
+static infer_model *load_params(const synth_params *p, void **buf) {
+    size_t size;
+    infer_error err = {0};
+    cr_assert_eq(synth_model(p, buf, &size, &err), INFER_OK, "%s", err.message);
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load_memory(*buf, size, NULL, &m, &err), INFER_OK, "%s", err.message);
+    return m;
+}
+
+static void generate_ids(infer_model *m, int n_threads, uint64_t seed, int32_t *out, int n) {
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = n_threads;
+    infer_context *c = NULL;
+    infer_sampler *s = NULL;
+    infer_sampler_params sp = infer_sampler_default_params();
+    sp.seed = seed;
+    cr_assert_eq(infer_context_new(m, &cp, &c, NULL), INFER_OK);
+    cr_assert_eq(infer_sampler_new(m, &sp, &s, NULL), INFER_OK);
+    int32_t prompt[] = {1, 260, 261, 262, 263, 264}; /* in range for every vocab here */
+    cr_assert_eq(infer_decode(c, prompt, 6, 0, NULL), INFER_OK);
+    for (int i = 0; i < n; i++) {
+        out[i] = infer_sampler_sample(s, infer_logits(c));
+        infer_sampler_accept(s, out[i]);
+        cr_assert_eq(infer_decode(c, &out[i], 1, 0, NULL), INFER_OK);
+    }
+    infer_sampler_free(s);
+    infer_context_free(c);
+}
+
+Test(model_features, same_seed_same_tokens_at_any_thread_count) {
+    synth_params p = synth_default_params();
+    p.n_vocab = 400;
+    p.n_embd = 64;
+    p.n_ff = 128;
+    p.std = 0.3f;
+    void *buf;
+    infer_model *m = load_params(&p, &buf);
+    int32_t one[40], two[40], three[40];
+    generate_ids(m, 1, 1234, one, 40);
+    generate_ids(m, 2, 1234, two, 40);
+    generate_ids(m, 3, 1234, three, 40);
+    cr_assert_arr_eq(one, two, sizeof one, "1 vs 2 threads");
+    cr_assert_arr_eq(one, three, sizeof one, "1 vs 3 threads");
+    infer_model_release(m);
+    free(buf);
+}
+
+Test(model_features, tied_embeddings_use_token_embd_as_output) {
+    synth_params p = synth_default_params();
+    p.tied = 1;
+    void *buf;
+    infer_model *m = load_params(&p, &buf);
+    cr_assert_eq(m->output.data, m->tok_embd.data, "no output.weight: the output is token_embd");
+    int32_t ids[4];
+    generate_ids(m, 1, 5, ids, 4);
+    for (int i = 0; i < 4; i++) cr_assert(ids[i] >= 0 && ids[i] < 300);
+    infer_model_release(m);
+    free(buf);
+}
+
+/* Llama 3 scaling from the rope.scaling.* keys: factor 1 for high
+ * frequencies, `factor` for low ones, smooth in between (Meta's formula). */
+Test(model_features, llama3_rope_scaling_keys) {
+    synth_params p = synth_default_params();
+    p.n_embd = 64;
+    p.n_head = 2; /* head dim 32: 16 frequencies */
+    p.n_head_kv = 1;
+    p.set_key = "llama.rope.scaling.type";
+    p.set_type = INFER_GGUF_STRING;
+    p.set_value = "llama3";
+    void *buf;
+    infer_model *m = load_params(&p, &buf);
+    cr_assert_not_null(m->rope_freq_factors);
+    /* Defaults: factor 8, low 1, high 4, original context 8192. */
+    const double base = 10000.0, n_rot = 32.0, orig = 8192.0;
+    for (int i = 0; i < 16; i++) {
+        double freq = pow(base, -2.0 * i / n_rot), wavelen = 2.0 * M_PI / freq, want;
+        if (wavelen < orig / 4.0) want = 1.0;
+        else if (wavelen > orig / 1.0) want = 8.0;
+        else {
+            double smooth = (orig / wavelen - 1.0) / (4.0 - 1.0);
+            want = 1.0 / ((1.0 - smooth) / 8.0 + smooth);
+        }
+        cr_assert_float_eq(m->rope_freq_factors[i], want, 1e-5 * want, "factor %d", i);
+    }
+    cr_assert_float_eq(m->rope_freq_factors[0], 1.0, 1e-6);
+    cr_assert_float_eq(m->rope_freq_factors[15], 8.0, 1e-5);
+    int32_t ids[4];
+    generate_ids(m, 1, 5, ids, 4);
+    infer_model_release(m);
+    free(buf);
+}
+
+/* A rope_freqs.weight tensor (what converters write) is used as is; a bad
+ * value in it is rejected. */
+Test(model_features, rope_freqs_tensor_read_and_checked) {
+    synth_params p = synth_default_params();
+    p.n_head = 2; /* head dim 16: 8 rotated pairs, 8 frequency factors */
+    p.n_head_kv = 1;
+    p.extra_tensor = "rope_freqs.weight"; /* synth writes 8 values */
+    void *buf;
+    infer_model *m = load_params(&p, &buf);
+    cr_assert_not_null(m->rope_freq_factors);
+    cr_assert(fabsf(m->rope_freq_factors[0] - 1.0f) < 0.2f, "synth writes 1 + noise");
+    infer_model_release(m);
+    free(buf);
+
+    p.bad_values = 1; /* NaN in the first values of every tensor, rope_freqs too */
+    size_t size;
+    infer_error err = {0};
+    cr_assert_eq(synth_model(&p, &buf, &size, &err), INFER_OK);
+    m = NULL;
+    cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_EFORMAT);
+    cr_assert(strstr(err.message, "rope_freqs.weight") != NULL, "%s", err.message);
+    free(buf);
+}
+
+Test(model_features, linear_rope_scaling) {
+    synth_params p = synth_default_params();
+    float factor = 4.0f;
+    p.set_key = "llama.rope.scale_linear";
+    p.set_type = INFER_GGUF_FLOAT32;
+    p.set_value = &factor;
+    void *buf;
+    infer_model *m = load_params(&p, &buf);
+    cr_assert_float_eq(m->hp.rope_freq_scale, 0.25f, 1e-7);
+    infer_model_release(m);
+    free(buf);
+}
+
+Test(model_features, unknown_rope_scaling_rejected) {
+    synth_params p = synth_default_params();
+    p.set_key = "llama.rope.scaling.type";
+    p.set_type = INFER_GGUF_STRING;
+    p.set_value = "yarn-ish";
+    void *buf;
+    size_t size;
+    infer_error err = {0};
+    cr_assert_eq(synth_model(&p, &buf, &size, &err), INFER_OK);
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_EUNSUPPORTED);
+    cr_assert(strstr(err.message, "rope.scaling.type") != NULL, "%s", err.message);
+    free(buf);
+}
