@@ -170,6 +170,15 @@ static void exercise(const infer_gguf *g) {
     uint64_t nkv = infer_gguf_kv_count(g), nt = infer_gguf_tensor_count(g);
     for (uint64_t i = 0; i < nkv; i++) exercise_kv(g, i);
     for (uint64_t i = 0; i < nt; i++) exercise_tensor(g, i);
+    if (nt) CHECK(infer_gguf_data_offset(g) % a == 0);
+    /* Tensor data ranges are disjoint (pairwise over the first entries). */
+    for (uint64_t i = 0; i < nt && i < LOOKUPS; i++) {
+        const infer_gguf_tensor *p = infer_gguf_tensor_at(g, i);
+        for (uint64_t j = i + 1; j < nt && j < LOOKUPS; j++) {
+            const infer_gguf_tensor *q = infer_gguf_tensor_at(g, j);
+            CHECK(p->offset + p->n_bytes <= q->offset || q->offset + q->n_bytes <= p->offset);
+        }
+    }
     /* Out-of-range indexes answer, never crash. */
     infer_gguf_str s;
     uint8_t raw[8];
