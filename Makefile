@@ -138,7 +138,7 @@ install: all
 	install -m 644 include/infer.h include/infer_gguf.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(B)/infer $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*INFER_VERSION_STRING "\(.*\)"/\1/p' include/infer.h)|' \
-	    infer.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/infer.pc
+	    -e 's|@LIBS@|$(LDLIBS)|' infer.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/infer.pc
 
 clean:
 	rm -rf build build-asan build-fuzz
