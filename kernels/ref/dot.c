@@ -10,6 +10,13 @@
  */
 #include "ref_internal.h"
 
+/* quantize_k.c: the K-quant weight quantizers (llama.cpp's _ref rounding). */
+void ref_quant_q2_k(const float *x, uint8_t *y, int64_t n);
+void ref_quant_q3_k(const float *x, uint8_t *y, int64_t n);
+void ref_quant_q4_k(const float *x, uint8_t *y, int64_t n);
+void ref_quant_q5_k(const float *x, uint8_t *y, int64_t n);
+void ref_quant_q6_k(const float *x, uint8_t *y, int64_t n);
+
 typedef void (*dequant_fn)(const uint8_t *x, float *y, int64_t n);
 typedef void (*quant_fn)(const float *x, uint8_t *y, int64_t n);
 typedef float (*dot_fn)(int64_t n, const uint8_t *w, const uint8_t *a);
@@ -76,11 +83,11 @@ static const ref_type REF_TYPES[INFER_TYPE_COUNT] = {
     [INFER_TYPE_Q5_1] = {ref_dequant_q5_1, ref_quant_q5_1, ref_dot_q5_1_q8_1, INFER_TYPE_Q8_1},
     [INFER_TYPE_Q8_0] = {ref_dequant_q8_0, ref_quant_q8_0, ref_dot_q8_0_q8_0, INFER_TYPE_Q8_0},
     [INFER_TYPE_Q8_1] = {ref_dequant_q8_1, ref_quant_q8_1, NULL, 0},
-    [INFER_TYPE_Q2_K] = {ref_dequant_q2_k, NULL, ref_dot_q2_k_q8_k, INFER_TYPE_Q8_K},
-    [INFER_TYPE_Q3_K] = {ref_dequant_q3_k, NULL, ref_dot_q3_k_q8_k, INFER_TYPE_Q8_K},
-    [INFER_TYPE_Q4_K] = {ref_dequant_q4_k, NULL, ref_dot_q4_k_q8_k, INFER_TYPE_Q8_K},
-    [INFER_TYPE_Q5_K] = {ref_dequant_q5_k, NULL, ref_dot_q5_k_q8_k, INFER_TYPE_Q8_K},
-    [INFER_TYPE_Q6_K] = {ref_dequant_q6_k, NULL, ref_dot_q6_k_q8_k, INFER_TYPE_Q8_K},
+    [INFER_TYPE_Q2_K] = {ref_dequant_q2_k, ref_quant_q2_k, ref_dot_q2_k_q8_k, INFER_TYPE_Q8_K},
+    [INFER_TYPE_Q3_K] = {ref_dequant_q3_k, ref_quant_q3_k, ref_dot_q3_k_q8_k, INFER_TYPE_Q8_K},
+    [INFER_TYPE_Q4_K] = {ref_dequant_q4_k, ref_quant_q4_k, ref_dot_q4_k_q8_k, INFER_TYPE_Q8_K},
+    [INFER_TYPE_Q5_K] = {ref_dequant_q5_k, ref_quant_q5_k, ref_dot_q5_k_q8_k, INFER_TYPE_Q8_K},
+    [INFER_TYPE_Q6_K] = {ref_dequant_q6_k, ref_quant_q6_k, ref_dot_q6_k_q8_k, INFER_TYPE_Q8_K},
     [INFER_TYPE_Q8_K] = {ref_dequant_q8_k, ref_quant_q8_k, NULL, 0},
 };
 

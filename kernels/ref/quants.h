@@ -41,9 +41,11 @@ uint32_t infer_ref_vec_dot_type(uint32_t weight_type);
 void infer_ref_dequantize(uint32_t type, const void *src, float *dst, int64_t n);
 
 /* Quantize n floats to type: F32, F16, BF16, Q8_0, Q8_1, Q8_K (activations;
- * llama.cpp's reference rounding) and Q4_0, Q4_1, Q5_0, Q5_1 (weights;
- * byte-identical to llama.cpp's reference quantizer). Returns 0, or -1 for a
- * type it cannot produce. */
+ * llama.cpp's reference rounding), Q4_0, Q4_1, Q5_0, Q5_1 (weights;
+ * byte-identical to llama.cpp's reference quantizer) and Q2_K, Q3_K, Q4_K,
+ * Q5_K, Q6_K (weights; llama.cpp's quantize_row_qN_K_ref searches, what
+ * llama-quantize runs without an importance matrix: quantize_k.c). Returns
+ * 0, or -1 for a type it cannot produce. */
 int infer_ref_quantize(uint32_t type, const float *src, void *dst, int64_t n);
 
 /* Dot product of one weight row w (weight_type) with one activation row a
