@@ -626,7 +626,9 @@ static infer_status load(infer_vocab *v, const infer_gguf *g, infer_error *err) 
             char one = (char)b;
             snprintf(hex, sizeof hex, "<0x%02X>", b);
             int32_t id = vocab_find(v, hex, 6);
-            v->byte_tok[b] = id >= 0 ? id : vocab_find(v, &one, 1);
+            /* else the byte as a one-character string (llama.cpp builds it
+             * as a C string, so byte 0 looks up "" and finds nothing) */
+            v->byte_tok[b] = id >= 0 ? id : b ? vocab_find(v, &one, 1) : -1;
         }
     }
     return INFER_OK;

@@ -34,9 +34,17 @@
 #define QWEN2 CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*" TAIL_WS
 #define CJK_LLM "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
 #define PORO " ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+"
-#define UPPER_LOWER(la)                                                                      \
-    "[^\\r\\n\\p{L}\\p{N}]?(?:(?=" la ")[^a-z])*(?:(?=" la ")[^A-Z])+" CONTRACTIONS          \
-    "?|[^\\r\\n\\p{L}\\p{N}]?(?:(?=" la ")[^a-z])+(?:(?=" la ")[^A-Z])*" CONTRACTIONS "?"
+/* llama.cpp's case-split words: "upper" = a letter that is not a-z, "lower"
+ * = a letter that is not A-Z (so non-ASCII letters are both). Written as
+ * character classes rather than llama.cpp's (?=\p{L})[^a-z] groups: the
+ * same sets, without a backtracking frame per character. */
+#define UP "[^\\P{L}a-z]"
+#define LO "[^\\P{L}A-Z]"
+#define UPPER_LOWER(up, lo, tail)                                                            \
+    "[^\\r\\n\\p{L}\\p{N}]?" up "*" lo "+" tail "|[^\\r\\n\\p{L}\\p{N}]?" up "+" lo "*" tail
+/* granite adds marks to both sets (never a-z or A-Z) */
+#define UPM "(?:[^\\P{L}a-z]|\\p{M})"
+#define LOM "(?:[^\\P{L}A-Z]|\\p{M})"
 
 static const char *const re_default[] = {"[\\p{P}\\$\\+<=>\\^~\\|]+", GPT2, "\\p{N}+",
                                          "[0-9][0-9][0-9]", NULL};
@@ -89,14 +97,11 @@ static const char *const re_qwen35[] = {
 static const char *const re_poro[] = {PORO, NULL};
 static const char *const re_viking[] = {PORO, "\\p{N}", NULL};
 static const char *const re_tekken[] = {
-    "[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])*(?:(?=\\p{L})[^A-Z])+"
-    "|[^\\r\\n\\p{L}\\p{N}]?(?:(?=\\p{L})[^a-z])+(?:(?=\\p{L})[^A-Z])*"
-    "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*" TAIL_WS,
-    NULL};
+    UPPER_LOWER(UP, LO, "") "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*" TAIL_WS, NULL};
 static const char *const re_gpt4o[] = {
-    UPPER_LOWER("\\p{L}") "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*" TAIL_WS, NULL};
+    UPPER_LOWER(UP, LO, CONTRACTIONS "?") "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*" TAIL_WS, NULL};
 static const char *const re_granite_emb[] = {
-    UPPER_LOWER("[\\p{L}\\p{M}]") "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*" TAIL_WS, NULL};
+    UPPER_LOWER(UPM, LOM, CONTRACTIONS "?") "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*" TAIL_WS, NULL};
 static const char *const re_seed_coder[] = {
     CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+" TAIL_WS, NULL};
 static const char *const re_bailingmoe[] = {
@@ -345,19 +350,40 @@ static infer_status match_error(int rc, infer_error *err) {
 }
 
 /* Split every piece of in by code, into out. */
-static infer_status split_one(const vocab_regex *re, const pcre2_code *code, const char *subj,
-                              const seg_list *in, seg_list *out, pcre2_match_data *md,
-                              infer_error *err) {
+/* What one split call matches with: the shared match context, and a big
+ * JIT stack made on first need (a long run of a repeated group). */
+typedef struct {
+    const vocab_regex *re;
+    pcre2_match_data *md;
+    pcre2_match_context *big; /* copy of re->mctx with the JIT stack */
+    pcre2_jit_stack *stack;
+} matcher;
+
+static int run_match(matcher *m, const pcre2_code *code, const char *p, size_t len, size_t pos, uint32_t opts) {
+    opts |= PCRE2_NO_UTF_CHECK;
+    int rc = pcre2_match(code, (PCRE2_SPTR)p, len, pos, opts, m->md, m->big ? m->big : m->re->mctx);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !m->big) {
+        m->stack = pcre2_jit_stack_create(64 * 1024, 256u * 1024 * 1024, m->re->gctx);
+        m->big = m->stack ? pcre2_match_context_copy(m->re->mctx) : NULL;
+        if (!m->big) return PCRE2_ERROR_NOMEMORY;
+        pcre2_jit_stack_assign(m->big, NULL, m->stack);
+        rc = pcre2_match(code, (PCRE2_SPTR)p, len, pos, opts, m->md, m->big);
+    }
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) { /* still too deep: the interpreter, on the heap */
+        rc = pcre2_match(code, (PCRE2_SPTR)p, len, pos, opts | PCRE2_NO_JIT, m->md, m->re->mctx);
+    }
+    return rc;
+}
+
+static infer_status split_one(matcher *mt, const pcre2_code *code, const char *subj, const seg_list *in,
+                              seg_list *out, infer_error *err) {
+    pcre2_match_data *md = mt->md;
     for (size_t k = 0; k < in->n; k++) {
         const char *p = subj + in->a[k].s;
         size_t len = in->a[k].e - in->a[k].s, pos = 0, gap = 0;
         uint32_t opts = 0;
         while (pos <= len) {
-            int rc = pcre2_match(code, (PCRE2_SPTR)p, len, pos, opts | PCRE2_NO_UTF_CHECK, md, re->mctx);
-            if (rc == PCRE2_ERROR_JIT_STACKLIMIT) { /* deep backtracking: the interpreter's heap */
-                rc = pcre2_match(code, (PCRE2_SPTR)p, len, pos, opts | PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
-                                 md, re->mctx);
-            }
+            int rc = run_match(mt, code, p, len, pos, opts);
             if (rc == PCRE2_ERROR_NOMATCH) {
                 if (!opts) break;
                 /* no non-empty match at an empty match's spot: step one char */
@@ -393,6 +419,7 @@ infer_status vocab_regex_split(const vocab_regex *re, const char *text, size_t l
     size_t n = 0, sl = 0, subj_cap;
     seg_list a = {0}, b = {0};
     pcre2_match_data *md = NULL;
+    matcher mt = {re, NULL, NULL, NULL};
     infer_status s = INFER_OK;
 
     if (len == 0) return INFER_OK;
@@ -416,9 +443,10 @@ infer_status vocab_regex_split(const vocab_regex *re, const char *text, size_t l
     }
 
     if (seg_add(&a, 0, sl)) goto nomem;
+    mt.md = md;
     for (int r = 0; r < re->n; r++) {
         b.n = 0;
-        if ((s = split_one(re, re->code[r], subj, &a, &b, md, err)) != INFER_OK) goto out;
+        if ((s = split_one(&mt, re->code[r], subj, &a, &b, err)) != INFER_OK) goto out;
         seg_list tmp = a;
         a = b;
         b = tmp;
@@ -436,6 +464,8 @@ infer_status vocab_regex_split(const vocab_regex *re, const char *text, size_t l
 nomem:
     s = set_error(err, INFER_ENOMEM, "out of memory pre-tokenizing %zu bytes", len);
 out:
+    pcre2_match_context_free(mt.big);
+    pcre2_jit_stack_free(mt.stack);
     pcre2_match_data_free(md);
     infer_free(a.a);
     infer_free(b.a);

@@ -790,9 +790,10 @@ Test(vocab_hostile, pathological_text_is_not_quadratic) {
     const size_t N = 256 * 1024;
     char *buf = malloc(N);
     int32_t *ids = malloc((N * 4 + 16) * sizeof *ids);
-    infer_vocab *vs[] = {spm_vocab(), bpe_vocab("gpt-2"), bpe_vocab("llama-bpe"), bpe_vocab("deepseek-llm")};
-    static const char *const pats[] = {"a", " ", "ab", "\xff", "\xe3\x80\x80", " \n", "'s", "1"};
-    for (size_t k = 0; k < 4; k++) {
+    infer_vocab *vs[] = {spm_vocab(),          bpe_vocab("gpt-2"),   bpe_vocab("llama-bpe"),
+                         bpe_vocab("deepseek-llm"), bpe_vocab("gpt-4o"), bpe_vocab("granite-embed-multi-97m")};
+    static const char *const pats[] = {"a", "A", " ", "ab", "\xff", "\xe3\x80\x80", " \n", "'s", "1"};
+    for (size_t k = 0; k < sizeof vs / sizeof vs[0]; k++) {
         for (size_t p = 0; p < sizeof pats / sizeof pats[0]; p++) {
             size_t pl = strlen(pats[p]), len = 0, n = 0;
             while (len + pl <= N) memcpy(buf + len, pats[p], pl), len += pl;
