@@ -6,7 +6,8 @@
  * Every vector must match exactly. ../shared/reference adds stories260K's
  * tokenizations (with and without BOS). Detokenizing the expected ids must
  * give the input back wherever llama.cpp's round trip does. All of these
- * skip with a message when ../shared is absent. */
+ * skip with a message when ../shared is absent; the UTF-8 stream tests at
+ * the end need nothing. */
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -383,4 +384,88 @@ Test(vocab, repeated_characters_tokenize_in_linear_time) {
     }
     free(buf);
     free(ids);
+}
+
+/* ---- UTF-8 stream --------------------------------------------------------------------------------- */
+
+Test(vocab_utf8, stream_emits_whole_characters) {
+    vocab_utf8_stream s = {0};
+    char out[64];
+    cr_assert_eq(vocab_utf8_stream_push(&s, "a\xc3", 2, out, sizeof out), 1);
+    cr_assert_eq(out[0], 'a');
+    cr_assert_eq(vocab_utf8_stream_push(&s, "\xa9", 1, out, sizeof out), 2);
+    cr_assert(memcmp(out, "\xc3\xa9", 2) == 0);
+    /* a four-byte emoji, one byte per piece */
+    const char emoji[] = "\xf0\x9f\x99\x82";
+    for (int i = 0; i < 3; i++) cr_assert_eq(vocab_utf8_stream_push(&s, emoji + i, 1, out, sizeof out), 0);
+    cr_assert_eq(vocab_utf8_stream_push(&s, emoji + 3, 1, out, sizeof out), 4);
+    cr_assert(memcmp(out, emoji, 4) == 0);
+    /* a sequence that breaks off goes out as it is, then the new byte */
+    cr_assert_eq(vocab_utf8_stream_push(&s, "\xe4\xb8", 2, out, sizeof out), 0);
+    cr_assert_eq(vocab_utf8_stream_push(&s, "x", 1, out, sizeof out), 3);
+    cr_assert(memcmp(out, "\xe4\xb8x", 3) == 0);
+    /* stray continuation bytes and 0xFF pass straight through */
+    cr_assert_eq(vocab_utf8_stream_push(&s, "\x80\xff", 2, out, sizeof out), 2);
+    /* flush gives back an unfinished tail */
+    cr_assert_eq(vocab_utf8_stream_push(&s, "\xe4", 1, out, sizeof out), 0);
+    cr_assert_eq(vocab_utf8_stream_flush(&s, out, sizeof out), 1);
+    cr_assert_eq((unsigned char)out[0], 0xe4);
+    cr_assert_eq(vocab_utf8_stream_flush(&s, out, sizeof out), 0);
+    /* a short buffer is never overrun */
+    cr_assert_eq(vocab_utf8_stream_push(&s, "abcdef", 6, out, 3), 3);
+}
+
+/* Valid UTF-8 cut at random places: every chunk out is whole characters and
+ * the chunks put together are the text. */
+Test(vocab_utf8, stream_random_splits) {
+    uint64_t rng = 42;
+    for (int round = 0; round < 200; round++) {
+        char text[512], got[600];
+        size_t tl = 0, gl = 0;
+        while (tl < 480) {
+            uint32_t cp;
+            switch (test_rng(&rng) % 4) {
+            case 0: cp = 0x20 + test_rng(&rng) % 0x5f; break;
+            case 1: cp = 0x80 + test_rng(&rng) % 0x780; break;
+            case 2: cp = 0x800 + test_rng(&rng) % 0xd000; break;
+            default: cp = 0x10000 + test_rng(&rng) % 0x100000; break;
+            }
+            if (cp < 0x80) text[tl++] = (char)cp;
+            else if (cp < 0x800) text[tl++] = (char)(0xc0 | (cp >> 6)), text[tl++] = (char)(0x80 | (cp & 0x3f));
+            else if (cp < 0x10000) {
+                text[tl++] = (char)(0xe0 | (cp >> 12));
+                text[tl++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                text[tl++] = (char)(0x80 | (cp & 0x3f));
+            } else {
+                text[tl++] = (char)(0xf0 | (cp >> 18));
+                text[tl++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                text[tl++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                text[tl++] = (char)(0x80 | (cp & 0x3f));
+            }
+        }
+        vocab_utf8_stream s = {0};
+        for (size_t i = 0; i < tl;) {
+            size_t pl = 1 + test_rng(&rng) % 5;
+            if (pl > tl - i) pl = tl - i;
+            char chunk[16];
+            size_t n = vocab_utf8_stream_push(&s, text + i, pl, chunk, pl + 8);
+            /* the chunk starts and ends on character boundaries */
+            if (n > 0) {
+                cr_assert_neq((unsigned char)chunk[0] & 0xc0, 0x80);
+                size_t k = 0;
+                while (k < n) {
+                    unsigned char c = (unsigned char)chunk[k];
+                    size_t cl = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+                    cr_assert_leq(k + cl, n, "a chunk ends inside a character");
+                    k += cl;
+                }
+            }
+            memcpy(got + gl, chunk, n);
+            gl += n;
+            i += pl;
+        }
+        gl += vocab_utf8_stream_flush(&s, got + gl, sizeof got - gl);
+        cr_assert_eq(gl, tl);
+        cr_assert_arr_eq(got, text, tl);
+    }
 }
