@@ -180,9 +180,15 @@ static infer_status parse_value(cursor *c, gguf_kv *kv, const char *qkey) {
                          (unsigned long long)kv->count);
     }
     for (uint64_t i = 0; i < kv->count; i++) {
+        size_t start = c->pos;
+        if (cur_str(c, &kv->strs[i], "string") == INFER_OK) continue;
+        /* Label the error only once there is one: formatting a label for each
+         * of a vocabulary's 100k+ strings costs more than parsing them. The
+         * second read fails the same way and names the key and element. */
+        c->pos = start;
         snprintf(what, sizeof what, "key '%s': string %llu of %llu", qkey,
                  (unsigned long long)i, (unsigned long long)kv->count);
-        if ((s = cur_str(c, &kv->strs[i], what)) != INFER_OK) return s;
+        return cur_str(c, &kv->strs[i], what);
     }
     return INFER_OK;
 }
