@@ -785,9 +785,9 @@ Test(vocab_hostile, large_vocabulary_loads_fast) {
     free(store);
 }
 
-/* A quarter megabyte of one character, and of two alternating ones. */
+/* 128 KiB of one character, and of two alternating ones. */
 Test(vocab_hostile, pathological_text_is_not_quadratic) {
-    const size_t N = 256 * 1024;
+    const size_t N = 128 * 1024;
     char *buf = malloc(N);
     int32_t *ids = malloc((N * 4 + 16) * sizeof *ids);
     infer_vocab *vs[] = {spm_vocab(),          bpe_vocab("gpt-2"),   bpe_vocab("llama-bpe"),
