@@ -11,6 +11,9 @@
 #include "util.h"
 #include "vocab.h"
 
+/* LEAK_CHECK(): fails the test under ASan when memory leaked (testutil.h
+ * may already define it). */
+#ifndef LEAK_CHECK
 #if defined(__SANITIZE_ADDRESS__)
 #define VH_LEAK_CHECKS 1
 #elif defined(__has_feature)
@@ -24,6 +27,7 @@
     cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (LeakSanitizer report above)")
 #else
 #define LEAK_CHECK() ((void)0)
+#endif
 #endif
 
 /* ---- building vocabularies -------------------------------------------------- */
