@@ -61,6 +61,7 @@ Test(context, full_context_refused_and_cache_kept) {
     infer_context_free(a);
     infer_context_free(b);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 Test(context, token_ids_out_of_range_refused) {
@@ -78,6 +79,7 @@ Test(context, token_ids_out_of_range_refused) {
     cr_assert_eq(infer_token_to_piece(m, -5, 0, piece, sizeof piece, &len), INFER_EINVAL);
     infer_context_free(c);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 Test(context, all_logits_batch_larger_than_n_batch_refused) {
@@ -96,6 +98,7 @@ Test(context, all_logits_batch_larger_than_n_batch_refused) {
     cr_assert_eq(infer_context_n_past(c), 20);
     infer_context_free(c);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 /* Batched prompt processing gives the same logits as token-by-token. */
@@ -115,6 +118,7 @@ Test(context, batch_equals_one_at_a_time) {
     infer_context_free(a);
     infer_context_free(b);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 static int count_piece(void *user, int32_t tok, const char *text, size_t len) {
@@ -157,6 +161,7 @@ Test(context, no_allocation_in_the_token_loop) {
     cr_assert_eq(used[0], used[1], "4 tokens: %llu allocations, 40 tokens: %llu", (unsigned long long)used[0],
                  (unsigned long long)used[1]);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 /* Rule 6: releasing the model under a live context defers the free. */
@@ -169,6 +174,7 @@ Test(context, model_released_while_context_lives) {
     cr_assert_eq(infer_decode(c, ids, 4, 0, &err), INFER_OK, "%s", err.message);
     cr_assert_not_null(infer_logits(c));
     infer_context_free(c); /* frees the model too: ASan reports any leak or use after free */
+    LEAK_CHECK();
 }
 
 /* Rule 7: a second thread calling into a busy context gets EBUSY. */
@@ -228,6 +234,7 @@ Test(context, second_thread_gets_ebusy) {
     infer_sampler_free(s);
     infer_context_free(b.c);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 /* Several contexts on several threads sharing one model produce exactly
@@ -274,6 +281,7 @@ Test(context, threads_sharing_a_model_match_one_thread) {
     for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
     infer_model_release(m);
     for (int i = 0; i < 4; i++) cr_assert_arr_eq(ws[i].out, alone.out, sizeof alone.out, "thread %d differs", i);
+    LEAK_CHECK();
 }
 
 /* A context shift keeps the first n_keep tokens and slides the rest; by
@@ -311,6 +319,7 @@ Test(context, shift_matches_fresh_decode_of_kept_tokens) {
     infer_context_free(b);
     infer_model_release(m);
     free(buf);
+    LEAK_CHECK();
 }
 
 /* generate with context_shift keeps going past n_ctx; without it, stops. */
@@ -337,4 +346,5 @@ Test(context, generate_stops_or_shifts_when_full) {
         infer_context_free(c);
     }
     infer_model_release(m);
+    LEAK_CHECK();
 }

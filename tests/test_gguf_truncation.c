@@ -9,22 +9,6 @@
 #include "infer_gguf.h"
 #include "testutil.h"
 
-/* Under ASan, check for leaks at the end of each test: LeakSanitizer's
- * report at process exit does not fail a Criterion test by itself. */
-#if defined(__SANITIZE_ADDRESS__)
-#define GG_LEAK_CHECKS 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GG_LEAK_CHECKS 1
-#endif
-#endif
-#ifdef GG_LEAK_CHECKS
-#include <sanitizer/lsan_interface.h>
-#define LEAK_CHECK() \
-    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (LeakSanitizer report above)")
-#else
-#define LEAK_CHECK() ((void)0)
-#endif
 
 #define DATA_SAMPLES 48
 

@@ -57,6 +57,7 @@ Test(model_features, same_seed_same_tokens_at_any_thread_count) {
     cr_assert_arr_eq(one, three, sizeof one, "1 vs 3 threads");
     infer_model_release(m);
     free(buf);
+    LEAK_CHECK();
 }
 
 Test(model_features, tied_embeddings_use_token_embd_as_output) {
@@ -70,6 +71,7 @@ Test(model_features, tied_embeddings_use_token_embd_as_output) {
     for (int i = 0; i < 4; i++) cr_assert(ids[i] >= 0 && ids[i] < 300);
     infer_model_release(m);
     free(buf);
+    LEAK_CHECK();
 }
 
 /* Llama 3 scaling from the rope.scaling.* keys: factor 1 for high
@@ -103,6 +105,7 @@ Test(model_features, llama3_rope_scaling_keys) {
     generate_ids(m, 1, 5, ids, 4);
     infer_model_release(m);
     free(buf);
+    LEAK_CHECK();
 }
 
 /* A rope_freqs.weight tensor (what converters write) is used as is; a bad
@@ -127,6 +130,7 @@ Test(model_features, rope_freqs_tensor_read_and_checked) {
     cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_EFORMAT);
     cr_assert(strstr(err.message, "rope_freqs.weight") != NULL, "%s", err.message);
     free(buf);
+    LEAK_CHECK();
 }
 
 Test(model_features, linear_rope_scaling) {
@@ -140,6 +144,7 @@ Test(model_features, linear_rope_scaling) {
     cr_assert_float_eq(m->hp.rope_freq_scale, 0.25f, 1e-7);
     infer_model_release(m);
     free(buf);
+    LEAK_CHECK();
 }
 
 Test(model_features, unknown_rope_scaling_rejected) {
@@ -155,4 +160,5 @@ Test(model_features, unknown_rope_scaling_rejected) {
     cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_EUNSUPPORTED);
     cr_assert(strstr(err.message, "rope.scaling.type") != NULL, "%s", err.message);
     free(buf);
+    LEAK_CHECK();
 }

@@ -47,6 +47,7 @@ Test(model_hostile, synthetic_model_is_valid) {
     cr_expect_eq(infer_model_n_vocab(m), 300);
     infer_model_release(m);
     free(buf);
+    LEAK_CHECK();
 }
 
 /* 15. general.architecture missing, unknown, embedded NUL. */
@@ -54,6 +55,7 @@ Test(model_hostile, arch_missing) {
     synth_params p = synth_default_params();
     p.omit_key = "general.architecture";
     expect_reject(&p, INFER_EFORMAT, "general.architecture");
+    LEAK_CHECK();
 }
 Test(model_hostile, arch_unknown) {
     synth_params p = synth_default_params();
@@ -61,6 +63,7 @@ Test(model_hostile, arch_unknown) {
     p.set_type = INFER_GGUF_STRING;
     p.set_value = "gpt9";
     expect_reject(&p, INFER_EUNSUPPORTED, "gpt9");
+    LEAK_CHECK();
 }
 Test(model_hostile, arch_with_nul) {
     synth_params p = synth_default_params();
@@ -69,6 +72,7 @@ Test(model_hostile, arch_with_nul) {
     p.set_value = "llama\0evil";
     p.set_len = 10;
     expect_reject(&p, INFER_EFORMAT, "NUL");
+    LEAK_CHECK();
 }
 
 /* 16. A hyperparameter of the wrong type. */
@@ -78,9 +82,11 @@ Test(model_hostile, hparam_string_for_uint32) {
     p.set_type = INFER_GGUF_STRING;
     p.set_value = "two";
     expect_reject(&p, INFER_EFORMAT, "llama.block_count");
+    LEAK_CHECK();
 }
 Test(model_hostile, hparam_uint32_for_float) {
     expect_key_u32("llama.attention.layer_norm_rms_epsilon", 1, INFER_EFORMAT, "layer_norm_rms_epsilon");
+    LEAK_CHECK();
 }
 Test(model_hostile, hparam_negative_int32) {
     synth_params p = synth_default_params();
@@ -89,41 +95,55 @@ Test(model_hostile, hparam_negative_int32) {
     p.set_type = INFER_GGUF_INT32;
     p.set_value = &v;
     expect_reject(&p, INFER_EFORMAT, "head_count");
+    LEAK_CHECK();
 }
 Test(model_hostile, hparam_missing) {
     synth_params p = synth_default_params();
     p.omit_key = "llama.embedding_length";
     expect_reject(&p, INFER_EFORMAT, "llama.embedding_length");
+    LEAK_CHECK();
 }
 
 /* 17. block_count 0, huge, more than the layers present. */
-Test(model_hostile, block_count_zero) { expect_key_u32("llama.block_count", 0, INFER_EFORMAT, "block_count"); }
-Test(model_hostile, block_count_huge) { expect_key_u32("llama.block_count", 1u << 30, INFER_EFORMAT, "block_count"); }
+Test(model_hostile, block_count_zero) { expect_key_u32("llama.block_count", 0, INFER_EFORMAT, "block_count");     LEAK_CHECK();
+}
+Test(model_hostile, block_count_huge) { expect_key_u32("llama.block_count", 1u << 30, INFER_EFORMAT, "block_count");     LEAK_CHECK();
+}
 Test(model_hostile, block_count_more_than_present) {
     expect_key_u32("llama.block_count", 3, INFER_EFORMAT, "blk.2.");
+    LEAK_CHECK();
 }
 Test(model_hostile, block_count_fewer_than_present) {
     expect_key_u32("llama.block_count", 1, INFER_EFORMAT, "unexpected tensor 'blk.1.");
+    LEAK_CHECK();
 }
 
 /* 18. Head counts, divisibility, rope dimension, context length. */
-Test(model_hostile, head_count_zero) { expect_key_u32("llama.attention.head_count", 0, INFER_EFORMAT, "head_count"); }
+Test(model_hostile, head_count_zero) { expect_key_u32("llama.attention.head_count", 0, INFER_EFORMAT, "head_count");     LEAK_CHECK();
+}
 Test(model_hostile, head_count_kv_zero) {
     expect_key_u32("llama.attention.head_count_kv", 0, INFER_EFORMAT, "head_count_kv");
+    LEAK_CHECK();
 }
 Test(model_hostile, head_count_kv_not_dividing) {
     expect_key_u32("llama.attention.head_count_kv", 3, INFER_EFORMAT, "does not divide");
+    LEAK_CHECK();
 }
 Test(model_hostile, embedding_not_divisible_by_heads) {
     expect_key_u32("llama.attention.head_count", 6, INFER_EFORMAT, "not divisible");
+    LEAK_CHECK();
 }
 Test(model_hostile, rope_dim_larger_than_head) {
     expect_key_u32("llama.rope.dimension_count", 16, INFER_EFORMAT, "rope.dimension_count");
+    LEAK_CHECK();
 }
-Test(model_hostile, rope_dim_odd) { expect_key_u32("llama.rope.dimension_count", 7, INFER_EFORMAT, "odd"); }
-Test(model_hostile, context_length_zero) { expect_key_u32("llama.context_length", 0, INFER_EFORMAT, "context_length"); }
+Test(model_hostile, rope_dim_odd) { expect_key_u32("llama.rope.dimension_count", 7, INFER_EFORMAT, "odd");     LEAK_CHECK();
+}
+Test(model_hostile, context_length_zero) { expect_key_u32("llama.context_length", 0, INFER_EFORMAT, "context_length");     LEAK_CHECK();
+}
 Test(model_hostile, context_length_absurd) {
     expect_key_u32("llama.context_length", 0x80000000u, INFER_EFORMAT, "context_length");
+    LEAK_CHECK();
 }
 Test(model_hostile, rms_eps_nan) {
     synth_params p = synth_default_params();
@@ -132,6 +152,7 @@ Test(model_hostile, rms_eps_nan) {
     p.set_type = INFER_GGUF_FLOAT32;
     p.set_value = &v;
     expect_reject(&p, INFER_EFORMAT, "layer_norm_rms_epsilon");
+    LEAK_CHECK();
 }
 Test(model_hostile, rope_base_zero) {
     synth_params p = synth_default_params();
@@ -140,6 +161,7 @@ Test(model_hostile, rope_base_zero) {
     p.set_type = INFER_GGUF_FLOAT32;
     p.set_value = &v;
     expect_reject(&p, INFER_EFORMAT, "rope.freq_base");
+    LEAK_CHECK();
 }
 
 /* 19. Missing, extra, misshapen, mistyped tensors. */
@@ -147,22 +169,26 @@ Test(model_hostile, tensor_missing) {
     synth_params p = synth_default_params();
     p.omit_tensor = "blk.1.ffn_up.weight";
     expect_reject(&p, INFER_EFORMAT, "blk.1.ffn_up.weight");
+    LEAK_CHECK();
 }
 Test(model_hostile, tensor_unexpected) {
     synth_params p = synth_default_params();
     p.extra_tensor = "blk.0.mystery.weight";
     expect_reject(&p, INFER_EFORMAT, "blk.0.mystery.weight");
+    LEAK_CHECK();
 }
 Test(model_hostile, tensor_shape_disagrees) {
     synth_params p = synth_default_params();
     p.reshape_tensor = "blk.0.attn_k.weight";
     expect_reject(&p, INFER_EFORMAT, "blk.0.attn_k.weight");
+    LEAK_CHECK();
 }
 Test(model_hostile, tensor_type_not_allowed_for_matrix) {
     synth_params p = synth_default_params();
     p.retype_tensor = "blk.0.attn_q.weight";
     p.retype = INFER_TYPE_I32;
     expect_reject(&p, INFER_EUNSUPPORTED, "blk.0.attn_q.weight");
+    LEAK_CHECK();
 }
 Test(model_hostile, tensor_type_iq_unsupported_named) {
     synth_params p = synth_default_params();
@@ -171,12 +197,14 @@ Test(model_hostile, tensor_type_iq_unsupported_named) {
     p.retype_tensor = "blk.1.ffn_down.weight";
     p.retype = INFER_TYPE_IQ4_XS;
     expect_reject(&p, INFER_EUNSUPPORTED, "iq4_xs");
+    LEAK_CHECK();
 }
 Test(model_hostile, norm_type_not_f32) {
     synth_params p = synth_default_params();
     p.retype_tensor = "blk.0.attn_norm.weight";
     p.retype = INFER_TYPE_F16;
     expect_reject(&p, INFER_EUNSUPPORTED, "blk.0.attn_norm.weight");
+    LEAK_CHECK();
 }
 
 /* 20. token_embd rows != vocabulary size; vocab_size key disagreeing. */
@@ -184,9 +212,11 @@ Test(model_hostile, token_embd_rows_not_vocab) {
     synth_params p = synth_default_params();
     p.reshape_tensor = "token_embd.weight";
     expect_reject(&p, INFER_EFORMAT, "vocabulary has 300 tokens");
+    LEAK_CHECK();
 }
 Test(model_hostile, vocab_size_key_disagrees) {
     expect_key_u32("llama.vocab_size", 301, INFER_EFORMAT, "vocab_size");
+    LEAK_CHECK();
 }
 
 /* Architecture-specific required tensors. */
@@ -195,12 +225,14 @@ Test(model_hostile, qwen2_without_biases) {
     p.arch = "qwen2";
     p.omit_tensor = "blk.0.attn_k.bias";
     expect_reject(&p, INFER_EFORMAT, "blk.0.attn_k.bias");
+    LEAK_CHECK();
 }
 Test(model_hostile, qwen3_without_qk_norm) {
     synth_params p = synth_default_params();
     p.arch = "qwen3";
     p.omit_tensor = "blk.1.attn_q_norm.weight";
     expect_reject(&p, INFER_EFORMAT, "blk.1.attn_q_norm.weight");
+    LEAK_CHECK();
 }
 
 /* 21. NaN / Inf weights: loading may accept; generation must not crash or
@@ -232,10 +264,14 @@ static void generate_from_bad_weights(uint32_t bad, float temp) {
     infer_model_release(m);
     free(buf);
 }
-Test(model_hostile, nan_weights_greedy) { generate_from_bad_weights(1, 0.0f); }
-Test(model_hostile, nan_weights_sampled) { generate_from_bad_weights(1, 0.8f); }
-Test(model_hostile, inf_weights_greedy) { generate_from_bad_weights(2, 0.0f); }
-Test(model_hostile, inf_weights_sampled) { generate_from_bad_weights(2, 1.5f); }
+Test(model_hostile, nan_weights_greedy) { generate_from_bad_weights(1, 0.0f);     LEAK_CHECK();
+}
+Test(model_hostile, nan_weights_sampled) { generate_from_bad_weights(1, 0.8f);     LEAK_CHECK();
+}
+Test(model_hostile, inf_weights_greedy) { generate_from_bad_weights(2, 0.0f);     LEAK_CHECK();
+}
+Test(model_hostile, inf_weights_sampled) { generate_from_bad_weights(2, 1.5f);     LEAK_CHECK();
+}
 
 /* Allocation failure at every point of a whole model load (and a context
  * on it): each fails with ENOMEM and frees everything (ASan/LSan checks). */
@@ -260,4 +296,5 @@ Test(model_hostile, alloc_failure_at_every_allocation_of_a_load) {
     }
     cr_assert(succeeded);
     free(buf);
+    LEAK_CHECK();
 }

@@ -93,6 +93,7 @@ static void check_logits(const char *name, uint32_t kv_type) {
     free(ref);
     infer_context_free(c);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 #define LOGITS_TEST(id, name) \
@@ -118,7 +119,8 @@ LOGITS_TEST(q2_k, "rand-small-q2_k")
 LOGITS_TEST(stories260K, "stories260K")
 
 /* The same model with an F32 cache stays within the same tolerance. */
-Test(model_ref, logits_stories260K_f32_cache) { check_logits("stories260K", INFER_TYPE_F32); }
+Test(model_ref, logits_stories260K_f32_cache) { check_logits("stories260K", INFER_TYPE_F32);     LEAK_CHECK();
+}
 
 /* Greedy continuation of reference prompt n: the 128 ids must be llama.cpp's. */
 static void check_greedy(int n) {
@@ -154,7 +156,11 @@ static void check_greedy(int n) {
     infer_model_release(m);
 }
 
-Test(model_ref, greedy_stories260K_prompt1) { check_greedy(1); }
-Test(model_ref, greedy_stories260K_prompt2) { check_greedy(2); }
-Test(model_ref, greedy_stories260K_prompt3) { check_greedy(3); }
-Test(model_ref, greedy_stories260K_prompt4_bos_only) { check_greedy(4); }
+Test(model_ref, greedy_stories260K_prompt1) { check_greedy(1);     LEAK_CHECK();
+}
+Test(model_ref, greedy_stories260K_prompt2) { check_greedy(2);     LEAK_CHECK();
+}
+Test(model_ref, greedy_stories260K_prompt3) { check_greedy(3);     LEAK_CHECK();
+}
+Test(model_ref, greedy_stories260K_prompt4_bos_only) { check_greedy(4);     LEAK_CHECK();
+}

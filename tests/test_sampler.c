@@ -51,6 +51,7 @@ Test(sampler, greedy_takes_first_maximum) {
     cr_assert_eq(infer_sampler_sample(s, l), 17);
     infer_sampler_free(s);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 Test(sampler, nan_and_infinite_logits) {
@@ -78,6 +79,7 @@ Test(sampler, nan_and_infinite_logits) {
         infer_sampler_free(s);
     }
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 Test(sampler, top_p_zero_and_top_k_one_are_greedy) {
@@ -94,6 +96,7 @@ Test(sampler, top_p_zero_and_top_k_one_are_greedy) {
     infer_sampler_free(a);
     infer_sampler_free(b);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 Test(sampler, top_k_larger_than_vocab_and_limits_respected) {
@@ -113,6 +116,7 @@ Test(sampler, top_k_larger_than_vocab_and_limits_respected) {
     for (int k = 0; k < 500; k++) cr_assert_geq(infer_sampler_sample(s, l), 299 - 34, "min-p");
     infer_sampler_free(s);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 Test(sampler, same_seed_same_tokens_other_seed_other_tokens) {
@@ -138,6 +142,7 @@ Test(sampler, same_seed_same_tokens_other_seed_other_tokens) {
     cr_assert_neq(infer_sampler_seed(x), INFER_SEED_RANDOM);
     infer_sampler_free(x);
     infer_model_release(m);
+    LEAK_CHECK();
 }
 
 Test(sampler, repeat_penalty_moves_greedy_choice) {
@@ -160,4 +165,5 @@ Test(sampler, repeat_penalty_moves_greedy_choice) {
     p.repeat_penalty = 0.0f;
     cr_assert_eq(infer_sampler_new(m, &p, &s, NULL), INFER_EINVAL);
     infer_model_release(m);
+    LEAK_CHECK();
 }

@@ -32,6 +32,24 @@ static inline int shared_path(char *path, size_t cap, const char *rel) {
             cr_skip_test("needs %s/%s (../shared is absent: skipped)", shared_dir(), (rel)); \
     } while (0)
 
+/* Under ASan, LEAK_CHECK() fails the test when memory has leaked so far:
+ * LeakSanitizer's report at process exit does not fail a Criterion test by
+ * itself. Call it at the end of tests (and inside allocation-failure loops). */
+#if defined(__SANITIZE_ADDRESS__)
+#define INFER_TEST_LEAK_CHECKS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define INFER_TEST_LEAK_CHECKS 1
+#endif
+#endif
+#ifdef INFER_TEST_LEAK_CHECKS
+#include <sanitizer/lsan_interface.h>
+#define LEAK_CHECK() \
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (LeakSanitizer report above)")
+#else
+#define LEAK_CHECK() ((void)0)
+#endif
+
 /* Whole file into a malloc'd buffer (NULL if unreadable); *size set. */
 static inline void *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
