@@ -87,7 +87,8 @@ int64_t vocab_merge_rank(const infer_vocab *v, const char *l, size_t ln, const c
 
 /* ---- metadata helpers ---------------------------------------------------- */
 
-/* Index of key, or -1; *is_arr_of set to the element type for arrays. */
+/* Index of key, or -1; *elem = its element type (INFER_GGUF_VALUE_TYPE_COUNT
+ * when it is not an array) and *count its length. */
 static int64_t find_array(const infer_gguf *g, const char *key, uint32_t *elem, uint64_t *count) {
     int64_t k = infer_gguf_find_key(g, key);
     if (k >= 0) {
@@ -126,23 +127,9 @@ static infer_status opt_id(const infer_gguf *g, const char *key, int32_t n_token
     int64_t val = -1;
     switch (t) {
     case INFER_GGUF_INT8: case INFER_GGUF_INT16: case INFER_GGUF_INT32: case INFER_GGUF_INT64: {
-        int64_t x = 0;
-        if (t == INFER_GGUF_INT64) {
-            if (infer_gguf_get_i64(g, key, &x, err)) return INFER_EFORMAT;
-        } else if (t == INFER_GGUF_INT32) {
-            int32_t y;
-            if (infer_gguf_get_i32(g, key, &y, err)) return INFER_EFORMAT;
-            x = y;
-        } else if (t == INFER_GGUF_INT16) {
-            int16_t y;
-            if (infer_gguf_get_i16(g, key, &y, err)) return INFER_EFORMAT;
-            x = y;
-        } else {
-            int8_t y;
-            if (infer_gguf_get_i8(g, key, &y, err)) return INFER_EFORMAT;
-            x = y;
-        }
-        val = x;
+        union { int8_t i8; int16_t i16; int32_t i32; int64_t i64; } x;
+        if (infer_gguf_kv_scalar(g, (uint64_t)k, t, &x, err)) return INFER_EFORMAT;
+        val = t == INFER_GGUF_INT8 ? x.i8 : t == INFER_GGUF_INT16 ? x.i16 : t == INFER_GGUF_INT32 ? x.i32 : x.i64;
         break;
     }
     case INFER_GGUF_UINT8: case INFER_GGUF_UINT16: case INFER_GGUF_UINT32: case INFER_GGUF_UINT64: {
