@@ -1,5 +1,6 @@
 /* seeds.c - `make-seeds DIR`: writes small, varied, valid GGUF files made
- * with the project's writer into DIR, as a starting corpus for fuzz_gguf.
+ * with the project's writer into DIR, as a starting corpus for fuzz_gguf
+ * (and `make-seeds --models DIR`: small complete models for fuzz_model).
  * Each file exercises a different part of the format: every value type,
  * string arrays, empty arrays, every tensor type, alignments, 1-4 dims,
  * many entries, and version 2 (same layout as 3, patched in). */
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "infer_gguf.h"
+#include "synth.h"
 
 static const char *out_dir;
 static int n_written;
@@ -69,9 +71,40 @@ static void patch_v2(unsigned char *b, size_t n) {
     if (n >= 8) b[4] = 2;
 }
 
+/* `make-seeds --models DIR`: small complete models for fuzz_model, made by
+ * the synthetic generator: each architecture, several weight types, tied
+ * and untied output. */
+static int write_models(const char *dir) {
+    static const struct {
+        const char *arch;
+        uint32_t type;
+        int tied;
+    } models[] = {
+        {"llama", INFER_TYPE_F32, 0}, {"llama", INFER_TYPE_F16, 1}, {"llama", INFER_TYPE_Q8_0, 0},
+        {"llama", INFER_TYPE_Q4_0, 1}, {"qwen2", INFER_TYPE_BF16, 0}, {"qwen3", INFER_TYPE_Q5_1, 0},
+    };
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        synth_params p = synth_default_params();
+        p.arch = models[i].arch;
+        p.wtype = models[i].type;
+        p.tied = models[i].tied;
+        p.n_vocab = 260;
+        p.n_layer = 1;
+        p.seed = i + 1;
+        char path[4096];
+        infer_error err = {0};
+        snprintf(path, sizeof path, "%s/model-%s-%s%s.gguf", dir, p.arch, infer_type_name(p.wtype),
+                 p.tied ? "-tied" : "");
+        if (synth_model_file(&p, path, &err) != INFER_OK) die(path, &err);
+    }
+    printf("make-seeds: %zu models in %s\n", sizeof models / sizeof models[0], dir);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--models")) return write_models(argv[2]);
     if (argc != 2) {
-        fprintf(stderr, "usage: make-seeds DIR\n");
+        fprintf(stderr, "usage: make-seeds DIR | make-seeds --models DIR\n");
         return 1;
     }
     out_dir = argv[1];

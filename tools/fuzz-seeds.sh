@@ -1,5 +1,8 @@
 #!/bin/sh
-# fuzz-seeds.sh DIR [SHARED_DIR] - build the seed corpus of fuzz_gguf in DIR/gguf:
+# fuzz-seeds.sh DIR [SHARED_DIR] - build the seed corpora:
+# DIR/model: small synthetic models (`make-seeds --models`) for fuzz_model;
+# DIR/tokenizer: llama.cpp's tokenizer test strings (SHARED_DIR/vocab/*.inp);
+# DIR/gguf for fuzz_gguf:
 #   - the small valid files `make-seeds` writes with the project's writer;
 #   - for every model in SHARED_DIR/models (when present), its first
 #     min(64 KiB, file size) bytes: real headers, cut where the data begins.
@@ -30,3 +33,13 @@ if [ -n "$shared" ] && [ -d "$shared/models" ]; then
 else
     echo "fuzz-seeds: no $shared/models: writer seeds only"
 fi
+
+mkdir -p "$dir/model" "$dir/tokenizer"
+"$make_seeds" --models "$dir/model"
+if [ -n "$shared" ] && [ -d "$shared/vocab" ]; then
+    for f in "$shared"/vocab/*.inp; do
+        [ -f "$f" ] && cp "$f" "$dir/tokenizer/$(basename "$f")"
+    done
+fi
+printf 'Hello world\n' > "$dir/tokenizer/hello.txt"
+printf ' \xe2\x96\x81<s>\xf0\x9f\xa6\x99 <0x41>\t\r\n' > "$dir/tokenizer/specials.txt"
