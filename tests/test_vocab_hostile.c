@@ -14,20 +14,6 @@
 /* LEAK_CHECK(): fails the test under ASan when memory leaked (testutil.h
  * may already define it). */
 #ifndef LEAK_CHECK
-#if defined(__SANITIZE_ADDRESS__)
-#define VH_LEAK_CHECKS 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VH_LEAK_CHECKS 1
-#endif
-#endif
-#ifdef VH_LEAK_CHECKS
-#include <sanitizer/lsan_interface.h>
-#define LEAK_CHECK() \
-    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (LeakSanitizer report above)")
-#else
-#define LEAK_CHECK() ((void)0)
-#endif
 #endif
 
 /* ---- building vocabularies -------------------------------------------------- */
