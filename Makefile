@@ -143,4 +143,22 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz
 
+# NEON kernels (kernels/arm) against the reference, cross-compiled for
+# aarch64 into build-neon/ and run under qemu-aarch64; no Criterion needed.
+NEON_CC   = aarch64-linux-gnu-gcc
+DEPS_NEON = gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+NEON_SRC  = tests/neon/test_kernels_neon.c $(wildcard kernels/ref/*.c) $(wildcard kernels/arm/*.c) \
+            kernels/dispatch.c src/types.c src/util.c
+NEON_HDR  = $(wildcard include/*.h src/util.h kernels/*.h kernels/ref/*.h kernels/arm/*.h)
+
+.PHONY: test-neon
+test-neon: build-neon/test_kernels_neon
+	qemu-aarch64 build-neon/test_kernels_neon
+
+build-neon/.deps-neon: tools/deps.sh
+	@mkdir -p build-neon && ./tools/deps.sh $(DEPS_NEON) && touch $@
+build-neon/test_kernels_neon: $(NEON_SRC) $(NEON_HDR) | build-neon/.deps-neon
+	$(NEON_CC) -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra $(WERROR) -Wshadow -Wno-unused-parameter \
+	    $(ISA_NEON) -static -Iinclude -Isrc -Ikernels -o $@ $(NEON_SRC) -lm -lpthread
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
