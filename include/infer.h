@@ -86,7 +86,16 @@ typedef struct {
     uint32_t n_batch; /* most tokens per forward pass; 0: min(512, n_ctx) */
     int n_threads;    /* 0: one per online CPU */
     uint32_t kv_type; /* INFER_TYPE_F16 (default) or INFER_TYPE_F32 */
+    int all_logits;   /* 1: decode may return every token's logits (INFER_DECODE_ALL_LOGITS;
+                         n_batch x n_vocab floats are reserved); 0 (default): the last token's */
+    int backend;      /* INFER_BACKEND_CPU (default), _VULKAN or _AUTO (a GPU when present) */
+    int device;       /* Vulkan device index (infer_vulkan_devices order); -1 (default): best */
 } infer_context_params;
+
+/* Where a context runs. VULKAN and AUTO fall back to the CPU when no usable
+ * device is found (infer_context_backend / _note tell); AUTO never picks a
+ * CPU-type Vulkan device (lavapipe), which the CPU backend outruns. */
+enum { INFER_BACKEND_CPU = 0, INFER_BACKEND_VULKAN = 1, INFER_BACKEND_AUTO = 2 };
 
 infer_context_params infer_context_default_params(void);
 
@@ -96,11 +105,36 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
                                infer_context **out, infer_error *err);
 void infer_context_free(infer_context *c); /* NULL is fine */
 
+/* The backend the context runs on (INFER_BACKEND_CPU or _VULKAN), and why
+ * Vulkan is not used when it was asked for ("" otherwise). */
+int infer_context_backend(const infer_context *c);
+const char *infer_context_backend_note(const infer_context *c);
+
+/* Vulkan devices, in the order --device / infer_context_params.device use. */
+enum {
+    INFER_DEVICE_OTHER = 0, INFER_DEVICE_INTEGRATED_GPU = 1, INFER_DEVICE_DISCRETE_GPU = 2,
+    INFER_DEVICE_VIRTUAL_GPU = 3, INFER_DEVICE_CPU = 4, /* VkPhysicalDeviceType's values */
+};
+typedef struct {
+    char name[256];
+    int type;               /* INFER_DEVICE_* */
+    uint64_t memory;        /* bytes of its largest device-local heap */
+    uint32_t subgroup_size;
+    int subgroup_ops;       /* subgroup arithmetic in compute shaders (used when present) */
+    int fp16, int8;         /* shaderFloat16, shaderInt8 */
+    int int_dot;            /* shaderIntegerDotProduct */
+    uint32_t api_version;   /* VK_MAKE_API_VERSION layout */
+} infer_device_info;
+/* Fill up to cap entries; *n = the number of devices. INFER_EBACKEND with
+ * a message when there is no Vulkan driver or device. */
+infer_status infer_vulkan_devices(infer_device_info *out, size_t cap, size_t *n, infer_error *err);
+
 uint32_t infer_context_n_ctx(const infer_context *c);
 uint32_t infer_context_n_past(const infer_context *c); /* tokens in the KV cache */
 
 enum {
-    INFER_DECODE_ALL_LOGITS = 1u << 0, /* logits for every token of the batch (n <= n_batch) */
+    INFER_DECODE_ALL_LOGITS = 1u << 0, /* logits for every token of the batch (n <= n_batch;
+                                          the context needs all_logits) */
 };
 
 /* Run the model on n tokens after those already in the cache. Long inputs

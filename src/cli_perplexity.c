@@ -38,6 +38,7 @@ int cli_perplexity(const cli_options *o, infer_model *m, const char *text, size_
         goto out;
     }
     infer_context_params cp = o->cp;
+    cp.all_logits = 1;
     if (cp.n_ctx == 0) cp.n_ctx = infer_model_n_ctx_train(m) < 512 ? infer_model_n_ctx_train(m) : 512;
     const size_t n_ctx = cp.n_ctx;
     if (n_ctx < 2 || n < 2 * n_ctx) {

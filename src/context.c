@@ -5,12 +5,14 @@
  */
 #include "context.h"
 
+#include <string.h>
 #include <unistd.h>
 
 #include "ref/quants.h"
 
 infer_context_params infer_context_default_params(void) {
-    infer_context_params p = {.n_ctx = 0, .n_batch = 0, .n_threads = 0, .kv_type = INFER_TYPE_F16};
+    infer_context_params p = {.n_ctx = 0, .n_batch = 0, .n_threads = 0, .kv_type = INFER_TYPE_F16,
+                              .backend = INFER_BACKEND_CPU, .device = -1};
     return p;
 }
 
@@ -44,7 +46,8 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->kv_type = p.kv_type;
-    if (fwd_layout_init(&m->hp, n_batch, &c->layout) != INFER_OK) {
+    c->all_logits = p.all_logits != 0;
+    if (fwd_layout_init(&m->hp, n_batch, c->all_logits ? n_batch : 1, &c->layout) != INFER_OK) {
         infer_free(c);
         return set_error(err, INFER_EINVAL, "activation arena size overflows: lower n_batch");
     }
@@ -55,7 +58,20 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
     }
     backend_config cfg = {.model = m, .n_ctx = n_ctx, .n_batch = n_batch, .kv_type = p.kv_type,
                           .arena_floats = c->layout.total, .n_threads = n_threads};
-    infer_status s = backend_cpu_new(&cfg, &c->be, err);
+    /* Vulkan when asked for and usable; otherwise the CPU, with the reason
+     * kept for infer_context_backend_note (the library prints nothing). */
+    infer_status s = INFER_EINVAL;
+    c->backend = INFER_BACKEND_CPU;
+    if (p.backend == INFER_BACKEND_VULKAN || p.backend == INFER_BACKEND_AUTO) {
+        infer_error verr = {0};
+        s = backend_vulkan_new(&cfg, p.device, p.backend == INFER_BACKEND_AUTO, &c->be, &verr);
+        if (s == INFER_OK) c->backend = INFER_BACKEND_VULKAN;
+        else memcpy(c->backend_note, verr.message, sizeof c->backend_note);
+    } else if (p.backend != INFER_BACKEND_CPU) {
+        infer_free(c);
+        return set_error(err, INFER_EINVAL, "backend %d is not INFER_BACKEND_CPU, _VULKAN or _AUTO", p.backend);
+    }
+    if (c->backend == INFER_BACKEND_CPU) s = backend_cpu_new(&cfg, &c->be, err);
     if (s != INFER_OK) {
         infer_free(c);
         return s;
@@ -73,6 +89,9 @@ void infer_context_free(infer_context *c) {
     infer_free(c);
 }
 
+int infer_context_backend(const infer_context *c) { return c ? c->backend : INFER_BACKEND_CPU; }
+const char *infer_context_backend_note(const infer_context *c) { return c ? c->backend_note : ""; }
+
 uint32_t infer_context_n_ctx(const infer_context *c) { return c->n_ctx; }
 uint32_t infer_context_n_past(const infer_context *c) { return c->n_past; }
 
@@ -80,6 +99,9 @@ infer_status context_decode_locked(infer_context *c, const int32_t *ids, size_t 
                                    infer_error *err) {
     const int all = (flags & INFER_DECODE_ALL_LOGITS) != 0;
     if (!ids || n == 0) return set_error(err, INFER_EINVAL, "decode: no tokens");
+    if (all && !c->all_logits) {
+        return set_error(err, INFER_EINVAL, "decode: all-token logits need a context made with all_logits = 1");
+    }
     if (all && n > c->n_batch) {
         return set_error(err, INFER_EINVAL, "decode: %zu tokens with all logits exceed n_batch %u", n, c->n_batch);
     }

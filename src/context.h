@@ -14,6 +14,9 @@ struct infer_context {
     fwd_layout layout;
     atomic_flag busy;
     uint32_t n_ctx, n_batch, kv_type;
+    int all_logits;       /* logits reserved for every token of a batch */
+    int backend;          /* INFER_BACKEND_CPU or _VULKAN: what runs */
+    char backend_note[INFER_ERROR_MSG_MAX]; /* why Vulkan was not used, or "" */
     uint32_t n_past;      /* tokens in the cache */
     size_t n_logit_rows;  /* rows of logits from the last decode (0: none) */
 };

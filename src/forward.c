@@ -13,7 +13,7 @@
  */
 #include "forward.h"
 
-infer_status fwd_layout_init(const model_hparams *hp, uint32_t n_batch, fwd_layout *L) {
+infer_status fwd_layout_init(const model_hparams *hp, uint32_t n_batch, uint32_t logit_rows, fwd_layout *L) {
     const size_t nb = n_batch;
     const size_t sizes[] = {
         hp->n_embd, hp->n_embd,
@@ -26,7 +26,7 @@ infer_status fwd_layout_init(const model_hparams *hp, uint32_t n_batch, fwd_layo
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n;
         *slots[i] = off;
-        if (ck_mul(sizes[i], nb, &n) || ck_add(off, n, &off) || ck_add(off, (size_t)15, &off)) {
+        if (ck_mul(sizes[i], slots[i] == &L->logits ? (size_t)logit_rows : nb, &n) || ck_add(off, n, &off) || ck_add(off, (size_t)15, &off)) {
             return INFER_EINVAL;
         }
         off &= ~(size_t)15; /* each slot 64-byte aligned */

@@ -16,12 +16,13 @@ typedef struct {
     act attn;   /* [n_batch][n_head][hd_v] attention output */
     act gate;   /* [n_batch][n_ff] */
     act up;     /* [n_batch][n_ff] */
-    act logits; /* [n_batch][n_vocab] */
+    act logits; /* [logit_rows][n_vocab] */
     size_t total;
 } fwd_layout;
 
-/* Lay out the arena for n_batch tokens; INFER_EINVAL if it overflows. */
-infer_status fwd_layout_init(const model_hparams *hp, uint32_t n_batch, fwd_layout *L);
+/* Lay out the arena for n_batch tokens and logit_rows rows of logits
+ * (1, or n_batch for all-token logits); INFER_EINVAL if it overflows. */
+infer_status fwd_layout_init(const model_hparams *hp, uint32_t n_batch, uint32_t logit_rows, fwd_layout *L);
 
 /* Run n tokens (n <= n_batch, ids in range) at positions pos0.., storing
  * K/V in the cache. Logits go to L->logits: one row per token when

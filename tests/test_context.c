@@ -32,6 +32,7 @@ static infer_context *new_ctx(infer_model *m, uint32_t n_ctx, uint32_t kv_type) 
     infer_context_params cp = infer_context_default_params();
     cp.n_ctx = n_ctx;
     cp.kv_type = kv_type;
+    cp.all_logits = 1;
     infer_context *c = NULL;
     infer_error err = {0};
     cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
@@ -89,6 +90,12 @@ Test(context, all_logits_batch_larger_than_n_batch_refused) {
     cp.n_batch = 8;
     infer_context *c = NULL;
     infer_error err = {0};
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK);
+    int32_t one[2] = {5, 6};
+    cr_assert_eq(infer_decode(c, one, 2, INFER_DECODE_ALL_LOGITS, &err), INFER_EINVAL, "needs all_logits");
+    cr_assert(strstr(err.message, "all_logits") != NULL, "%s", err.message);
+    infer_context_free(c);
+    cp.all_logits = 1;
     cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK);
     int32_t ids[20];
     ids_for(ids, 20, 2);

@@ -65,6 +65,7 @@ static void check_logits(const char *name, uint32_t kv_type) {
     infer_context_params cp = infer_context_default_params();
     cp.n_ctx = 512;
     cp.kv_type = kv_type;
+    cp.all_logits = 1;
     infer_context *c = NULL;
     cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
     cr_assert_eq(infer_decode(c, ids, n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
