@@ -37,6 +37,10 @@ ISA_AVX512 = $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512dq
 ISA_NEON   = -march=armv8.2-a+dotprod+fp16
 CLI_SRC  = src/main.c $(wildcard src/cli_*.c)
 TEST_SRC = $(wildcard tests/*.c)
+# Programs in tools/: tools/infer_NAME.c becomes $(B)/infer-NAME, linked with libinfer.a
+# (infer-quantize, infer-synth).
+TOOL_SRC = $(wildcard tools/infer_*.c)
+TOOL_BIN = $(patsubst tools/infer_%.c,$(B)/infer-%,$(TOOL_SRC))
 
 B ?= build
 LIB_OBJ  = $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -53,7 +57,7 @@ export INFER_SHARED ?= $(abspath ../shared)
 
 .PHONY: all test asan tsan fuzz install clean deps deps-test deps-fuzz run check
 
-all: $(B)/libinfer.a $(B)/infer
+all: $(B)/libinfer.a $(B)/infer $(TOOL_BIN)
 
 $(B)/.deps-build: tools/deps.sh
 	@mkdir -p $(B) && ./tools/deps.sh $(DEPS_BUILD) && touch $@
@@ -74,6 +78,9 @@ $(B)/libinfer.a: $(LIB_OBJ)
 
 $(B)/infer: $(CLI_OBJ) $(B)/libinfer.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libinfer.a $(LDLIBS)
+
+$(B)/infer-%: $(B)/obj/tools/infer_%.o $(B)/libinfer.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libinfer.a $(LDLIBS)
 
 $(B)/test_infer: $(TEST_OBJ) $(B)/libinfer.a | $(B)/.deps-test
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(B)/libinfer.a -lcriterion $(LDLIBS)
