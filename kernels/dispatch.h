@@ -53,6 +53,10 @@ typedef struct {
     /* dot of n f16 values with n f16 values, and y += a * f16 row (attention). */
     float (*dot_f16)(const uint16_t *a, const uint16_t *b, int64_t n);
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);
+    /* Softmax numerators: y[i] = e^(x[i] - max) for i < n (y may be x);
+     * returns their sum, accumulated in double. Optional: NULL in a table
+     * without one, and then callers use expf (which is the reference). */
+    double (*exp_sum)(float *y, const float *x, int64_t n, float max);
 } kernel_table;
 
 /* The table in use: the best level this machine runs, or INFER_CPU's
