@@ -1,0 +1,187 @@
+/*
+ * x86_common.h - what the AVX2 and AVX-512 kernel files share: packed
+ * little-endian field reads, scalar f16 conversion (F16C, which both levels
+ * have), the K-quant scale decoders, and the layout of the "panels" the
+ * blocked matmuls run on.
+ *
+ * A panel is a tile of R weight rows (R = 16 for AVX-512, 8 for AVX2)
+ * unpacked so that one SIMD register holds the same 4 consecutive values of
+ * every row: "slice" s of a block is R rows x 4 bytes, row i in 32-bit lane
+ * i. A VNNI dot (vpdpbusd) of a slice with 4 activation bytes broadcast to
+ * every lane then advances all R output rows at once, and a loaded slice is
+ * reused for every token of the batch. Weights are stored as unsigned bytes
+ * with their offset (Q4_0: q, value q - 8); the offset times the activation
+ * block sum is subtracted in integer arithmetic, so every integer block dot
+ * is exactly the reference's.
+ *
+ * Legacy panel block (32 values): q[8 slices][R][4] | float d[R] | float m[R]
+ * K-quant panel block (256 values): q[64 slices][R][4] | int32 sc[16][R]
+ *   (sub-block scales) | int32 m16[8][R] (pairs of int16 per-16-value
+ *   corrections, dotted with Q8_K's bsums) | float d[R] | float dmin[R]
+ */
+#ifndef INFER_KERNELS_X86_COMMON_H
+#define INFER_KERNELS_X86_COMMON_H
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "infer_gguf.h"
+
+#define X86_QK 32   /* values per legacy block */
+#define X86_QKK 256 /* values per K-quant super-block */
+
+static inline uint16_t x86_rd16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static inline uint32_t x86_rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline float x86_rdf32(const uint8_t *p) {
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* An f16 field as float (F16C: exact, as the reference conversion). */
+static inline float x86_f16(const uint8_t *p) { return _cvtsh_ss(x86_rd16(p)); }
+
+/* Q4_K/Q5_K: 6-bit scale and min of sub-block s (0..7) from the 12 packed
+ * bytes (the same bit positions as kernels/ref). */
+static inline void x86_q4k_scale_min(const uint8_t *sc, int s, int *scale, int *min) {
+    if (s < 4) {
+        *scale = sc[s] & 63;
+        *min = sc[s + 4] & 63;
+    } else {
+        *scale = (sc[s + 4] & 0x0f) | ((sc[s - 4] >> 6) << 4);
+        *min = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
+    }
+}
+
+/* Q3_K: signed scale (-32..31) of sub-block s (0..15). */
+static inline int x86_q3k_scale(const uint8_t *sc, int s) {
+    int lo = s < 8 ? (sc[s] & 0x0f) : (sc[s - 8] >> 4);
+    int hi = (sc[8 + (s & 3)] >> (2 * (s >> 2))) & 3;
+    return (lo | (hi << 4)) - 32;
+}
+
+/* The block geometry of a weight type for the quantized matmuls. */
+typedef enum { X86_FAM_NONE, X86_FAM_LEGACY, X86_FAM_K, X86_FAM_FLOAT } x86_family;
+
+static inline x86_family x86_family_of(uint32_t type) {
+    switch (type) {
+    case INFER_TYPE_Q4_0: case INFER_TYPE_Q4_1: case INFER_TYPE_Q5_0:
+    case INFER_TYPE_Q5_1: case INFER_TYPE_Q8_0:
+        return X86_FAM_LEGACY;
+    case INFER_TYPE_Q2_K: case INFER_TYPE_Q3_K: case INFER_TYPE_Q4_K:
+    case INFER_TYPE_Q5_K: case INFER_TYPE_Q6_K:
+        return X86_FAM_K;
+    case INFER_TYPE_F32: case INFER_TYPE_F16: case INFER_TYPE_BF16:
+        return X86_FAM_FLOAT;
+    default:
+        return X86_FAM_NONE;
+    }
+}
+
+/* Bytes of one weight block. */
+static inline size_t x86_block_bytes(uint32_t type) {
+    switch (type) {
+    case INFER_TYPE_Q4_0: return 18;
+    case INFER_TYPE_Q4_1: return 20;
+    case INFER_TYPE_Q5_0: return 22;
+    case INFER_TYPE_Q5_1: return 24;
+    case INFER_TYPE_Q8_0: return 34;
+    case INFER_TYPE_Q2_K: return 84;
+    case INFER_TYPE_Q3_K: return 110;
+    case INFER_TYPE_Q4_K: return 144;
+    case INFER_TYPE_Q5_K: return 176;
+    case INFER_TYPE_Q6_K: return 210;
+    default: return 0;
+    }
+}
+
+/* Legacy types: the offset subtracted from the stored unsigned value (Q8_0
+ * is stored as q + 128), and whether the type has a per-block minimum
+ * (activations Q8_1, whose s field carries d * sum). */
+static inline int x86_legacy_offset(uint32_t type) {
+    switch (type) {
+    case INFER_TYPE_Q4_0: return 8;
+    case INFER_TYPE_Q5_0: return 16;
+    case INFER_TYPE_Q8_0: return 128;
+    default: return 0;
+    }
+}
+
+static inline int x86_legacy_has_min(uint32_t type) {
+    return type == INFER_TYPE_Q4_1 || type == INFER_TYPE_Q5_1;
+}
+
+/* K types: values per sub-block with its own scale (16 or 32), and whether
+ * the per-16 corrections are a separate min term (Q2_K, Q4_K, Q5_K: result
+ * d*isum - dmin*corr) or the stored offset (Q3_K, Q6_K: d*(isum - corr)). */
+static inline int x86_k_sub(uint32_t type) {
+    return type == INFER_TYPE_Q4_K || type == INFER_TYPE_Q5_K ? 32 : 16;
+}
+
+static inline int x86_k_has_min(uint32_t type) {
+    return type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q4_K || type == INFER_TYPE_Q5_K;
+}
+
+/* Per-row scale data of one K super-block, decoded (both levels' packers). */
+typedef struct {
+    int32_t sc[16];   /* sub-block scale (16 sub-blocks of 16, or 8 of 32) */
+    int16_t m16[16];  /* correction per 16-value group */
+    float d, dmin;
+} x86_kscales;
+
+static inline void x86_k_decode_scales(uint32_t type, const uint8_t *x, x86_kscales *o) {
+    int sc, mn;
+    switch (type) {
+    case INFER_TYPE_Q2_K:
+        for (int s = 0; s < 16; s++) {
+            o->sc[s] = x[s] & 0x0f;
+            o->m16[s] = (int16_t)(x[s] >> 4);
+        }
+        o->d = x86_f16(x + 80);
+        o->dmin = x86_f16(x + 82);
+        break;
+    case INFER_TYPE_Q3_K:
+        for (int s = 0; s < 16; s++) {
+            sc = x86_q3k_scale(x + 96, s);
+            o->sc[s] = sc;
+            o->m16[s] = (int16_t)(4 * sc);
+        }
+        o->d = x86_f16(x + 108);
+        o->dmin = 0.0f;
+        break;
+    case INFER_TYPE_Q4_K:
+    case INFER_TYPE_Q5_K:
+        for (int s = 0; s < 8; s++) {
+            x86_q4k_scale_min(x + 4, s, &sc, &mn);
+            o->sc[s] = sc;
+            o->sc[s + 8] = 0;
+            o->m16[2 * s] = o->m16[2 * s + 1] = (int16_t)mn;
+        }
+        o->d = x86_f16(x);
+        o->dmin = x86_f16(x + 2);
+        break;
+    default: /* Q6_K */
+        for (int s = 0; s < 16; s++) {
+            sc = (int8_t)x[192 + s];
+            o->sc[s] = sc;
+            o->m16[s] = (int16_t)(32 * sc);
+        }
+        o->d = x86_f16(x + 208);
+        o->dmin = 0.0f;
+        break;
+    }
+}
+
+#endif
