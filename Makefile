@@ -14,10 +14,10 @@ WERROR  ?= -Werror
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra $(WERROR) -Wshadow \
               -Wno-unused-parameter -Iinclude -Isrc -Ikernels -MMD -MP
-LDLIBS_BASE = -lpcre2-8 -lm -lpthread
+LDLIBS_BASE = -lpcre2-8 -lopenblas -lm -lpthread
 
 # Debian packages each kind of build needs (tools/deps.sh installs or asks).
-DEPS_BUILD = gcc make pkg-config libpcre2-dev
+DEPS_BUILD = gcc make pkg-config libpcre2-dev libopenblas-dev
 DEPS_TEST  = libcriterion-dev
 DEPS_FUZZ  = clang libclang-rt-14-dev
 
@@ -134,6 +134,11 @@ build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libinfer.a
 build-fuzz/make-seeds: fuzz/seeds.c build-fuzz/libinfer.a
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Ikernels \
 	    -fsanitize=fuzzer-no-link,address,undefined -o $@ $< build-fuzz/libinfer.a $(LDLIBS_BASE)
+
+# Kernel micro-benchmark (GFLOP/s and GB/s per weight type and ISA level).
+$(B)/bench-kernels: $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_kernels_main.o $(B)/libinfer.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_kernels_main.o \
+	    $(B)/libinfer.a $(LDLIBS)
 
 run: all
 	$(B)/infer $(INFER_SHARED)/models/stories260K.gguf -p "Once upon a time" -n 128 --temp 0

@@ -1,39 +1,70 @@
 /*
  * backend_cpu.c - the CPU backend: the op interface of backend.h on the
- * reference kernels (kernels/ref), with llama.cpp's numerics:
+ * kernel table (kernels/dispatch.h: ref, avx2, avx512 or neon, chosen once),
+ * with llama.cpp's numerics:
  *   - matmul activations quantized to the weight's vec_dot_type;
  *   - RMSNorm summed in double, scale = 1/sqrtf(mean + eps);
  *   - RoPE angles from a running float product, as ggml's rope cache;
  *   - attention with an F16 cache rounds q and the softmax weights to F16
  *     before the dot products, as ggml's mul_mat with F16 K and V does.
  *
+ * Threads: every op that has enough work splits it over the pool in ranges
+ * that do not depend on the thread count's effect on any one element:
+ * matmul by groups of 32 weight rows (the kernels' tiles), attention by
+ * (KV head, block of query tokens), the rest by rows or fixed-size chunks.
+ * Each output element is computed by one thread in the same order whatever
+ * the thread count, so results are identical for 1, 2 or 64 threads.
+ *
+ * Attention is two matmuls per (KV head, query block): scores = K q for all
+ * query heads of the group at once, then out = V^T p. The V cache is kept
+ * transposed ([layer][kv head][dim][position]) so that V^T rows are
+ * contiguous, as llama.cpp does without flash attention.
+ *
+ * F32 weights with large batches go to OpenBLAS's sgemm, single-threaded
+ * inside each of our threads (on its slice of rows), where it is faster
+ * than our own kernel.
+ *
  * All memory is allocated in backend_cpu_new; the ops allocate nothing.
  */
+#include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "backend.h"
+#include "dispatch.h"
 #include "pool.h"
-#include "ref/quants.h"
 
-/* Per-thread scratch for attention. */
+#define ROW_GROUP 32      /* matmul rows are split over threads in multiples of this */
+#define ATT_ROWS 32       /* query rows (heads x tokens) per attention work unit */
+#define PAR_MIN 65536     /* elementwise ops this large or larger run on the pool */
+#define BLAS_MIN_TOK 32   /* F32 matmuls with this many tokens or more use OpenBLAS */
+
+/* Per-thread scratch. */
 typedef struct {
-    float *scores;   /* [n_ctx] attention weights of one head */
-    uint16_t *h16;   /* [max(n_ctx, hd)] F16 scratch */
-    float *tmp;      /* [2][max(hd_k, hd_v)] */
+    float *scores;  /* [att_rows][n_ctx] attention scores, then weights */
+    uint8_t *probs; /* [att_rows][n_ctx] weights in the cache type */
+    uint8_t *qbuf;  /* [att_rows][hd_k] queries in the cache type */
+    float *obuf;    /* [att_rows][hd_v] */
+    float *rope;    /* [n_rot] cos/sin of one position */
+    float *tmp;     /* [max(hd_k, hd_v)] */
 } thread_scratch;
 
 typedef struct {
     backend base;
     const infer_model *m;
     const model_hparams *hp;
+    const kernel_table *kt;
     uint32_t n_ctx, n_batch, kv_type;
+    size_t esz;            /* bytes of one cached value */
     float *arena;          /* activations */
-    uint8_t *kv;           /* n_layer x {K [n_ctx][k_row], V [n_ctx][v_row]} */
+    uint8_t *kv;           /* n_layer x {K [n_ctx][k_row], V^T [n_head_kv][hd_v][n_ctx]} */
     size_t k_row, v_row;   /* bytes of one cached position */
     size_t layer_bytes;
     uint8_t *qact;         /* quantized activation rows [n_batch][qact_row] */
     size_t qact_row;
+    uint8_t *vconv;        /* [n_batch][n_head_kv * hd_v] values in the cache type */
+    int att_qb;            /* query tokens per attention work unit */
     pool *pool;            /* n_threads - 1 workers */
     thread_scratch *ts;    /* [n_ts] = pool_size */
     int n_ts;
@@ -43,32 +74,69 @@ typedef struct {
 
 static float *A(backend *b, act off) { return CPU(b)->arena + off; }
 
+/* ---- small parallel helpers ---------------------------------------------------- */
+
+/* Elementwise op over count floats, split in 64-float aligned chunks. */
+typedef struct {
+    cpu_backend *c;
+    float *x;
+    const float *y;
+    size_t count;
+    int silu;
+} elem_job;
+
+static void elem_part(void *arg, int ith, int nth) {
+    elem_job *j = arg;
+    int64_t b, e;
+    pool_range((int64_t)((j->count + 63) / 64), ith, nth, &b, &e);
+    size_t lo = (size_t)b * 64, hi = (size_t)e * 64 < j->count ? (size_t)e * 64 : j->count;
+    if (hi <= lo) return;
+    if (j->silu) j->c->kt->silu_mul(j->x + lo, j->y + lo, hi - lo);
+    else j->c->kt->add(j->x + lo, j->y + lo, hi - lo);
+}
+
+static void run_elem(cpu_backend *c, float *x, const float *y, size_t count, int silu) {
+    elem_job j = {c, x, y, count, silu};
+    if (count >= PAR_MIN) pool_run(c->pool, elem_part, &j);
+    else elem_part(&j, 0, 1);
+}
+
 /* ---- ops ------------------------------------------------------------------ */
 
 static void cpu_get_rows(backend *b, const weight *w, const int32_t *ids, int n, act out) {
+    cpu_backend *c = CPU(b);
     float *o = A(b, out);
     for (int t = 0; t < n; t++) {
         const uint8_t *row = (const uint8_t *)w->data + (size_t)ids[t] * w->row_bytes;
-        infer_ref_dequantize(w->type, row, o + (size_t)t * (size_t)w->cols, w->cols);
+        c->kt->dequantize(w->type, row, o + (size_t)t * (size_t)w->cols, w->cols);
     }
+}
+
+typedef struct {
+    cpu_backend *c;
+    const float *x, *g;
+    float *y;
+    int64_t n_rows, n;
+    float eps;
+} norm_job;
+
+static void norm_part(void *arg, int ith, int nth) {
+    norm_job *j = arg;
+    int64_t b, e;
+    pool_range(j->n_rows, ith, nth, &b, &e);
+    for (int64_t r = b; r < e; r++)
+        j->c->kt->rms_norm(j->x + (size_t)r * (size_t)j->n, j->g, j->y + (size_t)r * (size_t)j->n, j->n, j->eps);
 }
 
 static void cpu_rms_norm(backend *b, act x, act out, int n_rows, const weight *w, float eps) {
-    const int64_t n = w->cols;
-    const float *g = w->data;
-    for (int r = 0; r < n_rows; r++) {
-        const float *xr = A(b, x) + (size_t)r * (size_t)n;
-        float *yr = A(b, out) + (size_t)r * (size_t)n;
-        double sum = 0.0;
-        for (int64_t i = 0; i < n; i++) sum += (double)xr[i] * (double)xr[i];
-        const float mean = (float)(sum / (double)n);
-        const float scale = 1.0f / sqrtf(mean + eps);
-        for (int64_t i = 0; i < n; i++) yr[i] = (xr[i] * scale) * g[i];
-    }
+    cpu_backend *c = CPU(b);
+    norm_job j = {c, A(b, x), w->data, A(b, out), n_rows, w->cols, eps};
+    if ((size_t)n_rows * (size_t)w->cols >= PAR_MIN && n_rows > 1) pool_run(c->pool, norm_part, &j);
+    else norm_part(&j, 0, 1);
 }
 
 /* One matmul, split over threads: first the activation rows are quantized
- * (split by token), then the output rows (split by weight row). */
+ * (split by token), then the output rows (split by groups of weight rows). */
 typedef struct {
     cpu_backend *c;
     const weight *w;
@@ -77,6 +145,7 @@ typedef struct {
     int n;
     uint32_t vt;
     size_t stride; /* bytes between quantized activation rows */
+    int blas;
 } matmul_job;
 
 static void matmul_quantize_part(void *arg, int ith, int nth) {
@@ -84,7 +153,8 @@ static void matmul_quantize_part(void *arg, int ith, int nth) {
     int64_t b, e;
     pool_range(j->n, ith, nth, &b, &e);
     for (int64_t t = b; t < e; t++) {
-        infer_ref_quantize(j->vt, j->x + (size_t)t * (size_t)j->w->cols, j->c->qact + (size_t)t * j->stride, j->w->cols);
+        j->c->kt->quantize_act(j->vt, j->x + (size_t)t * (size_t)j->w->cols, j->c->qact + (size_t)t * j->stride,
+                               j->w->cols);
     }
 }
 
@@ -93,23 +163,35 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
     const weight *w = j->w;
     const void *acts = j->vt == INFER_TYPE_F32 ? (const void *)j->x : (const void *)j->c->qact;
     int64_t b, e;
-    pool_range(w->rows, ith, nth, &b, &e);
-    if (e > b) {
-        infer_ref_matmul(w->type, (const uint8_t *)w->data + (size_t)b * w->row_bytes, w->row_bytes, e - b, w->cols,
-                         acts, j->stride, j->n, j->out + b, (size_t)w->rows);
+    pool_range((w->rows + ROW_GROUP - 1) / ROW_GROUP, ith, nth, &b, &e);
+    b *= ROW_GROUP;
+    e = e * ROW_GROUP < w->rows ? e * ROW_GROUP : w->rows;
+    if (e <= b) return;
+    const uint8_t *wrows = (const uint8_t *)w->data + (size_t)b * w->row_bytes;
+    if (j->blas) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(e - b), (int)w->cols, 1.0f, j->x,
+                    (int)w->cols, (const float *)(const void *)wrows, (int)(w->row_bytes / sizeof(float)), 0.0f,
+                    j->out + b, (int)w->rows);
+        return;
     }
+    j->c->kt->matmul(w->type, wrows, w->row_bytes, e - b, w->cols, acts, j->stride, j->n, j->out + b, (size_t)w->rows);
 }
 
 static void cpu_matmul(backend *b, const weight *w, const weight *bias, act x, act out, int n) {
     cpu_backend *c = CPU(b);
     matmul_job j = {.c = c, .w = w, .x = A(b, x), .out = A(b, out), .n = n,
-                    .vt = infer_ref_vec_dot_type(w->type), .stride = (size_t)w->cols * sizeof(float)};
+                    .vt = c->kt->vec_dot_type(w->type), .stride = (size_t)w->cols * sizeof(float)};
+    /* sgemm's int arguments: every size here is far below INT_MAX for any
+     * model the loader accepts, but check rather than trust. */
+    j.blas = w->type == INFER_TYPE_F32 && n >= BLAS_MIN_TOK && w->rows < INT32_MAX && w->cols < INT32_MAX &&
+             w->row_bytes == (size_t)w->cols * sizeof(float);
     if (j.vt != INFER_TYPE_F32) {
         /* The row size was checked against qact_row when the context was made. */
         uint64_t rb = 0;
         infer_type_row_bytes(j.vt, (uint64_t)w->cols, &rb);
         j.stride = (size_t)rb;
-        pool_run(c->pool, matmul_quantize_part, &j);
+        if (n > 1) pool_run(c->pool, matmul_quantize_part, &j);
+        else matmul_quantize_part(&j, 0, 1);
     }
     pool_run(c->pool, matmul_rows_part, &j);
     if (bias && bias->data) {
@@ -121,8 +203,9 @@ static void cpu_matmul(backend *b, const weight *w, const weight *bias, act x, a
     }
 }
 
-/* Rotate one head in place by position p (may be negative: cache shifts). */
-static void rope_head(const infer_model *m, float *x, float p) {
+/* cos/sin of the n_rot/2 rotation angles of position p, as ggml's rope
+ * cache computes them (a running float product of theta_scale). */
+static void rope_table(const infer_model *m, float p, float *cs) {
     const model_hparams *hp = &m->hp;
     const int n_rot = (int)hp->n_rot;
     const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)n_rot);
@@ -130,158 +213,168 @@ static void rope_head(const infer_model *m, float *x, float p) {
     for (int i0 = 0; i0 < n_rot; i0 += 2) {
         const float ff = m->rope_freq_factors ? m->rope_freq_factors[i0 / 2] : 1.0f;
         const float th = hp->rope_freq_scale * (theta / ff);
-        const float cs = cosf(th), sn = sinf(th);
+        cs[i0] = cosf(th);
+        cs[i0 + 1] = sinf(th);
+        theta *= theta_scale;
+    }
+}
+
+/* Rotate one head in place by the angles of rope_table. */
+static void rope_apply(const model_hparams *hp, float *x, const float *cs) {
+    const int n_rot = (int)hp->n_rot;
+    for (int i0 = 0; i0 < n_rot; i0 += 2) {
         int a = i0, bb = i0 + 1;
         if (hp->rope_type == ROPE_NEOX) {
             a = i0 / 2;
             bb = i0 / 2 + n_rot / 2;
         }
-        const float x0 = x[a], x1 = x[bb];
-        x[a] = x0 * cs - x1 * sn;
-        x[bb] = x0 * sn + x1 * cs;
-        theta *= theta_scale;
+        const float x0 = x[a], x1 = x[bb], cs0 = cs[i0], sn = cs[i0 + 1];
+        x[a] = x0 * cs0 - x1 * sn;
+        x[bb] = x0 * sn + x1 * cs0;
+    }
+}
+
+typedef struct {
+    cpu_backend *c;
+    float *x;
+    int n, n_heads, head_dim;
+    uint32_t pos0;
+} rope_job;
+
+static void rope_part(void *arg, int ith, int nth) {
+    rope_job *j = arg;
+    const cpu_backend *c = j->c;
+    float *cs = c->ts[ith].rope;
+    int64_t b, e;
+    pool_range(j->n, ith, nth, &b, &e);
+    for (int64_t t = b; t < e; t++) {
+        float *row = j->x + (size_t)t * (size_t)j->n_heads * (size_t)j->head_dim;
+        rope_table(c->m, (float)(j->pos0 + (uint32_t)t), cs);
+        for (int h = 0; h < j->n_heads; h++) rope_apply(c->hp, row + (size_t)h * (size_t)j->head_dim, cs);
     }
 }
 
 static void cpu_rope(backend *b, act x, int n, int n_heads, int head_dim, uint32_t pos0) {
-    const infer_model *m = CPU(b)->m;
-    for (int t = 0; t < n; t++) {
-        float *row = A(b, x) + (size_t)t * (size_t)n_heads * (size_t)head_dim;
-        for (int h = 0; h < n_heads; h++) rope_head(m, row + (size_t)h * (size_t)head_dim, (float)(pos0 + (uint32_t)t));
-    }
+    cpu_backend *c = CPU(b);
+    rope_job j = {c, A(b, x), n, n_heads, head_dim, pos0};
+    if (n >= 4) pool_run(c->pool, rope_part, &j);
+    else rope_part(&j, 0, 1);
 }
 
 static uint8_t *k_at(cpu_backend *c, int layer, uint32_t pos) {
     return c->kv + (size_t)layer * c->layer_bytes + (size_t)pos * c->k_row;
 }
 
-static uint8_t *v_at(cpu_backend *c, int layer, uint32_t pos) {
-    return c->kv + (size_t)layer * c->layer_bytes + (size_t)c->n_ctx * c->k_row + (size_t)pos * c->v_row;
-}
-
-/* Store n floats into a cache row of the cache's type. */
-static void cache_put(uint32_t type, uint8_t *dst, const float *src, size_t n) {
-    if (type == INFER_TYPE_F32) {
-        memcpy(dst, src, n * sizeof(float));
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h = infer_f32_to_f16(src[i]);
-            memcpy(dst + 2 * i, &h, 2);
-        }
-    }
-}
-
-static void cache_get(uint32_t type, const uint8_t *src, float *dst, size_t n) {
-    infer_ref_dequantize(type, src, dst, (int64_t)n);
+/* Row d of KV head h of the transposed V cache: n_ctx values. */
+static uint8_t *vt_row(cpu_backend *c, int layer, uint32_t h, uint32_t d) {
+    return c->kv + (size_t)layer * c->layer_bytes + (size_t)c->n_ctx * c->k_row +
+           ((size_t)h * c->hp->n_embd_head_v + d) * (size_t)c->n_ctx * c->esz;
 }
 
 static void cpu_kv_store(backend *b, int layer, act k, act v, int n, uint32_t pos0) {
     cpu_backend *c = CPU(b);
-    const size_t nk = (size_t)c->hp->n_head_kv * c->hp->n_embd_head_k;
-    const size_t nv = (size_t)c->hp->n_head_kv * c->hp->n_embd_head_v;
+    const model_hparams *hp = c->hp;
+    const size_t nk = (size_t)hp->n_head_kv * hp->n_embd_head_k;
+    const size_t nv = (size_t)hp->n_head_kv * hp->n_embd_head_v;
     for (int t = 0; t < n; t++) {
-        cache_put(c->kv_type, k_at(c, layer, pos0 + (uint32_t)t), A(b, k) + (size_t)t * nk, nk);
-        cache_put(c->kv_type, v_at(c, layer, pos0 + (uint32_t)t), A(b, v) + (size_t)t * nv, nv);
+        c->kt->quantize_act(c->kv_type, A(b, k) + (size_t)t * nk, k_at(c, layer, pos0 + (uint32_t)t), (int64_t)nk);
+        c->kt->quantize_act(c->kv_type, A(b, v) + (size_t)t * nv, c->vconv + (size_t)t * nv * c->esz, (int64_t)nv);
     }
-}
-
-/* Dot of a float query (rounded to F16 first for an F16 cache) with a
- * cached key row of hd values. */
-static float key_dot(const cpu_backend *c, const float *q, const uint16_t *q16, const uint8_t *krow, int hd) {
-    float s = 0.0f;
-    if (c->kv_type == INFER_TYPE_F32) {
-        for (int d = 0; d < hd; d++) {
-            float kv;
-            memcpy(&kv, krow + 4 * (size_t)d, 4);
-            s += q[d] * kv;
-        }
-    } else {
-        for (int d = 0; d < hd; d++) {
-            uint16_t kh;
-            memcpy(&kh, krow + 2 * (size_t)d, 2);
-            s += infer_f16_to_f32(q16[d]) * infer_f16_to_f32(kh);
+    /* Transposed store: each V^T row receives n consecutive positions. */
+    for (uint32_t h = 0; h < hp->n_head_kv; h++) {
+        for (uint32_t d = 0; d < hp->n_embd_head_v; d++) {
+            uint8_t *row = vt_row(c, layer, h, d) + (size_t)pos0 * c->esz;
+            const uint8_t *src = c->vconv + ((size_t)h * hp->n_embd_head_v + d) * c->esz;
+            for (int t = 0; t < n; t++) memcpy(row + (size_t)t * c->esz, src + (size_t)t * nv * c->esz, c->esz);
         }
     }
-    return s;
 }
 
 typedef struct {
     cpu_backend *c;
     int layer, n;
-    act q, out;
+    const float *q;
+    float *out;
     uint32_t pos0;
 } attn_job;
 
-/* One head of one query row: softmax(q.K / sqrt(hd)) V over positions 0..pos. */
-static void attend_one(cpu_backend *c, thread_scratch *ts, int layer, const float *qh, float *oh, uint32_t n_kv, int kvh) {
-    const model_hparams *hp = c->hp;
-    const int hdk = (int)hp->n_embd_head_k, hdv = (int)hp->n_embd_head_v;
-    const float scale = 1.0f / sqrtf((float)hdk);
-    const size_t esz = c->kv_type == INFER_TYPE_F32 ? 4 : 2;
-    if (c->kv_type != INFER_TYPE_F32) {
-        for (int d = 0; d < hdk; d++) ts->h16[d] = infer_f32_to_f16(qh[d]);
-    }
+/* Softmax of one row of scores over its n_valid causal positions, scaled;
+ * positions past them (the query block's later tokens) get weight 0. The
+ * weights land in the cache type for the second matmul. */
+static void softmax_row(cpu_backend *c, float *s, uint8_t *p, int64_t n_valid, int64_t n_kv, float scale) {
     float mx = -INFINITY;
-    for (uint32_t j = 0; j < n_kv; j++) {
-        const uint8_t *kr = k_at(c, layer, j) + (size_t)kvh * (size_t)hdk * esz;
-        float s = key_dot(c, qh, ts->h16, kr, hdk) * scale;
-        ts->scores[j] = s;
-        if (s > mx) mx = s;
+    for (int64_t j = 0; j < n_valid; j++) {
+        s[j] *= scale;
+        if (s[j] > mx) mx = s[j];
     }
     double sum = 0.0;
-    for (uint32_t j = 0; j < n_kv; j++) {
-        float e = expf(ts->scores[j] - mx);
-        ts->scores[j] = e;
-        sum += (double)e;
+    if (c->kt->exp_sum) {
+        sum = c->kt->exp_sum(s, s, n_valid, mx);
+    } else {
+        for (int64_t j = 0; j < n_valid; j++) {
+            s[j] = expf(s[j] - mx);
+            sum += (double)s[j];
+        }
     }
     const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
-    for (uint32_t j = 0; j < n_kv; j++) {
-        float p = ts->scores[j] * inv;
-        /* An F16 V cache multiplies F16 weights, as ggml does. */
-        ts->scores[j] = esz == 2 ? infer_f16_to_f32(infer_f32_to_f16(p)) : p;
+    for (int64_t j = 0; j < n_valid; j++) s[j] *= inv;
+    for (int64_t j = n_valid; j < n_kv; j++) s[j] = 0.0f;
+    c->kt->quantize_act(c->kv_type, s, p, n_kv);
+}
+
+/* Query tokens [t0, t1) of every head of KV head g: softmax(q K^T / sqrt(hd)) V. */
+static void attend_unit(cpu_backend *c, thread_scratch *ts, int layer, uint32_t g, int t0, int t1, const float *Q,
+                        float *O, uint32_t pos0) {
+    const model_hparams *hp = c->hp;
+    const kernel_table *kt = c->kt;
+    const int hdk = (int)hp->n_embd_head_k, hdv = (int)hp->n_embd_head_v;
+    const int nh = (int)hp->n_head, group = (int)(hp->n_head / hp->n_head_kv);
+    const int nq = (t1 - t0) * group;
+    const int64_t n_kv = (int64_t)pos0 + t1;
+    const size_t esz = c->esz;
+    const float scale = 1.0f / sqrtf((float)hdk);
+    for (int i = 0; i < nq; i++) { /* row i: token t0 + i / group, head g * group + i % group */
+        const float *q = Q + ((size_t)(t0 + i / group) * (size_t)nh + g * (size_t)group + (size_t)(i % group)) * (size_t)hdk;
+        kt->quantize_act(c->kv_type, q, ts->qbuf + (size_t)i * (size_t)hdk * esz, hdk);
     }
-    float *acc = ts->tmp, *vrow = ts->tmp + hdv;
-    for (int d = 0; d < hdv; d++) acc[d] = 0.0f;
-    for (uint32_t j = 0; j < n_kv; j++) {
-        const uint8_t *vr = v_at(c, layer, j) + (size_t)kvh * (size_t)hdv * esz;
-        cache_get(c->kv_type, vr, vrow, (size_t)hdv);
-        for (int d = 0; d < hdv; d++) acc[d] += ts->scores[j] * vrow[d];
+    kt->matmul(c->kv_type, k_at(c, layer, 0) + (size_t)g * (size_t)hdk * esz, c->k_row, n_kv, hdk, ts->qbuf,
+               (size_t)hdk * esz, nq, ts->scores, (size_t)n_kv);
+    for (int i = 0; i < nq; i++) {
+        softmax_row(c, ts->scores + (size_t)i * (size_t)n_kv, ts->probs + (size_t)i * (size_t)n_kv * esz,
+                    (int64_t)pos0 + t0 + i / group + 1, n_kv, scale);
     }
-    memcpy(oh, acc, (size_t)hdv * sizeof(float));
+    kt->matmul(c->kv_type, vt_row(c, layer, g, 0), (size_t)c->n_ctx * esz, hdv, n_kv, ts->probs, (size_t)n_kv * esz,
+               nq, ts->obuf, (size_t)hdv);
+    for (int i = 0; i < nq; i++) {
+        float *o = O + ((size_t)(t0 + i / group) * (size_t)nh + g * (size_t)group + (size_t)(i % group)) * (size_t)hdv;
+        memcpy(o, ts->obuf + (size_t)i * (size_t)hdv, (size_t)hdv * sizeof(float));
+    }
 }
 
 static void attention_part(void *arg, int ith, int nth) {
     attn_job *j = arg;
     cpu_backend *c = j->c;
-    const model_hparams *hp = c->hp;
-    const int64_t nh = hp->n_head;
-    const int group = (int)(hp->n_head / hp->n_head_kv);
+    const int qb = c->att_qb;
+    const int64_t n_blocks = (j->n + qb - 1) / qb;
     int64_t b, e;
-    pool_range((int64_t)j->n * nh, ith, nth, &b, &e);
-    for (int64_t i = b; i < e; i++) {
-        const int t = (int)(i / nh), h = (int)(i % nh);
-        const float *qh = A(&c->base, j->q) + (size_t)i * hp->n_embd_head_k;
-        float *oh = A(&c->base, j->out) + (size_t)i * hp->n_embd_head_v;
-        attend_one(c, &c->ts[ith], j->layer, qh, oh, j->pos0 + (uint32_t)t + 1, h / group);
+    pool_range((int64_t)c->hp->n_head_kv * n_blocks, ith, nth, &b, &e);
+    for (int64_t u = b; u < e; u++) {
+        const int t0 = (int)(u % n_blocks) * qb;
+        const int t1 = t0 + qb < j->n ? t0 + qb : j->n;
+        attend_unit(c, &c->ts[ith], j->layer, (uint32_t)(u / n_blocks), t0, t1, j->q, j->out, j->pos0);
     }
 }
 
 static void cpu_attention(backend *b, int layer, act q, act out, int n, uint32_t pos0) {
-    attn_job j = {CPU(b), layer, n, q, out, pos0};
+    attn_job j = {CPU(b), layer, n, A(b, q), A(b, out), pos0};
     pool_run(CPU(b)->pool, attention_part, &j);
 }
 
 static void cpu_silu_mul(backend *b, act gate, act up, size_t count) {
-    float *g = A(b, gate);
-    const float *u = A(b, up);
-    for (size_t i = 0; i < count; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    run_elem(CPU(b), A(b, gate), A(b, up), count, 1);
 }
 
-static void cpu_add(backend *b, act x, act y, size_t count) {
-    float *xs = A(b, x);
-    const float *ys = A(b, y);
-    for (size_t i = 0; i < count; i++) xs[i] += ys[i];
-}
+static void cpu_add(backend *b, act x, act y, size_t count) { run_elem(CPU(b), A(b, x), A(b, y), count, 0); }
 
 static infer_status cpu_sync(backend *b, infer_error *err) { return INFER_OK; }
 
@@ -291,17 +384,23 @@ static void cpu_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
     cpu_backend *c = CPU(b);
     const model_hparams *hp = c->hp;
     const float delta = (float)dst - (float)src;
-    const size_t head_bytes = (size_t)hp->n_embd_head_k * (c->kv_type == INFER_TYPE_F32 ? 4 : 2);
+    const size_t head_bytes = (size_t)hp->n_embd_head_k * c->esz;
+    float *tmp = c->ts[0].tmp, *cs = c->ts[0].rope;
+    rope_table(c->m, delta, cs);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         for (uint32_t i = 0; i < n; i++) {
             /* dst < src: moving in increasing order never overwrites a source. */
             for (uint32_t h = 0; h < hp->n_head_kv; h++) {
-                float *tmp = c->ts[0].tmp;
-                cache_get(c->kv_type, k_at(c, (int)l, src + i) + h * head_bytes, tmp, hp->n_embd_head_k);
-                rope_head(c->m, tmp, delta);
-                cache_put(c->kv_type, k_at(c, (int)l, dst + i) + h * head_bytes, tmp, hp->n_embd_head_k);
+                c->kt->dequantize(c->kv_type, k_at(c, (int)l, src + i) + h * head_bytes, tmp, hp->n_embd_head_k);
+                rope_apply(hp, tmp, cs);
+                c->kt->quantize_act(c->kv_type, tmp, k_at(c, (int)l, dst + i) + h * head_bytes, hp->n_embd_head_k);
             }
-            memmove(v_at(c, (int)l, dst + i), v_at(c, (int)l, src + i), c->v_row);
+        }
+        for (uint32_t h = 0; h < hp->n_head_kv; h++) {
+            for (uint32_t d = 0; d < hp->n_embd_head_v; d++) {
+                uint8_t *row = vt_row(c, (int)l, h, d);
+                memmove(row + (size_t)dst * c->esz, row + (size_t)src * c->esz, (size_t)n * c->esz);
+            }
         }
     }
 }
@@ -312,10 +411,14 @@ static void cpu_free(backend *b) {
     infer_free(c->arena);
     infer_free(c->kv);
     infer_free(c->qact);
+    infer_free(c->vconv);
     pool_free(c->pool);
     for (int i = 0; c->ts && i < c->n_ts; i++) {
         infer_free(c->ts[i].scores);
-        infer_free(c->ts[i].h16);
+        infer_free(c->ts[i].probs);
+        infer_free(c->ts[i].qbuf);
+        infer_free(c->ts[i].obuf);
+        infer_free(c->ts[i].rope);
         infer_free(c->ts[i].tmp);
     }
     infer_free(c->ts);
@@ -361,18 +464,43 @@ static infer_status max_act_row(const infer_model *m, size_t *out) {
     return INFER_OK;
 }
 
+/* OpenBLAS runs inside our threads, one thread each. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+
+/* The per-thread scratch sizes: 1 on overflow. */
+typedef struct {
+    size_t scores, probs, qbuf, obuf, rope, tmp;
+} scratch_sizes;
+
+static int scratch_sizes_for(const model_hparams *hp, uint32_t n_ctx, size_t esz, int att_rows, scratch_sizes *s) {
+    const size_t hd = hp->n_embd_head_k > hp->n_embd_head_v ? hp->n_embd_head_k : hp->n_embd_head_v;
+    size_t cells;
+    s->rope = (size_t)hp->n_rot + 2;
+    s->tmp = hd;
+    return ck_mul((size_t)att_rows, (size_t)n_ctx, &cells) || ck_mul(cells, sizeof(float), &s->scores) ||
+           ck_mul(cells, esz, &s->probs) || ck_mul((size_t)att_rows * hp->n_embd_head_k, esz, &s->qbuf) ||
+           ck_mul((size_t)att_rows * hp->n_embd_head_v, sizeof(float), &s->obuf);
+}
+
 infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_error *err) {
     const infer_model *m = cfg->model;
     const model_hparams *hp = &m->hp;
-    size_t esz = cfg->kv_type == INFER_TYPE_F32 ? 4 : 2, kv_bytes, qbytes;
+    size_t esz = cfg->kv_type == INFER_TYPE_F32 ? 4 : 2, kv_bytes, qbytes, vbytes;
     cpu_backend *c = infer_calloc(1, sizeof *c);
     if (!c) return set_error(err, INFER_ENOMEM, "out of memory for the CPU backend");
+    pthread_once(&blas_once, blas_single_thread);
     c->base.ops = &CPU_OPS;
     c->m = m;
     c->hp = hp;
+    c->kt = kernels_get();
     c->n_ctx = cfg->n_ctx;
     c->n_batch = cfg->n_batch;
     c->kv_type = cfg->kv_type;
+    c->esz = esz;
+    const int group = (int)(hp->n_head / hp->n_head_kv);
+    c->att_qb = group >= ATT_ROWS ? 1 : ATT_ROWS / group;
+    const int att_rows = c->att_qb * group;
 
     /* Sizes from validated hyperparameters, still multiplied with checks. */
     int bad = ck_mul((size_t)hp->n_head_kv * hp->n_embd_head_k, esz, &c->k_row) ||
@@ -381,16 +509,18 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     bad = bad || ck_add(c->k_row, c->v_row, &per_pos) || ck_mul(per_pos, (size_t)cfg->n_ctx, &c->layer_bytes) ||
           ck_mul(c->layer_bytes, (size_t)hp->n_layer, &kv_bytes);
     bad = bad || max_act_row(m, &c->qact_row) != INFER_OK || ck_mul(c->qact_row, (size_t)cfg->n_batch, &qbytes);
+    bad = bad || ck_mul(c->v_row, (size_t)cfg->n_batch, &vbytes);
+    scratch_sizes ss;
+    bad = bad || scratch_sizes_for(hp, cfg->n_ctx, esz, att_rows, &ss);
     if (bad) {
         cpu_free(&c->base);
         return set_error(err, INFER_EINVAL, "context size overflows: lower n_ctx or n_batch");
     }
-    size_t hd = hp->n_embd_head_k > hp->n_embd_head_v ? hp->n_embd_head_k : hp->n_embd_head_v;
-    size_t n16 = cfg->n_ctx > hd ? cfg->n_ctx : hd;
     c->arena = infer_malloc_array(cfg->arena_floats, sizeof(float));
     c->kv = infer_calloc(kv_bytes, 1);
     c->qact = infer_malloc(qbytes);
-    int bad_ts = !c->arena || !c->kv || !c->qact;
+    c->vconv = infer_malloc(vbytes);
+    int bad_ts = !c->arena || !c->kv || !c->qact || !c->vconv;
     infer_status ps = bad_ts ? INFER_ENOMEM : pool_new(cfg->n_threads, &c->pool, err);
     if (ps != INFER_OK && !bad_ts) {
         cpu_free(&c->base);
@@ -401,10 +531,14 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
         c->ts = infer_calloc((size_t)c->n_ts, sizeof *c->ts);
         bad_ts = !c->ts;
         for (int i = 0; !bad_ts && i < c->n_ts; i++) {
-            c->ts[i].scores = infer_malloc_array(cfg->n_ctx, sizeof(float));
-            c->ts[i].h16 = infer_malloc_array(n16, sizeof(uint16_t));
-            c->ts[i].tmp = infer_malloc_array(2 * hd, sizeof(float));
-            bad_ts = !c->ts[i].scores || !c->ts[i].h16 || !c->ts[i].tmp;
+            thread_scratch *t = &c->ts[i];
+            t->scores = infer_malloc(ss.scores);
+            t->probs = infer_malloc(ss.probs);
+            t->qbuf = infer_malloc(ss.qbuf);
+            t->obuf = infer_malloc(ss.obuf);
+            t->rope = infer_malloc_array(ss.rope, sizeof(float));
+            t->tmp = infer_malloc_array(ss.tmp, sizeof(float));
+            bad_ts = !t->scores || !t->probs || !t->qbuf || !t->obuf || !t->rope || !t->tmp;
         }
     }
     if (bad_ts) {

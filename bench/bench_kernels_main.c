@@ -1,0 +1,7 @@
+/* bench_kernels_main.c - `bench-kernels`: the kernel table of bench_kernels.c
+ * on stdout (infer-bench --kernels prints the same). */
+#include <stdio.h>
+
+int bench_kernels(FILE *out);
+
+int main(void) { return bench_kernels(stdout); }
