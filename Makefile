@@ -5,7 +5,7 @@
 #   make asan       everything with ASan+UBSan in build-asan/, suite run under it
 #   make tsan       the threaded tests under ThreadSanitizer, in build-tsan/
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/, with seed corpora
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local  (libinfer.a, headers, infer, infer.pc)
 #   make clean
 
 CC      ?= cc
@@ -57,7 +57,7 @@ export INFER_SHARED ?= $(abspath ../shared)
 
 .PHONY: all test asan tsan fuzz install clean deps deps-test deps-fuzz run check
 
-all: $(B)/libinfer.a $(B)/infer $(TOOL_BIN)
+all: $(B)/libinfer.a $(B)/infer $(TOOL_BIN) $(B)/infer-bench
 
 $(B)/.deps-build: tools/deps.sh
 	@mkdir -p $(B) && ./tools/deps.sh $(DEPS_BUILD) && touch $@
@@ -138,6 +138,14 @@ build-fuzz/make-seeds: fuzz/seeds.c build-fuzz/libinfer.a
 # Kernel micro-benchmark (GFLOP/s and GB/s per weight type and ISA level).
 $(B)/bench-kernels: $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_kernels_main.o $(B)/libinfer.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_kernels_main.o \
+	    $(B)/libinfer.a $(LDLIBS)
+
+# infer-bench: llama-bench-compatible model benchmarks; --kernels runs the
+# kernel micro-benchmark. The build line names the git revision.
+INFER_GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+$(B)/obj/bench/infer_bench.o: EXTRA_CFLAGS += -DINFER_GIT_REV='"$(INFER_GIT_REV)"'
+$(B)/infer-bench: $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o $(B)/libinfer.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o \
 	    $(B)/libinfer.a $(LDLIBS)
 
 run: all

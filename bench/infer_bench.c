@@ -1,0 +1,384 @@
+/*
+ * infer_bench.c - `infer-bench`, a benchmark whose numbers compare line for
+ * line with llama.cpp's llama-bench: same options, same columns, same
+ * method (a warm-up run, random tokens, the KV cache cleared before every
+ * repetition, tokenization and sampling not timed). Beyond llama-bench: for
+ * generation, GB/s of weights streamed and its share of the machine's read
+ * bandwidth (measured by a built-in probe), time to first token, load time
+ * and peak RSS. `--kernels` prints per-kernel GFLOP/s and GB/s instead.
+ *
+ *   infer-bench -m MODEL [-m MODEL...] [-p 512] [-n 128] [-r 5] [-t 2] [-o md|json]
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "infer.h"
+
+#ifndef INFER_GIT_REV
+#define INFER_GIT_REV "unknown"
+#endif
+
+int bench_kernels(FILE *out); /* bench_kernels.c */
+
+#define MAX_LIST 16
+
+typedef struct {
+    const char *models[MAX_LIST];
+    int n_models;
+    int pp[MAX_LIST], n_pp;
+    int tg[MAX_LIST], n_tg;
+    int threads[MAX_LIST], n_threads;
+    int reps;
+    int json;
+    int kernels;
+} bench_opts;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* "512,1024" into list; 0 on success. */
+static int parse_list(const char *flag, const char *s, int *list, int *n, int lo) {
+    char *copy = strdup(s), *save = NULL;
+    if (!copy) return -1;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        errno = 0;
+        long v = strtol(tok, &end, 10);
+        if (errno || *end || v < lo || v > (1 << 24) || *n >= MAX_LIST) {
+            fprintf(stderr, "infer-bench: %s: bad value '%s'\n", flag, tok);
+            free(copy);
+            return -1;
+        }
+        list[(*n)++] = (int)v;
+    }
+    free(copy);
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: infer-bench -m MODEL [options]\n"
+            "  -m, --model FILE     model to test (repeatable)\n"
+            "  -p, --n-prompt N,..  prompt-processing tests (default 512; 0 = none)\n"
+            "  -n, --n-gen N,..     generation tests (default 128; 0 = none)\n"
+            "  -r, --repetitions N  repetitions per test (default 5)\n"
+            "  -t, --threads N,..   thread counts (default: online CPUs)\n"
+            "  -o, --output md|json output format (default md)\n"
+            "      --kernels        per-kernel GFLOP/s and GB/s at every dispatch level\n");
+}
+
+static int parse_args(int argc, char **argv, bench_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->reps = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define IS(x) (!strcmp(a, x))
+#define NEEDV() do { if (!v) { fprintf(stderr, "infer-bench: %s needs a value\n", a); return -1; } i++; } while (0)
+        if (IS("-h") || IS("--help")) { usage(stdout); exit(0); }
+        else if (IS("--kernels")) o->kernels = 1;
+        else if (IS("-m") || IS("--model")) { NEEDV(); if (o->n_models == MAX_LIST) return -1; o->models[o->n_models++] = v; }
+        else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (parse_list(a, v, o->pp, &o->n_pp, 0)) return -1; }
+        else if (IS("-n") || IS("--n-gen")) { NEEDV(); if (parse_list(a, v, o->tg, &o->n_tg, 0)) return -1; }
+        else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_list(a, v, o->threads, &o->n_threads, 1)) return -1; }
+        else if (IS("-r") || IS("--repetitions")) {
+            NEEDV();
+            int r[1], n = 0;
+            if (parse_list(a, v, r, &n, 1) || n != 1) return -1;
+            o->reps = r[0];
+        } else if (IS("-o") || IS("--output")) {
+            NEEDV();
+            if (!strcmp(v, "json")) o->json = 1;
+            else if (strcmp(v, "md")) { fprintf(stderr, "infer-bench: -o takes md or json\n"); return -1; }
+        } else {
+            fprintf(stderr, "infer-bench: unknown option '%s'\n", a);
+            return -1;
+        }
+#undef IS
+#undef NEEDV
+    }
+    if (!o->n_pp) o->pp[o->n_pp++] = 512;
+    if (!o->n_tg) o->tg[o->n_tg++] = 128;
+    if (!o->n_threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->threads[o->n_threads++] = n > 0 ? (int)n : 1;
+    }
+    if (!o->kernels && !o->n_models) {
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- read bandwidth probe ------------------------------------------------------- */
+
+/* 64-byte vectors (GCC/clang vector extensions): wide loads on any ISA. */
+typedef uint64_t v8u64 __attribute__((vector_size(64)));
+
+typedef struct {
+    const v8u64 *buf;
+    size_t n;
+    uint64_t sum;
+} probe_arg;
+
+static void *probe_read(void *v) {
+    probe_arg *a = v;
+    v8u64 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    for (size_t i = 0; i + 4 <= a->n; i += 4) {
+        s0 += a->buf[i];
+        s1 += a->buf[i + 1];
+        s2 += a->buf[i + 2];
+        s3 += a->buf[i + 3];
+    }
+    v8u64 t = s0 + s1 + s2 + s3;
+    a->sum = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+    return NULL;
+}
+
+/* Best of a few passes over 512 MiB with n_threads readers, in GB/s. */
+static double probe_in_process(int n_threads) {
+    const size_t bytes = (size_t)512 << 20, n = bytes / sizeof(v8u64);
+    v8u64 *buf = aligned_alloc(64, bytes);
+    double best = 0.0;
+    if (!buf) return 0.0;
+    memset(buf, 1, bytes);
+    if (n_threads > 64) n_threads = 64;
+    for (int pass = 0; pass < 5; pass++) {
+        pthread_t th[64];
+        probe_arg args[64];
+        double t0 = now_s();
+        for (int t = 0; t < n_threads; t++) {
+            args[t] = (probe_arg){buf + n / (size_t)n_threads * (size_t)t, n / (size_t)n_threads, 0};
+            if (t) pthread_create(&th[t], NULL, probe_read, &args[t]);
+        }
+        probe_read(&args[0]);
+        for (int t = 1; t < n_threads; t++) pthread_join(th[t], NULL);
+        double gbs = (double)bytes / (now_s() - t0) / 1e9;
+        if (gbs > best) best = gbs;
+        if (args[0].sum == 42) fputc(' ', stderr); /* keep the sums alive */
+    }
+    free(buf);
+    return best;
+}
+
+/* The probe runs in a child process so that its buffer never counts in
+ * this process's peak RSS. */
+static double probe_bandwidth(int n_threads) {
+    int fd[2];
+    double gbs = 0.0;
+    if (pipe(fd) != 0) return 0.0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        double v = probe_in_process(n_threads);
+        ssize_t w = write(fd[1], &v, sizeof v);
+        _exit(w == (ssize_t)sizeof v ? 0 : 1);
+    }
+    close(fd[1]);
+    if (pid > 0 && read(fd[0], &gbs, sizeof gbs) != (ssize_t)sizeof gbs) gbs = 0.0;
+    close(fd[0]);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    return gbs;
+}
+
+/* ---- one test ------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *model_path;
+    char desc[96];
+    uint64_t size, params;
+    int threads;
+    int n_prompt, n_gen;
+    double mean, sd;     /* tokens per second */
+    double samples[64];
+    int n_samples;
+    double gbs, bw_pct;  /* generation only */
+    double ttft_ms;      /* prompt tests: time to first token */
+    double load_ms;
+    double rss_mib;
+} result;
+
+static void random_tokens(int32_t *ids, int n, int32_t n_vocab, uint64_t *rng) {
+    for (int i = 0; i < n; i++) {
+        *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((*rng >> 33) % (uint64_t)n_vocab);
+    }
+}
+
+/* Time one repetition: pp decodes n_prompt tokens as one batch; tg decodes
+ * n_gen tokens one at a time. Cache cleared first. Seconds, or < 0. */
+static double run_once(infer_context *c, int32_t *ids, int n_prompt, int n_gen, int32_t n_vocab, uint64_t *rng) {
+    infer_error err;
+    if (infer_context_reset(c) != INFER_OK) return -1.0;
+    random_tokens(ids, n_prompt > n_gen ? n_prompt : n_gen, n_vocab, rng);
+    double t0 = now_s();
+    if (n_prompt > 0 && infer_decode(c, ids, (size_t)n_prompt, 0, &err) != INFER_OK) {
+        fprintf(stderr, "infer-bench: decode: %s\n", err.message);
+        return -1.0;
+    }
+    for (int i = 0; i < n_gen; i++) {
+        if (infer_decode(c, &ids[i], 1, 0, &err) != INFER_OK) {
+            fprintf(stderr, "infer-bench: decode: %s\n", err.message);
+            return -1.0;
+        }
+    }
+    return now_s() - t0;
+}
+
+static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
+    infer_error err;
+    infer_context *c = NULL;
+    infer_context_params cp = infer_context_default_params();
+    int n_tok = r->n_prompt + r->n_gen;
+    cp.n_ctx = (uint32_t)(n_tok < 16 ? 16 : n_tok);
+    cp.n_batch = (uint32_t)(r->n_prompt > 0 ? r->n_prompt : 1);
+    if (cp.n_batch > 512) cp.n_batch = 512;
+    cp.n_threads = r->threads;
+    if (infer_context_new(m, &cp, &c, &err) != INFER_OK) {
+        fprintf(stderr, "infer-bench: context: %s\n", err.message);
+        return -1;
+    }
+    int32_t *ids = malloc((size_t)(n_tok > 0 ? n_tok : 1) * sizeof *ids);
+    uint64_t rng = 1234;
+    int32_t nv = infer_model_n_vocab(m);
+    int ok = ids != NULL;
+    /* Warm-up: one run of the test itself (llama-bench runs a warm-up too). */
+    if (ok) ok = run_once(c, ids, r->n_prompt, r->n_gen > 0 ? 1 : 0, nv, &rng) >= 0;
+    double sum = 0.0;
+    for (int k = 0; ok && k < reps && k < 64; k++) {
+        double t = run_once(c, ids, r->n_prompt, r->n_gen, nv, &rng);
+        if (t <= 0) {
+            ok = 0;
+            break;
+        }
+        r->samples[r->n_samples++] = (double)n_tok / t;
+        sum += r->samples[r->n_samples - 1];
+        if (r->n_prompt) r->ttft_ms += t * 1e3 / reps;
+    }
+    if (ok) {
+        r->mean = sum / r->n_samples;
+        double var = 0.0;
+        for (int k = 0; k < r->n_samples; k++) var += (r->samples[k] - r->mean) * (r->samples[k] - r->mean);
+        r->sd = r->n_samples > 1 ? sqrt(var / (r->n_samples - 1)) : 0.0;
+        if (r->n_gen && !r->n_prompt) {
+            r->gbs = (double)r->size * r->mean / 1e9;
+            r->bw_pct = bandwidth > 0 ? 100.0 * r->gbs / bandwidth : 0.0;
+        }
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    r->rss_mib = (double)ru.ru_maxrss / 1024.0;
+    free(ids);
+    infer_context_free(c);
+    return ok ? 0 : -1;
+}
+
+/* ---- output ----------------------------------------------------------------------------- */
+
+static void fmt_size(char *buf, size_t cap, uint64_t bytes) {
+    double v = (double)bytes;
+    if (v >= 1024.0 * 1024 * 1024) snprintf(buf, cap, "%.2f GiB", v / (1024.0 * 1024 * 1024));
+    else snprintf(buf, cap, "%.2f MiB", v / (1024.0 * 1024));
+}
+
+static void fmt_params(char *buf, size_t cap, uint64_t n) {
+    double v = (double)n;
+    if (v >= 1e9) snprintf(buf, cap, "%.2f B", v / 1e9);
+    else if (v >= 1e6) snprintf(buf, cap, "%.2f M", v / 1e6);
+    else snprintf(buf, cap, "%.2f K", v / 1e3);
+}
+
+static void print_md_header(void) {
+    printf("| %-30s | %10s | %10s | %-10s | %7s | %15s | %20s | %8s | %6s | %9s | %8s | %8s |\n", "model", "size",
+           "params", "backend", "threads", "test", "t/s", "GB/s", "% bw", "ttft ms", "load ms", "rss MiB");
+    printf("| ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: | "
+           "-------------------: | -------: | -----: | --------: | -------: | -------: |\n");
+}
+
+static void print_md_row(const result *r) {
+    char size[32], params[32], test[32], ts[48], gbs[16] = "", pct[16] = "", ttft[16] = "";
+    fmt_size(size, sizeof size, r->size);
+    fmt_params(params, sizeof params, r->params);
+    if (r->n_prompt && r->n_gen) snprintf(test, sizeof test, "pp%d+tg%d", r->n_prompt, r->n_gen);
+    else if (r->n_prompt) snprintf(test, sizeof test, "pp%d", r->n_prompt);
+    else snprintf(test, sizeof test, "tg%d", r->n_gen);
+    snprintf(ts, sizeof ts, "%.2f ± %.2f", r->mean, r->sd);
+    if (r->gbs > 0) {
+        snprintf(gbs, sizeof gbs, "%.2f", r->gbs);
+        snprintf(pct, sizeof pct, "%.1f", r->bw_pct);
+    }
+    if (r->ttft_ms > 0) snprintf(ttft, sizeof ttft, "%.1f", r->ttft_ms);
+    printf("| %-30s | %10s | %10s | %-10s | %7d | %15s | %20s | %8s | %6s | %9s | %8.1f | %8.1f |\n", r->desc, size,
+           params, "CPU", r->threads, test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
+}
+
+static void print_json_row(const result *r, int first) {
+    printf("%s  {\"model_filename\": \"%s\", \"model_type\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, "
+           "\"backends\": \"CPU\", \"n_threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.6f, "
+           "\"stddev_ts\": %.6f, \"gbs\": %.4f, \"bw_pct\": %.2f, \"ttft_ms\": %.3f, \"load_ms\": %.3f, "
+           "\"peak_rss_mib\": %.1f, \"samples_ts\": [",
+           first ? "" : ",\n", r->model_path, r->desc, (unsigned long long)r->size, (unsigned long long)r->params,
+           r->threads, r->n_prompt, r->n_gen, r->mean, r->sd, r->gbs, r->bw_pct, r->ttft_ms, r->load_ms, r->rss_mib);
+    for (int k = 0; k < r->n_samples; k++) printf("%s%.6f", k ? ", " : "", r->samples[k]);
+    printf("], \"build_commit\": \"%s\", \"build_version\": \"%s\"}", INFER_GIT_REV, infer_version());
+}
+
+int main(int argc, char **argv) {
+    bench_opts o;
+    if (parse_args(argc, argv, &o) != 0) return 1;
+    if (o.kernels) return bench_kernels(stdout) == 0 ? 0 : 3;
+
+    int max_threads = 1;
+    for (int i = 0; i < o.n_threads; i++) if (o.threads[i] > max_threads) max_threads = o.threads[i];
+    double bw = probe_bandwidth(max_threads);
+    fprintf(stderr, "infer-bench: read bandwidth probe: %.2f GB/s (%d threads, best of 5 passes over 512 MiB)\n", bw,
+            max_threads);
+    if (o.json) printf("[\n");
+    else print_md_header();
+    int first = 1, failed = 0;
+    for (int mi = 0; mi < o.n_models; mi++) {
+        infer_error err;
+        infer_model *m = NULL;
+        double t0 = now_s();
+        if (infer_model_load(o.models[mi], NULL, &m, &err) != INFER_OK) {
+            fprintf(stderr, "infer-bench: %s: %s\n", o.models[mi], err.message);
+            failed = 1;
+            continue;
+        }
+        double load_ms = (now_s() - t0) * 1e3;
+        for (int ti = 0; ti < o.n_threads; ti++) {
+            for (int kind = 0; kind < 2; kind++) {
+                int *list = kind ? o.tg : o.pp, n = kind ? o.n_tg : o.n_pp;
+                for (int li = 0; li < n; li++) {
+                    if (list[li] == 0) continue;
+                    result r = {.model_path = o.models[mi], .size = infer_model_size(m), .params = infer_model_n_params(m),
+                                .threads = o.threads[ti], .load_ms = load_ms};
+                    snprintf(r.desc, sizeof r.desc, "%s", infer_model_desc(m));
+                    if (kind) r.n_gen = list[li];
+                    else r.n_prompt = list[li];
+                    if (run_test(m, &r, o.reps, bw) != 0) {
+                        failed = 1;
+                        continue;
+                    }
+                    if (o.json) print_json_row(&r, first);
+                    else print_md_row(&r);
+                    first = 0;
+                    fflush(stdout);
+                }
+            }
+        }
+        infer_model_release(m);
+    }
+    if (o.json) printf("\n]\n");
+    else printf("\nbuild: %s (%s)\n", INFER_GIT_REV, infer_version());
+    return failed ? 3 : 0;
+}
