@@ -20,6 +20,11 @@ LDLIBS_BASE = -lpcre2-8 -lopenblas -lm -lpthread
 DEPS_BUILD = gcc make pkg-config libpcre2-dev libopenblas-dev
 DEPS_TEST  = libcriterion-dev
 DEPS_FUZZ  = clang libclang-rt-14-dev
+# Vulkan backend: the loader and glslc to build it; lavapipe (Mesa's CPU
+# Vulkan device) and the validation layer to test it on any machine.
+DEPS_BUILD += libvulkan-dev glslc
+DEPS_TEST  += mesa-vulkan-drivers vulkan-validationlayers
+LDLIBS_BASE += -lvulkan
 
 LIB_SRC  = $(filter-out src/main.c src/cli_%.c,$(wildcard src/*.c)) $(wildcard kernels/ref/*.c) kernels/dispatch.c
 
@@ -46,6 +51,7 @@ B ?= build
 LIB_OBJ  = $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(B)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(B)/obj/%.o)
+LIB_OBJ += $(B)/obj/gen/vk_spirv.o
 
 CFLAGS  = $(CFLAGS_BASE) $(EXTRA_CFLAGS) $(ISA_FLAGS)
 LDFLAGS += $(EXTRA_LDFLAGS)
@@ -71,6 +77,42 @@ $(B)/obj/%.o: %.c | $(B)/.deps-build
 $(B)/obj/kernels/x86/avx2%.o: ISA_FLAGS = $(ISA_AVX2)
 $(B)/obj/kernels/x86/avx512%.o: ISA_FLAGS = $(ISA_AVX512)
 $(B)/obj/kernels/arm/%.o: ISA_FLAGS = $(ISA_NEON)
+
+# Compute shaders: shaders/*.comp -> SPIR-V (glslc, build time only) ->
+# C arrays (tools/spv2c) in $(B)/gen/vk_spirv.c. One matmul and get_rows
+# per weight type (-DWTYPE_x); _nosg variants reduce through shared memory
+# for devices without subgroup arithmetic.
+VK_TYPES   = f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k
+VK_SHADERS = $(foreach t,$(VK_TYPES),matmul_$(t) matmul_$(t)_nosg get_rows_$(t)) quantize_act \
+             rms_norm rms_norm_nosg rope kv_store attention attention_nosg elementwise kv_move
+VK_SPV     = $(VK_SHADERS:%=$(B)/spv/%.spv)
+VK_GLSL    = $(wildcard shaders/*.glsl)
+GLSLC     ?= glslc
+GLSLC_FLAGS = --target-env=vulkan1.1 -O -Werror
+
+$(B)/spv/matmul_%_nosg.spv: shaders/matmul.comp $(VK_GLSL) | $(B)/.deps-build
+	@mkdir -p $(dir $@)
+	$(GLSLC) $(GLSLC_FLAGS) -DWTYPE_$* -DNO_SUBGROUP $< -o $@
+$(B)/spv/matmul_%.spv: shaders/matmul.comp $(VK_GLSL) | $(B)/.deps-build
+	@mkdir -p $(dir $@)
+	$(GLSLC) $(GLSLC_FLAGS) -DWTYPE_$* $< -o $@
+$(B)/spv/get_rows_%.spv: shaders/get_rows.comp $(VK_GLSL) | $(B)/.deps-build
+	@mkdir -p $(dir $@)
+	$(GLSLC) $(GLSLC_FLAGS) -DWTYPE_$* $< -o $@
+$(B)/spv/%_nosg.spv: shaders/%.comp $(VK_GLSL) | $(B)/.deps-build
+	@mkdir -p $(dir $@)
+	$(GLSLC) $(GLSLC_FLAGS) -DNO_SUBGROUP $< -o $@
+$(B)/spv/%.spv: shaders/%.comp $(VK_GLSL) | $(B)/.deps-build
+	@mkdir -p $(dir $@)
+	$(GLSLC) $(GLSLC_FLAGS) $< -o $@
+$(B)/spv2c: tools/spv2c.c | $(B)/.deps-build
+	$(CC) -std=c11 -O2 -Wall -Wextra $(WERROR) -o $@ $<
+$(B)/gen/vk_spirv.c: $(VK_SPV) $(B)/spv2c
+	@mkdir -p $(dir $@)
+	$(B)/spv2c $@ $(foreach s,$(VK_SHADERS),$(s)=$(B)/spv/$(s).spv)
+$(B)/obj/gen/vk_spirv.o: $(B)/gen/vk_spirv.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/libinfer.a: $(LIB_OBJ)
 	@rm -f $@

@@ -62,5 +62,8 @@ typedef struct {
 } backend_config;
 
 infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_error *err);
+/* Vulkan (backend_vulkan*.c): device index, or -1 for the best one;
+ * gpu_only refuses CPU-type devices (automatic offload). */
+infer_status backend_vulkan_new(const backend_config *cfg, int device, int gpu_only, backend **out, infer_error *err);
 
 #endif

@@ -15,6 +15,7 @@ typedef struct {
     const char *prompt_file; /* -f */
     const char *ppl_file;    /* --perplexity */
     int inspect, json, tokenize, no_bos, parse_special, context_shift;
+    int list_devices;        /* --list-devices */
     int n_predict;           /* -n, -1: until end of generation or context full */
     int n_keep;              /* --keep, -1: the whole prompt... as llama.cpp: 0 means BOS only */
     infer_model_params mp;
@@ -29,6 +30,10 @@ void cli_reject(const char *path, const char *message);
 char *cli_read_file(const char *path, size_t *len);
 
 double cli_now_ms(void);
+
+/* One line on stderr when a Vulkan backend was asked for but the context
+ * runs on the CPU (the library itself prints nothing). */
+void cli_note_backend(const cli_options *o, const infer_context *c);
 
 int cli_inspect(const char *path, int json, unsigned gguf_flags);
 int cli_perplexity(const cli_options *o, infer_model *m, const char *text, size_t len);

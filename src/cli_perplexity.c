@@ -51,6 +51,7 @@ int cli_perplexity(const cli_options *o, infer_model *m, const char *text, size_
         fprintf(stderr, "infer: context: %s\n", err.message);
         goto out;
     }
+    cli_note_backend(o, c);
     chunk = malloc(n_ctx * sizeof *chunk);
     if (!chunk) goto out;
 

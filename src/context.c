@@ -5,7 +5,6 @@
  */
 #include "context.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -59,12 +58,15 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
     }
     backend_config cfg = {.model = m, .n_ctx = n_ctx, .n_batch = n_batch, .kv_type = p.kv_type,
                           .arena_floats = c->layout.total, .n_threads = n_threads};
-    /* This build has only the CPU backend: VULKAN and AUTO fall back to it
-     * with the reason kept for infer_context_backend_note. */
-    infer_status s = INFER_OK;
+    /* Vulkan when asked for and usable; otherwise the CPU, with the reason
+     * kept for infer_context_backend_note (the library prints nothing). */
+    infer_status s = INFER_EINVAL;
     c->backend = INFER_BACKEND_CPU;
     if (p.backend == INFER_BACKEND_VULKAN || p.backend == INFER_BACKEND_AUTO) {
-        snprintf(c->backend_note, sizeof c->backend_note, "this build has no Vulkan backend");
+        infer_error verr = {0};
+        s = backend_vulkan_new(&cfg, p.device, p.backend == INFER_BACKEND_AUTO, &c->be, &verr);
+        if (s == INFER_OK) c->backend = INFER_BACKEND_VULKAN;
+        else memcpy(c->backend_note, verr.message, sizeof c->backend_note);
     } else if (p.backend != INFER_BACKEND_CPU) {
         infer_free(c);
         return set_error(err, INFER_EINVAL, "backend %d is not INFER_BACKEND_CPU, _VULKAN or _AUTO", p.backend);

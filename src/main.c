@@ -44,6 +44,10 @@ static void usage(FILE *f) {
             "      --keep N            tokens of the prompt kept by a context shift (default 0: BOS only)\n"
             "  -ctk, --cache-type-k T  KV cache type: f16 (default) or f32\n"
             "      --no-mmap           read the model into memory instead of mapping it\n"
+            "      --backend B         where to run: cpu (default), vulkan, or auto (a Vulkan GPU when\n"
+            "                          present); without a usable device: the CPU, with one line\n"
+            "      --device N          the Vulkan device (see --list-devices; default: the best)\n"
+            "      --list-devices      list the Vulkan devices and exit\n"
             "      --perplexity FILE   perplexity of FILE's text, llama.cpp's method\n"
             "      --tokenize          print the prompt's token ids on one line\n"
             "      --no-bos            with --tokenize: add no BOS/EOS\n"
@@ -150,6 +154,15 @@ static int parse_args(int argc, char **argv, cli_options *o) {
         else if (IS("--parse-special")) o->parse_special = 1;
         else if (IS("--context-shift")) o->context_shift = 1;
         else if (IS("--no-mmap")) o->mp.use_mmap = 0;
+        else if (IS("--list-devices")) o->list_devices = 1;
+        else if (IS("--device")) { NEEDV(); if (parse_long(a, v, 0, 1023, &n)) return 1; o->cp.device = (int)n; }
+        else if (IS("--backend")) {
+            NEEDV();
+            if (!strcmp(v, "cpu")) o->cp.backend = INFER_BACKEND_CPU;
+            else if (!strcmp(v, "vulkan")) o->cp.backend = INFER_BACKEND_VULKAN;
+            else if (!strcmp(v, "auto")) o->cp.backend = INFER_BACKEND_AUTO;
+            else { fprintf(stderr, "infer: --backend takes cpu, vulkan or auto\n"); return 1; }
+        }
         else if (IS("-m") || IS("--model")) { NEEDV(); o->model = v; }
         else if (IS("-p") || IS("--prompt")) { NEEDV(); o->prompt = v; }
         else if (IS("-f") || IS("--file")) { NEEDV(); o->prompt_file = v; }
@@ -184,7 +197,7 @@ static int parse_args(int argc, char **argv, cli_options *o) {
 #undef NEEDV
 #undef IS
     }
-    if (!o->model) {
+    if (!o->model && !o->list_devices) {
         usage(stderr);
         return 1;
     }
@@ -253,6 +266,7 @@ static int generate(const cli_options *o, infer_model *m, const char *text, size
         fprintf(stderr, "infer: context: %s\n", err.message);
         goto out;
     }
+    cli_note_backend(o, c);
     if (infer_sampler_new(m, &o->sp, &smp, &err) != INFER_OK) {
         fprintf(stderr, "infer: sampler: %s\n", err.message);
         goto out;
@@ -293,10 +307,38 @@ out:
     return rc;
 }
 
+void cli_note_backend(const cli_options *o, const infer_context *c) {
+    if (o->cp.backend != INFER_BACKEND_CPU && infer_context_backend(c) == INFER_BACKEND_CPU) {
+        fprintf(stderr, "infer: %s; running on the CPU\n", infer_context_backend_note(c));
+    }
+}
+
+/* --list-devices: one line per Vulkan device on stdout. */
+static int list_devices(void) {
+    static const char *const types[] = {"other", "integrated GPU", "discrete GPU", "virtual GPU", "CPU"};
+    infer_device_info dev[16];
+    size_t n = 0;
+    infer_error err = {0};
+    if (infer_vulkan_devices(dev, 16, &n, &err) != INFER_OK) {
+        fprintf(stderr, "infer: %s\n", err.message);
+        return CLI_EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < n && i < 16; i++) {
+        const infer_device_info *d = &dev[i];
+        printf("%zu: %s (%s), %.1f GiB, Vulkan %u.%u, subgroup %u%s, fp16 %s, int8 %s, int8 dot %s\n", i, d->name,
+               d->type >= 0 && d->type <= 4 ? types[d->type] : "other", (double)d->memory / (1024.0 * 1024.0 * 1024.0),
+               (d->api_version >> 22) & 0x7f, (d->api_version >> 12) & 0x3ff, d->subgroup_size,
+               d->subgroup_ops ? " (arithmetic)" : "", d->fp16 ? "yes" : "no", d->int8 ? "yes" : "no",
+               d->int_dot ? "yes" : "no");
+    }
+    return CLI_EXIT_OK;
+}
+
 int main(int argc, char **argv) {
     cli_options o;
     int r = parse_args(argc, argv, &o);
     if (r != 0) return r < 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (o.list_devices) return list_devices();
     if (o.inspect) return cli_inspect(o.model, o.json, o.mp.use_mmap ? 0 : INFER_GGUF_NO_MMAP);
 
     char *text = NULL;

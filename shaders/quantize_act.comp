@@ -1,0 +1,112 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+/*
+ * quantize_act.comp - activations (rows of A) to the form a matmul reads:
+ * per token and unit of 32 values, 8 texels of values and 1 of scales
+ * (XQW). The values are those of the weight type's vec_dot type, computed
+ * exactly as the CPU reference computes them:
+ *   F32: x | F16, BF16: x rounded to that type
+ *   Q8_0: integers q, scale d (f16-rounded)          xm = (d, 0, 0, 0)
+ *   Q8_1: q, d, and s = f16(d * sum q)               xm = (d, s, 0, 0)
+ *   Q8_K: per 256 values q and d (f32); per unit the sums of q over its
+ *         two halves of 16                           xm = (d, sum0, sum1, 0)
+ * Units past the row (padding) are zeros.
+ */
+#include "bindings.glsl"
+layout(local_size_x_id = 0) in;
+
+layout(push_constant) uniform Params {
+    uint n_tok;
+    uint cols;
+    uint units;    /* units per token in XQ */
+    uint mode;     /* 0 F32, 1 F16, 2 BF16, 3 Q8_0, 4 Q8_1, 5 Q8_K */
+    uint x_off;    /* A offset of x[0] */
+    uint x_stride; /* floats between tokens in A */
+} p;
+
+float xval(uint t, uint c) { return c < p.cols ? A[p.x_off + t * p.x_stride + c] : 0.0; }
+
+void put(uint t, uint u, uint k, float v) { XQW[(t * p.units + u) * 36u + k] = floatBitsToUint(v); }
+
+/* roundf: half away from zero, clamped to int8 (llama.cpp's Q8_0/Q8_1). */
+float round_i8(float v) {
+    if (isnan(v)) return 0.0;
+    float t = trunc(v);
+    if (abs(v - t) >= 0.5) t += sign(v);
+    return clamp(t, -128.0, 127.0);
+}
+
+/* ggml's nearest_int: round half to even via the 1.5 * 2^23 trick. */
+int nearest_int(float v) {
+    if (isnan(v)) return 0;
+    precise float t = clamp(v, -4194303.0, 4194303.0) + 12582912.0;
+    return (floatBitsToInt(t) & 0x007fffff) - 0x00400000;
+}
+
+void unit_q8(uint t, uint u, bool with_sum) {
+    float amax = 0.0;
+    for (uint k = 0; k < 32u; k++) amax = max(amax, abs(xval(t, 32u * u + k)));
+    const float d = amax / 127.0;
+    const float id = d != 0.0 ? 1.0 / d : 0.0;
+    float sum = 0.0;
+    for (uint k = 0; k < 32u; k++) {
+        precise float v = xval(t, 32u * u + k) * id;
+        float q = round_i8(v);
+        sum += q;
+        put(t, u, k, q);
+    }
+    precise float s = sum * d;
+    put(t, u, 32u, round_f16(d));
+    put(t, u, 33u, with_sum ? round_f16(s) : 0.0);
+    put(t, u, 34u, 0.0);
+    put(t, u, 35u, 0.0);
+}
+
+void superblock_q8k(uint t, uint sb) {
+    const uint c0 = 256u * sb;
+    float amax = 0.0, mx = 0.0;
+    for (uint k = 0; k < 256u; k++) {
+        float v = xval(t, c0 + k);
+        if (abs(v) > amax) {
+            amax = abs(v);
+            mx = v;
+        }
+    }
+    const float iscale = amax != 0.0 ? -127.0 / mx : 0.0;
+    const float d = amax != 0.0 ? 1.0 / iscale : 0.0;
+    for (uint u = 0; u < 8u; u++) {
+        float sum0 = 0.0, sum1 = 0.0;
+        for (uint k = 0; k < 32u; k++) {
+            precise float v = iscale * xval(t, c0 + 32u * u + k);
+            float q = float(clamp(nearest_int(v), -128, 127));
+            if (k < 16u) sum0 += q; else sum1 += q;
+            put(t, 8u * sb + u, k, q);
+        }
+        put(t, 8u * sb + u, 32u, d);
+        put(t, 8u * sb + u, 33u, sum0);
+        put(t, 8u * sb + u, 34u, sum1);
+        put(t, 8u * sb + u, 35u, 0.0);
+    }
+}
+
+void main() {
+    const uint per_tok = p.mode == 5u ? p.units / 8u : p.units;
+    const uint total = p.n_tok * per_tok;
+    for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) {
+        const uint t = i / per_tok, u = i % per_tok;
+        if (p.mode == 5u) {
+            superblock_q8k(t, u);
+        } else if (p.mode >= 3u) {
+            unit_q8(t, u, p.mode == 4u);
+        } else {
+            for (uint k = 0; k < 32u; k++) {
+                float v = xval(t, 32u * u + k);
+                if (p.mode == 1u) v = round_f16(v);
+                else if (p.mode == 2u) v = round_bf16(v);
+                put(t, u, k, v);
+            }
+            for (uint k = 32u; k < 36u; k++) put(t, u, k, 0.0);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+/* vulkan_testutil.h - what the Vulkan suites share: the validation layer
+ * switched on for every test, a check that it reported nothing, and a skip
+ * with a clear message when the machine has no Vulkan device. */
+#ifndef INFER_VULKAN_TESTUTIL_H
+#define INFER_VULKAN_TESTUTIL_H
+
+#include <stdlib.h>
+
+#include "backend_vulkan.h"
+#include "testutil.h"
+
+/* Run before each test (a fresh process): the layer is enabled when
+ * installed, unless INFER_VK_VALIDATION=0 asks otherwise. */
+static inline void vk_test_init(void) {
+    if (!getenv("INFER_VK_VALIDATION")) setenv("INFER_VK_VALIDATION", "1", 1);
+}
+
+/* The layer is installed here (so a run without it is a setup error). */
+static inline int vk_layer_installed(void) {
+    struct stat st;
+    return stat("/usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json", &st) == 0;
+}
+
+/* End of a test: the validation layer, when on, reported nothing. */
+static inline void vk_expect_clean(void) {
+    const char *v = getenv("INFER_VK_VALIDATION");
+    if (vk_layer_installed() && !(v && !strcmp(v, "0"))) {
+        cr_expect(vk_validation_enabled(), "VK_LAYER_KHRONOS_validation is installed but was not enabled");
+    }
+    cr_expect_eq(vk_validation_count(), 0, "the validation layer reported %llu warnings/errors (see stderr)",
+                 (unsigned long long)vk_validation_count());
+}
+
+/* Skip the test (with the reason) when Vulkan cannot run here. */
+#define VK_SKIP_UNLESS(status, err)                                                                       \
+    do {                                                                                                  \
+        if ((status) == INFER_EBACKEND) cr_skip_test("no usable Vulkan device: %s", (err).message);       \
+    } while (0)
+
+#endif
