@@ -1,0 +1,62 @@
+/*
+ * avx2_internal.h - what the AVX2 kernel files (avx2*.c, compiled with
+ * AVX2, FMA and F16C) share.
+ *
+ * AVX2 has no VNNI, so the quantized matmuls widen weights and activations
+ * to int16 and use vpmaddwd (16 exact products per instruction, pairs
+ * summed into int32). Panels here hold 8 weight rows (one ymm of int32
+ * lanes); a "pair slice" is 8 rows x 2 consecutive values as int16, row i
+ * in 32-bit lane i. Legacy types store the signed value (q - offset), so no
+ * correction is needed; K-quants store value x sub-block scale (it fits in
+ * int16 for every type), so one int32 sum per super-block is the
+ * reference's integer isum directly, and only the mins (Q2_K, Q4_K, Q5_K)
+ * remain, dotted with Q8_K's group sums.
+ *
+ * Legacy panel block: int16 pairs [16][8 rows] | float d[8] | float m[8]
+ * K panel block:      int16 pairs [128][8 rows] | int32 mins [8][8 rows]
+ *                     (int16 pairs of per-16 mins) | float d[8] | float dmin[8]
+ */
+#ifndef INFER_KERNELS_AVX2_INTERNAL_H
+#define INFER_KERNELS_AVX2_INTERNAL_H
+
+#include "x86_common.h"
+
+#define X2_R 8 /* weight rows per panel */
+#define X2_T 4 /* tokens per micro-kernel call */
+
+#define X2_LEG_Q (16 * 32)
+#define X2_LEG_BLOCK (X2_LEG_Q + 2 * 32)
+#define X2_K_Q (128 * 32)
+#define X2_K_MIN X2_K_Q
+#define X2_K_D (X2_K_MIN + 8 * 32)
+#define X2_K_DMIN (X2_K_D + 32)
+#define X2_K_BLOCK (X2_K_DMIN + 32)
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define X2_UNROLL _Pragma("GCC unroll 16")
+#else
+#define X2_UNROLL _Pragma("unroll")
+#endif
+#define X2_INLINE static inline __attribute__((always_inline))
+
+/* avx2_gemm.c */
+void x2_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
+                     const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+/* avx2_float.c */
+void x2_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
+                     const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+
+/* Horizontal sum of 8 floats in a fixed order. */
+X2_INLINE float x2_hsum(__m256 v) {
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    b = _mm_add_ss(b, _mm_movehdup_ps(b));
+    return _mm_cvtss_f32(b);
+}
+
+/* Lanes [0, n) set, for maskload/maskstore of n < 8 floats. */
+X2_INLINE __m256i x2_mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+#endif
