@@ -24,14 +24,9 @@
  */
 #include "avx512_internal.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-#define UNROLL _Pragma("GCC unroll 16")
-#else
-#define UNROLL _Pragma("unroll")
-#endif
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE __m512i bc32(const uint8_t *p) { return _mm512_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }
+#define UNROLL X5_UNROLL
+#define INLINE X5_INLINE
+#define bc32 x5_bc32
 
 INLINE __mmask16 row_mask(int nr) { return (__mmask16)((1u << nr) - 1u); }
 

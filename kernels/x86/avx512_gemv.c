@@ -1,8 +1,146 @@
-/* avx512_gemv.c - placeholder */
+/*
+ * avx512_gemv.c - one activation row against quantized weights (token
+ * generation), straight from the file's layout: the weights are streamed
+ * once, so these kernels decode each block in registers instead of packing
+ * a panel.
+ *
+ * Same tile as the batched kernels: 16 rows in the 16 lanes of a zmm. The
+ * same-offset bytes of 16 rows are transposed into 4-byte slices (as
+ * avx512_pack.c does), the per-row scales come in with one gather, and the
+ * arithmetic per lane is the micro-kernel's, operation for operation, so a
+ * token's logits are the same whether it is decoded alone or in a batch,
+ * and bit-identical to kernels/ref.
+ */
 #include "avx512_internal.h"
+
+#define UNROLL X5_UNROLL
+
+#define INLINE X5_INLINE
+#define GEMV_NB 512 /* activation blocks prepared per chunk */
+
+/* Activation side of one block: d_a, and -offset * sum(q_a) or s_a. */
+typedef struct {
+    float da;
+    union {
+        int32_t corr;
+        float sa;
+    } x;
+} act_meta;
+
+static void prep_act(uint32_t type, const uint8_t *a, int64_t nb, act_meta *m) {
+    const int has_min = x86_legacy_has_min(type), off = x86_legacy_offset(type);
+    const size_t ab = has_min ? 36 : 34;
+    for (int64_t b = 0; b < nb; b++, a += ab) {
+        m[b].da = x86_f16(a);
+        if (has_min) {
+            m[b].x.sa = x86_f16(a + 2);
+        } else {
+            const __m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(a + 2)),
+                                               _mm256_set1_epi8((char)0x80));
+            const __m256i s = _mm256_sad_epu8(q, _mm256_setzero_si256());
+            const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            m[b].x.corr = -off * ((int)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128);
+        }
+    }
+}
+
+/* One group of 16 rows (rows[] clamped), blocks [b0, b0 + nb), into f. */
+INLINE __m512 gemv_legacy_rows(const uint32_t type, const uint8_t *const rows[16], __m512i vidx, int64_t b0,
+                               int64_t nb, const uint8_t *a, const act_meta *m, __m512 f) {
+    const int has_min = x86_legacy_has_min(type);
+    const size_t bb = x86_block_bytes(type), ab = has_min ? 36 : 34, qa = has_min ? 4 : 2;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int64_t b = 0; b < nb; b++) {
+        const size_t off = (size_t)(b0 + b) * bb;
+        const uint8_t *ab_q = a + (size_t)b * ab + qa;
+        const __m512i hd = _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off), 1);
+        __m512i c = has_min ? _mm512_setzero_si512() : _mm512_set1_epi32(m[b].x.corr);
+        __m512i t[8];
+        if (type == INFER_TYPE_Q8_0) {
+            x5_tr16(rows, off + 2, t);
+            x5_tr16(rows, off + 18, t + 4);
+            UNROLL for (int j = 0; j < 8; j++) t[j] = _mm512_xor_si512(t[j], _mm512_set1_epi8((char)0x80));
+        } else {
+            const size_t qs = type == INFER_TYPE_Q4_0 ? 2 : type == INFER_TYPE_Q4_1 ? 4 : type == INFER_TYPE_Q5_0 ? 6 : 8;
+            x5_tr16(rows, off + qs, t);
+            UNROLL for (int j = 0; j < 4; j++) {
+                t[4 + j] = _mm512_and_si512(_mm512_srli_epi16(t[j], 4), m4);
+                t[j] = _mm512_and_si512(t[j], m4);
+            }
+            if (type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1) {
+                const size_t qh = type == INFER_TYPE_Q5_0 ? 2 : 4;
+                const __m512i h = _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + qh), 1);
+                UNROLL for (int s = 0; s < 8; s++) {
+                    const __m512i nib = _mm512_and_si512(_mm512_srli_epi32(h, (unsigned)(4 * s)), _mm512_set1_epi32(15));
+                    t[s] = _mm512_or_si512(t[s], x5_spread4(nib));
+                }
+            }
+        }
+        __m512i c1 = _mm512_setzero_si512(); /* two chains: half the dependent latency */
+        UNROLL for (int j = 0; j < 8; j += 2) {
+            c = _mm512_dpbusd_epi32(c, t[j], x5_bc32(ab_q + 4 * j));
+            c1 = _mm512_dpbusd_epi32(c1, t[j + 1], x5_bc32(ab_q + 4 * j + 4));
+        }
+        c = _mm512_add_epi32(c, c1);
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(x5_f16_lo(hd), _mm512_set1_ps(m[b].da)));
+        if (has_min) v = _mm512_add_ps(v, _mm512_mul_ps(x5_f16_hi(hd), _mm512_set1_ps(m[b].x.sa)));
+        f = _mm512_add_ps(f, v);
+    }
+    return f;
+}
+
+INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
+                        const uint8_t *act, float *out) {
+    act_meta meta[GEMV_NB];
+    const int64_t nb = n_cols / X86_QK;
+    const size_t ab = x86_legacy_has_min(type) ? 36 : 34;
+    if (nb <= GEMV_NB) prep_act(type, act, nb, meta);
+    for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
+        const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
+        const uint8_t *rows[16];
+        int32_t idx[16];
+        UNROLL for (int i = 0; i < 16; i++) {
+            const int ri = i < nr ? i : nr - 1;
+            rows[i] = W + (size_t)(r0 + ri) * rb;
+            idx[i] = (int32_t)((size_t)ri * rb);
+        }
+        const __m512i vidx = _mm512_loadu_si512((const void *)idx);
+        __m512 f = _mm512_setzero_ps();
+        for (int64_t b0 = 0; b0 < nb; b0 += GEMV_NB) {
+            const int64_t n = nb - b0 < GEMV_NB ? nb - b0 : GEMV_NB;
+            if (nb > GEMV_NB) prep_act(type, act + (size_t)b0 * ab, n, meta);
+            f = gemv_legacy_rows(type, rows, vidx, b0, n, act + (size_t)b0 * ab, meta, f);
+        }
+        _mm512_mask_storeu_ps(out + r0, (__mmask16)((1u << nr) - 1u), f);
+    }
+}
+
+static void gemv_q4_0(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_legacy(INFER_TYPE_Q4_0, W, rb, r, k, a, o);
+}
+static void gemv_q4_1(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_legacy(INFER_TYPE_Q4_1, W, rb, r, k, a, o);
+}
+static void gemv_q5_0(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_legacy(INFER_TYPE_Q5_0, W, rb, r, k, a, o);
+}
+static void gemv_q5_1(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_legacy(INFER_TYPE_Q5_1, W, rb, r, k, a, o);
+}
+static void gemv_q8_0(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_legacy(INFER_TYPE_Q8_0, W, rb, r, k, a, o);
+}
 
 int x5_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                   const void *act, float *out) {
-    (void)type; (void)W; (void)row_bytes; (void)n_rows; (void)n_cols; (void)act; (void)out;
-    return 0;
+    /* The scale gathers address rows by 32-bit offsets. */
+    if (row_bytes > (size_t)INT32_MAX / 16) return 0;
+    switch (type) {
+    case INFER_TYPE_Q4_0: gemv_q4_0(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    case INFER_TYPE_Q4_1: gemv_q4_1(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    case INFER_TYPE_Q5_0: gemv_q5_0(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    case INFER_TYPE_Q5_1: gemv_q5_1(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    case INFER_TYPE_Q8_0: gemv_q8_0(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    default: return x5_gemv_k(type, W, row_bytes, n_rows, n_cols, act, out);
+    }
 }

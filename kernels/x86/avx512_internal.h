@@ -31,14 +31,68 @@ void x5_pack_k(uint32_t type, const uint8_t *W, size_t row_bytes, int nr, int64_
 void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 
-/* avx512_gemv.c: one activation row against quantized weights, straight
- * from the file's layout (generation). 0 when the type has no such kernel. */
+/* avx512_gemv.c (legacy types) and avx512_gemv_k.c (K-quants): one
+ * activation row against quantized weights, straight from the file's layout
+ * (generation). 0 when the type has no such kernel. */
 int x5_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                   const void *act, float *out);
+int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
+              float *out);
 
 /* avx512_float.c: F32, F16, BF16 weights. */
 void x5_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define X5_UNROLL _Pragma("GCC unroll 16")
+#else
+#define X5_UNROLL _Pragma("unroll")
+#endif
+#define X5_INLINE static inline __attribute__((always_inline))
+
+/* 4 bytes at p broadcast to the 16 lanes. */
+X5_INLINE __m512i x5_bc32(const uint8_t *p) { return _mm512_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }
+
+/* The same 16 bytes (at off) of 16 rows as 4 slices: out[j] lane i holds
+ * bytes off+4j .. off+4j+3 of rows[i]. Lane L of z[i] first gathers row
+ * 4L + i; a 4x4 transpose of 32-bit words inside each 128-bit lane then
+ * leaves row r's word j in lane r of out[j]. */
+X5_INLINE void x5_tr16(const uint8_t *const rows[16], size_t off, __m512i out[4]) {
+    __m512i z[4];
+    X5_UNROLL for (int i = 0; i < 4; i++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(rows[i] + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rows[4 + i] + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rows[8 + i] + off)), 2);
+        z[i] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(const void *)(rows[12 + i] + off)), 3);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    out[0] = _mm512_unpacklo_epi64(t0, t2);
+    out[1] = _mm512_unpackhi_epi64(t0, t2);
+    out[2] = _mm512_unpacklo_epi64(t1, t3);
+    out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* The low / high f16 halves of 16 words as floats. */
+X5_INLINE __m512 x5_f16_lo(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
+X5_INLINE __m512 x5_f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16))); }
+
+/* Lane value v (0..15) -> bit k of v moved to bit 4 of byte k (Q5's fifth
+ * bits of 4 consecutive values). */
+X5_INLINE __m512i x5_spread4(__m512i v) {
+    const __m512i lut = _mm512_setr_epi32(0x00000000, 0x00000010, 0x00001000, 0x00001010, 0x00100000, 0x00100010,
+                                          0x00101000, 0x00101010, 0x10000000, 0x10000010, 0x10001000, 0x10001010,
+                                          0x10100000, 0x10100010, 0x10101000, 0x10101010);
+    return _mm512_permutexvar_epi32(v, lut);
+}
+
+/* Bit `bit` (0..7) of every byte of h, moved to bit `to` (0..7): 16-bit
+ * shifts whose result is masked per byte, so nothing crosses bytes. */
+X5_INLINE __m512i x5_bit_to(__m512i h, int bit, int to) {
+    const __m512i mask = _mm512_set1_epi8((char)(1 << to));
+    if (bit >= to) return _mm512_and_si512(_mm512_srli_epi16(h, (unsigned)(bit - to)), mask);
+    return _mm512_and_si512(_mm512_slli_epi16(h, (unsigned)(to - bit)), mask);
+}
 
 /* Horizontal sum of 16 floats in a fixed order. */
 static inline float x5_hsum(__m512 v) {

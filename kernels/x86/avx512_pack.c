@@ -15,35 +15,18 @@
  */
 #include "avx512_internal.h"
 
+#define UNROLL X5_UNROLL
+
 /* Row pointers of a panel: missing rows repeat the last real one (their
  * results are never stored). */
 static void panel_rows(const uint8_t *W, size_t rb, int nr, const uint8_t *rows[16]) {
-    for (int i = 0; i < 16; i++) rows[i] = W + (size_t)(i < nr ? i : nr - 1) * rb;
-}
-
-static inline __m128i ld16(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
-
-/* out[j] lane i = bytes off+4j .. off+4j+3 of row i (j = 0..3). */
-static inline void tr16(const uint8_t *const rows[16], size_t off, __m512i out[4]) {
-    __m512i z[4];
-    for (int i = 0; i < 4; i++) { /* lane L of z[i] holds row 4L + i */
-        __m512i v = _mm512_castsi128_si512(ld16(rows[i] + off));
-        v = _mm512_inserti32x4(v, ld16(rows[4 + i] + off), 1);
-        v = _mm512_inserti32x4(v, ld16(rows[8 + i] + off), 2);
-        z[i] = _mm512_inserti32x4(v, ld16(rows[12 + i] + off), 3);
-    }
-    const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-    out[0] = _mm512_unpacklo_epi64(t0, t2);
-    out[1] = _mm512_unpackhi_epi64(t0, t2);
-    out[2] = _mm512_unpacklo_epi64(t1, t3);
-    out[3] = _mm512_unpackhi_epi64(t1, t3);
+    UNROLL for (int i = 0; i < 16; i++) rows[i] = W + (size_t)(i < nr ? i : nr - 1) * rb;
 }
 
 /* 32 bytes at off: 8 slices. */
 static inline void tr32(const uint8_t *const rows[16], size_t off, __m512i out[8]) {
-    tr16(rows, off, out);
-    tr16(rows, off + 16, out + 4);
+    x5_tr16(rows, off, out);
+    x5_tr16(rows, off + 16, out + 4);
 }
 
 static inline void st(uint8_t *p, __m512i v) { _mm512_storeu_si512((void *)p, v); }
@@ -51,14 +34,6 @@ static inline void st(uint8_t *p, __m512i v) { _mm512_storeu_si512((void *)p, v)
 static inline __m512i b8(int v) { return _mm512_set1_epi8((char)v); }
 
 /* ---- legacy types (32-value blocks) ----------------------------------------- */
-
-/* Lane value v (0..15) -> bit k of v moved to bit 4 of byte k. */
-static inline __m512i spread4(__m512i v) {
-    const __m512i lut = _mm512_setr_epi32(0x00000000, 0x00000010, 0x00001000, 0x00001010, 0x00100000, 0x00100010,
-                                          0x00101000, 0x00101010, 0x10000000, 0x10000010, 0x10001000, 0x10001010,
-                                          0x10100000, 0x10100010, 0x10101000, 0x10101010);
-    return _mm512_permutexvar_epi32(v, lut);
-}
 
 static void pack_legacy_block(uint32_t type, const uint8_t *const rows[16], size_t off, uint8_t *P) {
     const __m512i m4 = b8(0x0f);
@@ -72,28 +47,28 @@ static void pack_legacy_block(uint32_t type, const uint8_t *const rows[16], size
     case INFER_TYPE_Q5_1: qs_off = 8; qh_off = 4; break;
     default: break;
     }
-    for (int i = 0; i < 16; i++) {
+    UNROLL for (int i = 0; i < 16; i++) {
         d[i] = x86_f16(rows[i] + off);
         m[i] = x86_legacy_has_min(type) ? x86_f16(rows[i] + off + 2) : 0.0f;
         qh[i] = qh_off ? x86_rd32(rows[i] + off + qh_off) : 0;
     }
     if (type == INFER_TYPE_Q8_0) {
         tr32(rows, off + 2, t);
-        for (int j = 0; j < 8; j++) st(P + 64 * j, _mm512_xor_si512(t[j], b8(0x80)));
+        UNROLL for (int j = 0; j < 8; j++) st(P + 64 * j, _mm512_xor_si512(t[j], b8(0x80)));
     } else {
-        tr16(rows, off + qs_off, t);
-        for (int j = 0; j < 4; j++) {
+        x5_tr16(rows, off + qs_off, t);
+        UNROLL for (int j = 0; j < 4; j++) {
             t[4 + j] = _mm512_and_si512(_mm512_srli_epi16(t[j], 4), m4);
             t[j] = _mm512_and_si512(t[j], m4);
         }
         if (qh_off) { /* fifth bit of value v is bit v of qh */
             const __m512i h = _mm512_loadu_si512((const void *)qh);
-            for (int s = 0; s < 8; s++) {
+            UNROLL for (int s = 0; s < 8; s++) {
                 const __m512i nib = _mm512_and_si512(_mm512_srli_epi32(h, (unsigned)(4 * s)), _mm512_set1_epi32(15));
-                t[s] = _mm512_or_si512(t[s], spread4(nib));
+                t[s] = _mm512_or_si512(t[s], x5_spread4(nib));
             }
         }
-        for (int j = 0; j < 8; j++) st(P + 64 * j, t[j]);
+        UNROLL for (int j = 0; j < 8; j++) st(P + 64 * j, t[j]);
     }
     memcpy(P + X5_LEG_Q, d, 64);
     memcpy(P + X5_LEG_Q + 64, m, 64);
@@ -109,13 +84,6 @@ void x5_pack_legacy(uint32_t type, const uint8_t *W, size_t row_bytes, int nr, i
 
 /* ---- K-quants (256-value super-blocks) ----------------------------------------- */
 
-/* Bit `bit` (0..7) of every byte of h, moved to bit `to` (0..7). */
-static inline __m512i bit_to(__m512i h, int bit, int to) {
-    const __m512i mask = b8(1 << to);
-    if (bit >= to) return _mm512_and_si512(_mm512_srli_epi16(h, (unsigned)(bit - to)), mask);
-    return _mm512_and_si512(_mm512_slli_epi16(h, (unsigned)(to - bit)), mask);
-}
-
 /* Q4_K (qh NULL) and Q5_K: value 64p + 32k + l is nibble k of qs[32p + l],
  * fifth bit 2p + k of qh[l]. */
 static void pack_q45k(const uint8_t *const rows[16], size_t qs_off, const __m512i *qh, uint8_t *P) {
@@ -123,11 +91,11 @@ static void pack_q45k(const uint8_t *const rows[16], size_t qs_off, const __m512
     __m512i t[8];
     for (int p = 0; p < 4; p++) {
         tr32(rows, qs_off + 32 * (size_t)p, t);
-        for (int j = 0; j < 8; j++) {
+        UNROLL for (int j = 0; j < 8; j++) {
             __m512i lo = _mm512_and_si512(t[j], m4), hi = _mm512_and_si512(_mm512_srli_epi16(t[j], 4), m4);
             if (qh) {
-                lo = _mm512_or_si512(lo, bit_to(qh[j], 2 * p, 4));
-                hi = _mm512_or_si512(hi, bit_to(qh[j], 2 * p + 1, 4));
+                lo = _mm512_or_si512(lo, x5_bit_to(qh[j], 2 * p, 4));
+                hi = _mm512_or_si512(hi, x5_bit_to(qh[j], 2 * p + 1, 4));
             }
             st(P + 64 * (16 * p + j), lo);
             st(P + 64 * (16 * p + 8 + j), hi);
@@ -145,7 +113,7 @@ static void pack_q6k(const uint8_t *const rows[16], size_t off, uint8_t *P) {
         tr32(rows, off + 64 * (size_t)c, ql);
         tr32(rows, off + 64 * (size_t)c + 32, ql + 8);
         tr32(rows, off + 128 + 32 * (size_t)c, qh);
-        for (int j = 0; j < 8; j++) {
+        UNROLL for (int j = 0; j < 8; j++) {
             const __m512i a = ql[j], b = ql[8 + j], h = qh[j];
             st(P + 64 * (32 * c + j), _mm512_or_si512(_mm512_and_si512(a, m4),
                                                       _mm512_and_si512(_mm512_slli_epi16(h, 4), m30)));
@@ -168,10 +136,10 @@ static void pack_q23k(const uint8_t *const rows[16], size_t qs_off, const __m512
     __m512i qs[8];
     for (int c = 0; c < 2; c++) {
         tr32(rows, qs_off + 32 * (size_t)c, qs);
-        for (int j = 0; j < 4; j++) {
+        UNROLL for (int j = 0; j < 4; j++) {
             for (int m = 0; m < 8; m++) {
                 __m512i v = _mm512_and_si512(_mm512_srli_epi16(qs[m], (unsigned)(2 * j)), m3);
-                if (hm) v = _mm512_or_si512(v, bit_to(hm[m], 4 * c + j, 2));
+                if (hm) v = _mm512_or_si512(v, x5_bit_to(hm[m], 4 * c + j, 2));
                 st(P + 64 * (32 * c + 8 * j + m), v);
             }
         }
@@ -182,11 +150,11 @@ static void pack_k_scales(uint32_t type, const uint8_t *const rows[16], size_t o
     int32_t sc[16][16];
     float d[16], dmin[16];
     uint32_t m16[8][16];
-    for (int i = 0; i < 16; i++) {
+    UNROLL for (int i = 0; i < 16; i++) {
         x86_kscales ks;
         x86_k_decode_scales(type, rows[i] + off, &ks);
-        for (int s = 0; s < 16; s++) sc[s][i] = ks.sc[s];
-        for (int j = 0; j < 8; j++)
+        UNROLL for (int s = 0; s < 16; s++) sc[s][i] = ks.sc[s];
+        UNROLL for (int j = 0; j < 8; j++)
             m16[j][i] = (uint32_t)(uint16_t)ks.m16[2 * j] | ((uint32_t)(uint16_t)ks.m16[2 * j + 1] << 16);
         d[i] = ks.d;
         dmin[i] = ks.dmin;

@@ -1,0 +1,199 @@
+/*
+ * avx512_gemv_k.c - one activation row (Q8_K) against K-quant weights
+ * (token generation), decoded in registers from the file's layout, 16 rows
+ * per zmm as everywhere in this level.
+ *
+ * The per-row scales are decoded with the same byte shuffles as the
+ * reference's bit positions, vectorized over the 16 rows: one transpose of
+ * a block's scale bytes gives, in each 32-bit lane, 4 bytes of that row's
+ * scales, and shifts and masks per byte extract the 6-bit fields. Sub-block
+ * integer dots are scaled with vpmulld and summed exactly; the corrections
+ * (mins, Q6_K's offset 32) are int16 pair dots against Q8_K's group sums.
+ * The float work per super-block is the batched micro-kernel's, so results
+ * are bit-identical to it and to kernels/ref.
+ *
+ * Q2_K and Q3_K have no kernel here (the batched path handles one token).
+ */
+#include "avx512_internal.h"
+
+#define UNROLL X5_UNROLL
+#define INLINE X5_INLINE
+#define KV_NSB 128 /* super-blocks of activation metadata prepared per chunk */
+
+/* Activation side of one super-block: d_a and 4 or 8 int16 pairs of group
+ * sums, ordered as the weight-side pairs below. */
+typedef struct {
+    float da;
+    int32_t pair[8];
+} kact;
+
+static inline int32_t pack16(int a, int b) { return (int32_t)((uint32_t)(uint16_t)a | ((uint32_t)(uint16_t)b << 16)); }
+
+static void prep_kact(uint32_t type, const uint8_t *a, int64_t nsb, kact *m) {
+    for (int64_t sb = 0; sb < nsb; sb++, a += 292) {
+        int16_t bs[16];
+        memcpy(bs, a + 260, 32);
+        m[sb].da = x86_rdf32(a);
+        if (type == INFER_TYPE_Q6_K) { /* (bsum[4q], bsum[4q+2]), (bsum[4q+1], bsum[4q+3]) */
+            for (int q = 0; q < 4; q++) {
+                m[sb].pair[2 * q] = pack16(bs[4 * q], bs[4 * q + 2]);
+                m[sb].pair[2 * q + 1] = pack16(bs[4 * q + 1], bs[4 * q + 3]);
+            }
+        } else { /* 32-value sums B_s: (B0, B2), (B1, B3), (B4, B6), (B5, B7) */
+            int B[8];
+            for (int s = 0; s < 8; s++) B[s] = bs[2 * s] + bs[2 * s + 1];
+            m[sb].pair[0] = pack16(B[0], B[2]);
+            m[sb].pair[1] = pack16(B[1], B[3]);
+            m[sb].pair[2] = pack16(B[4], B[6]);
+            m[sb].pair[3] = pack16(B[5], B[7]);
+        }
+    }
+}
+
+INLINE __m512i b8(int v) { return _mm512_set1_epi8((char)v); }
+INLINE __m512i and8(__m512i v, int m) { return _mm512_and_si512(v, b8(m)); }
+INLINE __m512i srl(__m512i v, int n) { return _mm512_srli_epi16(v, (unsigned)n); }
+INLINE __m512i sll(__m512i v, int n) { return _mm512_slli_epi16(v, (unsigned)n); }
+
+/* Byte k (0..3) of every lane, zero-extended to 32 bits. */
+INLINE __m512i ubyte(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi32(v, (unsigned)(8 * k)), _mm512_set1_epi32(0xff)); }
+/* Byte k of every lane, sign-extended. */
+INLINE __m512i sbyte(__m512i v, int k) { return _mm512_srai_epi32(_mm512_slli_epi32(v, (unsigned)(24 - 8 * k)), 24); }
+
+/* Q4_K (qh_off 0) and Q5_K: one super-block of 16 rows into f. */
+INLINE __m512 sb_q45k(const int q5, const uint8_t *const rows[16], size_t off, const uint8_t *aq, const kact *m,
+                      __m512 f) {
+    const __m512i m4 = b8(0x0f);
+    __m512i t[4], h[8], d[8];
+    x5_tr16(rows, off, t); /* d|dmin, scales 0..3, 4..7, 8..11 */
+    const __m512i sc_lo = and8(t[1], 0x3f), mn_lo = and8(t[2], 0x3f);
+    const __m512i sc_hi = _mm512_or_si512(and8(t[3], 0x0f), and8(srl(t[1], 2), 0x30));
+    const __m512i mn_hi = _mm512_or_si512(and8(srl(t[3], 4), 0x0f), and8(srl(t[2], 2), 0x30));
+    if (q5) {
+        x5_tr16(rows, off + 16, h);
+        x5_tr16(rows, off + 32, h + 4);
+    }
+    const size_t qs = off + (q5 ? 48 : 16);
+    __m512i is = _mm512_setzero_si512();
+    UNROLL for (int p = 0; p < 4; p++) {
+        x5_tr16(rows, qs + 32 * (size_t)p, d);
+        x5_tr16(rows, qs + 32 * (size_t)p + 16, d + 4);
+        __m512i clo = _mm512_setzero_si512(), chi = _mm512_setzero_si512();
+        UNROLL for (int j = 0; j < 8; j++) {
+            __m512i lo = _mm512_and_si512(d[j], m4), hi = _mm512_and_si512(srl(d[j], 4), m4);
+            if (q5) {
+                lo = _mm512_or_si512(lo, x5_bit_to(h[j], 2 * p, 4));
+                hi = _mm512_or_si512(hi, x5_bit_to(h[j], 2 * p + 1, 4));
+            }
+            clo = _mm512_dpbusd_epi32(clo, lo, x5_bc32(aq + 64 * p + 4 * j));
+            chi = _mm512_dpbusd_epi32(chi, hi, x5_bc32(aq + 64 * p + 32 + 4 * j));
+        }
+        const __m512i scs = p < 2 ? sc_lo : sc_hi;
+        is = _mm512_add_epi32(is, _mm512_mullo_epi32(clo, ubyte(scs, (2 * p) & 3)));
+        is = _mm512_add_epi32(is, _mm512_mullo_epi32(chi, ubyte(scs, (2 * p + 1) & 3)));
+    }
+    const __m512i w16 = _mm512_set1_epi32(0x00ff00ff);
+    __m512i corr = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(mn_lo, w16), _mm512_set1_epi32(m->pair[0]));
+    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_lo, 8), w16), _mm512_set1_epi32(m->pair[1]));
+    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(mn_hi, w16), _mm512_set1_epi32(m->pair[2]));
+    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_hi, 8), w16), _mm512_set1_epi32(m->pair[3]));
+    const __m512 da = _mm512_set1_ps(m->da);
+    const __m512 dd = _mm512_mul_ps(x5_f16_lo(t[0]), da), dm = _mm512_mul_ps(x5_f16_hi(t[0]), da);
+    return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
+}
+
+/* Q6_K: value 128c + 32k + l (l = 4j + i): low 4 bits from ql[64c + l]
+ * (k = 0: low nibble, 2: high) or ql[64c + 32 + l] (k = 1, 3), high 2 bits
+ * = bits 2k of qh[32c + l]; sub-block (16 values) 8c + 2k + j / 4. */
+INLINE __m512 sb_q6k(const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *aq, const kact *m,
+                     __m512 f) {
+    const __m512i m4 = b8(0x0f);
+    __m512i sc[4];
+    x5_tr16(rows, off + 192, sc); /* int8 scales 4q .. 4q + 3 */
+    const __m512i dw = _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 206), 1);
+    __m512i is = _mm512_setzero_si512();
+    UNROLL for (int c = 0; c < 2; c++) {
+        UNROLL for (int q = 0; q < 2; q++) { /* j = 4q .. 4q + 3 */
+            __m512i la[4], lb[4], hh[4];
+            x5_tr16(rows, off + 64 * (size_t)c + 16 * (size_t)q, la);
+            x5_tr16(rows, off + 64 * (size_t)c + 32 + 16 * (size_t)q, lb);
+            x5_tr16(rows, off + 128 + 32 * (size_t)c + 16 * (size_t)q, hh);
+            __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                              _mm512_setzero_si512()};
+            UNROLL for (int i = 0; i < 4; i++) {
+                const uint8_t *a = aq + 128 * c + 4 * (4 * q + i);
+                const __m512i v0 = _mm512_or_si512(_mm512_and_si512(la[i], m4), and8(sll(hh[i], 4), 0x30));
+                const __m512i v1 = _mm512_or_si512(_mm512_and_si512(lb[i], m4), and8(sll(hh[i], 2), 0x30));
+                const __m512i v2 = _mm512_or_si512(_mm512_and_si512(srl(la[i], 4), m4), and8(hh[i], 0x30));
+                const __m512i v3 = _mm512_or_si512(_mm512_and_si512(srl(lb[i], 4), m4), and8(srl(hh[i], 2), 0x30));
+                acc[0] = _mm512_dpbusd_epi32(acc[0], v0, x5_bc32(a));
+                acc[1] = _mm512_dpbusd_epi32(acc[1], v1, x5_bc32(a + 32));
+                acc[2] = _mm512_dpbusd_epi32(acc[2], v2, x5_bc32(a + 64));
+                acc[3] = _mm512_dpbusd_epi32(acc[3], v3, x5_bc32(a + 96));
+            }
+            UNROLL for (int k = 0; k < 4; k++) {
+                const int s = 8 * c + 2 * k + q;
+                is = _mm512_add_epi32(is, _mm512_mullo_epi32(acc[k], sbyte(sc[s / 4], s % 4)));
+            }
+        }
+    }
+    __m512i corr = _mm512_setzero_si512();
+    UNROLL for (int q = 0; q < 4; q++) {
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(_mm512_slli_epi16(sc[q], 8), 8), _mm512_set1_epi32(m->pair[2 * q]));
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc[q], 8), _mm512_set1_epi32(m->pair[2 * q + 1]));
+    }
+    corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
+    const __m512 dd = _mm512_mul_ps(x5_f16_hi(dw), _mm512_set1_ps(m->da));
+    return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
+}
+
+INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
+                   const uint8_t *act, float *out) {
+    kact meta[KV_NSB];
+    const int64_t nsb = n_cols / X86_QKK;
+    const size_t bb = x86_block_bytes(type);
+    if (nsb <= KV_NSB) prep_kact(type, act, nsb, meta);
+    for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
+        const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
+        const uint8_t *rows[16];
+        int32_t idx[16];
+        UNROLL for (int i = 0; i < 16; i++) {
+            const int ri = i < nr ? i : nr - 1;
+            rows[i] = W + (size_t)(r0 + ri) * rb;
+            idx[i] = (int32_t)((size_t)ri * rb);
+        }
+        const __m512i vidx = _mm512_loadu_si512((const void *)idx);
+        __m512 f = _mm512_setzero_ps();
+        for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
+            const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
+            if (nsb > KV_NSB) prep_kact(type, act + (size_t)c0 * 292, n, meta);
+            for (int64_t sb = 0; sb < n; sb++) {
+                const size_t off = (size_t)(c0 + sb) * bb;
+                const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
+                if (type == INFER_TYPE_Q6_K) f = sb_q6k(rows, vidx, off, aq, &meta[sb], f);
+                else f = sb_q45k(type == INFER_TYPE_Q5_K, rows, off, aq, &meta[sb], f);
+            }
+        }
+        _mm512_mask_storeu_ps(out + r0, (__mmask16)((1u << nr) - 1u), f);
+    }
+}
+
+static void gemv_q4_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_k(INFER_TYPE_Q4_K, W, rb, r, k, a, o);
+}
+static void gemv_q5_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_k(INFER_TYPE_Q5_K, W, rb, r, k, a, o);
+}
+static void gemv_q6_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_k(INFER_TYPE_Q6_K, W, rb, r, k, a, o);
+}
+
+int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
+              float *out) {
+    switch (type) {
+    case INFER_TYPE_Q4_K: gemv_q4_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    case INFER_TYPE_Q5_K: gemv_q5_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    case INFER_TYPE_Q6_K: gemv_q6_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    default: return 0;
+    }
+}
