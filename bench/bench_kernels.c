@@ -9,7 +9,8 @@
  * is not timed: it is its own kernel and costs a fraction of a percent.
  *
  * Each figure is the best of a few repetitions, to damp the noise of a
- * shared machine.
+ * shared machine. INFER_BENCH_TYPES=q4_0,q8_0 limits the run to those
+ * weight types (and skips the OpenBLAS rows unless f32 is among them).
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -95,6 +96,16 @@ static double time_mm(pool *p, mm_job *j, int copies, size_t copy_bytes) {
     return best;
 }
 
+/* 1 when INFER_BENCH_TYPES is unset or names this type. */
+static int type_wanted(const char *name) {
+    const char *want = getenv("INFER_BENCH_TYPES");
+    if (!want || !*want) return 1;
+    const size_t n = strlen(name);
+    for (const char *p = want; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == want || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return 1;
+    return 0;
+}
+
 static const uint32_t TYPES[] = {
     INFER_TYPE_F32,  INFER_TYPE_F16,  INFER_TYPE_BF16, INFER_TYPE_Q4_0, INFER_TYPE_Q4_1,
     INFER_TYPE_Q5_0, INFER_TYPE_Q5_1, INFER_TYPE_Q8_0, INFER_TYPE_Q2_K, INFER_TYPE_Q3_K,
@@ -134,7 +145,7 @@ int bench_kernels(FILE *out) {
     fprintf(out, "|---|---|---:|---:|---:|---:|\n");
 
     /* The baseline: OpenBLAS on F32, with its own threads. */
-    {
+    if (type_wanted("f32")) {
         float *Wb = malloc(sizeof(float) * (size_t)BIG_ROWS * PP_COLS);
         const int copies = (int)(TG_BYTES / (sizeof(float) * (size_t)BIG_ROWS * PP_COLS)) + 1;
         float *Wt = malloc(sizeof(float) * (size_t)BIG_ROWS * PP_COLS * (size_t)copies);
@@ -175,6 +186,7 @@ int bench_kernels(FILE *out) {
 
     for (size_t ti = 0; ti < sizeof TYPES / sizeof TYPES[0]; ti++) {
         const uint32_t type = TYPES[ti], at = infer_ref_vec_dot_type(type);
+        if (!type_wanted(infer_type_name(type))) continue;
         const size_t rb = row_size(type, PP_COLS), ab = row_size(at, PP_COLS);
         const size_t mat_bytes = rb * BIG_ROWS;
         const int copies = (int)(TG_BYTES / mat_bytes) + 1;

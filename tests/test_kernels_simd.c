@@ -1,0 +1,569 @@
+/* test_kernels_simd.c - every entry of every SIMD kernel table this machine
+ * runs (kernels_for(AVX2), kernels_for(AVX512); absent levels are skipped
+ * with a message) against kernels/ref, then whole models at every level.
+ *
+ * Tolerances, and why:
+ *   - quantize_act, quantized matmul, dequantize, add, axpy_f16: bit for
+ *     bit. The SIMD kernels compute the same integer block dots (exact in
+ *     any order) and then the same float operations in the same order.
+ *   - float matmul (F32/F16/BF16), dot_f16: |got - ref| <= n * 2^-24 *
+ *     sum|w_i a_i| (+ the smallest normal): the reference sums in double,
+ *     SIMD in float lanes; n * u * sum|products| bounds any float summation
+ *     order of n products.
+ *   - rms_norm: the sum of squares is in double in both, only the order
+ *     differs, so at most the last bit of the scale: 4e-7 relative.
+ *   - silu_mul, exp_sum: a polynomial exp within 2 ulp of expf, then a
+ *     division: 1e-6 relative (the sum: 1e-6 relative).
+ * Inputs include zeros, huge values, denormals, NaN/inf in activations, odd
+ * block counts (1, 3, 7, 33), token counts 1, 2, 3, 5, 17, 64 and row counts
+ * that are not multiples of the kernels' 8/16/32-row tiles; results must not
+ * change when the rows are split between calls (as threads split them).
+ *
+ * End to end: greedy stories260K is llama.cpp's, token for token, at every
+ * level and with 1, 2 and 3 threads; reference logits stay within
+ * reference/README.md's tolerances at every level; a batch gives the same
+ * logits bit for bit at 1, 2 and 3 threads (OpenBLAS included). The level
+ * is forced with INFER_CPU before anything picks the table (Criterion runs
+ * each test in its own process).
+ */
+#include <float.h>
+#include <math.h>
+
+#include "dispatch.h"
+#include "infer.h"
+#include "infer_gguf.h"
+#include "ref/quants.h"
+#include "testutil.h"
+
+#define CHECK(nfail, cond, ...)                                  \
+    do {                                                         \
+        if (!(cond) && (nfail)++ < 5) cr_log_error(__VA_ARGS__); \
+    } while (0)
+
+/* The SIMD levels this build and machine have (logging the others). */
+static int simd_levels(const kernel_table **out) {
+    static const infer_isa want[] = {INFER_ISA_AVX2, INFER_ISA_AVX512};
+    static const char *const names[] = {"avx2", "avx512"};
+    int n = 0;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const kernel_table *kt = kernels_for(want[i]);
+        if (kt) out[n++] = kt;
+        else cr_log_info("%s: not available on this machine or build, skipped", names[i]);
+    }
+    return n;
+}
+
+#define FOR_EACH_LEVEL(kt)                                                          \
+    const kernel_table *levels_[4];                                                 \
+    const int n_levels_ = simd_levels(levels_);                                     \
+    if (n_levels_ == 0) cr_skip_test("no SIMD kernel level on this machine");       \
+    for (int li_ = 0; li_ < n_levels_; li_++)                                       \
+        for (const kernel_table *kt = levels_[li_]; kt; kt = NULL)
+
+static size_t row_size(uint32_t type, int64_t n) {
+    uint64_t b = 0;
+    cr_assert_eq(infer_type_row_bytes(type, (uint64_t)n, &b), INFER_OK);
+    return (size_t)b;
+}
+
+static uint32_t fbits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* Bit-identical, any NaN matching any NaN. */
+static int same(float a, float b) { return (isnan(a) && isnan(b)) || fbits(a) == fbits(b); }
+
+static uint64_t rng = 0x5eed;
+
+/* Activation-like floats of a kind: 0 random, 1 zero, 2 huge, 3 denormal,
+ * 4 mixed (specials, ties, wide magnitudes). */
+#define N_KINDS 5
+static void fill(float *x, int64_t n, int kind) {
+    static const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.5f, -2.5f, 127.5f, 1e30f, -1e30f, FLT_MAX,
+                                     1e-40f, -1e-42f, FLT_MIN, INFINITY, -INFINITY, NAN, 3.0f, -3.0f};
+    for (int64_t i = 0; i < n; i++) {
+        switch (kind) {
+        case 0: x[i] = test_uniform(&rng, -3.0f, 3.0f); break;
+        case 1: x[i] = 0.0f; break;
+        case 2: x[i] = test_uniform(&rng, -1.0f, 1.0f) * 1e37f; break;
+        case 3: x[i] = test_uniform(&rng, -1.0f, 1.0f) * 1e-39f; break;
+        default:
+            x[i] = (test_rng(&rng) & 3) ? test_uniform(&rng, -1.0f, 1.0f) * powf(10.0f, test_uniform(&rng, -20, 20))
+                                        : specials[test_rng(&rng) % (sizeof specials / sizeof specials[0])];
+        }
+    }
+}
+
+static const uint32_t QTYPES[] = {INFER_TYPE_Q4_0, INFER_TYPE_Q4_1, INFER_TYPE_Q5_0, INFER_TYPE_Q5_1,
+                                  INFER_TYPE_Q8_0, INFER_TYPE_Q2_K, INFER_TYPE_Q3_K, INFER_TYPE_Q4_K,
+                                  INFER_TYPE_Q5_K, INFER_TYPE_Q6_K};
+static const uint32_t FTYPES[] = {INFER_TYPE_F32, INFER_TYPE_F16, INFER_TYPE_BF16};
+
+static int is_k(uint32_t t) { return t >= INFER_TYPE_Q2_K && t <= INFER_TYPE_Q6_K; }
+
+/* Weights of a type: quantized random rows, or (raw) any bytes at all. */
+static void weights(uint32_t type, uint8_t *w, int64_t rows, int64_t cols, int raw) {
+    const size_t rb = row_size(type, cols);
+    if (raw) {
+        for (size_t i = 0; i < rb * (size_t)rows; i++) w[i] = (uint8_t)test_rng(&rng);
+        return;
+    }
+    float *f = malloc(sizeof(float) * (size_t)cols);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t k = 0; k < cols; k++) f[k] = test_uniform(&rng, -1.0f, 1.0f) * (float)(1 + r % 4);
+        cr_assert_eq(infer_ref_quantize(type, f, w + (size_t)r * rb, cols), 0, "no quantizer for %s", infer_type_name(type));
+    }
+    free(f);
+}
+
+/* ======================= the table ========================================= */
+
+Test(kernels_simd, every_entry_is_set) {
+    FOR_EACH_LEVEL(kt) {
+        cr_assert(kt->name && kt->vec_dot_type && kt->quantize_act && kt->matmul && kt->dequantize && kt->silu_mul &&
+                      kt->add && kt->rms_norm && kt->dot_f16 && kt->axpy_f16 && kt->exp_sum,
+                  "%s: an entry is NULL", kt->name);
+        for (uint32_t t = 0; t < INFER_TYPE_COUNT; t++)
+            cr_assert_eq(kt->vec_dot_type(t), infer_ref_vec_dot_type(t), "%s: pairing of %u", kt->name, t);
+    }
+}
+
+/* ======================= activation quantizers ================================ */
+
+Test(kernels_simd, quantize_act_bit_identical_to_ref) {
+    static const uint32_t types[] = {INFER_TYPE_F32, INFER_TYPE_F16, INFER_TYPE_BF16,
+                                     INFER_TYPE_Q8_0, INFER_TYPE_Q8_1, INFER_TYPE_Q8_K};
+    static const int64_t blocks[] = {1, 3, 7, 33};
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const uint32_t t = types[ti];
+            const int64_t bs = t == INFER_TYPE_Q8_K ? 256 : t == INFER_TYPE_Q8_0 || t == INFER_TYPE_Q8_1 ? 32 : 1;
+            for (size_t bi = 0; bi < 4; bi++) {
+                const int64_t n = bs == 1 ? blocks[bi] * 13 + 4 : blocks[bi] * bs;
+                float *x = malloc(sizeof(float) * (size_t)n);
+                const size_t bytes = row_size(t, n);
+                uint8_t *a = malloc(bytes), *b = malloc(bytes);
+                for (int kind = 0; kind < N_KINDS; kind++) {
+                    fill(x, n, kind);
+                    memset(a, 0xaa, bytes);
+                    memset(b, 0x55, bytes);
+                    infer_ref_quantize(t, x, a, n);
+                    kt->quantize_act(t, x, b, n);
+                    CHECK(nfail, memcmp(a, b, bytes) == 0, "%s: %s n=%lld kind %d differs", kt->name, infer_type_name(t),
+                          (long long)n, kind);
+                }
+                free(x), free(a), free(b);
+            }
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
+/* ======================= matmul ============================================== */
+
+typedef struct {
+    int64_t blocks, n_tok, rows;
+} mm_case;
+
+/* Odd block counts, every token count asked for, rows off the tiles. */
+static const mm_case CASES[] = {{1, 1, 1},  {3, 2, 17}, {7, 3, 5},  {33, 5, 33}, {1, 17, 50},
+                                {3, 64, 19}, {7, 1, 50}, {33, 2, 16}, {1, 64, 7}, {3, 17, 32}};
+
+/* out of kt vs the reference; W split at row `split` (0: one call). */
+static void run_mm(const kernel_table *kt, uint32_t wt, const uint8_t *W, size_t rb, int64_t rows, int64_t cols,
+                   const uint8_t *act, size_t ab, int64_t n_tok, float *out, int64_t split) {
+    for (size_t i = 0; i < (size_t)(rows * n_tok); i++) out[i] = -777.0f;
+    if (split <= 0 || split >= rows) {
+        kt->matmul(wt, W, rb, rows, cols, act, ab, n_tok, out, (size_t)rows);
+    } else {
+        kt->matmul(wt, W, rb, split, cols, act, ab, n_tok, out, (size_t)rows);
+        kt->matmul(wt, W + (size_t)split * rb, rb, rows - split, cols, act, ab, n_tok, out + split, (size_t)rows);
+    }
+}
+
+Test(kernels_simd, matmul_quantized_bit_identical_to_ref) {
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ti = 0; ti < sizeof QTYPES / sizeof QTYPES[0]; ti++) {
+            const uint32_t wt = QTYPES[ti], at = infer_ref_vec_dot_type(wt);
+            for (size_t ci = 0; ci < sizeof CASES / sizeof CASES[0]; ci++) {
+                const mm_case cs = CASES[ci];
+                const int64_t cols = (is_k(wt) ? 256 : 32) * (is_k(wt) ? (cs.blocks + 1) / 2 : cs.blocks);
+                const size_t rb = row_size(wt, cols), ab = row_size(at, cols);
+                uint8_t *W = malloc(rb * (size_t)cs.rows), *A = malloc(ab * (size_t)cs.n_tok);
+                float *x = malloc(sizeof(float) * (size_t)cols), *want = malloc(sizeof(float) * (size_t)(cs.rows * cs.n_tok));
+                float *got = malloc(sizeof(float) * (size_t)(cs.rows * cs.n_tok));
+                weights(wt, W, cs.rows, cols, ci % 3 == 2); /* every third case: arbitrary bytes */
+                for (int64_t t = 0; t < cs.n_tok; t++) {
+                    fill(x, cols, (int)((t + ci) % N_KINDS));
+                    infer_ref_quantize(at, x, A + (size_t)t * ab, cols);
+                }
+                infer_ref_matmul(wt, W, rb, cs.rows, cols, A, ab, cs.n_tok, want, (size_t)cs.rows);
+                const int64_t splits[3] = {0, 7, cs.rows / 2 + 1}; /* 0: one call */
+                for (int si = 0; si < 3; si++) {
+                    run_mm(kt, wt, W, rb, cs.rows, cols, A, ab, cs.n_tok, got, splits[si]);
+                    for (int64_t i = 0; i < cs.rows * cs.n_tok; i++)
+                        CHECK(nfail, same(got[i], want[i]), "%s %s: blocks %lld tok %lld rows %lld split %lld: [%lld] %a, ref %a",
+                              kt->name, infer_type_name(wt), (long long)cs.blocks, (long long)cs.n_tok,
+                              (long long)cs.rows, (long long)splits[si], (long long)i, got[i], want[i]);
+                }
+                free(W), free(A), free(x), free(want), free(got);
+            }
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
+Test(kernels_simd, matmul_float_within_sum_bound) {
+    static const int64_t cols_list[] = {1, 7, 16, 33, 100, 257};
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ti = 0; ti < sizeof FTYPES / sizeof FTYPES[0]; ti++) {
+            const uint32_t wt = FTYPES[ti];
+            for (size_t ci = 0; ci < sizeof CASES / sizeof CASES[0]; ci++) {
+                const mm_case cs = CASES[ci];
+                const int64_t cols = cols_list[ci % 6];
+                const size_t rb = row_size(wt, cols), ab = rb;
+                uint8_t *W = malloc(rb * (size_t)cs.rows), *A = malloc(ab * (size_t)cs.n_tok);
+                float *x = malloc(sizeof(float) * (size_t)cols), *wf = malloc(sizeof(float) * (size_t)cols);
+                float *af = malloc(sizeof(float) * (size_t)(cols * cs.n_tok));
+                float *want = malloc(sizeof(float) * (size_t)(cs.rows * cs.n_tok)), *got = malloc(sizeof(float) * (size_t)(cs.rows * cs.n_tok));
+                weights(wt, W, cs.rows, cols, 0);
+                for (int64_t t = 0; t < cs.n_tok; t++) {
+                    /* random, zero, large (1e25: far from float overflow, which the double
+                     * reference would not see), denormal */
+                    static const int kinds[4] = {0, 1, 0, 3};
+                    fill(x, cols, ci % 2 ? 0 : kinds[t % 4]);
+                    if (ci % 2 == 0 && t % 4 == 2)
+                        for (int64_t k = 0; k < cols; k++) x[k] *= 1e25f;
+                    infer_ref_quantize(wt, x, A + (size_t)t * ab, cols);
+                    infer_ref_dequantize(wt, A + (size_t)t * ab, af + t * cols, cols);
+                }
+                infer_ref_matmul(wt, W, rb, cs.rows, cols, A, ab, cs.n_tok, want, (size_t)cs.rows);
+                run_mm(kt, wt, W, rb, cs.rows, cols, A, ab, cs.n_tok, got, 0);
+                for (int64_t r = 0; r < cs.rows; r++) {
+                    infer_ref_dequantize(wt, W + (size_t)r * rb, wf, cols);
+                    for (int64_t t = 0; t < cs.n_tok; t++) {
+                        double mag = 0.0;
+                        for (int64_t k = 0; k < cols; k++) mag += fabs((double)wf[k] * (double)af[t * cols + k]);
+                        const double g = got[t * cs.rows + r], w = want[t * cs.rows + r];
+                        const double bound = (double)cols * 0x1p-24 * mag + FLT_MIN;
+                        CHECK(nfail, fabs(g - w) <= bound || (isinf(g) && g == w) || (isnan(g) && isnan(w)),
+                              "%s %s: cols %lld tok %lld rows %lld: [%lld][%lld] %g, ref %g (bound %g)", kt->name,
+                              infer_type_name(wt), (long long)cols, (long long)cs.n_tok, (long long)cs.rows,
+                              (long long)t, (long long)r, g, w, bound);
+                    }
+                }
+                /* Row splits change nothing, bit for bit. */
+                float *split = malloc(sizeof(float) * (size_t)(cs.rows * cs.n_tok));
+                run_mm(kt, wt, W, rb, cs.rows, cols, A, ab, cs.n_tok, split, cs.rows / 3 + 1);
+                for (int64_t i = 0; i < cs.rows * cs.n_tok; i++)
+                    CHECK(nfail, same(split[i], got[i]), "%s %s: row split changed [%lld]", kt->name, infer_type_name(wt),
+                          (long long)i);
+                free(split);
+                free(W), free(A), free(x), free(wf), free(af), free(want), free(got);
+            }
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
+/* ======================= dequantize, elementwise ================================== */
+
+Test(kernels_simd, dequantize_bit_identical_to_ref) {
+    static const uint32_t types[] = {INFER_TYPE_F32,  INFER_TYPE_F16,  INFER_TYPE_BF16, INFER_TYPE_Q4_0,
+                                     INFER_TYPE_Q4_1, INFER_TYPE_Q5_0, INFER_TYPE_Q5_1, INFER_TYPE_Q8_0,
+                                     INFER_TYPE_Q2_K, INFER_TYPE_Q3_K, INFER_TYPE_Q4_K, INFER_TYPE_Q5_K,
+                                     INFER_TYPE_Q6_K};
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const uint32_t t = types[ti];
+            const int64_t n = is_k(t) ? 3 * 256 : t == INFER_TYPE_F32 || t == INFER_TYPE_F16 || t == INFER_TYPE_BF16 ? 37 : 7 * 32;
+            const size_t bytes = row_size(t, n);
+            uint8_t *x = malloc(bytes);
+            float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+            for (size_t i = 0; i < bytes; i++) x[i] = (uint8_t)test_rng(&rng);
+            infer_ref_dequantize(t, x, a, n);
+            kt->dequantize(t, x, b, n);
+            for (int64_t i = 0; i < n; i++)
+                CHECK(nfail, same(a[i], b[i]), "%s %s [%lld]: %a, ref %a", kt->name, infer_type_name(t), (long long)i, b[i], a[i]);
+            free(x), free(a), free(b);
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
+Test(kernels_simd, add_and_axpy_f16_bit_identical) {
+    static const int64_t ns[] = {1, 7, 16, 33, 1000};
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ni = 0; ni < 5; ni++) {
+            const int64_t n = ns[ni];
+            float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
+            float *r1 = malloc(sizeof(float) * (size_t)n), *r2 = malloc(sizeof(float) * (size_t)n);
+            uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n);
+            fill(x, n, 4);
+            fill(y, n, (int)ni % 4);
+            for (int64_t i = 0; i < n; i++) h[i] = (uint16_t)test_rng(&rng);
+            memcpy(r1, x, sizeof(float) * (size_t)n);
+            memcpy(r2, x, sizeof(float) * (size_t)n);
+            kernels_ref.add(r1, y, (size_t)n);
+            kt->add(r2, y, (size_t)n);
+            for (int64_t i = 0; i < n; i++) CHECK(nfail, same(r1[i], r2[i]), "%s add [%lld]", kt->name, (long long)i);
+            memcpy(r1, y, sizeof(float) * (size_t)n);
+            memcpy(r2, y, sizeof(float) * (size_t)n);
+            kernels_ref.axpy_f16(r1, 0.3f, h, n);
+            kt->axpy_f16(r2, 0.3f, h, n);
+            for (int64_t i = 0; i < n; i++) CHECK(nfail, same(r1[i], r2[i]), "%s axpy_f16 [%lld]", kt->name, (long long)i);
+            free(x), free(y), free(r1), free(r2), free(h);
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
+static int close_rel(double got, double want, double rel) {
+    if (isnan(want)) return isnan(got);
+    if (isinf(want)) return got == want;
+    return fabs(got - want) <= rel * fabs(want) + 1e-37;
+}
+
+Test(kernels_simd, rms_norm_silu_and_exp_within_an_ulp_or_two) {
+    static const int64_t ns[] = {1, 7, 16, 33, 2048};
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ni = 0; ni < 5; ni++) {
+            const int64_t n = ns[ni];
+            float *x = malloc(sizeof(float) * (size_t)n), *w = malloc(sizeof(float) * (size_t)n);
+            float *r1 = malloc(sizeof(float) * (size_t)n), *r2 = malloc(sizeof(float) * (size_t)n);
+            for (int kind = 0; kind < 4; kind++) {
+                fill(x, n, kind);
+                fill(w, n, 0);
+                kernels_ref.rms_norm(x, w, r1, n, 1e-5f);
+                kt->rms_norm(x, w, r2, n, 1e-5f);
+                for (int64_t i = 0; i < n; i++)
+                    CHECK(nfail, close_rel(r2[i], r1[i], 4e-7), "%s rms_norm kind %d [%lld]: %g vs %g", kt->name, kind,
+                          (long long)i, r2[i], r1[i]);
+            }
+            /* silu over a wide range, extremes and specials included */
+            for (int64_t i = 0; i < n; i++) x[i] = test_uniform(&rng, -30.0f, 30.0f);
+            if (n > 6) x[0] = 100.0f, x[1] = -100.0f, x[2] = INFINITY, x[3] = NAN, x[4] = 0.0f, x[5] = -1e-40f;
+            fill(w, n, 0);
+            memcpy(r1, x, sizeof(float) * (size_t)n);
+            memcpy(r2, x, sizeof(float) * (size_t)n);
+            kernels_ref.silu_mul(r1, w, (size_t)n);
+            kt->silu_mul(r2, w, (size_t)n);
+            for (int64_t i = 0; i < n; i++)
+                CHECK(nfail, close_rel(r2[i], r1[i], 1e-6), "%s silu_mul(%g) [%lld]: %g vs %g", kt->name, x[i],
+                      (long long)i, r2[i], r1[i]);
+            /* exp_sum: softmax numerators of scores below their max */
+            for (int64_t i = 0; i < n; i++) x[i] = test_uniform(&rng, -90.0f, 0.0f);
+            double s_ref = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                r1[i] = expf(x[i] - 0.0f);
+                s_ref += (double)r1[i];
+            }
+            const double s = kt->exp_sum(r2, x, n, 0.0f);
+            CHECK(nfail, close_rel(s, s_ref, 1e-6), "%s exp_sum n=%lld: %g vs %g", kt->name, (long long)n, s, s_ref);
+            for (int64_t i = 0; i < n; i++)
+                CHECK(nfail, close_rel(r2[i], r1[i], 3e-7) || (r1[i] < FLT_MIN && fabsf(r2[i] - r1[i]) < 1e-44f),
+                      "%s exp(%g): %g vs %g", kt->name, x[i], r2[i], r1[i]);
+            free(x), free(w), free(r1), free(r2);
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
+Test(kernels_simd, dot_f16_within_sum_bound) {
+    static const int64_t ns[] = {1, 7, 16, 33, 64, 1000};
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ni = 0; ni < 6; ni++) {
+            const int64_t n = ns[ni];
+            uint16_t *a = malloc(2 * (size_t)n), *b = malloc(2 * (size_t)n);
+            double mag = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                a[i] = infer_f32_to_f16(test_uniform(&rng, -4.0f, 4.0f));
+                b[i] = infer_f32_to_f16(test_uniform(&rng, -4.0f, 4.0f));
+                mag += fabs((double)infer_f16_to_f32(a[i]) * infer_f16_to_f32(b[i]));
+            }
+            const float r = kernels_ref.dot_f16(a, b, n), g = kt->dot_f16(a, b, n);
+            CHECK(nfail, fabs((double)g - r) <= (double)n * 0x1p-24 * mag, "%s dot_f16 n=%lld: %g vs %g", kt->name,
+                  (long long)n, g, r);
+            free(a), free(b);
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
+/* ======================= whole models at every level ============================== */
+
+/* Force a level for this test's process; 0 when the machine lacks it. */
+static int force_level(const char *name, infer_isa isa) {
+    if (isa != INFER_ISA_REF && !kernels_for(isa)) return 0;
+    setenv("INFER_CPU", name, 1);
+    cr_assert_eq(kernels_get()->isa, isa, "INFER_CPU=%s did not take (the table was chosen earlier)", name);
+    return 1;
+}
+
+static size_t read_ids(const char *path, int32_t *ids, size_t cap) {
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    cr_assert_not_null(f, "cannot open %s", path);
+    while (n < cap && fscanf(f, "%d", &ids[n]) == 1) n++;
+    fclose(f);
+    return n;
+}
+
+static void greedy_at_level(const char *level, infer_isa isa) {
+    char mpath[512];
+    SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
+    if (!force_level(level, isa)) cr_skip_test("%s: not available on this machine", level);
+    infer_error err = {0};
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
+    for (int p = 1; p <= 4; p++) {
+        char ppath[512], gpath[512], rel[256];
+        snprintf(rel, sizeof rel, "reference/greedy/stories260K.%d.prompt_ids.txt", p);
+        SHARED_OR_SKIP(ppath, rel);
+        snprintf(rel, sizeof rel, "reference/greedy/stories260K.%d.ids.txt", p);
+        SHARED_OR_SKIP(gpath, rel);
+        int32_t prompt[64], want[128];
+        const size_t np = read_ids(ppath, prompt, 64);
+        cr_assert_eq(read_ids(gpath, want, 128), 128);
+        /* prompt 1 at 1, 2 and 3 threads; the others at one count each */
+        for (int nt = p == 1 ? 1 : (p + 1) % 3 + 1; nt <= (p == 1 ? 3 : (p + 1) % 3 + 1); nt++) {
+            infer_context_params cp = infer_context_default_params();
+            cp.n_ctx = 256;
+            cp.n_threads = nt;
+            infer_context *c = NULL;
+            infer_sampler *s = NULL;
+            cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+            infer_sampler_params sp = infer_sampler_default_params();
+            sp.temp = 0.0f;
+            cr_assert_eq(infer_sampler_new(m, &sp, &s, &err), INFER_OK);
+            cr_assert_eq(infer_decode(c, prompt, np, 0, &err), INFER_OK, "%s", err.message);
+            for (size_t i = 0; i < 128; i++) {
+                int32_t tok = infer_sampler_sample(s, infer_logits(c));
+                cr_assert_eq(tok, want[i], "%s, %d threads, prompt %d: token %zu is %d, llama.cpp chose %d", level, nt, p,
+                             i, tok, want[i]);
+                cr_assert_eq(infer_decode(c, &tok, 1, 0, &err), INFER_OK, "%s", err.message);
+            }
+            infer_sampler_free(s);
+            infer_context_free(c);
+        }
+    }
+    infer_model_release(m);
+    LEAK_CHECK();
+}
+
+Test(kernels_simd_model, greedy_stories260K_ref_1_2_3_threads) { greedy_at_level("ref", INFER_ISA_REF); }
+Test(kernels_simd_model, greedy_stories260K_avx2_1_2_3_threads) { greedy_at_level("avx2", INFER_ISA_AVX2); }
+Test(kernels_simd_model, greedy_stories260K_avx512_1_2_3_threads) { greedy_at_level("avx512", INFER_ISA_AVX512); }
+
+/* reference/README.md's tolerances. */
+typedef struct {
+    const char *model;
+    double max_abs, mean_abs;
+} tolerance;
+static const tolerance TOL[] = {
+    {"rand-small-q4_0", 0.06, 0.01}, {"rand-small-q4_k_m", 0.06, 0.01}, {"rand-small-q8_0", 0.06, 0.01},
+    {"rand-small-q6_k", 0.06, 0.01}, {"rand-small-f16", 3e-3, 5e-4},    {"rand-small-q2_k", 0.10, 0.015},
+    {"rand-small-bf16", 1e-2, 2e-3}, {"rand-small-f32", 1e-3, 2e-4},
+};
+
+static void logits_at_level(const char *level, infer_isa isa) {
+    char probe[512];
+    SHARED_OR_SKIP(probe, "reference/logits/prompt.txt");
+    if (!force_level(level, isa)) cr_skip_test("%s: not available on this machine", level);
+    for (size_t mi = 0; mi < sizeof TOL / sizeof TOL[0]; mi++) {
+        const tolerance *tol = &TOL[mi];
+        char mpath[512], tpath[512], lpath[512], rel[256];
+        snprintf(rel, sizeof rel, "models/%s.gguf", tol->model);
+        SHARED_OR_SKIP(mpath, rel);
+        snprintf(rel, sizeof rel, "reference/logits/%s.tokens.txt", tol->model);
+        SHARED_OR_SKIP(tpath, rel);
+        snprintf(rel, sizeof rel, "reference/logits/%s.logits.f32", tol->model);
+        SHARED_OR_SKIP(lpath, rel);
+        infer_error err = {0};
+        infer_model *m = NULL;
+        cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s: %s", tol->model, err.message);
+        int32_t ids[128];
+        const size_t n = read_ids(tpath, ids, 128);
+        size_t nv = (size_t)infer_model_n_vocab(m), bytes = 0;
+        float *ref = read_file(lpath, &bytes);
+        cr_assert(ref && bytes == n * nv * sizeof(float), "%s: reference logits", tol->model);
+        infer_context_params cp = infer_context_default_params();
+        cp.n_ctx = 512;
+        cp.n_threads = 2;
+        cp.all_logits = 1;
+        infer_context *c = NULL;
+        cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(infer_decode(c, ids, n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
+        double max_abs = 0.0, sum = 0.0;
+        for (size_t t = 0; t < n; t++) {
+            const float *l = infer_logits_ith(c, t), *r = ref + t * nv;
+            for (size_t i = 0; i < nv; i++) {
+                const double d = fabs((double)l[i] - (double)r[i]);
+                max_abs = d > max_abs || isnan(d) ? d : max_abs;
+                sum += d;
+            }
+        }
+        const double mean = sum / (double)(n * nv);
+        cr_log_info("%s %s: max %.5f mean %.6f", level, tol->model, max_abs, mean);
+        cr_expect(max_abs <= tol->max_abs && mean <= tol->mean_abs, "%s %s: max %.5f (<= %g) mean %.6f (<= %g)", level,
+                  tol->model, max_abs, tol->max_abs, mean, tol->mean_abs);
+        free(ref);
+        infer_context_free(c);
+        infer_model_release(m);
+    }
+    LEAK_CHECK();
+}
+
+Test(kernels_simd_model, reference_logits_avx2) { logits_at_level("avx2", INFER_ISA_AVX2); }
+Test(kernels_simd_model, reference_logits_avx512) { logits_at_level("avx512", INFER_ISA_AVX512); }
+
+/* A batch through every op (OpenBLAS for F32) gives the same logits, bit
+ * for bit, with 1, 2 and 3 threads. */
+static void batch_threads(const char *model) {
+    char mpath[512], rel[256];
+    snprintf(rel, sizeof rel, "models/%s.gguf", model);
+    SHARED_OR_SKIP(mpath, rel);
+    infer_error err = {0};
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
+    const int nv = infer_model_n_vocab(m);
+    int32_t ids[70];
+    for (int i = 0; i < 70; i++) ids[i] = (int32_t)(test_rng(&rng) % (uint64_t)nv);
+    float *first = NULL;
+    const size_t bytes = sizeof(float) * (size_t)nv;
+    for (int nt = 1; nt <= 3; nt++) {
+        infer_context_params cp = infer_context_default_params();
+        cp.n_ctx = 128;
+        cp.n_threads = nt;
+        cp.all_logits = 1;
+        infer_context *c = NULL;
+        float *all = malloc(bytes * 70);
+        cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(infer_decode(c, ids, 69, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
+        for (int t = 0; t < 69; t++) memcpy(all + (size_t)t * (size_t)nv, infer_logits_ith(c, (size_t)t), bytes);
+        cr_assert_eq(infer_decode(c, ids + 69, 1, 0, &err), INFER_OK, "%s", err.message); /* and one token alone */
+        memcpy(all + (size_t)69 * (size_t)nv, infer_logits(c), bytes);
+        infer_context_free(c);
+        if (!first) {
+            first = all;
+            continue;
+        }
+        cr_assert(memcmp(first, all, bytes * 70) == 0, "%s: logits with %d threads differ from 1 thread", model, nt);
+        free(all);
+    }
+    free(first);
+    infer_model_release(m);
+    LEAK_CHECK();
+}
+
+Test(kernels_simd_model, batch_logits_same_at_1_2_3_threads_f32_openblas) { batch_threads("rand-small-f32"); }
+Test(kernels_simd_model, batch_logits_same_at_1_2_3_threads_q4_k_m) { batch_threads("rand-small-q4_k_m"); }
