@@ -16,12 +16,8 @@
  */
 #include "avx512_internal.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-#define UNROLL _Pragma("GCC unroll 16")
-#else
-#define UNROLL _Pragma("unroll")
-#endif
-#define INLINE static inline __attribute__((always_inline))
+#define UNROLL X5_UNROLL
+#define INLINE X5_INLINE
 
 #define F_R 32  /* rows per panel */
 #define F_T 12  /* tokens per micro-kernel */
