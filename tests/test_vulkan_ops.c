@@ -162,6 +162,7 @@ static double compare(const char *what, const float *vk, const float *want, size
         }
         if (fabs(want[i]) > mx) mx = fabs(want[i]);
     }
+    cr_log_info("%s: max |diff| %g (scale %g)", what, md, mx);
     cr_expect(md <= tol * (mx + 1.0), "%s: max |diff| %g at %zu (vk %.9g, want %.9g; scale %g)", what, md, at,
               (double)vk[at], (double)want[at], mx);
     return md;

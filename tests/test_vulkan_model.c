@@ -1,0 +1,310 @@
+/*
+ * test_vulkan_model.c - the Vulkan backend end to end: logits of every
+ * rand-small-* model and stories260K within reference/README.md's
+ * tolerances of llama.cpp's logits and of the CPU backend's; greedy
+ * stories260K continuations identical to llama.cpp's (and so to the
+ * CPU's); context shift; two contexts sharing one upload; the fallback to
+ * the CPU when no device can be used. Skips without a Vulkan device.
+ */
+#include <math.h>
+
+#include "context.h"
+#include "vulkan_testutil.h"
+
+TestSuite(vulkan_model, .init = vk_test_init);
+
+typedef struct {
+    const char *model;
+    double max_abs, mean_abs;
+    int min_argmax; /* -1: not asked */
+} tolerance;
+
+/* reference/README.md, "Tolerances for infer". */
+static const tolerance TOL[] = {
+    {"rand-small-f32", 1e-3, 2e-4, 62},      {"rand-small-qwen2-f32", 1e-3, 2e-4, 62},
+    {"rand-small-qwen3-f32", 1e-3, 2e-4, 62}, {"rand-small-f16", 3e-3, 5e-4, 62},
+    {"llama-2-tiny-random", 3e-3, 5e-4, 52},  {"rand-small-bf16", 1e-2, 2e-3, 60},
+    {"rand-small-q8_0", 0.06, 0.01, -1},      {"rand-small-q6_k", 0.06, 0.01, -1},
+    {"rand-small-q5_0", 0.06, 0.01, -1},      {"rand-small-q5_1", 0.06, 0.01, -1},
+    {"rand-small-q5_k_s", 0.06, 0.01, -1},    {"rand-small-q5_k_m", 0.06, 0.01, -1},
+    {"rand-small-q4_0", 0.06, 0.01, -1},      {"rand-small-q4_1", 0.06, 0.01, -1},
+    {"rand-small-q4_k_s", 0.06, 0.01, -1},    {"rand-small-q4_k_m", 0.06, 0.01, -1},
+    {"rand-small-q3_k_s", 0.10, 0.015, -1},   {"rand-small-q2_k", 0.10, 0.015, -1},
+    {"stories260K", 0.03, 0.004, 64},
+};
+
+static size_t read_ids(const char *path, int32_t *ids, size_t cap) {
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    cr_assert_not_null(f, "cannot open %s", path);
+    while (n < cap && fscanf(f, "%d", &ids[n]) == 1) n++;
+    fclose(f);
+    return n;
+}
+
+/* A context on the Vulkan backend (skips the test without a device). */
+static infer_context *vk_context(infer_model *m, uint32_t n_ctx, uint32_t kv_type, int all_logits) {
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.kv_type = kv_type;
+    cp.all_logits = all_logits;
+    cp.backend = INFER_BACKEND_VULKAN;
+    infer_context *c = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    if (infer_context_backend(c) != INFER_BACKEND_VULKAN) {
+        char note[INFER_ERROR_MSG_MAX];
+        snprintf(note, sizeof note, "%s", infer_context_backend_note(c));
+        infer_context_free(c);
+        cr_skip_test("no usable Vulkan device: %s", note);
+    }
+    return c;
+}
+
+static infer_context *cpu_context(infer_model *m, uint32_t n_ctx, uint32_t kv_type, int all_logits) {
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = n_ctx;
+    cp.kv_type = kv_type;
+    cp.all_logits = all_logits;
+    infer_context *c = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    return c;
+}
+
+typedef struct {
+    double max_abs, mean;
+    int agree;
+} diff_stats;
+
+static diff_stats diff_rows(const float *const *a, const float *b, size_t n, size_t nv) {
+    diff_stats d = {0};
+    double sum = 0.0;
+    for (size_t t = 0; t < n; t++) {
+        const float *l = a[t], *r = b + t * nv;
+        size_t ia = 0, ib = 0;
+        for (size_t i = 0; i < nv; i++) {
+            cr_assert(isfinite(l[i]), "logit [%zu][%zu] is not finite", t, i);
+            double x = fabs((double)l[i] - (double)r[i]);
+            if (x > d.max_abs) d.max_abs = x;
+            sum += x;
+            if (l[i] > l[ia]) ia = i;
+            if (r[i] > r[ib]) ib = i;
+        }
+        d.agree += ia == ib;
+    }
+    d.mean = sum / (double)(n * nv);
+    return d;
+}
+
+static void expect_within(const char *what, const tolerance *tol, diff_stats d, size_t n) {
+    cr_log_info("%s: max %.5f mean %.6f argmax %d/%zu", what, d.max_abs, d.mean, d.agree, n);
+    cr_expect(d.max_abs <= tol->max_abs, "%s: max |diff| %.5f > %.5f", what, d.max_abs, tol->max_abs);
+    cr_expect(d.mean <= tol->mean_abs, "%s: mean |diff| %.6f > %.6f", what, d.mean, tol->mean_abs);
+    if (tol->min_argmax >= 0) cr_expect(d.agree >= tol->min_argmax, "%s: argmax agrees %d/%zu", what, d.agree, n);
+}
+
+static void check_logits(const char *name) {
+    const tolerance *tol = NULL;
+    for (size_t i = 0; i < sizeof TOL / sizeof TOL[0]; i++) if (!strcmp(TOL[i].model, name)) tol = &TOL[i];
+    cr_assert_not_null(tol);
+    char mpath[512], tpath[512], lpath[512], rel[256];
+    snprintf(rel, sizeof rel, "models/%s.gguf", name);
+    SHARED_OR_SKIP(mpath, rel);
+    snprintf(rel, sizeof rel, "reference/logits/%s.tokens.txt", name);
+    SHARED_OR_SKIP(tpath, rel);
+    snprintf(rel, sizeof rel, "reference/logits/%s.logits.f32", name);
+    SHARED_OR_SKIP(lpath, rel);
+
+    infer_error err = {0};
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s: %s", name, err.message);
+    int32_t ids[128];
+    size_t n = read_ids(tpath, ids, 128), nv = (size_t)infer_model_n_vocab(m), bytes = 0;
+    float *ref = read_file(lpath, &bytes);
+    cr_assert_not_null(ref);
+    cr_assert_eq(bytes, n * nv * sizeof(float));
+
+    infer_context *v = vk_context(m, 512, INFER_TYPE_F16, 1), *c = cpu_context(m, 512, INFER_TYPE_F16, 1);
+    cr_assert_eq(infer_decode(v, ids, n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(infer_decode(c, ids, n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
+    const float *rows[128];
+    float *cpu = malloc(n * nv * sizeof *cpu);
+    cr_assert_not_null(cpu);
+    for (size_t t = 0; t < n; t++) {
+        rows[t] = infer_logits_ith(v, t);
+        cr_assert_not_null(rows[t]);
+        memcpy(cpu + t * nv, infer_logits_ith(c, t), nv * sizeof *cpu);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "%s: Vulkan vs llama.cpp", name);
+    expect_within(what, tol, diff_rows(rows, ref, n, nv), n);
+    snprintf(what, sizeof what, "%s: Vulkan vs CPU", name);
+    expect_within(what, tol, diff_rows(rows, cpu, n, nv), n);
+
+    /* One token at a time after the batch reproduces the last row. */
+    cr_assert_eq(infer_context_reset(v), INFER_OK);
+    for (size_t t = 0; t < n; t++) cr_assert_eq(infer_decode(v, &ids[t], 1, 0, &err), INFER_OK, "%s", err.message);
+    const float *last = infer_logits(v);
+    tolerance one = *tol;
+    one.min_argmax = tol->min_argmax >= 0 ? 1 : -1;
+    snprintf(what, sizeof what, "%s: Vulkan token by token vs CPU (last row)", name);
+    expect_within(what, &one, diff_rows(&last, cpu + (n - 1) * nv, 1, nv), 1);
+
+    free(cpu);
+    free(ref);
+    infer_context_free(v);
+    infer_context_free(c);
+    infer_model_release(m);
+    vk_expect_clean();
+}
+
+#define LOGITS_TEST(id, name) \
+    Test(vulkan_model, logits_##id) { check_logits(name); }
+LOGITS_TEST(f32, "rand-small-f32")
+LOGITS_TEST(qwen2_f32, "rand-small-qwen2-f32")
+LOGITS_TEST(qwen3_f32, "rand-small-qwen3-f32")
+LOGITS_TEST(f16, "rand-small-f16")
+LOGITS_TEST(llama2_tiny_f16, "llama-2-tiny-random")
+LOGITS_TEST(bf16, "rand-small-bf16")
+LOGITS_TEST(q8_0, "rand-small-q8_0")
+LOGITS_TEST(q6_k, "rand-small-q6_k")
+LOGITS_TEST(q5_0, "rand-small-q5_0")
+LOGITS_TEST(q5_1, "rand-small-q5_1")
+LOGITS_TEST(q5_k_s, "rand-small-q5_k_s")
+LOGITS_TEST(q5_k_m, "rand-small-q5_k_m")
+LOGITS_TEST(q4_0, "rand-small-q4_0")
+LOGITS_TEST(q4_1, "rand-small-q4_1")
+LOGITS_TEST(q4_k_s, "rand-small-q4_k_s")
+LOGITS_TEST(q4_k_m, "rand-small-q4_k_m")
+LOGITS_TEST(q3_k_s, "rand-small-q3_k_s")
+LOGITS_TEST(q2_k, "rand-small-q2_k")
+LOGITS_TEST(stories260K, "stories260K")
+
+/* Greedy continuation of reference prompt n: llama.cpp's 128 ids. */
+static void check_greedy(int n) {
+    char mpath[512], ppath[512], gpath[512], rel[256];
+    SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
+    snprintf(rel, sizeof rel, "reference/greedy/stories260K.%d.prompt_ids.txt", n);
+    SHARED_OR_SKIP(ppath, rel);
+    snprintf(rel, sizeof rel, "reference/greedy/stories260K.%d.ids.txt", n);
+    SHARED_OR_SKIP(gpath, rel);
+    int32_t prompt[64], want[128];
+    size_t np = read_ids(ppath, prompt, 64), nw = read_ids(gpath, want, 128);
+    cr_assert_eq(nw, 128);
+    infer_error err = {0};
+    infer_model *m = NULL;
+    infer_sampler *s = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
+    infer_context *c = vk_context(m, 2048, INFER_TYPE_F16, 0);
+    infer_sampler_params sp = infer_sampler_default_params();
+    sp.temp = 0.0f;
+    cr_assert_eq(infer_sampler_new(m, &sp, &s, &err), INFER_OK);
+    cr_assert_eq(infer_decode(c, prompt, np, 0, &err), INFER_OK, "%s", err.message);
+    for (size_t i = 0; i < 128; i++) {
+        int32_t tok = infer_sampler_sample(s, infer_logits(c));
+        cr_assert_eq(tok, want[i], "prompt %d: token %zu is %d, llama.cpp chose %d", n, i, tok, want[i]);
+        cr_assert_eq(infer_decode(c, &tok, 1, 0, &err), INFER_OK, "%s", err.message);
+    }
+    infer_sampler_free(s);
+    infer_context_free(c);
+    infer_model_release(m);
+    vk_expect_clean();
+}
+
+Test(vulkan_model, greedy_stories260K_prompt1) { check_greedy(1); }
+Test(vulkan_model, greedy_stories260K_prompt2) { check_greedy(2); }
+Test(vulkan_model, greedy_stories260K_prompt3) { check_greedy(3); }
+Test(vulkan_model, greedy_stories260K_prompt4_bos_only) { check_greedy(4); }
+
+/* Fill a small context, shift it (keys re-rotated on the device), go on:
+ * the logits follow the CPU's through the shift, with an F16 and an F32
+ * cache. */
+static void check_shift(uint32_t kv_type) {
+    char mpath[512];
+    SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
+    infer_error err = {0};
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
+    infer_context *v = vk_context(m, 64, kv_type, 0), *c = cpu_context(m, 64, kv_type, 0);
+    const tolerance tol = {"stories260K", 0.03, 0.004, 1};
+    int32_t ids[60];
+    for (int i = 0; i < 60; i++) ids[i] = i == 0 ? 1 : 40 + (i * 37) % 400;
+    for (int round = 0; round < 3; round++) {
+        cr_assert_eq(infer_decode(v, ids, 60 - (size_t)infer_context_n_past(v), 0, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(infer_decode(c, ids, 60 - (size_t)infer_context_n_past(c), 0, &err), INFER_OK, "%s", err.message);
+        const float *l = infer_logits(v);
+        char what[64];
+        snprintf(what, sizeof what, "shift round %d (kv %s)", round, infer_type_name(kv_type));
+        expect_within(what, &tol, diff_rows(&l, infer_logits(c), 1, (size_t)infer_model_n_vocab(m)), 1);
+        cr_assert_eq(infer_context_shift(v, 5, 23), INFER_OK);
+        cr_assert_eq(infer_context_shift(c, 5, 23), INFER_OK);
+    }
+    infer_context_free(v);
+    infer_context_free(c);
+    infer_model_release(m);
+    vk_expect_clean();
+}
+
+Test(vulkan_model, context_shift_follows_cpu_f16_cache) { check_shift(INFER_TYPE_F16); }
+Test(vulkan_model, context_shift_follows_cpu_f32_cache) { check_shift(INFER_TYPE_F32); }
+
+/* Two contexts of one model share the device and the uploaded weights;
+ * freeing the model first is fine (the contexts hold it). */
+Test(vulkan_model, contexts_share_one_upload) {
+    char mpath[512];
+    SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
+    infer_error err = {0};
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
+    infer_context *a = vk_context(m, 128, INFER_TYPE_F16, 0), *b = vk_context(m, 256, INFER_TYPE_F32, 0);
+    const vk_backend *va = (const vk_backend *)a->be, *vb = (const vk_backend *)b->be;
+    cr_expect_eq(va->d, vb->d, "one device per process");
+    cr_expect_eq(va->w, vb->w, "one weight upload per model and device");
+    cr_expect_eq(va->w->refs, 2);
+    infer_model_release(m);
+    int32_t ids[3] = {1, 403, 407};
+    cr_assert_eq(infer_decode(a, ids, 3, 0, &err), INFER_OK, "%s", err.message);
+    infer_context_free(a);
+    cr_assert_eq(infer_decode(b, ids, 3, 0, &err), INFER_OK, "%s", err.message);
+    infer_context_free(b);
+    vk_expect_clean();
+}
+
+/* Asked for a device that does not exist: the context runs on the CPU and
+ * says why; AUTO never takes a CPU-type device. */
+Test(vulkan_model, missing_device_falls_back_to_cpu_with_a_note) {
+    char mpath[512];
+    SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
+    infer_error err = {0};
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
+    infer_context_params cp = infer_context_default_params();
+    cp.backend = INFER_BACKEND_VULKAN;
+    cp.device = 999;
+    infer_context *c = NULL;
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    cr_expect_eq(infer_context_backend(c), INFER_BACKEND_CPU);
+    cr_expect(strstr(infer_context_backend_note(c), "Vulkan") != NULL, "note: '%s'", infer_context_backend_note(c));
+    int32_t ids[2] = {1, 403};
+    cr_assert_eq(infer_decode(c, ids, 2, 0, &err), INFER_OK, "%s", err.message);
+    infer_context_free(c);
+
+    size_t n = 0;
+    infer_device_info dev[8];
+    if (infer_vulkan_devices(dev, 8, &n, &err) == INFER_OK) {
+        int gpu = 0;
+        for (size_t i = 0; i < n && i < 8; i++) gpu |= dev[i].type != INFER_DEVICE_CPU && dev[i].type != INFER_DEVICE_OTHER;
+        cp.backend = INFER_BACKEND_AUTO;
+        cp.device = -1;
+        cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+        cr_expect_eq(infer_context_backend(c), gpu ? INFER_BACKEND_VULKAN : INFER_BACKEND_CPU);
+        infer_context_free(c);
+    }
+    cp.backend = 7;
+    c = NULL;
+    cr_expect_eq(infer_context_new(m, &cp, &c, &err), INFER_EINVAL, "an unknown backend is refused");
+    cr_expect_null(c);
+    infer_model_release(m);
+    vk_expect_clean();
+}
