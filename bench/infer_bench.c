@@ -39,6 +39,7 @@ typedef struct {
     int reps;
     int json;
     int kernels;
+    int backend, device; /* INFER_BACKEND_*, Vulkan device (-1: best) */
 } bench_opts;
 
 static double now_s(void) {
@@ -75,18 +76,35 @@ static void usage(FILE *f) {
             "  -r, --repetitions N  repetitions per test (default 5)\n"
             "  -t, --threads N,..   thread counts (default: online CPUs)\n"
             "  -o, --output md|json output format (default md)\n"
+            "      --backend B      cpu (default), vulkan or auto (a Vulkan GPU when present)\n"
+            "      --device N       Vulkan device (see infer --list-devices; default: the best)\n"
+            "  -ngl N               llama-bench's offload: N > 0 means --backend vulkan\n"
             "      --kernels        per-kernel GFLOP/s and GB/s at every dispatch level\n");
 }
 
 static int parse_args(int argc, char **argv, bench_opts *o) {
     memset(o, 0, sizeof *o);
     o->reps = 5;
+    o->device = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define IS(x) (!strcmp(a, x))
 #define NEEDV() do { if (!v) { fprintf(stderr, "infer-bench: %s needs a value\n", a); return -1; } i++; } while (0)
         if (IS("-h") || IS("--help")) { usage(stdout); exit(0); }
         else if (IS("--kernels")) o->kernels = 1;
+        else if (IS("--backend")) {
+            NEEDV();
+            if (!strcmp(v, "cpu")) o->backend = INFER_BACKEND_CPU;
+            else if (!strcmp(v, "vulkan")) o->backend = INFER_BACKEND_VULKAN;
+            else if (!strcmp(v, "auto")) o->backend = INFER_BACKEND_AUTO;
+            else { fprintf(stderr, "infer-bench: --backend takes cpu, vulkan or auto\n"); return -1; }
+        } else if (IS("--device") || IS("-ngl")) {
+            NEEDV();
+            int d[1], n = 0;
+            if (parse_list(a, v, d, &n, 0) || n != 1) return -1;
+            if (IS("--device")) o->device = d[0];
+            else o->backend = d[0] > 0 ? INFER_BACKEND_VULKAN : INFER_BACKEND_CPU;
+        }
         else if (IS("-m") || IS("--model")) { NEEDV(); if (o->n_models == MAX_LIST) return -1; o->models[o->n_models++] = v; }
         else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (parse_list(a, v, o->pp, &o->n_pp, 0)) return -1; }
         else if (IS("-n") || IS("--n-gen")) { NEEDV(); if (parse_list(a, v, o->tg, &o->n_tg, 0)) return -1; }
@@ -197,6 +215,8 @@ typedef struct {
     char desc[96];
     uint64_t size, params;
     int threads;
+    int backend, device;  /* asked for */
+    const char *ran_on;   /* "CPU" or "Vulkan": where it ran */
     int n_prompt, n_gen;
     double mean, sd;     /* tokens per second */
     double samples[64];
@@ -243,9 +263,15 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
     cp.n_batch = (uint32_t)(r->n_prompt > 0 ? r->n_prompt : 1);
     if (cp.n_batch > 512) cp.n_batch = 512;
     cp.n_threads = r->threads;
+    cp.backend = r->backend;
+    cp.device = r->device;
     if (infer_context_new(m, &cp, &c, &err) != INFER_OK) {
         fprintf(stderr, "infer-bench: context: %s\n", err.message);
         return -1;
+    }
+    r->ran_on = infer_context_backend(c) == INFER_BACKEND_VULKAN ? "Vulkan" : "CPU";
+    if (r->backend != INFER_BACKEND_CPU && infer_context_backend(c) == INFER_BACKEND_CPU) {
+        fprintf(stderr, "infer-bench: %s; running on the CPU\n", infer_context_backend_note(c));
     }
     int32_t *ids = malloc((size_t)(n_tok > 0 ? n_tok : 1) * sizeof *ids);
     uint64_t rng = 1234;
@@ -318,16 +344,16 @@ static void print_md_row(const result *r) {
     }
     if (r->ttft_ms > 0) snprintf(ttft, sizeof ttft, "%.1f", r->ttft_ms);
     printf("| %-30s | %10s | %10s | %-10s | %7d | %15s | %20s | %8s | %6s | %9s | %8.1f | %8.1f |\n", r->desc, size,
-           params, "CPU", r->threads, test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
+           params, r->ran_on, r->threads, test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
 }
 
 static void print_json_row(const result *r, int first) {
     printf("%s  {\"model_filename\": \"%s\", \"model_type\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, "
-           "\"backends\": \"CPU\", \"n_threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.6f, "
+           "\"backends\": \"%s\", \"n_threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.6f, "
            "\"stddev_ts\": %.6f, \"gbs\": %.4f, \"bw_pct\": %.2f, \"ttft_ms\": %.3f, \"load_ms\": %.3f, "
            "\"peak_rss_mib\": %.1f, \"samples_ts\": [",
            first ? "" : ",\n", r->model_path, r->desc, (unsigned long long)r->size, (unsigned long long)r->params,
-           r->threads, r->n_prompt, r->n_gen, r->mean, r->sd, r->gbs, r->bw_pct, r->ttft_ms, r->load_ms, r->rss_mib);
+           r->ran_on, r->threads, r->n_prompt, r->n_gen, r->mean, r->sd, r->gbs, r->bw_pct, r->ttft_ms, r->load_ms, r->rss_mib);
     for (int k = 0; k < r->n_samples; k++) printf("%s%.6f", k ? ", " : "", r->samples[k]);
     printf("], \"build_commit\": \"%s\", \"build_version\": \"%s\"}", INFER_GIT_REV, infer_version());
 }
@@ -361,7 +387,8 @@ int main(int argc, char **argv) {
                 for (int li = 0; li < n; li++) {
                     if (list[li] == 0) continue;
                     result r = {.model_path = o.models[mi], .size = infer_model_size(m), .params = infer_model_n_params(m),
-                                .threads = o.threads[ti], .load_ms = load_ms};
+                                .threads = o.threads[ti], .load_ms = load_ms, .backend = o.backend,
+                                .device = o.device, .ran_on = "CPU"};
                     snprintf(r.desc, sizeof r.desc, "%s", infer_model_desc(m));
                     if (kind) r.n_gen = list[li];
                     else r.n_prompt = list[li];
