@@ -21,8 +21,8 @@
 
 #define F_R 32  /* rows per panel */
 #define F_T 12  /* tokens per micro-kernel */
-#define F_TC 48 /* tokens per chunk */
-#define F_KC 128 /* values per K chunk */
+#define F_TC 192 /* tokens per chunk */
+#define F_KC 64  /* values per K chunk */
 
 /* n (<= 16) values of a float type at p as 16 floats (the rest 0). */
 INLINE __m512 load_as_f32(uint32_t type, const uint8_t *p, int n) {

@@ -17,8 +17,10 @@
  * K types corr = sum over 16-value groups of m16 * bsum (Q8_K carries the
  * group sums), two int16 pairs per vpdpwssd.
  *
- * Loop nest: token chunks (the activations stay in L2) > weight panels >
- * K chunks (the panel stays in L1) > token blocks of 8. Every output element
+ * Loop nest: chunks of 256 tokens > K chunks of 512 values (the chunk's
+ * activations stay in L2, the output is carried across chunks in place) >
+ * panels of 16 weight rows (packed once per token chunk, in L1) > token
+ * blocks of 8. Every output element
  * is produced by one row lane of one micro-kernel in the same order whatever
  * range of rows the caller passes, so thread splits never change results.
  */
@@ -32,8 +34,8 @@ INLINE __mmask16 row_mask(int nr) { return (__mmask16)((1u << nr) - 1u); }
 
 /* ---- legacy types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 ---------------------------------- */
 
-#define LEG_TC 64 /* tokens per chunk */
-#define LEG_KC 32 /* blocks per K chunk: 1024 values */
+#define LEG_TC 256 /* tokens per chunk: a panel is packed once per chunk */
+#define LEG_KC 16  /* blocks per K chunk: 512 values (the chunk's activations stay in L2) */
 
 /* Per (token block, block, token): d_a and either -offset * sum(q_a)
  * (int32) or s_a (float, Q8_1). Laid out [block][2][X5_T]. */
@@ -143,8 +145,8 @@ static void gemm_legacy(uint32_t type, const uint8_t *W, size_t rb, int64_t n_ro
 
 /* ---- K-quants: Q2_K .. Q6_K ----------------------------------------------------- */
 
-#define K_TC 64 /* tokens per chunk */
-#define K_KC 2  /* super-blocks per K chunk */
+#define K_TC 256 /* tokens per chunk */
+#define K_KC 2   /* super-blocks per K chunk */
 
 /* NT tokens x 16 rows x nsb super-blocks. a[t]: token t's first Q8_K block
  * (f32 d | int8 q[256] | int16 bsums[16]). SUB: values per sub-block. */
@@ -215,10 +217,10 @@ static void gemm_k(uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, i
     const int kind = x86_k_sub(type) == 32 ? 2 : x86_k_has_min(type) ? 1 : 0;
     for (int64_t tok0 = 0; tok0 < n_tok; tok0 += K_TC) {
         const int64_t ntc = n_tok - tok0 < K_TC ? n_tok - tok0 : K_TC;
-        for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
-            const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
-            for (int64_t kb0 = 0; kb0 < nsb; kb0 += K_KC) {
-                const int64_t nkb = nsb - kb0 < K_KC ? nsb - kb0 : K_KC;
+        for (int64_t kb0 = 0; kb0 < nsb; kb0 += K_KC) {
+            const int64_t nkb = nsb - kb0 < K_KC ? nsb - kb0 : K_KC;
+            for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
+                const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
                 x5_pack_k(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
                 for (int64_t t0 = 0; t0 < ntc; t0 += X5_T) {
                     const int nt = ntc - t0 < X5_T ? (int)(ntc - t0) : X5_T;

@@ -24,7 +24,7 @@ static void panel_rows(const uint8_t *W, size_t rb, int nr, const uint8_t *rows[
 }
 
 /* 32 bytes at off: 8 slices. */
-static inline void tr32(const uint8_t *const rows[16], size_t off, __m512i out[8]) {
+X5_INLINE void tr32(const uint8_t *const rows[16], size_t off, __m512i out[8]) {
     x5_tr16(rows, off, out);
     x5_tr16(rows, off + 16, out + 4);
 }
