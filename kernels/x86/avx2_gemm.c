@@ -327,6 +327,7 @@ void x2_matmul_quant(uint32_t type, const void *Wv, size_t rb, int64_t n_rows, i
     const int bs = k ? X86_QKK : X86_QK;
     const size_t ab = k ? 292 : has_min ? 36 : 34;
     if (n_rows <= 0 || n_tok <= 0) return;
+    if (n_tok == 1 && x2_gemv_quant(type, Wv, rb, n_rows, n_cols, actv, out)) return;
     for (int64_t tok0 = 0; tok0 < n_tok; tok0 += TC) {
         const int64_t ntc = n_tok - tok0 < TC ? n_tok - tok0 : TC;
         for (int64_t v0 = 0; v0 < n_cols; v0 += KC_VALS) {

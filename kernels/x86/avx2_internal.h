@@ -42,9 +42,46 @@
 /* avx2_gemm.c */
 void x2_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+/* avx2_gemv.c (legacy) and avx2_gemv_k.c (Q4_K, Q5_K, Q6_K): one token;
+ * 0 when the type has no kernel. */
+int x2_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const void *act,
+                  float *out);
+int x2_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
+              float *out);
 /* avx2_float.c */
 void x2_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+
+/* 4 bytes at p broadcast to the 8 lanes. */
+X2_INLINE __m256i x2_bc32(const uint8_t *p) { return _mm256_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }
+
+/* The same 16 bytes (at off) of 8 rows as 4 slices: out[j] lane i holds
+ * bytes off+4j .. off+4j+3 of rows[i] (rows i and 4+i share a register
+ * first, then a 4x4 transpose of 32-bit words inside each 128-bit lane). */
+X2_INLINE void x2_tr8(const uint8_t *const rows[8], size_t off, __m256i out[4]) {
+    __m256i z[4];
+    X2_UNROLL for (int i = 0; i < 4; i++)
+        z[i] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(rows[i] + off))),
+                                       _mm_loadu_si128((const __m128i *)(const void *)(rows[4 + i] + off)), 1);
+    const __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+    out[0] = _mm256_unpacklo_epi64(t0, t2);
+    out[1] = _mm256_unpackhi_epi64(t0, t2);
+    out[2] = _mm256_unpacklo_epi64(t1, t3);
+    out[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* The low (hi = 0) or high f16 halves of 8 dwords as floats. */
+X2_INLINE __m256 x2_f16_half(__m256i v, int hi) {
+    v = hi ? _mm256_srli_epi32(v, 16) : _mm256_and_si256(v, _mm256_set1_epi32(0xffff));
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+
+/* acc + the dot of unsigned bytes u (each <= 63) with signed bytes s, per
+ * 32-bit lane: vpmaddubsw pair sums stay below 2 * 63 * 128, exact. */
+X2_INLINE __m256i x2_dot_us(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
 
 /* Horizontal sum of 8 floats in a fixed order. */
 X2_INLINE float x2_hsum(__m256 v) {
