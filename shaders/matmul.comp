@@ -4,13 +4,14 @@
 /*
  * matmul.comp - out[t][r] = dot(W row r, x[t]) for a chunk of W's rows.
  *
- * x was converted by quantize_act.comp into XQ: per token and unit of 32
- * values, 8 texels of values and 1 of scales. A group of lanes computes R
- * rows for TN tokens: each lane walks the row's units (lane, lane +
- * NLANES, ...), keeps the unit's activations in registers and reuses them
- * for the R rows (matrix x vector: TN = 1, R = 8), or keeps a row's
- * decoded unit and reuses it for TN tokens (matrix x matrix); the lanes'
- * partial sums meet in a reduction.
+ * x was converted by quantize_act.comp into XQ (the weight type's
+ * activation type, per unit of 32 values). A group of lanes computes R
+ * rows for TN tokens (matrix x vector: R = 8, TN = 1): each lane takes
+ * whole weight groups (lane, lane + NLANES, ...), reads a group's shared
+ * texels once per row, and for each of its units loads the TN tokens'
+ * activations once and reuses them for the R rows. Texel reads are what
+ * costs most on a CPU device (lavapipe) and what a GPU's caches like:
+ * the layout keeps them few. The lanes' partial sums meet in a reduction.
  */
 #include "lanes.glsl"
 #include "bindings.glsl"
@@ -22,14 +23,15 @@ layout(constant_id = 2) const uint TN = 1u; /* tokens per group */
 layout(push_constant) uniform Params {
     uint rows;       /* rows of this chunk */
     uint n_tok;
-    uint units;      /* units per row (and per XQ token) */
+    uint units;      /* units per row (and per XQ token); a multiple of GROUP_UNITS */
     uint row_texels;
     uint out_off;    /* B offset of out[0][first row of the chunk] */
     uint out_stride; /* floats from one token's outputs to the next */
 } p;
 
-void load_x(uint t, uint u, out float x[32], out vec4 xm) {
-    uint b = (t * p.units + u) * 9u;
+void load_x(uint t, uint u, out float x[32], out vec4 xm, out vec2 xs) {
+    const uint b = (t * p.units + u) * XQ_TEXELS;
+#ifdef FLOAT_WEIGHTS
     [[unroll]] for (uint j = 0; j < 8u; j++) {
         vec4 v = uintBitsToFloat(texelFetch(XQ, int(b + j)));
         x[4u * j] = v.x;
@@ -37,46 +39,82 @@ void load_x(uint t, uint u, out float x[32], out vec4 xm) {
         x[4u * j + 2u] = v.z;
         x[4u * j + 3u] = v.w;
     }
-    xm = uintBitsToFloat(texelFetch(XQ, int(b + 8u)));
+    xm = vec4(0.0);
+    xs = vec2(0.0);
+#else
+    const uvec4 a = texelFetch(XQ, int(b)), c = texelFetch(XQ, int(b + 1u));
+    [[unroll]] for (uint k = 0; k < 16u; k++) {
+        x[k] = float(tsbyte(a, k));
+        x[k + 16u] = float(tsbyte(c, k));
+    }
+    xm = uintBitsToFloat(texelFetch(XQ, int(b + 2u)));
+    float s0 = 0.0, s1 = 0.0;
+    [[unroll]] for (uint k = 0; k < 16u; k++) {
+        s0 += x[k];
+        s1 += x[k + 16u];
+    }
+    xs = vec2(s0, s1);
+#endif
 }
 
 void main() {
     const uint gr = (p.rows + R - 1u) / R, gt = (p.n_tok + TN - 1u) / TN;
+    const uint n_groups = p.units / GROUP_UNITS;
     for (uint g = GROUP; g < gr * gt; g += NGROUPS) {
         const uint r0 = (g % gr) * R, t0 = (g / gr) * TN;
         float acc[R * TN];
         [[unroll]] for (uint i = 0; i < R * TN; i++) acc[i] = 0.0;
-        for (uint u = LANE; u < p.units; u += NLANES) {
-            const uint gi = u / GROUP_UNITS, ui = u % GROUP_UNITS;
-            if (TN == 1u) {
-                float x[32];
-                vec4 xm;
-                load_x(t0, u, x, xm);
+        /* Every lane runs the same number of iterations (a lane past the
+         * row's end repeats the last group and drops it): uniform control
+         * flow is cheaper on SIMD devices. */
+        for (uint base = 0; base < n_groups; base += NLANES) {
+            const uint gi = min(base + LANE, n_groups - 1u);
+            const bool live = base + LANE < n_groups;
+            /* Rows and tokens past the end are clamped to the last one (the
+             * work is done and dropped): no branches in the inner loops. */
+            uvec4 h[R][NH];
+            [[unroll]] for (uint r = 0; r < R; r++) group_load(min(r0 + r, p.rows - 1u) * p.row_texels + gi * GROUP_TEXELS, h[r]);
+#ifdef KQUANT
+            int isum[R * TN], summs[R * TN];
+            [[unroll]] for (uint i = 0; i < R * TN; i++) {
+                isum[i] = 0;
+                summs[i] = 0;
+            }
+            vec4 sd[R];
+            float xd[TN];
+#endif
+            for (uint ui = 0; ui < GROUP_UNITS; ui++) {
+                const uint u = gi * GROUP_UNITS + ui;
+                float xv[TN][32];
+                vec4 xm[TN];
+                vec2 xs[TN];
+                [[unroll]] for (uint t = 0; t < TN; t++) load_x(min(t0 + t, p.n_tok - 1u), u, xv[t], xm[t], xs[t]);
                 [[unroll]] for (uint r = 0; r < R; r++) {
-                    if (r0 + r < p.rows) {
-                        float q[32];
-                        vec4 s, s2;
-                        unit_decode((r0 + r) * p.row_texels + gi * GROUP_TEXELS, ui, q, s, s2);
-                        acc[r] += unit_combine(q, s, s2, x, xm);
-                    }
-                }
-            } else {
-                [[unroll]] for (uint r = 0; r < R; r++) {
-                    if (r0 + r < p.rows) {
-                        float q[32];
-                        vec4 s, s2;
-                        unit_decode((r0 + r) * p.row_texels + gi * GROUP_TEXELS, ui, q, s, s2);
-                        [[unroll]] for (uint t = 0; t < TN; t++) {
-                            if (t0 + t < p.n_tok) {
-                                float x[32];
-                                vec4 xm;
-                                load_x(t0 + t, u, x, xm);
-                                acc[r * TN + t] += unit_combine(q, s, s2, x, xm);
-                            }
-                        }
+                    float q[32];
+                    vec4 s, s2;
+                    unit_decode(min(r0 + r, p.rows - 1u) * p.row_texels + gi * GROUP_TEXELS, h[r], ui, q, s, s2);
+#ifdef KQUANT
+                    sd[r] = s;
+#endif
+                    [[unroll]] for (uint t = 0; t < TN; t++) {
+#ifdef KQUANT
+                        unit_kdot(q, s, s2, xv[t], xm[t], xs[t], isum[r * TN + t], summs[r * TN + t]);
+                        xd[t] = xm[t].x;
+#else
+                        const float c = unit_combine(q, s, s2, xv[t], xm[t], xs[t]);
+                        acc[r * TN + t] += live ? c : 0.0;
+#endif
                     }
                 }
             }
+#ifdef KQUANT
+            [[unroll]] for (uint r = 0; r < R; r++) {
+                [[unroll]] for (uint t = 0; t < TN; t++) {
+                    const float c = group_finish(sd[r], xd[t], isum[r * TN + t], summs[r * TN + t]);
+                    acc[r * TN + t] += live ? c : 0.0;
+                }
+            }
+#endif
         }
         [[unroll]] for (uint r = 0; r < R; r++) {
             [[unroll]] for (uint t = 0; t < TN; t++) {

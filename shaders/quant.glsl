@@ -19,11 +19,20 @@
  *   Q6_K 14 texels: ql[128] | qh[64] | scales[16] | f16 d, pad
  *   F32 8, F16 4, BF16 4 texels per unit of 32 values (rows zero-padded)
  *
- * unit_decode gives the unit's integer quants q (as exact floats) and its
- * scales; unit_combine dots them with 32 activation values that hold the
- * integers of the activation type (Q8_0 / Q8_1 / Q8_K, exact in float)
- * and their scales xm, in the order of llama.cpp's vec_dot: an exact
- * integer dot per (sub-)block, then the float scale products.
+ * A group's shared texels (scales, Q5 high bits, ...) are read once into
+ * h[NH] by group_load; unit_decode then gives unit i's integer quants q
+ * (as exact floats) and its scales. The activations hold the integers of
+ * the activation type (Q8_0 / Q8_1 / Q8_K, exact in float) with scales
+ * xm, and the sums follow llama.cpp's vec_dot:
+ *   32-value types: unit_combine, an exact integer dot per block times
+ *     the float scales, block by block;
+ *   K-quants: unit_kdot adds each unit's scaled integer sums into int
+ *     accumulators, group_finish applies d and dmin once per super-block.
+ * Quants stored with an offset (Q4_0 - 8, Q5_0 - 16, Q3_K - 4, Q6_K - 32)
+ * are decoded without it and the offset is taken out through the sums of
+ * the activations (xm's companion xs = (sum of x[0..15], sum of x[16..31])),
+ * which load once per unit for all rows: exact, and one operation less
+ * per weight.
  * unit_dequant gives the float values with the CPU reference's formulas.
  */
 
@@ -34,18 +43,30 @@ float half_hi(uint w) { return unpackHalf2x16(w).y; }
 /* f16 number i (0..7) of the 8 packed in one texel. */
 float half_of(uvec4 t, uint i) { return unpackHalf2x16(t[i >> 1] >> ((i & 1u) * 16u)).x; }
 
-/* Dot of 32 values in two halves of 16 (sub-block scales). */
+/* Dots of 32 values (and in two halves of 16, for sub-block scales),
+ * with explicit fma (one instruction, not a multiply and an add) and
+ * independent partial sums: for the quantized types every product and
+ * partial sum is an exact integer, so neither changes a bit. */
 void dot16x2(float q[32], float x[32], out float lo, out float hi) {
-    lo = 0.0;
-    hi = 0.0;
-    [[unroll]] for (uint k = 0; k < 16u; k++) lo += q[k] * x[k];
-    [[unroll]] for (uint k = 16; k < 32u; k++) hi += q[k] * x[k];
+    float a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
+    [[unroll]] for (uint k = 0; k < 16u; k += 4u) {
+        a0 = fma(q[k], x[k], a0);
+        a1 = fma(q[k + 1u], x[k + 1u], a1);
+        a2 = fma(q[k + 2u], x[k + 2u], a2);
+        a3 = fma(q[k + 3u], x[k + 3u], a3);
+        b0 = fma(q[k + 16u], x[k + 16u], b0);
+        b1 = fma(q[k + 17u], x[k + 17u], b1);
+        b2 = fma(q[k + 18u], x[k + 18u], b2);
+        b3 = fma(q[k + 19u], x[k + 19u], b3);
+    }
+    lo = (a0 + a1) + (a2 + a3);
+    hi = (b0 + b1) + (b2 + b3);
 }
 
 float dot32(float q[32], float x[32]) {
-    float s = 0.0;
-    [[unroll]] for (uint k = 0; k < 32u; k++) s += q[k] * x[k];
-    return s;
+    float lo, hi;
+    dot16x2(q, x, lo, hi);
+    return lo + hi;
 }
 
 /* The 32 nibbles of 16 bytes: value j (< 16) is byte j's low nibble,
@@ -60,43 +81,42 @@ void nibbles32(uvec4 qs, out uint n[32]) {
 }
 
 #if defined(WTYPE_q4_0)
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 9u;
-void unit_decode(uint gb, uint i, out float q[32], out vec4 s, out vec4 s2) {
-    s = vec4(half_of(wt(gb), i), 0.0, 0.0, 0.0);
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 9u, NH = 1u;
+void group_load(uint gb, out uvec4 h[NH]) { h[0] = wt(gb); }
+void unit_decode(uint gb, uvec4 h[NH], uint i, out float q[32], out vec4 s, out vec4 s2) {
+    s = vec4(half_of(h[0], i), 0.0, 0.0, 0.0);
     s2 = vec4(0.0);
     uint n[32];
     nibbles32(wt(gb + 1u + i), n);
-    [[unroll]] for (uint k = 0; k < 32u; k++) q[k] = float(int(n[k]) - 8);
+    [[unroll]] for (uint k = 0; k < 32u; k++) q[k] = float(n[k]); /* q - 8 */
 }
-float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm) {
-    precise float r = dot32(q, x) * (s.x * xm.x);
+float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm, vec2 xs) {
+    precise float r = (dot32(q, x) - 8.0 * (xs.x + xs.y)) * (s.x * xm.x);
     return r;
 }
-void unit_dequant(uint gb, uint i, out float v[32]) {
-    float q[32];
-    vec4 s, s2;
-    unit_decode(gb, i, q, s, s2);
-    [[unroll]] for (uint k = 0; k < 32u; k++) v[k] = q[k] * s.x;
+void unit_dequant_q(float q[32], vec4 s, vec4 s2, out float v[32]) {
+    [[unroll]] for (uint k = 0; k < 32u; k++) v[k] = (q[k] - 8.0) * s.x;
 }
 
 #elif defined(WTYPE_q4_1)
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 10u;
-void unit_decode(uint gb, uint i, out float q[32], out vec4 s, out vec4 s2) {
-    uint dm = wt(gb + (i >> 2))[i & 3u];
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 10u, NH = 2u;
+void group_load(uint gb, out uvec4 h[NH]) {
+    h[0] = wt(gb);
+    h[1] = wt(gb + 1u);
+}
+void unit_decode(uint gb, uvec4 h[NH], uint i, out float q[32], out vec4 s, out vec4 s2) {
+    uint dm = h[i >> 2][i & 3u];
     s = vec4(half_lo(dm), half_hi(dm), 0.0, 0.0);
     s2 = vec4(0.0);
     uint n[32];
     nibbles32(wt(gb + 2u + i), n);
     [[unroll]] for (uint k = 0; k < 32u; k++) q[k] = float(n[k]);
 }
-float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm) {
+float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm, vec2 xs) {
     precise float r = (s.x * xm.x) * dot32(q, x) + s.y * xm.y;
     return r;
 }
-void unit_dequant(uint gb, uint i, out float v[32]) {
-    float q[32];
-    vec4 s, s2;
-    unit_decode(gb, i, q, s, s2);
+void unit_dequant_q(float q[32], vec4 s, vec4 s2, out float v[32]) {
     [[unroll]] for (uint k = 0; k < 32u; k++) {
         precise float t = q[k] * s.x + s.y;
         v[k] = t;
@@ -105,49 +125,52 @@ void unit_dequant(uint gb, uint i, out float v[32]) {
 
 #elif defined(WTYPE_q5_0) || defined(WTYPE_q5_1)
 #if defined(WTYPE_q5_0)
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 11u;
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 11u, NH = 3u;
 const uint QH_TEXEL = 1u, QS_TEXEL = 3u;
 #else
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 12u;
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 12u, NH = 4u;
 const uint QH_TEXEL = 2u, QS_TEXEL = 4u;
 #endif
-void unit_decode(uint gb, uint i, out float q[32], out vec4 s, out vec4 s2) {
+void group_load(uint gb, out uvec4 h[NH]) {
+    [[unroll]] for (uint k = 0; k < NH; k++) h[k] = wt(gb + k);
+}
+void unit_decode(uint gb, uvec4 h[NH], uint i, out float q[32], out vec4 s, out vec4 s2) {
 #if defined(WTYPE_q5_0)
-    s = vec4(half_of(wt(gb), i), 0.0, 0.0, 0.0);
-    const int off = 16;
+    s = vec4(half_of(h[0], i), 0.0, 0.0, 0.0);
 #else
-    uint dm = wt(gb + (i >> 2))[i & 3u];
+    uint dm = h[i >> 2][i & 3u];
     s = vec4(half_lo(dm), half_hi(dm), 0.0, 0.0);
-    const int off = 0;
 #endif
     s2 = vec4(0.0);
-    uint qh = wt(gb + QH_TEXEL + (i >> 2))[i & 3u];
+    uint qh = h[QH_TEXEL + (i >> 2)][i & 3u];
     uint n[32];
     nibbles32(wt(gb + QS_TEXEL + i), n);
-    [[unroll]] for (uint k = 0; k < 32u; k++) q[k] = float(int(n[k] | (((qh >> k) & 1u) << 4)) - off);
+    [[unroll]] for (uint k = 0; k < 32u; k++) q[k] = float(n[k] | (((qh >> k) & 1u) << 4)); /* Q5_0: q - 16 */
 }
-float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm) {
+float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm, vec2 xs) {
 #if defined(WTYPE_q5_0)
-    precise float r = dot32(q, x) * (s.x * xm.x);
+    precise float r = (dot32(q, x) - 16.0 * (xs.x + xs.y)) * (s.x * xm.x);
 #else
     precise float r = (s.x * xm.x) * dot32(q, x) + s.y * xm.y;
 #endif
     return r;
 }
-void unit_dequant(uint gb, uint i, out float v[32]) {
-    float q[32];
-    vec4 s, s2;
-    unit_decode(gb, i, q, s, s2);
+void unit_dequant_q(float q[32], vec4 s, vec4 s2, out float v[32]) {
     [[unroll]] for (uint k = 0; k < 32u; k++) {
+#if defined(WTYPE_q5_0)
+        v[k] = (q[k] - 16.0) * s.x;
+#else
         precise float t = q[k] * s.x + s.y;
         v[k] = t;
+#endif
     }
 }
 
 #elif defined(WTYPE_q8_0)
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 17u;
-void unit_decode(uint gb, uint i, out float q[32], out vec4 s, out vec4 s2) {
-    s = vec4(half_of(wt(gb), i), 0.0, 0.0, 0.0);
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 17u, NH = 1u;
+void group_load(uint gb, out uvec4 h[NH]) { h[0] = wt(gb); }
+void unit_decode(uint gb, uvec4 h[NH], uint i, out float q[32], out vec4 s, out vec4 s2) {
+    s = vec4(half_of(h[0], i), 0.0, 0.0, 0.0);
     s2 = vec4(0.0);
     uvec4 a = wt(gb + 1u + 2u * i), b = wt(gb + 2u + 2u * i);
     [[unroll]] for (uint k = 0; k < 16u; k++) {
@@ -155,27 +178,27 @@ void unit_decode(uint gb, uint i, out float q[32], out vec4 s, out vec4 s2) {
         q[k + 16u] = float(tsbyte(b, k));
     }
 }
-float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm) {
+float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm, vec2 xs) {
     precise float r = dot32(q, x) * (s.x * xm.x);
     return r;
 }
-void unit_dequant(uint gb, uint i, out float v[32]) {
-    float q[32];
-    vec4 s, s2;
-    unit_decode(gb, i, q, s, s2);
+void unit_dequant_q(float q[32], vec4 s, vec4 s2, out float v[32]) {
     [[unroll]] for (uint k = 0; k < 32u; k++) v[k] = q[k] * s.x;
 }
 
 #elif defined(WTYPE_q2_k)
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 6u;
+#define KQUANT 1
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 6u, NH = 2u;
+void group_load(uint gb, out uvec4 h[NH]) {
+    h[0] = wt(gb);      /* scales */
+    h[1] = wt(gb + 5u); /* d, dmin */
+}
 /* Unit u = 4c + j holds values 128c + 32j + l: bits 2j of qs[32c + l];
  * its sub-blocks 8c + 2j (+1) have scale (low nibble) and min (high). */
-void unit_decode(uint gb, uint u, out float q[32], out vec4 s, out vec4 s2) {
+void unit_decode(uint gb, uvec4 h[NH], uint u, out float q[32], out vec4 s, out vec4 s2) {
     uint c = u >> 2, j = u & 3u;
-    uint dd = wt(gb + 5u).x;
-    s = vec4(half_lo(dd), half_hi(dd), 0.0, 0.0);
-    uvec4 sc = wt(gb);
-    uint b0 = tbyte(sc, 8u * c + 2u * j), b1 = tbyte(sc, 8u * c + 2u * j + 1u);
+    s = vec4(half_lo(h[1].x), half_hi(h[1].x), 0.0, 0.0);
+    uint b0 = tbyte(h[0], 8u * c + 2u * j), b1 = tbyte(h[0], 8u * c + 2u * j + 1u);
     s2 = vec4(float(b0 & 15u), float(b0 >> 4), float(b1 & 15u), float(b1 >> 4));
     uvec4 a = wt(gb + 1u + 2u * c), b = wt(gb + 2u + 2u * c);
     [[unroll]] for (uint k = 0; k < 16u; k++) {
@@ -183,18 +206,17 @@ void unit_decode(uint gb, uint u, out float q[32], out vec4 s, out vec4 s2) {
         q[k + 16u] = float((tbyte(b, k) >> (2u * j)) & 3u);
     }
 }
-float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm) {
+void unit_kdot(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm, vec2 xs, inout int isum, inout int summs) {
     float lo, hi;
     dot16x2(q, x, lo, hi);
-    precise float isum = s2.x * lo + s2.z * hi;
-    precise float summs = s2.y * xm.y + s2.w * xm.z;
-    precise float r = (xm.x * s.x) * isum - (xm.x * s.y) * summs;
+    isum += int(s2.x) * int(lo) + int(s2.z) * int(hi);
+    summs += int(s2.y) * int(xm.y) + int(s2.w) * int(xm.z);
+}
+float group_finish(vec4 s, float xd, int isum, int summs) {
+    precise float r = (xd * s.x) * float(isum) - (xd * s.y) * float(summs);
     return r;
 }
-void unit_dequant(uint gb, uint u, out float v[32]) {
-    float q[32];
-    vec4 s, s2;
-    unit_decode(gb, u, q, s, s2);
+void unit_dequant_q(float q[32], vec4 s, vec4 s2, out float v[32]) {
     precise float dl0 = s.x * s2.x, ml0 = s.y * s2.y, dl1 = s.x * s2.z, ml1 = s.y * s2.w;
     [[unroll]] for (uint k = 0; k < 16u; k++) {
         precise float t0 = dl0 * q[k] - ml0, t1 = dl1 * q[k + 16u] - ml1;
@@ -204,7 +226,13 @@ void unit_dequant(uint gb, uint u, out float v[32]) {
 }
 
 #elif defined(WTYPE_q3_k)
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 7u;
+#define KQUANT 1
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 7u, NH = 3u;
+void group_load(uint gb, out uvec4 h[NH]) {
+    h[0] = wt(gb);      /* hmask[0..15] */
+    h[1] = wt(gb + 1u); /* hmask[16..31] */
+    h[2] = wt(gb + 6u); /* scales[12], d */
+}
 /* The 6-bit scale of sub-block sb, unbiased. */
 float q3k_scale(uvec4 sc, uint sb) {
     uint lo = sb < 8u ? (tbyte(sc, sb) & 15u) : (tbyte(sc, sb - 8u) >> 4);
@@ -213,45 +241,48 @@ float q3k_scale(uvec4 sc, uint sb) {
 }
 /* Unit u = 4c + j holds values 128c + 32j + l: bits 2j of qs[32c + l],
  * minus 4 unless bit 4c + j of hmask[l] is set. */
-void unit_decode(uint gb, uint u, out float q[32], out vec4 s, out vec4 s2) {
+void unit_decode(uint gb, uvec4 h[NH], uint u, out float q[32], out vec4 s, out vec4 s2) {
     uint c = u >> 2, j = u & 3u;
-    uvec4 sc = wt(gb + 6u);
-    s = vec4(half_lo(sc.w), 0.0, 0.0, 0.0);
-    s2 = vec4(q3k_scale(sc, 8u * c + 2u * j), q3k_scale(sc, 8u * c + 2u * j + 1u), 0.0, 0.0);
-    uvec4 h0 = wt(gb), h1 = wt(gb + 1u);
+    s = vec4(half_lo(h[2].w), 0.0, 0.0, 0.0);
+    s2 = vec4(q3k_scale(h[2], 8u * c + 2u * j), q3k_scale(h[2], 8u * c + 2u * j + 1u), 0.0, 0.0);
     uvec4 a = wt(gb + 2u + 2u * c), b = wt(gb + 3u + 2u * c);
     uint hb = 4u * c + j;
+    /* q - 4 = low - 4 + 4 * high: decoded as low | high << 2 */
     [[unroll]] for (uint k = 0; k < 16u; k++) {
-        q[k] = float(int((tbyte(a, k) >> (2u * j)) & 3u) - (((tbyte(h0, k) >> hb) & 1u) != 0u ? 0 : 4));
-        q[k + 16u] = float(int((tbyte(b, k) >> (2u * j)) & 3u) - (((tbyte(h1, k) >> hb) & 1u) != 0u ? 0 : 4));
+        q[k] = float(((tbyte(a, k) >> (2u * j)) & 3u) | (((tbyte(h[0], k) >> hb) & 1u) << 2));
+        q[k + 16u] = float(((tbyte(b, k) >> (2u * j)) & 3u) | (((tbyte(h[1], k) >> hb) & 1u) << 2));
     }
 }
-float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm) {
+void unit_kdot(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm, vec2 xs, inout int isum, inout int summs) {
     float lo, hi;
     dot16x2(q, x, lo, hi);
-    precise float r = (s.x * xm.x) * (s2.x * lo + s2.y * hi);
+    isum += int(s2.x) * int(lo - 4.0 * xs.x) + int(s2.y) * int(hi - 4.0 * xs.y);
+}
+float group_finish(vec4 s, float xd, int isum, int summs) {
+    precise float r = (s.x * xd) * float(isum);
     return r;
 }
-void unit_dequant(uint gb, uint u, out float v[32]) {
-    float q[32];
-    vec4 s, s2;
-    unit_decode(gb, u, q, s, s2);
+void unit_dequant_q(float q[32], vec4 s, vec4 s2, out float v[32]) {
     precise float dl0 = s.x * s2.x, dl1 = s.x * s2.y;
     [[unroll]] for (uint k = 0; k < 16u; k++) {
-        precise float t0 = dl0 * q[k], t1 = dl1 * q[k + 16u];
+        precise float t0 = dl0 * (q[k] - 4.0), t1 = dl1 * (q[k + 16u] - 4.0);
         v[k] = t0;
         v[k + 16u] = t1;
     }
 }
 
 #elif defined(WTYPE_q4_k) || defined(WTYPE_q5_k)
+#define KQUANT 1
 #if defined(WTYPE_q4_k)
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 9u;
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 9u, NH = 1u;
 const uint QS_TEXEL = 1u;
 #else
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 11u;
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 11u, NH = 3u;
 const uint QS_TEXEL = 3u;
 #endif
+void group_load(uint gb, out uvec4 h[NH]) {
+    [[unroll]] for (uint k = 0; k < NH; k++) h[k] = wt(gb + k); /* d, dmin, scales (Q5_K: qh) */
+}
 /* Scale and min of sub-block u (0..7), 6 bits each, packed in 12 bytes
  * (bytes 4..15 of the first texel). */
 void q4k_scale_min(uvec4 h, uint u, out float sc, out float mn) {
@@ -265,38 +296,35 @@ void q4k_scale_min(uvec4 h, uint u, out float sc, out float mn) {
 }
 /* Unit u = 2p + k holds values 64p + 32k + l: nibble k of qs[32p + l]
  * (Q5_K: fifth bit 2p + k of qh[l]). */
-void unit_decode(uint gb, uint u, out float q[32], out vec4 s, out vec4 s2) {
-    uvec4 h = wt(gb);
+void unit_decode(uint gb, uvec4 h[NH], uint u, out float q[32], out vec4 s, out vec4 s2) {
     float sc, mn;
-    q4k_scale_min(h, u, sc, mn);
-    s = vec4(half_lo(h.x), half_hi(h.x), sc, mn);
+    q4k_scale_min(h[0], u, sc, mn);
+    s = vec4(half_lo(h[0].x), half_hi(h[0].x), sc, mn);
     s2 = vec4(0.0);
     uint p = u >> 1, sh = 4u * (u & 1u);
     uvec4 a = wt(gb + QS_TEXEL + 2u * p), b = wt(gb + QS_TEXEL + 1u + 2u * p);
 #if defined(WTYPE_q5_k)
-    uvec4 ha = wt(gb + 1u), hb = wt(gb + 2u);
     uint hs = 2u * p + (u & 1u);
 #endif
     [[unroll]] for (uint k = 0; k < 16u; k++) {
         uint v0 = (tbyte(a, k) >> sh) & 15u, v1 = (tbyte(b, k) >> sh) & 15u;
 #if defined(WTYPE_q5_k)
-        v0 |= ((tbyte(ha, k) >> hs) & 1u) << 4;
-        v1 |= ((tbyte(hb, k) >> hs) & 1u) << 4;
+        v0 |= ((tbyte(h[1], k) >> hs) & 1u) << 4;
+        v1 |= ((tbyte(h[2], k) >> hs) & 1u) << 4;
 #endif
         q[k] = float(v0);
         q[k + 16u] = float(v1);
     }
 }
-float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm) {
-    precise float isum = s.z * dot32(q, x);
-    precise float summs = s.w * (xm.y + xm.z);
-    precise float r = (s.x * xm.x) * isum - (s.y * xm.x) * summs;
+void unit_kdot(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm, vec2 xs, inout int isum, inout int summs) {
+    isum += int(s.z) * int(dot32(q, x));
+    summs += int(s.w) * (int(xm.y) + int(xm.z));
+}
+float group_finish(vec4 s, float xd, int isum, int summs) {
+    precise float r = (s.x * xd) * float(isum) - (s.y * xd) * float(summs);
     return r;
 }
-void unit_dequant(uint gb, uint u, out float v[32]) {
-    float q[32];
-    vec4 s, s2;
-    unit_decode(gb, u, q, s, s2);
+void unit_dequant_q(float q[32], vec4 s, vec4 s2, out float v[32]) {
     precise float dl = s.x * s.z, ml = s.y * s.w;
     [[unroll]] for (uint k = 0; k < 32u; k++) {
         precise float t = dl * q[k] - ml;
@@ -305,52 +333,58 @@ void unit_dequant(uint gb, uint u, out float v[32]) {
 }
 
 #elif defined(WTYPE_q6_k)
-const uint GROUP_UNITS = 8u, GROUP_TEXELS = 14u;
+#define KQUANT 1
+const uint GROUP_UNITS = 8u, GROUP_TEXELS = 14u, NH = 2u;
+void group_load(uint gb, out uvec4 h[NH]) {
+    h[0] = wt(gb + 12u); /* int8 scales[16] */
+    h[1] = wt(gb + 13u); /* d */
+}
 /* Unit u = 4c + k holds values 128c + 32k + l: low 4 bits are nibble
  * (k >> 1) of ql[64c + 32(k & 1) + l], high 2 bits are bits 2k of
  * qh[32c + l]; sub-blocks 8c + 2k (+1) have int8 scales. */
-void unit_decode(uint gb, uint u, out float q[32], out vec4 s, out vec4 s2) {
+void unit_decode(uint gb, uvec4 h[NH], uint u, out float q[32], out vec4 s, out vec4 s2) {
     uint c = u >> 2, k4 = u & 3u;
-    s = vec4(half_lo(wt(gb + 13u).x), 0.0, 0.0, 0.0);
-    uvec4 sc = wt(gb + 12u);
+    s = vec4(half_lo(h[1].x), 0.0, 0.0, 0.0);
     uint sb = 8u * c + 2u * k4;
-    s2 = vec4(float(tsbyte(sc, sb)), float(tsbyte(sc, sb + 1u)), 0.0, 0.0);
+    s2 = vec4(float(tsbyte(h[0], sb)), float(tsbyte(h[0], sb + 1u)), 0.0, 0.0);
     uint lt = 4u * c + 2u * (k4 & 1u), sh = 4u * (k4 >> 1);
     uvec4 la = wt(gb + lt), lb = wt(gb + lt + 1u);
     uvec4 ha = wt(gb + 8u + 2u * c), hb = wt(gb + 9u + 2u * c);
     [[unroll]] for (uint k = 0; k < 16u; k++) {
         uint v0 = ((tbyte(la, k) >> sh) & 15u) | (((tbyte(ha, k) >> (2u * k4)) & 3u) << 4);
         uint v1 = ((tbyte(lb, k) >> sh) & 15u) | (((tbyte(hb, k) >> (2u * k4)) & 3u) << 4);
-        q[k] = float(int(v0) - 32);
-        q[k + 16u] = float(int(v1) - 32);
+        q[k] = float(v0); /* q - 32 */
+        q[k + 16u] = float(v1);
     }
 }
-float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm) {
+void unit_kdot(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm, vec2 xs, inout int isum, inout int summs) {
     float lo, hi;
     dot16x2(q, x, lo, hi);
-    precise float r = (s.x * xm.x) * (s2.x * lo + s2.y * hi);
+    isum += int(s2.x) * int(lo - 32.0 * xs.x) + int(s2.y) * int(hi - 32.0 * xs.y);
+}
+float group_finish(vec4 s, float xd, int isum, int summs) {
+    precise float r = (s.x * xd) * float(isum);
     return r;
 }
-void unit_dequant(uint gb, uint u, out float v[32]) {
-    float q[32];
-    vec4 s, s2;
-    unit_decode(gb, u, q, s, s2);
+void unit_dequant_q(float q[32], vec4 s, vec4 s2, out float v[32]) {
     precise float dl0 = s.x * s2.x, dl1 = s.x * s2.y;
     [[unroll]] for (uint k = 0; k < 16u; k++) {
-        precise float t0 = dl0 * q[k], t1 = dl1 * q[k + 16u];
+        precise float t0 = dl0 * (q[k] - 32.0), t1 = dl1 * (q[k + 16u] - 32.0);
         v[k] = t0;
         v[k + 16u] = t1;
     }
 }
 
 #elif defined(WTYPE_f32) || defined(WTYPE_f16) || defined(WTYPE_bf16)
-const uint GROUP_UNITS = 1u;
+#define FLOAT_WEIGHTS 1
+const uint GROUP_UNITS = 1u, NH = 1u;
 #if defined(WTYPE_f32)
 const uint GROUP_TEXELS = 8u;
 #else
 const uint GROUP_TEXELS = 4u;
 #endif
-void unit_decode(uint gb, uint u, out float q[32], out vec4 s, out vec4 s2) {
+void group_load(uint gb, out uvec4 h[NH]) { h[0] = uvec4(0u); }
+void unit_decode(uint gb, uvec4 h[NH], uint u, out float q[32], out vec4 s, out vec4 s2) {
     s = vec4(0.0);
     s2 = vec4(0.0);
     [[unroll]] for (uint t = 0; t < GROUP_TEXELS; t++) {
@@ -359,9 +393,9 @@ void unit_decode(uint gb, uint u, out float q[32], out vec4 s, out vec4 s2) {
 #if defined(WTYPE_f32)
             q[4u * t + w] = uintBitsToFloat(v[w]);
 #elif defined(WTYPE_f16)
-            vec2 h = unpackHalf2x16(v[w]);
-            q[8u * t + 2u * w] = h.x;
-            q[8u * t + 2u * w + 1u] = h.y;
+            vec2 hv = unpackHalf2x16(v[w]);
+            q[8u * t + 2u * w] = hv.x;
+            q[8u * t + 2u * w + 1u] = hv.y;
 #else
             q[8u * t + 2u * w] = uintBitsToFloat(v[w] << 16);
             q[8u * t + 2u * w + 1u] = uintBitsToFloat(v[w] & 0xffff0000u);
@@ -369,11 +403,26 @@ void unit_decode(uint gb, uint u, out float q[32], out vec4 s, out vec4 s2) {
         }
     }
 }
-float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm) { return dot32(q, x); }
-void unit_dequant(uint gb, uint u, out float v[32]) {
-    vec4 s, s2;
-    unit_decode(gb, u, v, s, s2);
-}
+float unit_combine(float q[32], vec4 s, vec4 s2, float x[32], vec4 xm, vec2 xs) { return dot32(q, x); }
+void unit_dequant_q(float q[32], vec4 s, vec4 s2, out float v[32]) { v = q; }
 #else
 #error "define WTYPE_<type>"
 #endif
+
+/* Activations in XQ (quantize_act.comp): per token and unit, quantized
+ * types hold 32 int8 in 2 texels and the scales in a third; float types
+ * 32 floats in 8 texels and a ninth (unused) for the scales. */
+#ifdef FLOAT_WEIGHTS
+const uint XQ_TEXELS = 9u;
+#else
+const uint XQ_TEXELS = 3u;
+#endif
+
+void unit_dequant(uint gb, uint i, out float v[32]) {
+    uvec4 h[NH];
+    group_load(gb, h);
+    float q[32];
+    vec4 s, s2;
+    unit_decode(gb, h, i, q, s, s2);
+    unit_dequant_q(q, s, s2, v);
+}

@@ -2,15 +2,16 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 /*
- * quantize_act.comp - activations (rows of A) to the form a matmul reads:
- * per token and unit of 32 values, 8 texels of values and 1 of scales
- * (XQW). The values are those of the weight type's vec_dot type, computed
- * exactly as the CPU reference computes them:
+ * quantize_act.comp - activations (rows of A) to the form a matmul reads
+ * (XQW), per token and unit of 32 values, computed exactly as the CPU
+ * reference computes the weight type's activation type:
  *   F32: x | F16, BF16: x rounded to that type
+ *     9 texels: 32 floats, then one unused
  *   Q8_0: integers q, scale d (f16-rounded)          xm = (d, 0, 0, 0)
  *   Q8_1: q, d, and s = f16(d * sum q)               xm = (d, s, 0, 0)
  *   Q8_K: per 256 values q and d (f32); per unit the sums of q over its
  *         two halves of 16                           xm = (d, sum0, sum1, 0)
+ *     3 texels: 32 int8 (value k in byte k), then xm as floats
  * Units past the row (padding) are zeros.
  */
 #include "bindings.glsl"
@@ -27,7 +28,9 @@ layout(push_constant) uniform Params {
 
 float xval(uint t, uint c) { return c < p.cols ? A[p.x_off + t * p.x_stride + c] : 0.0; }
 
-void put(uint t, uint u, uint k, float v) { XQW[(t * p.units + u) * 36u + k] = floatBitsToUint(v); }
+/* Unit u of token t: word k of its record (36 words for the float
+ * modes, 12 for the quantized ones). */
+void put(uint t, uint u, uint k, uint w) { XQW[(t * p.units + u) * (p.mode >= 3u ? 12u : 36u) + k] = w; }
 
 /* roundf: half away from zero, clamped to int8 (llama.cpp's Q8_0/Q8_1). */
 float round_i8(float v) {
@@ -50,17 +53,21 @@ void unit_q8(uint t, uint u, bool with_sum) {
     const float d = amax / 127.0;
     const float id = d != 0.0 ? 1.0 / d : 0.0;
     float sum = 0.0;
-    for (uint k = 0; k < 32u; k++) {
-        precise float v = xval(t, 32u * u + k) * id;
-        float q = round_i8(v);
-        sum += q;
-        put(t, u, k, q);
+    for (uint w = 0; w < 8u; w++) {
+        uint word = 0u;
+        for (uint b = 0; b < 4u; b++) {
+            precise float v = xval(t, 32u * u + 4u * w + b) * id;
+            float q = round_i8(v);
+            sum += q;
+            word |= (uint(int(q)) & 0xffu) << (8u * b);
+        }
+        put(t, u, w, word);
     }
     precise float s = sum * d;
-    put(t, u, 32u, round_f16(d));
-    put(t, u, 33u, with_sum ? round_f16(s) : 0.0);
-    put(t, u, 34u, 0.0);
-    put(t, u, 35u, 0.0);
+    put(t, u, 8u, floatBitsToUint(round_f16(d)));
+    put(t, u, 9u, floatBitsToUint(with_sum ? round_f16(s) : 0.0));
+    put(t, u, 10u, 0u);
+    put(t, u, 11u, 0u);
 }
 
 void superblock_q8k(uint t, uint sb) {
@@ -77,16 +84,20 @@ void superblock_q8k(uint t, uint sb) {
     const float d = amax != 0.0 ? 1.0 / iscale : 0.0;
     for (uint u = 0; u < 8u; u++) {
         float sum0 = 0.0, sum1 = 0.0;
-        for (uint k = 0; k < 32u; k++) {
-            precise float v = iscale * xval(t, c0 + 32u * u + k);
-            float q = float(clamp(nearest_int(v), -128, 127));
-            if (k < 16u) sum0 += q; else sum1 += q;
-            put(t, 8u * sb + u, k, q);
+        for (uint w = 0; w < 8u; w++) {
+            uint word = 0u;
+            for (uint b = 0; b < 4u; b++) {
+                precise float v = iscale * xval(t, c0 + 32u * u + 4u * w + b);
+                int q = clamp(nearest_int(v), -128, 127);
+                if (w < 4u) sum0 += float(q); else sum1 += float(q);
+                word |= (uint(q) & 0xffu) << (8u * b);
+            }
+            put(t, 8u * sb + u, w, word);
         }
-        put(t, 8u * sb + u, 32u, d);
-        put(t, 8u * sb + u, 33u, sum0);
-        put(t, 8u * sb + u, 34u, sum1);
-        put(t, 8u * sb + u, 35u, 0.0);
+        put(t, 8u * sb + u, 8u, floatBitsToUint(d));
+        put(t, 8u * sb + u, 9u, floatBitsToUint(sum0));
+        put(t, 8u * sb + u, 10u, floatBitsToUint(sum1));
+        put(t, 8u * sb + u, 11u, 0u);
     }
 }
 
@@ -104,9 +115,9 @@ void main() {
                 float v = xval(t, 32u * u + k);
                 if (p.mode == 1u) v = round_f16(v);
                 else if (p.mode == 2u) v = round_bf16(v);
-                put(t, u, k, v);
+                put(t, u, k, floatBitsToUint(v));
             }
-            for (uint k = 32u; k < 36u; k++) put(t, u, k, 0.0);
+            for (uint k = 32u; k < 36u; k++) put(t, u, k, 0u);
         }
     }
 }

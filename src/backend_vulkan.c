@@ -5,6 +5,7 @@
  * the pipelines the model needs. The ops are in backend_vulkan_ops.c.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend_vulkan.h"
@@ -20,6 +21,8 @@ void vk_backend_free(backend *b) {
     vk_dev *d = v->d;
     if (d) {
         if (v->recording) vkEndCommandBuffer(v->cmd);
+        vk_profile_report(v);
+        if (v->prof.pool) vkDestroyQueryPool(d->dev, v->prof.pool, NULL);
         if (v->fence) vkDestroyFence(d->dev, v->fence, NULL);
         if (v->cmd_pool) vkDestroyCommandPool(d->dev, v->cmd_pool, NULL);
         if (v->pool) vkDestroyDescriptorPool(d->dev, v->pool, NULL);
@@ -244,6 +247,15 @@ static infer_status make_commands(vk_backend *v, infer_error *err) {
     if ((r = vkCreateFence(d->dev, &fci, NULL, &v->fence)) != VK_SUCCESS) {
         v->fence = VK_NULL_HANDLE;
         return vk_fail(err, r, "vkCreateFence");
+    }
+    const char *prof = getenv("INFER_VK_PROFILE");
+    if (prof && *prof && strcmp(prof, "0") != 0 && d->props.limits.timestampComputeAndGraphics) {
+        VkQueryPoolCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                     .queryType = VK_QUERY_TYPE_TIMESTAMP, .queryCount = VK_PROF_QUERIES};
+        if ((r = vkCreateQueryPool(d->dev, &qci, NULL, &v->prof.pool)) != VK_SUCCESS) {
+            v->prof.pool = VK_NULL_HANDLE;
+            return vk_fail(err, r, "vkCreateQueryPool");
+        }
     }
     return INFER_OK;
 }

@@ -37,6 +37,8 @@ enum { VKS_CTX = 0, VKS_WEIGHT = 1, VKS_LAYER = 2, VKS_COUNT = 3 };
 enum { VK_N_DYNAMIC_CTX = 3 }; /* windows A, B, C */
 
 #define VK_PUSH_BYTES 64
+#define VK_PROF_QUERIES 4096
+#define VK_PROF_OPS 16
 #define VK_MAX_PIPES 96
 
 typedef struct {
@@ -213,6 +215,15 @@ typedef struct {
     infer_status status;        /* first failure since the last sync */
     char msg[INFER_ERROR_MSG_MAX];
     size_t out_off, out_count;  /* what the last op wrote (arena floats) */
+    struct {                    /* INFER_VK_PROFILE=1 */
+        VkQueryPool pool;
+        uint32_t used;
+        const char *label[VK_PROF_QUERIES];
+        const char *names[VK_PROF_OPS];
+        double ns[VK_PROF_OPS];
+        uint64_t count[VK_PROF_OPS], passes;
+        int n;
+    } prof;
     int table_valid;            /* a RoPE table for (table_pos0, table_n) is in U */
     uint32_t table_pos0, table_n;
     size_t table_off;
@@ -223,6 +234,7 @@ void vkb_fail(vk_backend *v, infer_status s, const char *fmt, ...) __attribute__
 /* Start recording if needed; 0 when the backend already failed. */
 int vkb_begin(vk_backend *v);
 extern const backend_ops VK_OPS_TABLE;
+void vk_profile_report(vk_backend *v);
 
 /* For tests: copy count floats into the arena at off (a separate
  * submission), and force small windows / weight chunks. */

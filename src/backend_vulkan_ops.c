@@ -28,6 +28,8 @@ void vkb_fail(vk_backend *v, infer_status s, const char *fmt, ...) {
     v->status = s;
 }
 
+static void profile_begin(vk_backend *v);
+
 int vkb_begin(vk_backend *v) {
     if (v->status != INFER_OK) return 0;
     if (v->recording) return 1;
@@ -39,6 +41,7 @@ int vkb_begin(vk_backend *v) {
         return 0;
     }
     v->recording = 1;
+    profile_begin(v);
     return 1;
 }
 
@@ -94,8 +97,8 @@ static void barrier(vk_backend *v) {
 /* Bind, push 16 words, dispatch enough workgroups for `items` (capped:
  * the shaders stride over any remainder), then a barrier. per_wg is the
  * number of items one workgroup takes per pass. */
-static void dispatch(vk_backend *v, VkPipeline pipe, const vk_binds *bd, const uint32_t push[16], uint64_t items,
-                     uint64_t per_wg) {
+static void dispatch(vk_backend *v, const char *label, VkPipeline pipe, const vk_binds *bd, const uint32_t push[16],
+                     uint64_t items, uint64_t per_wg) {
     if (v->status != INFER_OK || items == 0) return;
     if (!pipe) {
         vkb_fail(v, INFER_EBACKEND, "Vulkan: internal: no pipeline for an op");
@@ -116,6 +119,54 @@ static void dispatch(vk_backend *v, VkPipeline pipe, const vk_binds *bd, const u
     if (groups > v->d->max_groups) groups = v->d->max_groups;
     vkCmdDispatch(cb, (uint32_t)groups, 1, 1);
     barrier(v);
+    if (v->prof.pool && v->prof.used < VK_PROF_QUERIES) {
+        vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, v->prof.pool, v->prof.used);
+        v->prof.label[v->prof.used++] = label;
+    }
+}
+
+/* INFER_VK_PROFILE=1: time of each dispatch (timestamps after each one),
+ * summed by op; printed to stderr when the context is freed. */
+static void profile_begin(vk_backend *v) {
+    if (!v->prof.pool) return;
+    vkCmdResetQueryPool(v->cmd, v->prof.pool, 0, VK_PROF_QUERIES);
+    vkCmdWriteTimestamp(v->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, v->prof.pool, 0);
+    v->prof.label[0] = NULL;
+    v->prof.used = 1;
+}
+
+static void profile_collect(vk_backend *v) {
+    if (!v->prof.pool || v->prof.used < 2) return;
+    uint64_t ts[VK_PROF_QUERIES];
+    if (vkGetQueryPoolResults(v->d->dev, v->prof.pool, 0, v->prof.used, sizeof ts, ts, sizeof ts[0],
+                              VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) != VK_SUCCESS) {
+        return;
+    }
+    const double period = v->d->props.limits.timestampPeriod;
+    for (uint32_t i = 1; i < v->prof.used; i++) {
+        int k = 0;
+        while (k < v->prof.n && strcmp(v->prof.names[k], v->prof.label[i])) k++;
+        if (k == v->prof.n) {
+            if (k == VK_PROF_OPS) continue;
+            v->prof.names[v->prof.n++] = v->prof.label[i];
+        }
+        v->prof.ns[k] += (double)(ts[i] - ts[i - 1]) * period;
+        v->prof.count[k]++;
+    }
+    v->prof.passes++;
+}
+
+void vk_profile_report(vk_backend *v) {
+    if (!v->prof.pool || !v->prof.passes) return;
+    double total = 0.0;
+    for (int k = 0; k < v->prof.n; k++) total += v->prof.ns[k];
+    fprintf(stderr, "infer: Vulkan profile, %llu passes, %.3f ms per pass:\n", (unsigned long long)v->prof.passes,
+            total / 1e6 / (double)v->prof.passes);
+    for (int k = 0; k < v->prof.n; k++) {
+        fprintf(stderr, "  %-22s %10.3f ms per pass %6.1f%% %8.1f calls per pass\n", v->prof.names[k],
+                v->prof.ns[k] / 1e6 / (double)v->prof.passes, total > 0 ? 100.0 * v->prof.ns[k] / total : 0.0,
+                (double)v->prof.count[k] / (double)v->prof.passes);
+    }
 }
 
 /* Items per workgroup: lane shaders take one item per group of lanes
@@ -199,7 +250,7 @@ static void vk_get_rows(backend *b, const weight *w, const int32_t *ids, int n, 
             }
             if (!any) continue;
             const uint32_t push[16] = {(uint32_t)nt, t->cols, t->units, t->row_texels, ids_off, o};
-            dispatch(v, v->p.get_rows[t->type], &bd, push, (uint64_t)nt * t->units, v->d->wg);
+            dispatch(v, "get_rows", v->p.get_rows[t->type], &bd, push, (uint64_t)nt * t->units, 64);
         }
     }
     note_output(v, out, (size_t)n * t->cols);
@@ -225,7 +276,7 @@ static void vk_rms_norm(backend *b, act x, act out, int n_rows, const weight *w,
         if (!arena_window(v, &bd, 0, x + r0 * n, nr * n, &xo) || !arena_window(v, &bd, 1, out + r0 * n, nr * n, &oo)) return;
         uint32_t push[16] = {(uint32_t)n, (uint32_t)nr, xo, oo};
         memcpy(&push[4], &eps, 4);
-        dispatch(v, v->p.rms_norm, &bd, push, nr, lane_groups_per_wg(v));
+        dispatch(v, "rms_norm", v->p.rms_norm, &bd, push, nr, lane_groups_per_wg(v));
     }
     note_output(v, out, (size_t)n_rows * n);
 }
@@ -262,7 +313,7 @@ static void vk_matmul(backend *b, const weight *w, const weight *bias, act x, ac
         if (!arena_window(v, &bq, 0, x + t0 * t->cols, nt * t->cols, &xo)) return;
         const uint32_t qpush[16] = {(uint32_t)nt, t->cols, t->units, mode, xo, t->cols};
         const uint64_t qitems = (uint64_t)nt * (mode == 5 ? t->units / 8 : t->units);
-        dispatch(v, v->p.quantize, &bq, qpush, qitems, 64);
+        dispatch(v, "quantize_act", v->p.quantize, &bq, qpush, qitems, 64);
         for (uint32_t c = 0; c < t->n_chunks; c++) {
             const vk_chunk *ch = &t->chunks[c];
             vk_binds bd = {.wset = ch->set};
@@ -271,14 +322,14 @@ static void vk_matmul(backend *b, const weight *w, const weight *bias, act x, ac
             if (!arena_window(v, &bd, 1, out + t0 * t->rows + ch->row0, span, &oo)) return;
             const uint32_t push[16] = {ch->rows, (uint32_t)nt, t->units, t->row_texels, oo, t->rows};
             const uint64_t groups = (uint64_t)((ch->rows + R - 1) / R) * ((nt + TN - 1) / TN);
-            dispatch(v, mv ? v->p.mv[t->type] : v->p.mm[t->type], &bd, push, groups, lane_groups_per_wg(v));
+            dispatch(v, mv ? "matmul (mat x vec)" : "matmul (mat x mat)", mv ? v->p.mv[t->type] : v->p.mm[t->type], &bd, push, groups, lane_groups_per_wg(v));
         }
         if (bt) {
             vk_binds bd = {.wset = bt->chunks[0].set};
             uint32_t oo;
             if (!arena_window(v, &bd, 0, out + t0 * t->rows, nt * t->rows, &oo)) return;
             const uint32_t push[16] = {2, (uint32_t)(nt * t->rows), oo, 0, t->rows};
-            dispatch(v, v->p.elementwise, &bd, push, nt * t->rows, 64);
+            dispatch(v, "bias", v->p.elementwise, &bd, push, nt * t->rows, 64);
         }
     }
     note_output(v, out, (size_t)n * t->rows);
@@ -313,7 +364,7 @@ static void vk_rope(backend *b, act x, int n, int n_heads, int head_dim, uint32_
         if (!arena_window(v, &bd, 0, x + t0 * row, nt * row, &xo)) return;
         const uint32_t push[16] = {(uint32_t)nt, (uint32_t)n_heads, (uint32_t)head_dim, hp->n_rot,
                                    hp->rope_type == ROPE_NEOX, xo, (uint32_t)(v->table_off + t0 * half * 2)};
-        dispatch(v, v->p.rope, &bd, push, (uint64_t)nt * (uint64_t)n_heads * half, 64);
+        dispatch(v, "rope", v->p.rope, &bd, push, (uint64_t)nt * (uint64_t)n_heads * half, 64);
     }
 }
 
@@ -361,7 +412,7 @@ static void vk_kv_store(backend *b, int layer, act k, act vv, int n, uint32_t po
             const uint32_t f16 = v->kv_type != INFER_TYPE_F32;
             const uint32_t push[16] = {(uint32_t)nt, hp->n_head_kv, hd, pad, f16, so, dof};
             const uint64_t words = (uint64_t)nt * hp->n_head_kv * (f16 ? pad / 2 : pad);
-            dispatch(v, v->p.kv_store, &bd, push, words, 64);
+            dispatch(v, "kv_store", v->p.kv_store, &bd, push, words, 64);
         }
     }
 }
@@ -387,7 +438,7 @@ static void vk_attention(backend *b, int layer, act q, act out, int n, uint32_t 
                              hp->n_embd_head_v, v->hdk_pad / 4, v->hdv_pad / 4, qo, oo, 0,
                              v->kv_type != INFER_TYPE_F32};
         memcpy(&push[10], &scale, 4);
-        dispatch(v, v->p.attention, &bd, push, (uint64_t)nt * hp->n_head, lane_groups_per_wg(v));
+        dispatch(v, "attention", v->p.attention, &bd, push, (uint64_t)nt * hp->n_head, lane_groups_per_wg(v));
     }
     note_output(v, out, (size_t)n * orow);
 }
@@ -402,7 +453,7 @@ static void elementwise(vk_backend *v, uint32_t mode, act a, act b2, size_t coun
         uint32_t ao, bo;
         if (!arena_window(v, &bd, 0, a + i0, ni, &ao) || !arena_window(v, &bd, 1, b2 + i0, ni, &bo)) return;
         const uint32_t push[16] = {mode, (uint32_t)ni, ao, bo, 1};
-        dispatch(v, v->p.elementwise, &bd, push, ni, 64);
+        dispatch(v, mode ? "add" : "silu_mul", v->p.elementwise, &bd, push, ni, 64);
     }
     note_output(v, a, count);
 }
@@ -454,6 +505,7 @@ static infer_status vk_sync(backend *b, infer_error *err) {
     infer_status s = r == VK_SUCCESS ? vk_submit_wait(v->d, v->cmd, v->fence, err) : vk_fail(err, r, "vkEndCommandBuffer");
     r = vkResetCommandBuffer(v->cmd, 0);
     if (s == INFER_OK && r != VK_SUCCESS) s = vk_fail(err, r, "vkResetCommandBuffer");
+    if (s == INFER_OK) profile_collect(v);
     if (s == INFER_OK && count) {
         v->rb_off = v->out_off;
         v->rb_count = count;
@@ -517,7 +569,7 @@ static void vk_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
                                            hp->rope_type == ROPE_NEOX, f16, (uint32_t)part, table, dof};
                 /* Within a chunk all layers and parts are independent:
                  * dispatch() puts a barrier after each anyway. */
-                dispatch(v, v->p.kv_move, &bd, push, (uint64_t)nk * hp->n_head_kv * (f16 ? pad / 2 : pad), 64);
+                dispatch(v, "kv_move", v->p.kv_move, &bd, push, (uint64_t)nk * hp->n_head_kv * (f16 ? pad / 2 : pad), 64);
             }
         }
     }
