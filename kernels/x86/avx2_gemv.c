@@ -10,7 +10,7 @@
  * are therefore exact for any bytes, and the float steps are the batched
  * kernel's: bit-identical to kernels/ref.
  *
- * K-quants take the batched path with one token (avx2_gemm.c).
+ * K-quants: avx2_gemv_k.c.
  */
 #include "avx2_internal.h"
 

@@ -1,5 +1,5 @@
 /*
- * avx2_gemv_k.c - one activation row (Q8_K) against Q4_K, Q5_K and Q6_K
+ * avx2_gemv_k.c - one activation row (Q8_K) against K-quant
  * weights (token generation) on AVX2: avx512_gemv_k.c with 8 rows per ymm
  * and vpmaddubsw + vpmaddwd in place of vpdpbusd. Values are unsigned
  * (Q6_K's offset 32 comes back through 32 * sum(scale * group sum)), so
@@ -26,7 +26,7 @@ static void prep_kact(uint32_t type, const uint8_t *a, int64_t nsb, kact *m) {
         int16_t bs[16];
         memcpy(bs, a + 260, 32);
         m[sb].da = x86_rdf32(a);
-        if (type == INFER_TYPE_Q6_K) {
+        if (type != INFER_TYPE_Q4_K && type != INFER_TYPE_Q5_K) { /* Q2_K, Q3_K, Q6_K: per-16 pairs, even/odd */
             for (int q = 0; q < 4; q++) {
                 m[sb].pair[2 * q] = pack16(bs[4 * q], bs[4 * q + 2]);
                 m[sb].pair[2 * q + 1] = pack16(bs[4 * q + 1], bs[4 * q + 3]);
@@ -134,6 +134,70 @@ INLINE __m256 sb_q6k(const uint8_t *const rows[8], __m256i vidx, size_t off, con
     return _mm256_add_ps(f, _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_sub_epi32(is, corr))));
 }
 
+/* Q2_K and Q3_K, as avx512_gemv_k.c's sb_q23k. */
+INLINE __m256 sb_q23k(const int q3, const uint8_t *const rows[8], __m256i vidx, size_t off, const uint8_t *aq,
+                      const kact *m, __m256 f) {
+    __m256i v[4], hm[8], qs[8], dd;
+    if (q3) {
+        __m256i t[4];
+        x2_tr8(rows, off + 94, t); /* qs[62..63], 12 scale bytes, d: realigned by 2 bytes */
+        const __m256i s0 = _mm256_or_si256(_mm256_srli_epi32(t[0], 16), _mm256_slli_epi32(t[1], 16));
+        const __m256i s1 = _mm256_or_si256(_mm256_srli_epi32(t[1], 16), _mm256_slli_epi32(t[2], 16));
+        const __m256i s2 = _mm256_or_si256(_mm256_srli_epi32(t[2], 16), _mm256_slli_epi32(t[3], 16));
+        dd = t[3];
+        v[0] = and8(s0, 0x0f), v[1] = and8(s1, 0x0f), v[2] = and8(srl(s0, 4), 0x0f), v[3] = and8(srl(s1, 4), 0x0f);
+        UNROLL for (int q = 0; q < 4; q++) v[q] = _mm256_or_si256(v[q], and8(sll(and8(srl(s2, 2 * q), 3), 4), 0x30));
+        x2_tr8(rows, off, hm);
+        x2_tr8(rows, off + 16, hm + 4);
+    } else {
+        x2_tr8(rows, off, v);
+        dd = _mm256_i32gather_epi32((const int *)(const void *)(rows[0] + off + 80), vidx, 1);
+    }
+    const size_t qoff = off + (q3 ? 32 : 16);
+    __m256i is = _mm256_setzero_si256();
+    UNROLL for (int c = 0; c < 2; c++) {
+        x2_tr8(rows, qoff + 32 * (size_t)c, qs);
+        x2_tr8(rows, qoff + 16 + 32 * (size_t)c, qs + 4);
+        UNROLL for (int j = 0; j < 4; j++) {
+            __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+            UNROLL for (int mm = 0; mm < 8; mm++) {
+                __m256i val = and8(srl(qs[mm], 2 * j), 3);
+                if (q3) val = _mm256_or_si256(val, _mm256_and_si256(4 * c + j >= 2 ? srl(hm[mm], 4 * c + j - 2) : sll(hm[mm], 2 - (4 * c + j)), b8(4)));
+                const __m256i a = x2_bc32(aq + 128 * c + 32 * j + 4 * mm);
+                if (mm < 4) a0 = x2_dot_us(a0, val, a);
+                else a1 = x2_dot_us(a1, val, a);
+            }
+            const int s0 = 8 * c + 2 * j;
+            const __m256i sc0 = q3 ? _mm256_sub_epi32(ubyte(v[s0 / 4], s0 % 4), _mm256_set1_epi32(32))
+                                   : _mm256_and_si256(ubyte(v[s0 / 4], s0 % 4), _mm256_set1_epi32(15));
+            const __m256i sc1 = q3 ? _mm256_sub_epi32(ubyte(v[(s0 + 1) / 4], (s0 + 1) % 4), _mm256_set1_epi32(32))
+                                   : _mm256_and_si256(ubyte(v[(s0 + 1) / 4], (s0 + 1) % 4), _mm256_set1_epi32(15));
+            is = _mm256_add_epi32(is, _mm256_mullo_epi32(a0, sc0));
+            is = _mm256_add_epi32(is, _mm256_mullo_epi32(a1, sc1));
+        }
+    }
+    __m256i corr = _mm256_setzero_si256();
+    const __m256 da = _mm256_set1_ps(m->da);
+    if (q3) { /* offset: 4 * sum of scale x group sum */
+        const __m256i w16 = _mm256_set1_epi32(0x00ff00ff), b32 = _mm256_set1_epi16(32);
+        UNROLL for (int q = 0; q < 4; q++) {
+            corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_sub_epi16(_mm256_and_si256(v[q], w16), b32), _mm256_set1_epi32(m->pair[2 * q])));
+            corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_sub_epi16(_mm256_and_si256(srl(v[q], 8), w16), b32),
+                                                            _mm256_set1_epi32(m->pair[2 * q + 1])));
+        }
+        corr = _mm256_slli_epi32(corr, 2);
+        const __m256 d = _mm256_mul_ps(x2_f16_half(dd, 1), da);
+        return _mm256_add_ps(f, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(is, corr))));
+    }
+    const __m256i w16 = _mm256_set1_epi32(0x000f000f);
+    UNROLL for (int q = 0; q < 4; q++) { /* mins: high nibbles */
+        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(v[q], 4), w16), _mm256_set1_epi32(m->pair[2 * q])));
+        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(v[q], 12), w16), _mm256_set1_epi32(m->pair[2 * q + 1])));
+    }
+    const __m256 d = _mm256_mul_ps(da, x2_f16_half(dd, 0)), dm = _mm256_mul_ps(da, x2_f16_half(dd, 1));
+    return _mm256_add_ps(f, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(is)), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(corr))));
+}
+
 INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols, const uint8_t *act,
                    float *out) {
     kact meta[KV_NSB];
@@ -161,6 +225,8 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
                     for (size_t l = 0; l < bb; l += 64)
                         _mm_prefetch((const char *)(rows[i] + 8 * rb + off + l), _MM_HINT_T0);
                 if (type == INFER_TYPE_Q6_K) f = sb_q6k(rows, vidx, off, aq, &meta[sb], f);
+                else if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
+                    f = sb_q23k(type == INFER_TYPE_Q3_K, rows, vidx, off, aq, &meta[sb], f);
                 else f = sb_q45k(type == INFER_TYPE_Q5_K, rows, off, aq, &meta[sb], f);
             }
         }
@@ -168,6 +234,12 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
     }
 }
 
+static void gemv_q2_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_k(INFER_TYPE_Q2_K, W, rb, r, k, a, o);
+}
+static void gemv_q3_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_k(INFER_TYPE_Q3_K, W, rb, r, k, a, o);
+}
 static void gemv_q4_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
     gemv_k(INFER_TYPE_Q4_K, W, rb, r, k, a, o);
 }
@@ -181,6 +253,8 @@ static void gemv_q6_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const u
 int x2_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
               float *out) {
     switch (type) {
+    case INFER_TYPE_Q2_K: gemv_q2_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    case INFER_TYPE_Q3_K: gemv_q3_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
     case INFER_TYPE_Q4_K: gemv_q4_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
     case INFER_TYPE_Q5_K: gemv_q5_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
     case INFER_TYPE_Q6_K: gemv_q6_k(W, row_bytes, n_rows, n_cols, act, out); return 1;

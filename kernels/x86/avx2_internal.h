@@ -42,7 +42,7 @@
 /* avx2_gemm.c */
 void x2_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
-/* avx2_gemv.c (legacy) and avx2_gemv_k.c (Q4_K, Q5_K, Q6_K): one token;
+/* avx2_gemv.c (legacy) and avx2_gemv_k.c (K-quants): one token;
  * 0 when the type has no kernel. */
 int x2_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const void *act,
                   float *out);

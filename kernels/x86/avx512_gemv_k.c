@@ -12,7 +12,6 @@
  * The float work per super-block is the batched micro-kernel's, so results
  * are bit-identical to it and to kernels/ref.
  *
- * Q2_K and Q3_K have no kernel here (the batched path handles one token).
  */
 #include "avx512_internal.h"
 
@@ -34,7 +33,7 @@ static void prep_kact(uint32_t type, const uint8_t *a, int64_t nsb, kact *m) {
         int16_t bs[16];
         memcpy(bs, a + 260, 32);
         m[sb].da = x86_rdf32(a);
-        if (type == INFER_TYPE_Q6_K) { /* (bsum[4q], bsum[4q+2]), (bsum[4q+1], bsum[4q+3]) */
+        if (type != INFER_TYPE_Q4_K && type != INFER_TYPE_Q5_K) { /* (bsum[4q], bsum[4q+2]), (bsum[4q+1], bsum[4q+3]) */
             for (int q = 0; q < 4; q++) {
                 m[sb].pair[2 * q] = pack16(bs[4 * q], bs[4 * q + 2]);
                 m[sb].pair[2 * q + 1] = pack16(bs[4 * q + 1], bs[4 * q + 3]);
@@ -147,6 +146,89 @@ INLINE __m512 sb_q6k(const uint8_t *const rows[16], __m512i vidx, size_t off, co
     return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
 }
 
+/* Q2_K and Q3_K: value 128c + 32j + 16h + l has its 2 low bits at bits
+ * 2j of qs[32c + 16h + l]; Q3_K adds 4 when bit 4c + j of hmask[16h + l]
+ * is set (stored value q + 4, real value - 4). With m = 4h + l/4 that is
+ * slice m of the 8 from qs[32c ..], sub-block (16 values) 8c + 2j + m / 4. */
+INLINE __m512 sb_q23k(const int q3, const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *aq,
+                      const kact *m, __m512 f) {
+    __m512i v[4], hm[8], qs[8];
+    if (q3) { /* bytes 94..109: qs[62..63], 12 scale bytes, d; realigned by 2 bytes */
+        __m512i t[4];
+        x5_tr16(rows, off + 94, t);
+        v[0] = _mm512_or_si512(_mm512_srli_epi32(t[0], 16), _mm512_slli_epi32(t[1], 16)); /* scales 0..3 */
+        v[1] = _mm512_or_si512(_mm512_srli_epi32(t[1], 16), _mm512_slli_epi32(t[2], 16)); /* 4..7 */
+        const __m512i s2 = _mm512_or_si512(_mm512_srli_epi32(t[2], 16), _mm512_slli_epi32(t[3], 16)); /* 8..11 */
+        v[3] = t[3];                                                                                  /* d on top */
+        /* 6-bit scale of sub-block s: low 4 bits from byte s (s < 8) or the
+         * high nibble of byte s - 8, top 2 from bits 2(s/4) of byte 8 + s%4;
+         * V_q holds sub-blocks 4q..4q+3 biased by 32. */
+        __m512i lo[4] = {and8(v[0], 0x0f), and8(v[1], 0x0f), and8(srl(v[0], 4), 0x0f), and8(srl(v[1], 4), 0x0f)};
+        X5_UNROLL for (int q = 0; q < 4; q++) lo[q] = _mm512_or_si512(lo[q], and8(sll(and8(srl(s2, 2 * q), 3), 4), 0x30));
+        const __m512i dd = v[3];
+        v[0] = lo[0], v[1] = lo[1], v[2] = lo[2], v[3] = lo[3];
+        x5_tr16(rows, off, hm);
+        x5_tr16(rows, off + 16, hm + 4);
+        __m512i is = _mm512_setzero_si512();
+        X5_UNROLL for (int c = 0; c < 2; c++) {
+            x5_tr16(rows, off + 32 + 32 * (size_t)c, qs);
+            x5_tr16(rows, off + 48 + 32 * (size_t)c, qs + 4);
+            X5_UNROLL for (int j = 0; j < 4; j++) {
+                __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+                X5_UNROLL for (int mm = 0; mm < 8; mm++) {
+                    const __m512i val = _mm512_or_si512(and8(srl(qs[mm], 2 * j), 3), x5_bit_to(hm[mm], 4 * c + j, 2));
+                    const __m512i a = x5_bc32(aq + 128 * c + 32 * j + 4 * mm);
+                    if (mm < 4) a0 = _mm512_dpbusd_epi32(a0, val, a);
+                    else a1 = _mm512_dpbusd_epi32(a1, val, a);
+                }
+                const int s0 = 8 * c + 2 * j;
+                is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, _mm512_sub_epi32(ubyte(v[s0 / 4], s0 % 4), _mm512_set1_epi32(32))));
+                is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, _mm512_sub_epi32(ubyte(v[(s0 + 1) / 4], (s0 + 1) % 4), _mm512_set1_epi32(32))));
+            }
+        }
+        /* offset: 4 * sum of scale x group sum, even/odd int16 pairs */
+        __m512i corr = _mm512_setzero_si512();
+        const __m512i w16 = _mm512_set1_epi32(0x00ff00ff), b32 = _mm512_set1_epi16(32);
+        X5_UNROLL for (int q = 0; q < 4; q++) {
+            corr = _mm512_dpwssd_epi32(corr, _mm512_sub_epi16(_mm512_and_si512(v[q], w16), b32), _mm512_set1_epi32(m->pair[2 * q]));
+            corr = _mm512_dpwssd_epi32(corr, _mm512_sub_epi16(_mm512_and_si512(srl(v[q], 8), w16), b32),
+                                       _mm512_set1_epi32(m->pair[2 * q + 1]));
+        }
+        corr = _mm512_slli_epi32(corr, 2);
+        const __m512 d = _mm512_mul_ps(x5_f16_hi(dd), _mm512_set1_ps(m->da));
+        return _mm512_add_ps(f, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
+    }
+    /* Q2_K: scales[16] (low nibble scale, high nibble min), qs at 16, d, dmin at 80 */
+    x5_tr16(rows, off, v);
+    const __m512i dd = _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 80), 1);
+    __m512i is = _mm512_setzero_si512();
+    X5_UNROLL for (int c = 0; c < 2; c++) {
+        x5_tr16(rows, off + 16 + 32 * (size_t)c, qs);
+        x5_tr16(rows, off + 32 + 32 * (size_t)c, qs + 4);
+        X5_UNROLL for (int j = 0; j < 4; j++) {
+            __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+            X5_UNROLL for (int mm = 0; mm < 8; mm++) {
+                const __m512i val = and8(srl(qs[mm], 2 * j), 3);
+                const __m512i a = x5_bc32(aq + 128 * c + 32 * j + 4 * mm);
+                if (mm < 4) a0 = _mm512_dpbusd_epi32(a0, val, a);
+                else a1 = _mm512_dpbusd_epi32(a1, val, a);
+            }
+            const int s0 = 8 * c + 2 * j;
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, _mm512_and_si512(ubyte(v[s0 / 4], s0 % 4), _mm512_set1_epi32(15))));
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, _mm512_and_si512(ubyte(v[(s0 + 1) / 4], (s0 + 1) % 4), _mm512_set1_epi32(15))));
+        }
+    }
+    __m512i corr = _mm512_setzero_si512();
+    const __m512i w16 = _mm512_set1_epi32(0x000f000f);
+    X5_UNROLL for (int q = 0; q < 4; q++) { /* mins: high nibbles, even/odd int16 pairs */
+        corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(v[q], 4), w16), _mm512_set1_epi32(m->pair[2 * q]));
+        corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(v[q], 12), w16), _mm512_set1_epi32(m->pair[2 * q + 1]));
+    }
+    const __m512 da = _mm512_set1_ps(m->da);
+    const __m512 d = _mm512_mul_ps(da, x5_f16_lo(dd)), dm = _mm512_mul_ps(da, x5_f16_hi(dd));
+    return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
+}
+
 INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                    const uint8_t *act, float *out) {
     kact meta[KV_NSB];
@@ -174,6 +256,8 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
                     for (size_t l = 0; l < bb; l += 64)
                         _mm_prefetch((const char *)(rows[i] + 16 * rb + off + l), _MM_HINT_T0);
                 if (type == INFER_TYPE_Q6_K) f = sb_q6k(rows, vidx, off, aq, &meta[sb], f);
+                else if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
+                    f = sb_q23k(type == INFER_TYPE_Q3_K, rows, vidx, off, aq, &meta[sb], f);
                 else f = sb_q45k(type == INFER_TYPE_Q5_K, rows, off, aq, &meta[sb], f);
             }
         }
@@ -181,6 +265,12 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
     }
 }
 
+static void gemv_q2_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_k(INFER_TYPE_Q2_K, W, rb, r, k, a, o);
+}
+static void gemv_q3_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
+    gemv_k(INFER_TYPE_Q3_K, W, rb, r, k, a, o);
+}
 static void gemv_q4_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
     gemv_k(INFER_TYPE_Q4_K, W, rb, r, k, a, o);
 }
@@ -194,6 +284,8 @@ static void gemv_q6_k(const uint8_t *W, size_t rb, int64_t r, int64_t k, const u
 int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
               float *out) {
     switch (type) {
+    case INFER_TYPE_Q2_K: gemv_q2_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    case INFER_TYPE_Q3_K: gemv_q3_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
     case INFER_TYPE_Q4_K: gemv_q4_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
     case INFER_TYPE_Q5_K: gemv_q5_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
     case INFER_TYPE_Q6_K: gemv_q6_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
