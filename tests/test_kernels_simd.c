@@ -217,6 +217,37 @@ Test(kernels_simd, matmul_quantized_bit_identical_to_ref) {
     }
 }
 
+/* Rows longer than every internal chunk (activation metadata, K chunks):
+ * 528 legacy blocks, 130 super-blocks. */
+Test(kernels_simd, matmul_long_rows_cross_every_chunk) {
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ti = 0; ti < sizeof QTYPES / sizeof QTYPES[0]; ti++) {
+            const uint32_t wt = QTYPES[ti], at = infer_ref_vec_dot_type(wt);
+            const int64_t cols = is_k(wt) ? 130 * 256 : 528 * 32;
+            for (int64_t n_tok = 1; n_tok <= 3; n_tok += 2) {
+                const int64_t rows = n_tok == 1 ? 17 : 3;
+                const size_t rb = row_size(wt, cols), ab = row_size(at, cols);
+                uint8_t *W = malloc(rb * (size_t)rows), *A = malloc(ab * (size_t)n_tok);
+                float *x = malloc(sizeof(float) * (size_t)cols), *want = malloc(sizeof(float) * (size_t)(rows * n_tok));
+                float *got = malloc(sizeof(float) * (size_t)(rows * n_tok));
+                weights(wt, W, rows, cols, 1);
+                for (int64_t t = 0; t < n_tok; t++) {
+                    fill(x, cols, 0);
+                    infer_ref_quantize(at, x, A + (size_t)t * ab, cols);
+                }
+                infer_ref_matmul(wt, W, rb, rows, cols, A, ab, n_tok, want, (size_t)rows);
+                run_mm(kt, wt, W, rb, rows, cols, A, ab, n_tok, got, 0);
+                for (int64_t i = 0; i < rows * n_tok; i++)
+                    CHECK(nfail, same(got[i], want[i]), "%s %s: cols %lld tok %lld [%lld] %a, ref %a", kt->name,
+                          infer_type_name(wt), (long long)cols, (long long)n_tok, (long long)i, got[i], want[i]);
+                free(W), free(A), free(x), free(want), free(got);
+            }
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
 Test(kernels_simd, matmul_float_within_sum_bound) {
     static const int64_t cols_list[] = {1, 7, 16, 33, 100, 257};
     FOR_EACH_LEVEL(kt) {
