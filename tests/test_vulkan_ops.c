@@ -431,3 +431,44 @@ Test(vulkan_ops, without_subgroups) {
     rig_end(&r);
     check_attention(64, INFER_TYPE_F16, 30, 2);
 }
+
+/* Every host allocation made while creating the backend (device, weight
+ * upload, context objects), failed in turn: a clean error, nothing leaked,
+ * and the next creation works (DESIGN.md rule 5). */
+Test(vulkan_ops, allocation_failure_at_every_host_allocation) {
+    rig r;
+    rig_hparams(&r, 4, 2, 8, 8, 0);
+    fill_weight(&r, &r.m.tok_embd, INFER_TYPE_Q4_0, 300, 96);
+    fill_weight(&r, &r.layer.wq, INFER_TYPE_Q4_K, 37, 768);
+    fill_norm(&r, &r.layer.attn_norm, 32);
+    backend_config cfg = {.model = &r.m, .n_ctx = 16, .n_batch = 4, .kv_type = INFER_TYPE_F16,
+                          .arena_floats = 4096, .n_threads = 1};
+    infer_error err = {0};
+    backend *b = NULL;
+    const uint64_t a0 = infer_alloc_count();
+    infer_status s = backend_vulkan_new(&cfg, -1, 0, &b, &err);
+    VK_SKIP_UNLESS(s, err);
+    cr_assert_eq(s, INFER_OK, "%s", err.message);
+    const uint64_t n = infer_alloc_count() - a0;
+    b->ops->free(b);
+    cr_assert_gt(n, 5, "only %llu allocations counted", (unsigned long long)n);
+    cr_log_info("failing each of %llu host allocations in turn", (unsigned long long)n);
+    for (uint64_t k = 1; k <= n; k++) {
+        b = NULL;
+        infer_alloc_fail_at(k);
+        s = backend_vulkan_new(&cfg, -1, 0, &b, &err);
+        infer_alloc_fail_at(0);
+        if (s == INFER_OK) {
+            b->ops->free(b); /* that allocation had a fallback */
+        } else {
+            cr_expect(s == INFER_ENOMEM || s == INFER_EBACKEND, "allocation %llu: status %d (%s)",
+                      (unsigned long long)k, (int)s, err.message);
+            cr_expect_null(b);
+        }
+        LEAK_CHECK();
+    }
+    cr_assert_eq(backend_vulkan_new(&cfg, -1, 0, &b, &err), INFER_OK, "%s", err.message);
+    b->ops->free(b);
+    for (int i = 0; i < r.n_data; i++) free(r.data[i]);
+    vk_expect_clean();
+}

@@ -21,8 +21,10 @@ static inline int vk_layer_installed(void) {
     return stat("/usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json", &st) == 0;
 }
 
-/* End of a test: the validation layer, when on, reported nothing. */
+/* End of a test (everything freed): the validation layer, when on,
+ * reported nothing, and under ASan nothing leaked. */
 static inline void vk_expect_clean(void) {
+    LEAK_CHECK();
     const char *v = getenv("INFER_VK_VALIDATION");
     if (vk_layer_installed() && !(v && !strcmp(v, "0"))) {
         cr_expect(vk_validation_enabled(), "VK_LAYER_KHRONOS_validation is installed but was not enabled");
