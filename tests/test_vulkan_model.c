@@ -7,6 +7,7 @@
  * the CPU when no device can be used. Skips without a Vulkan device.
  */
 #include <math.h>
+#include <pthread.h>
 
 #include "context.h"
 #include "vulkan_testutil.h"
@@ -305,6 +306,58 @@ Test(vulkan_model, missing_device_falls_back_to_cpu_with_a_note) {
     c = NULL;
     cr_expect_eq(infer_context_new(m, &cp, &c, &err), INFER_EINVAL, "an unknown backend is refused");
     cr_expect_null(c);
+    infer_model_release(m);
+    vk_expect_clean();
+}
+
+/* Two threads, each with its own Vulkan context on one model: the device,
+ * its queue and the weight upload are shared (DESIGN.md rule 7); both get
+ * the logits a single context gets. */
+typedef struct {
+    infer_model *m;
+    int rounds;
+    float logits[512];
+    infer_status status;
+} worker_job;
+
+static void *decode_worker(void *arg) {
+    worker_job *j = arg;
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    cp.backend = INFER_BACKEND_VULKAN;
+    infer_context *c = NULL;
+    infer_error err = {0};
+    j->status = infer_context_new(j->m, &cp, &c, &err);
+    if (j->status != INFER_OK) return NULL;
+    int32_t ids[8] = {1, 403, 407, 312, 261, 300, 411, 280};
+    for (int r = 0; r < j->rounds && j->status == INFER_OK; r++) {
+        infer_context_reset(c);
+        j->status = infer_decode(c, ids, 8, 0, &err);
+    }
+    if (j->status == INFER_OK) memcpy(j->logits, infer_logits(c), sizeof j->logits);
+    if (infer_context_backend(c) != INFER_BACKEND_VULKAN) j->status = INFER_EBACKEND;
+    infer_context_free(c);
+    return NULL;
+}
+
+Test(vulkan_model, two_threads_two_contexts_one_model) {
+    char mpath[512];
+    SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
+    infer_error err = {0};
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(infer_model_n_vocab(m), 512);
+    infer_context_free(vk_context(m, 64, INFER_TYPE_F16, 0)); /* skips without a device */
+    worker_job one = {.m = m, .rounds = 1}, jobs[2] = {{.m = m, .rounds = 6}, {.m = m, .rounds = 6}};
+    decode_worker(&one);
+    cr_assert_eq(one.status, INFER_OK);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&th[i], NULL, decode_worker, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(jobs[i].status, INFER_OK, "thread %d", i);
+        cr_expect_eq(memcmp(jobs[i].logits, one.logits, sizeof one.logits), 0, "thread %d's logits differ", i);
+    }
     infer_model_release(m);
     vk_expect_clean();
 }
