@@ -58,7 +58,6 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
     const size_t qs = type == INFER_TYPE_Q4_0 ? 2 : type == INFER_TYPE_Q4_1 ? 4 : type == INFER_TYPE_Q5_0 ? 6 : 8;
     const int64_t nb = n_cols / X86_QK;
     const __m256i m4 = _mm256_set1_epi8(15);
-    const int64_t pf_mask = bb <= 20 ? 3 : 1; /* prefetch the next row group every 4 (2) blocks */
     if (nb <= NB_CHUNK) prep_act(type, act, nb, meta);
     for (int64_t r0 = 0; r0 < n_rows; r0 += X2_R) {
         const int nr = n_rows - r0 < X2_R ? (int)(n_rows - r0) : X2_R;
@@ -77,8 +76,9 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
             for (int64_t b = 0; b < n; b++) {
                 const size_t off = (size_t)(c0 + b) * bb;
                 const uint8_t *aq = act + (size_t)(c0 + b) * ab + qa;
-                if ((b & pf_mask) == 0) {
-                    UNROLL for (int i = 0; i < 8; i++) _mm_prefetch((const char *)(rows[i] + 8 * rb + off), _MM_HINT_T0);
+                { /* the next 8-row group (contiguous): this block's share, in address order */
+                    const uint8_t *nx = rows[0] + 8 * rb + (size_t)(c0 + b) * 8 * bb;
+                    for (size_t l = 0; l < 8 * bb; l += 64) _mm_prefetch((const char *)(nx + l), _MM_HINT_T0);
                 }
                 const __m256i hd = _mm256_i32gather_epi32((const int *)(const void *)(rows[0] + off), vidx, 1);
                 __m256i t[8], c = _mm256_set1_epi32(has_min ? 0 : meta[b].x.corr);

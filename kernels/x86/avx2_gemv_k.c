@@ -221,9 +221,10 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
             for (int64_t sb = 0; sb < n; sb++) {
                 const size_t off = (size_t)(c0 + sb) * bb;
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
-                UNROLL for (int i = 0; i < 8; i++) /* the next row group, same super-block */
-                    for (size_t l = 0; l < bb; l += 64)
-                        _mm_prefetch((const char *)(rows[i] + 8 * rb + off + l), _MM_HINT_T0);
+                { /* the next 8-row group (contiguous): this super-block's share, in address order */
+                    const uint8_t *nx = rows[0] + 8 * rb + off * 8;
+                    for (size_t l = 0; l < 8 * bb; l += 64) _mm_prefetch((const char *)(nx + l), _MM_HINT_T0);
+                }
                 if (type == INFER_TYPE_Q6_K) f = sb_q6k(rows, vidx, off, aq, &meta[sb], f);
                 else if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
                     f = sb_q23k(type == INFER_TYPE_Q3_K, rows, vidx, off, aq, &meta[sb], f);
