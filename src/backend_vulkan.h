@@ -39,7 +39,7 @@ enum { VK_N_DYNAMIC_CTX = 3 }; /* windows A, B, C */
 #define VK_PUSH_BYTES 64
 #define VK_PROF_QUERIES 4096
 #define VK_PROF_OPS 16
-#define VK_MAX_PIPES 96
+#define VK_MAX_PIPES 256
 
 typedef struct {
     VkBuffer buf;
