@@ -17,7 +17,7 @@
  * K types corr = sum over 16-value groups of m16 * bsum (Q8_K carries the
  * group sums), two int16 pairs per vpdpwssd.
  *
- * Loop nest: chunks of 256 tokens > K chunks of 512 values (the chunk's
+ * Loop nest: chunks of 512 tokens > K chunks of 512 values (the chunk's
  * activations stay in L2, the output is carried across chunks in place) >
  * panels of 16 weight rows (packed once per token chunk, in L1) > token
  * blocks of 8. Every output element
@@ -34,7 +34,7 @@ INLINE __mmask16 row_mask(int nr) { return (__mmask16)((1u << nr) - 1u); }
 
 /* ---- legacy types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 ---------------------------------- */
 
-#define LEG_TC 256 /* tokens per chunk: a panel is packed once per chunk */
+#define LEG_TC 512 /* tokens per chunk: a panel is packed once per chunk */
 #define LEG_KC 16  /* blocks per K chunk: 512 values (the chunk's activations stay in L2) */
 
 /* Per (token block, block, token): d_a and either -offset * sum(q_a)
@@ -145,7 +145,7 @@ static void gemm_legacy(uint32_t type, const uint8_t *W, size_t rb, int64_t n_ro
 
 /* ---- K-quants: Q2_K .. Q6_K ----------------------------------------------------- */
 
-#define K_TC 256 /* tokens per chunk */
+#define K_TC 512 /* tokens per chunk */
 #define K_KC 2   /* super-blocks per K chunk */
 
 /* NT tokens x 16 rows x nsb super-blocks. a[t]: token t's first Q8_K block
