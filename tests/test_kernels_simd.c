@@ -168,9 +168,10 @@ typedef struct {
     int64_t blocks, n_tok, rows;
 } mm_case;
 
-/* Odd block counts, every token count asked for, rows off the tiles. */
-static const mm_case CASES[] = {{1, 1, 1},  {3, 2, 17}, {7, 3, 5},  {33, 5, 33}, {1, 17, 50},
-                                {3, 64, 19}, {7, 1, 50}, {33, 2, 16}, {1, 64, 7}, {3, 17, 32}};
+/* Odd block counts, every token count asked for, rows off the tiles, and
+ * more tokens than one internal chunk (600 > 512). */
+static const mm_case CASES[] = {{1, 1, 1},  {3, 2, 17}, {7, 3, 5},  {33, 5, 33}, {1, 17, 50},  {3, 64, 19},
+                                {7, 1, 50}, {33, 2, 16}, {1, 64, 7}, {3, 17, 32}, {3, 600, 5}, {1, 37, 23}};
 
 /* out of kt vs the reference; W split at row `split` (0: one call). */
 static void run_mm(const kernel_table *kt, uint32_t wt, const uint8_t *W, size_t rb, int64_t rows, int64_t cols,
