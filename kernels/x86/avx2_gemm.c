@@ -336,6 +336,8 @@ void x2_matmul_quant(uint32_t type, const void *Wv, size_t rb, int64_t n_rows, i
             for (int64_t r0 = 0; r0 < n_rows; r0 += X2_R) {
                 const int nr = n_rows - r0 < X2_R ? (int)(n_rows - r0) : X2_R;
                 pack_panel(type, W + (size_t)r0 * rb, rb, nr, v0 / bs, nv / bs, panel);
+                x86_prefetch_rows(W, rb, r0 + X2_R, X2_R, n_rows, (size_t)(v0 / bs) * x86_block_bytes(type),
+                                  (size_t)(nv / bs) * x86_block_bytes(type));
                 for (int64_t t0 = 0; t0 < ntc; t0 += X2_T) {
                     const int nt = ntc - t0 < X2_T ? (int)(ntc - t0) : X2_T;
                     const int16_t *a[X2_T];

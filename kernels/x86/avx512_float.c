@@ -21,8 +21,8 @@
 
 #define F_R 32  /* rows per panel */
 #define F_T 12  /* tokens per micro-kernel */
-#define F_TC 192 /* tokens per chunk */
-#define F_KC 64  /* values per K chunk */
+#define F_TC 96  /* tokens per chunk */
+#define F_KC 256 /* values per K chunk: longer pieces of each row per pass (fewer TLB misses) */
 
 /* n (<= 16) values of a float type at p as 16 floats (the rest 0). */
 INLINE __m512 load_as_f32(uint32_t type, const uint8_t *p, int n) {
@@ -146,6 +146,7 @@ static void gemm_float(uint32_t type, const uint8_t *W, size_t rb, int64_t n_row
                 const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffffu : (1u << nr) - 1u);
                 const __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffffu : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
                 pack_float(type, W + (size_t)r0 * rb, rb, nr, k0, nk, panel);
+                x86_prefetch_rows(W, rb, r0 + F_R, F_R, n_rows, (size_t)k0 * es, (size_t)nk * es);
                 for (int64_t t0 = 0; t0 < ntc; t0 += F_T) {
                     const int nt = ntc - t0 < F_T ? (int)(ntc - t0) : F_T;
                     const float *a[F_T];

@@ -130,6 +130,8 @@ static void gemm_legacy(uint32_t type, const uint8_t *W, size_t rb, int64_t n_ro
             for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
                 const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
                 x5_pack_legacy(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
+                x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
+                                  (size_t)nkb * x86_block_bytes(type));
                 for (int64_t t0 = 0; t0 < ntc; t0 += X5_T) {
                     const int nt = ntc - t0 < X5_T ? (int)(ntc - t0) : X5_T;
                     const uint8_t *a[X5_T];
@@ -222,6 +224,8 @@ static void gemm_k(uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, i
             for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
                 const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
                 x5_pack_k(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
+                x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
+                                  (size_t)nkb * x86_block_bytes(type));
                 for (int64_t t0 = 0; t0 < ntc; t0 += X5_T) {
                     const int nt = ntc - t0 < X5_T ? (int)(ntc - t0) : X5_T;
                     const uint8_t *a[X5_T];

@@ -72,6 +72,16 @@ static inline int x86_q3k_scale(const uint8_t *sc, int s) {
     return (lo | (hi << 4)) - 32;
 }
 
+/* Prefetch bytes [off, off + len) of rows [r, r + n) (rows rb apart, at
+ * most `limit` rows exist from W): the next panel's share of the weights,
+ * fetched while the current panel is multiplied. A panel reads a short
+ * piece of many rows, which the hardware prefetcher does not follow. */
+static inline void x86_prefetch_rows(const uint8_t *W, size_t rb, int64_t r, int64_t n, int64_t limit, size_t off,
+                                     size_t len) {
+    for (int64_t i = r; i < r + n && i < limit; i++)
+        for (size_t l = 0; l < len; l += 64) _mm_prefetch((const char *)(W + (size_t)i * rb + off + l), _MM_HINT_T0);
+}
+
 /* The block geometry of a weight type for the quantized matmuls. */
 typedef enum { X86_FAM_NONE, X86_FAM_LEGACY, X86_FAM_K, X86_FAM_FLOAT } x86_family;
 
