@@ -42,6 +42,19 @@ typedef struct {
     void (*matmul)(uint32_t weight_type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                    const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 
+    /* Repacked weights (optional; NULL where a level keeps the file's
+     * layout). packed_size: bytes of `type`'s repacked form of rows
+     * [0, n_rows / packed_rows * packed_rows), 0 when this level does not
+     * repack the type (the rows past the last whole group always stay in
+     * the file's layout). pack: writes that form to P. matmul_packed: as
+     * matmul for rows [r0, r0 + n_rows) of the repacked weight P, r0 and
+     * n_rows multiples of packed_rows; results bit-identical to matmul. */
+    int packed_rows;
+    size_t (*packed_size)(uint32_t weight_type, int64_t n_rows, int64_t n_cols);
+    void (*pack)(uint32_t weight_type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, void *P);
+    void (*matmul_packed)(uint32_t weight_type, const void *P, int64_t r0, int64_t n_rows, int64_t n_cols,
+                          const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+
     /* n values of a weight type to float (get_rows). */
     void (*dequantize)(uint32_t type, const void *src, float *dst, int64_t n);
 

@@ -114,9 +114,13 @@ static const mk_legacy_fn MK_LEGACY_FNS[2][X5_T] = {
      mk_legacy_8_1},
 };
 
-static void gemm_legacy(uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
+/* W: the file's rows (packed 0) or a repacked weight's first group
+ * (packed 1, rb unused, n_rows a multiple of 16): its panels come from
+ * group-blocks put back in row order. */
+static void gemm_legacy(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                         const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
     _Alignas(64) uint8_t panel[LEG_KC * X5_LEG_BLOCK];
+    _Alignas(64) uint8_t rows16[16 * LEG_KC * 34]; /* packed: one panel's rows */
     _Alignas(64) meta_t meta[LEG_TC / X5_T * LEG_KC * 2 * X5_T];
     const int has_min = x86_legacy_has_min(type);
     const size_t ab = has_min ? 36 : 34, qoff = has_min ? 4 : 2;
@@ -129,9 +133,19 @@ static void gemm_legacy(uint32_t type, const uint8_t *W, size_t rb, int64_t n_ro
             legacy_meta(type, achunk, as, ntc, kb0, nkb, meta);
             for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
                 const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
-                x5_pack_legacy(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
-                x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
-                                  (size_t)nkb * x86_block_bytes(type));
+                if (packed) {
+                    const size_t bb = x86_block_bytes(type), gb = 16 * bb;
+                    const uint8_t *G = W + (size_t)(r0 / 16) * (size_t)nb * gb;
+                    x5_unslice(type, G, kb0, nkb, rows16);
+                    x5_pack_legacy(type, rows16, (size_t)nkb * bb, 16, 0, nkb, panel);
+                    if (r0 + X5_R < n_rows)
+                        for (size_t l = 0; l < (size_t)nkb * gb; l += 64)
+                            _mm_prefetch((const char *)(G + (size_t)nb * gb + (size_t)kb0 * gb + l), _MM_HINT_T0);
+                } else {
+                    x5_pack_legacy(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
+                    x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
+                                      (size_t)nkb * x86_block_bytes(type));
+                }
                 for (int64_t t0 = 0; t0 < ntc; t0 += X5_T) {
                     const int nt = ntc - t0 < X5_T ? (int)(ntc - t0) : X5_T;
                     const uint8_t *a[X5_T];
@@ -212,9 +226,10 @@ MK_K_ALL(16, 0) MK_K_ALL(16, 1) MK_K_ALL(32, 1)
 /* [0]: Q3_K, Q6_K; [1]: Q2_K; [2]: Q4_K, Q5_K */
 static const mk_k_fn MK_K_FNS[3][X5_T] = {MK_K_ROW(16, 0), MK_K_ROW(16, 1), MK_K_ROW(32, 1)};
 
-static void gemm_k(uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols, const uint8_t *act,
-                   size_t as, int64_t n_tok, float *out, size_t os) {
+static void gemm_k(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
+                   const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
     _Alignas(64) uint8_t panel[K_KC * X5_K_BLOCK];
+    _Alignas(64) uint8_t rows16[16 * K_KC * 210]; /* packed: one panel's rows */
     const int64_t nsb = n_cols / X86_QKK;
     const int kind = x86_k_sub(type) == 32 ? 2 : x86_k_has_min(type) ? 1 : 0;
     for (int64_t tok0 = 0; tok0 < n_tok; tok0 += K_TC) {
@@ -223,9 +238,19 @@ static void gemm_k(uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, i
             const int64_t nkb = nsb - kb0 < K_KC ? nsb - kb0 : K_KC;
             for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
                 const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
-                x5_pack_k(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
-                x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
-                                  (size_t)nkb * x86_block_bytes(type));
+                if (packed) {
+                    const size_t bb = x86_block_bytes(type), gb = 16 * bb;
+                    const uint8_t *G = W + (size_t)(r0 / 16) * (size_t)nsb * gb;
+                    x5_unslice(type, G, kb0, nkb, rows16);
+                    x5_pack_k(type, rows16, (size_t)nkb * bb, 16, 0, nkb, panel);
+                    if (r0 + X5_R < n_rows)
+                        for (size_t l = 0; l < (size_t)nkb * gb; l += 64)
+                            _mm_prefetch((const char *)(G + (size_t)nsb * gb + (size_t)kb0 * gb + l), _MM_HINT_T0);
+                } else {
+                    x5_pack_k(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
+                    x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
+                                      (size_t)nkb * x86_block_bytes(type));
+                }
                 for (int64_t t0 = 0; t0 < ntc; t0 += X5_T) {
                     const int nt = ntc - t0 < X5_T ? (int)(ntc - t0) : X5_T;
                     const uint8_t *a[X5_T];
@@ -244,8 +269,20 @@ void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
     if (n_rows <= 0 || n_tok <= 0) return;
     if (n_tok == 1 && x5_gemv_quant(type, W, row_bytes, n_rows, n_cols, act, out)) return;
     if (x86_family_of(type) == X86_FAM_LEGACY) {
-        gemm_legacy(type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+        gemm_legacy(0, type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
     } else {
-        gemm_k(type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+        gemm_k(0, type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+    }
+}
+
+void x5_gemm_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const void *act,
+                    size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
+    if (ng <= 0 || n_tok <= 0) return;
+    const size_t gbytes = (size_t)(n_cols / (x86_family_of(type) == X86_FAM_LEGACY ? X86_QK : X86_QKK)) * 16 *
+                          x86_block_bytes(type);
+    if (x86_family_of(type) == X86_FAM_LEGACY) {
+        gemm_legacy(1, type, P + (size_t)g0 * gbytes, 0, 16 * ng, n_cols, act, act_stride, n_tok, out, out_stride);
+    } else {
+        gemm_k(1, type, P + (size_t)g0 * gbytes, 0, 16 * ng, n_cols, act, act_stride, n_tok, out, out_stride);
     }
 }

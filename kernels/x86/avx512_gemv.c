@@ -50,51 +50,70 @@ static void prep_act(uint32_t type, const uint8_t *a, int64_t nb, act_meta *m) {
     }
 }
 
+/* One block of 16 rows into f: from the file's rows (packed 0; rows[]
+ * clamped, vidx their offsets from rows[0], off the block's offset in a
+ * row) or from the group-block G (packed 1). a: the activation block's
+ * quants, m its metadata. */
+INLINE __m512 leg_block(const int packed, const uint32_t type, const uint8_t *const rows[16], __m512i vidx,
+                        size_t off, const uint8_t *G, const uint8_t *a, const act_meta *m, __m512 f) {
+    const int has_min = x86_legacy_has_min(type);
+    const size_t lead = x5_body_lead(type);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 dv, mv = _mm512_setzero_ps();
+    if (!packed || has_min) { /* d (| m) at the block's start: a gather, or slice 0 */
+        const __m512i hd = packed ? _mm512_loadu_si512((const void *)G)
+                                  : _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off), 1);
+        dv = x5_f16_lo(hd);
+        if (has_min) mv = x5_f16_hi(hd);
+    } else {
+        dv = x5_packed_d(G, x5_d_at(type));
+    }
+    __m512i c = has_min ? _mm512_setzero_si512() : _mm512_set1_epi32(m->x.corr);
+    __m512i t[8];
+    if (type == INFER_TYPE_Q8_0) {
+        x5_ld16(packed, rows, off, G, lead, 2, t);
+        x5_ld16(packed, rows, off, G, lead, 18, t + 4);
+        UNROLL for (int j = 0; j < 8; j++) t[j] = _mm512_xor_si512(t[j], _mm512_set1_epi8((char)0x80));
+    } else {
+        const size_t qs = type == INFER_TYPE_Q4_0 ? 2 : type == INFER_TYPE_Q4_1 ? 4 : type == INFER_TYPE_Q5_0 ? 6 : 8;
+        x5_ld16(packed, rows, off, G, lead, qs, t);
+        UNROLL for (int j = 0; j < 4; j++) {
+            t[4 + j] = _mm512_and_si512(_mm512_srli_epi16(t[j], 4), m4);
+            t[j] = _mm512_and_si512(t[j], m4);
+        }
+        if (type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1) {
+            const size_t qh = type == INFER_TYPE_Q5_0 ? 2 : 4;
+            const __m512i h = packed ? _mm512_loadu_si512((const void *)(G + 16 * (qh - lead)))
+                                     : _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + qh), 1);
+            UNROLL for (int s = 0; s < 8; s++) {
+                const __m512i nib = _mm512_and_si512(_mm512_srli_epi32(h, (unsigned)(4 * s)), _mm512_set1_epi32(15));
+                t[s] = _mm512_or_si512(t[s], x5_spread4(nib));
+            }
+        }
+    }
+    __m512i c1 = _mm512_setzero_si512(); /* two chains: half the dependent latency */
+    UNROLL for (int j = 0; j < 8; j += 2) {
+        c = _mm512_dpbusd_epi32(c, t[j], x5_bc32(a + 4 * j));
+        c1 = _mm512_dpbusd_epi32(c1, t[j + 1], x5_bc32(a + 4 * j + 4));
+    }
+    c = _mm512_add_epi32(c, c1);
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(dv, _mm512_set1_ps(m->da)));
+    if (has_min) v = _mm512_add_ps(v, _mm512_mul_ps(mv, _mm512_set1_ps(m->x.sa)));
+    return _mm512_add_ps(f, v);
+}
+
 /* One group of 16 rows (rows[] clamped), blocks [b0, b0 + nb), into f. */
 INLINE __m512 gemv_legacy_rows(const uint32_t type, const uint8_t *const rows[16], __m512i vidx, int64_t b0,
                                int64_t nb, const uint8_t *a, const act_meta *m, __m512 f, size_t rb) {
-    const int has_min = x86_legacy_has_min(type);
-    const size_t bb = x86_block_bytes(type), ab = has_min ? 36 : 34, qa = has_min ? 4 : 2;
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const size_t bb = x86_block_bytes(type), ab = x86_legacy_has_min(type) ? 36 : 34;
+    const size_t qa = x86_legacy_has_min(type) ? 4 : 2;
     for (int64_t b = 0; b < nb; b++) {
         const size_t off = (size_t)(b0 + b) * bb;
-        const uint8_t *ab_q = a + (size_t)b * ab + qa;
         { /* the next 16-row group (contiguous): its share for this block, in address order */
             const uint8_t *nx = rows[0] + 16 * rb + (size_t)(b0 + b) * 16 * bb;
             for (size_t l = 0; l < 16 * bb; l += 64) _mm_prefetch((const char *)(nx + l), _MM_HINT_T0);
         }
-        const __m512i hd = _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off), 1);
-        __m512i c = has_min ? _mm512_setzero_si512() : _mm512_set1_epi32(m[b].x.corr);
-        __m512i t[8];
-        if (type == INFER_TYPE_Q8_0) {
-            x5_tr16(rows, off + 2, t);
-            x5_tr16(rows, off + 18, t + 4);
-            UNROLL for (int j = 0; j < 8; j++) t[j] = _mm512_xor_si512(t[j], _mm512_set1_epi8((char)0x80));
-        } else {
-            const size_t qs = type == INFER_TYPE_Q4_0 ? 2 : type == INFER_TYPE_Q4_1 ? 4 : type == INFER_TYPE_Q5_0 ? 6 : 8;
-            x5_tr16(rows, off + qs, t);
-            UNROLL for (int j = 0; j < 4; j++) {
-                t[4 + j] = _mm512_and_si512(_mm512_srli_epi16(t[j], 4), m4);
-                t[j] = _mm512_and_si512(t[j], m4);
-            }
-            if (type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1) {
-                const size_t qh = type == INFER_TYPE_Q5_0 ? 2 : 4;
-                const __m512i h = _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + qh), 1);
-                UNROLL for (int s = 0; s < 8; s++) {
-                    const __m512i nib = _mm512_and_si512(_mm512_srli_epi32(h, (unsigned)(4 * s)), _mm512_set1_epi32(15));
-                    t[s] = _mm512_or_si512(t[s], x5_spread4(nib));
-                }
-            }
-        }
-        __m512i c1 = _mm512_setzero_si512(); /* two chains: half the dependent latency */
-        UNROLL for (int j = 0; j < 8; j += 2) {
-            c = _mm512_dpbusd_epi32(c, t[j], x5_bc32(ab_q + 4 * j));
-            c1 = _mm512_dpbusd_epi32(c1, t[j + 1], x5_bc32(ab_q + 4 * j + 4));
-        }
-        c = _mm512_add_epi32(c, c1);
-        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(x5_f16_lo(hd), _mm512_set1_ps(m[b].da)));
-        if (has_min) v = _mm512_add_ps(v, _mm512_mul_ps(x5_f16_hi(hd), _mm512_set1_ps(m[b].x.sa)));
-        f = _mm512_add_ps(f, v);
+        f = leg_block(0, type, rows, vidx, off, NULL, a + (size_t)b * ab + qa, &m[b], f);
     }
     return f;
 }
@@ -125,6 +144,48 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
     }
 }
 
+/* Repacked: PG groups at a time, each its own sequential stream (a few
+ * streams per thread read faster than one), blocks in the outer loop.
+ * Every group's sum runs over the blocks in order, as above: the same
+ * result bit for bit. Partial sums cross activation chunks through out. */
+#define PG 4
+INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
+                               const uint8_t *act, float *out) {
+    act_meta meta[GEMV_NB];
+    const int64_t nb = n_cols / X86_QK;
+    const size_t bb = x86_block_bytes(type), gb = 16 * bb, ab = x86_legacy_has_min(type) ? 36 : 34;
+    const size_t qa = x86_legacy_has_min(type) ? 4 : 2;
+    for (int64_t b0 = 0; b0 < nb; b0 += GEMV_NB) {
+        const int64_t n = nb - b0 < GEMV_NB ? nb - b0 : GEMV_NB;
+        const uint8_t *a0 = act + (size_t)b0 * ab;
+        prep_act(type, a0, n, meta);
+        for (int64_t g = g0; g < g0 + ng; g += PG) {
+            const int npg = g0 + ng - g < PG ? (int)(g0 + ng - g) : PG;
+            const uint8_t *G[PG];
+            __m512 f[PG];
+            UNROLL for (int k = 0; k < PG; k++) {
+                const int gk = k < npg ? k : 0;
+                G[k] = P + ((size_t)(g + gk) * (size_t)nb + (size_t)b0) * gb;
+                f[k] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + 16 * (g + gk - g0));
+            }
+            if (npg == PG) {
+                for (int64_t b = 0; b < n; b++) {
+                    UNROLL for (int k = 0; k < PG; k++) x5_prefetch_ahead(G[k] + (size_t)b * gb, gb);
+                    UNROLL for (int k = 0; k < PG; k++)
+                        f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb,
+                                         a0 + (size_t)b * ab + qa, &meta[b], f[k]);
+                }
+            } else {
+                for (int k = 0; k < npg; k++)
+                    for (int64_t b = 0; b < n; b++)
+                        f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb,
+                                         a0 + (size_t)b * ab + qa, &meta[b], f[k]);
+            }
+            for (int k = 0; k < npg; k++) _mm512_storeu_ps(out + 16 * (g + k - g0), f[k]);
+        }
+    }
+}
+
 static void gemv_q4_0(const uint8_t *W, size_t rb, int64_t r, int64_t k, const uint8_t *a, float *o) {
     gemv_legacy(INFER_TYPE_Q4_0, W, rb, r, k, a, o);
 }
@@ -152,5 +213,17 @@ int x5_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows
     case INFER_TYPE_Q5_1: gemv_q5_1(W, row_bytes, n_rows, n_cols, act, out); return 1;
     case INFER_TYPE_Q8_0: gemv_q8_0(W, row_bytes, n_rows, n_cols, act, out); return 1;
     default: return x5_gemv_k(type, W, row_bytes, n_rows, n_cols, act, out);
+    }
+}
+
+int x5_gemv_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
+                   float *out) {
+    switch (type) {
+    case INFER_TYPE_Q4_0: gemv_legacy_packed(INFER_TYPE_Q4_0, P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q4_1: gemv_legacy_packed(INFER_TYPE_Q4_1, P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q5_0: gemv_legacy_packed(INFER_TYPE_Q5_0, P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q5_1: gemv_legacy_packed(INFER_TYPE_Q5_1, P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q8_0: gemv_legacy_packed(INFER_TYPE_Q8_0, P, g0, ng, n_cols, act, out); return 1;
+    default: return x5_gemv_k_packed(type, P, g0, ng, n_cols, act, out);
     }
 }

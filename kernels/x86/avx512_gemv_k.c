@@ -60,23 +60,23 @@ INLINE __m512i ubyte(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi
 INLINE __m512i sbyte(__m512i v, int k) { return _mm512_srai_epi32(_mm512_slli_epi32(v, (unsigned)(24 - 8 * k)), 24); }
 
 /* Q4_K (qh_off 0) and Q5_K: one super-block of 16 rows into f. */
-INLINE __m512 sb_q45k(const int q5, const uint8_t *const rows[16], size_t off, const uint8_t *aq, const kact *m,
-                      __m512 f) {
+INLINE __m512 sb_q45k(const int packed, const int q5, const uint8_t *const rows[16], size_t off, const uint8_t *G,
+                      const uint8_t *aq, const kact *m, __m512 f) {
     const __m512i m4 = b8(0x0f);
     __m512i t[4], h[8], d[8];
-    x5_tr16(rows, off, t); /* d|dmin, scales 0..3, 4..7, 8..11 */
+    x5_ld16(packed, rows, off, G, 0, 0, t); /* d|dmin, scales 0..3, 4..7, 8..11 */
     const __m512i sc_lo = and8(t[1], 0x3f), mn_lo = and8(t[2], 0x3f);
     const __m512i sc_hi = _mm512_or_si512(and8(t[3], 0x0f), and8(srl(t[1], 2), 0x30));
     const __m512i mn_hi = _mm512_or_si512(and8(srl(t[3], 4), 0x0f), and8(srl(t[2], 2), 0x30));
     if (q5) {
-        x5_tr16(rows, off + 16, h);
-        x5_tr16(rows, off + 32, h + 4);
+        x5_ld16(packed, rows, off, G, 0, 16, h);
+        x5_ld16(packed, rows, off, G, 0, 32, h + 4);
     }
-    const size_t qs = off + (q5 ? 48 : 16);
+    const size_t qs = q5 ? 48 : 16;
     __m512i is = _mm512_setzero_si512();
     UNROLL for (int p = 0; p < 4; p++) {
-        x5_tr16(rows, qs + 32 * (size_t)p, d);
-        x5_tr16(rows, qs + 32 * (size_t)p + 16, d + 4);
+        x5_ld16(packed, rows, off, G, 0, qs + 32 * (size_t)p, d);
+        x5_ld16(packed, rows, off, G, 0, qs + 32 * (size_t)p + 16, d + 4);
         __m512i clo = _mm512_setzero_si512(), chi = _mm512_setzero_si512();
         UNROLL for (int j = 0; j < 8; j++) {
             __m512i lo = _mm512_and_si512(d[j], m4), hi = _mm512_and_si512(srl(d[j], 4), m4);
@@ -104,19 +104,20 @@ INLINE __m512 sb_q45k(const int q5, const uint8_t *const rows[16], size_t off, c
 /* Q6_K: value 128c + 32k + l (l = 4j + i): low 4 bits from ql[64c + l]
  * (k = 0: low nibble, 2: high) or ql[64c + 32 + l] (k = 1, 3), high 2 bits
  * = bits 2k of qh[32c + l]; sub-block (16 values) 8c + 2k + j / 4. */
-INLINE __m512 sb_q6k(const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *aq, const kact *m,
-                     __m512 f) {
+INLINE __m512 sb_q6k(const int packed, const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *G,
+                     const uint8_t *aq, const kact *m, __m512 f) {
     const __m512i m4 = b8(0x0f);
     __m512i sc[4];
-    x5_tr16(rows, off + 192, sc); /* int8 scales 4q .. 4q + 3 */
-    const __m512i dw = _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 206), 1);
+    x5_ld16(packed, rows, off, G, 0, 192, sc); /* int8 scales 4q .. 4q + 3 */
+    const __m512 dq = packed ? x5_packed_d(G, x5_d_at(INFER_TYPE_Q6_K))
+                             : x5_f16_hi(_mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 206), 1));
     __m512i is = _mm512_setzero_si512();
     UNROLL for (int c = 0; c < 2; c++) {
         UNROLL for (int q = 0; q < 2; q++) { /* j = 4q .. 4q + 3 */
             __m512i la[4], lb[4], hh[4];
-            x5_tr16(rows, off + 64 * (size_t)c + 16 * (size_t)q, la);
-            x5_tr16(rows, off + 64 * (size_t)c + 32 + 16 * (size_t)q, lb);
-            x5_tr16(rows, off + 128 + 32 * (size_t)c + 16 * (size_t)q, hh);
+            x5_ld16(packed, rows, off, G, 0, 64 * (size_t)c + 16 * (size_t)q, la);
+            x5_ld16(packed, rows, off, G, 0, 64 * (size_t)c + 32 + 16 * (size_t)q, lb);
+            x5_ld16(packed, rows, off, G, 0, 128 + 32 * (size_t)c + 16 * (size_t)q, hh);
             __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
                               _mm512_setzero_si512()};
             UNROLL for (int i = 0; i < 4; i++) {
@@ -142,7 +143,7 @@ INLINE __m512 sb_q6k(const uint8_t *const rows[16], __m512i vidx, size_t off, co
         corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc[q], 8), _mm512_set1_epi32(m->pair[2 * q + 1]));
     }
     corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
-    const __m512 dd = _mm512_mul_ps(x5_f16_hi(dw), _mm512_set1_ps(m->da));
+    const __m512 dd = _mm512_mul_ps(dq, _mm512_set1_ps(m->da));
     return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
 }
 
@@ -150,29 +151,36 @@ INLINE __m512 sb_q6k(const uint8_t *const rows[16], __m512i vidx, size_t off, co
  * 2j of qs[32c + 16h + l]; Q3_K adds 4 when bit 4c + j of hmask[16h + l]
  * is set (stored value q + 4, real value - 4). With m = 4h + l/4 that is
  * slice m of the 8 from qs[32c ..], sub-block (16 values) 8c + 2j + m / 4. */
-INLINE __m512 sb_q23k(const int q3, const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *aq,
-                      const kact *m, __m512 f) {
+INLINE __m512 sb_q23k(const int packed, const int q3, const uint8_t *const rows[16], __m512i vidx, size_t off,
+                      const uint8_t *G, const uint8_t *aq, const kact *m, __m512 f) {
     __m512i v[4], hm[8], qs[8];
     if (q3) { /* bytes 94..109: qs[62..63], 12 scale bytes, d; realigned by 2 bytes */
-        __m512i t[4];
-        x5_tr16(rows, off + 94, t);
-        v[0] = _mm512_or_si512(_mm512_srli_epi32(t[0], 16), _mm512_slli_epi32(t[1], 16)); /* scales 0..3 */
-        v[1] = _mm512_or_si512(_mm512_srli_epi32(t[1], 16), _mm512_slli_epi32(t[2], 16)); /* 4..7 */
-        const __m512i s2 = _mm512_or_si512(_mm512_srli_epi32(t[2], 16), _mm512_slli_epi32(t[3], 16)); /* 8..11 */
-        v[3] = t[3];                                                                                  /* d on top */
+        __m512i t[4], s2;
+        __m512 dq;
+        if (packed) { /* scales in slices 24..26, d out of the body */
+            v[0] = _mm512_loadu_si512((const void *)(G + 64 * 24));
+            v[1] = _mm512_loadu_si512((const void *)(G + 64 * 25));
+            s2 = _mm512_loadu_si512((const void *)(G + 64 * 26));
+            dq = x5_packed_d(G, x5_d_at(INFER_TYPE_Q3_K));
+        } else {
+            x5_tr16(rows, off + 94, t);
+            v[0] = _mm512_or_si512(_mm512_srli_epi32(t[0], 16), _mm512_slli_epi32(t[1], 16)); /* scales 0..3 */
+            v[1] = _mm512_or_si512(_mm512_srli_epi32(t[1], 16), _mm512_slli_epi32(t[2], 16)); /* 4..7 */
+            s2 = _mm512_or_si512(_mm512_srli_epi32(t[2], 16), _mm512_slli_epi32(t[3], 16));   /* 8..11 */
+            dq = x5_f16_hi(t[3]);                                                            /* d on top */
+        }
         /* 6-bit scale of sub-block s: low 4 bits from byte s (s < 8) or the
          * high nibble of byte s - 8, top 2 from bits 2(s/4) of byte 8 + s%4;
          * V_q holds sub-blocks 4q..4q+3 biased by 32. */
         __m512i lo[4] = {and8(v[0], 0x0f), and8(v[1], 0x0f), and8(srl(v[0], 4), 0x0f), and8(srl(v[1], 4), 0x0f)};
         X5_UNROLL for (int q = 0; q < 4; q++) lo[q] = _mm512_or_si512(lo[q], and8(sll(and8(srl(s2, 2 * q), 3), 4), 0x30));
-        const __m512i dd = v[3];
         v[0] = lo[0], v[1] = lo[1], v[2] = lo[2], v[3] = lo[3];
-        x5_tr16(rows, off, hm);
-        x5_tr16(rows, off + 16, hm + 4);
+        x5_ld16(packed, rows, off, G, 0, 0, hm);
+        x5_ld16(packed, rows, off, G, 0, 16, hm + 4);
         __m512i is = _mm512_setzero_si512();
         X5_UNROLL for (int c = 0; c < 2; c++) {
-            x5_tr16(rows, off + 32 + 32 * (size_t)c, qs);
-            x5_tr16(rows, off + 48 + 32 * (size_t)c, qs + 4);
+            x5_ld16(packed, rows, off, G, 0, 32 + 32 * (size_t)c, qs);
+            x5_ld16(packed, rows, off, G, 0, 48 + 32 * (size_t)c, qs + 4);
             X5_UNROLL for (int j = 0; j < 4; j++) {
                 __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
                 X5_UNROLL for (int mm = 0; mm < 8; mm++) {
@@ -195,16 +203,17 @@ INLINE __m512 sb_q23k(const int q3, const uint8_t *const rows[16], __m512i vidx,
                                        _mm512_set1_epi32(m->pair[2 * q + 1]));
         }
         corr = _mm512_slli_epi32(corr, 2);
-        const __m512 d = _mm512_mul_ps(x5_f16_hi(dd), _mm512_set1_ps(m->da));
+        const __m512 d = _mm512_mul_ps(dq, _mm512_set1_ps(m->da));
         return _mm512_add_ps(f, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
     }
     /* Q2_K: scales[16] (low nibble scale, high nibble min), qs at 16, d, dmin at 80 */
-    x5_tr16(rows, off, v);
-    const __m512i dd = _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 80), 1);
+    x5_ld16(packed, rows, off, G, 0, 0, v);
+    const __m512i dd = packed ? _mm512_loadu_si512((const void *)(G + 64 * 20))
+                              : _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 80), 1);
     __m512i is = _mm512_setzero_si512();
     X5_UNROLL for (int c = 0; c < 2; c++) {
-        x5_tr16(rows, off + 16 + 32 * (size_t)c, qs);
-        x5_tr16(rows, off + 32 + 32 * (size_t)c, qs + 4);
+        x5_ld16(packed, rows, off, G, 0, 16 + 32 * (size_t)c, qs);
+        x5_ld16(packed, rows, off, G, 0, 32 + 32 * (size_t)c, qs + 4);
         X5_UNROLL for (int j = 0; j < 4; j++) {
             __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
             X5_UNROLL for (int mm = 0; mm < 8; mm++) {
@@ -256,10 +265,10 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
                     const uint8_t *nx = rows[0] + 16 * rb + off * 16;
                     for (size_t l = 0; l < 16 * bb; l += 64) _mm_prefetch((const char *)(nx + l), _MM_HINT_T0);
                 }
-                if (type == INFER_TYPE_Q6_K) f = sb_q6k(rows, vidx, off, aq, &meta[sb], f);
+                if (type == INFER_TYPE_Q6_K) f = sb_q6k(0, rows, vidx, off, NULL, aq, &meta[sb], f);
                 else if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
-                    f = sb_q23k(type == INFER_TYPE_Q3_K, rows, vidx, off, aq, &meta[sb], f);
-                else f = sb_q45k(type == INFER_TYPE_Q5_K, rows, off, aq, &meta[sb], f);
+                    f = sb_q23k(0, type == INFER_TYPE_Q3_K, rows, vidx, off, NULL, aq, &meta[sb], f);
+                else f = sb_q45k(0, type == INFER_TYPE_Q5_K, rows, off, NULL, aq, &meta[sb], f);
             }
         }
         _mm512_mask_storeu_ps(out + r0, (__mmask16)((1u << nr) - 1u), f);
@@ -290,6 +299,62 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
     case INFER_TYPE_Q4_K: gemv_q4_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
     case INFER_TYPE_Q5_K: gemv_q5_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
     case INFER_TYPE_Q6_K: gemv_q6_k(W, row_bytes, n_rows, n_cols, act, out); return 1;
+    default: return 0;
+    }
+}
+
+/* Repacked: PG groups at a time, each its own sequential stream, super-
+ * blocks in the outer loop; each group's sum in super-block order as
+ * above (bit for bit the same). Partial sums cross activation chunks
+ * through out. */
+#define PG 4
+INLINE __m512 sb_packed(const uint32_t type, const uint8_t *G, const uint8_t *aq, const kact *m, __m512 f) {
+    const __m512i z = _mm512_setzero_si512();
+    if (type == INFER_TYPE_Q6_K) return sb_q6k(1, NULL, z, 0, G, aq, m, f);
+    if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
+        return sb_q23k(1, type == INFER_TYPE_Q3_K, NULL, z, 0, G, aq, m, f);
+    return sb_q45k(1, type == INFER_TYPE_Q5_K, NULL, 0, G, aq, m, f);
+}
+
+INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
+                          const uint8_t *act, float *out) {
+    kact meta[KV_NSB];
+    const int64_t nsb = n_cols / X86_QKK;
+    const size_t gb = 16 * x86_block_bytes(type);
+    for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
+        const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
+        prep_kact(type, act + (size_t)c0 * 292, n, meta);
+        for (int64_t g = g0; g < g0 + ng; g += PG) {
+            const int npg = g0 + ng - g < PG ? (int)(g0 + ng - g) : PG;
+            const uint8_t *G[PG];
+            __m512 f[PG];
+            UNROLL for (int k = 0; k < PG; k++) {
+                const int gk = k < npg ? k : 0;
+                G[k] = P + ((size_t)(g + gk) * (size_t)nsb + (size_t)c0) * gb;
+                f[k] = c0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + 16 * (g + gk - g0));
+            }
+            for (int64_t sb = 0; sb < n; sb++) {
+                const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
+                if (npg == PG) {
+                    UNROLL for (int k = 0; k < PG; k++) x5_prefetch_ahead(G[k] + (size_t)sb * gb, gb);
+                    UNROLL for (int k = 0; k < PG; k++) f[k] = sb_packed(type, G[k] + (size_t)sb * gb, aq, &meta[sb], f[k]);
+                } else {
+                    for (int k = 0; k < npg; k++) f[k] = sb_packed(type, G[k] + (size_t)sb * gb, aq, &meta[sb], f[k]);
+                }
+            }
+            for (int k = 0; k < npg; k++) _mm512_storeu_ps(out + 16 * (g + k - g0), f[k]);
+        }
+    }
+}
+
+int x5_gemv_k_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
+                     float *out) {
+    switch (type) {
+    case INFER_TYPE_Q2_K: gemv_k_packed(INFER_TYPE_Q2_K, P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q3_K: gemv_k_packed(INFER_TYPE_Q3_K, P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q4_K: gemv_k_packed(INFER_TYPE_Q4_K, P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q5_K: gemv_k_packed(INFER_TYPE_Q5_K, P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q6_K: gemv_k_packed(INFER_TYPE_Q6_K, P, g0, ng, n_cols, act, out); return 1;
     default: return 0;
     }
 }

@@ -39,6 +39,44 @@ int x5_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows
 int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
               float *out);
 
+/* Repacked ("sliced") quantized weights, made once per model so that
+ * generation streams each weight byte once with no transposes or gathers.
+ * Rows go in groups of 16; group g's block b (bb bytes per row) is the
+ * group-block at P + (g * nb + b) * 16 * bb, the same bytes as the 16
+ * rows' blocks, reordered: slice j (64 bytes) holds bytes 4j..4j+3 of the
+ * block's body for rows 0..15 (row i in 32-bit lane i), exactly what
+ * x5_tr16 builds from the file's layout. A block of 2 mod 4 bytes keeps
+ * its f16 d (the first 2 bytes of Q4_0/Q5_0/Q8_0, the last 2 of Q3_K and
+ * Q6_K) out of the body: the 16 rows' d follow the slices, 32 bytes.
+ * Rows past the last whole group stay in the file's layout. */
+#define X5_PACK_ROWS 16
+
+/* Offset of the body inside a file block (2 when d leads), the slice count
+ * and the offset of the d array inside a group-block. */
+static inline size_t x5_body_lead(uint32_t type) {
+    return x86_block_bytes(type) % 4 == 2 && x86_family_of(type) == X86_FAM_LEGACY ? 2 : 0;
+}
+static inline size_t x5_n_slices(uint32_t type) { return x86_block_bytes(type) / 4; }
+static inline size_t x5_d_at(uint32_t type) { return 64 * x5_n_slices(type); }
+
+/* avx512_repack.c */
+size_t x5_packed_size(uint32_t type, int64_t n_rows, int64_t n_cols);
+void x5_pack_weights(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, void *P);
+/* Group-blocks [b0, b0 + nb) of one group back to 16 rows of the file's
+ * layout, row stride nb * bb (for the batched matmul's panel packing). */
+void x5_unslice(uint32_t type, const uint8_t *G, int64_t b0, int64_t nb, uint8_t *rows);
+void x5_matmul_packed(uint32_t type, const void *P, int64_t r0, int64_t n_rows, int64_t n_cols, const void *act,
+                      size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+/* avx512_gemv.c / avx512_gemv_k.c: one activation row against the groups
+ * [g0, g0 + ng) of a repacked weight; 0 when the type has no such kernel. */
+int x5_gemv_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
+                   float *out);
+int x5_gemv_k_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
+                     float *out);
+/* avx512_gemm.c: the batched matmul over whole groups of a repacked weight. */
+void x5_gemm_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const void *act,
+                    size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+
 /* avx512_float.c: F32, F16, BF16 weights. */
 void x5_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
@@ -71,6 +109,33 @@ X5_INLINE void x5_tr16(const uint8_t *const rows[16], size_t off, __m512i out[4]
     out[1] = _mm512_unpackhi_epi64(t0, t2);
     out[2] = _mm512_unpacklo_epi64(t1, t3);
     out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* 4 slices of body bytes x..x+15 of a block, from the file's rows (packed
+ * 0: x5_tr16 at off + x) or from a group-block G (packed 1; lead: the
+ * body's offset in the file block). Identical registers either way. */
+X5_INLINE void x5_ld16(const int packed, const uint8_t *const rows[16], size_t off, const uint8_t *G, size_t lead,
+                       size_t x, __m512i out[4]) {
+    if (packed) {
+        X5_UNROLL for (int j = 0; j < 4; j++) out[j] = _mm512_loadu_si512((const void *)(G + 16 * (x - lead) + 64 * j));
+    } else {
+        x5_tr16(rows, off + x, out);
+    }
+}
+
+/* Generation over repacked weights reads a few streams per thread; the
+ * hardware prefetcher alone leaves them latency-bound (measured ~20 GB/s
+ * of a ~33 GB/s machine with 2 threads), so each block fetches the block
+ * ~3.4 KB ahead of it in its stream (measured best of 0.6-9 KB: reaches
+ * the streaming read bandwidth). Prefetches past the end are harmless. */
+#define X5_PF_DIST 3456
+X5_INLINE void x5_prefetch_ahead(const uint8_t *p, size_t n) {
+    for (size_t l = 0; l < n; l += 64) _mm_prefetch((const char *)(p + X5_PF_DIST + l), _MM_HINT_T0);
+}
+
+/* The 16 rows' f16 d of a group-block whose d is out of the body. */
+X5_INLINE __m512 x5_packed_d(const uint8_t *G, size_t d_at) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(G + d_at)));
 }
 
 /* The low / high f16 halves of 16 words as floats. */
