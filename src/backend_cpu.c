@@ -57,6 +57,7 @@ typedef struct {
     const infer_model *m;
     const model_hparams *hp;
     const kernel_table *kt;
+    const void *const *packed; /* by tensor index: the model's repacked weights, or NULL (model_pack.c) */
     uint32_t n_ctx, n_batch, kv_type;
     size_t esz;            /* bytes of one cached value */
     float *arena;          /* activations */
@@ -176,7 +177,16 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
                     j->out + b, (int)w->rows);
         return;
     }
-    j->c->kt->matmul(w->type, wrows, w->row_bytes, e - b, w->cols, acts, j->stride, j->n, j->out + b, (size_t)w->rows);
+    const kernel_table *kt = j->c->kt;
+    const void *P = j->c->packed && w->index >= 0 ? j->c->packed[w->index] : NULL;
+    if (P) { /* whole groups repacked (b is a multiple of them), the rows after the last group as in the file */
+        const int64_t full = w->rows / kt->packed_rows * kt->packed_rows, pe = e < full ? e : full;
+        if (pe > b) kt->matmul_packed(w->type, P, b, pe - b, w->cols, acts, j->stride, j->n, j->out + b, (size_t)w->rows);
+        if (e <= full) return;
+        if (b < full) b = full;
+        wrows = (const uint8_t *)w->data + (size_t)b * w->row_bytes;
+    }
+    kt->matmul(w->type, wrows, w->row_bytes, e - b, w->cols, acts, j->stride, j->n, j->out + b, (size_t)w->rows);
 }
 
 static void cpu_matmul(backend *b, const weight *w, const weight *bias, act x, act out, int n) {
@@ -547,6 +557,15 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
         cpu_free(&c->base);
         return set_error(err, INFER_ENOMEM, "out of memory for the context (%zu MiB KV cache, %zu MiB activations)",
                          kv_bytes >> 20, (cfg->arena_floats * sizeof(float)) >> 20);
+    }
+    /* The threads split matmul rows at multiples of ROW_GROUP: repacked
+     * groups must not straddle them. */
+    if (c->kt->packed_rows > 0 && ROW_GROUP % c->kt->packed_rows == 0) {
+        infer_status s = model_packed(m, c->kt, &c->packed, err);
+        if (s != INFER_OK) {
+            cpu_free(&c->base);
+            return s;
+        }
     }
     *out = &c->base;
     return INFER_OK;

@@ -352,6 +352,7 @@ static infer_status read_arch(infer_model *m, infer_error *err) {
 }
 
 static void free_model(infer_model *m) {
+    model_pack_free(m->pack);
     vocab_free(m->vocab);
     infer_gguf_close(m->gguf);
     infer_free(m->layers);
@@ -423,7 +424,12 @@ static infer_status new_model(infer_model **m, infer_error *err) {
     *m = infer_calloc(1, sizeof **m);
     if (!*m) return set_error(err, INFER_ENOMEM, "out of memory");
     atomic_init(&(*m)->refs, 1);
-    return INFER_OK;
+    infer_status s = model_pack_new(&(*m)->pack, err);
+    if (s != INFER_OK) {
+        infer_free(*m);
+        *m = NULL;
+    }
+    return s;
 }
 
 infer_status infer_model_load(const char *path, const infer_model_params *params, infer_model **out,

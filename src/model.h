@@ -7,8 +7,10 @@
 #ifndef INFER_MODEL_H
 #define INFER_MODEL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
+#include "dispatch.h"
 #include "infer.h"
 #include "util.h"
 #include "vocab.h"
@@ -26,6 +28,8 @@ typedef enum {
 /* A weight: a view of a tensor in the mapped file. A 2-D weight of shape
  * [cols, rows] (ggml order: ne[0] = cols = the input size) maps an input of
  * `cols` values to `rows` outputs. */
+typedef struct model_pack model_pack;
+
 typedef struct {
     const void *data;     /* NULL: absent (optional weights only) */
     uint32_t type;        /* infer_type */
@@ -75,9 +79,19 @@ struct infer_model {
     float *rope_freq_factors; /* [n_rot/2] divisors of theta, or NULL */
     layer_weights *layers;    /* [n_layer] */
     uint64_t n_params, n_bytes;
+    model_pack *pack; /* the CPU kernels' repacked weights, made on first use (model_pack.c) */
 };
 
 void model_retain(infer_model *m);
+
+/* model_pack.c: the repacked form of the model's matmul weights for the
+ * kernel level kt, made by the first caller (thread-safe): *out[i] is
+ * tensor i's repacked rows (kernels/dispatch.h) or NULL where the file's
+ * layout is used; *out NULL when nothing is repacked (level without
+ * repacking, model not mapped, INFER_REPACK=0). Valid while m lives. */
+infer_status model_packed(const infer_model *m, const kernel_table *kt, const void *const **out, infer_error *err);
+infer_status model_pack_new(model_pack **out, infer_error *err);
+void model_pack_free(model_pack *p);
 
 /* The bytes one activation row of n values takes in vec_dot_type(t). */
 infer_status model_act_row_bytes(uint32_t weight_type, int64_t n, size_t *out);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Failure injection: the allocation whose sequence number equals fail_at
  * fails. Atomic so tests on several threads stay well defined. */
@@ -47,6 +48,20 @@ void *infer_realloc(void *p, size_t n) {
 }
 
 void infer_free(void *p) { free(p); }
+
+void *infer_map(size_t n) {
+    if (alloc_should_fail()) return NULL;
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, n ? n : 1, MADV_HUGEPAGE); /* fewer TLB misses when streaming weights; advisory */
+#endif
+    return p;
+}
+
+void infer_unmap(void *p, size_t n) {
+    if (p) munmap(p, n ? n : 1);
+}
 
 infer_status set_error(infer_error *err, infer_status status, const char *fmt, ...) {
     if (err) {

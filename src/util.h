@@ -35,6 +35,11 @@ void *infer_realloc(void *p, size_t n);
 void *infer_malloc_array(size_t n, size_t size); /* checked n*size, uninitialised */
 void infer_free(void *p);
 void infer_alloc_fail_at(uint64_t k);
+/* Large page-aligned buffers (anonymous mappings, transparent huge pages
+ * asked for), zero-filled; released with infer_unmap(p, n). Counted by the
+ * same failure injection. */
+void *infer_map(size_t n);
+void infer_unmap(void *p, size_t n);
 uint64_t infer_alloc_count(void); /* allocations made since start */
 
 /* ---- errors ------------------------------------------------------------ */

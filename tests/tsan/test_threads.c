@@ -5,7 +5,8 @@
  * -fsanitize=thread and runs it; any race report fails the run.
  *
  *  - several contexts on several threads sharing one model give the same
- *    tokens as one thread alone (each context with a 2-thread pool);
+ *    tokens as one thread alone (each context with a 2-thread pool), also
+ *    when their creation races to repack a mapped model's weights;
  *  - a second thread calling into a busy context gets INFER_EBUSY;
  *  - the last reference to a model dropped on another thread while a
  *    context still decodes;
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "infer.h"
 #include "synth.h"
@@ -95,6 +97,50 @@ static void shared_model_many_contexts(void) {
         CHECK(ws[i].ok && !memcmp(ws[i].out, alone.out, sizeof alone.out), "thread %d differs from one thread alone", i);
     }
     infer_model_release(m);
+}
+
+/* ---- repacked weights made by whichever context comes first ------------------------ */
+
+/* A Q4_0 model from a file (mapped, so the CPU kernels repack it): four
+ * threads create their contexts at once, racing to trigger the one-time
+ * repacking, and must all sample what the same model read into memory
+ * (file layout, never repacked) samples on one thread. */
+static void packed_model_many_contexts(void) {
+    synth_params p = synth_default_params();
+    p.std = 0.2f;
+    p.wtype = INFER_TYPE_Q4_0;
+    void *buf = NULL;
+    size_t size = 0;
+    infer_error err;
+    char path[] = "/tmp/infer-tsan-XXXXXX";
+    const int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    CHECK(f && synth_model(&p, &buf, &size, &err) == INFER_OK && fwrite(buf, 1, size, f) == size,
+          "cannot write a Q4_0 model to %s", path);
+    if (f) fclose(f);
+    infer_model *mem = NULL, *file = NULL;
+    if (buf && infer_model_load_memory(buf, size, NULL, &mem, &err) == INFER_OK &&
+        infer_model_load(path, NULL, &file, &err) == INFER_OK) {
+        worker alone = {.m = mem};
+        run_worker(&alone);
+        CHECK(alone.ok, "single-thread run failed");
+        worker ws[4];
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++) {
+            ws[i] = (worker){.m = file};
+            pthread_create(&th[i], NULL, run_worker, &ws[i]);
+        }
+        for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+        for (int i = 0; i < 4; i++)
+            CHECK(ws[i].ok && !memcmp(ws[i].out, alone.out, sizeof alone.out),
+                  "thread %d on the repacked model differs from the file layout", i);
+    } else {
+        CHECK(0, "load: %s", err.message);
+    }
+    infer_model_release(file);
+    infer_model_release(mem);
+    unlink(path);
+    free(buf);
 }
 
 /* ---- EBUSY ------------------------------------------------------------------------------ */
@@ -217,6 +263,7 @@ int main(void) {
         return 2;
     }
     shared_model_many_contexts();
+    packed_model_many_contexts();
     busy_context();
     release_under_live_context();
     concurrent_tokenize();
