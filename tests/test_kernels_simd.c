@@ -218,6 +218,69 @@ Test(kernels_simd, matmul_quantized_bit_identical_to_ref) {
     }
 }
 
+/* Repacked weights (levels that have them): the whole groups through
+ * matmul_packed, split at group boundaries as threads split them, the tail
+ * rows through matmul: bit for bit the reference. Token counts 1 (the
+ * generation kernels), 2, 9 and 600 (more than one internal chunk); rows
+ * longer than every activation chunk; arbitrary bytes as weights. */
+Test(kernels_simd, matmul_packed_bit_identical_to_ref) {
+    static const struct {
+        int64_t blocks, rows;
+    } PC[] = {{1, 16}, {3, 48}, {7, 80}, {2, 150}, {33, 64}, {528, 32}};
+    static const int64_t TOKS[] = {1, 2, 9, 600};
+    int tested = 0;
+    FOR_EACH_LEVEL(kt) {
+        if (!kt->packed_size) continue;
+        tested = 1;
+        int nfail = 0;
+        cr_assert(kt->pack && kt->matmul_packed && kt->packed_rows > 0);
+        cr_assert_eq(kt->packed_size(INFER_TYPE_F32, 64, 64), 0);
+        cr_assert_eq(kt->packed_size(INFER_TYPE_Q4_0, kt->packed_rows - 1, 64), 0);
+        for (size_t ti = 0; ti < sizeof QTYPES / sizeof QTYPES[0]; ti++) {
+            const uint32_t wt = QTYPES[ti], at = infer_ref_vec_dot_type(wt);
+            for (size_t ci = 0; ci < sizeof PC / sizeof PC[0]; ci++) {
+                const int64_t blocks = is_k(wt) ? (PC[ci].blocks == 528 ? 130 : (PC[ci].blocks + 1) / 2) : PC[ci].blocks;
+                const int64_t cols = (is_k(wt) ? 256 : 32) * blocks, rows = PC[ci].rows;
+                const int64_t pr = kt->packed_rows, full = rows / pr * pr;
+                const size_t rb = row_size(wt, cols), ab = row_size(at, cols);
+                const size_t psz = kt->packed_size(wt, rows, cols);
+                cr_assert_eq(psz, (size_t)full * rb, "%s %s: packed size %zu for %lld whole rows of %zu bytes", kt->name,
+                             infer_type_name(wt), psz, (long long)full, rb);
+                uint8_t *W = malloc(rb * (size_t)rows), *P = malloc(psz);
+                weights(wt, W, rows, cols, ci % 2);
+                kt->pack(wt, W, rb, rows, cols, P);
+                for (size_t k = 0; k < sizeof TOKS / sizeof TOKS[0]; k++) {
+                    const int64_t n_tok = TOKS[k];
+                    if (n_tok > 9 && blocks > 8) continue; /* long rows: generation and short batches */
+                    uint8_t *A = malloc(ab * (size_t)n_tok);
+                    float *x = malloc(sizeof(float) * (size_t)cols);
+                    float *want = malloc(sizeof(float) * (size_t)(rows * n_tok));
+                    float *got = malloc(sizeof(float) * (size_t)(rows * n_tok));
+                    for (int64_t t = 0; t < n_tok; t++) {
+                        fill(x, cols, (int)((t + ci) % N_KINDS));
+                        infer_ref_quantize(at, x, A + (size_t)t * ab, cols);
+                    }
+                    infer_ref_matmul(wt, W, rb, rows, cols, A, ab, n_tok, want, (size_t)rows);
+                    for (size_t i = 0; i < (size_t)(rows * n_tok); i++) got[i] = -777.0f;
+                    const int64_t split = full > pr ? pr : full; /* first group alone, then the rest */
+                    kt->matmul_packed(wt, P, 0, split, cols, A, ab, n_tok, got, (size_t)rows);
+                    kt->matmul_packed(wt, P, split, full - split, cols, A, ab, n_tok, got + split, (size_t)rows);
+                    if (rows > full)
+                        kt->matmul(wt, W + (size_t)full * rb, rb, rows - full, cols, A, ab, n_tok, got + full, (size_t)rows);
+                    for (int64_t i = 0; i < rows * n_tok; i++)
+                        CHECK(nfail, same(got[i], want[i]), "%s %s packed: blocks %lld tok %lld rows %lld: [%lld] %a, ref %a",
+                              kt->name, infer_type_name(wt), (long long)blocks, (long long)n_tok, (long long)rows,
+                              (long long)i, got[i], want[i]);
+                    free(A), free(x), free(want), free(got);
+                }
+                free(W), free(P);
+            }
+        }
+        cr_assert_eq(nfail, 0);
+    }
+    if (!tested) cr_log_info("no level on this machine repacks weights");
+}
+
 /* Rows longer than every internal chunk (activation metadata, K chunks):
  * 528 legacy blocks, 130 super-blocks. */
 Test(kernels_simd, matmul_long_rows_cross_every_chunk) {
@@ -599,3 +662,55 @@ static void batch_threads(const char *model) {
 
 Test(kernels_simd_model, batch_logits_same_at_1_2_3_threads_f32_openblas) { batch_threads("rand-small-f32"); }
 Test(kernels_simd_model, batch_logits_same_at_1_2_3_threads_q4_k_m) { batch_threads("rand-small-q4_k_m"); }
+
+/* Repacked weights at model level: every quantized rand-small model at
+ * the best level, a 7-token prompt (batched matmuls) then 3 single tokens
+ * (generation kernels), with the weights repacked (default) and with the
+ * file's layout (INFER_REPACK=0 when the second copy's first context is
+ * made): every logit identical bit for bit. */
+static void logits_run(const char *path, float *out, size_t n_vocab) {
+    static const int32_t prompt[7] = {1, 15, 200, 7, 99, 300, 42};
+    infer_error err = {0};
+    infer_model *m = NULL;
+    infer_context *c = NULL;
+    cr_assert_eq(infer_model_load(path, NULL, &m, &err), INFER_OK, "%s", err.message);
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(infer_decode(c, prompt, 7, 0, &err), INFER_OK, "%s", err.message);
+    memcpy(out, infer_logits(c), n_vocab * sizeof(float));
+    for (int i = 0; i < 3; i++) {
+        const int32_t tok = 5 + 11 * i;
+        cr_assert_eq(infer_decode(c, &tok, 1, 0, &err), INFER_OK, "%s", err.message);
+        memcpy(out + (size_t)(i + 1) * n_vocab, infer_logits(c), n_vocab * sizeof(float));
+    }
+    infer_context_free(c);
+    infer_model_release(m);
+}
+
+Test(kernels_simd_model, repacked_weights_logits_identical_to_file_layout) {
+    static const char *const models[] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k_s",
+                                         "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k"};
+    const kernel_table *kt = kernels_get();
+    if (!kt->packed_size) cr_skip_test("%s: this level keeps the file's layout", kt->name);
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        char path[512], rel[128];
+        snprintf(rel, sizeof rel, "models/rand-small-%s.gguf", models[i]);
+        SHARED_OR_SKIP(path, rel);
+        const size_t nv = 512; /* rand-small vocabulary */
+        float *a = malloc(4 * nv * sizeof(float)), *b = malloc(4 * nv * sizeof(float));
+        unsetenv("INFER_REPACK");
+        logits_run(path, a, nv);
+        setenv("INFER_REPACK", "0", 1);
+        logits_run(path, b, nv);
+        unsetenv("INFER_REPACK");
+        int nfail = 0;
+        for (size_t k = 0; k < 4 * nv; k++)
+            CHECK(nfail, same(a[k], b[k]), "%s: logit %zu (step %zu) repacked %a, file layout %a", models[i], k % nv,
+                  k / nv, a[k], b[k]);
+        cr_assert_eq(nfail, 0, "%s", models[i]);
+        free(a), free(b);
+    }
+    LEAK_CHECK();
+}
