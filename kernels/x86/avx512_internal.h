@@ -123,11 +123,10 @@ X5_INLINE void x5_ld16(const int packed, const uint8_t *const rows[16], size_t o
     }
 }
 
-/* Generation over repacked weights reads a few streams per thread; the
- * hardware prefetcher alone leaves them latency-bound (measured ~20 GB/s
- * of a ~33 GB/s machine with 2 threads), so each block fetches the block
- * ~3.4 KB ahead of it in its stream (measured best of 0.6-9 KB: reaches
- * the streaming read bandwidth). Prefetches past the end are harmless. */
+/* Generation over repacked legacy-type weights (short blocks, little work
+ * each) fetches ~3.4 KB ahead in each stream (measured on a noisy
+ * machine: no worse than the hardware prefetcher alone, up to ~1.4x
+ * better). Prefetches past the end are harmless. */
 #define X5_PF_DIST 3456
 X5_INLINE void x5_prefetch_ahead(const uint8_t *p, size_t n) {
     for (size_t l = 0; l < n; l += 64) _mm_prefetch((const char *)(p + X5_PF_DIST + l), _MM_HINT_T0);
