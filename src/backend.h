@@ -26,6 +26,11 @@ typedef struct {
     void (*rms_norm)(backend *b, act x, act out, int n_rows, const weight *w, float eps);
     /* out[t] = W x[t] (+ bias when bias->data), for t < n. */
     void (*matmul)(backend *b, const weight *w, const weight *bias, act x, act out, int n);
+    /* Optional (NULL: forward calls matmul nw times): nw (1..3) matmuls of
+     * the same input x, outs[k] = ws[k] x (+ biases[k] when it has data;
+     * biases may be NULL), as the backend sees fit to run them together. */
+    void (*matmul_n)(backend *b, int nw, const weight *const *ws, const weight *const *biases, act x, const act *outs,
+                     int n);
     /* Rotate the first n_rot dims of each of n_heads heads of size head_dim
      * in each of n rows, token t at position pos0 + t. */
     void (*rope)(backend *b, act x, int n, int n_heads, int head_dim, uint32_t pos0);

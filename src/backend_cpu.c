@@ -138,13 +138,20 @@ static void cpu_rms_norm(backend *b, act x, act out, int n_rows, const weight *w
     else norm_part(&j, 0, 1);
 }
 
-/* One matmul, split over threads: first the activation rows are quantized
- * (split by token), then the output rows (split by groups of weight rows). */
+/* One to MM_MAX matmuls of the same input (q, k, v; gate, up), split
+ * over threads as one: first the activation rows are quantized (split by
+ * token), then the concatenated output rows (split by groups of weight
+ * rows, a group never spanning two weights). One pass over the pool for
+ * all of them: fewer waits, and each thread's weight streams run on from
+ * one matrix into the next. */
+#define MM_MAX 3
 typedef struct {
     cpu_backend *c;
-    const weight *w;
+    int nw;
+    const weight *w[MM_MAX];
+    float *out[MM_MAX];
+    int64_t unit0[MM_MAX + 1]; /* first row group of each weight; unit0[nw]: total */
     const float *x;
-    float *out;
     int n;
     uint32_t vt;
     size_t stride; /* bytes between quantized activation rows */
@@ -156,63 +163,94 @@ static void matmul_quantize_part(void *arg, int ith, int nth) {
     int64_t b, e;
     pool_range(j->n, ith, nth, &b, &e);
     for (int64_t t = b; t < e; t++) {
-        j->c->kt->quantize_act(j->vt, j->x + (size_t)t * (size_t)j->w->cols, j->c->qact + (size_t)t * j->stride,
-                               j->w->cols);
+        j->c->kt->quantize_act(j->vt, j->x + (size_t)t * (size_t)j->w[0]->cols, j->c->qact + (size_t)t * j->stride,
+                               j->w[0]->cols);
     }
 }
 
-static void matmul_rows_part(void *arg, int ith, int nth) {
-    matmul_job *j = arg;
-    const weight *w = j->w;
+/* Rows [b, e) of weight k. */
+static void matmul_rows(const matmul_job *j, int k, int64_t b, int64_t e) {
+    const weight *w = j->w[k];
     const void *acts = j->vt == INFER_TYPE_F32 ? (const void *)j->x : (const void *)j->c->qact;
-    int64_t b, e;
-    pool_range((w->rows + ROW_GROUP - 1) / ROW_GROUP, ith, nth, &b, &e);
-    b *= ROW_GROUP;
-    e = e * ROW_GROUP < w->rows ? e * ROW_GROUP : w->rows;
-    if (e <= b) return;
+    float *out = j->out[k];
     const uint8_t *wrows = (const uint8_t *)w->data + (size_t)b * w->row_bytes;
     if (j->blas) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(e - b), (int)w->cols, 1.0f, j->x,
                     (int)w->cols, (const float *)(const void *)wrows, (int)(w->row_bytes / sizeof(float)), 0.0f,
-                    j->out + b, (int)w->rows);
+                    out + b, (int)w->rows);
         return;
     }
     const kernel_table *kt = j->c->kt;
     const void *P = j->c->packed && w->index >= 0 ? j->c->packed[w->index] : NULL;
     if (P) { /* whole groups repacked (b is a multiple of them), the rows after the last group as in the file */
         const int64_t full = w->rows / kt->packed_rows * kt->packed_rows, pe = e < full ? e : full;
-        if (pe > b) kt->matmul_packed(w->type, P, b, pe - b, w->cols, acts, j->stride, j->n, j->out + b, (size_t)w->rows);
+        if (pe > b) kt->matmul_packed(w->type, P, b, pe - b, w->cols, acts, j->stride, j->n, out + b, (size_t)w->rows);
         if (e <= full) return;
         if (b < full) b = full;
         wrows = (const uint8_t *)w->data + (size_t)b * w->row_bytes;
     }
-    kt->matmul(w->type, wrows, w->row_bytes, e - b, w->cols, acts, j->stride, j->n, j->out + b, (size_t)w->rows);
+    kt->matmul(w->type, wrows, w->row_bytes, e - b, w->cols, acts, j->stride, j->n, out + b, (size_t)w->rows);
 }
 
-static void cpu_matmul(backend *b, const weight *w, const weight *bias, act x, act out, int n) {
+static void matmul_rows_part(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    int64_t ub, ue;
+    pool_range(j->unit0[j->nw], ith, nth, &ub, &ue);
+    for (int k = 0; k < j->nw; k++) {
+        const int64_t lo = ub > j->unit0[k] ? ub : j->unit0[k], hi = ue < j->unit0[k + 1] ? ue : j->unit0[k + 1];
+        if (hi <= lo) continue;
+        const int64_t rows = j->w[k]->rows, b = (lo - j->unit0[k]) * ROW_GROUP;
+        const int64_t e = (hi - j->unit0[k]) * ROW_GROUP < rows ? (hi - j->unit0[k]) * ROW_GROUP : rows;
+        if (e > b) matmul_rows(j, k, b, e);
+    }
+}
+
+static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weight *const *biases, act x,
+                         const act *outs, int n) {
     cpu_backend *c = CPU(b);
-    matmul_job j = {.c = c, .w = w, .x = A(b, x), .out = A(b, out), .n = n,
-                    .vt = c->kt->vec_dot_type(w->type), .stride = (size_t)w->cols * sizeof(float)};
+    matmul_job j = {.c = c, .nw = nw, .x = A(b, x), .n = n, .vt = c->kt->vec_dot_type(ws[0]->type),
+                    .stride = (size_t)ws[0]->cols * sizeof(float)};
     /* sgemm's int arguments: every size here is far below INT_MAX for any
      * model the loader accepts, but check rather than trust. */
-    j.blas = w->type == INFER_TYPE_F32 && n >= BLAS_MIN_TOK && w->rows < INT32_MAX && w->cols < INT32_MAX &&
-             w->row_bytes == (size_t)w->cols * sizeof(float);
+    j.blas = ws[0]->type == INFER_TYPE_F32 && n >= BLAS_MIN_TOK && ws[0]->rows < INT32_MAX &&
+             ws[0]->cols < INT32_MAX && ws[0]->row_bytes == (size_t)ws[0]->cols * sizeof(float);
+    /* Together only when they share the activation's form; else one by one. */
+    int together = nw >= 1 && nw <= MM_MAX && !j.blas;
+    for (int k = 1; k < nw && together; k++)
+        together = ws[k]->cols == ws[0]->cols && c->kt->vec_dot_type(ws[k]->type) == j.vt &&
+                   !(ws[k]->type == INFER_TYPE_F32 && n >= BLAS_MIN_TOK);
+    if (!together && nw > 1) {
+        for (int k = 0; k < nw; k++) cpu_matmul_n(b, 1, &ws[k], biases ? &biases[k] : NULL, x, &outs[k], n);
+        return;
+    }
+    j.unit0[0] = 0;
+    for (int k = 0; k < nw; k++) {
+        j.w[k] = ws[k];
+        j.out[k] = A(b, outs[k]);
+        j.unit0[k + 1] = j.unit0[k] + (ws[k]->rows + ROW_GROUP - 1) / ROW_GROUP;
+    }
     if (j.vt != INFER_TYPE_F32) {
         /* The row size was checked against qact_row when the context was made. */
         uint64_t rb = 0;
-        infer_type_row_bytes(j.vt, (uint64_t)w->cols, &rb);
+        infer_type_row_bytes(j.vt, (uint64_t)ws[0]->cols, &rb);
         j.stride = (size_t)rb;
         if (n > 1) pool_run(c->pool, matmul_quantize_part, &j);
         else matmul_quantize_part(&j, 0, 1);
     }
     pool_run(c->pool, matmul_rows_part, &j);
-    if (bias && bias->data) {
+    for (int k = 0; k < nw; k++) {
+        const weight *bias = biases ? biases[k] : NULL;
+        if (!bias || !bias->data) continue;
         const float *bv = bias->data;
         for (int t = 0; t < n; t++) {
-            float *orow = j.out + (size_t)t * (size_t)w->rows;
-            for (int64_t i = 0; i < w->rows; i++) orow[i] += bv[i];
+            float *orow = j.out[k] + (size_t)t * (size_t)ws[k]->rows;
+            for (int64_t i = 0; i < ws[k]->rows; i++) orow[i] += bv[i];
         }
     }
+}
+
+static void cpu_matmul(backend *b, const weight *w, const weight *bias, act x, act out, int n) {
+    cpu_matmul_n(b, 1, &w, &bias, x, &out, n);
 }
 
 /* cos/sin of the n_rot/2 rotation angles of position p, as ggml's rope
@@ -441,6 +479,7 @@ static const backend_ops CPU_OPS = {
     .get_rows = cpu_get_rows,
     .rms_norm = cpu_rms_norm,
     .matmul = cpu_matmul,
+    .matmul_n = cpu_matmul_n,
     .rope = cpu_rope,
     .kv_store = cpu_kv_store,
     .attention = cpu_attention,

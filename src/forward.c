@@ -36,6 +36,16 @@ infer_status fwd_layout_init(const model_hparams *hp, uint32_t n_batch, uint32_t
     return INFER_OK;
 }
 
+/* Matmuls of one input: together where the backend can. */
+static void matmuls(backend *b, int nw, const weight *const *ws, const weight *const *bs, act x, const act *outs,
+                    int n) {
+    if (b->ops->matmul_n) {
+        b->ops->matmul_n(b, nw, ws, bs, x, outs, n);
+        return;
+    }
+    for (int k = 0; k < nw; k++) b->ops->matmul(b, ws[k], bs ? bs[k] : NULL, x, outs[k], n);
+}
+
 infer_status forward(backend *b, const infer_model *m, const fwd_layout *L, const int32_t *ids,
                      int n, uint32_t pos0, int all_logits, infer_error *err) {
     const backend_ops *op = b->ops;
@@ -48,9 +58,11 @@ infer_status forward(backend *b, const infer_model *m, const fwd_layout *L, cons
 
         /* Attention sublayer. */
         op->rms_norm(b, L->x, L->xb, n, &w->attn_norm, hp->rms_eps);
-        op->matmul(b, &w->wq, &w->bq, L->xb, L->q, n);
-        op->matmul(b, &w->wk, &w->bk, L->xb, L->k, n);
-        op->matmul(b, &w->wv, &w->bv, L->xb, L->v, n);
+        {
+            const weight *ws[3] = {&w->wq, &w->wk, &w->wv}, *bs[3] = {&w->bq, &w->bk, &w->bv};
+            const act outs[3] = {L->q, L->k, L->v};
+            matmuls(b, 3, ws, bs, L->xb, outs, n);
+        }
         if (w->q_norm.data) op->rms_norm(b, L->q, L->q, n * (int)hp->n_head, &w->q_norm, hp->rms_eps);
         if (w->k_norm.data) op->rms_norm(b, L->k, L->k, n * (int)hp->n_head_kv, &w->k_norm, hp->rms_eps);
         op->rope(b, L->q, n, (int)hp->n_head, (int)hp->n_embd_head_k, pos0);
@@ -62,8 +74,11 @@ infer_status forward(backend *b, const infer_model *m, const fwd_layout *L, cons
 
         /* Feed-forward sublayer (SwiGLU). */
         op->rms_norm(b, L->x, L->xb, n, &w->ffn_norm, hp->rms_eps);
-        op->matmul(b, &w->w_gate, NULL, L->xb, L->gate, n);
-        op->matmul(b, &w->w_up, NULL, L->xb, L->up, n);
+        {
+            const weight *ws[2] = {&w->w_gate, &w->w_up};
+            const act outs[2] = {L->gate, L->up};
+            matmuls(b, 2, ws, NULL, L->xb, outs, n);
+        }
         op->silu_mul(b, L->gate, L->up, (size_t)n * hp->n_ff);
         op->matmul(b, &w->w_down, NULL, L->gate, L->xb, n);
         op->add(b, L->x, L->xb, (size_t)n * E);

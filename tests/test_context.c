@@ -128,6 +128,36 @@ Test(context, batch_equals_one_at_a_time) {
     LEAK_CHECK();
 }
 
+/* The same with qwen2's q/k/v biases: single tokens run the three
+ * matmuls of one input together (the CPU backend's matmul_n) and add the
+ * biases there; F32 batches go one by one through OpenBLAS. */
+Test(context, batch_equals_one_at_a_time_qwen2_biases) {
+    synth_params p = synth_default_params();
+    p.arch = "qwen2";
+    p.std = 0.2f;
+    void *buf = NULL;
+    size_t size = 0;
+    infer_error err = {0};
+    cr_assert_eq(synth_model(&p, &buf, &size, &err), INFER_OK, "%s", err.message);
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_OK, "%s", err.message);
+    infer_context *a = new_ctx(m, 64, INFER_TYPE_F32), *b = new_ctx(m, 64, INFER_TYPE_F32);
+    int32_t ids[12];
+    ids_for(ids, 12, 5);
+    cr_assert_eq(infer_decode(a, ids, 12, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
+    const size_t nv = (size_t)infer_model_n_vocab(m);
+    for (int i = 0; i < 12; i++) {
+        cr_assert_eq(infer_decode(b, ids + i, 1, 0, &err), INFER_OK, "%s", err.message);
+        const float *x = infer_logits_ith(a, (size_t)i), *y = infer_logits(b);
+        for (size_t v = 0; v < nv; v++) cr_assert_float_eq(x[v], y[v], 1e-5, "token %d logit %zu", i, v);
+    }
+    infer_context_free(a);
+    infer_context_free(b);
+    infer_model_release(m);
+    free(buf);
+    LEAK_CHECK();
+}
+
 static int count_piece(void *user, int32_t tok, const char *text, size_t len) {
     (*(size_t *)user) += len;
     return 0;
