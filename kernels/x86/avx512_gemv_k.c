@@ -309,16 +309,101 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
 /* Repacked: PG groups at a time, each its own sequential stream, super-
  * blocks in the outer loop; each group's sum in super-block order as
  * above (bit for bit the same). Partial sums cross activation chunks
- * through out. No software prefetch here: a super-block's work is long
- * enough for the hardware prefetcher, and prefetching ahead measured
- * slower (Q4_K 35 -> 24 GB/s, Q6_K 26 -> 19 at 3.4 KB, 2 threads). */
-#define PG 4
+ * through out. Two groups (four spilled more and ran slower: Q4_K 39 vs
+ * 43 GB/s from cache, one thread), each prefetching ~1.1 KB ahead
+ * (2 threads from memory, best of 3-4 runs on a noisy machine: Q4_K 22-24
+ * -> 31-37 GB/s, Q6_K 18-20 -> 26-28; 0.6-1.7 KB alike, 4.6+ KB worse). */
+#define PG 2
+#define KPF_DIST 1152
+/* Slice s of a group-block. */
+INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const void *)(G + 64 * (size_t)s)); }
+
+/* Q4_K / Q5_K from a group-block: sb_q45k's arithmetic, with each slice
+ * loaded where it is used (no arrays of registers, which GCC spills). */
+INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const kact *m, __m512 f) {
+    const __m512i m4 = b8(0x0f);
+    const __m512i t1 = sl(G, 1), t2 = sl(G, 2), t3 = sl(G, 3);
+    const __m512i sc_lo = and8(t1, 0x3f), mn_lo = and8(t2, 0x3f);
+    const __m512i sc_hi = _mm512_or_si512(and8(t3, 0x0f), and8(srl(t1, 2), 0x30));
+    const __m512i mn_hi = _mm512_or_si512(and8(srl(t3, 4), 0x0f), and8(srl(t2, 2), 0x30));
+    const int qs = q5 ? 12 : 4; /* first slice of the quants; Q5_K's high bits in slices 4..11 */
+    __m512i is = _mm512_setzero_si512();
+    UNROLL for (int p = 0; p < 4; p++) {
+        __m512i cl0 = _mm512_setzero_si512(), cl1 = cl0, ch0 = cl0, ch1 = cl0;
+        UNROLL for (int j = 0; j < 8; j++) {
+            const __m512i w = sl(G, qs + 8 * p + j);
+            __m512i lo = _mm512_and_si512(w, m4), hi = _mm512_and_si512(srl(w, 4), m4);
+            if (q5) {
+                const __m512i h = sl(G, 4 + j);
+                lo = _mm512_or_si512(lo, x5_bit_to(h, 2 * p, 4));
+                hi = _mm512_or_si512(hi, x5_bit_to(h, 2 * p + 1, 4));
+            }
+            if (j & 1) {
+                cl1 = _mm512_dpbusd_epi32(cl1, lo, x5_bc32(aq + 64 * p + 4 * j));
+                ch1 = _mm512_dpbusd_epi32(ch1, hi, x5_bc32(aq + 64 * p + 32 + 4 * j));
+            } else {
+                cl0 = _mm512_dpbusd_epi32(cl0, lo, x5_bc32(aq + 64 * p + 4 * j));
+                ch0 = _mm512_dpbusd_epi32(ch0, hi, x5_bc32(aq + 64 * p + 32 + 4 * j));
+            }
+        }
+        const __m512i scs = p < 2 ? sc_lo : sc_hi;
+        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(cl0, cl1), ubyte(scs, (2 * p) & 3)));
+        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(ch0, ch1), ubyte(scs, (2 * p + 1) & 3)));
+    }
+    const __m512i w16 = _mm512_set1_epi32(0x00ff00ff);
+    __m512i corr = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(mn_lo, w16), _mm512_set1_epi32(m->pair[0]));
+    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_lo, 8), w16), _mm512_set1_epi32(m->pair[1]));
+    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(mn_hi, w16), _mm512_set1_epi32(m->pair[2]));
+    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_hi, 8), w16), _mm512_set1_epi32(m->pair[3]));
+    const __m512 da = _mm512_set1_ps(m->da);
+    const __m512i t0 = sl(G, 0);
+    const __m512 dd = _mm512_mul_ps(x5_f16_lo(t0), da), dm = _mm512_mul_ps(x5_f16_hi(t0), da);
+    return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
+}
+
+/* Q6_K from a group-block: sb_q6k's arithmetic, slices loaded where used.
+ * ql[64c + l] is slice 16c + l/4, ql[64c + 32 + l] slice 16c + 8 + l/4,
+ * qh[32c + l] slice 32 + 8c + l/4, scales slices 48..51, d after them. */
+INLINE __m512 sbp_q6k(const uint8_t *G, const uint8_t *aq, const kact *m, __m512 f) {
+    const __m512i m4 = b8(0x0f);
+    const __m512i sc0 = sl(G, 48), sc1 = sl(G, 49), sc2 = sl(G, 50), sc3 = sl(G, 51);
+    const __m512i sc[4] = {sc0, sc1, sc2, sc3};
+    __m512i is = _mm512_setzero_si512();
+    UNROLL for (int c = 0; c < 2; c++) {
+        UNROLL for (int q = 0; q < 2; q++) {
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+            UNROLL for (int i = 0; i < 4; i++) {
+                const __m512i la = sl(G, 16 * c + 4 * q + i), lb = sl(G, 16 * c + 8 + 4 * q + i);
+                const __m512i hh = sl(G, 32 + 8 * c + 4 * q + i);
+                const uint8_t *a = aq + 128 * c + 4 * (4 * q + i);
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_or_si512(_mm512_and_si512(la, m4), and8(sll(hh, 4), 0x30)), x5_bc32(a));
+                a1 = _mm512_dpbusd_epi32(a1, _mm512_or_si512(_mm512_and_si512(lb, m4), and8(sll(hh, 2), 0x30)), x5_bc32(a + 32));
+                a2 = _mm512_dpbusd_epi32(a2, _mm512_or_si512(_mm512_and_si512(srl(la, 4), m4), and8(hh, 0x30)), x5_bc32(a + 64));
+                a3 = _mm512_dpbusd_epi32(a3, _mm512_or_si512(_mm512_and_si512(srl(lb, 4), m4), and8(srl(hh, 2), 0x30)), x5_bc32(a + 96));
+            }
+            const int s0 = 8 * c + q, s1 = s0 + 2, s2 = s0 + 4, s3 = s0 + 6;
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, sbyte(sc[s0 / 4], s0 % 4)));
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, sbyte(sc[s1 / 4], s1 % 4)));
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a2, sbyte(sc[s2 / 4], s2 % 4)));
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a3, sbyte(sc[s3 / 4], s3 % 4)));
+        }
+    }
+    __m512i corr = _mm512_setzero_si512();
+    UNROLL for (int q = 0; q < 4; q++) {
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(_mm512_slli_epi16(sc[q], 8), 8), _mm512_set1_epi32(m->pair[2 * q]));
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc[q], 8), _mm512_set1_epi32(m->pair[2 * q + 1]));
+    }
+    corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
+    const __m512 dd = _mm512_mul_ps(x5_packed_d(G, x5_d_at(INFER_TYPE_Q6_K)), _mm512_set1_ps(m->da));
+    return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
+}
+
 INLINE __m512 sb_packed(const uint32_t type, const uint8_t *G, const uint8_t *aq, const kact *m, __m512 f) {
     const __m512i z = _mm512_setzero_si512();
-    if (type == INFER_TYPE_Q6_K) return sb_q6k(1, NULL, z, 0, G, aq, m, f);
+    if (type == INFER_TYPE_Q6_K) return sbp_q6k(G, aq, m, f);
     if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
         return sb_q23k(1, type == INFER_TYPE_Q3_K, NULL, z, 0, G, aq, m, f);
-    return sb_q45k(1, type == INFER_TYPE_Q5_K, NULL, 0, G, aq, m, f);
+    return sbp_q45k(type == INFER_TYPE_Q5_K, G, aq, m, f);
 }
 
 INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
@@ -341,6 +426,10 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
                 if (npg == PG) {
+                    UNROLL for (int k = 0; k < PG; k++) {
+                        const uint8_t *q = G[k] + (size_t)sb * gb + KPF_DIST;
+                        for (size_t l = 0; l < gb; l += 64) _mm_prefetch((const char *)(q + l), _MM_HINT_T0);
+                    }
                     UNROLL for (int k = 0; k < PG; k++) f[k] = sb_packed(type, G[k] + (size_t)sb * gb, aq, &meta[sb], f[k]);
                 } else {
                     for (int k = 0; k < npg; k++) f[k] = sb_packed(type, G[k] + (size_t)sb * gb, aq, &meta[sb], f[k]);
@@ -351,14 +440,24 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
     }
 }
 
+#define GEMVP(name, T)                                                                                      \
+    static void name(const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act, float *out) { \
+        gemv_k_packed(T, P, g0, ng, n_cols, act, out);                                                       \
+    }
+GEMVP(gemvp_q2_k, INFER_TYPE_Q2_K)
+GEMVP(gemvp_q3_k, INFER_TYPE_Q3_K)
+GEMVP(gemvp_q4_k, INFER_TYPE_Q4_K)
+GEMVP(gemvp_q5_k, INFER_TYPE_Q5_K)
+GEMVP(gemvp_q6_k, INFER_TYPE_Q6_K)
+
 int x5_gemv_k_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
                      float *out) {
     switch (type) {
-    case INFER_TYPE_Q2_K: gemv_k_packed(INFER_TYPE_Q2_K, P, g0, ng, n_cols, act, out); return 1;
-    case INFER_TYPE_Q3_K: gemv_k_packed(INFER_TYPE_Q3_K, P, g0, ng, n_cols, act, out); return 1;
-    case INFER_TYPE_Q4_K: gemv_k_packed(INFER_TYPE_Q4_K, P, g0, ng, n_cols, act, out); return 1;
-    case INFER_TYPE_Q5_K: gemv_k_packed(INFER_TYPE_Q5_K, P, g0, ng, n_cols, act, out); return 1;
-    case INFER_TYPE_Q6_K: gemv_k_packed(INFER_TYPE_Q6_K, P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q2_K: gemvp_q2_k(P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q3_K: gemvp_q3_k(P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q4_K: gemvp_q4_k(P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q5_K: gemvp_q5_k(P, g0, ng, n_cols, act, out); return 1;
+    case INFER_TYPE_Q6_K: gemvp_q6_k(P, g0, ng, n_cols, act, out); return 1;
     default: return 0;
     }
 }
