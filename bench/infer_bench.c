@@ -242,6 +242,7 @@ typedef struct {
     const char *model_path;
     char desc[96];
     uint64_t size, params;
+    uint64_t streamed; /* bytes of weights a generated token reads */
     int threads;
     int backend, device;  /* asked for */
     const char *ran_on;   /* "CPU" or "Vulkan": where it ran */
@@ -324,7 +325,7 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
         for (int k = 0; k < r->n_samples; k++) var += (r->samples[k] - r->mean) * (r->samples[k] - r->mean);
         r->sd = r->n_samples > 1 ? sqrt(var / (r->n_samples - 1)) : 0.0;
         if (r->n_gen && !r->n_prompt) {
-            r->gbs = (double)r->size * r->mean / 1e9;
+            r->gbs = (double)r->streamed * r->mean / 1e9; /* the embedding table is read one row a token */
             r->bw_pct = bandwidth > 0 ? 100.0 * r->gbs / bandwidth : 0.0;
         }
     }
@@ -414,7 +415,7 @@ int main(int argc, char **argv) {
                 int *list = kind ? o.tg : o.pp, n = kind ? o.n_tg : o.n_pp;
                 for (int li = 0; li < n; li++) {
                     if (list[li] == 0) continue;
-                    result r = {.model_path = o.models[mi], .size = infer_model_size(m), .params = infer_model_n_params(m),
+                    result r = {.model_path = o.models[mi], .size = infer_model_size(m), .streamed = infer_model_streamed_bytes(m), .params = infer_model_n_params(m),
                                 .threads = o.threads[ti], .load_ms = load_ms, .backend = o.backend,
                                 .device = o.device, .ran_on = "CPU"};
                     snprintf(r.desc, sizeof r.desc, "%s", infer_model_desc(m));

@@ -57,6 +57,10 @@ uint32_t infer_model_n_embd(const infer_model *m);
 uint32_t infer_model_n_layer(const infer_model *m);
 uint64_t infer_model_n_params(const infer_model *m);
 uint64_t infer_model_size(const infer_model *m);     /* bytes of weights */
+/* Bytes of weights one generated token reads: all of them but the token
+ * embedding table, of which it reads one row (unless the table is also the
+ * output matrix). What infer-bench's GB/s column divides by time. */
+uint64_t infer_model_streamed_bytes(const infer_model *m);
 
 /* ---- tokens ---------------------------------------------------------------- */
 

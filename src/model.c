@@ -481,6 +481,12 @@ uint32_t infer_model_n_layer(const infer_model *m) { return m->hp.n_layer; }
 uint64_t infer_model_n_params(const infer_model *m) { return m->n_params; }
 uint64_t infer_model_size(const infer_model *m) { return m->n_bytes; }
 
+uint64_t infer_model_streamed_bytes(const infer_model *m) {
+    if (m->vocab_only || !m->tok_embd.data || m->output.data == m->tok_embd.data) return m->n_bytes;
+    const uint64_t embd = (uint64_t)m->tok_embd.row_bytes * (uint64_t)m->tok_embd.rows;
+    return embd < m->n_bytes ? m->n_bytes - embd : 0;
+}
+
 int32_t infer_token_bos(const infer_model *m) { return vocab_bos(m->vocab); }
 int32_t infer_token_eos(const infer_model *m) { return vocab_eos(m->vocab); }
 int infer_token_is_eog(const infer_model *m, int32_t id) { return vocab_is_eog(m->vocab, id); }
