@@ -28,29 +28,38 @@ size_t x5_packed_size(uint32_t type, int64_t n_rows, int64_t n_cols) {
     return (size_t)(n_rows / 16) * group_bytes(type, n_cols);
 }
 
-/* Where row i's body bytes and d go in a group-block, and back. */
-static void slice_block(uint32_t type, const uint8_t *src, int i, uint8_t *G) {
-    const size_t bb = x86_block_bytes(type), lead = x5_body_lead(type), ns = x5_n_slices(type);
-    for (size_t j = 0; j < ns; j++) memcpy(G + 64 * j + 4 * (size_t)i, src + lead + 4 * j, 4);
-    if (bb % 4 == 2) memcpy(G + x5_d_at(type) + 2 * (size_t)i, lead ? src : src + bb - 2, 2);
-}
-
+/* Row i's block back from a group-block. */
 static void unslice_block(uint32_t type, const uint8_t *G, int i, uint8_t *dst) {
     const size_t bb = x86_block_bytes(type), lead = x5_body_lead(type), ns = x5_n_slices(type);
     for (size_t j = 0; j < ns; j++) memcpy(dst + lead + 4 * j, G + 64 * j + 4 * (size_t)i, 4);
     if (bb % 4 == 2) memcpy(lead ? dst : dst + bb - 2, G + x5_d_at(type) + 2 * (size_t)i, 2);
 }
 
+/* Four slices at a time with the kernels' own transpose (every read stays
+ * inside the block's body), the rest and d one row at a time. */
 void x5_pack_weights(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, void *P) {
-    const size_t bb = x86_block_bytes(type), gb = 16 * bb;
+    const size_t bb = x86_block_bytes(type), gb = 16 * bb, lead = x5_body_lead(type), ns = x5_n_slices(type);
     const int64_t nb = (int64_t)(group_bytes(type, n_cols) / gb);
     const uint8_t *w = W;
     uint8_t *p = P;
-    for (int64_t g = 0; g < n_rows / 16; g++)
-        for (int i = 0; i < 16; i++) {
-            const uint8_t *row = w + (size_t)(16 * g + i) * row_bytes;
-            for (int64_t b = 0; b < nb; b++) slice_block(type, row + (size_t)b * bb, i, p + ((size_t)g * (size_t)nb + (size_t)b) * gb);
+    for (int64_t g = 0; g < n_rows / 16; g++) {
+        const uint8_t *rows[16];
+        for (int i = 0; i < 16; i++) rows[i] = w + (size_t)(16 * g + i) * row_bytes;
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *G = p + ((size_t)g * (size_t)nb + (size_t)b) * gb;
+            const size_t off = (size_t)b * bb;
+            size_t j = 0;
+            for (; j + 4 <= ns; j += 4) {
+                __m512i t[4];
+                x5_tr16(rows, off + lead + 4 * j, t);
+                for (int k = 0; k < 4; k++) _mm512_storeu_si512((void *)(G + 64 * (j + (size_t)k)), t[k]);
+            }
+            for (int i = 0; i < 16; i++) {
+                for (size_t r = j; r < ns; r++) memcpy(G + 64 * r + 4 * (size_t)i, rows[i] + off + lead + 4 * r, 4);
+                if (bb % 4 == 2) memcpy(G + x5_d_at(type) + 2 * (size_t)i, rows[i] + off + (lead ? 0 : bb - 2), 2);
+            }
         }
+    }
 }
 
 void x5_unslice(uint32_t type, const uint8_t *G, int64_t b0, int64_t nb, uint8_t *rows) {
