@@ -32,6 +32,21 @@
 
 INLINE __mmask16 row_mask(int nr) { return (__mmask16)((1u << nr) - 1u); }
 
+/* A panel of a repacked weight W (nb blocks per row): group r0 / 16's
+ * blocks [kb0, kb0 + nkb) put back in row order (rows16) and packed as
+ * from the file; the next group's same blocks are prefetched. */
+static void panel_from_packed(uint32_t type, const uint8_t *W, int64_t nb, int64_t r0, int64_t n_rows, int64_t kb0,
+                              int64_t nkb, uint8_t *rows16, uint8_t *panel) {
+    const size_t bb = x86_block_bytes(type), gb = 16 * bb;
+    const uint8_t *G = W + (size_t)(r0 / 16) * (size_t)nb * gb;
+    x5_unslice(type, G, kb0, nkb, rows16);
+    if (x86_family_of(type) == X86_FAM_LEGACY) x5_pack_legacy(type, rows16, (size_t)nkb * bb, 16, 0, nkb, panel);
+    else x5_pack_k(type, rows16, (size_t)nkb * bb, 16, 0, nkb, panel);
+    if (r0 + X5_R < n_rows)
+        for (size_t l = 0; l < (size_t)nkb * gb; l += 64)
+            _mm_prefetch((const char *)(G + (size_t)nb * gb + (size_t)kb0 * gb + l), _MM_HINT_T0);
+}
+
 /* ---- legacy types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 ---------------------------------- */
 
 #define LEG_TC 512 /* tokens per chunk: a panel is packed once per chunk */
@@ -134,13 +149,7 @@ static void gemm_legacy(const int packed, uint32_t type, const uint8_t *W, size_
             for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
                 const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
                 if (packed) {
-                    const size_t bb = x86_block_bytes(type), gb = 16 * bb;
-                    const uint8_t *G = W + (size_t)(r0 / 16) * (size_t)nb * gb;
-                    x5_unslice(type, G, kb0, nkb, rows16);
-                    x5_pack_legacy(type, rows16, (size_t)nkb * bb, 16, 0, nkb, panel);
-                    if (r0 + X5_R < n_rows)
-                        for (size_t l = 0; l < (size_t)nkb * gb; l += 64)
-                            _mm_prefetch((const char *)(G + (size_t)nb * gb + (size_t)kb0 * gb + l), _MM_HINT_T0);
+                    panel_from_packed(type, W, nb, r0, n_rows, kb0, nkb, rows16, panel);
                 } else {
                     x5_pack_legacy(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
                     x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
@@ -239,13 +248,7 @@ static void gemm_k(const int packed, uint32_t type, const uint8_t *W, size_t rb,
             for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
                 const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
                 if (packed) {
-                    const size_t bb = x86_block_bytes(type), gb = 16 * bb;
-                    const uint8_t *G = W + (size_t)(r0 / 16) * (size_t)nsb * gb;
-                    x5_unslice(type, G, kb0, nkb, rows16);
-                    x5_pack_k(type, rows16, (size_t)nkb * bb, 16, 0, nkb, panel);
-                    if (r0 + X5_R < n_rows)
-                        for (size_t l = 0; l < (size_t)nkb * gb; l += 64)
-                            _mm_prefetch((const char *)(G + (size_t)nsb * gb + (size_t)kb0 * gb + l), _MM_HINT_T0);
+                    panel_from_packed(type, W, nsb, r0, n_rows, kb0, nkb, rows16, panel);
                 } else {
                     x5_pack_k(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
                     x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
