@@ -74,6 +74,25 @@ Test(model_features, tied_embeddings_use_token_embd_as_output) {
     LEAK_CHECK();
 }
 
+/* The bytes a generated token reads: all weights but the embedding
+ * table, which it reads one row of, unless the table is the output. */
+Test(model_features, streamed_bytes_leave_out_an_untied_embedding_table) {
+    synth_params p = synth_default_params();
+    void *buf;
+    infer_model *m = load_params(&p, &buf);
+    const uint64_t embd = (uint64_t)m->tok_embd.row_bytes * (uint64_t)m->tok_embd.rows;
+    cr_assert_eq(embd, (uint64_t)300 * 32 * 4, "vocab 300 x n_embd 32, F32");
+    cr_assert_eq(infer_model_streamed_bytes(m), infer_model_size(m) - embd);
+    infer_model_release(m);
+    free(buf);
+    p.tied = 1;
+    m = load_params(&p, &buf);
+    cr_assert_eq(infer_model_streamed_bytes(m), infer_model_size(m), "tied: the table is the output matrix");
+    infer_model_release(m);
+    free(buf);
+    LEAK_CHECK();
+}
+
 /* Llama 3 scaling from the rope.scaling.* keys: factor 1 for high
  * frequencies, `factor` for low ones, smooth in between (Meta's formula). */
 Test(model_features, llama3_rope_scaling_keys) {
