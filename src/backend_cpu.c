@@ -205,20 +205,24 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
     }
 }
 
+/* F32 weights in batches go to OpenBLAS. sgemm's int arguments: every
+ * size here is far below INT_MAX for any model the loader accepts, but
+ * check rather than trust. */
+static int uses_blas(const weight *w, int n) {
+    return w->type == INFER_TYPE_F32 && n >= BLAS_MIN_TOK && w->rows < INT32_MAX && w->cols < INT32_MAX &&
+           w->row_bytes == (size_t)w->cols * sizeof(float);
+}
+
 static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weight *const *biases, act x,
                          const act *outs, int n) {
     cpu_backend *c = CPU(b);
     matmul_job j = {.c = c, .nw = nw, .x = A(b, x), .n = n, .vt = c->kt->vec_dot_type(ws[0]->type),
-                    .stride = (size_t)ws[0]->cols * sizeof(float)};
-    /* sgemm's int arguments: every size here is far below INT_MAX for any
-     * model the loader accepts, but check rather than trust. */
-    j.blas = ws[0]->type == INFER_TYPE_F32 && n >= BLAS_MIN_TOK && ws[0]->rows < INT32_MAX &&
-             ws[0]->cols < INT32_MAX && ws[0]->row_bytes == (size_t)ws[0]->cols * sizeof(float);
-    /* Together only when they share the activation's form; else one by one. */
-    int together = nw >= 1 && nw <= MM_MAX && !j.blas;
-    for (int k = 1; k < nw && together; k++)
-        together = ws[k]->cols == ws[0]->cols && c->kt->vec_dot_type(ws[k]->type) == j.vt &&
-                   !(ws[k]->type == INFER_TYPE_F32 && n >= BLAS_MIN_TOK);
+                    .stride = (size_t)ws[0]->cols * sizeof(float), .blas = uses_blas(ws[0], n)};
+    /* Together only when they share the activation's form and none goes
+     * to OpenBLAS; else one by one. */
+    int together = nw <= MM_MAX;
+    for (int k = 0; k < nw && together; k++)
+        together = ws[k]->cols == ws[0]->cols && c->kt->vec_dot_type(ws[k]->type) == j.vt && !uses_blas(ws[k], n);
     if (!together && nw > 1) {
         for (int k = 0; k < nw; k++) cpu_matmul_n(b, 1, &ws[k], biases ? &biases[k] : NULL, x, &outs[k], n);
         return;
@@ -496,20 +500,10 @@ static const backend_ops CPU_OPS = {
 /* Largest quantized activation row any matmul of the model needs. */
 static infer_status max_act_row(const infer_model *m, size_t *out) {
     size_t best = 0, r;
-    const weight *ws[8];
-    for (uint32_t il = 0; il <= m->hp.n_layer; il++) {
-        size_t nw = 0;
-        if (il < m->hp.n_layer) {
-            const layer_weights *L = &m->layers[il];
-            const weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-            for (size_t k = 0; k < 7; k++) ws[nw++] = lw[k];
-        } else {
-            ws[nw++] = &m->output;
-        }
-        for (size_t k = 0; k < nw; k++) {
-            if (model_act_row_bytes(ws[k]->type, ws[k]->cols, &r) != INFER_OK) return INFER_EINVAL;
-            if (r > best) best = r;
-        }
+    for (size_t i = 0; i < model_n_matrices(m); i++) {
+        const weight *w = model_matrix(m, i);
+        if (model_act_row_bytes(w->type, w->cols, &r) != INFER_OK) return INFER_EINVAL;
+        if (r > best) best = r;
     }
     *out = best;
     return INFER_OK;

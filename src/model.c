@@ -364,10 +364,9 @@ static void describe(infer_model *m) {
     /* "llama 292.80K F32": the most common matrix type names the model. */
     uint64_t by_type[INFER_TYPE_COUNT] = {0};
     uint32_t best = INFER_TYPE_F32;
-    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
-        const layer_weights *L = &m->layers[il];
-        const weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++) by_type[ws[k]->type] += (uint64_t)(ws[k]->cols * ws[k]->rows);
+    for (size_t i = 0; i + 1 < model_n_matrices(m); i++) { /* the layers' matrices, not the output */
+        const weight *w = model_matrix(m, i);
+        by_type[w->type] += (uint64_t)(w->cols * w->rows);
     }
     for (uint32_t t = 0; t < INFER_TYPE_COUNT; t++) if (by_type[t] > by_type[best]) best = t;
     double p = (double)m->n_params;

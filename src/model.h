@@ -7,7 +7,6 @@
 #ifndef INFER_MODEL_H
 #define INFER_MODEL_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 
 #include "dispatch.h"
@@ -83,6 +82,24 @@ struct infer_model {
 };
 
 void model_retain(infer_model *m);
+
+/* The matmul weights, in forward order: each layer's wq, wk, wv, wo,
+ * w_gate, w_up, w_down, then the output (model_n_matrices in all). */
+#define LAYER_MATRICES 7
+static inline size_t model_n_matrices(const infer_model *m) { return (size_t)m->hp.n_layer * LAYER_MATRICES + 1; }
+static inline const weight *model_matrix(const infer_model *m, size_t i) {
+    if (i >= (size_t)m->hp.n_layer * LAYER_MATRICES) return &m->output;
+    const layer_weights *L = &m->layers[i / LAYER_MATRICES];
+    switch (i % LAYER_MATRICES) {
+    case 0: return &L->wq;
+    case 1: return &L->wk;
+    case 2: return &L->wv;
+    case 3: return &L->wo;
+    case 4: return &L->w_gate;
+    case 5: return &L->w_up;
+    default: return &L->w_down;
+    }
+}
 
 /* model_pack.c: the repacked form of the model's matmul weights for the
  * kernel level kt, made by the first caller (thread-safe): *out[i] is

@@ -18,6 +18,7 @@
  * pointers after taking the mutex once. INFER_REPACK=0 in the environment
  * turns repacking off (for comparisons).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -55,18 +56,6 @@ void model_pack_free(model_pack *p) {
     infer_free(p);
 }
 
-/* The matmul weights: every layer's seven and the output. */
-static size_t matmul_weights(const infer_model *m, size_t cap, const weight **ws) {
-    size_t n = 0;
-    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
-        const layer_weights *L = &m->layers[il];
-        const weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t k = 0; k < 7 && n < cap; k++) ws[n++] = lw[k];
-    }
-    if (n < cap) ws[n++] = &m->output;
-    return n;
-}
-
 /* Drop [p, p + n)'s whole pages of the file mapping from this process. */
 static void drop_pages(const void *p, size_t n) {
     const long pg = sysconf(_SC_PAGESIZE);
@@ -84,28 +73,25 @@ static int repack_wanted(const infer_model *m, const kernel_table *kt) {
            m->gguf->backing == GGUF_MMAP;
 }
 
+/* Tensor i's place in p->mem (SIZE_MAX: not repacked), once per tensor
+ * however many weights share it (tied embeddings). */
 static infer_status make_packed(const infer_model *m, const kernel_table *kt, model_pack *p, infer_error *err) {
-    const uint64_t n_tensors = infer_gguf_tensor_count(m->gguf);
-    const size_t cap = (size_t)m->hp.n_layer * 7 + 1;
-    const weight **ws = infer_malloc_array(cap, sizeof *ws);
-    const void **at = infer_calloc((size_t)n_tensors, sizeof *at);
-    size_t *offs = infer_malloc_array(cap, sizeof *offs);
+    const size_t n_tensors = (size_t)infer_gguf_tensor_count(m->gguf);
+    const void **at = infer_calloc(n_tensors, sizeof *at);
+    size_t *offs = infer_malloc_array(n_tensors, sizeof *offs);
     infer_status s = INFER_OK;
-    if (!ws || !at || !offs) {
+    if (!at || !offs) {
         s = set_error(err, INFER_ENOMEM, "out of memory");
         goto out;
     }
-    const size_t n = matmul_weights(m, cap, ws);
+    for (size_t t = 0; t < n_tensors; t++) offs[t] = SIZE_MAX;
     size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        const weight *w = ws[i];
-        offs[i] = SIZE_MAX;
-        if (!w->data || w->index < 0 || (uint64_t)w->index >= n_tensors) continue;
-        int dup = 0; /* tied or shared tensors: once */
-        for (size_t k = 0; k < i && !dup; k++) dup = ws[k]->index == w->index && offs[k] != SIZE_MAX;
-        const size_t sz = dup ? 0 : kt->packed_size(w->type, w->rows, w->cols);
+    for (size_t i = 0; i < model_n_matrices(m); i++) {
+        const weight *w = model_matrix(m, i);
+        if (!w->data || w->index < 0 || (size_t)w->index >= n_tensors || offs[w->index] != SIZE_MAX) continue;
+        const size_t sz = kt->packed_size(w->type, w->rows, w->cols);
         if (sz == 0) continue;
-        offs[i] = total;
+        offs[w->index] = total;
         uint64_t t = 0;
         if (ck_add(total, sz, &total) || ck_align_up((uint64_t)total, 64, &t) || t > SIZE_MAX) {
             s = set_error(err, INFER_ENOMEM, "repacked weights overflow the address space");
@@ -121,18 +107,18 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
         }
         p->size = total;
     }
-    for (size_t i = 0; i < n; i++) {
-        const weight *w = ws[i];
-        if (offs[i] == SIZE_MAX) continue;
+    for (size_t i = 0; i < model_n_matrices(m); i++) {
+        const weight *w = model_matrix(m, i);
+        if (!w->data || w->index < 0 || (size_t)w->index >= n_tensors || offs[w->index] == SIZE_MAX || at[w->index])
+            continue;
         const int64_t rows = w->rows / kt->packed_rows * kt->packed_rows;
-        kt->pack(w->type, w->data, w->row_bytes, w->rows, w->cols, p->mem + offs[i]);
-        at[w->index] = p->mem + offs[i];
+        kt->pack(w->type, w->data, w->row_bytes, w->rows, w->cols, p->mem + offs[w->index]);
+        at[w->index] = p->mem + offs[w->index];
         drop_pages(w->data, (size_t)rows * w->row_bytes);
     }
     p->at = at;
     at = NULL;
 out:
-    infer_free(ws);
     infer_free((void *)at);
     infer_free(offs);
     return s;

@@ -93,12 +93,6 @@ static void free_result(run_result *r) {
     free(r->err);
 }
 
-static size_t count(const char *hay, const char *needle) {
-    size_t n = 0, len = strlen(needle);
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + len, needle)) n++;
-    return n;
-}
-
 /* The number of rows in the text tensor table: the lines after the
  * "tensors: N" line and its column header, up to the blank line. */
 static size_t text_tensor_rows(const char *out) {
@@ -151,14 +145,14 @@ Test(cli_inspect, json_lists_48_tensors) {
     char *section = malloc(len + 1);
     memcpy(section, tensors, len);
     section[len] = '\0';
-    cr_assert_eq(count(section, "\"name\""), 48);
+    cr_assert_eq(test_count(section, "\"name\""), 48);
     cr_assert(strstr(section, "\"blk.4.ffn_down.weight\""));
     free(section);
     cr_assert(strstr(r.out, "\"version\": 3"));
     cr_assert(strstr(r.out, "\"llama.block_count\""));
-    cr_assert_eq(count(r.out, "\"key\""), 19);
-    cr_assert_eq(count(r.out, "{"), count(r.out, "}"), "unbalanced braces");
-    cr_assert_eq(count(r.out, "["), count(r.out, "]"), "unbalanced brackets");
+    cr_assert_eq(test_count(r.out, "\"key\""), 19);
+    cr_assert_eq(test_count(r.out, "{"), test_count(r.out, "}"), "unbalanced braces");
+    cr_assert_eq(test_count(r.out, "["), test_count(r.out, "]"), "unbalanced brackets");
     free_result(&r);
 }
 
@@ -182,7 +176,7 @@ Test(cli_inspect, q8_0_blocks_across_rows_rejected) {
     cr_assert_eq(r.out_len, 0, "stdout: %s", r.out);
     cr_assert(strncmp(r.err, "infer: ", 7) == 0, "%s", r.err);
     cr_assert(strstr(r.err, "blk.0.ffn_down.weight"), "%s", r.err);
-    cr_assert_eq(count(r.err, "\n"), 1);
+    cr_assert_eq(test_count(r.err, "\n"), 1);
     free_result(&r);
 }
 
@@ -203,7 +197,7 @@ static void expect_rejected(const char *path, const char *needle) {
         cr_assert_eq(r.out_len, 0, "%s: stdout not empty: %s", path, r.out);
         cr_assert(strncmp(r.err, "infer: ", 7) == 0, "%s: stderr: %s", path, r.err);
         cr_assert(r.err_len > 8 && r.err[r.err_len - 1] == '\n', "%s: stderr: %s", path, r.err);
-        cr_assert_eq(count(r.err, "\n"), 1, "%s: more than one line: %s", path, r.err);
+        cr_assert_eq(test_count(r.err, "\n"), 1, "%s: more than one line: %s", path, r.err);
         for (size_t i = 0; i + 1 < r.err_len; i++) {
             unsigned char c = (unsigned char)r.err[i];
             cr_assert(c >= 0x20 && c < 0x7f, "raw byte 0x%02x on stderr: %s", c, r.err);

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static inline const char *shared_dir(void) {
     const char *d = getenv("INFER_SHARED");
@@ -82,6 +84,57 @@ static inline uint64_t test_rng(uint64_t *state) {
 /* Uniform float in [lo, hi). */
 static inline float test_uniform(uint64_t *state, float lo, float hi) {
     return lo + (hi - lo) * (float)((test_rng(state) >> 40) * (1.0 / 16777216.0));
+}
+
+
+/* ---- running the CLI --------------------------------------------------- */
+
+/* Run argv (with env_set, "NAME=value", added to its environment unless
+ * NULL) with stdin from /dev/null; capture stdout and stderr (stdout read
+ * first: both stay below a pipe's 64 KiB in these tests); its exit code. */
+static inline int test_run(char *const argv[], const char *env_set, char *out, size_t out_cap, char *err,
+                           size_t err_cap) {
+    int po[2], pe[2];
+    cr_assert_eq(pipe(po), 0);
+    cr_assert_eq(pipe(pe), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]);
+        close(pe[0]);
+        if (env_set) putenv((char *)env_set);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    size_t no = 0, ne = 0;
+    ssize_t r;
+    while ((r = read(po[0], out + no, out_cap - 1 - no)) > 0) no += (size_t)r;
+    while ((r = read(pe[0], err + ne, err_cap - 1 - ne)) > 0) ne += (size_t)r;
+    out[no] = err[ne] = '\0';
+    close(po[0]);
+    close(pe[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st), "%s died by a signal", argv[0]);
+    return WEXITSTATUS(st);
+}
+
+/* The infer binary under test (make test sets INFER_BIN), or skip. */
+static inline const char *test_infer_bin(void) {
+    const char *b = getenv("INFER_BIN");
+    if (!b || !*b) cr_skip_test("INFER_BIN is not set (run through make test)");
+    return b;
+}
+
+/* Occurrences of needle in hay, not overlapping. */
+static inline size_t test_count(const char *hay, const char *needle) {
+    size_t n = 0, len = strlen(needle);
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + len, needle)) n++;
+    return n;
 }
 
 #endif

@@ -18,31 +18,6 @@
 #define INLINE X2_INLINE
 #define NB_CHUNK 512 /* activation blocks prepared at a time */
 
-typedef struct {
-    float da;
-    union {
-        int32_t corr;
-        float sa;
-    } x;
-} act_meta;
-
-static void prep_act(uint32_t type, const uint8_t *a, int64_t nb, act_meta *m) {
-    const int has_min = x86_legacy_has_min(type), off = x86_legacy_offset(type);
-    const size_t ab = has_min ? 36 : 34;
-    for (int64_t b = 0; b < nb; b++, a += ab) {
-        m[b].da = x86_f16(a);
-        if (has_min) {
-            m[b].x.sa = x86_f16(a + 2);
-        } else if (type == INFER_TYPE_Q8_0) {
-            m[b].x.corr = 0; /* signed weights: no offset */
-        } else {
-            int sum = 0;
-            for (int j = 0; j < 32; j++) sum += (int8_t)a[2 + j];
-            m[b].x.corr = -off * sum;
-        }
-    }
-}
-
 /* Lane value x (0..15) -> bit k of x at bit 4 of byte k. */
 INLINE __m256i spread4(__m256i x) {
     return _mm256_slli_epi32(_mm256_and_si256(_mm256_mullo_epi32(x, _mm256_set1_epi32(0x00204081)),
@@ -52,13 +27,13 @@ INLINE __m256i spread4(__m256i x) {
 
 INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                         const uint8_t *act, float *out) {
-    act_meta meta[NB_CHUNK];
+    x86_leg_act meta[NB_CHUNK];
     const int has_min = x86_legacy_has_min(type);
     const size_t bb = x86_block_bytes(type), ab = has_min ? 36 : 34, qa = has_min ? 4 : 2;
     const size_t qs = type == INFER_TYPE_Q4_0 ? 2 : type == INFER_TYPE_Q4_1 ? 4 : type == INFER_TYPE_Q5_0 ? 6 : 8;
     const int64_t nb = n_cols / X86_QK;
     const __m256i m4 = _mm256_set1_epi8(15);
-    if (nb <= NB_CHUNK) prep_act(type, act, nb, meta);
+    if (nb <= NB_CHUNK) x86_prep_leg_act(type, act, nb, 0, meta);
     for (int64_t r0 = 0; r0 < n_rows; r0 += X2_R) {
         const int nr = n_rows - r0 < X2_R ? (int)(n_rows - r0) : X2_R;
         const uint8_t *rows[8];
@@ -72,7 +47,7 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
         __m256 f = _mm256_setzero_ps();
         for (int64_t c0 = 0; c0 < nb; c0 += NB_CHUNK) {
             const int64_t n = nb - c0 < NB_CHUNK ? nb - c0 : NB_CHUNK;
-            if (nb > NB_CHUNK) prep_act(type, act + (size_t)c0 * ab, n, meta);
+            if (nb > NB_CHUNK) x86_prep_leg_act(type, act + (size_t)c0 * ab, n, 0, meta);
             for (int64_t b = 0; b < n; b++) {
                 const size_t off = (size_t)(c0 + b) * bb;
                 const uint8_t *aq = act + (size_t)(c0 + b) * ab + qa;

@@ -12,36 +12,6 @@
 #define INLINE X2_INLINE
 #define KV_NSB 128
 
-typedef struct {
-    float da;
-    int32_t pair[8];
-} kact;
-
-static inline int32_t pack16(int a, int b) { return (int32_t)((uint32_t)(uint16_t)a | ((uint32_t)(uint16_t)b << 16)); }
-
-/* As avx512_gemv_k.c: the int16 group-sum pairs in the order of the
- * weight-side pairs. */
-static void prep_kact(uint32_t type, const uint8_t *a, int64_t nsb, kact *m) {
-    for (int64_t sb = 0; sb < nsb; sb++, a += 292) {
-        int16_t bs[16];
-        memcpy(bs, a + 260, 32);
-        m[sb].da = x86_rdf32(a);
-        if (type != INFER_TYPE_Q4_K && type != INFER_TYPE_Q5_K) { /* Q2_K, Q3_K, Q6_K: per-16 pairs, even/odd */
-            for (int q = 0; q < 4; q++) {
-                m[sb].pair[2 * q] = pack16(bs[4 * q], bs[4 * q + 2]);
-                m[sb].pair[2 * q + 1] = pack16(bs[4 * q + 1], bs[4 * q + 3]);
-            }
-        } else {
-            int B[8];
-            for (int s = 0; s < 8; s++) B[s] = bs[2 * s] + bs[2 * s + 1];
-            m[sb].pair[0] = pack16(B[0], B[2]);
-            m[sb].pair[1] = pack16(B[1], B[3]);
-            m[sb].pair[2] = pack16(B[4], B[6]);
-            m[sb].pair[3] = pack16(B[5], B[7]);
-        }
-    }
-}
-
 INLINE __m256i b8(int v) { return _mm256_set1_epi8((char)v); }
 INLINE __m256i and8(__m256i v, int m) { return _mm256_and_si256(v, b8(m)); }
 INLINE __m256i srl(__m256i v, int n) { return _mm256_srli_epi16(v, n); }
@@ -55,7 +25,7 @@ INLINE __m256i bit4(__m256i h, int bit) {
     return and8(sll(h, 4 - bit), 0x10);
 }
 
-INLINE __m256 sb_q45k(const int q5, const uint8_t *const rows[8], size_t off, const uint8_t *aq, const kact *m,
+INLINE __m256 sb_q45k(const int q5, const uint8_t *const rows[8], size_t off, const uint8_t *aq, const x86_kact *m,
                       __m256 f) {
     const __m256i m4 = b8(0x0f);
     __m256i t[4], h[8], d[8];
@@ -96,7 +66,7 @@ INLINE __m256 sb_q45k(const int q5, const uint8_t *const rows[8], size_t off, co
     return _mm256_add_ps(f, _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(is)), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(corr))));
 }
 
-INLINE __m256 sb_q6k(const uint8_t *const rows[8], __m256i vidx, size_t off, const uint8_t *aq, const kact *m, __m256 f) {
+INLINE __m256 sb_q6k(const uint8_t *const rows[8], __m256i vidx, size_t off, const uint8_t *aq, const x86_kact *m, __m256 f) {
     const __m256i m4 = b8(0x0f);
     __m256i sc[4];
     x2_tr8(rows, off + 192, sc);
@@ -136,7 +106,7 @@ INLINE __m256 sb_q6k(const uint8_t *const rows[8], __m256i vidx, size_t off, con
 
 /* Q2_K and Q3_K, as avx512_gemv_k.c's sb_q23k. */
 INLINE __m256 sb_q23k(const int q3, const uint8_t *const rows[8], __m256i vidx, size_t off, const uint8_t *aq,
-                      const kact *m, __m256 f) {
+                      const x86_kact *m, __m256 f) {
     __m256i v[4], hm[8], qs[8], dd;
     if (q3) {
         __m256i t[4];
@@ -200,10 +170,10 @@ INLINE __m256 sb_q23k(const int q3, const uint8_t *const rows[8], __m256i vidx, 
 
 INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols, const uint8_t *act,
                    float *out) {
-    kact meta[KV_NSB];
+    x86_kact meta[KV_NSB];
     const int64_t nsb = n_cols / X86_QKK;
     const size_t bb = x86_block_bytes(type);
-    if (nsb <= KV_NSB) prep_kact(type, act, nsb, meta);
+    if (nsb <= KV_NSB) x86_prep_kact(type, act, nsb, meta);
     for (int64_t r0 = 0; r0 < n_rows; r0 += X2_R) {
         const int nr = n_rows - r0 < X2_R ? (int)(n_rows - r0) : X2_R;
         const uint8_t *rows[8];
@@ -217,7 +187,7 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
         __m256 f = _mm256_setzero_ps();
         for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
             const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
-            if (nsb > KV_NSB) prep_kact(type, act + (size_t)c0 * 292, n, meta);
+            if (nsb > KV_NSB) x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
             for (int64_t sb = 0; sb < n; sb++) {
                 const size_t off = (size_t)(c0 + sb) * bb;
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;

@@ -70,13 +70,8 @@ static void legacy_meta(uint32_t type, const uint8_t *act, size_t act_stride, in
             m[0].f = x86_f16(a);
             if (has_min) {
                 m[X5_T].f = x86_f16(a + 2);
-            } else { /* sum of 32 int8: sad of (q ^ 0x80) counts q + 128 */
-                const __m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(a + 2)),
-                                                   _mm256_set1_epi8((char)0x80));
-                const __m256i s = _mm256_sad_epu8(q, _mm256_setzero_si256());
-                const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-                const int sum = (int)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
-                m[X5_T].i = -off * sum;
+            } else {
+                m[X5_T].i = -off * x86_sum_q8x32(a + 2);
             }
         }
     }

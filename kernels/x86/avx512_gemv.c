@@ -24,38 +24,12 @@
 #define INLINE X5_INLINE
 #define GEMV_NB 512 /* activation blocks prepared per chunk */
 
-/* Activation side of one block: d_a, and -offset * sum(q_a) or s_a. */
-typedef struct {
-    float da;
-    union {
-        int32_t corr;
-        float sa;
-    } x;
-} act_meta;
-
-static void prep_act(uint32_t type, const uint8_t *a, int64_t nb, act_meta *m) {
-    const int has_min = x86_legacy_has_min(type), off = x86_legacy_offset(type);
-    const size_t ab = has_min ? 36 : 34;
-    for (int64_t b = 0; b < nb; b++, a += ab) {
-        m[b].da = x86_f16(a);
-        if (has_min) {
-            m[b].x.sa = x86_f16(a + 2);
-        } else {
-            const __m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(a + 2)),
-                                               _mm256_set1_epi8((char)0x80));
-            const __m256i s = _mm256_sad_epu8(q, _mm256_setzero_si256());
-            const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-            m[b].x.corr = -off * ((int)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128);
-        }
-    }
-}
-
 /* One block of 16 rows into f: from the file's rows (packed 0; rows[]
  * clamped, vidx their offsets from rows[0], off the block's offset in a
  * row) or from the group-block G (packed 1). a: the activation block's
  * quants, m its metadata. */
 INLINE __m512 leg_block(const int packed, const uint32_t type, const uint8_t *const rows[16], __m512i vidx,
-                        size_t off, const uint8_t *G, const uint8_t *a, const act_meta *m, __m512 f) {
+                        size_t off, const uint8_t *G, const uint8_t *a, const x86_leg_act *m, __m512 f) {
     const int has_min = x86_legacy_has_min(type);
     const size_t lead = x5_body_lead(type);
     const __m512i m4 = _mm512_set1_epi8(0x0f);
@@ -104,7 +78,7 @@ INLINE __m512 leg_block(const int packed, const uint32_t type, const uint8_t *co
 
 /* One group of 16 rows (rows[] clamped), blocks [b0, b0 + nb), into f. */
 INLINE __m512 gemv_legacy_rows(const uint32_t type, const uint8_t *const rows[16], __m512i vidx, int64_t b0,
-                               int64_t nb, const uint8_t *a, const act_meta *m, __m512 f, size_t rb) {
+                               int64_t nb, const uint8_t *a, const x86_leg_act *m, __m512 f, size_t rb) {
     const size_t bb = x86_block_bytes(type), ab = x86_legacy_has_min(type) ? 36 : 34;
     const size_t qa = x86_legacy_has_min(type) ? 4 : 2;
     for (int64_t b = 0; b < nb; b++) {
@@ -120,10 +94,10 @@ INLINE __m512 gemv_legacy_rows(const uint32_t type, const uint8_t *const rows[16
 
 INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                         const uint8_t *act, float *out) {
-    act_meta meta[GEMV_NB];
+    x86_leg_act meta[GEMV_NB];
     const int64_t nb = n_cols / X86_QK;
     const size_t ab = x86_legacy_has_min(type) ? 36 : 34;
-    if (nb <= GEMV_NB) prep_act(type, act, nb, meta);
+    if (nb <= GEMV_NB) x86_prep_leg_act(type, act, nb, 1, meta);
     for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
         const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
         const uint8_t *rows[16];
@@ -137,7 +111,7 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
         __m512 f = _mm512_setzero_ps();
         for (int64_t b0 = 0; b0 < nb; b0 += GEMV_NB) {
             const int64_t n = nb - b0 < GEMV_NB ? nb - b0 : GEMV_NB;
-            if (nb > GEMV_NB) prep_act(type, act + (size_t)b0 * ab, n, meta);
+            if (nb > GEMV_NB) x86_prep_leg_act(type, act + (size_t)b0 * ab, n, 1, meta);
             f = gemv_legacy_rows(type, rows, vidx, b0, n, act + (size_t)b0 * ab, meta, f, rb);
         }
         _mm512_mask_storeu_ps(out + r0, (__mmask16)((1u << nr) - 1u), f);
@@ -151,23 +125,18 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
 #define PG 4
 INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                                const uint8_t *act, float *out) {
-    act_meta meta[GEMV_NB];
+    x86_leg_act meta[GEMV_NB];
     const int64_t nb = n_cols / X86_QK;
     const size_t bb = x86_block_bytes(type), gb = 16 * bb, ab = x86_legacy_has_min(type) ? 36 : 34;
     const size_t qa = x86_legacy_has_min(type) ? 4 : 2;
     for (int64_t b0 = 0; b0 < nb; b0 += GEMV_NB) {
         const int64_t n = nb - b0 < GEMV_NB ? nb - b0 : GEMV_NB;
         const uint8_t *a0 = act + (size_t)b0 * ab;
-        prep_act(type, a0, n, meta);
+        x86_prep_leg_act(type, a0, n, 1, meta);
         for (int64_t g = g0; g < g0 + ng; g += PG) {
-            const int npg = g0 + ng - g < PG ? (int)(g0 + ng - g) : PG;
             const uint8_t *G[PG];
             __m512 f[PG];
-            UNROLL for (int k = 0; k < PG; k++) {
-                const int gk = k < npg ? k : 0;
-                G[k] = P + ((size_t)(g + gk) * (size_t)nb + (size_t)b0) * gb;
-                f[k] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + 16 * (g + gk - g0));
-            }
+            const int npg = x5_groups_begin(P, g, g0 + ng, PG, nb, b0, gb, out + 16 * (g - g0), G, f);
             if (npg == PG) {
                 for (int64_t b = 0; b < n; b++) {
                     UNROLL for (int k = 0; k < PG; k++) x5_prefetch_ahead(G[k] + (size_t)b * gb, gb);

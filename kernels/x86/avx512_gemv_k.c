@@ -19,36 +19,7 @@
 #define INLINE X5_INLINE
 #define KV_NSB 128 /* super-blocks of activation metadata prepared per chunk */
 
-/* Activation side of one super-block: d_a and 4 or 8 int16 pairs of group
- * sums, ordered as the weight-side pairs below. */
-typedef struct {
-    float da;
-    int32_t pair[8];
-} kact;
-
-static inline int32_t pack16(int a, int b) { return (int32_t)((uint32_t)(uint16_t)a | ((uint32_t)(uint16_t)b << 16)); }
-
-static void prep_kact(uint32_t type, const uint8_t *a, int64_t nsb, kact *m) {
-    for (int64_t sb = 0; sb < nsb; sb++, a += 292) {
-        int16_t bs[16];
-        memcpy(bs, a + 260, 32);
-        m[sb].da = x86_rdf32(a);
-        if (type != INFER_TYPE_Q4_K && type != INFER_TYPE_Q5_K) { /* (bsum[4q], bsum[4q+2]), (bsum[4q+1], bsum[4q+3]) */
-            for (int q = 0; q < 4; q++) {
-                m[sb].pair[2 * q] = pack16(bs[4 * q], bs[4 * q + 2]);
-                m[sb].pair[2 * q + 1] = pack16(bs[4 * q + 1], bs[4 * q + 3]);
-            }
-        } else { /* 32-value sums B_s: (B0, B2), (B1, B3), (B4, B6), (B5, B7) */
-            int B[8];
-            for (int s = 0; s < 8; s++) B[s] = bs[2 * s] + bs[2 * s + 1];
-            m[sb].pair[0] = pack16(B[0], B[2]);
-            m[sb].pair[1] = pack16(B[1], B[3]);
-            m[sb].pair[2] = pack16(B[4], B[6]);
-            m[sb].pair[3] = pack16(B[5], B[7]);
-        }
-    }
-}
-
+/* The activation side of a super-block: x86_kact (x86_common.h). */
 INLINE __m512i b8(int v) { return _mm512_set1_epi8((char)v); }
 INLINE __m512i and8(__m512i v, int m) { return _mm512_and_si512(v, b8(m)); }
 INLINE __m512i srl(__m512i v, int n) { return _mm512_srli_epi16(v, (unsigned)n); }
@@ -61,7 +32,7 @@ INLINE __m512i sbyte(__m512i v, int k) { return _mm512_srai_epi32(_mm512_slli_ep
 
 /* Q4_K (qh_off 0) and Q5_K: one super-block of 16 rows into f. */
 INLINE __m512 sb_q45k(const int packed, const int q5, const uint8_t *const rows[16], size_t off, const uint8_t *G,
-                      const uint8_t *aq, const kact *m, __m512 f) {
+                      const uint8_t *aq, const x86_kact *m, __m512 f) {
     const __m512i m4 = b8(0x0f);
     __m512i t[4], h[8], d[8];
     x5_ld16(packed, rows, off, G, 0, 0, t); /* d|dmin, scales 0..3, 4..7, 8..11 */
@@ -108,7 +79,7 @@ INLINE __m512 sb_q45k(const int packed, const int q5, const uint8_t *const rows[
  * (k = 0: low nibble, 2: high) or ql[64c + 32 + l] (k = 1, 3), high 2 bits
  * = bits 2k of qh[32c + l]; sub-block (16 values) 8c + 2k + j / 4. */
 INLINE __m512 sb_q6k(const int packed, const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *G,
-                     const uint8_t *aq, const kact *m, __m512 f) {
+                     const uint8_t *aq, const x86_kact *m, __m512 f) {
     const __m512i m4 = b8(0x0f);
     __m512i sc[4];
     x5_ld16(packed, rows, off, G, 0, 192, sc); /* int8 scales 4q .. 4q + 3 */
@@ -150,13 +121,43 @@ INLINE __m512 sb_q6k(const int packed, const uint8_t *const rows[16], __m512i vi
     return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
 }
 
+/* The integer part of a Q2_K / Q3_K super-block (quants from byte qoff):
+ * each 16-value sub-block's dot of the 2-bit fields (Q3_K: plus 4 for a
+ * set bit 4c + j of hm) with the activations, times its scale: Q3_K's
+ * 6-bit byte of v minus 32, Q2_K's low nibble. Exact integers. */
+INLINE __m512i q23_isum(const int packed, const int q3, const uint8_t *const rows[16], size_t off, const uint8_t *G,
+                        size_t qoff, const __m512i *hm, const __m512i v[4], const uint8_t *aq) {
+    __m512i qs[8], is = _mm512_setzero_si512();
+    X5_UNROLL for (int c = 0; c < 2; c++) {
+        x5_ld16(packed, rows, off, G, 0, qoff + 32 * (size_t)c, qs);
+        x5_ld16(packed, rows, off, G, 0, qoff + 16 + 32 * (size_t)c, qs + 4);
+        X5_UNROLL for (int j = 0; j < 4; j++) {
+            __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+            X5_UNROLL for (int mm = 0; mm < 8; mm++) {
+                __m512i val = and8(srl(qs[mm], 2 * j), 3);
+                if (q3) val = _mm512_or_si512(val, x5_bit_to(hm[mm], 4 * c + j, 2));
+                const __m512i a = x5_bc32(aq + 128 * c + 32 * j + 4 * mm);
+                if (mm < 4) a0 = _mm512_dpbusd_epi32(a0, val, a);
+                else a1 = _mm512_dpbusd_epi32(a1, val, a);
+            }
+            const int s0 = 8 * c + 2 * j;
+            const __m512i b0 = ubyte(v[s0 / 4], s0 % 4), b1 = ubyte(v[(s0 + 1) / 4], (s0 + 1) % 4);
+            const __m512i sc0 = q3 ? _mm512_sub_epi32(b0, _mm512_set1_epi32(32)) : _mm512_and_si512(b0, _mm512_set1_epi32(15));
+            const __m512i sc1 = q3 ? _mm512_sub_epi32(b1, _mm512_set1_epi32(32)) : _mm512_and_si512(b1, _mm512_set1_epi32(15));
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, sc0));
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, sc1));
+        }
+    }
+    return is;
+}
+
 /* Q2_K and Q3_K: value 128c + 32j + 16h + l has its 2 low bits at bits
  * 2j of qs[32c + 16h + l]; Q3_K adds 4 when bit 4c + j of hmask[16h + l]
  * is set (stored value q + 4, real value - 4). With m = 4h + l/4 that is
  * slice m of the 8 from qs[32c ..], sub-block (16 values) 8c + 2j + m / 4. */
 INLINE __m512 sb_q23k(const int packed, const int q3, const uint8_t *const rows[16], __m512i vidx, size_t off,
-                      const uint8_t *G, const uint8_t *aq, const kact *m, __m512 f) {
-    __m512i v[4], hm[8], qs[8];
+                      const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
+    __m512i v[4], hm[8];
     if (q3) { /* bytes 94..109: qs[62..63], 12 scale bytes, d; realigned by 2 bytes */
         __m512i t[4], s2;
         __m512 dq;
@@ -180,23 +181,7 @@ INLINE __m512 sb_q23k(const int packed, const int q3, const uint8_t *const rows[
         v[0] = lo[0], v[1] = lo[1], v[2] = lo[2], v[3] = lo[3];
         x5_ld16(packed, rows, off, G, 0, 0, hm);
         x5_ld16(packed, rows, off, G, 0, 16, hm + 4);
-        __m512i is = _mm512_setzero_si512();
-        X5_UNROLL for (int c = 0; c < 2; c++) {
-            x5_ld16(packed, rows, off, G, 0, 32 + 32 * (size_t)c, qs);
-            x5_ld16(packed, rows, off, G, 0, 48 + 32 * (size_t)c, qs + 4);
-            X5_UNROLL for (int j = 0; j < 4; j++) {
-                __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
-                X5_UNROLL for (int mm = 0; mm < 8; mm++) {
-                    const __m512i val = _mm512_or_si512(and8(srl(qs[mm], 2 * j), 3), x5_bit_to(hm[mm], 4 * c + j, 2));
-                    const __m512i a = x5_bc32(aq + 128 * c + 32 * j + 4 * mm);
-                    if (mm < 4) a0 = _mm512_dpbusd_epi32(a0, val, a);
-                    else a1 = _mm512_dpbusd_epi32(a1, val, a);
-                }
-                const int s0 = 8 * c + 2 * j;
-                is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, _mm512_sub_epi32(ubyte(v[s0 / 4], s0 % 4), _mm512_set1_epi32(32))));
-                is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, _mm512_sub_epi32(ubyte(v[(s0 + 1) / 4], (s0 + 1) % 4), _mm512_set1_epi32(32))));
-            }
-        }
+        const __m512i is = q23_isum(packed, 1, rows, off, G, 32, hm, v, aq);
         /* offset: 4 * sum of scale x group sum, even/odd int16 pairs */
         __m512i corr = _mm512_setzero_si512();
         const __m512i w16 = _mm512_set1_epi32(0x00ff00ff), b32 = _mm512_set1_epi16(32);
@@ -213,23 +198,7 @@ INLINE __m512 sb_q23k(const int packed, const int q3, const uint8_t *const rows[
     x5_ld16(packed, rows, off, G, 0, 0, v);
     const __m512i dd = packed ? _mm512_loadu_si512((const void *)(G + 64 * 20))
                               : _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 80), 1);
-    __m512i is = _mm512_setzero_si512();
-    X5_UNROLL for (int c = 0; c < 2; c++) {
-        x5_ld16(packed, rows, off, G, 0, 16 + 32 * (size_t)c, qs);
-        x5_ld16(packed, rows, off, G, 0, 32 + 32 * (size_t)c, qs + 4);
-        X5_UNROLL for (int j = 0; j < 4; j++) {
-            __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
-            X5_UNROLL for (int mm = 0; mm < 8; mm++) {
-                const __m512i val = and8(srl(qs[mm], 2 * j), 3);
-                const __m512i a = x5_bc32(aq + 128 * c + 32 * j + 4 * mm);
-                if (mm < 4) a0 = _mm512_dpbusd_epi32(a0, val, a);
-                else a1 = _mm512_dpbusd_epi32(a1, val, a);
-            }
-            const int s0 = 8 * c + 2 * j;
-            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, _mm512_and_si512(ubyte(v[s0 / 4], s0 % 4), _mm512_set1_epi32(15))));
-            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, _mm512_and_si512(ubyte(v[(s0 + 1) / 4], (s0 + 1) % 4), _mm512_set1_epi32(15))));
-        }
-    }
+    const __m512i is = q23_isum(packed, 0, rows, off, G, 16, NULL, v, aq);
     __m512i corr = _mm512_setzero_si512();
     const __m512i w16 = _mm512_set1_epi32(0x000f000f);
     X5_UNROLL for (int q = 0; q < 4; q++) { /* mins: high nibbles, even/odd int16 pairs */
@@ -243,10 +212,10 @@ INLINE __m512 sb_q23k(const int packed, const int q3, const uint8_t *const rows[
 
 INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                    const uint8_t *act, float *out) {
-    kact meta[KV_NSB];
+    x86_kact meta[KV_NSB];
     const int64_t nsb = n_cols / X86_QKK;
     const size_t bb = x86_block_bytes(type);
-    if (nsb <= KV_NSB) prep_kact(type, act, nsb, meta);
+    if (nsb <= KV_NSB) x86_prep_kact(type, act, nsb, meta);
     for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
         const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
         const uint8_t *rows[16];
@@ -260,7 +229,7 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
         __m512 f = _mm512_setzero_ps();
         for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
             const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
-            if (nsb > KV_NSB) prep_kact(type, act + (size_t)c0 * 292, n, meta);
+            if (nsb > KV_NSB) x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
             for (int64_t sb = 0; sb < n; sb++) {
                 const size_t off = (size_t)(c0 + sb) * bb;
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
@@ -320,7 +289,7 @@ INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const vo
 
 /* Q4_K / Q5_K from a group-block: sb_q45k's arithmetic, with each slice
  * loaded where it is used (no arrays of registers, which GCC spills). */
-INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const kact *m, __m512 f) {
+INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
     const __m512i m4 = b8(0x0f);
     const __m512i t1 = sl(G, 1), t2 = sl(G, 2), t3 = sl(G, 3);
     const __m512i sc_lo = and8(t1, 0x3f), mn_lo = and8(t2, 0x3f);
@@ -364,7 +333,7 @@ INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const 
 /* Q6_K from a group-block: sb_q6k's arithmetic, slices loaded where used.
  * ql[64c + l] is slice 16c + l/4, ql[64c + 32 + l] slice 16c + 8 + l/4,
  * qh[32c + l] slice 32 + 8c + l/4, scales slices 48..51, d after them. */
-INLINE __m512 sbp_q6k(const uint8_t *G, const uint8_t *aq, const kact *m, __m512 f) {
+INLINE __m512 sbp_q6k(const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
     const __m512i m4 = b8(0x0f);
     const __m512i sc0 = sl(G, 48), sc1 = sl(G, 49), sc2 = sl(G, 50), sc3 = sl(G, 51);
     const __m512i sc[4] = {sc0, sc1, sc2, sc3};
@@ -398,7 +367,7 @@ INLINE __m512 sbp_q6k(const uint8_t *G, const uint8_t *aq, const kact *m, __m512
     return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
 }
 
-INLINE __m512 sb_packed(const uint32_t type, const uint8_t *G, const uint8_t *aq, const kact *m, __m512 f) {
+INLINE __m512 sb_packed(const uint32_t type, const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
     const __m512i z = _mm512_setzero_si512();
     if (type == INFER_TYPE_Q6_K) return sbp_q6k(G, aq, m, f);
     if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
@@ -408,21 +377,16 @@ INLINE __m512 sb_packed(const uint32_t type, const uint8_t *G, const uint8_t *aq
 
 INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                           const uint8_t *act, float *out) {
-    kact meta[KV_NSB];
+    x86_kact meta[KV_NSB];
     const int64_t nsb = n_cols / X86_QKK;
     const size_t gb = 16 * x86_block_bytes(type);
     for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
         const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
-        prep_kact(type, act + (size_t)c0 * 292, n, meta);
+        x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
         for (int64_t g = g0; g < g0 + ng; g += PG) {
-            const int npg = g0 + ng - g < PG ? (int)(g0 + ng - g) : PG;
             const uint8_t *G[PG];
             __m512 f[PG];
-            UNROLL for (int k = 0; k < PG; k++) {
-                const int gk = k < npg ? k : 0;
-                G[k] = P + ((size_t)(g + gk) * (size_t)nsb + (size_t)c0) * gb;
-                f[k] = c0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + 16 * (g + gk - g0));
-            }
+            const int npg = x5_groups_begin(P, g, g0 + ng, PG, nsb, c0, gb, out + 16 * (g - g0), G, f);
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
                 if (npg == PG) {

@@ -132,6 +132,22 @@ X5_INLINE void x5_prefetch_ahead(const uint8_t *p, size_t n) {
     for (size_t l = 0; l < n; l += 64) _mm_prefetch((const char *)(p + X5_PF_DIST + l), _MM_HINT_T0);
 }
 
+/* Generation over a repacked weight with nb blocks per row, pg groups at
+ * a time from group g (groups before g_end exist): their group-blocks at
+ * block b0 (the missing ones repeat group g; their sums are never stored)
+ * and their running sums, 0 at b0 = 0, else what og (group g's outputs)
+ * holds. Returns how many groups are real. */
+X5_INLINE int x5_groups_begin(const uint8_t *P, int64_t g, int64_t g_end, int pg, int64_t nb, int64_t b0, size_t gb,
+                              const float *og, const uint8_t **G, __m512 *f) {
+    const int n = g_end - g < pg ? (int)(g_end - g) : pg;
+    X5_UNROLL for (int k = 0; k < pg; k++) {
+        const int gk = k < n ? k : 0;
+        G[k] = P + ((size_t)(g + gk) * (size_t)nb + (size_t)b0) * gb;
+        f[k] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(og + 16 * gk);
+    }
+    return n;
+}
+
 /* The 16 rows' f16 d of a group-block whose d is out of the body. */
 X5_INLINE __m512 x5_packed_d(const uint8_t *G, size_t d_at) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(G + d_at)));

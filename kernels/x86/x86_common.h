@@ -82,6 +82,49 @@ static inline void x86_prefetch_rows(const uint8_t *W, size_t rb, int64_t r, int
         for (size_t l = 0; l < len; l += 64) _mm_prefetch((const char *)(W + (size_t)i * rb + off + l), _MM_HINT_T0);
 }
 
+/* The sum of the 32 int8 quants at q (an activation block): the sum of
+ * (q ^ 0x80), which counts q + 128, by vpsadbw. */
+static inline int x86_sum_q8x32(const uint8_t *q) {
+    const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)q), _mm256_set1_epi8((char)0x80));
+    const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());
+    const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    return (int)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
+}
+
+/* Generation kernels (one activation row), Q8_K side of a super-block:
+ * d_a and the int16 pairs of group sums in the order of the weight-side
+ * pairs (Q2_K, Q3_K, Q6_K: per-16 sums, even/odd; Q4_K, Q5_K: 32-value
+ * sums B_s as (B0, B2), (B1, B3), (B4, B6), (B5, B7)). */
+typedef struct {
+    float da;
+    int32_t pair[8];
+} x86_kact;
+
+static inline int32_t x86_pack16(int a, int b) {
+    return (int32_t)((uint32_t)(uint16_t)a | ((uint32_t)(uint16_t)b << 16));
+}
+
+static inline void x86_prep_kact(uint32_t type, const uint8_t *a, int64_t nsb, x86_kact *m) {
+    for (int64_t sb = 0; sb < nsb; sb++, a += 292) {
+        int16_t bs[16];
+        memcpy(bs, a + 260, 32);
+        m[sb].da = x86_rdf32(a);
+        if (type != INFER_TYPE_Q4_K && type != INFER_TYPE_Q5_K) {
+            for (int q = 0; q < 4; q++) {
+                m[sb].pair[2 * q] = x86_pack16(bs[4 * q], bs[4 * q + 2]);
+                m[sb].pair[2 * q + 1] = x86_pack16(bs[4 * q + 1], bs[4 * q + 3]);
+            }
+        } else {
+            int B[8];
+            for (int s = 0; s < 8; s++) B[s] = bs[2 * s] + bs[2 * s + 1];
+            m[sb].pair[0] = x86_pack16(B[0], B[2]);
+            m[sb].pair[1] = x86_pack16(B[1], B[3]);
+            m[sb].pair[2] = x86_pack16(B[4], B[6]);
+            m[sb].pair[3] = x86_pack16(B[5], B[7]);
+        }
+    }
+}
+
 /* The block geometry of a weight type for the quantized matmuls. */
 typedef enum { X86_FAM_NONE, X86_FAM_LEGACY, X86_FAM_K, X86_FAM_FLOAT } x86_family;
 
@@ -131,6 +174,28 @@ static inline int x86_legacy_offset(uint32_t type) {
 
 static inline int x86_legacy_has_min(uint32_t type) {
     return type == INFER_TYPE_Q4_1 || type == INFER_TYPE_Q5_1;
+}
+
+/* Generation kernels, activation side of a legacy block: d_a, and either
+ * -offset * sum(q_a) or s_a (Q8_1). q8_offset 0: the kernel reads Q8_0's
+ * weights as signed bytes, so Q8_0 needs no offset term. */
+typedef struct {
+    float da;
+    union {
+        int32_t corr;
+        float sa;
+    } x;
+} x86_leg_act;
+
+static inline void x86_prep_leg_act(uint32_t type, const uint8_t *a, int64_t nb, int q8_offset, x86_leg_act *m) {
+    const int has_min = x86_legacy_has_min(type);
+    const int off = type == INFER_TYPE_Q8_0 && !q8_offset ? 0 : x86_legacy_offset(type);
+    const size_t ab = has_min ? 36 : 34;
+    for (int64_t b = 0; b < nb; b++, a += ab) {
+        m[b].da = x86_f16(a);
+        if (has_min) m[b].x.sa = x86_f16(a + 2);
+        else m[b].x.corr = off ? -off * x86_sum_q8x32(a + 2) : 0;
+    }
 }
 
 /* K types: values per sub-block with its own scale (16 or 32), and whether
