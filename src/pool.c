@@ -17,6 +17,16 @@
 
 #define SPIN_ITERATIONS 20000
 
+/* A spinning thread shares its core with a working sibling (SMT): pause
+ * hands the core's issue slots to it while waiting. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 struct pool {
     int n;                     /* threads including the caller */
     pthread_t *threads;        /* [n - 1] */
@@ -43,7 +53,10 @@ static void *worker_main(void *v) {
         uint64_t g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
-            if (++spins < SPIN_ITERATIONS) continue;
+            if (++spins < SPIN_ITERATIONS) {
+                cpu_relax();
+                continue;
+            }
             pthread_mutex_lock(&p->mu);
             while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->wake, &p->mu);
             pthread_mutex_unlock(&p->mu);
@@ -111,7 +124,10 @@ void pool_run(pool *p, pool_fn fn, void *arg) {
 
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
-        if (++spins < SPIN_ITERATIONS) continue;
+        if (++spins < SPIN_ITERATIONS) {
+            cpu_relax();
+            continue;
+        }
         pthread_mutex_lock(&p->mu);
         while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
         pthread_mutex_unlock(&p->mu);
