@@ -75,12 +75,12 @@ INLINE __m512 sb_q45k(const int packed, const int q5, const uint8_t *const rows[
     return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
 }
 
-/* Q6_K: value 128c + 32k + l (l = 4j + i): low 4 bits from ql[64c + l]
- * (k = 0: low nibble, 2: high) or ql[64c + 32 + l] (k = 1, 3), high 2 bits
- * = bits 2k of qh[32c + l]; sub-block (16 values) 8c + 2k + j / 4. */
+/* Q6_K: value 128c + 32k + l (l = 4j + i), sub-block (16 values) 8c + 2k
+ * + j / 4; four slices of values (one per k) from the file's slices
+ * (x5_q6k_file_values) or the recoded ones of a group-block (x5_q6k_values:
+ * 9 operations, not 17). Scales: body bytes 192..207 (slices 48..51). */
 INLINE __m512 sb_q6k(const int packed, const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *G,
                      const uint8_t *aq, const x86_kact *m, __m512 f) {
-    const __m512i m4 = b8(0x0f);
     __m512i sc[4];
     x5_ld16(packed, rows, off, G, 0, 192, sc); /* int8 scales 4q .. 4q + 3 */
     const __m512 dq = packed ? x5_packed_d(G, x5_d_at(INFER_TYPE_Q6_K))
@@ -89,26 +89,27 @@ INLINE __m512 sb_q6k(const int packed, const uint8_t *const rows[16], __m512i vi
     UNROLL for (int c = 0; c < 2; c++) {
         UNROLL for (int q = 0; q < 2; q++) { /* j = 4q .. 4q + 3 */
             __m512i la[4], lb[4], hh[4];
-            x5_ld16(packed, rows, off, G, 0, 64 * (size_t)c + 16 * (size_t)q, la);
-            x5_ld16(packed, rows, off, G, 0, 64 * (size_t)c + 32 + 16 * (size_t)q, lb);
-            x5_ld16(packed, rows, off, G, 0, 128 + 32 * (size_t)c + 16 * (size_t)q, hh);
-            __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                              _mm512_setzero_si512()};
+            if (!packed) {
+                x5_tr16(rows, off + 64 * (size_t)c + 16 * (size_t)q, la);
+                x5_tr16(rows, off + 64 * (size_t)c + 32 + 16 * (size_t)q, lb);
+                x5_tr16(rows, off + 128 + 32 * (size_t)c + 16 * (size_t)q, hh);
+            }
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
             UNROLL for (int i = 0; i < 4; i++) {
+                __m512i v[4];
+                if (packed) x5_q6k_values(G + 64 * (24 * c + 3 * (4 * q + i)), v);
+                else x5_q6k_file_values(la[i], lb[i], hh[i], v);
                 const uint8_t *a = aq + 128 * c + 4 * (4 * q + i);
-                const __m512i v0 = _mm512_or_si512(_mm512_and_si512(la[i], m4), and8(sll(hh[i], 4), 0x30));
-                const __m512i v1 = _mm512_or_si512(_mm512_and_si512(lb[i], m4), and8(sll(hh[i], 2), 0x30));
-                const __m512i v2 = _mm512_or_si512(_mm512_and_si512(srl(la[i], 4), m4), and8(hh[i], 0x30));
-                const __m512i v3 = _mm512_or_si512(_mm512_and_si512(srl(lb[i], 4), m4), and8(srl(hh[i], 2), 0x30));
-                acc[0] = _mm512_dpbusd_epi32(acc[0], v0, x5_bc32(a));
-                acc[1] = _mm512_dpbusd_epi32(acc[1], v1, x5_bc32(a + 32));
-                acc[2] = _mm512_dpbusd_epi32(acc[2], v2, x5_bc32(a + 64));
-                acc[3] = _mm512_dpbusd_epi32(acc[3], v3, x5_bc32(a + 96));
+                a0 = _mm512_dpbusd_epi32(a0, v[0], x5_bc32(a));
+                a1 = _mm512_dpbusd_epi32(a1, v[1], x5_bc32(a + 32));
+                a2 = _mm512_dpbusd_epi32(a2, v[2], x5_bc32(a + 64));
+                a3 = _mm512_dpbusd_epi32(a3, v[3], x5_bc32(a + 96));
             }
-            UNROLL for (int k = 0; k < 4; k++) {
-                const int s = 8 * c + 2 * k + q;
-                is = _mm512_add_epi32(is, _mm512_mullo_epi32(acc[k], sbyte(sc[s / 4], s % 4)));
-            }
+            const int s0 = 8 * c + q, s1 = s0 + 2, s2 = s0 + 4, s3 = s0 + 6;
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, sbyte(sc[s0 / 4], s0 % 4)));
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, sbyte(sc[s1 / 4], s1 % 4)));
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a2, sbyte(sc[s2 / 4], s2 % 4)));
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a3, sbyte(sc[s3 / 4], s3 % 4)));
         }
     }
     __m512i corr = _mm512_setzero_si512();
@@ -330,46 +331,9 @@ INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const 
     return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
 }
 
-/* Q6_K from a group-block: sb_q6k's arithmetic, slices loaded where used.
- * ql[64c + l] is slice 16c + l/4, ql[64c + 32 + l] slice 16c + 8 + l/4,
- * qh[32c + l] slice 32 + 8c + l/4, scales slices 48..51, d after them. */
-INLINE __m512 sbp_q6k(const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
-    const __m512i m4 = b8(0x0f);
-    const __m512i sc0 = sl(G, 48), sc1 = sl(G, 49), sc2 = sl(G, 50), sc3 = sl(G, 51);
-    const __m512i sc[4] = {sc0, sc1, sc2, sc3};
-    __m512i is = _mm512_setzero_si512();
-    UNROLL for (int c = 0; c < 2; c++) {
-        UNROLL for (int q = 0; q < 2; q++) {
-            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-            UNROLL for (int i = 0; i < 4; i++) {
-                const __m512i la = sl(G, 16 * c + 4 * q + i), lb = sl(G, 16 * c + 8 + 4 * q + i);
-                const __m512i hh = sl(G, 32 + 8 * c + 4 * q + i);
-                const uint8_t *a = aq + 128 * c + 4 * (4 * q + i);
-                a0 = _mm512_dpbusd_epi32(a0, _mm512_or_si512(_mm512_and_si512(la, m4), and8(sll(hh, 4), 0x30)), x5_bc32(a));
-                a1 = _mm512_dpbusd_epi32(a1, _mm512_or_si512(_mm512_and_si512(lb, m4), and8(sll(hh, 2), 0x30)), x5_bc32(a + 32));
-                a2 = _mm512_dpbusd_epi32(a2, _mm512_or_si512(_mm512_and_si512(srl(la, 4), m4), and8(hh, 0x30)), x5_bc32(a + 64));
-                a3 = _mm512_dpbusd_epi32(a3, _mm512_or_si512(_mm512_and_si512(srl(lb, 4), m4), and8(srl(hh, 2), 0x30)), x5_bc32(a + 96));
-            }
-            const int s0 = 8 * c + q, s1 = s0 + 2, s2 = s0 + 4, s3 = s0 + 6;
-            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, sbyte(sc[s0 / 4], s0 % 4)));
-            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, sbyte(sc[s1 / 4], s1 % 4)));
-            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a2, sbyte(sc[s2 / 4], s2 % 4)));
-            is = _mm512_add_epi32(is, _mm512_mullo_epi32(a3, sbyte(sc[s3 / 4], s3 % 4)));
-        }
-    }
-    __m512i corr = _mm512_setzero_si512();
-    UNROLL for (int q = 0; q < 4; q++) {
-        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(_mm512_slli_epi16(sc[q], 8), 8), _mm512_set1_epi32(m->pair[2 * q]));
-        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc[q], 8), _mm512_set1_epi32(m->pair[2 * q + 1]));
-    }
-    corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
-    const __m512 dd = _mm512_mul_ps(x5_packed_d(G, x5_d_at(INFER_TYPE_Q6_K)), _mm512_set1_ps(m->da));
-    return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
-}
-
 INLINE __m512 sb_packed(const uint32_t type, const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
     const __m512i z = _mm512_setzero_si512();
-    if (type == INFER_TYPE_Q6_K) return sbp_q6k(G, aq, m, f);
+    if (type == INFER_TYPE_Q6_K) return sb_q6k(1, NULL, z, 0, G, aq, m, f);
     if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
         return sb_q23k(1, type == INFER_TYPE_Q3_K, NULL, z, 0, G, aq, m, f);
     return sbp_q45k(type == INFER_TYPE_Q5_K, G, aq, m, f);

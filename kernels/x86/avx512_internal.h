@@ -48,7 +48,15 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
  * x5_tr16 builds from the file's layout. A block of 2 mod 4 bytes keeps
  * its f16 d (the first 2 bytes of Q4_0/Q5_0/Q8_0, the last 2 of Q3_K and
  * Q6_K) out of the body: the 16 rows' d follow the slices, 32 bytes.
- * Rows past the last whole group stay in the file's layout. */
+ * Rows past the last whole group stay in the file's layout.
+ *
+ * Q6_K's 48 quant slices are recoded (x5_q6k_encode): its file layout
+ * spreads a value over a low nibble and a 2-bit field in another byte,
+ * 17 logic operations per four slices of values. Recoded, slice 24c + 3j
+ * + w (c < 2, j < 8, w < 3) holds in byte b of lane i the 6-bit value
+ * 128c + 32w + 4j + b of row i in bits 0..5 and bits 2w, 2w + 1 of value
+ * 128c + 96 + 4j + b in bits 6..7: 9 operations decode the same four
+ * slices of values. Same size; x5_q6k_decode restores the file's slices. */
 #define X5_PACK_ROWS 16
 
 /* Offset of the body inside a file block (2 when d leads), the slice count
@@ -59,7 +67,10 @@ static inline size_t x5_body_lead(uint32_t type) {
 static inline size_t x5_n_slices(uint32_t type) { return x86_block_bytes(type) / 4; }
 static inline size_t x5_d_at(uint32_t type) { return 64 * x5_n_slices(type); }
 
-/* avx512_repack.c */
+/* avx512_repack.c. The Q6_K recoding of one group-block's quant slices,
+ * in place, and back. */
+void x5_q6k_encode(uint8_t *G);
+void x5_q6k_decode(uint8_t *G);
 size_t x5_packed_size(uint32_t type, int64_t n_rows, int64_t n_cols);
 void x5_pack_weights(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, void *P);
 /* Group-blocks [b0, b0 + nb) of one group back to 16 rows of the file's
@@ -146,6 +157,31 @@ X5_INLINE int x5_groups_begin(const uint8_t *P, int64_t g, int64_t g_end, int pg
         f[k] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(og + 16 * gk);
     }
     return n;
+}
+
+/* Q6_K's 6-bit values 128c + 32k + 4j .. + 3 (k = 0..3, one slice each)
+ * from the file's slices: low nibbles ql[64c + l] (k = 0 low, 2 high) and
+ * ql[64c + 32 + l] (k = 1, 3), 2-bit fields qh[32c + l] (bits 2k). */
+X5_INLINE void x5_q6k_file_values(__m512i la, __m512i lb, __m512i hh, __m512i v[4]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    v[0] = _mm512_or_si512(_mm512_and_si512(la, m4), _mm512_and_si512(_mm512_slli_epi16(hh, 4), m30));
+    v[1] = _mm512_or_si512(_mm512_and_si512(lb, m4), _mm512_and_si512(_mm512_slli_epi16(hh, 2), m30));
+    v[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(la, 4), m4), _mm512_and_si512(hh, m30));
+    v[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lb, 4), m4), _mm512_and_si512(_mm512_srli_epi16(hh, 2), m30));
+}
+
+/* The same four slices from Q6_K's recoded slices at S = G + 64 (24c + 3j). */
+X5_INLINE void x5_q6k_values(const uint8_t *S, __m512i v[4]) {
+    const __m512i m6 = _mm512_set1_epi8(0x3f), m3 = _mm512_set1_epi8(0x03), m4 = _mm512_set1_epi8(0x0f);
+    const __m512i a = _mm512_loadu_si512((const void *)S), b = _mm512_loadu_si512((const void *)(S + 64));
+    const __m512i c = _mm512_loadu_si512((const void *)(S + 128));
+    v[0] = _mm512_and_si512(a, m6);
+    v[1] = _mm512_and_si512(b, m6);
+    v[2] = _mm512_and_si512(c, m6);
+    /* bits 0-1 from a >> 6, 2-3 from b >> 4, 4-5 from c >> 2: bit selects
+     * (ternary logic 0xe4: third operand ? first : second), then the mask */
+    const __m512i t = _mm512_ternarylogic_epi32(_mm512_srli_epi16(a, 6), _mm512_srli_epi16(b, 4), m3, 0xe4);
+    v[3] = _mm512_and_si512(_mm512_ternarylogic_epi32(t, _mm512_srli_epi16(c, 2), m4, 0xe4), m6);
 }
 
 /* The 16 rows' f16 d of a group-block whose d is out of the body. */

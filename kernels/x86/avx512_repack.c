@@ -28,6 +28,49 @@ size_t x5_packed_size(uint32_t type, int64_t n_rows, int64_t n_cols) {
     return (size_t)(n_rows / 16) * group_bytes(type, n_cols);
 }
 
+/* Q6_K's file slices of values 128c + 32k + 4j .. + 3: ql[64c + 4j ..] is
+ * slice 16c + j, ql[64c + 32 + 4j ..] slice 16c + 8 + j, qh[32c + 4j ..]
+ * slice 32 + 8c + j. */
+static void q6k_file_values(const uint8_t *G, int c, int j, __m512i v[4]) {
+    const __m512i la = _mm512_loadu_si512((const void *)(G + 64 * (16 * c + j)));
+    const __m512i lb = _mm512_loadu_si512((const void *)(G + 64 * (16 * c + 8 + j)));
+    const __m512i hh = _mm512_loadu_si512((const void *)(G + 64 * (32 + 8 * c + j)));
+    x5_q6k_file_values(la, lb, hh, v);
+}
+
+void x5_q6k_encode(uint8_t *G) {
+    __m512i out[48];
+    const __m512i mc0 = _mm512_set1_epi8((char)0xc0);
+    for (int c = 0; c < 2; c++)
+        for (int j = 0; j < 8; j++) {
+            __m512i v[4];
+            q6k_file_values(G, c, j, v);
+            /* bits 2w, 2w + 1 of v[3] to bits 6, 7 (masked: nothing crosses bytes) */
+            out[24 * c + 3 * j] = _mm512_or_si512(v[0], _mm512_and_si512(_mm512_slli_epi16(v[3], 6), mc0));
+            out[24 * c + 3 * j + 1] = _mm512_or_si512(v[1], _mm512_and_si512(_mm512_slli_epi16(v[3], 4), mc0));
+            out[24 * c + 3 * j + 2] = _mm512_or_si512(v[2], _mm512_and_si512(_mm512_slli_epi16(v[3], 2), mc0));
+        }
+    for (int s = 0; s < 48; s++) _mm512_storeu_si512((void *)(G + 64 * s), out[s]);
+}
+
+void x5_q6k_decode(uint8_t *G) {
+    __m512i out[48];
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(0x03);
+    for (int c = 0; c < 2; c++)
+        for (int j = 0; j < 8; j++) {
+            __m512i v[4];
+            x5_q6k_values(G + 64 * (24 * c + 3 * j), v);
+            /* the file's ql (two nibbles) and qh (four 2-bit fields) */
+            out[16 * c + j] = _mm512_or_si512(_mm512_and_si512(v[0], m4), _mm512_slli_epi16(_mm512_and_si512(v[2], m4), 4));
+            out[16 * c + 8 + j] = _mm512_or_si512(_mm512_and_si512(v[1], m4), _mm512_slli_epi16(_mm512_and_si512(v[3], m4), 4));
+            __m512i h = _mm512_and_si512(_mm512_srli_epi16(v[0], 4), m3);
+            h = _mm512_or_si512(h, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(v[1], 4), m3), 2));
+            h = _mm512_or_si512(h, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(v[2], 4), m3), 4));
+            out[32 + 8 * c + j] = _mm512_or_si512(h, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(v[3], 4), m3), 6));
+        }
+    for (int s = 0; s < 48; s++) _mm512_storeu_si512((void *)(G + 64 * s), out[s]);
+}
+
 /* Row i's block back from a group-block. */
 static void unslice_block(uint32_t type, const uint8_t *G, int i, uint8_t *dst) {
     const size_t bb = x86_block_bytes(type), lead = x5_body_lead(type), ns = x5_n_slices(type);
@@ -58,15 +101,23 @@ void x5_pack_weights(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
                 for (size_t r = j; r < ns; r++) memcpy(G + 64 * r + 4 * (size_t)i, rows[i] + off + lead + 4 * r, 4);
                 if (bb % 4 == 2) memcpy(G + x5_d_at(type) + 2 * (size_t)i, rows[i] + off + (lead ? 0 : bb - 2), 2);
             }
+            if (type == INFER_TYPE_Q6_K) x5_q6k_encode(G);
         }
     }
 }
 
 void x5_unslice(uint32_t type, const uint8_t *G, int64_t b0, int64_t nb, uint8_t *rows) {
     const size_t bb = x86_block_bytes(type), gb = 16 * bb;
-    for (int i = 0; i < 16; i++)
-        for (int64_t b = 0; b < nb; b++)
-            unslice_block(type, G + (size_t)(b0 + b) * gb, i, rows + (size_t)i * (size_t)nb * bb + (size_t)b * bb);
+    _Alignas(64) uint8_t file[16 * 210]; /* one Q6_K group-block in the file's slices */
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *src = G + (size_t)(b0 + b) * gb;
+        if (type == INFER_TYPE_Q6_K) {
+            memcpy(file, src, gb);
+            x5_q6k_decode(file);
+            src = file;
+        }
+        for (int i = 0; i < 16; i++) unslice_block(type, src, i, rows + (size_t)i * (size_t)nb * bb + (size_t)b * bb);
+    }
 }
 
 void x5_matmul_packed(uint32_t type, const void *P, int64_t r0, int64_t n_rows, int64_t n_cols, const void *act,
