@@ -52,15 +52,16 @@ INLINE __m512 sb_q45k(const int packed, const int q5, const uint8_t *const rows[
         __m512i cl[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
         __m512i ch[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
         UNROLL for (int j = 0; j < 8; j++) {
-            __m512i lo = _mm512_and_si512(d[j], m4), hi = _mm512_and_si512(srl(d[j], 4), m4);
+            __m512i lo = _mm512_and_si512(d[j], m4), hi = and8(d[j], 0xf0); /* Q4_K: 16 x the high nibble */
             if (q5) {
                 lo = _mm512_or_si512(lo, x5_bit_to(h[j], 2 * p, 4));
-                hi = _mm512_or_si512(hi, x5_bit_to(h[j], 2 * p + 1, 4));
+                hi = _mm512_or_si512(_mm512_and_si512(srl(d[j], 4), m4), x5_bit_to(h[j], 2 * p + 1, 4));
             }
             cl[j & 1] = _mm512_dpbusd_epi32(cl[j & 1], lo, x5_bc32(aq + 64 * p + 4 * j));
             ch[j & 1] = _mm512_dpbusd_epi32(ch[j & 1], hi, x5_bc32(aq + 64 * p + 32 + 4 * j));
         }
-        const __m512i clo = _mm512_add_epi32(cl[0], cl[1]), chi = _mm512_add_epi32(ch[0], ch[1]);
+        const __m512i clo = _mm512_add_epi32(cl[0], cl[1]), ch16 = _mm512_add_epi32(ch[0], ch[1]);
+        const __m512i chi = q5 ? ch16 : _mm512_srai_epi32(ch16, 4); /* exact */
         const __m512i scs = p < 2 ? sc_lo : sc_hi;
         is = _mm512_add_epi32(is, _mm512_mullo_epi32(clo, ubyte(scs, (2 * p) & 3)));
         is = _mm512_add_epi32(is, _mm512_mullo_epi32(chi, ubyte(scs, (2 * p + 1) & 3)));
@@ -302,11 +303,11 @@ INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const 
         __m512i cl0 = _mm512_setzero_si512(), cl1 = cl0, ch0 = cl0, ch1 = cl0;
         UNROLL for (int j = 0; j < 8; j++) {
             const __m512i w = sl(G, qs + 8 * p + j);
-            __m512i lo = _mm512_and_si512(w, m4), hi = _mm512_and_si512(srl(w, 4), m4);
+            __m512i lo = _mm512_and_si512(w, m4), hi = and8(w, 0xf0); /* Q4_K: 16 x the high nibble */
             if (q5) {
                 const __m512i h = sl(G, 4 + j);
                 lo = _mm512_or_si512(lo, x5_bit_to(h, 2 * p, 4));
-                hi = _mm512_or_si512(hi, x5_bit_to(h, 2 * p + 1, 4));
+                hi = _mm512_or_si512(_mm512_and_si512(srl(w, 4), m4), x5_bit_to(h, 2 * p + 1, 4));
             }
             if (j & 1) {
                 cl1 = _mm512_dpbusd_epi32(cl1, lo, x5_bc32(aq + 64 * p + 4 * j));
@@ -318,7 +319,9 @@ INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const 
         }
         const __m512i scs = p < 2 ? sc_lo : sc_hi;
         is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(cl0, cl1), ubyte(scs, (2 * p) & 3)));
-        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(ch0, ch1), ubyte(scs, (2 * p + 1) & 3)));
+        __m512i chi = _mm512_add_epi32(ch0, ch1);
+        if (!q5) chi = _mm512_srai_epi32(chi, 4); /* exact */
+        is = _mm512_add_epi32(is, _mm512_mullo_epi32(chi, ubyte(scs, (2 * p + 1) & 3)));
     }
     const __m512i w16 = _mm512_set1_epi32(0x00ff00ff);
     __m512i corr = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(mn_lo, w16), _mm512_set1_epi32(m->pair[0]));

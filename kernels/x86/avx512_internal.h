@@ -50,14 +50,17 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
  * Q6_K) out of the body: the 16 rows' d follow the slices, 32 bytes.
  * Rows past the last whole group stay in the file's layout.
  *
- * Q6_K's 48 quant slices are recoded (x5_q6k_encode): its file layout
- * spreads a value over a low nibble and a 2-bit field in another byte,
- * 17 logic operations per four slices of values. Recoded, slice 24c + 3j
- * + w (c < 2, j < 8, w < 3) holds in byte b of lane i the 6-bit value
- * 128c + 32w + 4j + b of row i in bits 0..5 and bits 2w, 2w + 1 of value
- * 128c + 96 + 4j + b in bits 6..7: 9 operations decode the same four
- * slices of values. Same size; x5_q6k_decode restores the file's slices. */
+ * Two types are recoded (x5_recoded), the same size, so that the kernels
+ * decode them with fewer operations; x5_unslice restores the file's bytes.
+ * Q8_0's quants are stored as q ^ 0x80, the unsigned operand vpdpbusd
+ * takes. Q6_K's file layout spreads a value over a low nibble and a 2-bit
+ * field in another byte, 17 logic operations per four slices of values;
+ * recoded, slice 24c + 3j + w (c < 2, j < 8, w < 3) holds in byte b of
+ * lane i the 6-bit value 128c + 32w + 4j + b of row i in bits 0..5 and
+ * bits 2w, 2w + 1 of value 128c + 96 + 4j + b in bits 6..7: 9 operations
+ * decode the same four slices of values (x5_q6k_values). */
 #define X5_PACK_ROWS 16
+static inline int x5_recoded(uint32_t type) { return type == INFER_TYPE_Q8_0 || type == INFER_TYPE_Q6_K; }
 
 /* Offset of the body inside a file block (2 when d leads), the slice count
  * and the offset of the d array inside a group-block. */
@@ -67,10 +70,7 @@ static inline size_t x5_body_lead(uint32_t type) {
 static inline size_t x5_n_slices(uint32_t type) { return x86_block_bytes(type) / 4; }
 static inline size_t x5_d_at(uint32_t type) { return 64 * x5_n_slices(type); }
 
-/* avx512_repack.c. The Q6_K recoding of one group-block's quant slices,
- * in place, and back. */
-void x5_q6k_encode(uint8_t *G);
-void x5_q6k_decode(uint8_t *G);
+/* avx512_repack.c */
 size_t x5_packed_size(uint32_t type, int64_t n_rows, int64_t n_cols);
 void x5_pack_weights(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, void *P);
 /* Group-blocks [b0, b0 + nb) of one group back to 16 rows of the file's

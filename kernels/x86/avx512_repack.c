@@ -38,7 +38,7 @@ static void q6k_file_values(const uint8_t *G, int c, int j, __m512i v[4]) {
     x5_q6k_file_values(la, lb, hh, v);
 }
 
-void x5_q6k_encode(uint8_t *G) {
+static void q6k_encode(uint8_t *G) {
     __m512i out[48];
     const __m512i mc0 = _mm512_set1_epi8((char)0xc0);
     for (int c = 0; c < 2; c++)
@@ -53,7 +53,7 @@ void x5_q6k_encode(uint8_t *G) {
     for (int s = 0; s < 48; s++) _mm512_storeu_si512((void *)(G + 64 * s), out[s]);
 }
 
-void x5_q6k_decode(uint8_t *G) {
+static void q6k_decode(uint8_t *G) {
     __m512i out[48];
     const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(0x03);
     for (int c = 0; c < 2; c++)
@@ -69,6 +69,20 @@ void x5_q6k_decode(uint8_t *G) {
             out[32 + 8 * c + j] = _mm512_or_si512(h, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(v[3], 4), m3), 6));
         }
     for (int s = 0; s < 48; s++) _mm512_storeu_si512((void *)(G + 64 * s), out[s]);
+}
+
+/* A group-block of a recoded type (avx512_internal.h) from the file's
+ * slices to the kernels' form (back 0) or back (1). */
+static void recode(uint32_t type, uint8_t *G, int back) {
+    if (type == INFER_TYPE_Q8_0) { /* q ^ 0x80 both ways */
+        for (int s = 0; s < 8; s++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(G + 64 * s));
+            _mm512_storeu_si512((void *)(G + 64 * s), _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)));
+        }
+    } else if (type == INFER_TYPE_Q6_K) {
+        if (back) q6k_decode(G);
+        else q6k_encode(G);
+    }
 }
 
 /* Row i's block back from a group-block. */
@@ -101,19 +115,19 @@ void x5_pack_weights(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
                 for (size_t r = j; r < ns; r++) memcpy(G + 64 * r + 4 * (size_t)i, rows[i] + off + lead + 4 * r, 4);
                 if (bb % 4 == 2) memcpy(G + x5_d_at(type) + 2 * (size_t)i, rows[i] + off + (lead ? 0 : bb - 2), 2);
             }
-            if (type == INFER_TYPE_Q6_K) x5_q6k_encode(G);
+            recode(type, G, 0);
         }
     }
 }
 
 void x5_unslice(uint32_t type, const uint8_t *G, int64_t b0, int64_t nb, uint8_t *rows) {
     const size_t bb = x86_block_bytes(type), gb = 16 * bb;
-    _Alignas(64) uint8_t file[16 * 210]; /* one Q6_K group-block in the file's slices */
+    _Alignas(64) uint8_t file[16 * 210]; /* a recoded group-block in the file's slices (Q6_K's are the largest) */
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *src = G + (size_t)(b0 + b) * gb;
-        if (type == INFER_TYPE_Q6_K) {
+        if (x5_recoded(type)) {
             memcpy(file, src, gb);
-            x5_q6k_decode(file);
+            recode(type, file, 1);
             src = file;
         }
         for (int i = 0; i < 16; i++) unslice_block(type, src, i, rows + (size_t)i * (size_t)nb * bb + (size_t)b * bb);
