@@ -250,7 +250,8 @@ typedef struct {
     double mean, sd;     /* tokens per second */
     double samples[64];
     int n_samples;
-    double gbs, bw_pct;  /* generation only */
+    double gbs, bw_pct;  /* generation only: GB/s, mean share of the probe taken before each repetition */
+    double probe_gbs, probe_hi; /* the lowest and highest of those probes */
     double ttft_ms;      /* prompt tests: time to first token */
     double load_ms;
     double rss_mib;
@@ -308,8 +309,13 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
     int ok = ids != NULL;
     /* Warm-up: one run of the test itself (llama-bench runs a warm-up too). */
     if (ok) ok = run_once(c, ids, r->n_prompt, r->n_gen > 0 ? 1 : 0, nv, &rng) >= 0;
-    double sum = 0.0;
+    /* Generation: the probe again right before each repetition (on a shared
+     * machine the bandwidth on offer moves by 2x within minutes), and the
+     * share of it each repetition streamed. */
+    const int paired = r->n_gen && !r->n_prompt && r->threads > 0;
+    double sum = 0.0, pct_sum = 0.0, probe_lo = 0.0, probe_hi = 0.0;
     for (int k = 0; ok && k < reps && k < 64; k++) {
+        const double pb = paired ? probe_bandwidth(r->threads) : 0.0;
         double t = run_once(c, ids, r->n_prompt, r->n_gen, nv, &rng);
         if (t <= 0) {
             ok = 0;
@@ -318,6 +324,11 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
         r->samples[r->n_samples++] = (double)n_tok / t;
         sum += r->samples[r->n_samples - 1];
         if (r->n_prompt) r->ttft_ms += t * 1e3 / reps;
+        if (pb > 0) {
+            pct_sum += 100.0 * (double)r->streamed * r->samples[r->n_samples - 1] / 1e9 / pb;
+            if (probe_lo == 0 || pb < probe_lo) probe_lo = pb;
+            if (pb > probe_hi) probe_hi = pb;
+        }
     }
     if (ok) {
         r->mean = sum / r->n_samples;
@@ -326,7 +337,15 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
         r->sd = r->n_samples > 1 ? sqrt(var / (r->n_samples - 1)) : 0.0;
         if (r->n_gen && !r->n_prompt) {
             r->gbs = (double)r->streamed * r->mean / 1e9; /* the embedding table is read one row a token */
-            r->bw_pct = bandwidth > 0 ? 100.0 * r->gbs / bandwidth : 0.0;
+            if (probe_lo > 0) {
+                r->bw_pct = pct_sum / r->n_samples;
+                r->probe_gbs = probe_lo;
+                r->probe_hi = probe_hi;
+                fprintf(stderr, "infer-bench: %s tg%d, %d threads: probe before each repetition %.2f-%.2f GB/s\n", r->desc,
+                        r->n_gen, r->threads, probe_lo, probe_hi);
+            } else {
+                r->bw_pct = bandwidth > 0 ? 100.0 * r->gbs / bandwidth : 0.0;
+            }
         }
     }
     struct rusage ru;
@@ -379,10 +398,10 @@ static void print_md_row(const result *r) {
 static void print_json_row(const result *r, int first) {
     printf("%s  {\"model_filename\": \"%s\", \"model_type\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, "
            "\"backends\": \"%s\", \"n_threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.6f, "
-           "\"stddev_ts\": %.6f, \"gbs\": %.4f, \"bw_pct\": %.2f, \"ttft_ms\": %.3f, \"load_ms\": %.3f, "
+           "\"stddev_ts\": %.6f, \"gbs\": %.4f, \"bw_pct\": %.2f, \"probe_gbs_min\": %.2f, \"probe_gbs_max\": %.2f, \"ttft_ms\": %.3f, \"load_ms\": %.3f, "
            "\"peak_rss_mib\": %.1f, \"samples_ts\": [",
            first ? "" : ",\n", r->model_path, r->desc, (unsigned long long)r->size, (unsigned long long)r->params,
-           r->ran_on, r->threads, r->n_prompt, r->n_gen, r->mean, r->sd, r->gbs, r->bw_pct, r->ttft_ms, r->load_ms, r->rss_mib);
+           r->ran_on, r->threads, r->n_prompt, r->n_gen, r->mean, r->sd, r->gbs, r->bw_pct, r->probe_gbs, r->probe_hi, r->ttft_ms, r->load_ms, r->rss_mib);
     for (int k = 0; k < r->n_samples; k++) printf("%s%.6f", k ? ", " : "", r->samples[k]);
     printf("], \"build_commit\": \"%s\", \"build_version\": \"%s\"}", INFER_GIT_REV, infer_version());
 }

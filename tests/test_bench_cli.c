@@ -1,0 +1,158 @@
+/*
+ * test_bench_cli.c - `infer-bench` as a user runs it, on two small models
+ * made by the project's own writer (always available): llama-bench's
+ * options (-m repeatable, -p, -n, -r, -t lists, -o md|json), one row per
+ * model x threads x test with its columns, a build line, the probe lines on
+ * stderr, JSON with every repetition's sample, and exit statuses for bad
+ * options and unreadable models. The binary sits beside $INFER_BIN.
+ */
+#include <libgen.h>
+
+#include "synth.h"
+#include "testutil.h"
+
+static char out[65536], err[65536];
+
+/* $INFER_BIN's directory + "/infer-bench" into buf. */
+static char *bench_bin(char *buf, size_t cap) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", test_infer_bin());
+    snprintf(buf, cap, "%s/infer-bench", dirname(dir));
+    cr_assert_eq(access(buf, X_OK), 0, "no %s", buf);
+    return buf;
+}
+
+/* A small synthetic model of type t at path (a mkstemp template). */
+static void make_model(char *path, uint32_t t, uint64_t seed) {
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    synth_params p = synth_default_params();
+    p.n_embd = 64;
+    p.n_ff = 128;
+    p.wtype = t;
+    p.seed = seed;
+    infer_error e;
+    cr_assert_eq(synth_model_file(&p, path, &e), INFER_OK, "%s", e.message);
+}
+
+/* The text of line k (0-based) of s that starts with "| " into buf. */
+static int table_row(const char *s, int k, char *buf, size_t cap) {
+    for (const char *p = s; p && *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 2 && p[0] == '|' && p[1] == ' ' && k-- == 0) {
+            snprintf(buf, cap, "%.*s", (int)n, p);
+            return 1;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Cell i (0-based) of a markdown row, trimmed. */
+static void cell(const char *row, int i, char *buf, size_t cap) {
+    const char *p = row;
+    for (int k = 0; k <= i; k++) {
+        p = strchr(p, '|');
+        cr_assert(p, "row has no cell %d: %s", i, row);
+        p++;
+    }
+    const char *e = strchr(p, '|');
+    cr_assert(e);
+    while (p < e && *p == ' ') p++;
+    while (e > p && e[-1] == ' ') e--;
+    snprintf(buf, cap, "%.*s", (int)(e - p), p);
+}
+
+Test(bench_cli, markdown_rows_as_llama_bench) {
+    char bin[600], a[] = "/tmp/infer-bench-a-XXXXXX", b[] = "/tmp/infer-bench-b-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_F32, 1);
+    make_model(b, INFER_TYPE_Q8_0, 2);
+    char *argv[] = {bin, "-m", a, "-m", b, "-p", "8", "-n", "4", "-r", "2", "-t", "2", NULL};
+    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    unlink(a), unlink(b);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    char row[1024], c[128];
+    /* header: llama-bench's columns first, in its order */
+    cr_assert(table_row(out, 0, row, sizeof row));
+    static const char *const COLS[] = {"model", "size", "params", "backend", "threads", "test", "t/s",
+                                       "GB/s", "% bw", "ttft ms", "load ms", "rss MiB"};
+    for (int i = 0; i < 12; i++) {
+        cell(row, i, c, sizeof c);
+        cr_assert_str_eq(c, COLS[i], "header cell %d", i);
+    }
+    /* separator, then model x test: pp8 and tg4 for each model */
+    static const char *const TESTS[] = {"pp8", "tg4", "pp8", "tg4"};
+    for (int k = 0; k < 4; k++) {
+        cr_assert(table_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        cell(row, 0, c, sizeof c);
+        cr_assert(strstr(c, k < 2 ? "F32" : "Q8_0"), "row %d model %s", k, c);
+        cell(row, 3, c, sizeof c);
+        cr_assert_str_eq(c, "CPU");
+        cell(row, 4, c, sizeof c);
+        cr_assert_str_eq(c, "2");
+        cell(row, 5, c, sizeof c);
+        cr_assert_str_eq(c, TESTS[k]);
+        cell(row, 6, c, sizeof c);
+        double mean = 0, sd = -1;
+        cr_assert_eq(sscanf(c, "%lf ± %lf", &mean, &sd), 2, "t/s cell %s", c);
+        cr_assert(mean > 0 && sd >= 0, "t/s %s", c);
+        /* tg: GB/s and % of the probe; pp: time to first token */
+        cell(row, 7, c, sizeof c);
+        cr_assert_eq(c[0] != '\0', k % 2 == 1, "GB/s cell '%s' in %s", c, TESTS[k]);
+        cell(row, 8, c, sizeof c);
+        cr_assert_eq(c[0] != '\0', k % 2 == 1, "%% bw cell '%s' in %s", c, TESTS[k]);
+        if (k % 2) cr_assert(atof(c) > 0, "%% bw %s", c);
+        cell(row, 9, c, sizeof c);
+        cr_assert_eq(c[0] != '\0', k % 2 == 0, "ttft cell '%s' in %s", c, TESTS[k]);
+        cell(row, 11, c, sizeof c);
+        cr_assert(atof(c) > 0, "rss %s", c);
+    }
+    cr_assert_not(table_row(out, 6, row, sizeof row), "one row per model and test: %s", out);
+    cr_assert(strstr(out, "\nbuild: "), "a build line ends the table: %s", out);
+    cr_assert(strstr(err, "read bandwidth probe: "), "%s", err);
+    cr_assert_eq(test_count(err, "probe before each repetition"), 2, "one paired-probe line per tg test: %s", err);
+    LEAK_CHECK();
+}
+
+Test(bench_cli, json_with_every_sample) {
+    char bin[600], a[] = "/tmp/infer-bench-j-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q4_0, 3);
+    char *argv[] = {bin, "-m", a, "-p", "8", "-n", "0", "-r", "3", "-t", "1,2", "-o", "json", NULL};
+    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert_eq(out[0], '[', "%s", out);
+    cr_assert(strstr(out, "\n]\n"), "%s", out);
+    cr_assert_eq(test_count(out, "{"), 2, "one object per thread count: %s", out);
+    cr_assert_eq(test_count(out, "{"), test_count(out, "}"));
+    cr_assert(strstr(out, "\"n_threads\": 1,") && strstr(out, "\"n_threads\": 2,"), "%s", out);
+    cr_assert_eq(test_count(out, "\"n_prompt\": 8,"), 2);
+    cr_assert_eq(test_count(out, "\"build_commit\": "), 2);
+    /* three samples each: two commas inside each samples list */
+    for (const char *p = strstr(out, "\"samples_ts\": ["); p; p = strstr(p + 1, "\"samples_ts\": [")) {
+        const char *e = strchr(p, ']');
+        cr_assert(e);
+        int commas = 0;
+        for (const char *q = p; q < e; q++) commas += *q == ',';
+        cr_assert_eq(commas, 2, "3 repetitions: %.*s", (int)(e - p), p);
+    }
+    LEAK_CHECK();
+}
+
+Test(bench_cli, bad_options_and_missing_models) {
+    char bin[600];
+    bench_bin(bin, sizeof bin);
+    char *no_model[] = {bin, "-p", "8", NULL};
+    cr_assert_neq(test_run(no_model, NULL, out, sizeof out, err, sizeof err), 0, "no -m must fail");
+    cr_assert(strstr(err, "usage") || strstr(err, "-m"), "%s", err);
+    char *bad_out[] = {bin, "-m", "x.gguf", "-o", "csv", NULL};
+    cr_assert_neq(test_run(bad_out, NULL, out, sizeof out, err, sizeof err), 0, "-o csv must fail");
+    char *missing[] = {bin, "-m", "/nonexistent/model.gguf", "-p", "8", "-n", "0", "-r", "1", NULL};
+    cr_assert_eq(test_run(missing, NULL, out, sizeof out, err, sizeof err), 3, "stderr: %s", err);
+    cr_assert(strstr(err, "/nonexistent/model.gguf"), "the message names the file: %s", err);
+    LEAK_CHECK();
+}
