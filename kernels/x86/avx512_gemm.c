@@ -47,6 +47,22 @@ static void panel_from_packed(uint32_t type, const uint8_t *W, int64_t nb, int64
             _mm_prefetch((const char *)(G + (size_t)nb * gb + (size_t)kb0 * gb + l), _MM_HINT_T0);
 }
 
+/* The panel of rows [r0, r0 + 16) (nr of them real), blocks [kb0, kb0 +
+ * nkb): rebuilt from a repacked W (packed; nb blocks per row), else packed
+ * from the file's rows (rb bytes each) with the next panel's rows
+ * prefetched. */
+static void panel_at(uint32_t type, int packed, const uint8_t *W, size_t rb, int64_t nb, int64_t r0, int nr,
+                     int64_t n_rows, int64_t kb0, int64_t nkb, uint8_t *rows16, uint8_t *panel) {
+    if (packed) {
+        panel_from_packed(type, W, nb, r0, n_rows, kb0, nkb, rows16, panel);
+        return;
+    }
+    if (x86_family_of(type) == X86_FAM_LEGACY) x5_pack_legacy(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
+    else x5_pack_k(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
+    x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
+                      (size_t)nkb * x86_block_bytes(type));
+}
+
 /* ---- legacy types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 ---------------------------------- */
 
 #define LEG_TC 512 /* tokens per chunk: a panel is packed once per chunk */
@@ -143,13 +159,7 @@ static void gemm_legacy(const int packed, uint32_t type, const uint8_t *W, size_
             legacy_meta(type, achunk, as, ntc, kb0, nkb, meta);
             for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
                 const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
-                if (packed) {
-                    panel_from_packed(type, W, nb, r0, n_rows, kb0, nkb, rows16, panel);
-                } else {
-                    x5_pack_legacy(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
-                    x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
-                                      (size_t)nkb * x86_block_bytes(type));
-                }
+                panel_at(type, packed, W, rb, nb, r0, nr, n_rows, kb0, nkb, rows16, panel);
                 for (int64_t t0 = 0; t0 < ntc; t0 += X5_T) {
                     const int nt = ntc - t0 < X5_T ? (int)(ntc - t0) : X5_T;
                     const uint8_t *a[X5_T];
@@ -242,13 +252,7 @@ static void gemm_k(const int packed, uint32_t type, const uint8_t *W, size_t rb,
             const int64_t nkb = nsb - kb0 < K_KC ? nsb - kb0 : K_KC;
             for (int64_t r0 = 0; r0 < n_rows; r0 += X5_R) {
                 const int nr = n_rows - r0 < X5_R ? (int)(n_rows - r0) : X5_R;
-                if (packed) {
-                    panel_from_packed(type, W, nsb, r0, n_rows, kb0, nkb, rows16, panel);
-                } else {
-                    x5_pack_k(type, W + (size_t)r0 * rb, rb, nr, kb0, nkb, panel);
-                    x86_prefetch_rows(W, rb, r0 + X5_R, X5_R, n_rows, (size_t)kb0 * x86_block_bytes(type),
-                                      (size_t)nkb * x86_block_bytes(type));
-                }
+                panel_at(type, packed, W, rb, nsb, r0, nr, n_rows, kb0, nkb, rows16, panel);
                 for (int64_t t0 = 0; t0 < ntc; t0 += X5_T) {
                     const int nt = ntc - t0 < X5_T ? (int)(ntc - t0) : X5_T;
                     const uint8_t *a[X5_T];
