@@ -61,7 +61,7 @@ LDLIBS  = $(LDLIBS_BASE)
 # message when it is absent.
 export INFER_SHARED ?= $(abspath ../shared)
 
-.PHONY: all test asan tsan fuzz install clean deps deps-test deps-fuzz run check
+.PHONY: all test asan tsan fuzz install clean deps deps-test deps-fuzz run check FORCE
 
 all: $(B)/libinfer.a $(B)/infer $(TOOL_BIN) $(B)/infer-bench
 
@@ -184,8 +184,14 @@ $(B)/bench-kernels: $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_kernels_
 
 # infer-bench: llama-bench-compatible model benchmarks; --kernels runs the
 # kernel micro-benchmark. The build line names the git revision.
+# The stamp file changes only when the revision does, so a new commit
+# rebuilds infer_bench.o (the flag alone would not).
 INFER_GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 $(B)/obj/bench/infer_bench.o: EXTRA_CFLAGS += -DINFER_GIT_REV='"$(INFER_GIT_REV)"'
+$(B)/obj/bench/infer_bench.o: $(B)/git-rev.stamp
+$(B)/git-rev.stamp: FORCE
+	@mkdir -p $(B) && { echo '$(INFER_GIT_REV)' | cmp -s - $@ || echo '$(INFER_GIT_REV)' > $@; }
+FORCE:
 $(B)/infer-bench: $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o $(B)/libinfer.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o \
 	    $(B)/libinfer.a $(LDLIBS)
