@@ -156,6 +156,7 @@ typedef struct {
     uint32_t vt;
     size_t stride; /* bytes between quantized activation rows */
     int blas;
+    pool_shares chunks; /* generation: chunks of STEAL_UNITS row groups */
 } matmul_job;
 
 static void matmul_quantize_part(void *arg, int ith, int nth) {
@@ -192,16 +193,40 @@ static void matmul_rows(const matmul_job *j, int k, int64_t b, int64_t e) {
     kt->matmul(w->type, wrows, w->row_bytes, e - b, w->cols, acts, j->stride, j->n, out + b, (size_t)w->rows);
 }
 
-static void matmul_rows_part(void *arg, int ith, int nth) {
-    matmul_job *j = arg;
-    int64_t ub, ue;
-    pool_range(j->unit0[j->nw], ith, nth, &ub, &ue);
+/* Row groups [ub, ue) of the concatenated weights. */
+static void matmul_units(const matmul_job *j, int64_t ub, int64_t ue) {
     for (int k = 0; k < j->nw; k++) {
         const int64_t lo = ub > j->unit0[k] ? ub : j->unit0[k], hi = ue < j->unit0[k + 1] ? ue : j->unit0[k + 1];
         if (hi <= lo) continue;
         const int64_t rows = j->w[k]->rows, b = (lo - j->unit0[k]) * ROW_GROUP;
         const int64_t e = (hi - j->unit0[k]) * ROW_GROUP < rows ? (hi - j->unit0[k]) * ROW_GROUP : rows;
         if (e > b) matmul_rows(j, k, b, e);
+    }
+}
+
+static void matmul_rows_part(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    int64_t ub, ue;
+    pool_range(j->unit0[j->nw], ith, nth, &ub, &ue);
+    matmul_units(j, ub, ue);
+}
+
+/* Generation: the threads take chunks of row groups, each from the front
+ * of its own contiguous share first (one sequential stream, as a static
+ * split would give it), then from the back of the others'. The threads do
+ * not run at the same speed (on the development machine a static split
+ * left one idle for ~12% of the matmul time, and a split by rows is not
+ * one by bytes when q, k and v differ in type); a row's result does not
+ * depend on which thread computes it, so the output is the same bit for
+ * bit. A chunk is the kernels' unit of four 16-row groups. */
+#define STEAL_UNITS 2
+static void matmul_steal_part(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    const int64_t total = j->unit0[j->nw];
+    int64_t ch;
+    while ((ch = pool_shares_next(&j->chunks, ith)) >= 0) {
+        const int64_t ub = ch * STEAL_UNITS;
+        matmul_units(j, ub, ub + STEAL_UNITS < total ? ub + STEAL_UNITS : total);
     }
 }
 
@@ -241,7 +266,11 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
         if (n > 1) pool_run(c->pool, matmul_quantize_part, &j);
         else matmul_quantize_part(&j, 0, 1);
     }
-    pool_run(c->pool, matmul_rows_part, &j);
+    const int64_t n_chunks = (j.unit0[nw] + STEAL_UNITS - 1) / STEAL_UNITS;
+    if (n == 1 && pool_size(c->pool) > 1 && pool_shares_init(&j.chunks, n_chunks, pool_size(c->pool)))
+        pool_run(c->pool, matmul_steal_part, &j);
+    else
+        pool_run(c->pool, matmul_rows_part, &j);
     for (int k = 0; k < nw; k++) {
         const weight *bias = biases ? biases[k] : NULL;
         if (!bias || !bias->data) continue;

@@ -5,9 +5,10 @@
  * op lasts tens of microseconds during generation), then sleep on a
  * condition variable. No thread is created after pool_new.
  *
- * Work is split by the callers into fixed ranges per ith, and every output
- * element is computed by exactly one thread in the same order whatever nth
- * is, so results do not depend on the thread count.
+ * Work is split by the callers into fixed ranges per ith, or handed out
+ * in chunks by pool_shares (work stealing), and every output element is
+ * computed by exactly one thread in the same order whatever nth is, so
+ * results do not depend on the thread count.
  */
 #include "pool.h"
 
@@ -152,4 +153,36 @@ void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end) {
     int64_t per = n / nth, rem = n % nth;
     *begin = (int64_t)ith * per + (ith < rem ? ith : rem);
     *end = *begin + per + (ith < rem ? 1 : 0);
+}
+
+int pool_shares_init(pool_shares *s, int64_t n, int nth) {
+    if (n < 0 || n > (int64_t)UINT32_MAX || nth < 1 || nth > POOL_MAX_THREADS) return 0;
+    s->nth = nth;
+    for (int i = 0; i < nth; i++) {
+        int64_t b, e;
+        pool_range(n, i, nth, &b, &e);
+        atomic_init(&s->share[i], (uint64_t)e << 32 | (uint64_t)b);
+    }
+    return 1;
+}
+
+/* One chunk of a share, from its front or back; -1 when it is empty. */
+static int64_t take(_Atomic uint64_t *share, int back) {
+    uint64_t v = atomic_load_explicit(share, memory_order_relaxed);
+    for (;;) {
+        const uint64_t b = v & 0xffffffffu, e = v >> 32;
+        if (b >= e) return -1;
+        const uint64_t nv = back ? ((e - 1) << 32) | b : v + 1;
+        /* Relaxed: a chunk's data is published by pool_run's end, not here. */
+        if (atomic_compare_exchange_weak_explicit(share, &v, nv, memory_order_relaxed, memory_order_relaxed))
+            return (int64_t)(back ? e - 1 : b);
+    }
+}
+
+int64_t pool_shares_next(pool_shares *s, int ith) {
+    for (int i = 0; i < s->nth; i++) {
+        const int64_t c = take(&s->share[(ith + i) % s->nth], i != 0);
+        if (c >= 0) return c;
+    }
+    return -1;
 }

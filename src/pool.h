@@ -4,6 +4,8 @@
 
 #include "util.h"
 
+#include <stdatomic.h>
+
 #define POOL_MAX_THREADS 256
 
 typedef struct pool pool;
@@ -18,5 +20,20 @@ int pool_size(const pool *p);
 void pool_run(pool *p, pool_fn fn, void *arg);
 /* The ith of nth contiguous, nearly equal parts of [0, n). */
 void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end);
+
+/* Work stealing over chunks [0, n): share i is pool_range's part i.
+ * Thread ith takes chunks from the front of its own share (in order, one
+ * sequential stream), then from the back of the others'. Every chunk is
+ * taken exactly once, by whichever thread gets there first; use it only
+ * where a chunk's result does not depend on the thread. */
+typedef struct {
+    int nth;
+    _Atomic uint64_t share[POOL_MAX_THREADS]; /* back << 32 | front */
+} pool_shares;
+/* 0 when n is out of range (> UINT32_MAX chunks) or nth is not in
+ * [1, POOL_MAX_THREADS]; the shares are then unusable. */
+int pool_shares_init(pool_shares *s, int64_t n, int nth);
+/* The next chunk for thread ith, or -1 once every chunk is taken. */
+int64_t pool_shares_next(pool_shares *s, int ith);
 
 #endif

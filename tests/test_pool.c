@@ -1,0 +1,133 @@
+/*
+ * test_pool.c - the thread pool: every thread runs a job once, ranges
+ * cover [0, n) exactly, and work stealing hands out every chunk exactly
+ * once, in order from a thread's own share, and the rest of a slow
+ * thread's share to the others.
+ */
+#include <stdatomic.h>
+#include <time.h>
+
+#include "pool.h"
+#include "testutil.h"
+
+Test(pool, range_covers_once) {
+    for (int64_t n = 0; n < 40; n++) {
+        for (int nth = 1; nth <= 7; nth++) {
+            int64_t next = 0;
+            for (int i = 0; i < nth; i++) {
+                int64_t b, e;
+                pool_range(n, i, nth, &b, &e);
+                cr_assert_eq(b, next, "n %lld nth %d part %d", (long long)n, nth, i);
+                cr_assert(e >= b && e - b <= n / nth + 1);
+                next = e;
+            }
+            cr_assert_eq(next, n);
+        }
+    }
+}
+
+typedef struct {
+    _Atomic int calls[8];
+    _Atomic int nth_seen;
+} run_arg;
+
+static void count_run(void *arg, int ith, int nth) {
+    run_arg *a = arg;
+    atomic_fetch_add(&a->calls[ith], 1);
+    atomic_store(&a->nth_seen, nth);
+}
+
+Test(pool, run_calls_every_thread_once) {
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
+    cr_assert_eq(pool_size(p), 3);
+    run_arg a = {0};
+    for (int r = 0; r < 100; r++) pool_run(p, count_run, &a);
+    for (int i = 0; i < 3; i++) cr_assert_eq(atomic_load(&a.calls[i]), 100, "thread %d", i);
+    cr_assert_eq(atomic_load(&a.nth_seen), 3);
+    pool_free(p);
+    run_arg b = {0};
+    pool_run(NULL, count_run, &b); /* no pool: the caller alone */
+    cr_assert_eq(atomic_load(&b.calls[0]), 1);
+    cr_assert_eq(atomic_load(&b.nth_seen), 1);
+    LEAK_CHECK();
+}
+
+Test(pool, shares_one_thread_takes_all_in_order) {
+    static pool_shares s;
+    /* Thread 1 of 3 over 10 chunks: shares [0,4) [4,7) [7,10). Its own
+     * front to back, then share 2 and share 0 from their backs. */
+    cr_assert(pool_shares_init(&s, 10, 3));
+    const int64_t want[10] = {4, 5, 6, 9, 8, 7, 3, 2, 1, 0};
+    for (int i = 0; i < 10; i++) cr_assert_eq(pool_shares_next(&s, 1), want[i], "take %d", i);
+    cr_assert_eq(pool_shares_next(&s, 1), -1);
+    cr_assert_eq(pool_shares_next(&s, 0), -1);
+    cr_assert(pool_shares_init(&s, 0, 2));
+    cr_assert_eq(pool_shares_next(&s, 0), -1);
+}
+
+Test(pool, shares_reject_out_of_range) {
+    static pool_shares s;
+    cr_assert_not(pool_shares_init(&s, -1, 2));
+    cr_assert_not(pool_shares_init(&s, (int64_t)UINT32_MAX + 1, 2));
+    cr_assert_not(pool_shares_init(&s, 10, 0));
+    cr_assert_not(pool_shares_init(&s, 10, POOL_MAX_THREADS + 1));
+    cr_assert(pool_shares_init(&s, (int64_t)UINT32_MAX, POOL_MAX_THREADS));
+}
+
+#define N_CHUNKS 3000
+typedef struct {
+    pool_shares s;
+    _Atomic int taken[N_CHUNKS];
+    _Atomic int by[N_CHUNKS];
+    int slow; /* this thread sleeps before it starts */
+    _Atomic int bad; /* a chunk out of range or out of order (checked by the test's thread) */
+} steal_arg;
+
+static void steal_run(void *arg, int ith, int nth) {
+    steal_arg *a = arg;
+    if (ith == a->slow) nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    int64_t c, last_own = -1;
+    int64_t b, e;
+    pool_range(N_CHUNKS, ith, nth, &b, &e);
+    while ((c = pool_shares_next(&a->s, ith)) >= 0) {
+        if (c >= N_CHUNKS) {
+            atomic_store(&a->bad, 1);
+            return;
+        }
+        if (c >= b && c < e && ith != a->slow) { /* own chunks come in order */
+            if (c <= last_own) atomic_store(&a->bad, 1);
+            last_own = c;
+        }
+        atomic_fetch_add(&a->taken[c], 1);
+        atomic_store(&a->by[c], ith);
+        for (volatile int k = 0; k < 2000; k++) { /* a little work per chunk */
+        }
+    }
+}
+
+Test(pool, shares_every_chunk_once_slow_thread_robbed) {
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
+    static steal_arg a;
+    for (int round = 0; round < 20; round++) {
+        memset(&a, 0, sizeof a);
+        a.slow = round % 3;
+        cr_assert(pool_shares_init(&a.s, N_CHUNKS, 3));
+        pool_run(p, steal_run, &a);
+        cr_assert_eq(atomic_load(&a.bad), 0, "round %d", round);
+        int robbed = 0;
+        int64_t b, e;
+        pool_range(N_CHUNKS, a.slow, 3, &b, &e);
+        for (int c = 0; c < N_CHUNKS; c++) {
+            cr_assert_eq(atomic_load(&a.taken[c]), 1, "round %d chunk %d", round, c);
+            if (c >= b && c < e && atomic_load(&a.by[c]) != a.slow) robbed++;
+        }
+        /* The others finish their own 1000 chunks long before the sleeper wakes. */
+        cr_assert_gt(robbed, 0, "round %d: nothing taken from the slow thread", round);
+    }
+    pool_free(p);
+    LEAK_CHECK();
+}
