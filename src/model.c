@@ -360,8 +360,36 @@ static void free_model(infer_model *m) {
     infer_free(m);
 }
 
+/* llama.cpp's name for a general.file_type (its llama_ftype numbers), as
+ * llama-bench prints it in the model column; NULL when unknown. */
+static const char *ftype_name(uint64_t ft) {
+    switch (ft) {
+    case 0: return "all F32";
+    case 1: return "F16";
+    case 2: return "Q4_0";
+    case 3: return "Q4_1";
+    case 7: return "Q8_0";
+    case 8: return "Q5_0";
+    case 9: return "Q5_1";
+    case 10: return "Q2_K - Medium";
+    case 11: return "Q3_K - Small";
+    case 12: return "Q3_K - Medium";
+    case 13: return "Q3_K - Large";
+    case 14: return "Q4_K - Small";
+    case 15: return "Q4_K - Medium";
+    case 16: return "Q5_K - Small";
+    case 17: return "Q5_K - Medium";
+    case 18: return "Q6_K";
+    case 21: return "Q2_K - Small";
+    case 32: return "BF16";
+    default: return NULL;
+    }
+}
+
 static void describe(infer_model *m) {
-    /* "llama 292.80K F32": the most common matrix type names the model. */
+    /* "llama 1.10B Q4_K - Medium": the file type as llama.cpp names it
+     * (general.file_type), else the most common matrix type ("llama
+     * 292.80K F32"). */
     uint64_t by_type[INFER_TYPE_COUNT] = {0};
     uint32_t best = INFER_TYPE_F32;
     for (size_t i = 0; i + 1 < model_n_matrices(m); i++) { /* the layers' matrices, not the output */
@@ -372,9 +400,16 @@ static void describe(infer_model *m) {
     double p = (double)m->n_params;
     const char *unit = p >= 1e9 ? "B" : p >= 1e6 ? "M" : "K";
     double div = p >= 1e9 ? 1e9 : p >= 1e6 ? 1e6 : 1e3;
-    char tname[16];
-    snprintf(tname, sizeof tname, "%s", infer_type_name(best));
-    for (char *c = tname; *c; c++) if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 'a' + 'A');
+    char tname[32];
+    uint64_t ft;
+    infer_error ignored;
+    const char *fname = infer_gguf_get_uint(m->gguf, "general.file_type", &ft, &ignored) == INFER_OK ? ftype_name(ft) : NULL;
+    if (fname) {
+        snprintf(tname, sizeof tname, "%s", fname);
+    } else {
+        snprintf(tname, sizeof tname, "%s", infer_type_name(best));
+        for (char *c = tname; *c; c++) if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 'a' + 'A');
+    }
     snprintf(m->desc, sizeof m->desc, "%s %.2f%s %s", m->arch_name, p / div, unit, tname);
 }
 

@@ -22,19 +22,22 @@ static char *bench_bin(char *buf, size_t cap) {
     return buf;
 }
 
-/* A small synthetic model of type t at path (a mkstemp template). */
-static void make_model(char *path, uint32_t t, uint64_t seed) {
+/* A small synthetic model of type t at path (a mkstemp template); rows of
+ * 256 values when big is set (whole K-quant blocks), else 64. */
+static void make_model_sized(char *path, uint32_t t, uint64_t seed, int big) {
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     close(fd);
     synth_params p = synth_default_params();
-    p.n_embd = 64;
-    p.n_ff = 128;
+    p.n_embd = big ? 256 : 64;
+    p.n_ff = big ? 512 : 128;
     p.wtype = t;
     p.seed = seed;
     infer_error e;
     cr_assert_eq(synth_model_file(&p, path, &e), INFER_OK, "%s", e.message);
 }
+
+static void make_model(char *path, uint32_t t, uint64_t seed) { make_model_sized(path, t, seed, 0); }
 
 /* The text of line k (0-based) of s that starts with "| " into buf. */
 static int table_row(const char *s, int k, char *buf, size_t cap) {
@@ -140,6 +143,37 @@ Test(bench_cli, json_with_every_sample) {
         for (const char *q = p; q < e; q++) commas += *q == ',';
         cr_assert_eq(commas, 2, "3 repetitions: %.*s", (int)(e - p), p);
     }
+    LEAK_CHECK();
+}
+
+/* The model cell of infer-bench's first row for the model at path. */
+static void model_cell(const char *bin, const char *path, char *c, size_t cap) {
+    char *argv[] = {(char *)bin, "-m", (char *)path, "-p", "0", "-n", "1", "-r", "1", NULL};
+    cr_assert_eq(test_run(argv, NULL, out, sizeof out, err, sizeof err), 0, "stderr: %s", err);
+    char row[1024];
+    cr_assert(table_row(out, 2, row, sizeof row), "%s", out);
+    cell(row, 0, c, cap);
+}
+
+Test(bench_cli, model_named_by_file_type_as_llama_bench) {
+    /* general.file_type names the model as llama-bench does ("Q4_K -
+     * Medium" for a Q4_K_M mixture); a file without it (the synthetic
+     * writer's) is named by its most common matrix type. */
+    char bin[600], qbin[600], a[] = "/tmp/infer-bench-f-XXXXXX", q[] = "/tmp/infer-bench-q-XXXXXX", c[128];
+    bench_bin(bin, sizeof bin);
+    snprintf(qbin, sizeof qbin, "%.*s/infer-quantize", (int)(strrchr(bin, '/') - bin), bin);
+    make_model_sized(a, INFER_TYPE_F32, 4, 1);
+    int fd = mkstemp(q);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char *quant[] = {qbin, a, q, "Q4_K_M", NULL};
+    cr_assert_eq(test_run(quant, NULL, out, sizeof out, err, sizeof err), 0, "infer-quantize: %s", err);
+    model_cell(bin, a, c, sizeof c);
+    cr_assert(strstr(c, " F32") && !strstr(c, "all F32"), "no file type: %s", c);
+    model_cell(bin, q, c, sizeof c);
+    unlink(a), unlink(q);
+    const size_t n = strlen(c), k = strlen(" Q4_K - Medium");
+    cr_assert(n > k && !strcmp(c + n - k, " Q4_K - Medium"), "Q4_K_M file: %s", c);
     LEAK_CHECK();
 }
 
