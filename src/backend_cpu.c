@@ -383,6 +383,8 @@ typedef struct {
     const float *q;
     float *out;
     uint32_t pos0;
+    int steal;          /* units handed out by chunks (else a static split) */
+    pool_shares chunks; /* one unit each */
 } attn_job;
 
 /* Softmax of one row of scores over its n_valid causal positions, scaled;
@@ -443,18 +445,23 @@ static void attention_part(void *arg, int ith, int nth) {
     cpu_backend *c = j->c;
     const int qb = c->att_qb;
     const int64_t n_blocks = (j->n + qb - 1) / qb;
-    int64_t b, e;
-    pool_range((int64_t)c->hp->n_head_kv * n_blocks, ith, nth, &b, &e);
-    for (int64_t u = b; u < e; u++) {
+    int64_t b = 0, e = 0, u;
+    if (!j->steal) pool_range((int64_t)c->hp->n_head_kv * n_blocks, ith, nth, &b, &e);
+    while ((u = j->steal ? pool_shares_next(&j->chunks, ith) : b < e ? b++ : -1) >= 0) {
         const int t0 = (int)(u % n_blocks) * qb;
         const int t1 = t0 + qb < j->n ? t0 + qb : j->n;
         attend_unit(c, &c->ts[ith], j->layer, (uint32_t)(u / n_blocks), t0, t1, j->q, j->out, j->pos0);
     }
 }
 
+/* Units (KV head x query block) go out by work stealing, as matmul rows
+ * do: each writes only its own outputs, with its thread's scratch. */
 static void cpu_attention(backend *b, int layer, act q, act out, int n, uint32_t pos0) {
-    attn_job j = {CPU(b), layer, n, A(b, q), A(b, out), pos0};
-    pool_run(CPU(b)->pool, attention_part, &j);
+    cpu_backend *c = CPU(b);
+    attn_job j = {.c = c, .layer = layer, .n = n, .q = A(b, q), .out = A(b, out), .pos0 = pos0};
+    const int64_t units = (int64_t)c->hp->n_head_kv * ((n + c->att_qb - 1) / c->att_qb);
+    j.steal = pool_size(c->pool) > 1 && pool_shares_init(&j.chunks, units, pool_size(c->pool));
+    pool_run(c->pool, attention_part, &j);
 }
 
 static void cpu_silu_mul(backend *b, act gate, act up, size_t count) {
