@@ -157,7 +157,6 @@ typedef struct {
     size_t stride; /* bytes between quantized activation rows */
     int blas;
     int64_t chunk_units; /* row groups per chunk of matmul_steal_part */
-    pool_shares chunks;
 } matmul_job;
 
 static void matmul_quantize_part(void *arg, int ith, int nth) {
@@ -226,7 +225,7 @@ static void matmul_steal_part(void *arg, int ith, int nth) {
     matmul_job *j = arg;
     const int64_t total = j->unit0[j->nw], cu = j->chunk_units;
     int64_t ch;
-    while ((ch = pool_shares_next(&j->chunks, ith)) >= 0) {
+    while ((ch = pool_shares_next(j->c->pool, ith)) >= 0) {
         const int64_t ub = ch * cu;
         matmul_units(j, ub, ub + cu < total ? ub + cu : total);
     }
@@ -271,7 +270,7 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
     /* OpenBLAS gets one contiguous share per thread (one call each). */
     j.chunk_units = n == 1 ? 2 : 4;
     const int64_t n_chunks = (j.unit0[nw] + j.chunk_units - 1) / j.chunk_units;
-    if (!j.blas && pool_size(c->pool) > 1 && pool_shares_init(&j.chunks, n_chunks, pool_size(c->pool)))
+    if (!j.blas && pool_size(c->pool) > 1 && pool_shares_init(c->pool, n_chunks))
         pool_run(c->pool, matmul_steal_part, &j);
     else
         pool_run(c->pool, matmul_rows_part, &j);
@@ -383,8 +382,7 @@ typedef struct {
     const float *q;
     float *out;
     uint32_t pos0;
-    int steal;          /* units handed out by chunks (else a static split) */
-    pool_shares chunks; /* one unit each */
+    int steal; /* units handed out by the pool's shares (else a static split) */
 } attn_job;
 
 /* Softmax of one row of scores over its n_valid causal positions, scaled;
@@ -447,7 +445,7 @@ static void attention_part(void *arg, int ith, int nth) {
     const int64_t n_blocks = (j->n + qb - 1) / qb;
     int64_t b = 0, e = 0, u;
     if (!j->steal) pool_range((int64_t)c->hp->n_head_kv * n_blocks, ith, nth, &b, &e);
-    while ((u = j->steal ? pool_shares_next(&j->chunks, ith) : b < e ? b++ : -1) >= 0) {
+    while ((u = j->steal ? pool_shares_next(c->pool, ith) : b < e ? b++ : -1) >= 0) {
         const int t0 = (int)(u % n_blocks) * qb;
         const int t1 = t0 + qb < j->n ? t0 + qb : j->n;
         attend_unit(c, &c->ts[ith], j->layer, (uint32_t)(u / n_blocks), t0, t1, j->q, j->out, j->pos0);
@@ -460,7 +458,7 @@ static void cpu_attention(backend *b, int layer, act q, act out, int n, uint32_t
     cpu_backend *c = CPU(b);
     attn_job j = {.c = c, .layer = layer, .n = n, .q = A(b, q), .out = A(b, out), .pos0 = pos0};
     const int64_t units = (int64_t)c->hp->n_head_kv * ((n + c->att_qb - 1) / c->att_qb);
-    j.steal = pool_size(c->pool) > 1 && pool_shares_init(&j.chunks, units, pool_size(c->pool));
+    j.steal = pool_size(c->pool) > 1 && pool_shares_init(c->pool, units);
     pool_run(c->pool, attention_part, &j);
 }
 

@@ -28,8 +28,17 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* One thread's share of pool_shares: back << 32 | front, alone on its
+ * lines (two threads' CAS on one line would bounce it between cores). */
+#define SHARE_ALIGN 128
+typedef struct {
+    _Alignas(SHARE_ALIGN) _Atomic uint64_t v;
+} share_slot;
+
 struct pool {
     int n;                     /* threads including the caller */
+    void *shares_mem;          /* share_slot[n], aligned inside */
+    share_slot *shares;
     pthread_t *threads;        /* [n - 1] */
     pthread_mutex_t mu;
     pthread_cond_t wake, done_cv;
@@ -83,10 +92,12 @@ infer_status pool_new(int n_threads, pool **out, infer_error *err) {
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cv, NULL);
     p->threads = infer_calloc((size_t)n_threads, sizeof *p->threads);
-    if (!p->threads) {
+    p->shares_mem = infer_calloc((size_t)n_threads + 1, sizeof(share_slot));
+    if (!p->threads || !p->shares_mem) {
         pool_free(p);
         return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
     }
+    p->shares = (share_slot *)(((uintptr_t)p->shares_mem + SHARE_ALIGN - 1) & ~(uintptr_t)(SHARE_ALIGN - 1));
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = infer_malloc(sizeof *wa);
         if (!wa) {
@@ -146,6 +157,7 @@ void pool_free(pool *p) {
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cv);
     infer_free(p->threads);
+    infer_free(p->shares_mem);
     infer_free(p);
 }
 
@@ -155,15 +167,14 @@ void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end) {
     *end = *begin + per + (ith < rem ? 1 : 0);
 }
 
-int pool_shares_init(pool_shares *s, int64_t n, int nth) {
-    if (n < 0 || n > (int64_t)UINT32_MAX || nth < 1 || nth > POOL_MAX_THREADS) return 0;
-    s->nth = nth;
-    for (int i = 0; i < nth; i++) {
+int pool_shares_init(pool *p, int64_t n) {
+    if (!p || n < 0 || n > (int64_t)UINT32_MAX) return 0;
+    for (int i = 0; i < p->n; i++) {
         int64_t b, e;
-        pool_range(n, i, nth, &b, &e);
-        atomic_init(&s->share[i], (uint64_t)e << 32 | (uint64_t)b);
+        pool_range(n, i, p->n, &b, &e);
+        atomic_store_explicit(&p->shares[i].v, (uint64_t)e << 32 | (uint64_t)b, memory_order_relaxed);
     }
-    return 1;
+    return 1; /* pool_run's release publishes them to the workers */
 }
 
 /* One chunk of a share, from its front or back; -1 when it is empty. */
@@ -179,9 +190,9 @@ static int64_t take(_Atomic uint64_t *share, int back) {
     }
 }
 
-int64_t pool_shares_next(pool_shares *s, int ith) {
-    for (int i = 0; i < s->nth; i++) {
-        const int64_t c = take(&s->share[(ith + i) % s->nth], i != 0);
+int64_t pool_shares_next(pool *p, int ith) {
+    for (int i = 0; i < p->n; i++) {
+        const int64_t c = take(&p->shares[(ith + i) % p->n].v, i != 0);
         if (c >= 0) return c;
     }
     return -1;

@@ -4,8 +4,6 @@
 
 #include "util.h"
 
-#include <stdatomic.h>
-
 #define POOL_MAX_THREADS 256
 
 typedef struct pool pool;
@@ -25,15 +23,13 @@ void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end);
  * Thread ith takes chunks from the front of its own share (in order, one
  * sequential stream), then from the back of the others'. Every chunk is
  * taken exactly once, by whichever thread gets there first; use it only
- * where a chunk's result does not depend on the thread. */
-typedef struct {
-    int nth;
-    _Atomic uint64_t share[POOL_MAX_THREADS]; /* back << 32 | front */
-} pool_shares;
-/* 0 when n is out of range (> UINT32_MAX chunks) or nth is not in
- * [1, POOL_MAX_THREADS]; the shares are then unusable. */
-int pool_shares_init(pool_shares *s, int64_t n, int nth);
+ * where a chunk's result does not depend on the thread. The pool holds one
+ * set of shares (each on its own cache lines), for its next job: the
+ * caller sets them with pool_shares_init before pool_run, the job's
+ * threads take chunks with pool_shares_next. init returns 0 (and the
+ * shares are unusable) for a NULL pool or n out of [0, UINT32_MAX]. */
+int pool_shares_init(pool *p, int64_t n);
 /* The next chunk for thread ith, or -1 once every chunk is taken. */
-int64_t pool_shares_next(pool_shares *s, int ith);
+int64_t pool_shares_next(pool *p, int ith);
 
 #endif

@@ -55,30 +55,38 @@ Test(pool, run_calls_every_thread_once) {
 }
 
 Test(pool, shares_one_thread_takes_all_in_order) {
-    static pool_shares s;
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
     /* Thread 1 of 3 over 10 chunks: shares [0,4) [4,7) [7,10). Its own
      * front to back, then share 2 and share 0 from their backs. */
-    cr_assert(pool_shares_init(&s, 10, 3));
+    cr_assert(pool_shares_init(p, 10));
     const int64_t want[10] = {4, 5, 6, 9, 8, 7, 3, 2, 1, 0};
-    for (int i = 0; i < 10; i++) cr_assert_eq(pool_shares_next(&s, 1), want[i], "take %d", i);
-    cr_assert_eq(pool_shares_next(&s, 1), -1);
-    cr_assert_eq(pool_shares_next(&s, 0), -1);
-    cr_assert(pool_shares_init(&s, 0, 2));
-    cr_assert_eq(pool_shares_next(&s, 0), -1);
+    for (int i = 0; i < 10; i++) cr_assert_eq(pool_shares_next(p, 1), want[i], "take %d", i);
+    cr_assert_eq(pool_shares_next(p, 1), -1);
+    cr_assert_eq(pool_shares_next(p, 0), -1);
+    cr_assert(pool_shares_init(p, 0));
+    cr_assert_eq(pool_shares_next(p, 0), -1);
+    pool_free(p);
+    LEAK_CHECK();
 }
 
 Test(pool, shares_reject_out_of_range) {
-    static pool_shares s;
-    cr_assert_not(pool_shares_init(&s, -1, 2));
-    cr_assert_not(pool_shares_init(&s, (int64_t)UINT32_MAX + 1, 2));
-    cr_assert_not(pool_shares_init(&s, 10, 0));
-    cr_assert_not(pool_shares_init(&s, 10, POOL_MAX_THREADS + 1));
-    cr_assert(pool_shares_init(&s, (int64_t)UINT32_MAX, POOL_MAX_THREADS));
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(2, &p, &err), INFER_OK);
+    cr_assert_not(pool_shares_init(NULL, 10));
+    cr_assert_not(pool_shares_init(p, -1));
+    cr_assert_not(pool_shares_init(p, (int64_t)UINT32_MAX + 1));
+    cr_assert(pool_shares_init(p, (int64_t)UINT32_MAX));
+    cr_assert_eq(pool_shares_next(p, 1), (int64_t)UINT32_MAX / 2 + 1);
+    pool_free(p);
+    LEAK_CHECK();
 }
 
 #define N_CHUNKS 3000
 typedef struct {
-    pool_shares s;
+    pool *p;
     _Atomic int taken[N_CHUNKS];
     _Atomic int by[N_CHUNKS];
     int slow; /* this thread sleeps before it starts */
@@ -91,7 +99,7 @@ static void steal_run(void *arg, int ith, int nth) {
     int64_t c, last_own = -1;
     int64_t b, e;
     pool_range(N_CHUNKS, ith, nth, &b, &e);
-    while ((c = pool_shares_next(&a->s, ith)) >= 0) {
+    while ((c = pool_shares_next(a->p, ith)) >= 0) {
         if (c >= N_CHUNKS) {
             atomic_store(&a->bad, 1);
             return;
@@ -115,7 +123,8 @@ Test(pool, shares_every_chunk_once_slow_thread_robbed) {
     for (int round = 0; round < 20; round++) {
         memset(&a, 0, sizeof a);
         a.slow = round % 3;
-        cr_assert(pool_shares_init(&a.s, N_CHUNKS, 3));
+        a.p = p;
+        cr_assert(pool_shares_init(p, N_CHUNKS));
         pool_run(p, steal_run, &a);
         cr_assert_eq(atomic_load(&a.bad), 0, "round %d", round);
         int robbed = 0;
