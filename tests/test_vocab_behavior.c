@@ -1,0 +1,142 @@
+/* test_vocab_behavior.c - the tokenizer on small synthetic vocabularies
+ * whose right answers can be worked out by hand: SPM merges by score and
+ * byte fallback, the space prefix, special tokens split out of the text
+ * (longest first), phi-3's spaces, BPE merges by rank, llama-3's whole
+ * words, and pieces outside the byte map. Built in memory (vocab_build.h). */
+#include "vocab_build.h"
+
+/* ---- behaviour on the synthetic vocabularies ------------------------------------------------ */
+
+Test(vocab_behavior, spm_merges_by_score_and_falls_back_to_bytes) {
+    infer_vocab *v = spm_vocab();
+    /* "▁ab": ▁a (-1) and ab (-0.5) compete: ab wins, then nothing pairs */
+    expect_ids(v, "ab", 2, 0, 0, IDS(SPM_SP, SPM_AB));
+    /* "abc" (-0.25) is built from ab + c */
+    expect_ids(v, "abc", 3, 0, 0, IDS(SPM_SP, SPM_ABC));
+    expect_ids(v, "a", 1, 0, 0, IDS(SPM_SPA));
+    /* no token for 'q': its byte; "é" is two byte tokens */
+    expect_ids(v, "q", 1, 0, 0, IDS(SPM_SP, 3 + 'q'));
+    expect_ids(v, "\xc3\xa9", 2, 0, 0, IDS(SPM_SP, 3 + 0xc3, 3 + 0xa9));
+    expect_ids(v, "\xe4\xb8\xad", 3, 0, 0, IDS(SPM_SP, SPM_ZH));
+    /* invalid UTF-8 goes through bytes, never crashes: a lead byte swallows
+     * what follows it, as llama.cpp's character split does */
+    expect_ids(v, "\xe4x", 2, 0, 0, IDS(SPM_SP, 3 + 0xe4, 3 + 'x'));
+    expect_ids(v, "\xff", 1, 0, 0, IDS(SPM_SP, 3 + 0xff));
+    /* spaces are ▁ */
+    expect_ids(v, "a a", 3, 0, 0, IDS(SPM_SPA, SPM_SPA));
+    expect_ids(v, "", 0, 0, 0, IDS(-1));
+    vocab_free(v);
+}
+
+Test(vocab_behavior, spm_space_prefix_can_be_turned_off) {
+    infer_gguf_writer *w = spm_writer(0);
+    wbool(w, "tokenizer.ggml.add_space_prefix", 0);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    expect_ids(v, "ab", 2, 0, 0, IDS(SPM_AB));
+    expect_ids(v, " a", 2, 0, 0, IDS(SPM_SPA));
+    vocab_free(v);
+}
+
+Test(vocab_behavior, special_tokens_split_out_of_the_text) {
+    infer_vocab *v = spm_vocab();
+    /* user-defined: split out even without parse_special */
+    expect_ids(v, "x<|u|>x", 7, 0, 0, IDS(SPM_SP, SPM_X, SPM_U, SPM_SP, SPM_X));
+    /* control: only with parse_special */
+    expect_ids(v, "x</s>", 5, 0, 1, IDS(SPM_SP, SPM_X, 2));
+    expect_ids(v, "</s></s>", 8, 0, 1, IDS(2, 2));
+    int32_t ids[64];
+    size_t n;
+    cr_assert_eq(vocab_tokenize(v, "x</s>", 5, 0, 0, ids, 64, &n, NULL), INFER_OK);
+    for (size_t i = 0; i < n; i++) cr_assert_neq(ids[i], 2);
+    /* unknown-type tokens too */
+    expect_ids(v, "<unk>", 5, 0, 1, IDS(0));
+    vocab_free(v);
+}
+
+Test(vocab_behavior, longer_special_tokens_are_split_first) {
+    const char *t[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "x", "ab", "abc", "bca"};
+    int32_t types[] = {2, 3, 3, 1, 1, 4, 4, 4};
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 8), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, 8), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    /* llama.cpp takes the longest texts first over the whole string, so
+     * "abca" splits as abc + "a"... and ties go by id: abc before bca */
+    expect_ids(v, "abcab", 5, 0, 0, IDS(6, 5));
+    /* 'b' after a special gets the space prefix; it has no token and no
+     * byte token, so <unk> */
+    expect_ids(v, "xbcab", 5, 0, 0, IDS(3, 4, 7, 3, 0));
+    vocab_free(v);
+}
+
+Test(vocab_behavior, phi3_strips_spaces_after_special_tokens) {
+    infer_gguf_writer *w = spm_writer(0);
+    wstr(w, "general.name", "Phi3 mini");
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    /* RSTRIP on user-defined tokens: the spaces after <|u|> go */
+    expect_ids(v, "<|u|>   x", 9, 0, 0, IDS(SPM_U, SPM_SP, SPM_X));
+    vocab_free(v);
+    v = spm_vocab();
+    expect_ids(v, "<|u|> x", 7, 0, 0, IDS(SPM_U, SPM_SP, SPM_SP, SPM_X));
+    vocab_free(v);
+}
+
+Test(vocab_behavior, bpe_merges_by_rank) {
+    infer_vocab *v = bpe_vocab("gpt-2");
+    /* " abc": a+b (rank 0) first, then ab+c (rank 2); Ġ+a (rank 1) is stale */
+    expect_ids(v, " abc", 4, 0, 0, IDS(' ', BPE_ABC));
+    expect_ids(v, "abc", 3, 0, 0, IDS(BPE_ABC));
+    expect_ids(v, " a", 2, 0, 0, IDS(BPE_GA));
+    expect_ids(v, "a b", 3, 0, 0, IDS('a', ' ', 'b'));
+    /* every byte has a token */
+    expect_ids(v, "\x01\x7f", 2, 0, 0, IDS(1, 0x7f));
+    /* an invalid byte is U+FFFD (EF BF BD), as llama.cpp */
+    expect_ids(v, "\xff", 1, 0, 0, IDS(0xef, 0xbf, 0xbd));
+    /* gpt2 vocabularies add no BOS by default */
+    cr_assert(!vocab_add_bos(v));
+    expect_ids(v, "a", 1, 1, 0, IDS('a'));
+    expect_ids(v, "a<|endoftext|>", 14, 0, 1, IDS('a', BPE_EOT));
+    char piece[8];
+    size_t len;
+    cr_assert_eq(vocab_token_to_piece(v, ' ', 0, piece, sizeof piece, &len), INFER_OK);
+    cr_assert(len == 1 && piece[0] == ' ');
+    cr_assert_eq(vocab_token_to_piece(v, BPE_GABC, 0, piece, sizeof piece, &len), INFER_OK);
+    cr_assert(len == 4 && memcmp(piece, " abc", 4) == 0);
+    cr_assert(vocab_is_eog(v, BPE_EOT));
+    vocab_free(v);
+}
+
+Test(vocab_behavior, llama3_pre_tokenizer_ignores_merges_for_whole_words) {
+    infer_vocab *v = bpe_vocab("llama-bpe");
+    expect_ids(v, " abc", 4, 0, 0, IDS(BPE_GABC)); /* the word is a token */
+    cr_assert(vocab_add_bos(v));
+    expect_ids(v, "abc", 3, 1, 0, IDS(BPE_EOT, BPE_ABC));
+    vocab_free(v);
+}
+
+Test(vocab_behavior, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
+    const char *t[] = {"a", "\xe4\xb8\xad", "\xff"};
+    const char *m[] = {"a a"};
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "gpt2");
+    wstr(w, "tokenizer.ggml.pre", "gpt-2");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 3), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    char piece[64];
+    size_t len;
+    cr_assert_eq(vocab_token_to_piece(v, 1, 0, piece, sizeof piece, &len), INFER_OK);
+    const char want[] = "[UNK_BYTE_0xe4b8ad\xe4\xb8\xad]";
+    cr_assert(len == sizeof want - 1 && memcmp(piece, want, len) == 0, "'%.*s'", (int)len, piece);
+    cr_assert_eq(vocab_token_to_piece(v, 2, 0, piece, sizeof piece, &len), INFER_OK);
+    const char want2[] = "[UNK_BYTE_0xefbfbd\xff]";
+    cr_assert(len == sizeof want2 - 1 && memcmp(piece, want2, len) == 0, "'%.*s'", (int)len, piece);
+    /* text with no tokens at all yields nothing, not garbage */
+    expect_ids(v, "zz", 2, 0, 0, IDS(-1));
+    vocab_free(v);
+}
