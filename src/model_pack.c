@@ -73,8 +73,15 @@ static int repack_wanted(const infer_model *m, const kernel_table *kt) {
            m->gguf->backing == GGUF_MMAP;
 }
 
-/* Tensor i's place in p->mem (SIZE_MAX: not repacked), once per tensor
- * however many weights share it (tied embeddings). */
+/* The tensor index of matmul weight w, or -1 when it has no rows to pack. */
+static int64_t weight_tensor(const weight *w, size_t n_tensors) {
+    return w->data && w->index >= 0 && (size_t)w->index < n_tensors ? w->index : -1;
+}
+
+/* Repack every matmul weight the kernel level repacks into one mapping,
+ * each tensor once however many weights share it (tied embeddings): offs
+ * holds tensor i's place in p->mem (SIZE_MAX: not repacked), p->at its
+ * repacked rows once written. */
 static infer_status make_packed(const infer_model *m, const kernel_table *kt, model_pack *p, infer_error *err) {
     const size_t n_tensors = (size_t)infer_gguf_tensor_count(m->gguf);
     const void **at = infer_calloc(n_tensors, sizeof *at);
@@ -88,10 +95,11 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
     size_t total = 0;
     for (size_t i = 0; i < model_n_matrices(m); i++) {
         const weight *w = model_matrix(m, i);
-        if (!w->data || w->index < 0 || (size_t)w->index >= n_tensors || offs[w->index] != SIZE_MAX) continue;
+        const int64_t ti = weight_tensor(w, n_tensors);
+        if (ti < 0 || offs[ti] != SIZE_MAX) continue;
         const size_t sz = kt->packed_size(w->type, w->rows, w->cols);
         if (sz == 0) continue;
-        offs[w->index] = total;
+        offs[ti] = total;
         uint64_t t = 0;
         if (ck_add(total, sz, &total) || ck_align_up((uint64_t)total, 64, &t) || t > SIZE_MAX) {
             s = set_error(err, INFER_ENOMEM, "repacked weights overflow the address space");
@@ -109,11 +117,11 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
     }
     for (size_t i = 0; i < model_n_matrices(m); i++) {
         const weight *w = model_matrix(m, i);
-        if (!w->data || w->index < 0 || (size_t)w->index >= n_tensors || offs[w->index] == SIZE_MAX || at[w->index])
-            continue;
+        const int64_t ti = weight_tensor(w, n_tensors);
+        if (ti < 0 || offs[ti] == SIZE_MAX || at[ti]) continue;
         const int64_t rows = w->rows / kt->packed_rows * kt->packed_rows;
-        kt->pack(w->type, w->data, w->row_bytes, w->rows, w->cols, p->mem + offs[w->index]);
-        at[w->index] = p->mem + offs[w->index];
+        kt->pack(w->type, w->data, w->row_bytes, w->rows, w->cols, p->mem + offs[ti]);
+        at[ti] = p->mem + offs[ti];
         drop_pages(w->data, (size_t)rows * w->row_bytes);
     }
     p->at = at;
