@@ -212,19 +212,6 @@ Test(kernels_ref_dot, unsupported_types_are_refused) {
 /* rand-small-<type>.gguf were made by llama-quantize from rand-small-f32.gguf
  * (tensor order differs: look up by name). */
 
-static infer_gguf *open_model(const char *path) {
-    infer_gguf *g = NULL;
-    infer_error err;
-    infer_status st = infer_gguf_open(path, 0, &g, &err);
-    cr_assert_eq(st, INFER_OK, "%s: %s", path, err.message);
-    return g;
-}
-
-static void tensor_name(const infer_gguf_tensor *t, char *name) {
-    memcpy(name, t->name.ptr, t->name.len);
-    name[t->name.len] = '\0';
-}
-
 Test(kernels_ref_real, quantizers_reproduce_llama_quantize_bytes) {
     static const struct { const char *file; uint32_t type; } files[] = {
         {"f16", INFER_TYPE_F16},   {"bf16", INFER_TYPE_BF16}, {"q8_0", INFER_TYPE_Q8_0},
@@ -233,22 +220,19 @@ Test(kernels_ref_real, quantizers_reproduce_llama_quantize_bytes) {
     };
     char path[512];
     SHARED_OR_SKIP(path, "models/rand-small-f32.gguf");
-    infer_gguf *f32 = open_model(path);
+    infer_gguf *f32 = test_open_gguf(path);
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
         char rel[64];
         snprintf(rel, sizeof rel, "models/rand-small-%s.gguf", files[k].file);
         SHARED_OR_SKIP(path, rel);
-        infer_gguf *g = open_model(path);
+        infer_gguf *g = test_open_gguf(path);
         int n_tensors = 0;
         uint64_t n_bytes = 0;
         for (uint64_t i = 0; i < infer_gguf_tensor_count(f32); i++) {
             const infer_gguf_tensor *t = infer_gguf_tensor_at(f32, i);
             char name[INFER_GGUF_MAX_NAME + 1];
             if (t->n_dims != 2) continue;
-            tensor_name(t, name);
-            int64_t qi = infer_gguf_find_tensor(g, name);
-            cr_assert_geq(qi, 0, "%s: no %s", files[k].file, name);
-            const infer_gguf_tensor *q = infer_gguf_tensor_at(g, (uint64_t)qi);
+            const infer_gguf_tensor *q = test_same_named(g, t, name, files[k].file);
             cr_assert_eq(q->type, files[k].type, "%s: %s is %s", files[k].file, name,
                          infer_type_name(q->type));
             cr_assert_eq(t->type, INFER_TYPE_F32);
@@ -303,12 +287,12 @@ Test(kernels_ref_real, dequantized_files_match_f32_originals) {
                                         "q5_k_s", "q6_k",   "q4_k_m", "q5_k_m"};
     char path[512];
     SHARED_OR_SKIP(path, "models/rand-small-f32.gguf");
-    infer_gguf *f32 = open_model(path);
+    infer_gguf *f32 = test_open_gguf(path);
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
         char rel[64];
         snprintf(rel, sizeof rel, "models/rand-small-%s.gguf", files[k]);
         SHARED_OR_SKIP(path, rel);
-        infer_gguf *g = open_model(path);
+        infer_gguf *g = test_open_gguf(path);
         double worst = 0;
         char worst_name[INFER_GGUF_MAX_NAME + 1] = "";
         int n_tensors = 0;
@@ -316,10 +300,7 @@ Test(kernels_ref_real, dequantized_files_match_f32_originals) {
             const infer_gguf_tensor *t = infer_gguf_tensor_at(f32, i);
             char name[INFER_GGUF_MAX_NAME + 1];
             if (t->n_dims != 2) continue;
-            tensor_name(t, name);
-            int64_t qi = infer_gguf_find_tensor(g, name);
-            cr_assert_geq(qi, 0, "%s: no %s", files[k], name);
-            const infer_gguf_tensor *q = infer_gguf_tensor_at(g, (uint64_t)qi);
+            const infer_gguf_tensor *q = test_same_named(g, t, name, files[k]);
             cr_assert(infer_ref_weight_type_supported(q->type), "%s %s: %s", files[k], name,
                       infer_type_name(q->type));
             cr_assert_eq(q->n_elements, t->n_elements);

@@ -165,18 +165,6 @@ Test(quantize_k, blocks_are_independent) {
 
 /* ======================= llama.cpp's files (../shared) ============================= */
 
-static infer_gguf *open_gguf(const char *path) {
-    infer_gguf *g = NULL;
-    infer_error err;
-    cr_assert_eq(infer_gguf_open(path, 0, &g, &err), INFER_OK, "%s: %s", path, err.message);
-    return g;
-}
-
-static void tensor_name(const infer_gguf_tensor *t, char *name) {
-    memcpy(name, t->name.ptr, t->name.len);
-    name[t->name.len] = '\0';
-}
-
 static const struct {
     const char *file;
     const char *type;
@@ -188,22 +176,19 @@ Test(quantize_k_real, k_quantizers_reproduce_llama_quantize_bytes) {
      * the dequantized error equal to the file's. */
     char path[512];
     SHARED_OR_SKIP(path, "models/rand-small-f32.gguf");
-    infer_gguf *f32 = open_gguf(path);
+    infer_gguf *f32 = test_open_gguf(path);
     for (size_t k = 0; k < sizeof K_FILES / sizeof *K_FILES; k++) {
         char rel[64];
         snprintf(rel, sizeof rel, "models/rand-small-%s.gguf", K_FILES[k].file);
         SHARED_OR_SKIP(path, rel);
-        infer_gguf *g = open_gguf(path);
+        infer_gguf *g = test_open_gguf(path);
         uint64_t blocks = 0, same = 0;
         double se_mine = 0, se_theirs = 0, sx = 0;
         for (uint64_t i = 0; i < infer_gguf_tensor_count(f32); i++) {
             const infer_gguf_tensor *t = infer_gguf_tensor_at(f32, i);
             char name[INFER_GGUF_MAX_NAME + 1];
             if (t->n_dims != 2) continue;
-            tensor_name(t, name);
-            int64_t qi = infer_gguf_find_tensor(g, name);
-            cr_assert_geq(qi, 0, "%s: no %s", K_FILES[k].file, name);
-            const infer_gguf_tensor *q = infer_gguf_tensor_at(g, (uint64_t)qi);
+            const infer_gguf_tensor *q = test_same_named(g, t, name, K_FILES[k].file);
             const uint32_t bb = infer_type_block_bytes(q->type);
             uint8_t *mine = malloc(q->n_bytes);
             float *ym = malloc(t->n_elements * sizeof(float)), *yt = malloc(t->n_elements * sizeof(float));
@@ -317,10 +302,7 @@ static void expect_same_tensors(const char *what, infer_gguf *a, infer_gguf *b, 
     for (uint64_t i = 0; i < infer_gguf_tensor_count(a); i++) {
         const infer_gguf_tensor *t = infer_gguf_tensor_at(a, i);
         char name[INFER_GGUF_MAX_NAME + 1];
-        tensor_name(t, name);
-        int64_t j = infer_gguf_find_tensor(b, name);
-        cr_assert_geq(j, 0, "%s: %s missing", what, name);
-        const infer_gguf_tensor *u = infer_gguf_tensor_at(b, (uint64_t)j);
+        const infer_gguf_tensor *u = test_same_named(b, t, name, what);
         cr_expect_eq(t->type, u->type, "%s %s: %s, llama.cpp: %s", what, name, infer_type_name(t->type),
                      infer_type_name(u->type));
         cr_expect_eq(t->n_dims, u->n_dims, "%s %s: dims", what, name);
@@ -370,7 +352,7 @@ Test(quantize_tool, pure_types_byte_identical_to_llama_quantize, .timeout = 60) 
         snprintf(rel, sizeof rel, "models/rand-small-%s.gguf", files[k].file);
         SHARED_OR_SKIP(ref, rel);
         quantize_shared(dir, files[k].type, 1, out, sizeof out);
-        infer_gguf *a = open_gguf(out), *b = open_gguf(ref);
+        infer_gguf *a = test_open_gguf(out), *b = test_open_gguf(ref);
         expect_same_tensors(files[k].file, a, b, 1);
         expect_same_metadata(files[k].file, a, b);
         infer_gguf_close(a);
@@ -392,7 +374,7 @@ Test(quantize_tool, mixtures_match_llama_quantize_types, .timeout = 60) {
         snprintf(rel, sizeof rel, "models/rand-small-%s.gguf", files[k].file);
         SHARED_OR_SKIP(ref, rel);
         quantize_shared(dir, files[k].type, 0, out, sizeof out);
-        infer_gguf *a = open_gguf(out), *b = open_gguf(ref);
+        infer_gguf *a = test_open_gguf(out), *b = test_open_gguf(ref);
         expect_same_tensors(files[k].file, a, b, 1);
         expect_same_metadata(files[k].file, a, b);
         static const char *const q6[] = {"output.weight", "blk.1.attn_v.weight", "blk.1.ffn_down.weight"};
@@ -409,7 +391,7 @@ Test(quantize_tool, tensor_order_kept_and_norms_copied) {
     temp_dir(dir, sizeof dir);
     SHARED_OR_SKIP(in, "models/rand-small-f32.gguf");
     quantize_shared(dir, "Q4_0", 0, out, sizeof out);
-    infer_gguf *a = open_gguf(out), *f = open_gguf(in);
+    infer_gguf *a = test_open_gguf(out), *f = test_open_gguf(in);
     cr_assert_eq(infer_gguf_tensor_count(a), infer_gguf_tensor_count(f));
     for (uint64_t i = 0; i < infer_gguf_tensor_count(f); i++) {
         const infer_gguf_tensor *t = infer_gguf_tensor_at(f, i), *u = infer_gguf_tensor_at(a, i);
@@ -442,7 +424,7 @@ Test(quantize_tool, rows_not_whole_blocks_fall_back_and_say_so) {
     cr_expect(strstr(e, "blk.0.ffn_down.weight: rows of 172 values are not whole q4_K blocks (256): using f16") != NULL, "%s", e);
     cr_expect(strstr(e, "blk.0.attn_q.weight: rows of 64 values are not whole q4_K blocks (256): using q5_0") != NULL, "%s", e);
     free(e);
-    infer_gguf *g = open_gguf(out);
+    infer_gguf *g = test_open_gguf(out);
     static const struct {
         const char *name;
         uint32_t type;
@@ -505,7 +487,7 @@ Test(quantize_tool, bad_input_and_usage_are_refused) {
     if (shared_path(v1, sizeof v1, "models/tinyllamas-stories-260k-f32.gguf")) {
         const char *a1[] = {v1, out, "Q8_0", NULL};
         cr_expect_eq(run_tool("infer-quantize", dir, a1), 0);
-        infer_gguf *g = open_gguf(out);
+        infer_gguf *g = test_open_gguf(out);
         cr_expect_eq(infer_gguf_version(g), 3);
         infer_gguf_close(g);
     }
@@ -542,7 +524,7 @@ Test(quantize_tool, alignment_kept_and_every_tensor_read_back) {
     char *e = tool_stderr(dir);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
-    infer_gguf *g = open_gguf(out);
+    infer_gguf *g = test_open_gguf(out);
     cr_expect_eq(infer_gguf_alignment(g), 64);
     cr_assert_eq(infer_gguf_tensor_count(g), 4);
     static const char *const names[] = {"blk.0.attn_q.weight", "odd.bias", "blk.0.ffn_up_exps.weight", "blk.1.attn_q.weight"};
@@ -551,7 +533,7 @@ Test(quantize_tool, alignment_kept_and_every_tensor_read_back) {
     for (int i = 0; i < 4; i++) {
         const infer_gguf_tensor *t = infer_gguf_tensor_at(g, (uint64_t)i);
         char name[INFER_GGUF_MAX_NAME + 1];
-        tensor_name(t, name);
+        test_tensor_name(t, name);
         cr_expect_str_eq(name, names[i]);
         cr_expect_eq(t->type, type[i], "%s: %s", names[i], infer_type_name(t->type));
         cr_expect_eq(t->offset % 64, 0);
@@ -608,7 +590,7 @@ Test(quantize_synth, options_override_the_preset) {
     char *e = tool_stderr(dir);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
-    infer_gguf *g = open_gguf(out);
+    infer_gguf *g = test_open_gguf(out);
     static const struct {
         const char *key;
         uint64_t v;
@@ -716,7 +698,7 @@ Test(quantize_synth, synthetic_model_through_quantize_loads_and_decodes, .timeou
     cr_assert_eq(rc, 0, "infer-quantize: %s", e);
     free(e);
 
-    infer_gguf *g = open_gguf(q);
+    infer_gguf *g = test_open_gguf(q);
     /* 4 layers: use_more_bits picks layer 3 (>= 7*4/8) and 2 ((2 - 4/8) % 3
      * == 2); the first eighth (4/8 = 0 layers) is empty */
     static const struct {

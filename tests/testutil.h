@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "infer_gguf.h"
+
 static inline const char *shared_dir(void) {
     const char *d = getenv("INFER_SHARED");
     return d && *d ? d : "../shared";
@@ -128,6 +130,30 @@ static inline const char *test_infer_bin(void) {
     const char *b = getenv("INFER_BIN");
     if (!b || !*b) cr_skip_test("INFER_BIN is not set (run through make test)");
     return b;
+}
+
+/* A GGUF file that must open (the test fails otherwise). */
+static inline infer_gguf *test_open_gguf(const char *path) {
+    infer_gguf *g = NULL;
+    infer_error err;
+    cr_assert_eq(infer_gguf_open(path, 0, &g, &err), INFER_OK, "%s: %s", path, err.message);
+    return g;
+}
+
+/* t's name as a C string into name (INFER_GGUF_MAX_NAME + 1 bytes). */
+static inline void test_tensor_name(const infer_gguf_tensor *t, char *name) {
+    memcpy(name, t->name.ptr, t->name.len);
+    name[t->name.len] = '\0';
+}
+
+/* The tensor of g with t's name, which must exist (what names g in the
+ * failure); name receives the name as test_tensor_name gives it. */
+static inline const infer_gguf_tensor *test_same_named(const infer_gguf *g, const infer_gguf_tensor *t, char *name,
+                                                       const char *what) {
+    test_tensor_name(t, name);
+    const int64_t i = infer_gguf_find_tensor(g, name);
+    cr_assert_geq(i, 0, "%s: no %s", what, name);
+    return infer_gguf_tensor_at(g, (uint64_t)i);
 }
 
 /* Occurrences of needle in hay, not overlapping. */
