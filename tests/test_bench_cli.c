@@ -6,18 +6,14 @@
  * stderr, JSON with every repetition's sample, and exit statuses for bad
  * options and unreadable models. The binary sits beside $INFER_BIN.
  */
-#include <libgen.h>
-
 #include "synth.h"
 #include "testutil.h"
 
 static char out[65536], err[65536];
 
-/* $INFER_BIN's directory + "/infer-bench" into buf. */
+/* infer-bench (beside $INFER_BIN) into buf; it must be there. */
 static char *bench_bin(char *buf, size_t cap) {
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s", test_infer_bin());
-    snprintf(buf, cap, "%s/infer-bench", dirname(dir));
+    test_tool_bin(buf, cap, "infer-bench");
     cr_assert_eq(access(buf, X_OK), 0, "no %s", buf);
     return buf;
 }
@@ -161,7 +157,7 @@ Test(bench_cli, model_named_by_file_type_as_llama_bench) {
      * writer's) is named by its most common matrix type. */
     char bin[600], qbin[600], a[] = "/tmp/infer-bench-f-XXXXXX", q[] = "/tmp/infer-bench-q-XXXXXX", c[128];
     bench_bin(bin, sizeof bin);
-    snprintf(qbin, sizeof qbin, "%.*s/infer-quantize", (int)(strrchr(bin, '/') - bin), bin);
+    test_tool_bin(qbin, sizeof qbin, "infer-quantize");
     make_model_sized(a, INFER_TYPE_F32, 4, 1);
     int fd = mkstemp(q);
     cr_assert_geq(fd, 0);

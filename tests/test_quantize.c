@@ -15,7 +15,6 @@
  * those tests skip without it. */
 #include <fcntl.h>
 #include <float.h>
-#include <libgen.h>
 #include <math.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -223,11 +222,7 @@ Test(quantize_k_real, k_quantizers_reproduce_llama_quantize_bytes) {
 
 /* $INFER_BIN's directory + "/" + tool, or skip. */
 static void tool_path(char *out, size_t cap, const char *tool) {
-    const char *bin = getenv("INFER_BIN");
-    if (!bin || !*bin) cr_skip_test("INFER_BIN is not set (run through `make test`)");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s", bin);
-    snprintf(out, cap, "%s/%s", dirname(dir), tool);
+    test_tool_bin(out, cap, tool);
     if (access(out, X_OK) != 0) cr_skip_test("%s is not built", out);
 }
 

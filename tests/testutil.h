@@ -156,6 +156,15 @@ static inline const infer_gguf_tensor *test_same_named(const infer_gguf *g, cons
     return infer_gguf_tensor_at(g, (uint64_t)i);
 }
 
+/* The project's tool named tool (built beside $INFER_BIN) into buf; skips
+ * as test_infer_bin does. Whether it exists is the caller's check. */
+static inline char *test_tool_bin(char *buf, size_t cap, const char *tool) {
+    const char *b = test_infer_bin(), *slash = strrchr(b, '/');
+    if (slash) snprintf(buf, cap, "%.*s/%s", (int)(slash - b), b, tool);
+    else snprintf(buf, cap, "%s", tool);
+    return buf;
+}
+
 /* Occurrences of needle in hay, not overlapping. */
 static inline size_t test_count(const char *hay, const char *needle) {
     size_t n = 0, len = strlen(needle);
