@@ -148,8 +148,10 @@ INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0
             __m512 f[PG];
             const int npg = x5_groups_begin(P, g, g0 + ng, PG, nb, b0, gb, out + 16 * (g - g0), G, f);
             if (npg == PG) {
+                const size_t rem = (size_t)(nb - b0) * gb, jump = (size_t)(PG - 1) * (size_t)nb * gb;
                 for (int64_t b = 0; b < n; b++) {
-                    UNROLL for (int k = 0; k < PG; k++) x5_prefetch_ahead(G[k] + (size_t)b * gb, gb);
+                    UNROLL for (int k = 0; k < PG; k++)
+                        x5_prefetch_stream(G[k], (size_t)b * gb, gb, X5_PF_DIST, rem, jump);
                     UNROLL for (int k = 0; k < PG; k++)
                         f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb,
                                          a0 + (size_t)b * ab + qa, &meta[b], f[k]);

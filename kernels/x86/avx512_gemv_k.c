@@ -82,6 +82,7 @@ INLINE __m512 sb_q45k(const int packed, const int q5, const uint8_t *const rows[
  * 9 operations, not 17). Scales: body bytes 192..207 (slices 48..51). */
 INLINE __m512 sb_q6k(const int packed, const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *G,
                      const uint8_t *aq, const x86_kact *m, __m512 f) {
+    __asm__("" : "+r"(aq)); /* one copy of aq per group: see x5_dpb */
     __m512i sc[4];
     x5_ld16(packed, rows, off, G, 0, 192, sc); /* int8 scales 4q .. 4q + 3 */
     const __m512 dq = packed ? x5_packed_d(G, x5_d_at(INFER_TYPE_Q6_K))
@@ -101,10 +102,10 @@ INLINE __m512 sb_q6k(const int packed, const uint8_t *const rows[16], __m512i vi
                 if (packed) x5_q6k_values(G + 64 * (24 * c + 3 * (4 * q + i)), v);
                 else x5_q6k_file_values(la[i], lb[i], hh[i], v);
                 const uint8_t *a = aq + 128 * c + 4 * (4 * q + i);
-                a0 = _mm512_dpbusd_epi32(a0, v[0], x5_bc32(a));
-                a1 = _mm512_dpbusd_epi32(a1, v[1], x5_bc32(a + 32));
-                a2 = _mm512_dpbusd_epi32(a2, v[2], x5_bc32(a + 64));
-                a3 = _mm512_dpbusd_epi32(a3, v[3], x5_bc32(a + 96));
+                a0 = x5_dpb(a0, v[0], a);
+                a1 = x5_dpb(a1, v[1], a + 32);
+                a2 = x5_dpb(a2, v[2], a + 64);
+                a3 = x5_dpb(a3, v[3], a + 96);
             }
             const int s0 = 8 * c + q, s1 = s0 + 2, s2 = s0 + 4, s3 = s0 + 6;
             is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, sbyte(sc[s0 / 4], s0 % 4)));
@@ -292,6 +293,7 @@ INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const vo
 /* Q4_K / Q5_K from a group-block: sb_q45k's arithmetic, with each slice
  * loaded where it is used (no arrays of registers, which GCC spills). */
 INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
+    __asm__("" : "+r"(aq)); /* one copy of aq per group: see x5_dpb */
     const __m512i m4 = b8(0x0f);
     const __m512i t1 = sl(G, 1), t2 = sl(G, 2), t3 = sl(G, 3);
     const __m512i sc_lo = and8(t1, 0x3f), mn_lo = and8(t2, 0x3f);
@@ -310,11 +312,11 @@ INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const 
                 hi = _mm512_or_si512(_mm512_and_si512(srl(w, 4), m4), x5_bit_to(h, 2 * p + 1, 4));
             }
             if (j & 1) {
-                cl1 = _mm512_dpbusd_epi32(cl1, lo, x5_bc32(aq + 64 * p + 4 * j));
-                ch1 = _mm512_dpbusd_epi32(ch1, hi, x5_bc32(aq + 64 * p + 32 + 4 * j));
+                cl1 = x5_dpb(cl1, lo, aq + 64 * p + 4 * j);
+                ch1 = x5_dpb(ch1, hi, aq + 64 * p + 32 + 4 * j);
             } else {
-                cl0 = _mm512_dpbusd_epi32(cl0, lo, x5_bc32(aq + 64 * p + 4 * j));
-                ch0 = _mm512_dpbusd_epi32(ch0, hi, x5_bc32(aq + 64 * p + 32 + 4 * j));
+                cl0 = x5_dpb(cl0, lo, aq + 64 * p + 4 * j);
+                ch0 = x5_dpb(ch0, hi, aq + 64 * p + 32 + 4 * j);
             }
         }
         const __m512i scs = p < 2 ? sc_lo : sc_hi;
@@ -354,13 +356,11 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
             const uint8_t *G[PG];
             __m512 f[PG];
             const int npg = x5_groups_begin(P, g, g0 + ng, PG, nsb, c0, gb, out + 16 * (g - g0), G, f);
+            const size_t rem = (size_t)(nsb - c0) * gb, jump = (size_t)(PG - 1) * (size_t)nsb * gb;
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
                 if (npg == PG) {
-                    UNROLL for (int k = 0; k < PG; k++) {
-                        const uint8_t *q = G[k] + (size_t)sb * gb + KPF_DIST;
-                        for (size_t l = 0; l < gb; l += 64) _mm_prefetch((const char *)(q + l), _MM_HINT_T0);
-                    }
+                    UNROLL for (int k = 0; k < PG; k++) x5_prefetch_stream(G[k], (size_t)sb * gb, gb, KPF_DIST, rem, jump);
                     UNROLL for (int k = 0; k < PG; k++) f[k] = sb_packed(type, G[k] + (size_t)sb * gb, aq, &meta[sb], f[k]);
                 } else {
                     for (int k = 0; k < npg; k++) f[k] = sb_packed(type, G[k] + (size_t)sb * gb, aq, &meta[sb], f[k]);
