@@ -222,11 +222,12 @@ Test(kernels_simd, matmul_quantized_bit_identical_to_ref) {
  * matmul_packed, split at group boundaries as threads split them, the tail
  * rows through matmul: bit for bit the reference. Token counts 1 (the
  * generation kernels), 2, 9 and 600 (more than one internal chunk); rows
- * longer than every activation chunk; arbitrary bytes as weights. */
+ * longer than every activation chunk, in fewer groups than the generation
+ * kernels take at once and in more; arbitrary bytes as weights. */
 Test(kernels_simd, matmul_packed_bit_identical_to_ref) {
     static const struct {
         int64_t blocks, rows;
-    } PC[] = {{1, 16}, {3, 48}, {7, 80}, {2, 150}, {33, 64}, {528, 32}};
+    } PC[] = {{1, 16}, {3, 48}, {7, 80}, {2, 150}, {33, 64}, {528, 80}, {5, 96}, {528, 32}};
     static const int64_t TOKS[] = {1, 2, 9, 600};
     int tested = 0;
     FOR_EACH_LEVEL(kt) {

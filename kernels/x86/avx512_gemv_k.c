@@ -31,23 +31,23 @@ INLINE __m512i ubyte(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi
 INLINE __m512i sbyte(__m512i v, int k) { return _mm512_srai_epi32(_mm512_slli_epi32(v, (unsigned)(24 - 8 * k)), 24); }
 
 /* Q4_K (qh_off 0) and Q5_K: one super-block of 16 rows into f. */
-INLINE __m512 sb_q45k(const int packed, const int q5, const uint8_t *const rows[16], size_t off, const uint8_t *G,
-                      const uint8_t *aq, const x86_kact *m, __m512 f) {
+INLINE __m512 sb_q45k(const int q5, const uint8_t *const rows[16], size_t off, const uint8_t *aq, const x86_kact *m,
+                      __m512 f) {
     const __m512i m4 = b8(0x0f);
     __m512i t[4], h[8], d[8];
-    x5_ld16(packed, rows, off, G, 0, 0, t); /* d|dmin, scales 0..3, 4..7, 8..11 */
+    x5_tr16(rows, off, t); /* d|dmin, scales 0..3, 4..7, 8..11 */
     const __m512i sc_lo = and8(t[1], 0x3f), mn_lo = and8(t[2], 0x3f);
     const __m512i sc_hi = _mm512_or_si512(and8(t[3], 0x0f), and8(srl(t[1], 2), 0x30));
     const __m512i mn_hi = _mm512_or_si512(and8(srl(t[3], 4), 0x0f), and8(srl(t[2], 2), 0x30));
     if (q5) {
-        x5_ld16(packed, rows, off, G, 0, 16, h);
-        x5_ld16(packed, rows, off, G, 0, 32, h + 4);
+        x5_tr16(rows, off + 16, h);
+        x5_tr16(rows, off + 32, h + 4);
     }
     const size_t qs = q5 ? 48 : 16;
     __m512i is = _mm512_setzero_si512();
     UNROLL for (int p = 0; p < 4; p++) {
-        x5_ld16(packed, rows, off, G, 0, qs + 32 * (size_t)p, d);
-        x5_ld16(packed, rows, off, G, 0, qs + 32 * (size_t)p + 16, d + 4);
+        x5_tr16(rows, off + qs + 32 * (size_t)p, d);
+        x5_tr16(rows, off + qs + 32 * (size_t)p + 16, d + 4);
         /* four dependency chains (integer sums: exact in any order) */
         __m512i cl[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
         __m512i ch[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
@@ -78,29 +78,24 @@ INLINE __m512 sb_q45k(const int packed, const int q5, const uint8_t *const rows[
 
 /* Q6_K: value 128c + 32k + l (l = 4j + i), sub-block (16 values) 8c + 2k
  * + j / 4; four slices of values (one per k) from the file's slices
- * (x5_q6k_file_values) or the recoded ones of a group-block (x5_q6k_values:
- * 9 operations, not 17). Scales: body bytes 192..207 (slices 48..51). */
-INLINE __m512 sb_q6k(const int packed, const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *G,
-                     const uint8_t *aq, const x86_kact *m, __m512 f) {
-    __asm__("" : "+r"(aq)); /* one copy of aq per group: see x5_dpb */
+ * (x5_q6k_file_values; a group-block's recoded ones take 9 operations,
+ * not 17: sbp_q6k_quarter). Scales: body bytes 192..207. */
+INLINE __m512 sb_q6k(const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *aq, const x86_kact *m,
+                     __m512 f) {
     __m512i sc[4];
-    x5_ld16(packed, rows, off, G, 0, 192, sc); /* int8 scales 4q .. 4q + 3 */
-    const __m512 dq = packed ? x5_packed_d(G, x5_d_at(INFER_TYPE_Q6_K))
-                             : x5_f16_hi(_mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 206), 1));
+    x5_tr16(rows, off + 192, sc); /* int8 scales 4q .. 4q + 3 */
+    const __m512 dq = x5_f16_hi(_mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 206), 1));
     __m512i is = _mm512_setzero_si512();
     UNROLL for (int c = 0; c < 2; c++) {
         UNROLL for (int q = 0; q < 2; q++) { /* j = 4q .. 4q + 3 */
             __m512i la[4], lb[4], hh[4];
-            if (!packed) {
-                x5_tr16(rows, off + 64 * (size_t)c + 16 * (size_t)q, la);
-                x5_tr16(rows, off + 64 * (size_t)c + 32 + 16 * (size_t)q, lb);
-                x5_tr16(rows, off + 128 + 32 * (size_t)c + 16 * (size_t)q, hh);
-            }
+            x5_tr16(rows, off + 64 * (size_t)c + 16 * (size_t)q, la);
+            x5_tr16(rows, off + 64 * (size_t)c + 32 + 16 * (size_t)q, lb);
+            x5_tr16(rows, off + 128 + 32 * (size_t)c + 16 * (size_t)q, hh);
             __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
             UNROLL for (int i = 0; i < 4; i++) {
                 __m512i v[4];
-                if (packed) x5_q6k_values(G + 64 * (24 * c + 3 * (4 * q + i)), v);
-                else x5_q6k_file_values(la[i], lb[i], hh[i], v);
+                x5_q6k_file_values(la[i], lb[i], hh[i], v);
                 const uint8_t *a = aq + 128 * c + 4 * (4 * q + i);
                 a0 = x5_dpb(a0, v[0], a);
                 a1 = x5_dpb(a1, v[1], a + 32);
@@ -240,10 +235,10 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
                     const uint8_t *nx = rows[0] + 16 * rb + off * 16;
                     for (size_t l = 0; l < 16 * bb; l += 64) _mm_prefetch((const char *)(nx + l), _MM_HINT_T0);
                 }
-                if (type == INFER_TYPE_Q6_K) f = sb_q6k(0, rows, vidx, off, NULL, aq, &meta[sb], f);
+                if (type == INFER_TYPE_Q6_K) f = sb_q6k(rows, vidx, off, aq, &meta[sb], f);
                 else if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
                     f = sb_q23k(0, type == INFER_TYPE_Q3_K, rows, vidx, off, NULL, aq, &meta[sb], f);
-                else f = sb_q45k(0, type == INFER_TYPE_Q5_K, rows, off, NULL, aq, &meta[sb], f);
+                else f = sb_q45k(type == INFER_TYPE_Q5_K, rows, off, aq, &meta[sb], f);
             }
         }
         _mm512_mask_storeu_ps(out + r0, (__mmask16)((1u << nr) - 1u), f);
@@ -278,53 +273,59 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
     }
 }
 
-/* Repacked: PG groups at a time, each its own sequential stream, super-
- * blocks in the outer loop; each group's sum in super-block order as
- * above (bit for bit the same). Partial sums cross activation chunks
- * through out. Two groups (four spilled more and ran slower: Q4_K 39 vs
- * 43 GB/s from cache, one thread), each prefetching ~1.1 KB ahead
- * (2 threads from memory, best of 3-4 runs on a noisy machine: Q4_K 22-24
- * -> 31-37 GB/s, Q6_K 18-20 -> 26-28; 0.6-1.7 KB alike, 4.6+ KB worse). */
-#define PG 2
+/* Repacked. Q4_K, Q5_K and Q6_K go four groups at a time, each its own
+ * sequential stream, a quarter of a super-block from each in turn, each
+ * quarter prefetching its share ~3.4 KB ahead: the pattern of the legacy
+ * kernels (small steps across four streams). Whole super-blocks from two
+ * groups, as before, streamed at 0.82 of a four-stream read loop run
+ * beside them (Q4_K, 2 threads from memory), quarters from four at 0.96;
+ * whole super-blocks from four groups, or quarters' prefetches alone, did
+ * not help. Q2_K and Q3_K keep two groups, whole super-blocks, a burst of
+ * prefetches ~1.1 KB ahead. Each group's sum runs in super-block order
+ * as above (bit for bit the same); partial sums cross activation chunks
+ * through out. */
+#define PG_MAX 4
 #define KPF_DIST 1152
 /* Slice s of a group-block. */
 INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const void *)(G + 64 * (size_t)s)); }
 
-/* Q4_K / Q5_K from a group-block: sb_q45k's arithmetic, with each slice
- * loaded where it is used (no arrays of registers, which GCC spills). */
-INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
-    __asm__("" : "+r"(aq)); /* one copy of aq per group: see x5_dpb */
+/* Quarter p (sub-blocks 2p, 2p + 1) of a Q4_K / Q5_K group-block added to
+ * is: sb_q45k's integer dots times their 6-bit scales, each slice loaded
+ * where it is used (no arrays of registers, which GCC spills). */
+INLINE __m512i sbp_q45k_quarter(const int q5, const uint8_t *G, int p, const uint8_t *aq, __m512i is) {
     const __m512i m4 = b8(0x0f);
-    const __m512i t1 = sl(G, 1), t2 = sl(G, 2), t3 = sl(G, 3);
-    const __m512i sc_lo = and8(t1, 0x3f), mn_lo = and8(t2, 0x3f);
-    const __m512i sc_hi = _mm512_or_si512(and8(t3, 0x0f), and8(srl(t1, 2), 0x30));
-    const __m512i mn_hi = _mm512_or_si512(and8(srl(t3, 4), 0x0f), and8(srl(t2, 2), 0x30));
     const int qs = q5 ? 12 : 4; /* first slice of the quants; Q5_K's high bits in slices 4..11 */
-    __m512i is = _mm512_setzero_si512();
-    UNROLL for (int p = 0; p < 4; p++) {
-        __m512i cl0 = _mm512_setzero_si512(), cl1 = cl0, ch0 = cl0, ch1 = cl0;
-        UNROLL for (int j = 0; j < 8; j++) {
-            const __m512i w = sl(G, qs + 8 * p + j);
-            __m512i lo = _mm512_and_si512(w, m4), hi = and8(w, 0xf0); /* Q4_K: 16 x the high nibble */
-            if (q5) {
-                const __m512i h = sl(G, 4 + j);
-                lo = _mm512_or_si512(lo, x5_bit_to(h, 2 * p, 4));
-                hi = _mm512_or_si512(_mm512_and_si512(srl(w, 4), m4), x5_bit_to(h, 2 * p + 1, 4));
-            }
-            if (j & 1) {
-                cl1 = x5_dpb(cl1, lo, aq + 64 * p + 4 * j);
-                ch1 = x5_dpb(ch1, hi, aq + 64 * p + 32 + 4 * j);
-            } else {
-                cl0 = x5_dpb(cl0, lo, aq + 64 * p + 4 * j);
-                ch0 = x5_dpb(ch0, hi, aq + 64 * p + 32 + 4 * j);
-            }
+    __m512i cl0 = _mm512_setzero_si512(), cl1 = cl0, ch0 = cl0, ch1 = cl0;
+    UNROLL for (int j = 0; j < 8; j++) {
+        const __m512i w = sl(G, qs + 8 * p + j);
+        __m512i lo = _mm512_and_si512(w, m4), hi = and8(w, 0xf0); /* Q4_K: 16 x the high nibble */
+        if (q5) {
+            const __m512i h = sl(G, 4 + j);
+            lo = _mm512_or_si512(lo, x5_bit_to(h, 2 * p, 4));
+            hi = _mm512_or_si512(_mm512_and_si512(srl(w, 4), m4), x5_bit_to(h, 2 * p + 1, 4));
         }
-        const __m512i scs = p < 2 ? sc_lo : sc_hi;
-        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(cl0, cl1), ubyte(scs, (2 * p) & 3)));
-        __m512i chi = _mm512_add_epi32(ch0, ch1);
-        if (!q5) chi = _mm512_srai_epi32(chi, 4); /* exact */
-        is = _mm512_add_epi32(is, _mm512_mullo_epi32(chi, ubyte(scs, (2 * p + 1) & 3)));
+        if (j & 1) {
+            cl1 = x5_dpb(cl1, lo, aq + 64 * p + 4 * j);
+            ch1 = x5_dpb(ch1, hi, aq + 64 * p + 32 + 4 * j);
+        } else {
+            cl0 = x5_dpb(cl0, lo, aq + 64 * p + 4 * j);
+            ch0 = x5_dpb(ch0, hi, aq + 64 * p + 32 + 4 * j);
+        }
     }
+    /* scales 0..3: slice 1's low 6 bits; 4..7: slice 3's low nibbles, slice 1's top 2 bits */
+    const __m512i t1 = sl(G, 1);
+    const __m512i scs = p < 2 ? and8(t1, 0x3f) : _mm512_or_si512(and8(sl(G, 3), 0x0f), and8(srl(t1, 2), 0x30));
+    is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(cl0, cl1), ubyte(scs, (2 * p) & 3)));
+    __m512i chi = _mm512_add_epi32(ch0, ch1);
+    if (!q5) chi = _mm512_srai_epi32(chi, 4); /* exact */
+    return _mm512_add_epi32(is, _mm512_mullo_epi32(chi, ubyte(scs, (2 * p + 1) & 3)));
+}
+
+/* f plus a Q4_K / Q5_K group-block's sum from its integer part is: the
+ * mins (slices 2, 3) against Q8_K's group sums, and the two f16 scales. */
+INLINE __m512 sbp_q45k_finish(const uint8_t *G, __m512i is, const x86_kact *m, __m512 f) {
+    const __m512i t2 = sl(G, 2), t3 = sl(G, 3);
+    const __m512i mn_lo = and8(t2, 0x3f), mn_hi = _mm512_or_si512(and8(srl(t3, 4), 0x0f), and8(srl(t2, 2), 0x30));
     const __m512i w16 = _mm512_set1_epi32(0x00ff00ff);
     __m512i corr = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(mn_lo, w16), _mm512_set1_epi32(m->pair[0]));
     corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_lo, 8), w16), _mm512_set1_epi32(m->pair[1]));
@@ -336,34 +337,101 @@ INLINE __m512 sbp_q45k(const int q5, const uint8_t *G, const uint8_t *aq, const 
     return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
 }
 
+/* Quarter p = 2c + q of a Q6_K group-block added to is: sb_q6k's arithmetic
+ * for that (c, q), the recoded slices 12p .. 12p + 11, the
+ * scales of sub-blocks 8c + q + {0, 2} (slice 48 + 2c) and + {4, 6}
+ * (slice 49 + 2c). */
+INLINE __m512i sbp_q6k_quarter(const uint8_t *G, int p, const uint8_t *aq, __m512i is) {
+    const int c = p >> 1, q = p & 1;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    UNROLL for (int i = 0; i < 4; i++) {
+        __m512i v[4];
+        x5_q6k_values(G + 64 * (24 * c + 3 * (4 * q + i)), v);
+        const uint8_t *a = aq + 128 * c + 4 * (4 * q + i);
+        a0 = x5_dpb(a0, v[0], a);
+        a1 = x5_dpb(a1, v[1], a + 32);
+        a2 = x5_dpb(a2, v[2], a + 64);
+        a3 = x5_dpb(a3, v[3], a + 96);
+    }
+    const __m512i s_lo = sl(G, 48 + 2 * c), s_hi = sl(G, 49 + 2 * c);
+    is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, sbyte(s_lo, q)));
+    is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, sbyte(s_lo, q + 2)));
+    is = _mm512_add_epi32(is, _mm512_mullo_epi32(a2, sbyte(s_hi, q)));
+    return _mm512_add_epi32(is, _mm512_mullo_epi32(a3, sbyte(s_hi, q + 2)));
+}
+
+/* f plus a Q6_K group-block's sum from its integer part is (sb_q6k's). */
+INLINE __m512 sbp_q6k_finish(const uint8_t *G, __m512i is, const x86_kact *m, __m512 f) {
+    __m512i corr = _mm512_setzero_si512();
+    UNROLL for (int q = 0; q < 4; q++) {
+        const __m512i sc = sl(G, 48 + q);
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(_mm512_slli_epi16(sc, 8), 8), _mm512_set1_epi32(m->pair[2 * q]));
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc, 8), _mm512_set1_epi32(m->pair[2 * q + 1]));
+    }
+    corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
+    const __m512 dd = _mm512_mul_ps(x5_packed_d(G, x5_d_at(INFER_TYPE_Q6_K)), _mm512_set1_ps(m->da));
+    return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
+}
+
+INLINE int in_quarters(const uint32_t type) {
+    return type == INFER_TYPE_Q4_K || type == INFER_TYPE_Q5_K || type == INFER_TYPE_Q6_K;
+}
+INLINE __m512i sbp_quarter(const uint32_t type, const uint8_t *G, int p, const uint8_t *aq, __m512i is) {
+    return type == INFER_TYPE_Q6_K ? sbp_q6k_quarter(G, p, aq, is) : sbp_q45k_quarter(type == INFER_TYPE_Q5_K, G, p, aq, is);
+}
+INLINE __m512 sbp_finish(const uint32_t type, const uint8_t *G, __m512i is, const x86_kact *m, __m512 f) {
+    return type == INFER_TYPE_Q6_K ? sbp_q6k_finish(G, is, m, f) : sbp_q45k_finish(G, is, m, f);
+}
+
+/* One super-block of one group into f. */
 INLINE __m512 sb_packed(const uint32_t type, const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
-    const __m512i z = _mm512_setzero_si512();
-    if (type == INFER_TYPE_Q6_K) return sb_q6k(1, NULL, z, 0, G, aq, m, f);
-    if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
-        return sb_q23k(1, type == INFER_TYPE_Q3_K, NULL, z, 0, G, aq, m, f);
-    return sbp_q45k(type == INFER_TYPE_Q5_K, G, aq, m, f);
+    __asm__("" : "+r"(aq)); /* one copy of aq per group: see x5_dpb */
+    if (in_quarters(type)) {
+        __m512i is = _mm512_setzero_si512();
+        UNROLL for (int p = 0; p < 4; p++) is = sbp_quarter(type, G, p, aq, is);
+        return sbp_finish(type, G, is, m, f);
+    }
+    return sb_q23k(1, type == INFER_TYPE_Q3_K, NULL, _mm512_setzero_si512(), 0, G, aq, m, f);
 }
 
 INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                           const uint8_t *act, float *out) {
     x86_kact meta[KV_NSB];
     const int64_t nsb = n_cols / X86_QKK;
-    const size_t gb = 16 * x86_block_bytes(type);
+    const size_t gb = 16 * x86_block_bytes(type), nl = (gb + 63) / 64; /* a group-block's cache lines */
+    const int quarters = in_quarters(type), pg = quarters ? 4 : 2;
     for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
         const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
         x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
-        for (int64_t g = g0; g < g0 + ng; g += PG) {
-            const uint8_t *G[PG];
-            __m512 f[PG];
-            const int npg = x5_groups_begin(P, g, g0 + ng, PG, nsb, c0, gb, out + 16 * (g - g0), G, f);
-            const size_t rem = (size_t)(nsb - c0) * gb, jump = (size_t)(PG - 1) * (size_t)nsb * gb;
+        for (int64_t g = g0; g < g0 + ng; g += pg) {
+            const uint8_t *G[PG_MAX];
+            __m512 f[PG_MAX];
+            const int npg = x5_groups_begin(P, g, g0 + ng, pg, nsb, c0, gb, out + 16 * (g - g0), G, f);
+            const size_t rem = (size_t)(nsb - c0) * gb, jump = (size_t)(pg - 1) * (size_t)nsb * gb;
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
-                if (npg == PG) {
-                    UNROLL for (int k = 0; k < PG; k++) x5_prefetch_stream(G[k], (size_t)sb * gb, gb, KPF_DIST, rem, jump);
-                    UNROLL for (int k = 0; k < PG; k++) f[k] = sb_packed(type, G[k] + (size_t)sb * gb, aq, &meta[sb], f[k]);
+                const size_t at = (size_t)sb * gb;
+                if (npg == pg && quarters) {
+                    __m512i is[PG_MAX];
+                    const uint8_t *ak[PG_MAX];
+                    UNROLL for (int k = 0; k < pg; k++) {
+                        is[k] = _mm512_setzero_si512();
+                        ak[k] = aq;
+                        __asm__("" : "+r"(ak[k])); /* see x5_dpb */
+                    }
+                    UNROLL for (int p = 0; p < 4; p++) {
+                        const size_t l0 = (size_t)p * nl / 4, l1 = (size_t)(p + 1) * nl / 4;
+                        UNROLL for (int k = 0; k < pg; k++) {
+                            x5_prefetch_stream(G[k], at + 64 * l0, 64 * (l1 - l0), X5_PF_DIST, rem, jump);
+                            is[k] = sbp_quarter(type, G[k] + at, p, ak[k], is[k]);
+                        }
+                    }
+                    UNROLL for (int k = 0; k < pg; k++) f[k] = sbp_finish(type, G[k] + at, is[k], &meta[sb], f[k]);
+                } else if (npg == pg) {
+                    UNROLL for (int k = 0; k < pg; k++) x5_prefetch_stream(G[k], at, gb, KPF_DIST, rem, jump);
+                    UNROLL for (int k = 0; k < pg; k++) f[k] = sb_packed(type, G[k] + at, aq, &meta[sb], f[k]);
                 } else {
-                    for (int k = 0; k < npg; k++) f[k] = sb_packed(type, G[k] + (size_t)sb * gb, aq, &meta[sb], f[k]);
+                    for (int k = 0; k < npg; k++) f[k] = sb_packed(type, G[k] + at, aq, &meta[sb], f[k]);
                 }
             }
             for (int k = 0; k < npg; k++) _mm512_storeu_ps(out + 16 * (g + k - g0), f[k]);
