@@ -8,6 +8,7 @@
  * llama.cpp. After load the model is immutable.
  */
 #include "model.h"
+#include "gguf_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -351,12 +352,59 @@ static infer_status read_arch(infer_model *m, infer_error *err) {
                      "key 'general.architecture' is '%s': infer runs llama, qwen2 and qwen3", q);
 }
 
+/* The 1-D weights (norms, biases) of a mapped file, copied into one
+ * allocation of the model's own. They are read on every token, and a read
+ * of the file mapping maps whatever the page cache holds around it: with
+ * large folios (ext4 on recent kernels) up to 2 MB of the neighbouring
+ * matrices, which the CPU backend has repacked and dropped from the
+ * process. On TinyLlama Q4_0 that kept ~80 MB of the file resident beside
+ * its repacked copy. */
+static infer_status copy_vectors(infer_model *m, infer_error *err) {
+    if (m->gguf->backing != GGUF_MMAP) return INFER_OK;
+    const size_t per_layer = 7, n = 1 + per_layer * (size_t)m->hp.n_layer;
+    weight **v = infer_malloc_array(n, sizeof *v);
+    if (!v) return set_error(err, INFER_ENOMEM, "out of memory");
+    size_t k = 0, bytes = 0;
+    v[k++] = &m->output_norm;
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        layer_weights *L = &m->layers[il];
+        weight *const lv[] = {&L->attn_norm, &L->bq, &L->bk, &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm};
+        for (size_t j = 0; j < per_layer; j++) v[k++] = lv[j];
+    }
+    infer_status s = INFER_OK;
+    for (size_t i = 0; i < k; i++) {
+        uint64_t t = 0;
+        if (v[i]->data && (ck_add(bytes, v[i]->row_bytes, &bytes) || ck_align_up((uint64_t)bytes, 64, &t) || t > SIZE_MAX)) {
+            s = set_error(err, INFER_ENOMEM, "1-D weights overflow the address space");
+            goto out;
+        }
+        if (v[i]->data) bytes = (size_t)t;
+    }
+    if (bytes == 0) goto out;
+    uint8_t *mem = infer_malloc(bytes);
+    if (!mem) {
+        s = set_error(err, INFER_ENOMEM, "out of memory");
+        goto out;
+    }
+    m->vectors = mem;
+    for (size_t i = 0, at = 0; i < k; i++) {
+        if (!v[i]->data) continue;
+        memcpy(mem + at, v[i]->data, v[i]->row_bytes);
+        v[i]->data = mem + at;
+        at = (at + v[i]->row_bytes + 63) & ~(size_t)63;
+    }
+out:
+    infer_free(v);
+    return s;
+}
+
 static void free_model(infer_model *m) {
     model_pack_free(m->pack);
     vocab_free(m->vocab);
     infer_gguf_close(m->gguf);
     infer_free(m->layers);
     infer_free(m->rope_freq_factors);
+    infer_free(m->vectors);
     infer_free(m);
 }
 
@@ -446,6 +494,7 @@ static infer_status load_model(infer_model *m, const infer_model_params *params,
         }
     }
     if ((s = bind_tensors(m, err)) != INFER_OK) goto fail;
+    if ((s = copy_vectors(m, err)) != INFER_OK) goto fail;
     describe(m);
     *out = m;
     return INFER_OK;

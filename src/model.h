@@ -76,6 +76,7 @@ struct infer_model {
     weight output_norm; /* [n_embd] */
     weight output;      /* [n_embd] -> [n_vocab]; tok_embd when tied */
     float *rope_freq_factors; /* [n_rot/2] divisors of theta, or NULL */
+    void *vectors;            /* the 1-D weights' copies (mapped files), or NULL: see model.c */
     layer_weights *layers;    /* [n_layer] */
     uint64_t n_params, n_bytes;
     model_pack *pack; /* the CPU kernels' repacked weights, made on first use (model_pack.c) */

@@ -1,10 +1,14 @@
 /*
  * test_model_features.c - model features beyond the reference files:
  * tied embeddings, Llama 3 rope-frequency scaling (keys and tensor),
- * linear rope scaling, and the same seed giving the same tokens whatever
- * the thread count.
+ * linear rope scaling, the same seed giving the same tokens whatever
+ * the thread count, and a mapped file's 1-D weights copied out of it.
  */
 #include <math.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "gguf_internal.h"
 
 #include "infer.h"
 #include "model.h"
@@ -179,5 +183,75 @@ Test(model_features, unknown_rope_scaling_rejected) {
     cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_EUNSUPPORTED);
     cr_assert(strstr(err.message, "rope.scaling.type") != NULL, "%s", err.message);
     free(buf);
+    LEAK_CHECK();
+}
+
+/* A mapped model reads its 1-D weights (norms, qwen2's biases) from copies
+ * of its own, byte for byte the file's, not from the mapping (a read there
+ * maps the page cache's folio around it: up to 2 MB of repacked and
+ * dropped matrices); the matrices stay in the mapping. Loaded from memory,
+ * nothing is copied. */
+/* w's bytes equal tensor name's in the file image buf (g: the file mapped). */
+static int file_bytes_equal(const infer_gguf *g, const void *buf, const char *name, const weight *w) {
+    const int64_t i = infer_gguf_find_tensor(g, name);
+    cr_assert_geq(i, 0, "no %s", name);
+    const infer_gguf_tensor *t = infer_gguf_tensor_at(g, (uint64_t)i);
+    cr_assert_eq(t->n_bytes, (uint64_t)w->row_bytes, "%s", name);
+    return !memcmp(w->data, (const uint8_t *)buf + ((const uint8_t *)t->data - g->data), w->row_bytes);
+}
+
+static void check_vectors(const char *arch) {
+    synth_params p = synth_default_params();
+    p.arch = arch;
+    void *buf;
+    size_t size;
+    infer_error err = {0};
+    cr_assert_eq(synth_model(&p, &buf, &size, &err), INFER_OK, "%s", err.message);
+    char path[] = "/tmp/infer-vectors-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, buf, size), (ssize_t)size);
+    close(fd);
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(path, NULL, &m, &err), INFER_OK, "%s", err.message);
+    unlink(path);
+    cr_assert_eq(m->gguf->backing, GGUF_MMAP);
+    const uintptr_t lo = (uintptr_t)m->gguf->data, hi = lo + m->gguf->size;
+#define IN_MAP(w) ((uintptr_t)(w).data >= lo && (uintptr_t)(w).data < hi)
+#define SAME(w, name) file_bytes_equal(m->gguf, buf, name, &(w))
+    int n_vec = 0;
+    cr_assert(!IN_MAP(m->output_norm) && SAME(m->output_norm, "output_norm.weight"));
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        const layer_weights *L = &m->layers[il];
+        const weight *const v[] = {&L->attn_norm, &L->bq, &L->bk, &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm};
+        static const char *const names[] = {"attn_norm", "attn_q.bias", "attn_k.bias", "attn_v.bias",
+                                            "attn_q_norm", "attn_k_norm", "ffn_norm"};
+        for (size_t j = 0; j < sizeof v / sizeof v[0]; j++) {
+            if (!v[j]->data) continue;
+            char name[64];
+            snprintf(name, sizeof name, "blk.%u.%s%s", il, names[j], strstr(names[j], ".bias") ? "" : ".weight");
+            cr_assert(!IN_MAP(*v[j]), "%s points into the mapping", name);
+            cr_assert(SAME(*v[j], name), "%s differs from the file", name);
+            n_vec++;
+        }
+        cr_assert(IN_MAP(L->wq) && IN_MAP(L->w_down), "matrices stay in the mapping");
+    }
+    cr_assert(IN_MAP(m->tok_embd));
+    cr_assert_geq(n_vec, 2 * (int)m->hp.n_layer);
+    infer_model_release(m);
+    m = NULL;
+    cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_OK, "%s", err.message);
+    cr_assert_null(m->vectors);
+    cr_assert((uintptr_t)m->layers[0].attn_norm.data >= (uintptr_t)buf && (uintptr_t)m->layers[0].attn_norm.data < (uintptr_t)buf + size);
+    infer_model_release(m);
+    free(buf);
+#undef IN_MAP
+#undef SAME
+}
+
+Test(model_features, mapped_vectors_copied_out_of_the_mapping) {
+    check_vectors("llama");
+    check_vectors("qwen2"); /* biases */
+    check_vectors("qwen3"); /* per-head norms */
     LEAK_CHECK();
 }
