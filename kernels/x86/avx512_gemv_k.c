@@ -277,10 +277,10 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
  * sequential stream, a quarter of a super-block from each in turn, each
  * quarter prefetching its share ~3.4 KB ahead: the pattern of the legacy
  * kernels (small steps across four streams). Whole super-blocks from two
- * groups, as before, streamed at 0.82 of a four-stream read loop run
- * beside them (Q4_K, 2 threads from memory), quarters from four at 0.96;
- * whole super-blocks from four groups, or quarters' prefetches alone, did
- * not help. Q2_K and Q3_K keep two groups, whole super-blocks, a burst of
+ * groups, as before, streamed at 0.82 (Q4_K) and 0.78 (Q6_K) of a
+ * four-stream read loop run beside them (2 threads from memory), quarters
+ * from four at 0.96 and 0.93; whole super-blocks from four groups, or the
+ * prefetches spread over quarters without the quarter steps, did not help. Q2_K and Q3_K keep two groups, whole super-blocks, a burst of
  * prefetches ~1.1 KB ahead. Each group's sum runs in super-block order
  * as above (bit for bit the same); partial sums cross activation chunks
  * through out. */
