@@ -352,50 +352,54 @@ static infer_status read_arch(infer_model *m, infer_error *err) {
                      "key 'general.architecture' is '%s': infer runs llama, qwen2 and qwen3", q);
 }
 
+/* The 1-D weights, as model_matrix walks the matrices: the output norm,
+ * then each layer's attn_norm, bq, bk, bv, q_norm, k_norm, ffn_norm
+ * (absent ones have no data). */
+#define LAYER_VECTORS 7
+static size_t n_vectors(const infer_model *m) { return (size_t)m->hp.n_layer * LAYER_VECTORS + 1; }
+static weight *vector_at(infer_model *m, size_t i) {
+    if (i >= (size_t)m->hp.n_layer * LAYER_VECTORS) return &m->output_norm;
+    layer_weights *L = &m->layers[i / LAYER_VECTORS];
+    switch (i % LAYER_VECTORS) {
+    case 0: return &L->attn_norm;
+    case 1: return &L->bq;
+    case 2: return &L->bk;
+    case 3: return &L->bv;
+    case 4: return &L->q_norm;
+    case 5: return &L->k_norm;
+    default: return &L->ffn_norm;
+    }
+}
+
 /* The 1-D weights (norms, biases) of a mapped file, copied into one
- * allocation of the model's own. They are read on every token, and a read
- * of the file mapping maps whatever the page cache holds around it: with
- * large folios (ext4 on recent kernels) up to 2 MB of the neighbouring
- * matrices, which the CPU backend has repacked and dropped from the
- * process. On TinyLlama Q4_0 that kept ~80 MB of the file resident beside
- * its repacked copy. */
+ * allocation of the model's own, each at a 64-byte boundary. They are read
+ * on every token, and a read of the file mapping maps whatever the page
+ * cache holds around it: with large folios (ext4 on recent kernels) up to
+ * 2 MB of the neighbouring matrices, which the CPU backend has repacked
+ * and dropped from the process. On TinyLlama Q4_0 that kept ~80 MB of the
+ * file resident beside its repacked copy. The first pass sizes (checked),
+ * the second copies at the same offsets. */
 static infer_status copy_vectors(infer_model *m, infer_error *err) {
     if (m->gguf->backing != GGUF_MMAP) return INFER_OK;
-    const size_t per_layer = 7, n = 1 + per_layer * (size_t)m->hp.n_layer;
-    weight **v = infer_malloc_array(n, sizeof *v);
-    if (!v) return set_error(err, INFER_ENOMEM, "out of memory");
-    size_t k = 0, bytes = 0;
-    v[k++] = &m->output_norm;
-    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
-        layer_weights *L = &m->layers[il];
-        weight *const lv[] = {&L->attn_norm, &L->bq, &L->bk, &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm};
-        for (size_t j = 0; j < per_layer; j++) v[k++] = lv[j];
-    }
-    infer_status s = INFER_OK;
-    for (size_t i = 0; i < k; i++) {
-        uint64_t t = 0;
-        if (v[i]->data && (ck_add(bytes, v[i]->row_bytes, &bytes) || ck_align_up((uint64_t)bytes, 64, &t) || t > SIZE_MAX)) {
-            s = set_error(err, INFER_ENOMEM, "1-D weights overflow the address space");
-            goto out;
+    uint8_t *mem = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t at = 0;
+        for (size_t i = 0; i < n_vectors(m); i++) {
+            weight *w = vector_at(m, i);
+            if (!w->data) continue;
+            if (mem) {
+                memcpy(mem + at, w->data, w->row_bytes);
+                w->data = mem + at;
+            }
+            if (ck_add(at, (uint64_t)w->row_bytes, &at) || ck_align_up(at, 64, &at) || at > SIZE_MAX)
+                return set_error(err, INFER_ENOMEM, "1-D weights overflow the address space");
         }
-        if (v[i]->data) bytes = (size_t)t;
+        if (pass == 1 || at == 0) break;
+        mem = infer_malloc((size_t)at);
+        if (!mem) return set_error(err, INFER_ENOMEM, "out of memory");
+        m->vectors = mem;
     }
-    if (bytes == 0) goto out;
-    uint8_t *mem = infer_malloc(bytes);
-    if (!mem) {
-        s = set_error(err, INFER_ENOMEM, "out of memory");
-        goto out;
-    }
-    m->vectors = mem;
-    for (size_t i = 0, at = 0; i < k; i++) {
-        if (!v[i]->data) continue;
-        memcpy(mem + at, v[i]->data, v[i]->row_bytes);
-        v[i]->data = mem + at;
-        at = (at + v[i]->row_bytes + 63) & ~(size_t)63;
-    }
-out:
-    infer_free(v);
-    return s;
+    return INFER_OK;
 }
 
 static void free_model(infer_model *m) {

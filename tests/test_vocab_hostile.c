@@ -323,12 +323,7 @@ Test(vocab_hostile, megabyte_token_string) {
     const char *strs[] = {"<unk>", "<s>", "</s>", huge, "a"};
     size_t lens[] = {5, 3, 4, big, 1};
     int32_t types[] = {2, 3, 3, 4, 1}; /* user-defined: split out of any text */
-    infer_gguf_writer *w = wnew();
-    wstr(w, "tokenizer.ggml.model", "llama");
-    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, 5), INFER_OK);
-    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, 5), INFER_OK);
-    infer_vocab *v;
-    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    infer_vocab *v = llama_vocab_of(strs, lens, types, 5);
     size_t len = 0;
     char small[16];
     cr_assert_eq(vocab_token_to_piece(v, 3, 0, small, sizeof small, &len), INFER_EINVAL);
@@ -356,12 +351,7 @@ Test(vocab_hostile, malformed_byte_tokens_are_not_bytes) {
     const char *t[] = {"<unk>", "<s>", "</s>", "<0x-1>", "<0xZZ>", "<0x1FF>", "<0x4>", "<0x41>", "\xe2\x96\x81",
                        "<0x>", "<0X42>"};
     int32_t types[] = {2, 3, 3, 6, 6, 6, 6, 6, 1, 6, 6};
-    infer_gguf_writer *w = wnew();
-    wstr(w, "tokenizer.ggml.model", "llama");
-    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 11), INFER_OK);
-    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, 11), INFER_OK);
-    infer_vocab *v;
-    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    infer_vocab *v = llama_vocab_of(t, NULL, types, 11);
     int32_t malformed[] = {3, 4, 5, 6, 9, 10};
     for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
         char piece[16];

@@ -50,6 +50,18 @@ static inline infer_status open_vocab(infer_gguf_writer *w, infer_vocab **v, inf
     return s;
 }
 
+/* A "llama" (SentencePiece) vocabulary of exactly these n tokens (lens
+ * NULL: C strings) and types, no scores. */
+static inline infer_vocab *llama_vocab_of(const char *const *tokens, const size_t *lens, const int32_t *types, size_t n) {
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "llama");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", tokens, lens, n), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, n), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    return v;
+}
+
 /* The SentencePiece test vocabulary: specials, 256 byte tokens, a few pieces. */
 enum { OMIT_MODEL = 1, OMIT_TOKENS = 2, OMIT_SCORES = 4, OMIT_TYPES = 8 };
 enum { SPM_SP = 259, SPM_A, SPM_B, SPM_C, SPM_AB, SPM_SPA, SPM_ABC, SPM_U, SPM_ZH, SPM_X, SPM_N };
