@@ -64,6 +64,7 @@ const kernel_table kernels_ref = {
     .vec_dot_type = infer_ref_vec_dot_type,
     .quantize_act = ref_quantize_act,
     .matmul = infer_ref_matmul,
+    .matmul_kn = infer_ref_matmul_kn,
     .dequantize = infer_ref_dequantize,
     .silu_mul = ref_silu_mul,
     .add = ref_add,

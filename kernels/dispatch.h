@@ -42,6 +42,14 @@ typedef struct {
     void (*matmul)(uint32_t weight_type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                    const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 
+    /* As matmul, for a float type (F32/F16/BF16, activations of the same
+     * type), with W stored by column: value (r, k) at W + k * k_bytes +
+     * r * (its size), the attention's V cache kept by position. Each output
+     * is the same float sum in the same order as matmul's batch path on the
+     * transposed copy (bit-identical at the SIMD levels for n_tok >= 2). */
+    void (*matmul_kn)(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols, const void *act,
+                      size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+
     /* Repacked weights (optional; NULL where a level keeps the file's
      * layout). packed_size: bytes of `type`'s repacked form of rows
      * [0, n_rows / packed_rows * packed_rows), 0 when this level does not

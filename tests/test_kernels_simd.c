@@ -122,7 +122,8 @@ static void weights(uint32_t type, uint8_t *w, int64_t rows, int64_t cols, int r
 
 Test(kernels_simd, every_entry_is_set) {
     FOR_EACH_LEVEL(kt) {
-        cr_assert(kt->name && kt->vec_dot_type && kt->quantize_act && kt->matmul && kt->dequantize && kt->silu_mul &&
+        cr_assert(kt->name && kt->vec_dot_type && kt->quantize_act && kt->matmul && kt->matmul_kn && kt->dequantize &&
+                      kt->silu_mul &&
                       kt->add && kt->rms_norm && kt->dot_f16 && kt->axpy_f16 && kt->exp_sum,
                   "%s: an entry is NULL", kt->name);
         for (uint32_t t = 0; t < INFER_TYPE_COUNT; t++)
@@ -313,6 +314,15 @@ Test(kernels_simd, matmul_long_rows_cross_every_chunk) {
     }
 }
 
+/* A float sum of n products against the double reference: within
+ * n * 2^-24 * sum|w_k a_k| (+ the smallest normal), or the same inf / NaN. */
+static int within_sum_bound(double got, double want, const float *w, const float *a, int64_t n, double *bound) {
+    double mag = 0.0;
+    for (int64_t k = 0; k < n; k++) mag += fabs((double)w[k] * (double)a[k]);
+    *bound = (double)n * 0x1p-24 * mag + FLT_MIN;
+    return fabs(got - want) <= *bound || (isinf(got) && got == want) || (isnan(got) && isnan(want));
+}
+
 Test(kernels_simd, matmul_float_within_sum_bound) {
     static const int64_t cols_list[] = {1, 7, 16, 33, 100, 257};
     FOR_EACH_LEVEL(kt) {
@@ -343,11 +353,9 @@ Test(kernels_simd, matmul_float_within_sum_bound) {
                 for (int64_t r = 0; r < cs.rows; r++) {
                     infer_ref_dequantize(wt, W + (size_t)r * rb, wf, cols);
                     for (int64_t t = 0; t < cs.n_tok; t++) {
-                        double mag = 0.0;
-                        for (int64_t k = 0; k < cols; k++) mag += fabs((double)wf[k] * (double)af[t * cols + k]);
                         const double g = got[t * cs.rows + r], w = want[t * cs.rows + r];
-                        const double bound = (double)cols * 0x1p-24 * mag + FLT_MIN;
-                        CHECK(nfail, fabs(g - w) <= bound || (isinf(g) && g == w) || (isnan(g) && isnan(w)),
+                        double bound;
+                        CHECK(nfail, within_sum_bound(g, w, wf, af + t * cols, cols, &bound),
                               "%s %s: cols %lld tok %lld rows %lld: [%lld][%lld] %g, ref %g (bound %g)", kt->name,
                               infer_type_name(wt), (long long)cols, (long long)cs.n_tok, (long long)cs.rows,
                               (long long)t, (long long)r, g, w, bound);
@@ -361,6 +369,82 @@ Test(kernels_simd, matmul_float_within_sum_bound) {
                           (long long)i);
                 free(split);
                 free(W), free(A), free(x), free(wf), free(af), free(want), free(got);
+            }
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
+/* matmul_kn (W stored by column, as the attention's V cache): within the
+ * sum bound of the reference, which is itself the reference matmul on the
+ * transposed copy bit for bit; at a SIMD level bit-identical to the same
+ * level's matmul on that copy for 2+ tokens (the batch path; one token
+ * goes to matmul's row-wise kernel there, another order); unchanged by row
+ * splits. The columns sit in a wider stride at an odd offset, the gaps
+ * filled with NaN bytes: a read outside the rows shows. Sizes: rows off
+ * the tiles, columns past one K chunk (256), tokens past one chunk (96). */
+Test(kernels_simd, matmul_kn_same_sums_as_matmul) {
+    static const mm_case kn_cases[] = {{1, 1, 1},    {5, 2, 7},   {64, 8, 64},  {257, 13, 33},
+                                       {300, 3, 70}, {100, 100, 16}, {33, 1, 128}, {513, 8, 64}};
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ti = 0; ti < sizeof FTYPES / sizeof FTYPES[0]; ti++) {
+            const uint32_t wt = FTYPES[ti];
+            const size_t es = wt == INFER_TYPE_F32 ? 4 : 2;
+            for (size_t ci = 0; ci < sizeof kn_cases / sizeof kn_cases[0]; ci++) {
+                const int64_t cols = kn_cases[ci].blocks, n_tok = kn_cases[ci].n_tok, rows = kn_cases[ci].rows;
+                const size_t rb = row_size(wt, cols), ab = rb, kb = (size_t)(rows + 3) * es, off = 5 * es;
+                const size_t n_out = (size_t)(rows * n_tok);
+                uint8_t *W = malloc(rb * (size_t)rows), *A = malloc(ab * (size_t)n_tok);
+                uint8_t *T = malloc(off + kb * (size_t)cols);
+                float *x = malloc(sizeof(float) * (size_t)cols), *wf = malloc(sizeof(float) * (size_t)(rows * cols));
+                float *af = malloc(sizeof(float) * (size_t)(cols * n_tok));
+                float *want = malloc(sizeof(float) * n_out), *got = malloc(sizeof(float) * n_out);
+                float *other = malloc(sizeof(float) * n_out);
+                weights(wt, W, rows, cols, 0);
+                memset(T, 0xff, off + kb * (size_t)cols);
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t k = 0; k < cols; k++)
+                        memcpy(T + off + (size_t)k * kb + (size_t)r * es, W + (size_t)r * rb + (size_t)k * es, es);
+                for (int64_t t = 0; t < n_tok; t++) {
+                    fill(x, cols, t % 3 == 2 ? 3 : 0); /* random, and denormal */
+                    infer_ref_quantize(wt, x, A + (size_t)t * ab, cols);
+                    infer_ref_dequantize(wt, A + (size_t)t * ab, af + t * cols, cols);
+                }
+                for (int64_t r = 0; r < rows; r++) infer_ref_dequantize(wt, W + (size_t)r * rb, wf + r * cols, cols);
+                infer_ref_matmul(wt, W, rb, rows, cols, A, ab, n_tok, want, (size_t)rows);
+                kernels_ref.matmul_kn(wt, T + off, kb, rows, cols, A, ab, n_tok, other, (size_t)rows);
+                for (size_t i = 0; i < n_out; i++)
+                    CHECK(nfail, same(other[i], want[i]), "ref %s matmul_kn [%zu] %a, matmul %a", infer_type_name(wt), i,
+                          other[i], want[i]);
+                for (size_t i = 0; i < n_out; i++) got[i] = -777.0f;
+                kt->matmul_kn(wt, T + off, kb, rows, cols, A, ab, n_tok, got, (size_t)rows);
+                for (int64_t t = 0; t < n_tok; t++) {
+                    for (int64_t r = 0; r < rows; r++) {
+                        const double g = got[t * rows + r], w = want[t * rows + r];
+                        double bound;
+                        CHECK(nfail, within_sum_bound(g, w, wf + r * cols, af + t * cols, cols, &bound),
+                              "%s %s matmul_kn: cols %lld tok %lld rows %lld: [%lld][%lld] %g, ref %g (bound %g)",
+                              kt->name, infer_type_name(wt), (long long)cols, (long long)n_tok, (long long)rows,
+                              (long long)t, (long long)r, g, w, bound);
+                    }
+                }
+                if (n_tok >= 2) {
+                    kt->matmul(wt, W, rb, rows, cols, A, ab, n_tok, other, (size_t)rows);
+                    for (size_t i = 0; i < n_out; i++)
+                        CHECK(nfail, same(got[i], other[i]), "%s %s: matmul_kn [%zu] %a, matmul %a", kt->name,
+                              infer_type_name(wt), i, got[i], other[i]);
+                }
+                const int64_t split = rows / 3 + 1;
+                if (split < rows) {
+                    kt->matmul_kn(wt, T + off, kb, split, cols, A, ab, n_tok, other, (size_t)rows);
+                    kt->matmul_kn(wt, T + off + (size_t)split * es, kb, rows - split, cols, A, ab, n_tok, other + split,
+                                  (size_t)rows);
+                    for (size_t i = 0; i < n_out; i++)
+                        CHECK(nfail, same(other[i], got[i]), "%s %s: matmul_kn row split changed [%zu]", kt->name,
+                              infer_type_name(wt), i);
+                }
+                free(W), free(A), free(T), free(x), free(wf), free(af), free(want), free(got), free(other);
             }
         }
         cr_assert_eq(nfail, 0);

@@ -52,6 +52,13 @@ static void neon_matmul(uint32_t type, const void *W, size_t row_bytes, int64_t 
     infer_ref_matmul(type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
 }
 
+static void neon_matmul_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
+                           const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
+    if (n_rows <= 0 || n_tok <= 0) return;
+    if (neon_matmul_float_kn(type, W, k_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride)) return;
+    infer_ref_matmul_kn(type, W, k_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+}
+
 static void neon_dequantize(uint32_t type, const void *src, float *dst, int64_t n) {
     const uint8_t *s = (const uint8_t *)src;
     if (neon_dequant_legacy(type, s, dst, n) || neon_dequant_k(type, s, dst, n) ||
@@ -195,6 +202,7 @@ const kernel_table kernels_neon = {
     .vec_dot_type = infer_ref_vec_dot_type,
     .quantize_act = neon_quantize_act,
     .matmul = neon_matmul,
+    .matmul_kn = neon_matmul_kn,
     .dequantize = neon_dequantize,
     .silu_mul = neon_silu_mul,
     .add = neon_add,

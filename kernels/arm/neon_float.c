@@ -84,6 +84,42 @@ int neon_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_
     return 1;
 }
 
+/* W stored by column (value (r, k) at W + k * k_bytes + r * es): four
+ * rows' values of one column side by side are one vector, times each
+ * token's value of that column, one f32x4 lane per output summed over k in
+ * order by fused multiply-add. 0 when the type is not a float type. */
+int neon_matmul_float_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
+                         const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
+    if (type != INFER_TYPE_F32 && type != INFER_TYPE_F16 && type != INFER_TYPE_BF16) return 0;
+    const size_t es = float_size(type);
+    const uint8_t *w = (const uint8_t *)W, *a = (const uint8_t *)act;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += TILE_R) {
+        const int nr = n_rows - r0 < TILE_R ? (int)(n_rows - r0) : TILE_R;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += TILE_T) {
+            const int nt = n_tok - t0 < TILE_T ? (int)(n_tok - t0) : TILE_T;
+            float32x4_t acc[TILE_T];
+            for (int t = 0; t < TILE_T; t++) acc[t] = vdupq_n_f32(0.0f);
+            for (int64_t k = 0; k < n_cols; k++) {
+                const uint8_t *src = w + (size_t)k * k_bytes + (size_t)r0 * es;
+                uint8_t part[4 * TILE_R] = {0}; /* fewer than four rows left: no read past them */
+                if (nr < TILE_R) {
+                    memcpy(part, src, (size_t)nr * es);
+                    src = part;
+                }
+                const float32x4_t wv = float_load4(type, src);
+                for (int t = 0; t < nt; t++)
+                    acc[t] = vfmaq_n_f32(acc[t], wv, float_load1(type, a + (size_t)(t0 + t) * act_stride + (size_t)k * es));
+            }
+            for (int t = 0; t < nt; t++) {
+                float lanes[TILE_R];
+                vst1q_f32(lanes, acc[t]);
+                memcpy(out + (size_t)(t0 + t) * out_stride + r0, lanes, (size_t)nr * sizeof(float));
+            }
+        }
+    }
+    return 1;
+}
+
 /* ---- dequantize ---------------------------------------------------------------- */
 
 NEON_INLINE void dequant_float(const uint32_t type, const uint8_t *src, float *dst, int64_t n) {

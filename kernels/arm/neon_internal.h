@@ -122,6 +122,8 @@ void neon_matmul_tiles(const neon_tile_fn tiles[TILE_T], const void *W, size_t r
 /* neon_float.c: F32, F16, BF16 */
 int neon_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                       const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+int neon_matmul_float_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
+                         const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 int neon_dequant_float(uint32_t type, const uint8_t *src, float *dst, int64_t n);
 
 /* neon_legacy.c: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (and Q8_1 for dequantize) */

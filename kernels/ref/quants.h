@@ -60,4 +60,9 @@ void infer_ref_matmul(uint32_t weight_type, const void *W, size_t row_bytes, int
                       int64_t n_cols, const void *act, size_t act_stride, int64_t n_tok,
                       float *out, size_t out_stride);
 
+/* The same for a float type (F32/F16/BF16) with W stored by column: value
+ * (r, k) at W + k * k_bytes + r * (its size). Other types give NaN. */
+void infer_ref_matmul_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
+                         const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+
 #endif

@@ -69,6 +69,18 @@ static void pack_float(uint32_t type, const uint8_t *W, size_t rb, int nr, int64
     }
 }
 
+/* The same panel from W stored by column (value (r, k) at W + k * kb +
+ * r * es): already in the panel's order, a copy (converted); missing rows 0. */
+static void pack_float_kn(uint32_t type, const uint8_t *W, size_t kb, int nr, int64_t k0, int nk, float *P) {
+    const size_t es = type == INFER_TYPE_F32 ? 4 : 2;
+    const int n0 = nr < 8 ? nr : 8, n1 = nr - 8;
+    for (int kk = 0; kk < nk; kk++) {
+        const uint8_t *src = W + (size_t)(k0 + kk) * kb;
+        _mm256_storeu_ps(P + (size_t)kk * F_R, load_as_f32(type, src, n0));
+        _mm256_storeu_ps(P + (size_t)kk * F_R + 8, n1 > 0 ? load_as_f32(type, src + 8 * es, n1) : _mm256_setzero_ps());
+    }
+}
+
 /* Store or add the n (< 8) first lanes of v. */
 INLINE __m256 load_part(const float *p, int n) { return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, x2_mask(n)); }
 INLINE void store_part(float *p, int n, __m256 v) {
@@ -107,8 +119,9 @@ typedef void (*mk_float_fn)(const float *P, int nk, const float *const *a, float
 MK_F(1) MK_F(2) MK_F(3) MK_F(4) MK_F(5) MK_F(6)
 static const mk_float_fn MK_FLOAT_FNS[F_T] = {mk_float_1, mk_float_2, mk_float_3, mk_float_4, mk_float_5, mk_float_6};
 
-static void gemm_float(uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols, const uint8_t *act,
-                       size_t as, int64_t n_tok, float *out, size_t os) {
+/* kn: W stored by column, rb bytes between its columns' starts (pack_float_kn). */
+static void gemm_float(uint32_t type, int kn, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
+                       const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
     _Alignas(32) float panel[F_KC * F_R];
     _Alignas(32) float xa[F_TC * F_KC];
     const size_t es = type == INFER_TYPE_F32 ? 4 : 2;
@@ -127,8 +140,14 @@ static void gemm_float(uint32_t type, const uint8_t *W, size_t rb, int64_t n_row
             }
             for (int64_t r0 = 0; r0 < n_rows; r0 += F_R) {
                 const int nr = n_rows - r0 < F_R ? (int)(n_rows - r0) : F_R;
-                pack_float(type, W + (size_t)r0 * rb, rb, nr, k0, nk, panel);
-                x86_prefetch_rows(W, rb, r0 + F_R, F_R, n_rows, (size_t)k0 * es, (size_t)nk * es);
+                if (kn) {
+                    pack_float_kn(type, W + (size_t)r0 * es, rb, nr, k0, nk, panel);
+                    const int64_t nxt = n_rows - r0 - F_R < F_R ? n_rows - r0 - F_R : F_R; /* the next panel's rows */
+                    if (nxt > 0) x86_prefetch_rows(W, rb, k0, nk, n_cols, (size_t)(r0 + F_R) * es, (size_t)nxt * es);
+                } else {
+                    pack_float(type, W + (size_t)r0 * rb, rb, nr, k0, nk, panel);
+                    x86_prefetch_rows(W, rb, r0 + F_R, F_R, n_rows, (size_t)k0 * es, (size_t)nk * es);
+                }
                 for (int64_t t0 = 0; t0 < ntc; t0 += F_T) {
                     const int nt = ntc - t0 < F_T ? (int)(ntc - t0) : F_T;
                     const float *a[F_T];
@@ -196,5 +215,13 @@ void x2_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
         gemv_float(type, W, row_bytes, n_rows, n_cols, act, out);
         return;
     }
-    gemm_float(type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+    gemm_float(type, 0, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+}
+
+/* A float type's W stored by column. Any token count goes through the
+ * panels: the same sums as the batch path of x2_matmul_float. */
+void x2_matmul_float_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
+                        const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
+    if (n_rows <= 0 || n_tok <= 0) return;
+    gemm_float(type, 1, W, k_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
 }

@@ -51,6 +51,8 @@ int x2_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
 /* avx2_float.c */
 void x2_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+void x2_matmul_float_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
+                        const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 
 /* 4 bytes at p broadcast to the 8 lanes. */
 X2_INLINE __m256i x2_bc32(const uint8_t *p) { return _mm256_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }

@@ -320,6 +320,14 @@ static double x2_exp_sum(float *y, const float *x, int64_t n, float max) {
 
 /* ---- matmul dispatch and the table --------------------------------------------------- */
 
+static void x2_matmul_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
+                         const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
+    if (x86_family_of(type) == X86_FAM_FLOAT)
+        x2_matmul_float_kn(type, W, k_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+    else
+        infer_ref_matmul_kn(type, W, k_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+}
+
 static void x2_matmul(uint32_t weight_type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                       const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
     switch (x86_family_of(weight_type)) {
@@ -342,6 +350,7 @@ const kernel_table kernels_avx2 = {
     .vec_dot_type = infer_ref_vec_dot_type,
     .quantize_act = x2_quantize_act,
     .matmul = x2_matmul,
+    .matmul_kn = x2_matmul_kn,
     .dequantize = x2_dequantize,
     .silu_mul = x2_silu_mul,
     .add = x2_add,

@@ -91,6 +91,8 @@ void x5_gemm_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int
 /* avx512_float.c: F32, F16, BF16 weights. */
 void x5_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+void x5_matmul_float_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
+                        const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define X5_UNROLL _Pragma("GCC unroll 16")

@@ -309,6 +309,14 @@ static double x5_exp_sum(float *y, const float *x, int64_t n, float max) {
 
 /* ---- matmul dispatch and the table --------------------------------------------------- */
 
+static void x5_matmul_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
+                         const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
+    if (x86_family_of(type) == X86_FAM_FLOAT)
+        x5_matmul_float_kn(type, W, k_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+    else
+        infer_ref_matmul_kn(type, W, k_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+}
+
 static void x5_matmul(uint32_t weight_type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                       const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
     switch (x86_family_of(weight_type)) {
@@ -331,6 +339,7 @@ const kernel_table kernels_avx512 = {
     .vec_dot_type = infer_ref_vec_dot_type,
     .quantize_act = x5_quantize_act,
     .matmul = x5_matmul,
+    .matmul_kn = x5_matmul_kn,
     .packed_rows = X5_PACK_ROWS,
     .packed_size = x5_packed_size,
     .pack = x5_pack_weights,

@@ -378,6 +378,71 @@ static void test_matmul(void) {
     }
 }
 
+/* matmul_kn, W stored by column (the attention's V cache): the transposed
+ * copy of a row-major W in a wider stride, ending at an unmapped page (a
+ * read past the last row of the last column faults), against the
+ * reference matmul of W; a row split changes nothing; the reference's own
+ * matmul_kn is its matmul bit for bit. */
+static void test_matmul_kn(void) {
+    static const int ROWS[] = {1, 3, 6, 9, 64};
+    static const int TOKS[] = {1, 2, 5};
+    static const int COLS[] = {1, 7, 33, 131};
+    int passed = n_passed, failed = n_failed;
+    for (size_t ti = 0; ti < 3; ti++) {
+        const uint32_t type = WEIGHT_TYPES[ti]; /* F32, F16, BF16 */
+        const size_t es = type == INFER_TYPE_F32 ? 4 : 2;
+        for (size_t ri = 0; ri < sizeof ROWS / sizeof ROWS[0]; ri++)
+            for (size_t ki = 0; ki < sizeof TOKS / sizeof TOKS[0]; ki++) {
+                const int rows = ROWS[ri], n_tok = TOKS[ki];
+                const int64_t n = COLS[(ri + ki) % 4];
+                const size_t rb = row_size(type, n), kb = (size_t)(rows + 2) * es;
+                const size_t n_out = (size_t)rows * (size_t)n_tok;
+                guard gt;
+                uint8_t *w = malloc(rb * (size_t)rows), *a = malloc(rb * (size_t)n_tok);
+                uint8_t *t = guarded(&gt, (size_t)(n - 1) * kb + (size_t)rows * es);
+                float *x = malloc((size_t)n * sizeof(float)), *wf = malloc((size_t)n * sizeof(float));
+                float *af = malloc((size_t)n * sizeof(float));
+                float *want = malloc(n_out * 4), *ref_kn = malloc(n_out * 4), *got = malloc(n_out * 4);
+                float *split = malloc(n_out * 4);
+                for (int r = 0; r < rows; r++) fill_weights(type, w + (size_t)r * rb, n, W_NORMAL);
+                for (int64_t k = 0; k < n; k++)
+                    for (int r = 0; r < rows; r++) memcpy(t + (size_t)k * kb + (size_t)r * es, w + (size_t)r * rb + (size_t)k * es, es);
+                for (int tk = 0; tk < n_tok; tk++) {
+                    fill(x, n, tk == 1 ? IN_TINY : IN_NORMAL, 0);
+                    REF->quantize_act(type, x, a + (size_t)tk * rb, n);
+                }
+                REF->matmul(type, w, rb, rows, n, a, rb, n_tok, want, (size_t)rows);
+                REF->matmul_kn(type, t, kb, rows, n, a, rb, n_tok, ref_kn, (size_t)rows);
+                NEON->matmul_kn(type, t, kb, rows, n, a, rb, n_tok, got, (size_t)rows);
+                const int k2 = rows / 2 + 1 < rows ? rows / 2 + 1 : rows;
+                NEON->matmul_kn(type, t, kb, k2, n, a, rb, n_tok, split, (size_t)rows);
+                if (k2 < rows) NEON->matmul_kn(type, t + (size_t)k2 * es, kb, rows - k2, n, a, rb, n_tok, split + k2, (size_t)rows);
+                char why[160] = "";
+                for (int tk = 0; tk < n_tok && !why[0]; tk++) {
+                    REF->dequantize(type, a + (size_t)tk * rb, af, n);
+                    for (int r = 0; r < rows && !why[0]; r++) {
+                        const size_t i = (size_t)tk * (size_t)rows + (size_t)r;
+                        REF->dequantize(type, w + (size_t)r * rb, wf, n);
+                        double s = 0.0;
+                        for (int64_t j = 0; j < n; j++) s += fabs((double)wf[j] * (double)af[j]);
+                        const double tol = (2.0 * (double)n + 8.0) * 0x1p-24 * s + 1e-37;
+                        if (!same_float(ref_kn[i], want[i]))
+                            snprintf(why, sizeof why, "ref matmul_kn out[%d][%d] %.9g, matmul %.9g", tk, r, ref_kn[i], want[i]);
+                        else if (!close_to(got[i], want[i], tol))
+                            snprintf(why, sizeof why, "out[%d][%d] = %.9g, ref %.9g, tol %.3g", tk, r, got[i], want[i], tol);
+                        else if (!same_float(split[i], got[i]))
+                            snprintf(why, sizeof why, "row split changes out[%d][%d]", tk, r);
+                    }
+                }
+                report(!why[0], "matmul_kn %s rows=%d n_tok=%d n_cols=%lld %s", infer_type_name(type), rows, n_tok,
+                       (long long)n, why);
+                free(w), free(a), free(x), free(wf), free(af), free(want), free(ref_kn), free(got), free(split);
+                unguard(&gt);
+            }
+    }
+    printf("matmul_kn     %3d passed %d failed\n", n_passed - passed, n_failed - failed);
+}
+
 /* ---- activation quantization and dequantization ---------------------------------------- */
 
 /* Signalling NaNs made quiet. The reference's Q8_0/Q8_1 amax is a chain
@@ -592,7 +657,8 @@ static void test_dispatch(void) {
     int passed = n_passed, failed = n_failed;
     report(NEON != NULL && NEON->isa == INFER_ISA_NEON && strcmp(NEON->name, "neon") == 0,
            "kernels_for(NEON) is kernels_neon on this CPU (HWCAP asimddp)");
-    report(NEON && NEON->vec_dot_type && NEON->quantize_act && NEON->matmul && NEON->dequantize && NEON->silu_mul &&
+    report(NEON && NEON->vec_dot_type && NEON->quantize_act && NEON->matmul && NEON->matmul_kn && NEON->dequantize &&
+               NEON->silu_mul &&
                NEON->add && NEON->rms_norm && NEON->dot_f16 && NEON->axpy_f16,
            "kernels_neon has every entry");
     for (size_t ti = 0; NEON && ti < N_WEIGHT_TYPES; ti++)
@@ -623,6 +689,7 @@ int main(int argc, char **argv) {
         test_quantize_act();
         test_dequantize();
         test_matmul();
+        test_matmul_kn();
         test_rms_norm();
         test_silu_mul_add();
         test_f16_helpers();
