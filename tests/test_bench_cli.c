@@ -98,12 +98,18 @@ Test(bench_cli, markdown_rows_as_llama_bench) {
         double mean = 0, sd = -1;
         cr_assert_eq(sscanf(c, "%lf ± %lf", &mean, &sd), 2, "t/s cell %s", c);
         cr_assert(mean > 0 && sd >= 0, "t/s %s", c);
-        /* tg: GB/s and % of the probe; pp: time to first token */
+        /* tg: GB/s and % of the probe; pp: time to first token. The values
+         * depend on the machine's load: a tg4 of this tiny model that was
+         * descheduled (the suite runs two jobs at once) prints 0.0 % of a
+         * 25 GB/s probe, so the share must be positive only when the run
+         * streamed 0.5 GB/s or more (0.5 / 1000 GB/s still prints 0.1). */
         cell(row, 7, c, sizeof c);
         cr_assert_eq(c[0] != '\0', k % 2 == 1, "GB/s cell '%s' in %s", c, TESTS[k]);
+        const double gbs = atof(c);
+        cr_assert(gbs >= 0, "GB/s %s", c);
         cell(row, 8, c, sizeof c);
         cr_assert_eq(c[0] != '\0', k % 2 == 1, "%% bw cell '%s' in %s", c, TESTS[k]);
-        if (k % 2) cr_assert(atof(c) > 0, "%% bw %s", c);
+        if (k % 2) cr_assert(atof(c) >= 0 && (gbs < 0.5 || atof(c) > 0), "%% bw %s at %.2f GB/s", c, gbs);
         cell(row, 9, c, sizeof c);
         cr_assert_eq(c[0] != '\0', k % 2 == 0, "ttft cell '%s' in %s", c, TESTS[k]);
         cell(row, 11, c, sizeof c);
