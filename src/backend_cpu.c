@@ -10,8 +10,9 @@
  *
  * Threads: every op that has enough work splits it over the pool in ranges
  * that do not depend on the thread count's effect on any one element:
- * matmul by groups of 32 weight rows (the kernels' tiles), attention by
- * (KV head, block of query tokens), the rest by rows or fixed-size chunks.
+ * matmul by groups of 32 weight rows (16 for one token: the kernels'
+ * tiles and row groups), attention by (KV head, block of query tokens),
+ * the rest by rows or fixed-size chunks.
  * Each output element is computed by one thread in the same order whatever
  * the thread count, so results are identical for 1, 2 or 64 threads.
  *
@@ -44,7 +45,8 @@
 #include "dispatch.h"
 #include "pool.h"
 
-#define ROW_GROUP 32      /* matmul rows are split over threads in multiples of this */
+#define ROW_GROUP 32      /* batch matmul rows are split over threads in multiples of this */
+#define ROW_GROUP_TOKEN 16 /* one token's: the generation kernels' row group (ROW_GROUP is a multiple) */
 #define ATT_ROWS 32       /* query rows (heads x tokens) per attention work unit */
 #define PAR_MIN 65536     /* elementwise ops this large or larger run on the pool */
 #define BLAS_MIN_TOK 2    /* F32 matmuls of 2+ tokens use OpenBLAS (faster than ours at every size measured) */
@@ -157,13 +159,14 @@ typedef struct {
     int nw;
     const weight *w[MM_MAX];
     float *out[MM_MAX];
-    int64_t unit0[MM_MAX + 1]; /* first row group of each weight; unit0[nw]: total */
+    int64_t row_unit;          /* rows per unit: ROW_GROUP, or ROW_GROUP_TOKEN for one token */
+    int64_t unit0[MM_MAX + 1]; /* first unit of each weight; unit0[nw]: total */
     const float *x;
     int n;
     uint32_t vt;
     size_t stride; /* bytes between quantized activation rows */
     int blas;
-    int64_t chunk_units; /* row groups per chunk of matmul_steal_part */
+    int64_t chunk_units; /* most units per run of matmul_steal_part */
 } matmul_job;
 
 static void matmul_quantize_part(void *arg, int ith, int nth) {
@@ -200,13 +203,14 @@ static void matmul_rows(const matmul_job *j, int k, int64_t b, int64_t e) {
     kt->matmul(w->type, wrows, w->row_bytes, e - b, w->cols, acts, j->stride, j->n, out + b, (size_t)w->rows);
 }
 
-/* Row groups [ub, ue) of the concatenated weights. */
+/* Units [ub, ue) of the concatenated weights. */
 static void matmul_units(const matmul_job *j, int64_t ub, int64_t ue) {
+    const int64_t ru = j->row_unit;
     for (int k = 0; k < j->nw; k++) {
         const int64_t lo = ub > j->unit0[k] ? ub : j->unit0[k], hi = ue < j->unit0[k + 1] ? ue : j->unit0[k + 1];
         if (hi <= lo) continue;
-        const int64_t rows = j->w[k]->rows, b = (lo - j->unit0[k]) * ROW_GROUP;
-        const int64_t e = (hi - j->unit0[k]) * ROW_GROUP < rows ? (hi - j->unit0[k]) * ROW_GROUP : rows;
+        const int64_t rows = j->w[k]->rows, b = (lo - j->unit0[k]) * ru;
+        const int64_t e = (hi - j->unit0[k]) * ru < rows ? (hi - j->unit0[k]) * ru : rows;
         if (e > b) matmul_rows(j, k, b, e);
     }
 }
@@ -218,24 +222,24 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
     matmul_units(j, ub, ue);
 }
 
-/* The threads take chunks of row groups, each from the front of its own
+/* The threads take runs of units, each from the front of its own
  * contiguous share first (one sequential stream, as a static split would
  * give it), then from the back of the others'. The threads do not run at
  * the same speed: on the development machine a static split left one idle
  * for 11-14% of the matmul time, in generation and in prompts alike, and a
  * split by rows is not one by bytes or work when q, k and v differ in
  * type. A row's result does not depend on which thread computes it, so the
- * output is the same bit for bit. A chunk is four 16-row groups (the
- * generation kernels' unit) for one token, eight for a batch (measured:
- * pp512 +25-35% over the static split, Q4_0 / Q8_0 / Q4_K_M). */
+ * output is the same bit for bit. A run is up to four units — four 16-row
+ * groups (the generation kernels' set) for one token, 128 rows for a batch
+ * (measured: pp512 +25-35% over the static split, Q4_0 / Q8_0 / Q4_K_M) —
+ * and shrinks to one unit where the threads meet (pool_shares_take): with
+ * whole four-group chunks the thread left last still had on average
+ * ~9 µs of a chunk to read alone (TinyLlama Q4_K_M generation; a chunk of
+ * ffn_down is 200-300 KB). */
 static void matmul_steal_part(void *arg, int ith, int nth) {
     matmul_job *j = arg;
-    const int64_t total = j->unit0[j->nw], cu = j->chunk_units;
-    int64_t ch;
-    while ((ch = pool_shares_next(j->c->pool, ith)) >= 0) {
-        const int64_t ub = ch * cu;
-        matmul_units(j, ub, ub + cu < total ? ub + cu : total);
-    }
+    int64_t ub, cnt;
+    while ((ub = pool_shares_take(j->c->pool, ith, j->chunk_units, &cnt)) >= 0) matmul_units(j, ub, ub + cnt);
 }
 
 /* F32 weights in batches go to OpenBLAS. sgemm's int arguments: every
@@ -260,11 +264,12 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
         for (int k = 0; k < nw; k++) cpu_matmul_n(b, 1, &ws[k], biases ? &biases[k] : NULL, x, &outs[k], n);
         return;
     }
+    j.row_unit = n == 1 ? ROW_GROUP_TOKEN : ROW_GROUP;
     j.unit0[0] = 0;
     for (int k = 0; k < nw; k++) {
         j.w[k] = ws[k];
         j.out[k] = A(b, outs[k]);
-        j.unit0[k + 1] = j.unit0[k] + (ws[k]->rows + ROW_GROUP - 1) / ROW_GROUP;
+        j.unit0[k + 1] = j.unit0[k] + (ws[k]->rows + j.row_unit - 1) / j.row_unit;
     }
     if (j.vt != INFER_TYPE_F32) {
         /* The row size was checked against qact_row when the context was made. */
@@ -275,9 +280,8 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
         else matmul_quantize_part(&j, 0, 1);
     }
     /* OpenBLAS gets one contiguous share per thread (one call each). */
-    j.chunk_units = n == 1 ? 2 : 4;
-    const int64_t n_chunks = (j.unit0[nw] + j.chunk_units - 1) / j.chunk_units;
-    if (!j.blas && pool_size(c->pool) > 1 && pool_shares_init(c->pool, n_chunks))
+    j.chunk_units = 4;
+    if (!j.blas && pool_size(c->pool) > 1 && pool_shares_init(c->pool, j.unit0[nw]))
         pool_run(c->pool, matmul_steal_part, &j);
     else
         pool_run(c->pool, matmul_rows_part, &j);
@@ -619,9 +623,9 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
         return set_error(err, INFER_ENOMEM, "out of memory for the context (%zu MiB KV cache, %zu MiB activations)",
                          kv_bytes >> 20, (cfg->arena_floats * sizeof(float)) >> 20);
     }
-    /* The threads split matmul rows at multiples of ROW_GROUP: repacked
-     * groups must not straddle them. */
-    if (c->kt->packed_rows > 0 && ROW_GROUP % c->kt->packed_rows == 0) {
+    /* The threads split matmul rows at multiples of ROW_GROUP_TOKEN (or
+     * ROW_GROUP, a multiple of it): repacked groups must not straddle them. */
+    if (c->kt->packed_rows > 0 && ROW_GROUP_TOKEN % c->kt->packed_rows == 0) {
         infer_status s = model_packed(m, c->kt, &c->packed, err);
         if (s != INFER_OK) {
             cpu_free(&c->base);

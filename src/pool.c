@@ -177,23 +177,34 @@ int pool_shares_init(pool *p, int64_t n) {
     return 1; /* pool_run's release publishes them to the workers */
 }
 
-/* One chunk of a share, from its front or back; -1 when it is empty. */
-static int64_t take(_Atomic uint64_t *share, int back) {
+/* A run of up to max (>= 1) chunks of a share, at most half of what it
+ * holds rounded up, from its front or back; -1 when it is empty. */
+static int64_t take(_Atomic uint64_t *share, int back, uint64_t max, int64_t *count) {
     uint64_t v = atomic_load_explicit(share, memory_order_relaxed);
     for (;;) {
         const uint64_t b = v & 0xffffffffu, e = v >> 32;
         if (b >= e) return -1;
-        const uint64_t nv = back ? ((e - 1) << 32) | b : v + 1;
+        const uint64_t half = (e - b + 1) / 2, k = half < max ? half : max;
+        const uint64_t nv = back ? ((e - k) << 32) | b : v + k;
         /* Relaxed: a chunk's data is published by pool_run's end, not here. */
-        if (atomic_compare_exchange_weak_explicit(share, &v, nv, memory_order_relaxed, memory_order_relaxed))
-            return (int64_t)(back ? e - 1 : b);
+        if (atomic_compare_exchange_weak_explicit(share, &v, nv, memory_order_relaxed, memory_order_relaxed)) {
+            *count = (int64_t)k;
+            return (int64_t)(back ? e - k : b);
+        }
     }
 }
 
-int64_t pool_shares_next(pool *p, int ith) {
+int64_t pool_shares_take(pool *p, int ith, int64_t max, int64_t *count) {
+    const uint64_t m = max > 1 ? (uint64_t)max : 1;
     for (int i = 0; i < p->n; i++) {
-        const int64_t c = take(&p->shares[(ith + i) % p->n].v, i != 0);
+        const int64_t c = take(&p->shares[(ith + i) % p->n].v, i != 0, m, count);
         if (c >= 0) return c;
     }
+    *count = 0;
     return -1;
+}
+
+int64_t pool_shares_next(pool *p, int ith) {
+    int64_t n;
+    return pool_shares_take(p, ith, 1, &n);
 }

@@ -31,5 +31,11 @@ void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end);
 int pool_shares_init(pool *p, int64_t n);
 /* The next chunk for thread ith, or -1 once every chunk is taken. */
 int64_t pool_shares_next(pool *p, int ith);
+/* As pool_shares_next, but a run of consecutive chunks: up to max (>= 1),
+ * and at most half (rounded up) of what the share it comes from still
+ * holds, so runs shrink to one chunk where the threads meet and the last
+ * thread to finish is left with little. Returns the run's first chunk and
+ * sets *count, or -1 once every chunk is taken. */
+int64_t pool_shares_take(pool *p, int ith, int64_t max, int64_t *count);
 
 #endif

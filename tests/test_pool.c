@@ -71,6 +71,34 @@ Test(pool, shares_one_thread_takes_all_in_order) {
     LEAK_CHECK();
 }
 
+/* Runs: up to max, at most half (rounded up) of what the share holds, so
+ * they shrink to one chunk at each share's end. Thread 1 of 3 over 30
+ * chunks, max 4: shares [0,10) [10,20) [20,30). */
+Test(pool, shares_take_runs_shrink_to_one) {
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
+    cr_assert(pool_shares_init(p, 30));
+    static const int64_t want[12][2] = {{10, 4}, {14, 3}, {17, 2}, {19, 1}, {26, 4}, {23, 3},
+                                        {21, 2}, {20, 1}, {6, 4},  {3, 3},  {1, 2},  {0, 1}};
+    int64_t n = -1;
+    for (int i = 0; i < 12; i++) {
+        cr_assert_eq(pool_shares_take(p, 1, 4, &n), want[i][0], "run %d", i);
+        cr_assert_eq(n, want[i][1], "run %d: %lld chunks", i, (long long)n);
+    }
+    cr_assert_eq(pool_shares_take(p, 1, 4, &n), -1);
+    cr_assert_eq(n, 0);
+    /* max below 1 is 1: pool_shares_next's order */
+    cr_assert(pool_shares_init(p, 10));
+    static const int64_t one[10] = {4, 5, 6, 9, 8, 7, 3, 2, 1, 0};
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(pool_shares_take(p, 1, 0, &n), one[i], "take %d", i);
+        cr_assert_eq(n, 1);
+    }
+    pool_free(p);
+    LEAK_CHECK();
+}
+
 Test(pool, shares_reject_out_of_range) {
     pool *p = NULL;
     infer_error err = {0};
@@ -90,6 +118,7 @@ typedef struct {
     _Atomic int taken[N_CHUNKS];
     _Atomic int by[N_CHUNKS];
     int slow; /* this thread sleeps before it starts */
+    int64_t max; /* runs of up to max chunks (pool_shares_take); 0: pool_shares_next */
     _Atomic int bad; /* a chunk out of range or out of order (checked by the test's thread) */
 } steal_arg;
 
@@ -99,18 +128,21 @@ static void steal_run(void *arg, int ith, int nth) {
     int64_t c, last_own = -1;
     int64_t b, e;
     pool_range(N_CHUNKS, ith, nth, &b, &e);
-    while ((c = pool_shares_next(a->p, ith)) >= 0) {
-        if (c >= N_CHUNKS) {
+    int64_t n = 1;
+    while ((c = a->max ? pool_shares_take(a->p, ith, a->max, &n) : pool_shares_next(a->p, ith)) >= 0) {
+        if (n < 1 || (a->max && n > a->max) || c + n > N_CHUNKS) {
             atomic_store(&a->bad, 1);
             return;
         }
         if (c >= b && c < e && ith != a->slow) { /* own chunks come in order */
             if (c <= last_own) atomic_store(&a->bad, 1);
-            last_own = c;
+            last_own = c + n - 1;
         }
-        atomic_fetch_add(&a->taken[c], 1);
-        atomic_store(&a->by[c], ith);
-        for (volatile int k = 0; k < 2000; k++) { /* a little work per chunk */
+        for (int64_t k = c; k < c + n; k++) {
+            atomic_fetch_add(&a->taken[k], 1);
+            atomic_store(&a->by[k], ith);
+        }
+        for (volatile int k = 0; k < 2000 * n; k++) { /* a little work per chunk */
         }
     }
 }
@@ -120,9 +152,10 @@ Test(pool, shares_every_chunk_once_slow_thread_robbed) {
     infer_error err = {0};
     cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
     static steal_arg a;
-    for (int round = 0; round < 20; round++) {
+    for (int round = 0; round < 40; round++) { /* single chunks, then runs of up to 4 */
         memset(&a, 0, sizeof a);
         a.slow = round % 3;
+        a.max = round < 20 ? 0 : 4;
         a.p = p;
         cr_assert(pool_shares_init(p, N_CHUNKS));
         pool_run(p, steal_run, &a);
