@@ -47,6 +47,7 @@
 
 #define ROW_GROUP 32      /* batch matmul rows are split over threads in multiples of this */
 #define ROW_GROUP_TOKEN 16 /* one token's: the generation kernels' row group (ROW_GROUP is a multiple) */
+#define MM_RUN 4          /* most units a thread takes at once in a matmul (pool_shares_take) */
 #define ATT_ROWS 32       /* query rows (heads x tokens) per attention work unit */
 #define PAR_MIN 65536     /* elementwise ops this large or larger run on the pool */
 #define BLAS_MIN_TOK 2    /* F32 matmuls of 2+ tokens use OpenBLAS (faster than ours at every size measured) */
@@ -166,7 +167,6 @@ typedef struct {
     uint32_t vt;
     size_t stride; /* bytes between quantized activation rows */
     int blas;
-    int64_t chunk_units; /* most units per run of matmul_steal_part */
 } matmul_job;
 
 static void matmul_quantize_part(void *arg, int ith, int nth) {
@@ -239,7 +239,7 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
 static void matmul_steal_part(void *arg, int ith, int nth) {
     matmul_job *j = arg;
     int64_t ub, cnt;
-    while ((ub = pool_shares_take(j->c->pool, ith, j->chunk_units, &cnt)) >= 0) matmul_units(j, ub, ub + cnt);
+    while ((ub = pool_shares_take(j->c->pool, ith, MM_RUN, &cnt)) >= 0) matmul_units(j, ub, ub + cnt);
 }
 
 /* F32 weights in batches go to OpenBLAS. sgemm's int arguments: every
@@ -280,7 +280,6 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
         else matmul_quantize_part(&j, 0, 1);
     }
     /* OpenBLAS gets one contiguous share per thread (one call each). */
-    j.chunk_units = 4;
     if (!j.blas && pool_size(c->pool) > 1 && pool_shares_init(c->pool, j.unit0[nw]))
         pool_run(c->pool, matmul_steal_part, &j);
     else

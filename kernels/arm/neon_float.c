@@ -99,9 +99,9 @@ int neon_matmul_float_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n
             const int nt = n_tok - t0 < TILE_T ? (int)(n_tok - t0) : TILE_T;
             float32x4_t acc[TILE_T];
             for (int t = 0; t < TILE_T; t++) acc[t] = vdupq_n_f32(0.0f);
+            uint8_t part[4 * TILE_R] = {0}; /* fewer than four rows left: no read past them (the rest stays 0) */
             for (int64_t k = 0; k < n_cols; k++) {
                 const uint8_t *src = w + (size_t)k * k_bytes + (size_t)r0 * es;
-                uint8_t part[4 * TILE_R] = {0}; /* fewer than four rows left: no read past them */
                 if (nr < TILE_R) {
                     memcpy(part, src, (size_t)nr * es);
                     src = part;

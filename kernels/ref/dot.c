@@ -140,25 +140,22 @@ void infer_ref_matmul(uint32_t weight_type, const void *W, size_t row_bytes, int
     }
 }
 
-/* One value of a float type. */
-static float float_value(uint32_t type, const uint8_t *p) {
-    if (type == INFER_TYPE_F32) return rd_f32(p);
-    if (type == INFER_TYPE_F16) return rd_f16(p);
-    return infer_bf16_to_f32(rd_u16(p));
-}
-
 void infer_ref_matmul_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
                          const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
     const int ok = type == INFER_TYPE_F32 || type == INFER_TYPE_F16 || type == INFER_TYPE_BF16;
+    const dequant_fn value = ok ? REF_TYPES[type].dequant : NULL; /* one value at a time, as the float dots read them */
     const size_t es = type == INFER_TYPE_F32 ? 4 : 2;
     const uint8_t *w = (const uint8_t *)W, *a = (const uint8_t *)act;
     for (int64_t tok = 0; tok < n_tok; tok++) {
         const uint8_t *arow = a + (size_t)tok * act_stride;
         for (int64_t r = 0; r < n_rows; r++) {
             double sum = 0.0; /* as the float dots above: products of floats summed in double */
-            for (int64_t k = 0; ok && k < n_cols; k++)
-                sum += (double)(float_value(type, w + (size_t)k * k_bytes + (size_t)r * es) *
-                                float_value(type, arow + (size_t)k * es));
+            for (int64_t k = 0; ok && k < n_cols; k++) {
+                float wv, av;
+                value(w + (size_t)k * k_bytes + (size_t)r * es, &wv, 1);
+                value(arow + (size_t)k * es, &av, 1);
+                sum += (double)(wv * av);
+            }
             out[(size_t)tok * out_stride + (size_t)r] = ok ? (float)sum : NAN;
         }
     }
