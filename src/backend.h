@@ -31,6 +31,10 @@ typedef struct {
      * biases may be NULL), as the backend sees fit to run them together. */
     void (*matmul_n)(backend *b, int nw, const weight *const *ws, const weight *const *biases, act x, const act *outs,
                      int n);
+    /* Optional hint (NULL: none): the next matmul or matmul_n call is
+     * followed, after ops between them, by one of the nw (1..3) weights ws;
+     * the backend may read the latter ahead while it waits. */
+    void (*next_matmul)(backend *b, int nw, const weight *const *ws);
     /* Rotate the first n_rot dims of each of n_heads heads of size head_dim
      * in each of n rows, token t at position pos0 + t. */
     void (*rope)(backend *b, act x, int n, int n_heads, int head_dim, uint32_t pos0);

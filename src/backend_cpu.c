@@ -79,6 +79,8 @@ typedef struct {
     size_t qact_row;
     int att_qb;            /* query tokens per attention work unit */
     pool *pool;            /* n_threads - 1 workers */
+    int next_nw;           /* next_matmul's hint for the coming matmul, consumed by it */
+    const weight *next_w[3];
     thread_scratch *ts;    /* [n_ts] = pool_size */
     int n_ts;
 } cpu_backend;
@@ -167,6 +169,8 @@ typedef struct {
     uint32_t vt;
     size_t stride; /* bytes between quantized activation rows */
     int blas;
+    int next_nw;   /* the weights of the matmul after this one (one token), to read ahead */
+    const weight *next_w[MM_MAX];
 } matmul_job;
 
 static void matmul_quantize_part(void *arg, int ith, int nth) {
@@ -222,6 +226,37 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
     matmul_units(j, ub, ue);
 }
 
+/* One token: what a thread that has finished its part of a matmul reads
+ * next. Generation streams every weight once per token, and between the
+ * matmuls the bus sits idle: the last thread of a matmul reads alone, and
+ * the ops before the next matmul (the activation's quantization, RoPE, the
+ * KV store, SiLU) run on fewer threads than there are. So each thread
+ * leaves the pool the start of its own first run of the next matmul (the
+ * front of its share of the next weights' units: the repacked copy, as
+ * large as the rows it replaces, or the file's rows), up to AHEAD_BYTES,
+ * to read into its cache while it waits (pool_read_ahead). Measured
+ * (TinyLlama shapes, 2 threads, alternating per token in one process):
+ * 0.3-1.3% faster tokens for Q4_0, Q8_0 and Q4_K_M; 64 KB to 1 MB the same. */
+#define AHEAD_BYTES ((size_t)128 << 10)
+static void read_ahead_next(const matmul_job *j, int ith, int nth) {
+    const cpu_backend *c = j->c;
+    int64_t u0[MM_MAX + 1] = {0}, ub, ue;
+    for (int k = 0; k < j->next_nw; k++)
+        u0[k + 1] = u0[k] + (j->next_w[k]->rows + j->row_unit - 1) / j->row_unit;
+    pool_range(u0[j->next_nw], ith, nth, &ub, &ue);
+    for (int k = 0; k < j->next_nw && ub < ue; k++) {
+        if (ub >= u0[k + 1]) continue;
+        const weight *w = j->next_w[k];
+        const int64_t r = (ub - u0[k]) * j->row_unit;
+        const void *P = c->packed && w->index >= 0 ? c->packed[w->index] : NULL;
+        const int64_t full = P ? w->rows / c->kt->packed_rows * c->kt->packed_rows : 0;
+        const uint8_t *base = r < full ? (const uint8_t *)P : (const uint8_t *)w->data;
+        const size_t left = (size_t)(w->rows - r) * w->row_bytes;
+        pool_read_ahead(c->pool, ith, base + (size_t)r * w->row_bytes, left < AHEAD_BYTES ? left : AHEAD_BYTES);
+        return;
+    }
+}
+
 /* The threads take runs of units, each from the front of its own
  * contiguous share first (one sequential stream, as a static split would
  * give it), then from the back of the others'. The threads do not run at
@@ -239,7 +274,9 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
 static void matmul_steal_part(void *arg, int ith, int nth) {
     matmul_job *j = arg;
     int64_t ub, cnt;
+    pool_read_ahead(j->c->pool, ith, NULL, 0);
     while ((ub = pool_shares_take(j->c->pool, ith, MM_RUN, &cnt)) >= 0) matmul_units(j, ub, ub + cnt);
+    if (j->next_nw > 0) read_ahead_next(j, ith, nth);
 }
 
 /* F32 weights in batches go to OpenBLAS. sgemm's int arguments: every
@@ -265,6 +302,11 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
         return;
     }
     j.row_unit = n == 1 ? ROW_GROUP_TOKEN : ROW_GROUP;
+    if (n == 1) {
+        j.next_nw = c->next_nw;
+        for (int k = 0; k < c->next_nw; k++) j.next_w[k] = c->next_w[k];
+    }
+    c->next_nw = 0;
     j.unit0[0] = 0;
     for (int k = 0; k < nw; k++) {
         j.w[k] = ws[k];
@@ -293,6 +335,12 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
             for (int64_t i = 0; i < ws[k]->rows; i++) orow[i] += bv[i];
         }
     }
+}
+
+static void cpu_next_matmul(backend *b, int nw, const weight *const *ws) {
+    cpu_backend *c = CPU(b);
+    c->next_nw = nw >= 1 && nw <= MM_MAX ? nw : 0;
+    for (int k = 0; k < c->next_nw; k++) c->next_w[k] = ws[k];
 }
 
 static void cpu_matmul(backend *b, const weight *w, const weight *bias, act x, act out, int n) {
@@ -516,6 +564,7 @@ static const backend_ops CPU_OPS = {
     .rms_norm = cpu_rms_norm,
     .matmul = cpu_matmul,
     .matmul_n = cpu_matmul_n,
+    .next_matmul = cpu_next_matmul,
     .rope = cpu_rope,
     .kv_store = cpu_kv_store,
     .attention = cpu_attention,

@@ -46,6 +46,11 @@ static void matmuls(backend *b, int nw, const weight *const *ws, const weight *c
     for (int k = 0; k < nw; k++) b->ops->matmul(b, ws[k], bs ? bs[k] : NULL, x, outs[k], n);
 }
 
+/* Tells the backend which weights the matmul after the coming one reads. */
+static void ahead(backend *b, int nw, const weight *const *ws) {
+    if (b->ops->next_matmul) b->ops->next_matmul(b, nw, ws);
+}
+
 infer_status forward(backend *b, const infer_model *m, const fwd_layout *L, const int32_t *ids,
                      int n, uint32_t pos0, int all_logits, infer_error *err) {
     const backend_ops *op = b->ops;
@@ -61,6 +66,8 @@ infer_status forward(backend *b, const infer_model *m, const fwd_layout *L, cons
         {
             const weight *ws[3] = {&w->wq, &w->wk, &w->wv}, *bs[3] = {&w->bq, &w->bk, &w->bv};
             const act outs[3] = {L->q, L->k, L->v};
+            const weight *wo = &w->wo;
+            ahead(b, 1, &wo);
             matmuls(b, 3, ws, bs, L->xb, outs, n);
         }
         if (w->q_norm.data) op->rms_norm(b, L->q, L->q, n * (int)hp->n_head, &w->q_norm, hp->rms_eps);
@@ -69,6 +76,10 @@ infer_status forward(backend *b, const infer_model *m, const fwd_layout *L, cons
         op->rope(b, L->k, n, (int)hp->n_head_kv, (int)hp->n_embd_head_k, pos0);
         op->kv_store(b, (int)il, L->k, L->v, n, pos0);
         op->attention(b, (int)il, L->q, L->attn, n, pos0);
+        {
+            const weight *ffn[2] = {&w->w_gate, &w->w_up};
+            ahead(b, 2, ffn);
+        }
         op->matmul(b, &w->wo, NULL, L->attn, L->xb, n);
         op->add(b, L->x, L->xb, (size_t)n * E);
 
@@ -77,9 +88,19 @@ infer_status forward(backend *b, const infer_model *m, const fwd_layout *L, cons
         {
             const weight *ws[2] = {&w->w_gate, &w->w_up};
             const act outs[2] = {L->gate, L->up};
+            const weight *down = &w->w_down;
+            ahead(b, 1, &down);
             matmuls(b, 2, ws, NULL, L->xb, outs, n);
         }
         op->silu_mul(b, L->gate, L->up, (size_t)n * hp->n_ff);
+        if (il + 1 < hp->n_layer) {
+            const layer_weights *nx = &m->layers[il + 1];
+            const weight *qkv[3] = {&nx->wq, &nx->wk, &nx->wv};
+            ahead(b, 3, qkv);
+        } else {
+            const weight *out = &m->output;
+            ahead(b, 1, &out);
+        }
         op->matmul(b, &w->w_down, NULL, L->gate, L->xb, n);
         op->add(b, L->x, L->xb, (size_t)n * E);
     }

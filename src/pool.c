@@ -9,6 +9,10 @@
  * in chunks by pool_shares (work stealing), and every output element is
  * computed by exactly one thread in the same order whatever nth is, so
  * results do not depend on the thread count.
+ *
+ * A waiting thread is not always idle: a job may leave it a range of
+ * memory the next job will read (pool_read_ahead), which it prefetches a
+ * few lines at a time between checks of what it waits for.
  */
 #include "pool.h"
 
@@ -35,10 +39,20 @@ typedef struct {
     _Alignas(SHARE_ALIGN) _Atomic uint64_t v;
 } share_slot;
 
+/* One thread's read-ahead (pool_read_ahead): set and consumed by that
+ * thread only; atomic (relaxed: plain moves) so that pool_read_ahead_left
+ * may look from another. */
+typedef struct {
+    _Alignas(SHARE_ALIGN) _Atomic uintptr_t next;
+    _Atomic uintptr_t end;
+} ahead_slot;
+
 struct pool {
     int n;                     /* threads including the caller */
     void *shares_mem;          /* share_slot[n], aligned inside */
     share_slot *shares;
+    void *ahead_mem;           /* ahead_slot[n], aligned inside */
+    ahead_slot *ahead;
     pthread_t *threads;        /* [n - 1] */
     pthread_mutex_t mu;
     pthread_cond_t wake, done_cv;
@@ -54,6 +68,23 @@ typedef struct {
     int ith;
 } worker_arg;
 
+/* Waiting: read ahead a few lines if this thread has any left, else
+ * pause. Prefetches never fault, and each wait checks its condition
+ * between them, so this delays no job. */
+#define AHEAD_STEP 256
+static inline void wait_step(pool *p, int ith) {
+    ahead_slot *a = &p->ahead[ith];
+    const uintptr_t next = atomic_load_explicit(&a->next, memory_order_relaxed);
+    const uintptr_t end = atomic_load_explicit(&a->end, memory_order_relaxed);
+    if (next < end) {
+        const uintptr_t step = end - next < AHEAD_STEP ? end - next : AHEAD_STEP;
+        for (uintptr_t i = 0; i < step; i += 64) __builtin_prefetch((const void *)(next + i), 0, 2);
+        atomic_store_explicit(&a->next, next + step, memory_order_relaxed);
+        return;
+    }
+    cpu_relax();
+}
+
 static void *worker_main(void *v) {
     worker_arg wa = *(worker_arg *)v;
     pool *p = wa.p;
@@ -64,7 +95,7 @@ static void *worker_main(void *v) {
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
             if (++spins < SPIN_ITERATIONS) {
-                cpu_relax();
+                wait_step(p, wa.ith);
                 continue;
             }
             pthread_mutex_lock(&p->mu);
@@ -93,11 +124,13 @@ infer_status pool_new(int n_threads, pool **out, infer_error *err) {
     pthread_cond_init(&p->done_cv, NULL);
     p->threads = infer_calloc((size_t)n_threads, sizeof *p->threads);
     p->shares_mem = infer_calloc((size_t)n_threads + 1, sizeof(share_slot));
-    if (!p->threads || !p->shares_mem) {
+    p->ahead_mem = infer_calloc((size_t)n_threads + 1, sizeof(ahead_slot));
+    if (!p->threads || !p->shares_mem || !p->ahead_mem) {
         pool_free(p);
         return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
     }
     p->shares = (share_slot *)(((uintptr_t)p->shares_mem + SHARE_ALIGN - 1) & ~(uintptr_t)(SHARE_ALIGN - 1));
+    p->ahead = (ahead_slot *)(((uintptr_t)p->ahead_mem + SHARE_ALIGN - 1) & ~(uintptr_t)(SHARE_ALIGN - 1));
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = infer_malloc(sizeof *wa);
         if (!wa) {
@@ -137,7 +170,7 @@ void pool_run(pool *p, pool_fn fn, void *arg) {
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
         if (++spins < SPIN_ITERATIONS) {
-            cpu_relax();
+            wait_step(p, 0);
             continue;
         }
         pthread_mutex_lock(&p->mu);
@@ -158,6 +191,7 @@ void pool_free(pool *p) {
     pthread_cond_destroy(&p->done_cv);
     infer_free(p->threads);
     infer_free(p->shares_mem);
+    infer_free(p->ahead_mem);
     infer_free(p);
 }
 
@@ -165,6 +199,22 @@ void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end) {
     int64_t per = n / nth, rem = n % nth;
     *begin = (int64_t)ith * per + (ith < rem ? ith : rem);
     *end = *begin + per + (ith < rem ? 1 : 0);
+}
+
+void pool_read_ahead(pool *p, int ith, const void *ptr, size_t len) {
+    if (!p || p->n == 1 || ith < 0 || ith >= p->n) return;
+    ahead_slot *a = &p->ahead[ith];
+    const uintptr_t b = (uintptr_t)ptr;
+    const int none = !ptr || !len || len > UINTPTR_MAX - b;
+    atomic_store_explicit(&a->end, none ? 0 : b + len, memory_order_relaxed);
+    atomic_store_explicit(&a->next, none ? 0 : b, memory_order_relaxed);
+}
+
+size_t pool_read_ahead_left(pool *p, int ith) {
+    if (!p || p->n == 1 || ith < 0 || ith >= p->n) return 0;
+    const uintptr_t next = atomic_load_explicit(&p->ahead[ith].next, memory_order_relaxed);
+    const uintptr_t end = atomic_load_explicit(&p->ahead[ith].end, memory_order_relaxed);
+    return next < end ? (size_t)(end - next) : 0;
 }
 
 int pool_shares_init(pool *p, int64_t n) {

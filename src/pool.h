@@ -38,4 +38,13 @@ int64_t pool_shares_next(pool *p, int ith);
  * sets *count, or -1 once every chunk is taken. */
 int64_t pool_shares_take(pool *p, int ith, int64_t max, int64_t *count);
 
+/* Thread ith (and only it: from inside a job, or the caller for ith 0)
+ * leaves [ptr, ptr + len) to be read into its cache while it waits: in
+ * the pool's spin between jobs or for the others to finish. A hint for
+ * memory the next job will read; it replaces the thread's previous one,
+ * and ptr NULL or len 0 clears it. Prefetches never fault, but the caller
+ * clears a range before its memory may go away. No-op for a pool of one. */
+void pool_read_ahead(pool *p, int ith, const void *ptr, size_t len);
+/* Bytes of thread ith's read-ahead not yet issued (0 for a pool of one). */
+size_t pool_read_ahead_left(pool *p, int ith);
 #endif

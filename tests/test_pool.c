@@ -173,3 +173,72 @@ Test(pool, shares_every_chunk_once_slow_thread_robbed) {
     pool_free(p);
     LEAK_CHECK();
 }
+
+/* pool_read_ahead: a thread's range is read (its bytes issued) while the
+ * thread waits, by worker and caller alike; a new range replaces the old,
+ * an empty or wrapping one clears it, and a pool of one keeps none. */
+typedef struct {
+    pool *p;
+    const uint8_t *buf;
+    size_t len;
+    int sleeper; /* this thread sleeps 50 ms before returning */
+} ahead_arg;
+
+static void set_ahead(void *arg, int ith, int nth) {
+    ahead_arg *a = arg;
+    (void)nth;
+    pool_read_ahead(a->p, ith, a->buf, a->len);
+    if (ith == a->sleeper) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int drains(pool *p, int ith) {
+    for (int i = 0; i < 5000 && pool_read_ahead_left(p, ith) != 0; i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return pool_read_ahead_left(p, ith) == 0;
+}
+
+Test(pool, read_ahead_issued_while_waiting) {
+    static uint8_t buf[1 << 20];
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(2, &p, &err), INFER_OK);
+
+    /* The worker sleeps: the caller waits for it, reading its own range. */
+    ahead_arg a = {p, buf, 64 << 10, 1};
+    pool_run(p, set_ahead, &a);
+    cr_assert_eq(pool_read_ahead_left(p, 0), 0, "the caller's range was not read while it waited");
+    /* The caller returns at once: the worker reads its range between jobs. */
+    a = (ahead_arg){p, buf, sizeof buf, -1};
+    pool_run(p, set_ahead, &a);
+    cr_assert(drains(p, 1), "the worker's range was not read while it waited");
+
+    /* Replace, clear, reject. */
+    pool_read_ahead(p, 0, buf, 1000);
+    cr_assert_eq(pool_read_ahead_left(p, 0), 1000);
+    pool_read_ahead(p, 0, buf + 5, 300);
+    cr_assert_eq(pool_read_ahead_left(p, 0), 300);
+    pool_read_ahead(p, 0, NULL, 300);
+    cr_assert_eq(pool_read_ahead_left(p, 0), 0);
+    pool_read_ahead(p, 0, buf, 300);
+    pool_read_ahead(p, 0, buf, 0);
+    cr_assert_eq(pool_read_ahead_left(p, 0), 0);
+    pool_read_ahead(p, 0, (const void *)(UINTPTR_MAX - 100), 200); /* would wrap */
+    cr_assert_eq(pool_read_ahead_left(p, 0), 0);
+    pool_read_ahead(p, 2, buf, 300); /* no such thread */
+    pool_read_ahead(p, -1, buf, 300);
+    cr_assert_eq(pool_read_ahead_left(p, 2), 0);
+    pool_free(p);
+
+    cr_assert_eq(pool_new(1, &p, &err), INFER_OK);
+    pool_read_ahead(p, 0, buf, 300);
+    cr_assert_eq(pool_read_ahead_left(p, 0), 0);
+    pool_free(p);
+    pool_read_ahead(NULL, 0, buf, 300);
+    cr_assert_eq(pool_read_ahead_left(NULL, 0), 0);
+    LEAK_CHECK();
+}
