@@ -71,9 +71,10 @@ typedef struct {
     uint32_t n_ctx, n_batch, kv_type;
     size_t esz;            /* bytes of one cached value */
     float *arena;          /* activations */
-    uint8_t *kv;           /* n_layer x {K [n_ctx][k_row], V [n_ctx][v_row]} (infer_map) */
+    uint8_t *kv;           /* n_layer x {K [n_head_kv][n_ctx][k_head], V [n_head_kv][n_ctx][v_head]} (infer_map) */
     size_t kv_bytes;
-    size_t k_row, v_row;   /* bytes of one cached position */
+    size_t k_row, v_row;   /* bytes of one cached position (all KV heads) */
+    size_t k_head, v_head; /* bytes of one KV head's K or V at one position */
     size_t layer_bytes;
     uint8_t *qact;         /* quantized activation rows [n_batch][qact_row] */
     size_t qact_row;
@@ -405,12 +406,16 @@ static void cpu_rope(backend *b, act x, int n, int n_heads, int head_dim, uint32
     else rope_part(&j, 0, 1);
 }
 
-static uint8_t *k_at(cpu_backend *c, int layer, uint32_t pos) {
-    return c->kv + (size_t)layer * c->layer_bytes + (size_t)pos * c->k_row;
+/* The cache of KV head g at position pos. Each head's positions are one
+ * contiguous run, so attention (one head per work unit) reads K and V as
+ * two sequential streams. */
+static uint8_t *k_at(cpu_backend *c, int layer, uint32_t g, uint32_t pos) {
+    return c->kv + (size_t)layer * c->layer_bytes + ((size_t)g * c->n_ctx + pos) * c->k_head;
 }
 
-static uint8_t *v_at(cpu_backend *c, int layer, uint32_t pos) {
-    return c->kv + (size_t)layer * c->layer_bytes + (size_t)c->n_ctx * c->k_row + (size_t)pos * c->v_row;
+static uint8_t *v_at(cpu_backend *c, int layer, uint32_t g, uint32_t pos) {
+    return c->kv + (size_t)layer * c->layer_bytes + (size_t)c->n_ctx * c->k_row +
+           ((size_t)g * c->n_ctx + pos) * c->v_head;
 }
 
 static void cpu_kv_store(backend *b, int layer, act k, act v, int n, uint32_t pos0) {
@@ -419,8 +424,13 @@ static void cpu_kv_store(backend *b, int layer, act k, act v, int n, uint32_t po
     const size_t nk = (size_t)hp->n_head_kv * hp->n_embd_head_k;
     const size_t nv = (size_t)hp->n_head_kv * hp->n_embd_head_v;
     for (int t = 0; t < n; t++) {
-        c->kt->quantize_act(c->kv_type, A(b, k) + (size_t)t * nk, k_at(c, layer, pos0 + (uint32_t)t), (int64_t)nk);
-        c->kt->quantize_act(c->kv_type, A(b, v) + (size_t)t * nv, v_at(c, layer, pos0 + (uint32_t)t), (int64_t)nv);
+        for (uint32_t g = 0; g < hp->n_head_kv; g++) {
+            const uint32_t pos = pos0 + (uint32_t)t;
+            c->kt->quantize_act(c->kv_type, A(b, k) + (size_t)t * nk + (size_t)g * hp->n_embd_head_k,
+                                k_at(c, layer, g, pos), (int64_t)hp->n_embd_head_k);
+            c->kt->quantize_act(c->kv_type, A(b, v) + (size_t)t * nv + (size_t)g * hp->n_embd_head_v,
+                                v_at(c, layer, g, pos), (int64_t)hp->n_embd_head_v);
+        }
     }
 }
 
@@ -436,12 +446,52 @@ typedef struct {
 /* Softmax of one row of scores over its n_valid causal positions, scaled;
  * positions past them (the query block's later tokens) get weight 0. The
  * weights land in the cache type for the second matmul. */
-static void softmax_row(cpu_backend *c, float *s, uint8_t *p, int64_t n_valid, int64_t n_kv, float scale) {
+/* Four floats: GCC/clang vector extensions, SSE2 or NEON on the builds'
+ * baseline. The loops below do per value exactly what their scalar tails
+ * do; only the max is taken in four lanes first (the same value: a max
+ * does not depend on order, and a NaN is skipped by either compare). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f v4_load(const float *p) {
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+/* s[j] *= scale for j < n; returns the largest result (-inf for none). */
+static float scale_max(float *s, int64_t n, float scale) {
+    v4f m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    const v4f vs = {scale, scale, scale, scale};
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const v4f v = v4_load(s + j) * vs;
+        v4_store(s + j, v);
+        const v4i gt = v > m;
+        m = (v4f)((gt & (v4i)v) | (~gt & (v4i)m));
+    }
     float mx = -INFINITY;
-    for (int64_t j = 0; j < n_valid; j++) {
+    for (int k = 0; k < 4; k++)
+        if (m[k] > mx) mx = m[k];
+    for (; j < n; j++) {
         s[j] *= scale;
         if (s[j] > mx) mx = s[j];
     }
+    return mx;
+}
+
+/* s[j] *= a for j < n. */
+static void scale_row(float *s, int64_t n, float a) {
+    const v4f va = {a, a, a, a};
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) v4_store(s + j, v4_load(s + j) * va);
+    for (; j < n; j++) s[j] *= a;
+}
+
+static void softmax_row(cpu_backend *c, float *s, uint8_t *p, int64_t n_valid, int64_t n_kv, float scale) {
+    const float mx = scale_max(s, n_valid, scale);
     double sum = 0.0;
     if (c->kt->exp_sum) {
         sum = c->kt->exp_sum(s, s, n_valid, mx);
@@ -452,8 +502,8 @@ static void softmax_row(cpu_backend *c, float *s, uint8_t *p, int64_t n_valid, i
         }
     }
     const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
-    for (int64_t j = 0; j < n_valid; j++) s[j] *= inv;
-    for (int64_t j = n_valid; j < n_kv; j++) s[j] = 0.0f;
+    scale_row(s, n_valid, inv);
+    if (n_kv > n_valid) memset(s + n_valid, 0, (size_t)(n_kv - n_valid) * sizeof *s);
     c->kt->quantize_act(c->kv_type, s, p, n_kv);
 }
 
@@ -472,13 +522,13 @@ static void attend_unit(cpu_backend *c, thread_scratch *ts, int layer, uint32_t 
         const float *q = Q + ((size_t)(t0 + i / group) * (size_t)nh + g * (size_t)group + (size_t)(i % group)) * (size_t)hdk;
         kt->quantize_act(c->kv_type, q, ts->qbuf + (size_t)i * (size_t)hdk * esz, hdk);
     }
-    kt->matmul(c->kv_type, k_at(c, layer, 0) + (size_t)g * (size_t)hdk * esz, c->k_row, n_kv, hdk, ts->qbuf,
+    kt->matmul(c->kv_type, k_at(c, layer, g, 0), c->k_head, n_kv, hdk, ts->qbuf,
                (size_t)hdk * esz, nq, ts->scores, (size_t)n_kv);
     for (int i = 0; i < nq; i++) {
         softmax_row(c, ts->scores + (size_t)i * (size_t)n_kv, ts->probs + (size_t)i * (size_t)n_kv * esz,
                     (int64_t)pos0 + t0 + i / group + 1, n_kv, scale);
     }
-    kt->matmul_kn(c->kv_type, v_at(c, layer, 0) + (size_t)g * (size_t)hdv * esz, c->v_row, hdv, n_kv, ts->probs,
+    kt->matmul_kn(c->kv_type, v_at(c, layer, g, 0), c->v_head, hdv, n_kv, ts->probs,
                   (size_t)n_kv * esz, nq, ts->obuf, (size_t)hdv);
     for (int i = 0; i < nq; i++) {
         float *o = O + ((size_t)(t0 + i / group) * (size_t)nh + g * (size_t)group + (size_t)(i % group)) * (size_t)hdv;
@@ -524,19 +574,18 @@ static void cpu_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
     cpu_backend *c = CPU(b);
     const model_hparams *hp = c->hp;
     const float delta = (float)dst - (float)src;
-    const size_t head_bytes = (size_t)hp->n_embd_head_k * c->esz;
     float *tmp = c->ts[0].tmp, *cs = c->ts[0].rope;
     rope_table(c->m, delta, cs);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t h = 0; h < hp->n_head_kv; h++) {
             /* dst < src: moving in increasing order never overwrites a source. */
-            for (uint32_t h = 0; h < hp->n_head_kv; h++) {
-                c->kt->dequantize(c->kv_type, k_at(c, (int)l, src + i) + h * head_bytes, tmp, hp->n_embd_head_k);
+            for (uint32_t i = 0; i < n; i++) {
+                c->kt->dequantize(c->kv_type, k_at(c, (int)l, h, src + i), tmp, hp->n_embd_head_k);
                 rope_apply(hp, tmp, cs);
-                c->kt->quantize_act(c->kv_type, tmp, k_at(c, (int)l, dst + i) + h * head_bytes, hp->n_embd_head_k);
+                c->kt->quantize_act(c->kv_type, tmp, k_at(c, (int)l, h, dst + i), hp->n_embd_head_k);
             }
+            memmove(v_at(c, (int)l, h, dst), v_at(c, (int)l, h, src), (size_t)n * c->v_head);
         }
-        memmove(v_at(c, (int)l, dst), v_at(c, (int)l, src), (size_t)n * c->v_row);
     }
 }
 
@@ -629,8 +678,8 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     const int att_rows = c->att_qb * group;
 
     /* Sizes from validated hyperparameters, still multiplied with checks. */
-    int bad = ck_mul((size_t)hp->n_head_kv * hp->n_embd_head_k, esz, &c->k_row) ||
-              ck_mul((size_t)hp->n_head_kv * hp->n_embd_head_v, esz, &c->v_row);
+    int bad = ck_mul((size_t)hp->n_embd_head_k, esz, &c->k_head) || ck_mul((size_t)hp->n_embd_head_v, esz, &c->v_head) ||
+              ck_mul((size_t)hp->n_head_kv, c->k_head, &c->k_row) || ck_mul((size_t)hp->n_head_kv, c->v_head, &c->v_row);
     size_t per_pos = 0;
     bad = bad || ck_add(c->k_row, c->v_row, &per_pos) || ck_mul(per_pos, (size_t)cfg->n_ctx, &c->layer_bytes) ||
           ck_mul(c->layer_bytes, (size_t)hp->n_layer, &kv_bytes);
