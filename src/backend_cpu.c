@@ -17,16 +17,17 @@
  * the thread count, so results are identical for 1, 2 or 64 threads.
  *
  * Attention is two matmuls per (KV head, query block): scores = K q for all
- * query heads of the group at once, then out = V^T p. V is cached by
- * position, as K is, and the second product reads it by column
- * (kernel_table.matmul_kn): a token's store is one contiguous row (a
- * transposed cache took one scattered 2-byte write into each of
- * n_head_kv * hd_v rows, each a cache miss, ~1% of a generated token), and
- * the batch kernels' panels of V^T are V's rows as they lie, no transpose.
- * The cache is in huge pages where the system gives them (infer_map): it
- * is read in short pieces per head right after the weights' stream has
- * evicted it and its page tables from the caches (measured: attention
- * 10-15% faster in generation).
+ * query heads of the group at once, then out = V^T p. K and V are cached
+ * by KV head, then position ([layer][kv head][position][dim]): a work unit
+ * (one KV head) reads each as one sequential stream. V is not transposed;
+ * the second product reads it by column (kernel_table.matmul_kn): a
+ * token's store is one contiguous piece per head (a transposed cache took
+ * one scattered 2-byte write into each of n_head_kv * hd_v rows, each a
+ * cache miss, ~1% of a generated token), and the batch kernels' panels of
+ * V^T are V's rows as they lie, no transpose. The cache is in huge pages
+ * where the system gives them (infer_map): it is read right after the
+ * weights' stream has evicted it and its page tables from the caches
+ * (measured: attention 10-15% faster in generation).
  *
  * F32 weights in batches of 2+ tokens go to OpenBLAS's sgemm,
  * single-threaded inside each of our threads (on its slice of rows): it
@@ -48,6 +49,7 @@
 #define ROW_GROUP 32      /* batch matmul rows are split over threads in multiples of this */
 #define ROW_GROUP_TOKEN 16 /* one token's: the generation kernels' row group (ROW_GROUP is a multiple) */
 #define MM_RUN 4          /* most units a thread takes at once in a matmul (pool_shares_take) */
+#define MM_MAX 3          /* most matmuls of one input run as one (cpu_matmul_n) */
 #define ATT_ROWS 32       /* query rows (heads x tokens) per attention work unit */
 #define PAR_MIN 65536     /* elementwise ops this large or larger run on the pool */
 #define BLAS_MIN_TOK 2    /* F32 matmuls of 2+ tokens use OpenBLAS (faster than ours at every size measured) */
@@ -81,7 +83,7 @@ typedef struct {
     int att_qb;            /* query tokens per attention work unit */
     pool *pool;            /* n_threads - 1 workers */
     int next_nw;           /* next_matmul's hint for the coming matmul, consumed by it */
-    const weight *next_w[3];
+    const weight *next_w[MM_MAX];
     thread_scratch *ts;    /* [n_ts] = pool_size */
     int n_ts;
 } cpu_backend;
@@ -157,7 +159,6 @@ static void cpu_rms_norm(backend *b, act x, act out, int n_rows, const weight *w
  * rows, a group never spanning two weights). One pass over the pool for
  * all of them: fewer waits, and each thread's weight streams run on from
  * one matrix into the next. */
-#define MM_MAX 3
 typedef struct {
     cpu_backend *c;
     int nw;
@@ -184,6 +185,17 @@ static void matmul_quantize_part(void *arg, int ith, int nth) {
     }
 }
 
+/* Units of ru rows in a weight of rows rows (the last may be short). */
+static int64_t units_of(int64_t rows, int64_t ru) { return (rows + ru - 1) / ru; }
+
+/* w's repacked copy (NULL when it has none) and how many of its rows are
+ * in it: whole groups, rows [0, *full); the rest are read from the file. */
+static const void *packed_of(const cpu_backend *c, const weight *w, int64_t *full) {
+    const void *P = c->packed && w->index >= 0 ? c->packed[w->index] : NULL;
+    *full = P ? w->rows / c->kt->packed_rows * c->kt->packed_rows : 0;
+    return P;
+}
+
 /* Rows [b, e) of weight k. */
 static void matmul_rows(const matmul_job *j, int k, int64_t b, int64_t e) {
     const weight *w = j->w[k];
@@ -197,9 +209,10 @@ static void matmul_rows(const matmul_job *j, int k, int64_t b, int64_t e) {
         return;
     }
     const kernel_table *kt = j->c->kt;
-    const void *P = j->c->packed && w->index >= 0 ? j->c->packed[w->index] : NULL;
+    int64_t full;
+    const void *P = packed_of(j->c, w, &full);
     if (P) { /* whole groups repacked (b is a multiple of them), the rows after the last group as in the file */
-        const int64_t full = w->rows / kt->packed_rows * kt->packed_rows, pe = e < full ? e : full;
+        const int64_t pe = e < full ? e : full;
         if (pe > b) kt->matmul_packed(w->type, P, b, pe - b, w->cols, acts, j->stride, j->n, out + b, (size_t)w->rows);
         if (e <= full) return;
         if (b < full) b = full;
@@ -242,15 +255,14 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
 static void read_ahead_next(const matmul_job *j, int ith, int nth) {
     const cpu_backend *c = j->c;
     int64_t u0[MM_MAX + 1] = {0}, ub, ue;
-    for (int k = 0; k < j->next_nw; k++)
-        u0[k + 1] = u0[k] + (j->next_w[k]->rows + j->row_unit - 1) / j->row_unit;
+    for (int k = 0; k < j->next_nw; k++) u0[k + 1] = u0[k] + units_of(j->next_w[k]->rows, j->row_unit);
     pool_range(u0[j->next_nw], ith, nth, &ub, &ue);
     for (int k = 0; k < j->next_nw && ub < ue; k++) {
         if (ub >= u0[k + 1]) continue;
         const weight *w = j->next_w[k];
         const int64_t r = (ub - u0[k]) * j->row_unit;
-        const void *P = c->packed && w->index >= 0 ? c->packed[w->index] : NULL;
-        const int64_t full = P ? w->rows / c->kt->packed_rows * c->kt->packed_rows : 0;
+        int64_t full;
+        const void *P = packed_of(c, w, &full);
         const uint8_t *base = r < full ? (const uint8_t *)P : (const uint8_t *)w->data;
         const size_t left = (size_t)(w->rows - r) * w->row_bytes;
         pool_read_ahead(c->pool, ith, base + (size_t)r * w->row_bytes, left < AHEAD_BYTES ? left : AHEAD_BYTES);
@@ -288,6 +300,12 @@ static int uses_blas(const weight *w, int n) {
            w->row_bytes == (size_t)w->cols * sizeof(float);
 }
 
+static void cpu_next_matmul(backend *b, int nw, const weight *const *ws) {
+    cpu_backend *c = CPU(b);
+    c->next_nw = nw >= 1 && nw <= MM_MAX ? nw : 0;
+    for (int k = 0; k < c->next_nw; k++) c->next_w[k] = ws[k];
+}
+
 static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weight *const *biases, act x,
                          const act *outs, int n) {
     cpu_backend *c = CPU(b);
@@ -298,8 +316,15 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
     int together = nw <= MM_MAX;
     for (int k = 0; k < nw && together; k++)
         together = ws[k]->cols == ws[0]->cols && c->kt->vec_dot_type(ws[k]->type) == j.vt && !uses_blas(ws[k], n);
-    if (!together && nw > 1) {
-        for (int k = 0; k < nw; k++) cpu_matmul_n(b, 1, &ws[k], biases ? &biases[k] : NULL, x, &outs[k], n);
+    if (!together && nw > 1) { /* each reads ahead the next; the last, what this one would have */
+        const weight *after[MM_MAX];
+        const int n_after = c->next_nw;
+        for (int k = 0; k < n_after; k++) after[k] = c->next_w[k];
+        for (int k = 0; k < nw; k++) {
+            if (k + 1 < nw) cpu_next_matmul(b, 1, &ws[k + 1]);
+            else cpu_next_matmul(b, n_after, after);
+            cpu_matmul_n(b, 1, &ws[k], biases ? &biases[k] : NULL, x, &outs[k], n);
+        }
         return;
     }
     j.row_unit = n == 1 ? ROW_GROUP_TOKEN : ROW_GROUP;
@@ -312,7 +337,7 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
     for (int k = 0; k < nw; k++) {
         j.w[k] = ws[k];
         j.out[k] = A(b, outs[k]);
-        j.unit0[k + 1] = j.unit0[k] + (ws[k]->rows + j.row_unit - 1) / j.row_unit;
+        j.unit0[k + 1] = j.unit0[k] + units_of(ws[k]->rows, j.row_unit);
     }
     if (j.vt != INFER_TYPE_F32) {
         /* The row size was checked against qact_row when the context was made. */
@@ -336,12 +361,6 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
             for (int64_t i = 0; i < ws[k]->rows; i++) orow[i] += bv[i];
         }
     }
-}
-
-static void cpu_next_matmul(backend *b, int nw, const weight *const *ws) {
-    cpu_backend *c = CPU(b);
-    c->next_nw = nw >= 1 && nw <= MM_MAX ? nw : 0;
-    for (int k = 0; k < c->next_nw; k++) c->next_w[k] = ws[k];
 }
 
 static void cpu_matmul(backend *b, const weight *w, const weight *bias, act x, act out, int n) {
@@ -443,9 +462,6 @@ typedef struct {
     int steal; /* units handed out by the pool's shares (else a static split) */
 } attn_job;
 
-/* Softmax of one row of scores over its n_valid causal positions, scaled;
- * positions past them (the query block's later tokens) get weight 0. The
- * weights land in the cache type for the second matmul. */
 /* Four floats: GCC/clang vector extensions, SSE2 or NEON on the builds'
  * baseline. The loops below do per value exactly what their scalar tails
  * do; only the max is taken in four lanes first (the same value: a max
@@ -490,6 +506,9 @@ static void scale_row(float *s, int64_t n, float a) {
     for (; j < n; j++) s[j] *= a;
 }
 
+/* Softmax of one row of scores over its n_valid causal positions, scaled;
+ * positions past them (the query block's later tokens) get weight 0. The
+ * weights land in the cache type for the second matmul. */
 static void softmax_row(cpu_backend *c, float *s, uint8_t *p, int64_t n_valid, int64_t n_kv, float scale) {
     const float mx = scale_max(s, n_valid, scale);
     double sum = 0.0;

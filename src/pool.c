@@ -32,27 +32,23 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* One thread's share of pool_shares: back << 32 | front, alone on its
- * lines (two threads' CAS on one line would bounce it between cores). */
-#define SHARE_ALIGN 128
+/* One thread's state, each part alone on its lines (two threads' writes
+ * to one line would bounce it between cores):
+ *  - share: its share of pool_shares, back << 32 | front;
+ *  - next, end: its read-ahead (pool_read_ahead), set and consumed by that
+ *    thread only; atomic (relaxed: plain moves) so that
+ *    pool_read_ahead_left may look from another. */
+#define SLOT_ALIGN 128
 typedef struct {
-    _Alignas(SHARE_ALIGN) _Atomic uint64_t v;
-} share_slot;
-
-/* One thread's read-ahead (pool_read_ahead): set and consumed by that
- * thread only; atomic (relaxed: plain moves) so that pool_read_ahead_left
- * may look from another. */
-typedef struct {
-    _Alignas(SHARE_ALIGN) _Atomic uintptr_t next;
+    _Alignas(SLOT_ALIGN) _Atomic uint64_t share;
+    _Alignas(SLOT_ALIGN) _Atomic uintptr_t next;
     _Atomic uintptr_t end;
-} ahead_slot;
+} thread_slot;
 
 struct pool {
     int n;                     /* threads including the caller */
-    void *shares_mem;          /* share_slot[n], aligned inside */
-    share_slot *shares;
-    void *ahead_mem;           /* ahead_slot[n], aligned inside */
-    ahead_slot *ahead;
+    void *slots_mem;           /* thread_slot[n], aligned inside */
+    thread_slot *slots;
     pthread_t *threads;        /* [n - 1] */
     pthread_mutex_t mu;
     pthread_cond_t wake, done_cv;
@@ -73,7 +69,7 @@ typedef struct {
  * between them, so this delays no job. */
 #define AHEAD_STEP 256
 static inline void wait_step(pool *p, int ith) {
-    ahead_slot *a = &p->ahead[ith];
+    thread_slot *a = &p->slots[ith];
     const uintptr_t next = atomic_load_explicit(&a->next, memory_order_relaxed);
     const uintptr_t end = atomic_load_explicit(&a->end, memory_order_relaxed);
     if (next < end) {
@@ -123,14 +119,12 @@ infer_status pool_new(int n_threads, pool **out, infer_error *err) {
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cv, NULL);
     p->threads = infer_calloc((size_t)n_threads, sizeof *p->threads);
-    p->shares_mem = infer_calloc((size_t)n_threads + 1, sizeof(share_slot));
-    p->ahead_mem = infer_calloc((size_t)n_threads + 1, sizeof(ahead_slot));
-    if (!p->threads || !p->shares_mem || !p->ahead_mem) {
+    p->slots_mem = infer_calloc((size_t)n_threads + 1, sizeof(thread_slot));
+    if (!p->threads || !p->slots_mem) {
         pool_free(p);
         return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
     }
-    p->shares = (share_slot *)(((uintptr_t)p->shares_mem + SHARE_ALIGN - 1) & ~(uintptr_t)(SHARE_ALIGN - 1));
-    p->ahead = (ahead_slot *)(((uintptr_t)p->ahead_mem + SHARE_ALIGN - 1) & ~(uintptr_t)(SHARE_ALIGN - 1));
+    p->slots = (thread_slot *)(((uintptr_t)p->slots_mem + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = infer_malloc(sizeof *wa);
         if (!wa) {
@@ -190,8 +184,7 @@ void pool_free(pool *p) {
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cv);
     infer_free(p->threads);
-    infer_free(p->shares_mem);
-    infer_free(p->ahead_mem);
+    infer_free(p->slots_mem);
     infer_free(p);
 }
 
@@ -201,9 +194,14 @@ void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end) {
     *end = *begin + per + (ith < rem ? 1 : 0);
 }
 
+/* Thread ith's slot where it may read ahead: none in a pool of one. */
+static thread_slot *ahead_slot_of(pool *p, int ith) {
+    return p && p->n > 1 && ith >= 0 && ith < p->n ? &p->slots[ith] : NULL;
+}
+
 void pool_read_ahead(pool *p, int ith, const void *ptr, size_t len) {
-    if (!p || p->n == 1 || ith < 0 || ith >= p->n) return;
-    ahead_slot *a = &p->ahead[ith];
+    thread_slot *a = ahead_slot_of(p, ith);
+    if (!a) return;
     const uintptr_t b = (uintptr_t)ptr;
     const int none = !ptr || !len || len > UINTPTR_MAX - b;
     atomic_store_explicit(&a->end, none ? 0 : b + len, memory_order_relaxed);
@@ -211,9 +209,10 @@ void pool_read_ahead(pool *p, int ith, const void *ptr, size_t len) {
 }
 
 size_t pool_read_ahead_left(pool *p, int ith) {
-    if (!p || p->n == 1 || ith < 0 || ith >= p->n) return 0;
-    const uintptr_t next = atomic_load_explicit(&p->ahead[ith].next, memory_order_relaxed);
-    const uintptr_t end = atomic_load_explicit(&p->ahead[ith].end, memory_order_relaxed);
+    thread_slot *a = ahead_slot_of(p, ith);
+    if (!a) return 0;
+    const uintptr_t next = atomic_load_explicit(&a->next, memory_order_relaxed);
+    const uintptr_t end = atomic_load_explicit(&a->end, memory_order_relaxed);
     return next < end ? (size_t)(end - next) : 0;
 }
 
@@ -222,7 +221,7 @@ int pool_shares_init(pool *p, int64_t n) {
     for (int i = 0; i < p->n; i++) {
         int64_t b, e;
         pool_range(n, i, p->n, &b, &e);
-        atomic_store_explicit(&p->shares[i].v, (uint64_t)e << 32 | (uint64_t)b, memory_order_relaxed);
+        atomic_store_explicit(&p->slots[i].share, (uint64_t)e << 32 | (uint64_t)b, memory_order_relaxed);
     }
     return 1; /* pool_run's release publishes them to the workers */
 }
@@ -247,7 +246,7 @@ static int64_t take(_Atomic uint64_t *share, int back, uint64_t max, int64_t *co
 int64_t pool_shares_take(pool *p, int ith, int64_t max, int64_t *count) {
     const uint64_t m = max > 1 ? (uint64_t)max : 1;
     for (int i = 0; i < p->n; i++) {
-        const int64_t c = take(&p->shares[(ith + i) % p->n].v, i != 0, m, count);
+        const int64_t c = take(&p->slots[(ith + i) % p->n].share, i != 0, m, count);
         if (c >= 0) return c;
     }
     *count = 0;
