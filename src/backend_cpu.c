@@ -48,7 +48,8 @@
 
 #define ROW_GROUP 32      /* batch matmul rows are split over threads in multiples of this */
 #define ROW_GROUP_TOKEN 16 /* one token's: the generation kernels' row group (ROW_GROUP is a multiple) */
-#define MM_RUN 4          /* most units a thread takes at once in a matmul (pool_shares_take) */
+#define MM_RUN 4          /* most units a thread takes at once in a batch matmul (pool_shares_take) */
+#define MM_RUN_TOKEN 16   /* ... in a one-token matmul: sixteen 16-row groups */
 #define MM_MAX 3          /* most matmuls of one input run as one (cpu_matmul_n) */
 #define ATT_ROWS 32       /* query rows (heads x tokens) per attention work unit */
 #define PAR_MIN 65536     /* elementwise ops this large or larger run on the pool */
@@ -277,18 +278,23 @@ static void read_ahead_next(const matmul_job *j, int ith, int nth) {
  * for 11-14% of the matmul time, in generation and in prompts alike, and a
  * split by rows is not one by bytes or work when q, k and v differ in
  * type. A row's result does not depend on which thread computes it, so the
- * output is the same bit for bit. A run is up to four units — four 16-row
- * groups (the generation kernels' set) for one token, 128 rows for a batch
- * (measured: pp512 +25-35% over the static split, Q4_0 / Q8_0 / Q4_K_M) —
- * and shrinks to one unit where the threads meet (pool_shares_take): with
- * whole four-group chunks the thread left last still had on average
- * ~9 µs of a chunk to read alone (TinyLlama Q4_K_M generation; a chunk of
- * ffn_down is 200-300 KB). */
+ * output is the same bit for bit. A run is at most half of what the share
+ * holds, so runs shrink to one unit where the threads meet
+ * (pool_shares_take): with whole four-group chunks the thread left last
+ * still had on average ~9 µs of a chunk to read alone (TinyLlama Q4_K_M
+ * generation; a chunk of ffn_down is 200-300 KB). Up to that, a run is 128
+ * rows for a batch (four units; measured: pp512 +25-35% over the static
+ * split, Q4_0 / Q8_0 / Q4_K_M) and sixteen 16-row groups for one token:
+ * longer kernel calls and a quarter of the takes (each an atomic
+ * compare-and-swap) against runs of four groups, 1.1-2.8% faster tokens
+ * for Q4_0, Q8_0 and Q4_K_M (TinyLlama shapes, 2 threads, alternating per
+ * token in one process; 8 groups gave half of that, 32 no more than 16). */
 static void matmul_steal_part(void *arg, int ith, int nth) {
     matmul_job *j = arg;
     int64_t ub, cnt;
     pool_read_ahead(j->c->pool, ith, NULL, 0);
-    while ((ub = pool_shares_take(j->c->pool, ith, MM_RUN, &cnt)) >= 0) matmul_units(j, ub, ub + cnt);
+    const int64_t run = j->n == 1 ? MM_RUN_TOKEN : MM_RUN;
+    while ((ub = pool_shares_take(j->c->pool, ith, run, &cnt)) >= 0) matmul_units(j, ub, ub + cnt);
     if (j->next_nw > 0) read_ahead_next(j, ith, nth);
 }
 
