@@ -174,6 +174,7 @@ typedef struct {
     int blas;
     int next_nw;   /* the weights of the matmul after this one (one token), to read ahead */
     const weight *next_w[MM_MAX];
+    int64_t next_u0[MM_MAX + 1]; /* their units, as unit0 */
 } matmul_job;
 
 static void matmul_quantize_part(void *arg, int ith, int nth) {
@@ -186,8 +187,12 @@ static void matmul_quantize_part(void *arg, int ith, int nth) {
     }
 }
 
-/* Units of ru rows in a weight of rows rows (the last may be short). */
-static int64_t units_of(int64_t rows, int64_t ru) { return (rows + ru - 1) / ru; }
+/* The first unit of each of nw weights laid end to end, units of ru rows
+ * (a weight's last may be short): u0[k], and u0[nw] the total. */
+static void unit_starts(const weight *const *ws, int nw, int64_t ru, int64_t *u0) {
+    u0[0] = 0;
+    for (int k = 0; k < nw; k++) u0[k + 1] = u0[k] + (ws[k]->rows + ru - 1) / ru;
+}
 
 /* w's repacked copy (NULL when it has none) and how many of its rows are
  * in it: whole groups, rows [0, *full); the rest are read from the file. */
@@ -255,8 +260,8 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
 #define AHEAD_BYTES ((size_t)128 << 10)
 static void read_ahead_next(const matmul_job *j, int ith, int nth) {
     const cpu_backend *c = j->c;
-    int64_t u0[MM_MAX + 1] = {0}, ub, ue;
-    for (int k = 0; k < j->next_nw; k++) u0[k + 1] = u0[k] + units_of(j->next_w[k]->rows, j->row_unit);
+    const int64_t *u0 = j->next_u0;
+    int64_t ub, ue;
     pool_range(u0[j->next_nw], ith, nth, &ub, &ue);
     for (int k = 0; k < j->next_nw && ub < ue; k++) {
         if (ub >= u0[k + 1]) continue;
@@ -264,8 +269,9 @@ static void read_ahead_next(const matmul_job *j, int ith, int nth) {
         const int64_t r = (ub - u0[k]) * j->row_unit;
         int64_t full;
         const void *P = packed_of(c, w, &full);
+        /* to the end of the rows' copy: the repacked whole groups, or the file's */
         const uint8_t *base = r < full ? (const uint8_t *)P : (const uint8_t *)w->data;
-        const size_t left = (size_t)(w->rows - r) * w->row_bytes;
+        const size_t left = (size_t)((r < full ? full : w->rows) - r) * w->row_bytes;
         pool_read_ahead(c->pool, ith, base + (size_t)r * w->row_bytes, left < AHEAD_BYTES ? left : AHEAD_BYTES);
         return;
     }
@@ -337,14 +343,14 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
     if (n == 1) {
         j.next_nw = c->next_nw;
         for (int k = 0; k < c->next_nw; k++) j.next_w[k] = c->next_w[k];
+        unit_starts(j.next_w, j.next_nw, j.row_unit, j.next_u0);
     }
     c->next_nw = 0;
-    j.unit0[0] = 0;
     for (int k = 0; k < nw; k++) {
         j.w[k] = ws[k];
         j.out[k] = A(b, outs[k]);
-        j.unit0[k + 1] = j.unit0[k] + units_of(ws[k]->rows, j.row_unit);
     }
+    unit_starts(j.w, nw, j.row_unit, j.unit0);
     if (j.vt != INFER_TYPE_F32) {
         /* The row size was checked against qact_row when the context was made. */
         uint64_t rb = 0;
@@ -449,8 +455,8 @@ static void cpu_kv_store(backend *b, int layer, act k, act v, int n, uint32_t po
     const size_t nk = (size_t)hp->n_head_kv * hp->n_embd_head_k;
     const size_t nv = (size_t)hp->n_head_kv * hp->n_embd_head_v;
     for (int t = 0; t < n; t++) {
+        const uint32_t pos = pos0 + (uint32_t)t;
         for (uint32_t g = 0; g < hp->n_head_kv; g++) {
-            const uint32_t pos = pos0 + (uint32_t)t;
             c->kt->quantize_act(c->kv_type, A(b, k) + (size_t)t * nk + (size_t)g * hp->n_embd_head_k,
                                 k_at(c, layer, g, pos), (int64_t)hp->n_embd_head_k);
             c->kt->quantize_act(c->kv_type, A(b, v) + (size_t)t * nv + (size_t)g * hp->n_embd_head_v,
