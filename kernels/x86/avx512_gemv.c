@@ -130,8 +130,11 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
 
 /* Repacked: PG groups at a time, each its own sequential stream (a few
  * streams per thread read faster than one), blocks in the outer loop.
- * Every group's sum runs over the blocks in order, as above: the same
- * result bit for bit. Partial sums cross activation chunks through out. */
+ * Groups missing at the end of a run repeat the first (x5_groups_begin,
+ * sums never stored) so that the real ones keep the interleaved pattern
+ * and its prefetches. Every group's sum runs over the blocks in order, as
+ * above: the same result bit for bit. Partial sums cross activation
+ * chunks through out. */
 #define PG 4
 INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                                const uint8_t *act, float *out) {
@@ -147,20 +150,12 @@ INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0
             const uint8_t *G[PG];
             __m512 f[PG];
             const int npg = x5_groups_begin(P, g, g0 + ng, PG, nb, b0, gb, out + 16 * (g - g0), G, f);
-            if (npg == PG) {
-                const size_t rem = (size_t)(nb - b0) * gb, jump = (size_t)(PG - 1) * (size_t)nb * gb;
-                for (int64_t b = 0; b < n; b++) {
-                    UNROLL for (int k = 0; k < PG; k++)
-                        x5_prefetch_stream(G[k], (size_t)b * gb, gb, X5_PF_DIST, rem, jump);
-                    UNROLL for (int k = 0; k < PG; k++)
-                        f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb,
-                                         a0 + (size_t)b * ab + qa, &meta[b], f[k]);
-                }
-            } else {
-                for (int k = 0; k < npg; k++)
-                    for (int64_t b = 0; b < n; b++)
-                        f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb,
-                                         a0 + (size_t)b * ab + qa, &meta[b], f[k]);
+            const size_t rem = (size_t)(nb - b0) * gb, jump = (size_t)(PG - 1) * (size_t)nb * gb;
+            for (int64_t b = 0; b < n; b++) {
+                UNROLL for (int k = 0; k < PG; k++) x5_prefetch_stream(G[k], (size_t)b * gb, gb, X5_PF_DIST, rem, jump);
+                UNROLL for (int k = 0; k < PG; k++)
+                    f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb,
+                                     a0 + (size_t)b * ab + qa, &meta[b], f[k]);
             }
             for (int k = 0; k < npg; k++) _mm512_storeu_ps(out + 16 * (g + k - g0), f[k]);
         }

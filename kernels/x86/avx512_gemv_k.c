@@ -30,6 +30,16 @@ INLINE __m512i ubyte(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi
 /* Byte k of every lane, sign-extended. */
 INLINE __m512i sbyte(__m512i v, int k) { return _mm512_srai_epi32(_mm512_slli_epi32(v, (unsigned)(24 - 8 * k)), 24); }
 
+/* The 6-bit scale of sub-block b (0..7) of a repacked Q4_K / Q5_K
+ * group-block, zero-extended per lane: 0..3 in slice 1's low 6 bits; 4..7
+ * in slice 3's low nibbles and slice 1's top 2 bits. */
+INLINE __m512i q45k_scale(const uint8_t *G, int b) {
+    const __m512i t1 = _mm512_loadu_si512((const void *)(G + 64));
+    const __m512i scs = b < 4 ? and8(t1, 0x3f)
+                              : _mm512_or_si512(and8(_mm512_loadu_si512((const void *)(G + 192)), 0x0f), and8(srl(t1, 2), 0x30));
+    return ubyte(scs, b & 3);
+}
+
 /* Q4_K (qh_off 0) and Q5_K: one super-block of 16 rows into f. */
 INLINE __m512 sb_q45k(const int q5, const uint8_t *const rows[16], size_t off, const uint8_t *aq, const x86_kact *m,
                       __m512 f) {
@@ -273,37 +283,53 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
     }
 }
 
-/* Repacked. Q4_K, Q5_K and Q6_K go four groups at a time, each its own
- * sequential stream, a quarter of a super-block from each in turn, each
- * quarter prefetching its share ~3.4 KB ahead: the pattern of the legacy
- * kernels (small steps across four streams). Whole super-blocks from two
- * groups, as before, streamed at 0.82 (Q4_K) and 0.78 (Q6_K) of a
- * four-stream read loop run beside them (2 threads from memory), quarters
- * from four at 0.96 and 0.93; whole super-blocks from four groups, or the
- * prefetches spread over quarters without the quarter steps, did not help. Q2_K and Q3_K keep two groups, whole super-blocks, a burst of
- * prefetches ~1.1 KB ahead. Each group's sum runs in super-block order
- * as above (bit for bit the same); partial sums cross activation chunks
- * through out. */
+/* Repacked: four groups at a time (PG_MAX), each its own sequential
+ * stream, every step taking a little from each stream in turn and
+ * prefetching that stream's share ~3.4 KB ahead. How little matters: a
+ * quarter of a super-block per stream and step (9 cache lines of Q4_K)
+ * streamed at 0.93-0.98 of a four-stream read loop run beside it (2
+ * threads from memory), whole super-blocks from two streams at ~0.82.
+ * Q4_K steps by one slice per stream (~1 line) and Q6_K by one slice
+ * triple (~3 lines): measured alternating with the quarter steps on 200 MB
+ * per thread, +2.5-11% (Q4_K) and +2-5.5% (Q6_K) of memory throughput, and
+ * +2.4-2.8% tokens/s for a TinyLlama-shaped Q4_K_M; per-thread speed on
+ * data in cache is ~5-13% lower (more live registers), which memory hides.
+ * Q5_K keeps the quarter steps; Q2_K and Q3_K two groups, whole
+ * super-blocks, a burst of prefetches ~1.1 KB ahead. Groups missing at
+ * the end of a run repeat the first (x5_groups_begin): their sums are never
+ * stored, and they keep the interleaved pattern (and its prefetches) for
+ * the real ones. Each group's sum runs in super-block order as above (bit
+ * for bit the same: the integer parts are exact in any order); partial
+ * sums cross activation chunks through out. */
 #define PG_MAX 4
 #define KPF_DIST 1152
 /* Slice s of a group-block. */
 INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const void *)(G + 64 * (size_t)s)); }
 
-/* Quarter p (sub-blocks 2p, 2p + 1) of a Q4_K / Q5_K group-block added to
- * is: sb_q45k's integer dots times their 6-bit scales, each slice loaded
+/* The kernels over one super-block of PG_MAX groups take their streams as
+ * X5_STREAMS: group k's group-block at G[k] + at, nl cache lines long;
+ * prefetches go X5_PF_DIST ahead in a stream, past its end (rem bytes from
+ * G[k]) jump bytes further (x5_prefetch_stream). Plain arguments, not a
+ * struct: through a pointer GCC reloads them and spills (measured ~15%
+ * slower from memory). */
+#define X5_STREAMS const uint8_t *const *G, size_t at, size_t nl, size_t rem, size_t jump
+
+/* Step e of n over a super-block: prefetch stream S's e-th share of lines. */
+INLINE void step_prefetch(const uint8_t *S, size_t at, size_t nl, size_t rem, size_t jump, int e, int n) {
+    const size_t l0 = (size_t)e * nl / (size_t)n, l1 = (size_t)(e + 1) * nl / (size_t)n;
+    x5_prefetch_stream(S, at + 64 * l0, 64 * (l1 - l0), X5_PF_DIST, rem, jump);
+}
+
+/* Quarter p (sub-blocks 2p, 2p + 1) of a Q5_K group-block added to is:
+ * sb_q45k's integer dots times their 6-bit scales, each slice loaded
  * where it is used (no arrays of registers, which GCC spills). */
-INLINE __m512i sbp_q45k_quarter(const int q5, const uint8_t *G, int p, const uint8_t *aq, __m512i is) {
+INLINE __m512i sbp_q5k_quarter(const uint8_t *G, int p, const uint8_t *aq, __m512i is) {
     const __m512i m4 = b8(0x0f);
-    const int qs = q5 ? 12 : 4; /* first slice of the quants; Q5_K's high bits in slices 4..11 */
     __m512i cl0 = _mm512_setzero_si512(), cl1 = cl0, ch0 = cl0, ch1 = cl0;
     UNROLL for (int j = 0; j < 8; j++) {
-        const __m512i w = sl(G, qs + 8 * p + j);
-        __m512i lo = _mm512_and_si512(w, m4), hi = and8(w, 0xf0); /* Q4_K: 16 x the high nibble */
-        if (q5) {
-            const __m512i h = sl(G, 4 + j);
-            lo = _mm512_or_si512(lo, x5_bit_to(h, 2 * p, 4));
-            hi = _mm512_or_si512(_mm512_and_si512(srl(w, 4), m4), x5_bit_to(h, 2 * p + 1, 4));
-        }
+        const __m512i w = sl(G, 12 + 8 * p + j), h = sl(G, 4 + j); /* high bits in slices 4..11 */
+        const __m512i lo = _mm512_or_si512(_mm512_and_si512(w, m4), x5_bit_to(h, 2 * p, 4));
+        const __m512i hi = _mm512_or_si512(_mm512_and_si512(srl(w, 4), m4), x5_bit_to(h, 2 * p + 1, 4));
         if (j & 1) {
             cl1 = x5_dpb(cl1, lo, aq + 64 * p + 4 * j);
             ch1 = x5_dpb(ch1, hi, aq + 64 * p + 32 + 4 * j);
@@ -312,13 +338,8 @@ INLINE __m512i sbp_q45k_quarter(const int q5, const uint8_t *G, int p, const uin
             ch0 = x5_dpb(ch0, hi, aq + 64 * p + 32 + 4 * j);
         }
     }
-    /* scales 0..3: slice 1's low 6 bits; 4..7: slice 3's low nibbles, slice 1's top 2 bits */
-    const __m512i t1 = sl(G, 1);
-    const __m512i scs = p < 2 ? and8(t1, 0x3f) : _mm512_or_si512(and8(sl(G, 3), 0x0f), and8(srl(t1, 2), 0x30));
-    is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(cl0, cl1), ubyte(scs, (2 * p) & 3)));
-    __m512i chi = _mm512_add_epi32(ch0, ch1);
-    if (!q5) chi = _mm512_srai_epi32(chi, 4); /* exact */
-    return _mm512_add_epi32(is, _mm512_mullo_epi32(chi, ubyte(scs, (2 * p + 1) & 3)));
+    is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(cl0, cl1), q45k_scale(G, 2 * p)));
+    return _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(ch0, ch1), q45k_scale(G, 2 * p + 1)));
 }
 
 /* f plus a Q4_K / Q5_K group-block's sum from its integer part is: the
@@ -337,101 +358,139 @@ INLINE __m512 sbp_q45k_finish(const uint8_t *G, __m512i is, const x86_kact *m, _
     return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
 }
 
-/* Quarter p = 2c + q of a Q6_K group-block added to is: sb_q6k's arithmetic
- * for that (c, q), the recoded slices 12p .. 12p + 11, the
- * scales of sub-blocks 8c + q + {0, 2} (slice 48 + 2c) and + {4, 6}
- * (slice 49 + 2c). */
-INLINE __m512i sbp_q6k_quarter(const uint8_t *G, int p, const uint8_t *aq, __m512i is) {
-    const int c = p >> 1, q = p & 1;
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    UNROLL for (int i = 0; i < 4; i++) {
-        __m512i v[4];
-        x5_q6k_values(G + 64 * (24 * c + 3 * (4 * q + i)), v);
-        const uint8_t *a = aq + 128 * c + 4 * (4 * q + i);
-        a0 = x5_dpb(a0, v[0], a);
-        a1 = x5_dpb(a1, v[1], a + 32);
-        a2 = x5_dpb(a2, v[2], a + 64);
-        a3 = x5_dpb(a3, v[3], a + 96);
+/* One Q4_K super-block of four groups in 32 steps: step e = 8p + j is
+ * slice j of quarter p (values 64p + 4j .., low nibbles, and 64p + 32 +
+ * 4j .., high) from each group in turn. A group's dots run in two chains
+ * per half-quarter (low, high nibbles: 16 values each, |sum| <= 16 * 15 *
+ * 128 < 2^15, the high chain once shifted back exactly), so each is a
+ * 16-bit number in its 32-bit lane and one vpdpwssd against the scale
+ * (0..63, high word 0) adds sum * scale: the integers of sb_q45k. */
+X5_NOINLINE static void q4k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+    const __m512i m4 = b8(0x0f);
+    __m512i is[PG_MAX], cl[PG_MAX], ch[PG_MAX];
+    const uint8_t *ak[PG_MAX];
+    UNROLL for (int k = 0; k < PG_MAX; k++) {
+        is[k] = _mm512_setzero_si512();
+        ak[k] = aq;
+        __asm__("" : "+r"(ak[k])); /* see x5_dpb */
     }
-    const __m512i s_lo = sl(G, 48 + 2 * c), s_hi = sl(G, 49 + 2 * c);
-    is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, sbyte(s_lo, q)));
-    is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, sbyte(s_lo, q + 2)));
-    is = _mm512_add_epi32(is, _mm512_mullo_epi32(a2, sbyte(s_hi, q)));
-    return _mm512_add_epi32(is, _mm512_mullo_epi32(a3, sbyte(s_hi, q + 2)));
+    UNROLL for (int p = 0; p < 4; p++) {
+        UNROLL for (int h = 0; h < 2; h++) {
+            UNROLL for (int k = 0; k < PG_MAX; k++) cl[k] = ch[k] = _mm512_setzero_si512();
+            UNROLL for (int j = 4 * h; j < 4 * h + 4; j++) {
+                UNROLL for (int k = 0; k < PG_MAX; k++) {
+                    step_prefetch(G[k], at, nl, rem, jump, 8 * p + j, 32);
+                    const __m512i w = sl(G[k] + at, 4 + 8 * p + j);
+                    cl[k] = x5_dpb(cl[k], _mm512_and_si512(w, m4), ak[k] + 64 * p + 4 * j);
+                    ch[k] = x5_dpb(ch[k], and8(w, 0xf0), ak[k] + 64 * p + 32 + 4 * j); /* 16 x the high nibble */
+                }
+            }
+            UNROLL for (int k = 0; k < PG_MAX; k++) {
+                const uint8_t *B = G[k] + at;
+                is[k] = _mm512_dpwssd_epi32(is[k], cl[k], q45k_scale(B, 2 * p));
+                is[k] = _mm512_dpwssd_epi32(is[k], _mm512_srai_epi32(ch[k], 4), q45k_scale(B, 2 * p + 1));
+            }
+        }
+    }
+    UNROLL for (int k = 0; k < PG_MAX; k++) f[k] = sbp_q45k_finish(G[k] + at, is[k], m, f[k]);
 }
 
-/* f plus a Q6_K group-block's sum from its integer part is (sb_q6k's). */
-INLINE __m512 sbp_q6k_finish(const uint8_t *G, __m512i is, const x86_kact *m, __m512 f) {
-    __m512i corr = _mm512_setzero_si512();
-    UNROLL for (int q = 0; q < 4; q++) {
-        const __m512i sc = sl(G, 48 + q);
-        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(_mm512_slli_epi16(sc, 8), 8), _mm512_set1_epi32(m->pair[2 * q]));
-        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc, 8), _mm512_set1_epi32(m->pair[2 * q + 1]));
+/* One Q6_K super-block of four groups in 16 steps: step 4p + i is slice
+ * triple i of quarter p = 2c + q (sb_q6k's arithmetic for that (c, q): the
+ * recoded slices 12p + 3i .. + 2) from each group in turn; the four
+ * chains of a quarter are scaled by sub-blocks 8c + q + {0, 2, 4, 6}
+ * (slices 48 + 2c, 49 + 2c). */
+X5_NOINLINE static void q6k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+    __m512i is[PG_MAX], a[PG_MAX][4];
+    const uint8_t *ak[PG_MAX];
+    UNROLL for (int k = 0; k < PG_MAX; k++) {
+        is[k] = _mm512_setzero_si512();
+        ak[k] = aq;
+        __asm__("" : "+r"(ak[k])); /* see x5_dpb */
     }
-    corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
-    const __m512 dd = _mm512_mul_ps(x5_packed_d(G, x5_d_at(INFER_TYPE_Q6_K)), _mm512_set1_ps(m->da));
-    return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
+    UNROLL for (int p = 0; p < 4; p++) {
+        const int c = p >> 1, q = p & 1;
+        UNROLL for (int k = 0; k < PG_MAX; k++) UNROLL for (int i = 0; i < 4; i++) a[k][i] = _mm512_setzero_si512();
+        UNROLL for (int i = 0; i < 4; i++) {
+            UNROLL for (int k = 0; k < PG_MAX; k++) {
+                step_prefetch(G[k], at, nl, rem, jump, 4 * p + i, 16);
+                __m512i v[4];
+                x5_q6k_values(G[k] + at + 64 * (24 * c + 3 * (4 * q + i)), v);
+                const uint8_t *aa = ak[k] + 128 * c + 4 * (4 * q + i);
+                UNROLL for (int t = 0; t < 4; t++) a[k][t] = x5_dpb(a[k][t], v[t], aa + 32 * t);
+            }
+        }
+        UNROLL for (int k = 0; k < PG_MAX; k++) {
+            const uint8_t *B = G[k] + at;
+            const __m512i s_lo = sl(B, 48 + 2 * c), s_hi = sl(B, 49 + 2 * c);
+            is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(a[k][0], sbyte(s_lo, q)));
+            is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(a[k][1], sbyte(s_lo, q + 2)));
+            is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(a[k][2], sbyte(s_hi, q)));
+            is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(a[k][3], sbyte(s_hi, q + 2)));
+        }
+    }
+    UNROLL for (int k = 0; k < PG_MAX; k++) {
+        const uint8_t *B = G[k] + at;
+        __m512i corr = _mm512_setzero_si512();
+        UNROLL for (int t = 0; t < 4; t++) {
+            const __m512i sc = sl(B, 48 + t);
+            corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(_mm512_slli_epi16(sc, 8), 8), _mm512_set1_epi32(m->pair[2 * t]));
+            corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc, 8), _mm512_set1_epi32(m->pair[2 * t + 1]));
+        }
+        corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
+        const __m512 dd = _mm512_mul_ps(x5_packed_d(B, x5_d_at(INFER_TYPE_Q6_K)), _mm512_set1_ps(m->da));
+        f[k] = _mm512_add_ps(f[k], _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is[k], corr))));
+    }
 }
 
-INLINE int in_quarters(const uint32_t type) {
-    return type == INFER_TYPE_Q4_K || type == INFER_TYPE_Q5_K || type == INFER_TYPE_Q6_K;
-}
-INLINE __m512i sbp_quarter(const uint32_t type, const uint8_t *G, int p, const uint8_t *aq, __m512i is) {
-    return type == INFER_TYPE_Q6_K ? sbp_q6k_quarter(G, p, aq, is) : sbp_q45k_quarter(type == INFER_TYPE_Q5_K, G, p, aq, is);
-}
-INLINE __m512 sbp_finish(const uint32_t type, const uint8_t *G, __m512i is, const x86_kact *m, __m512 f) {
-    return type == INFER_TYPE_Q6_K ? sbp_q6k_finish(G, is, m, f) : sbp_q45k_finish(G, is, m, f);
-}
-
-/* One super-block of one group into f. */
-INLINE __m512 sb_packed(const uint32_t type, const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
-    __asm__("" : "+r"(aq)); /* one copy of aq per group: see x5_dpb */
-    if (in_quarters(type)) {
-        __m512i is = _mm512_setzero_si512();
-        UNROLL for (int p = 0; p < 4; p++) is = sbp_quarter(type, G, p, aq, is);
-        return sbp_finish(type, G, is, m, f);
+/* One Q5_K super-block of four groups, a quarter of each in turn. */
+INLINE void q5k_quarters(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+    __m512i is[PG_MAX];
+    const uint8_t *ak[PG_MAX];
+    UNROLL for (int k = 0; k < PG_MAX; k++) {
+        is[k] = _mm512_setzero_si512();
+        ak[k] = aq;
+        __asm__("" : "+r"(ak[k])); /* see x5_dpb */
     }
-    return sb_q23k(1, type == INFER_TYPE_Q3_K, NULL, _mm512_setzero_si512(), 0, G, aq, m, f);
+    UNROLL for (int p = 0; p < 4; p++)
+        UNROLL for (int k = 0; k < PG_MAX; k++) {
+            step_prefetch(G[k], at, nl, rem, jump, p, 4);
+            is[k] = sbp_q5k_quarter(G[k] + at, p, ak[k], is[k]);
+        }
+    UNROLL for (int k = 0; k < PG_MAX; k++) f[k] = sbp_q45k_finish(G[k] + at, is[k], m, f[k]);
 }
 
 INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                           const uint8_t *act, float *out) {
     x86_kact meta[KV_NSB];
     const int64_t nsb = n_cols / X86_QKK;
-    const size_t gb = 16 * x86_block_bytes(type), nl = (gb + 63) / 64; /* a group-block's cache lines */
-    const int quarters = in_quarters(type), pg = quarters ? 4 : 2;
+    const size_t gb = 16 * x86_block_bytes(type), nl = (gb + 63) / 64;
+    const int pg = type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K ? 2 : PG_MAX;
+    const size_t jump = (size_t)(pg - 1) * (size_t)nsb * gb;
     for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
         const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
+        const size_t rem = (size_t)(nsb - c0) * gb;
         x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
         for (int64_t g = g0; g < g0 + ng; g += pg) {
             const uint8_t *G[PG_MAX];
             __m512 f[PG_MAX];
             const int npg = x5_groups_begin(P, g, g0 + ng, pg, nsb, c0, gb, out + 16 * (g - g0), G, f);
-            const size_t rem = (size_t)(nsb - c0) * gb, jump = (size_t)(pg - 1) * (size_t)nsb * gb;
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
                 const size_t at = (size_t)sb * gb;
-                if (npg == pg && quarters) {
-                    __m512i is[PG_MAX];
-                    const uint8_t *ak[PG_MAX];
-                    UNROLL for (int k = 0; k < pg; k++) {
-                        is[k] = _mm512_setzero_si512();
-                        ak[k] = aq;
-                        __asm__("" : "+r"(ak[k])); /* see x5_dpb */
-                    }
-                    UNROLL for (int p = 0; p < 4; p++) {
-                        const size_t l0 = (size_t)p * nl / 4, l1 = (size_t)(p + 1) * nl / 4;
-                        UNROLL for (int k = 0; k < pg; k++) {
-                            x5_prefetch_stream(G[k], at + 64 * l0, 64 * (l1 - l0), X5_PF_DIST, rem, jump);
-                            is[k] = sbp_quarter(type, G[k] + at, p, ak[k], is[k]);
-                        }
-                    }
-                    UNROLL for (int k = 0; k < pg; k++) f[k] = sbp_finish(type, G[k] + at, is[k], &meta[sb], f[k]);
-                } else if (npg == pg) {
+                switch (type) {
+                case INFER_TYPE_Q4_K: q4k_steps(G, at, nl, rem, jump, aq, &meta[sb], f); break;
+                case INFER_TYPE_Q5_K: q5k_quarters(G, at, nl, rem, jump, aq, &meta[sb], f); break;
+                case INFER_TYPE_Q6_K: q6k_steps(G, at, nl, rem, jump, aq, &meta[sb], f); break;
+                default: /* Q2_K, Q3_K */
                     UNROLL for (int k = 0; k < pg; k++) x5_prefetch_stream(G[k], at, gb, KPF_DIST, rem, jump);
-                    UNROLL for (int k = 0; k < pg; k++) f[k] = sb_packed(type, G[k] + at, aq, &meta[sb], f[k]);
-                } else {
-                    for (int k = 0; k < npg; k++) f[k] = sb_packed(type, G[k] + at, aq, &meta[sb], f[k]);
+                    UNROLL for (int k = 0; k < pg; k++) {
+                        const uint8_t *ak = aq;
+                        __asm__("" : "+r"(ak)); /* see x5_dpb */
+                        f[k] = sb_q23k(1, type == INFER_TYPE_Q3_K, NULL, _mm512_setzero_si512(), 0, G[k] + at, ak,
+                                       &meta[sb], f[k]);
+                    }
+                    break;
                 }
             }
             for (int k = 0; k < npg; k++) _mm512_storeu_ps(out + 16 * (g + k - g0), f[k]);

@@ -100,6 +100,7 @@ void x5_matmul_float_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_
 #define X5_UNROLL _Pragma("unroll")
 #endif
 #define X5_INLINE static inline __attribute__((always_inline))
+#define X5_NOINLINE __attribute__((noinline))
 
 /* 4 bytes at p broadcast to the 16 lanes. */
 X5_INLINE __m512i x5_bc32(const uint8_t *p) { return _mm512_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }
