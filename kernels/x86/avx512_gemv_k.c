@@ -292,9 +292,10 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
  * Q4_K steps by one slice per stream (~1 line) and Q6_K by one slice
  * triple (~3 lines): measured alternating with the quarter steps on 200 MB
  * per thread, +2.5-11% (Q4_K) and +2-5.5% (Q6_K) of memory throughput, and
- * +2.4-2.8% tokens/s for a TinyLlama-shaped Q4_K_M; per-thread speed on
- * data in cache is ~5-13% lower (more live registers), which memory hides.
- * Q5_K keeps the quarter steps; Q2_K and Q3_K two groups, whole
+ * +2.4-2.8% tokens/s for a TinyLlama-shaped Q4_K_M; Q5_K by one slice as
+ * Q4_K, +1-7% (median of rounds ~+4.5%). Per-thread speed on data in cache
+ * is ~5-15% lower (more live state, more prefetch steps), which memory
+ * hides. Q2_K and Q3_K keep two groups, whole
  * super-blocks, a burst of prefetches ~1.1 KB ahead. Groups missing at
  * the end of a run repeat the first (x5_groups_begin): their sums are never
  * stored, and they keep the interleaved pattern (and its prefetches) for
@@ -318,28 +319,6 @@ INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const vo
 INLINE void step_prefetch(const uint8_t *S, size_t at, size_t nl, size_t rem, size_t jump, int e, int n) {
     const size_t l0 = (size_t)e * nl / (size_t)n, l1 = (size_t)(e + 1) * nl / (size_t)n;
     x5_prefetch_stream(S, at + 64 * l0, 64 * (l1 - l0), X5_PF_DIST, rem, jump);
-}
-
-/* Quarter p (sub-blocks 2p, 2p + 1) of a Q5_K group-block added to is:
- * sb_q45k's integer dots times their 6-bit scales, each slice loaded
- * where it is used (no arrays of registers, which GCC spills). */
-INLINE __m512i sbp_q5k_quarter(const uint8_t *G, int p, const uint8_t *aq, __m512i is) {
-    const __m512i m4 = b8(0x0f);
-    __m512i cl0 = _mm512_setzero_si512(), cl1 = cl0, ch0 = cl0, ch1 = cl0;
-    UNROLL for (int j = 0; j < 8; j++) {
-        const __m512i w = sl(G, 12 + 8 * p + j), h = sl(G, 4 + j); /* high bits in slices 4..11 */
-        const __m512i lo = _mm512_or_si512(_mm512_and_si512(w, m4), x5_bit_to(h, 2 * p, 4));
-        const __m512i hi = _mm512_or_si512(_mm512_and_si512(srl(w, 4), m4), x5_bit_to(h, 2 * p + 1, 4));
-        if (j & 1) {
-            cl1 = x5_dpb(cl1, lo, aq + 64 * p + 4 * j);
-            ch1 = x5_dpb(ch1, hi, aq + 64 * p + 32 + 4 * j);
-        } else {
-            cl0 = x5_dpb(cl0, lo, aq + 64 * p + 4 * j);
-            ch0 = x5_dpb(ch0, hi, aq + 64 * p + 32 + 4 * j);
-        }
-    }
-    is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(cl0, cl1), q45k_scale(G, 2 * p)));
-    return _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_add_epi32(ch0, ch1), q45k_scale(G, 2 * p + 1)));
 }
 
 /* f plus a Q4_K / Q5_K group-block's sum from its integer part is: the
@@ -443,20 +422,41 @@ X5_NOINLINE static void q6k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
     }
 }
 
-/* One Q5_K super-block of four groups, a quarter of each in turn. */
-INLINE void q5k_quarters(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
-    __m512i is[PG_MAX];
+/* One Q5_K super-block of four groups in 32 steps, as q4k_steps: step e =
+ * 8p + j is slice j of quarter p from each group in turn, the values' fifth
+ * bits from slice 4 + j (bits 2p, 2p + 1). Values reach 31, so a chain of
+ * a quarter's 32 values is scaled by vpmulld (sb_q45k's integers). */
+X5_NOINLINE static void q5k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+    const __m512i m4 = b8(0x0f);
+    __m512i is[PG_MAX], cl[PG_MAX], ch[PG_MAX];
     const uint8_t *ak[PG_MAX];
     UNROLL for (int k = 0; k < PG_MAX; k++) {
         is[k] = _mm512_setzero_si512();
         ak[k] = aq;
         __asm__("" : "+r"(ak[k])); /* see x5_dpb */
     }
-    UNROLL for (int p = 0; p < 4; p++)
+    UNROLL for (int p = 0; p < 4; p++) {
+        const uint8_t *B[PG_MAX];
         UNROLL for (int k = 0; k < PG_MAX; k++) {
-            step_prefetch(G[k], at, nl, rem, jump, p, 4);
-            is[k] = sbp_q5k_quarter(G[k] + at, p, ak[k], is[k]);
+            cl[k] = ch[k] = _mm512_setzero_si512();
+            B[k] = G[k] + at;
+            __asm__("" : "+r"(B[k])); /* each quarter loads the high-bit slices again (L1) rather than keep them */
         }
+        UNROLL for (int j = 0; j < 8; j++) {
+            UNROLL for (int k = 0; k < PG_MAX; k++) {
+                step_prefetch(G[k], at, nl, rem, jump, 8 * p + j, 32);
+                const __m512i w = sl(B[k], 12 + 8 * p + j), h = sl(B[k], 4 + j); /* high bits in slices 4..11 */
+                const __m512i lo = _mm512_or_si512(_mm512_and_si512(w, m4), x5_bit_to(h, 2 * p, 4));
+                const __m512i hi = _mm512_or_si512(_mm512_and_si512(srl(w, 4), m4), x5_bit_to(h, 2 * p + 1, 4));
+                cl[k] = x5_dpb(cl[k], lo, ak[k] + 64 * p + 4 * j);
+                ch[k] = x5_dpb(ch[k], hi, ak[k] + 64 * p + 32 + 4 * j);
+            }
+        }
+        UNROLL for (int k = 0; k < PG_MAX; k++) {
+            is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(cl[k], q45k_scale(B[k], 2 * p)));
+            is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(ch[k], q45k_scale(B[k], 2 * p + 1)));
+        }
+    }
     UNROLL for (int k = 0; k < PG_MAX; k++) f[k] = sbp_q45k_finish(G[k] + at, is[k], m, f[k]);
 }
 
@@ -480,7 +480,7 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
                 const size_t at = (size_t)sb * gb;
                 switch (type) {
                 case INFER_TYPE_Q4_K: q4k_steps(G, at, nl, rem, jump, aq, &meta[sb], f); break;
-                case INFER_TYPE_Q5_K: q5k_quarters(G, at, nl, rem, jump, aq, &meta[sb], f); break;
+                case INFER_TYPE_Q5_K: q5k_steps(G, at, nl, rem, jump, aq, &meta[sb], f); break;
                 case INFER_TYPE_Q6_K: q6k_steps(G, at, nl, rem, jump, aq, &meta[sb], f); break;
                 default: /* Q2_K, Q3_K */
                     UNROLL for (int k = 0; k < pg; k++) x5_prefetch_stream(G[k], at, gb, KPF_DIST, rem, jump);
