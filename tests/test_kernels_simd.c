@@ -163,6 +163,44 @@ Test(kernels_simd, quantize_act_bit_identical_to_ref) {
     }
 }
 
+/* Long rows whose blocks each have their own scale (the kernels may
+ * handle several blocks at once: each block's scale must stay its own),
+ * with NaN, infinities and zero blocks among them. */
+Test(kernels_simd, quantize_act_per_block_scales) {
+    static const uint32_t types[] = {INFER_TYPE_Q8_0, INFER_TYPE_Q8_1, INFER_TYPE_Q8_K};
+    FOR_EACH_LEVEL(kt) {
+        int nfail = 0;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const uint32_t t = types[ti];
+            const int64_t bs = t == INFER_TYPE_Q8_K ? 256 : 32, nb = t == INFER_TYPE_Q8_K ? 9 : 71;
+            const int64_t n = nb * bs;
+            float *x = malloc(sizeof(float) * (size_t)n);
+            const size_t bytes = row_size(t, n);
+            uint8_t *a = malloc(bytes), *b = malloc(bytes);
+            for (int round = 0; round < 4; round++) {
+                for (int64_t i = 0; i < n; i++) {
+                    const int64_t blk = i / bs;
+                    const float scale = blk % 11 == 5 ? 0.0f : (float)(1 + (blk * 7 + round) % 13) * (blk % 3 ? 0.01f : 3.0f);
+                    x[i] = scale * (float)((i * 37 + round * 11) % 101 - 50);
+                }
+                if (round >= 2) /* a few specials, in varying blocks and places */
+                    for (int64_t k = 0; k < 6; k++) {
+                        const int64_t at = (k * 997 + round * 131) % n;
+                        x[at] = k % 3 == 0 ? NAN : k % 3 == 1 ? INFINITY : -INFINITY;
+                    }
+                memset(a, 0xaa, bytes);
+                memset(b, 0x55, bytes);
+                infer_ref_quantize(t, x, a, n);
+                kt->quantize_act(t, x, b, n);
+                CHECK(nfail, memcmp(a, b, bytes) == 0, "%s: %s n=%lld round %d differs", kt->name, infer_type_name(t),
+                      (long long)n, round);
+            }
+            free(x), free(a), free(b);
+        }
+        cr_assert_eq(nfail, 0);
+    }
+}
+
 /* ======================= matmul ============================================== */
 
 typedef struct {

@@ -70,8 +70,58 @@ static int q8_block(const float *x, int8_t *q, float *d_out) {
     return _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
 }
 
+/* Largest of each of 16 vectors' lanes, as lane i of the result: a tree
+ * of lane swaps and maxima (max is exact, so any order gives the same).
+ * The tree leaves vector b's maximum in lane L[b] (L = 0 2 1 3, 8 10 9 11,
+ * 4 6 5 7, 12 14 13 15: its own inverse), so one permute puts it in b. */
+static inline __m512 hmax16(__m512 v[16]) {
+    for (int w = 8; w >= 1; w /= 2) /* pair vector i with i + w: low halves / high halves interleaved */
+        for (int i = 0; i < w; i++) {
+            __m512 a, b;
+            if (w == 8) {
+                a = _mm512_shuffle_f32x4(v[i], v[i + w], _MM_SHUFFLE(1, 0, 1, 0));
+                b = _mm512_shuffle_f32x4(v[i], v[i + w], _MM_SHUFFLE(3, 2, 3, 2));
+            } else if (w == 4) {
+                a = _mm512_shuffle_f32x4(v[i], v[i + w], _MM_SHUFFLE(2, 0, 2, 0));
+                b = _mm512_shuffle_f32x4(v[i], v[i + w], _MM_SHUFFLE(3, 1, 3, 1));
+            } else if (w == 2) {
+                a = _mm512_shuffle_ps(v[i], v[i + w], _MM_SHUFFLE(1, 0, 1, 0));
+                b = _mm512_shuffle_ps(v[i], v[i + w], _MM_SHUFFLE(3, 2, 3, 2));
+            } else {
+                a = _mm512_shuffle_ps(v[i], v[i + w], _MM_SHUFFLE(2, 0, 2, 0));
+                b = _mm512_shuffle_ps(v[i], v[i + w], _MM_SHUFFLE(3, 1, 3, 1));
+            }
+            v[i] = _mm512_max_ps(a, b);
+        }
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15), v[0]);
+}
+
 static void quant_q8_0(const float *x, uint8_t *y, int64_t n) {
-    for (int64_t i = 0; i < n / X86_QK; i++, x += X86_QK, y += 34) {
+    int64_t i = 0;
+    /* 16 blocks at a time: their scales as one vector (the same divisions
+     * as q8_block, lane by lane), then each block's quants */
+    for (; i + 16 <= n / X86_QK; i += 16, x += 16 * X86_QK, y += 16 * 34) {
+        __m512 m[16];
+        for (int b = 0; b < 16; b++)
+            m[b] = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + 32 * b + 16)), /* NaN ignored, as absmax */
+                                 _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + 32 * b)), _mm512_setzero_ps()));
+        const __m512 d = _mm512_div_ps(hmax16(m), _mm512_set1_ps(127.0f));
+        const __m512 id = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ), _mm512_set1_ps(1.0f), d);
+        _Alignas(64) float ids[16];
+        _Alignas(32) uint16_t dh[16];
+        _mm512_store_ps(ids, id);
+        _mm256_store_si256((__m256i *)(void *)dh, _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        for (int b = 0; b < 16; b++) {
+            const __m512 vid = _mm512_set1_ps(ids[b]);
+            const __m512i i0 = to_i8_range(round_away(sanitize(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b), vid))));
+            const __m512i i1 = to_i8_range(round_away(sanitize(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b + 16), vid))));
+            uint8_t *yb = y + 34 * b;
+            memcpy(yb, &dh[b], 2);
+            _mm_storeu_si128((__m128i *)(void *)(yb + 2), _mm512_cvtepi32_epi8(i0));
+            _mm_storeu_si128((__m128i *)(void *)(yb + 18), _mm512_cvtepi32_epi8(i1));
+        }
+    }
+    for (; i < n / X86_QK; i++, x += X86_QK, y += 34) {
         float d;
         q8_block(x, (int8_t *)(y + 2), &d);
         const uint16_t h = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
@@ -110,15 +160,26 @@ static void quant_q8_k(const float *x, uint8_t *y, int64_t n) {
         }
         const float iscale = -127.0f / x[first];
         const __m512 vs = _mm512_set1_ps(iscale);
-        int16_t bsums[16];
         for (int v = 0; v < 16; v++) {
             const __m512 r = _mm512_roundscale_ps(sanitize(_mm512_mul_ps(vs, _mm512_loadu_ps(x + 16 * v))),
                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            const __m512i q = to_i8_range(r);
-            _mm_storeu_si128((__m128i *)(void *)(y + 4 + 16 * v), _mm512_cvtepi32_epi8(q));
-            bsums[v] = (int16_t)_mm512_reduce_add_epi32(q);
+            _mm_storeu_si128((__m128i *)(void *)(y + 4 + 16 * v), _mm512_cvtepi32_epi8(to_i8_range(r)));
         }
-        memcpy(y + 260, bsums, 32);
+        /* group sums from the stored bytes: biased to unsigned (q + 128),
+         * summed 8 at a time (vpsadbw: 64-bit lane L of a 64-byte chunk
+         * holds bytes 8L..8L+7, i.e. 32-bit lane 2L), lanes 2i and 2i + 1
+         * added for group i of the chunk, the bias taken off */
+        const __m512i ia = _mm512_set_epi32(12, 8, 4, 0, 12, 8, 4, 0, 12, 8, 4, 0, 12, 8, 4, 0);
+        const __m512i ib = _mm512_add_epi32(ia, _mm512_set1_epi32(2));
+        __m512i s = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            const __m512i b = _mm512_xor_si512(_mm512_loadu_si512((const void *)(y + 4 + 64 * c)), _mm512_set1_epi8((char)0x80));
+            const __m512i sad = _mm512_sad_epu8(b, _mm512_setzero_si512());
+            s = _mm512_mask_add_epi32(s, (__mmask16)(0xfu << (4 * c)), _mm512_permutexvar_epi32(ia, sad),
+                                      _mm512_permutexvar_epi32(ib, sad));
+        }
+        s = _mm512_sub_epi32(s, _mm512_set1_epi32(16 * 128));
+        _mm256_storeu_si256((__m256i *)(void *)(y + 260), _mm512_cvtepi32_epi16(s));
         const float d = 1.0f / iscale;
         memcpy(y, &d, 4);
     }
