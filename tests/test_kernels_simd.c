@@ -133,6 +133,17 @@ Test(kernels_simd, every_entry_is_set) {
 
 /* ======================= activation quantizers ================================ */
 
+/* x quantized by the reference into a and by kt into b (bytes each, both
+ * first filled with different junk): the same bytes? */
+static int quantized_as_ref(const kernel_table *kt, uint32_t t, const float *x, int64_t n, uint8_t *a, uint8_t *b,
+                            size_t bytes) {
+    memset(a, 0xaa, bytes);
+    memset(b, 0x55, bytes);
+    infer_ref_quantize(t, x, a, n);
+    kt->quantize_act(t, x, b, n);
+    return memcmp(a, b, bytes) == 0;
+}
+
 Test(kernels_simd, quantize_act_bit_identical_to_ref) {
     static const uint32_t types[] = {INFER_TYPE_F32, INFER_TYPE_F16, INFER_TYPE_BF16,
                                      INFER_TYPE_Q8_0, INFER_TYPE_Q8_1, INFER_TYPE_Q8_K};
@@ -149,12 +160,8 @@ Test(kernels_simd, quantize_act_bit_identical_to_ref) {
                 uint8_t *a = malloc(bytes), *b = malloc(bytes);
                 for (int kind = 0; kind < N_KINDS; kind++) {
                     fill(x, n, kind);
-                    memset(a, 0xaa, bytes);
-                    memset(b, 0x55, bytes);
-                    infer_ref_quantize(t, x, a, n);
-                    kt->quantize_act(t, x, b, n);
-                    CHECK(nfail, memcmp(a, b, bytes) == 0, "%s: %s n=%lld kind %d differs", kt->name, infer_type_name(t),
-                          (long long)n, kind);
+                    CHECK(nfail, quantized_as_ref(kt, t, x, n, a, b, bytes), "%s: %s n=%lld kind %d differs", kt->name,
+                          infer_type_name(t), (long long)n, kind);
                 }
                 free(x), free(a), free(b);
             }
@@ -188,12 +195,8 @@ Test(kernels_simd, quantize_act_per_block_scales) {
                         const int64_t at = (k * 997 + round * 131) % n;
                         x[at] = k % 3 == 0 ? NAN : k % 3 == 1 ? INFINITY : -INFINITY;
                     }
-                memset(a, 0xaa, bytes);
-                memset(b, 0x55, bytes);
-                infer_ref_quantize(t, x, a, n);
-                kt->quantize_act(t, x, b, n);
-                CHECK(nfail, memcmp(a, b, bytes) == 0, "%s: %s n=%lld round %d differs", kt->name, infer_type_name(t),
-                      (long long)n, round);
+                CHECK(nfail, quantized_as_ref(kt, t, x, n, a, b, bytes), "%s: %s n=%lld round %d differs", kt->name,
+                      infer_type_name(t), (long long)n, round);
             }
             free(x), free(a), free(b);
         }

@@ -321,6 +321,16 @@ INLINE void step_prefetch(const uint8_t *S, size_t at, size_t nl, size_t rem, si
     x5_prefetch_stream(S, at + 64 * l0, 64 * (l1 - l0), X5_PF_DIST, rem, jump);
 }
 
+/* A super-block's start in the step kernels: integer sums 0, and one copy
+ * of the activation pointer per group (see x5_dpb). */
+INLINE void steps_begin(const uint8_t *aq, __m512i *is, const uint8_t **ak) {
+    UNROLL for (int k = 0; k < PG_MAX; k++) {
+        is[k] = _mm512_setzero_si512();
+        ak[k] = aq;
+        __asm__("" : "+r"(ak[k]));
+    }
+}
+
 /* f plus a Q4_K / Q5_K group-block's sum from its integer part is: the
  * mins (slices 2, 3) against Q8_K's group sums, and the two f16 scales. */
 INLINE __m512 sbp_q45k_finish(const uint8_t *G, __m512i is, const x86_kact *m, __m512 f) {
@@ -348,11 +358,7 @@ X5_NOINLINE static void q4k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
     const __m512i m4 = b8(0x0f);
     __m512i is[PG_MAX], cl[PG_MAX], ch[PG_MAX];
     const uint8_t *ak[PG_MAX];
-    UNROLL for (int k = 0; k < PG_MAX; k++) {
-        is[k] = _mm512_setzero_si512();
-        ak[k] = aq;
-        __asm__("" : "+r"(ak[k])); /* see x5_dpb */
-    }
+    steps_begin(aq, is, ak);
     UNROLL for (int p = 0; p < 4; p++) {
         UNROLL for (int h = 0; h < 2; h++) {
             UNROLL for (int k = 0; k < PG_MAX; k++) cl[k] = ch[k] = _mm512_setzero_si512();
@@ -382,11 +388,7 @@ X5_NOINLINE static void q4k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
 X5_NOINLINE static void q6k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
     __m512i is[PG_MAX], a[PG_MAX][4];
     const uint8_t *ak[PG_MAX];
-    UNROLL for (int k = 0; k < PG_MAX; k++) {
-        is[k] = _mm512_setzero_si512();
-        ak[k] = aq;
-        __asm__("" : "+r"(ak[k])); /* see x5_dpb */
-    }
+    steps_begin(aq, is, ak);
     UNROLL for (int p = 0; p < 4; p++) {
         const int c = p >> 1, q = p & 1;
         UNROLL for (int k = 0; k < PG_MAX; k++) UNROLL for (int i = 0; i < 4; i++) a[k][i] = _mm512_setzero_si512();
@@ -430,11 +432,7 @@ X5_NOINLINE static void q5k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
     const __m512i m4 = b8(0x0f);
     __m512i is[PG_MAX], cl[PG_MAX], ch[PG_MAX];
     const uint8_t *ak[PG_MAX];
-    UNROLL for (int k = 0; k < PG_MAX; k++) {
-        is[k] = _mm512_setzero_si512();
-        ak[k] = aq;
-        __asm__("" : "+r"(ak[k])); /* see x5_dpb */
-    }
+    steps_begin(aq, is, ak);
     UNROLL for (int p = 0; p < 4; p++) {
         const uint8_t *B[PG_MAX];
         UNROLL for (int k = 0; k < PG_MAX; k++) {
