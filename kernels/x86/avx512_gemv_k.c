@@ -30,14 +30,47 @@ INLINE __m512i ubyte(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi
 /* Byte k of every lane, sign-extended. */
 INLINE __m512i sbyte(__m512i v, int k) { return _mm512_srai_epi32(_mm512_slli_epi32(v, (unsigned)(24 - 8 * k)), 24); }
 
+/* Q4_K / Q5_K scales and mins 4..7, per byte: the low nibble of lo4 with
+ * bits 6, 7 of hi2 above it. (Entries 0..3 are the low 6 bits of their
+ * own bytes.) */
+INLINE __m512i k45_upper6(__m512i lo4, __m512i hi2) { return _mm512_or_si512(and8(lo4, 0x0f), and8(srl(hi2, 2), 0x30)); }
+
 /* The 6-bit scale of sub-block b (0..7) of a repacked Q4_K / Q5_K
  * group-block, zero-extended per lane: 0..3 in slice 1's low 6 bits; 4..7
  * in slice 3's low nibbles and slice 1's top 2 bits. */
 INLINE __m512i q45k_scale(const uint8_t *G, int b) {
     const __m512i t1 = _mm512_loadu_si512((const void *)(G + 64));
-    const __m512i scs = b < 4 ? and8(t1, 0x3f)
-                              : _mm512_or_si512(and8(_mm512_loadu_si512((const void *)(G + 192)), 0x0f), and8(srl(t1, 2), 0x30));
+    const __m512i scs = b < 4 ? and8(t1, 0x3f) : k45_upper6(_mm512_loadu_si512((const void *)(G + 192)), t1);
     return ubyte(scs, b & 3);
+}
+
+/* f plus a Q4_K / Q5_K super-block's sum from its integer part is, given
+ * its first slices t0 (d, dmin), t2, t3 (mins with scales 8..11): the
+ * mins against Q8_K's group sums, and the two f16 scales. */
+INLINE __m512 q45k_finish(__m512i t0, __m512i t2, __m512i t3, __m512i is, const x86_kact *m, __m512 f) {
+    const __m512i mn_lo = and8(t2, 0x3f), mn_hi = k45_upper6(srl(t3, 4), t2);
+    const __m512i w16 = _mm512_set1_epi32(0x00ff00ff);
+    __m512i corr = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(mn_lo, w16), _mm512_set1_epi32(m->pair[0]));
+    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_lo, 8), w16), _mm512_set1_epi32(m->pair[1]));
+    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(mn_hi, w16), _mm512_set1_epi32(m->pair[2]));
+    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_hi, 8), w16), _mm512_set1_epi32(m->pair[3]));
+    const __m512 da = _mm512_set1_ps(m->da);
+    const __m512 dd = _mm512_mul_ps(x5_f16_lo(t0), da), dm = _mm512_mul_ps(x5_f16_hi(t0), da);
+    return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
+}
+
+/* f plus a Q6_K super-block's sum from its integer part is, given its
+ * int8 scales sc[q] (4q .. 4q + 3 per lane) and its d: the offset 32
+ * against Q8_K's group sums taken off. */
+INLINE __m512 q6k_finish(const __m512i sc[4], __m512 d, __m512i is, const x86_kact *m, __m512 f) {
+    __m512i corr = _mm512_setzero_si512();
+    UNROLL for (int q = 0; q < 4; q++) {
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(_mm512_slli_epi16(sc[q], 8), 8), _mm512_set1_epi32(m->pair[2 * q]));
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc[q], 8), _mm512_set1_epi32(m->pair[2 * q + 1]));
+    }
+    corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
+    const __m512 dd = _mm512_mul_ps(d, _mm512_set1_ps(m->da));
+    return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
 }
 
 /* Q4_K (qh_off 0) and Q5_K: one super-block of 16 rows into f. */
@@ -46,9 +79,7 @@ INLINE __m512 sb_q45k(const int q5, const uint8_t *const rows[16], size_t off, c
     const __m512i m4 = b8(0x0f);
     __m512i t[4], h[8], d[8];
     x5_tr16(rows, off, t); /* d|dmin, scales 0..3, 4..7, 8..11 */
-    const __m512i sc_lo = and8(t[1], 0x3f), mn_lo = and8(t[2], 0x3f);
-    const __m512i sc_hi = _mm512_or_si512(and8(t[3], 0x0f), and8(srl(t[1], 2), 0x30));
-    const __m512i mn_hi = _mm512_or_si512(and8(srl(t[3], 4), 0x0f), and8(srl(t[2], 2), 0x30));
+    const __m512i sc_lo = and8(t[1], 0x3f), sc_hi = k45_upper6(t[3], t[1]);
     if (q5) {
         x5_tr16(rows, off + 16, h);
         x5_tr16(rows, off + 32, h + 4);
@@ -76,20 +107,13 @@ INLINE __m512 sb_q45k(const int q5, const uint8_t *const rows[16], size_t off, c
         is = _mm512_add_epi32(is, _mm512_mullo_epi32(clo, ubyte(scs, (2 * p) & 3)));
         is = _mm512_add_epi32(is, _mm512_mullo_epi32(chi, ubyte(scs, (2 * p + 1) & 3)));
     }
-    const __m512i w16 = _mm512_set1_epi32(0x00ff00ff);
-    __m512i corr = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(mn_lo, w16), _mm512_set1_epi32(m->pair[0]));
-    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_lo, 8), w16), _mm512_set1_epi32(m->pair[1]));
-    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(mn_hi, w16), _mm512_set1_epi32(m->pair[2]));
-    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_hi, 8), w16), _mm512_set1_epi32(m->pair[3]));
-    const __m512 da = _mm512_set1_ps(m->da);
-    const __m512 dd = _mm512_mul_ps(x5_f16_lo(t[0]), da), dm = _mm512_mul_ps(x5_f16_hi(t[0]), da);
-    return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
+    return q45k_finish(t[0], t[2], t[3], is, m, f);
 }
 
 /* Q6_K: value 128c + 32k + l (l = 4j + i), sub-block (16 values) 8c + 2k
  * + j / 4; four slices of values (one per k) from the file's slices
  * (x5_q6k_file_values; a group-block's recoded ones take 9 operations,
- * not 17: sbp_q6k_quarter). Scales: body bytes 192..207. */
+ * not 17: q6k_steps). Scales: body bytes 192..207. */
 INLINE __m512 sb_q6k(const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *aq, const x86_kact *m,
                      __m512 f) {
     __m512i sc[4];
@@ -119,14 +143,7 @@ INLINE __m512 sb_q6k(const uint8_t *const rows[16], __m512i vidx, size_t off, co
             is = _mm512_add_epi32(is, _mm512_mullo_epi32(a3, sbyte(sc[s3 / 4], s3 % 4)));
         }
     }
-    __m512i corr = _mm512_setzero_si512();
-    UNROLL for (int q = 0; q < 4; q++) {
-        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(_mm512_slli_epi16(sc[q], 8), 8), _mm512_set1_epi32(m->pair[2 * q]));
-        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc[q], 8), _mm512_set1_epi32(m->pair[2 * q + 1]));
-    }
-    corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
-    const __m512 dd = _mm512_mul_ps(dq, _mm512_set1_ps(m->da));
-    return _mm512_add_ps(f, _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
+    return q6k_finish(sc, dq, is, m, f);
 }
 
 /* The integer part of a Q2_K / Q3_K super-block (quants from byte qoff):
@@ -331,20 +348,9 @@ INLINE void steps_begin(const uint8_t *aq, __m512i *is, const uint8_t **ak) {
     }
 }
 
-/* f plus a Q4_K / Q5_K group-block's sum from its integer part is: the
- * mins (slices 2, 3) against Q8_K's group sums, and the two f16 scales. */
+/* f plus a repacked Q4_K / Q5_K group-block's sum from its integer part is. */
 INLINE __m512 sbp_q45k_finish(const uint8_t *G, __m512i is, const x86_kact *m, __m512 f) {
-    const __m512i t2 = sl(G, 2), t3 = sl(G, 3);
-    const __m512i mn_lo = and8(t2, 0x3f), mn_hi = _mm512_or_si512(and8(srl(t3, 4), 0x0f), and8(srl(t2, 2), 0x30));
-    const __m512i w16 = _mm512_set1_epi32(0x00ff00ff);
-    __m512i corr = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_and_si512(mn_lo, w16), _mm512_set1_epi32(m->pair[0]));
-    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_lo, 8), w16), _mm512_set1_epi32(m->pair[1]));
-    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(mn_hi, w16), _mm512_set1_epi32(m->pair[2]));
-    corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(mn_hi, 8), w16), _mm512_set1_epi32(m->pair[3]));
-    const __m512 da = _mm512_set1_ps(m->da);
-    const __m512i t0 = sl(G, 0);
-    const __m512 dd = _mm512_mul_ps(x5_f16_lo(t0), da), dm = _mm512_mul_ps(x5_f16_hi(t0), da);
-    return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
+    return q45k_finish(sl(G, 0), sl(G, 2), sl(G, 3), is, m, f);
 }
 
 /* One Q4_K super-block of four groups in 32 steps: step e = 8p + j is
@@ -412,15 +418,8 @@ X5_NOINLINE static void q6k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
     }
     UNROLL for (int k = 0; k < PG_MAX; k++) {
         const uint8_t *B = G[k] + at;
-        __m512i corr = _mm512_setzero_si512();
-        UNROLL for (int t = 0; t < 4; t++) {
-            const __m512i sc = sl(B, 48 + t);
-            corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(_mm512_slli_epi16(sc, 8), 8), _mm512_set1_epi32(m->pair[2 * t]));
-            corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sc, 8), _mm512_set1_epi32(m->pair[2 * t + 1]));
-        }
-        corr = _mm512_slli_epi32(corr, 5); /* the offset 32 */
-        const __m512 dd = _mm512_mul_ps(x5_packed_d(B, x5_d_at(INFER_TYPE_Q6_K)), _mm512_set1_ps(m->da));
-        f[k] = _mm512_add_ps(f[k], _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_sub_epi32(is[k], corr))));
+        const __m512i sc[4] = {sl(B, 48), sl(B, 49), sl(B, 50), sl(B, 51)};
+        f[k] = q6k_finish(sc, x5_packed_d(B, x5_d_at(INFER_TYPE_Q6_K)), is[k], m, f[k]);
     }
 }
 

@@ -57,17 +57,22 @@ static inline float absmax(const float *x, int n) {
     return _mm512_reduce_max_ps(m);
 }
 
-/* One Q8_0/Q8_1 block: d = amax / 127, q = roundf(x / d); returns sum(q). */
-static int q8_block(const float *x, int8_t *q, float *d_out) {
-    const float d = absmax(x, 32) / 127;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+/* A Q8_0/Q8_1 block's quants q = roundf(x * id) (id = 1/d, or 0); returns
+ * them summed in pairs of lanes (16 partial sums). */
+static inline __m512i q8_quants(const float *x, float id, int8_t *q) {
     const __m512 vid = _mm512_set1_ps(id);
     const __m512i i0 = to_i8_range(round_away(sanitize(_mm512_mul_ps(_mm512_loadu_ps(x), vid))));
     const __m512i i1 = to_i8_range(round_away(sanitize(_mm512_mul_ps(_mm512_loadu_ps(x + 16), vid))));
     _mm_storeu_si128((__m128i *)(void *)q, _mm512_cvtepi32_epi8(i0));
     _mm_storeu_si128((__m128i *)(void *)(q + 16), _mm512_cvtepi32_epi8(i1));
+    return _mm512_add_epi32(i0, i1);
+}
+
+/* One Q8_0/Q8_1 block: d = amax / 127, q = roundf(x / d); returns sum(q). */
+static int q8_block(const float *x, int8_t *q, float *d_out) {
+    const float d = absmax(x, 32) / 127;
     *d_out = d;
-    return _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    return _mm512_reduce_add_epi32(q8_quants(x, d != 0.0f ? 1.0f / d : 0.0f, q));
 }
 
 /* Largest of each of 16 vectors' lanes, as lane i of the result: a tree
@@ -112,13 +117,8 @@ static void quant_q8_0(const float *x, uint8_t *y, int64_t n) {
         _mm512_store_ps(ids, id);
         _mm256_store_si256((__m256i *)(void *)dh, _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         for (int b = 0; b < 16; b++) {
-            const __m512 vid = _mm512_set1_ps(ids[b]);
-            const __m512i i0 = to_i8_range(round_away(sanitize(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b), vid))));
-            const __m512i i1 = to_i8_range(round_away(sanitize(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b + 16), vid))));
-            uint8_t *yb = y + 34 * b;
-            memcpy(yb, &dh[b], 2);
-            _mm_storeu_si128((__m128i *)(void *)(yb + 2), _mm512_cvtepi32_epi8(i0));
-            _mm_storeu_si128((__m128i *)(void *)(yb + 18), _mm512_cvtepi32_epi8(i1));
+            memcpy(y + 34 * b, &dh[b], 2);
+            (void)q8_quants(x + 32 * b, ids[b], (int8_t *)(y + 34 * b + 2));
         }
     }
     for (; i < n / X86_QK; i++, x += X86_QK, y += 34) {
