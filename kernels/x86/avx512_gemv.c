@@ -130,12 +130,24 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
 
 /* Repacked: PG groups at a time, each its own sequential stream (a few
  * streams per thread read faster than one), blocks in the outer loop.
- * Groups missing at the end of a run repeat the first (x5_groups_begin,
- * sums never stored) so that the real ones keep the interleaved pattern
- * and its prefetches. Every group's sum runs over the blocks in order, as
+ * A run's last one or two groups take a one- or two-stream instance
+ * (leg_steps), three the four-stream one with the first repeated
+ * (x5_groups_begin, x5_streams_for; the repeat's sums are never stored),
+ * all with their prefetches. Every group's sum runs over the blocks in order, as
  * above: the same result bit for bit. Partial sums cross activation
  * chunks through out. */
 #define PG 4
+/* Blocks [0, n) of ng groups' streams into f[0 .. ng). */
+INLINE void leg_steps(const int ng, const uint32_t type, const uint8_t *const *G, int64_t n, size_t gb, size_t rem,
+                      size_t jump, const uint8_t *a0, size_t ab, size_t qa, const x86_leg_act *meta, __m512 *f) {
+    for (int64_t b = 0; b < n; b++) {
+        UNROLL for (int k = 0; k < ng; k++) x5_prefetch_stream(G[k], (size_t)b * gb, gb, X5_PF_DIST, rem, jump);
+        UNROLL for (int k = 0; k < ng; k++)
+            f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb, a0 + (size_t)b * ab + qa,
+                             &meta[b], f[k]);
+    }
+}
+
 INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                                const uint8_t *act, float *out) {
     x86_leg_act meta[GEMV_NB];
@@ -151,11 +163,10 @@ INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0
             __m512 f[PG];
             const int npg = x5_groups_begin(P, g, g0 + ng, PG, nb, b0, gb, out + 16 * (g - g0), G, f);
             const size_t rem = (size_t)(nb - b0) * gb, jump = (size_t)(PG - 1) * (size_t)nb * gb;
-            for (int64_t b = 0; b < n; b++) {
-                UNROLL for (int k = 0; k < PG; k++) x5_prefetch_stream(G[k], (size_t)b * gb, gb, X5_PF_DIST, rem, jump);
-                UNROLL for (int k = 0; k < PG; k++)
-                    f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb,
-                                     a0 + (size_t)b * ab + qa, &meta[b], f[k]);
+            switch (x5_streams_for(npg, PG)) {
+            case PG: leg_steps(PG, type, G, n, gb, rem, jump, a0, ab, qa, meta, f); break;
+            case 2: leg_steps(2, type, G, n, gb, rem, jump, a0, ab, qa, meta, f); break;
+            default: leg_steps(1, type, G, n, gb, rem, jump, a0, ab, qa, meta, f); break;
             }
             for (int k = 0; k < npg; k++) _mm512_storeu_ps(out + 16 * (g + k - g0), f[k]);
         }

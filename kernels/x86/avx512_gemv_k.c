@@ -313,10 +313,10 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
  * Q4_K, +1-7% (median of rounds ~+4.5%). Per-thread speed on data in cache
  * is ~5-15% lower (more live state, more prefetch steps), which memory
  * hides. Q2_K and Q3_K keep two groups, whole
- * super-blocks, a burst of prefetches ~1.1 KB ahead. Groups missing at
- * the end of a run repeat the first (x5_groups_begin): their sums are never
- * stored, and they keep the interleaved pattern (and its prefetches) for
- * the real ones. Each group's sum runs in super-block order as above (bit
+ * super-blocks, a burst of prefetches ~1.1 KB ahead. A run's last one or
+ * two groups take a one- or two-stream instance of the step kernels, three
+ * the four-stream one with the first repeated (x5_groups_begin,
+ * x5_streams_for: the repeat's sums are never stored). Each group's sum runs in super-block order as above (bit
  * for bit the same: the integer parts are exact in any order); partial
  * sums cross activation chunks through out. */
 #define PG_MAX 4
@@ -360,30 +360,30 @@ INLINE __m512 sbp_q45k_finish(const uint8_t *G, __m512i is, const x86_kact *m, _
  * 128 < 2^15, the high chain once shifted back exactly), so each is a
  * 16-bit number in its 32-bit lane and one vpdpwssd against the scale
  * (0..63, high word 0) adds sum * scale: the integers of sb_q45k. */
-X5_NOINLINE static void q4k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+INLINE void q4k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
     const __m512i m4 = b8(0x0f);
     __m512i is[PG_MAX], cl[PG_MAX], ch[PG_MAX];
     const uint8_t *ak[PG_MAX];
     steps_begin(aq, is, ak);
     UNROLL for (int p = 0; p < 4; p++) {
         UNROLL for (int h = 0; h < 2; h++) {
-            UNROLL for (int k = 0; k < PG_MAX; k++) cl[k] = ch[k] = _mm512_setzero_si512();
+            UNROLL for (int k = 0; k < ng; k++) cl[k] = ch[k] = _mm512_setzero_si512();
             UNROLL for (int j = 4 * h; j < 4 * h + 4; j++) {
-                UNROLL for (int k = 0; k < PG_MAX; k++) {
+                UNROLL for (int k = 0; k < ng; k++) {
                     step_prefetch(G[k], at, nl, rem, jump, 8 * p + j, 32);
                     const __m512i w = sl(G[k] + at, 4 + 8 * p + j);
                     cl[k] = x5_dpb(cl[k], _mm512_and_si512(w, m4), ak[k] + 64 * p + 4 * j);
                     ch[k] = x5_dpb(ch[k], and8(w, 0xf0), ak[k] + 64 * p + 32 + 4 * j); /* 16 x the high nibble */
                 }
             }
-            UNROLL for (int k = 0; k < PG_MAX; k++) {
+            UNROLL for (int k = 0; k < ng; k++) {
                 const uint8_t *B = G[k] + at;
                 is[k] = _mm512_dpwssd_epi32(is[k], cl[k], q45k_scale(B, 2 * p));
                 is[k] = _mm512_dpwssd_epi32(is[k], _mm512_srai_epi32(ch[k], 4), q45k_scale(B, 2 * p + 1));
             }
         }
     }
-    UNROLL for (int k = 0; k < PG_MAX; k++) f[k] = sbp_q45k_finish(G[k] + at, is[k], m, f[k]);
+    UNROLL for (int k = 0; k < ng; k++) f[k] = sbp_q45k_finish(G[k] + at, is[k], m, f[k]);
 }
 
 /* One Q6_K super-block of four groups in 16 steps: step 4p + i is slice
@@ -391,15 +391,15 @@ X5_NOINLINE static void q4k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
  * recoded slices 12p + 3i .. + 2) from each group in turn; the four
  * chains of a quarter are scaled by sub-blocks 8c + q + {0, 2, 4, 6}
  * (slices 48 + 2c, 49 + 2c). */
-X5_NOINLINE static void q6k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+INLINE void q6k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
     __m512i is[PG_MAX], a[PG_MAX][4];
     const uint8_t *ak[PG_MAX];
     steps_begin(aq, is, ak);
     UNROLL for (int p = 0; p < 4; p++) {
         const int c = p >> 1, q = p & 1;
-        UNROLL for (int k = 0; k < PG_MAX; k++) UNROLL for (int i = 0; i < 4; i++) a[k][i] = _mm512_setzero_si512();
+        UNROLL for (int k = 0; k < ng; k++) UNROLL for (int i = 0; i < 4; i++) a[k][i] = _mm512_setzero_si512();
         UNROLL for (int i = 0; i < 4; i++) {
-            UNROLL for (int k = 0; k < PG_MAX; k++) {
+            UNROLL for (int k = 0; k < ng; k++) {
                 step_prefetch(G[k], at, nl, rem, jump, 4 * p + i, 16);
                 __m512i v[4];
                 x5_q6k_values(G[k] + at + 64 * (24 * c + 3 * (4 * q + i)), v);
@@ -407,7 +407,7 @@ X5_NOINLINE static void q6k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
                 UNROLL for (int t = 0; t < 4; t++) a[k][t] = x5_dpb(a[k][t], v[t], aa + 32 * t);
             }
         }
-        UNROLL for (int k = 0; k < PG_MAX; k++) {
+        UNROLL for (int k = 0; k < ng; k++) {
             const uint8_t *B = G[k] + at;
             const __m512i s_lo = sl(B, 48 + 2 * c), s_hi = sl(B, 49 + 2 * c);
             is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(a[k][0], sbyte(s_lo, q)));
@@ -416,7 +416,7 @@ X5_NOINLINE static void q6k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
             is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(a[k][3], sbyte(s_hi, q + 2)));
         }
     }
-    UNROLL for (int k = 0; k < PG_MAX; k++) {
+    UNROLL for (int k = 0; k < ng; k++) {
         const uint8_t *B = G[k] + at;
         const __m512i sc[4] = {sl(B, 48), sl(B, 49), sl(B, 50), sl(B, 51)};
         f[k] = q6k_finish(sc, x5_packed_d(B, x5_d_at(INFER_TYPE_Q6_K)), is[k], m, f[k]);
@@ -427,20 +427,20 @@ X5_NOINLINE static void q6k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
  * 8p + j is slice j of quarter p from each group in turn, the values' fifth
  * bits from slice 4 + j (bits 2p, 2p + 1). Values reach 31, so a chain of
  * a quarter's 32 values is scaled by vpmulld (sb_q45k's integers). */
-X5_NOINLINE static void q5k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+INLINE void q5k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
     const __m512i m4 = b8(0x0f);
     __m512i is[PG_MAX], cl[PG_MAX], ch[PG_MAX];
     const uint8_t *ak[PG_MAX];
     steps_begin(aq, is, ak);
     UNROLL for (int p = 0; p < 4; p++) {
         const uint8_t *B[PG_MAX];
-        UNROLL for (int k = 0; k < PG_MAX; k++) {
+        UNROLL for (int k = 0; k < ng; k++) {
             cl[k] = ch[k] = _mm512_setzero_si512();
             B[k] = G[k] + at;
             __asm__("" : "+r"(B[k])); /* each quarter loads the high-bit slices again (L1) rather than keep them */
         }
         UNROLL for (int j = 0; j < 8; j++) {
-            UNROLL for (int k = 0; k < PG_MAX; k++) {
+            UNROLL for (int k = 0; k < ng; k++) {
                 step_prefetch(G[k], at, nl, rem, jump, 8 * p + j, 32);
                 const __m512i w = sl(B[k], 12 + 8 * p + j), h = sl(B[k], 4 + j); /* high bits in slices 4..11 */
                 const __m512i lo = _mm512_or_si512(_mm512_and_si512(w, m4), x5_bit_to(h, 2 * p, 4));
@@ -449,13 +449,25 @@ X5_NOINLINE static void q5k_steps(X5_STREAMS, const uint8_t *aq, const x86_kact 
                 ch[k] = x5_dpb(ch[k], hi, ak[k] + 64 * p + 32 + 4 * j);
             }
         }
-        UNROLL for (int k = 0; k < PG_MAX; k++) {
+        UNROLL for (int k = 0; k < ng; k++) {
             is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(cl[k], q45k_scale(B[k], 2 * p)));
             is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(ch[k], q45k_scale(B[k], 2 * p + 1)));
         }
     }
-    UNROLL for (int k = 0; k < PG_MAX; k++) f[k] = sbp_q45k_finish(G[k] + at, is[k], m, f[k]);
+    UNROLL for (int k = 0; k < ng; k++) f[k] = sbp_q45k_finish(G[k] + at, is[k], m, f[k]);
 }
+
+/* Each step kernel for 4, 2 and 1 streams (STEPS_NG): a run's last set
+ * of groups takes as many streams as it has groups (three take four, the
+ * first repeated). */
+#define STEPS_NG(name, ng)                                                                            \
+    X5_NOINLINE static void name##_##ng(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) { \
+        name(ng, G, at, nl, rem, jump, aq, m, f);                                                     \
+    }
+STEPS_NG(q4k_steps, 4) STEPS_NG(q4k_steps, 2) STEPS_NG(q4k_steps, 1)
+STEPS_NG(q5k_steps, 4) STEPS_NG(q5k_steps, 2) STEPS_NG(q5k_steps, 1)
+STEPS_NG(q6k_steps, 4) STEPS_NG(q6k_steps, 2) STEPS_NG(q6k_steps, 1)
+#define STEPS_CALL(name, sn) (sn == 4 ? name##_4 : sn == 2 ? name##_2 : name##_1)
 
 INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                           const uint8_t *act, float *out) {
@@ -472,13 +484,14 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
             const uint8_t *G[PG_MAX];
             __m512 f[PG_MAX];
             const int npg = x5_groups_begin(P, g, g0 + ng, pg, nsb, c0, gb, out + 16 * (g - g0), G, f);
+            const int sn = x5_streams_for(npg, pg);
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
                 const size_t at = (size_t)sb * gb;
                 switch (type) {
-                case INFER_TYPE_Q4_K: q4k_steps(G, at, nl, rem, jump, aq, &meta[sb], f); break;
-                case INFER_TYPE_Q5_K: q5k_steps(G, at, nl, rem, jump, aq, &meta[sb], f); break;
-                case INFER_TYPE_Q6_K: q6k_steps(G, at, nl, rem, jump, aq, &meta[sb], f); break;
+                case INFER_TYPE_Q4_K: STEPS_CALL(q4k_steps, sn)(G, at, nl, rem, jump, aq, &meta[sb], f); break;
+                case INFER_TYPE_Q5_K: STEPS_CALL(q5k_steps, sn)(G, at, nl, rem, jump, aq, &meta[sb], f); break;
+                case INFER_TYPE_Q6_K: STEPS_CALL(q6k_steps, sn)(G, at, nl, rem, jump, aq, &meta[sb], f); break;
                 default: /* Q2_K, Q3_K */
                     UNROLL for (int k = 0; k < pg; k++) x5_prefetch_stream(G[k], at, gb, KPF_DIST, rem, jump);
                     UNROLL for (int k = 0; k < pg; k++) {
