@@ -61,7 +61,9 @@ typedef struct {
     uint8_t *probs; /* [att_rows][n_ctx] weights in the cache type */
     uint8_t *qbuf;  /* [att_rows][hd_k] queries in the cache type */
     float *obuf;    /* [att_rows][hd_v] */
-    float *rope;    /* [n_rot] cos/sin of one position */
+    float *rope;    /* [n_rot] cos/sin of one position: rope_pos, when rope_valid */
+    uint32_t rope_pos;
+    int rope_valid;
     float *tmp;     /* [max(hd_k, hd_v)] */
 } thread_scratch;
 
@@ -395,18 +397,25 @@ static void rope_table(const infer_model *m, float p, float *cs) {
     }
 }
 
-/* Rotate one head in place by the angles of rope_table. */
+/* Rotate one head in place by the angles of rope_table: pairs (i, i + 1)
+ * or, NeoX, (i, i + n_rot / 2). One loop per layout, without a branch
+ * inside, so that the compiler may vectorize it (the same arithmetic per
+ * pair either way). */
 static void rope_apply(const model_hparams *hp, float *x, const float *cs) {
-    const int n_rot = (int)hp->n_rot;
-    for (int i0 = 0; i0 < n_rot; i0 += 2) {
-        int a = i0, bb = i0 + 1;
-        if (hp->rope_type == ROPE_NEOX) {
-            a = i0 / 2;
-            bb = i0 / 2 + n_rot / 2;
+    const int n_rot = (int)hp->n_rot, half = n_rot / 2;
+    if (hp->rope_type == ROPE_NEOX) {
+        float *lo = x, *hi = x + half;
+        for (int i = 0; i < half; i++) {
+            const float x0 = lo[i], x1 = hi[i], c = cs[2 * i], sn = cs[2 * i + 1];
+            lo[i] = x0 * c - x1 * sn;
+            hi[i] = x0 * sn + x1 * c;
         }
-        const float x0 = x[a], x1 = x[bb], cs0 = cs[i0], sn = cs[i0 + 1];
-        x[a] = x0 * cs0 - x1 * sn;
-        x[bb] = x0 * sn + x1 * cs0;
+        return;
+    }
+    for (int i = 0; i < half; i++) {
+        const float x0 = x[2 * i], x1 = x[2 * i + 1], c = cs[2 * i], sn = cs[2 * i + 1];
+        x[2 * i] = x0 * c - x1 * sn;
+        x[2 * i + 1] = x0 * sn + x1 * c;
     }
 }
 
@@ -420,12 +429,20 @@ typedef struct {
 static void rope_part(void *arg, int ith, int nth) {
     rope_job *j = arg;
     const cpu_backend *c = j->c;
-    float *cs = c->ts[ith].rope;
+    thread_scratch *ts = &c->ts[ith];
+    float *cs = ts->rope;
     int64_t b, e;
     pool_range(j->n, ith, nth, &b, &e);
     for (int64_t t = b; t < e; t++) {
         float *row = j->x + (size_t)t * (size_t)j->n_heads * (size_t)j->head_dim;
-        rope_table(c->m, (float)(j->pos0 + (uint32_t)t), cs);
+        /* One table per position, not per call: q and k of every layer
+         * rotate by the same angles (a generated token's: 2 x n_layer calls). */
+        const uint32_t pos = j->pos0 + (uint32_t)t;
+        if (!ts->rope_valid || ts->rope_pos != pos) {
+            rope_table(c->m, (float)pos, cs);
+            ts->rope_pos = pos;
+            ts->rope_valid = 1;
+        }
         for (int h = 0; h < j->n_heads; h++) rope_apply(c->hp, row + (size_t)h * (size_t)j->head_dim, cs);
     }
 }
@@ -607,6 +624,7 @@ static void cpu_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
     const float delta = (float)dst - (float)src;
     float *tmp = c->ts[0].tmp, *cs = c->ts[0].rope;
     rope_table(c->m, delta, cs);
+    c->ts[0].rope_valid = 0; /* it holds delta's angles now */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         for (uint32_t h = 0; h < hp->n_head_kv; h++) {
             /* dst < src: moving in increasing order never overwrites a source. */
