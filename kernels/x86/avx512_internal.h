@@ -192,8 +192,8 @@ X5_INLINE int x5_groups_begin(const uint8_t *P, int64_t g, int64_t g_end, int pg
  * group through the four-stream kernel computes it four times over, and
  * where the threads meet the runs are short: measured per token
  * (TinyLlama shapes, 2 threads, alternating in one process), Q4_K_M
- * +4.0-4.4%, Q4_0 +1-2%, Q8_0 +0.2-1.2%; three through a three-stream
- * instance: no change. Other pg: pg. */
+ * +1.1-2.1%, Q4_0 +1.2-2.2%, Q8_0 +0.6-1.4%; three through a
+ * three-stream instance: no change. Other pg: pg. */
 X5_INLINE int x5_streams_for(int n, int pg) { return pg != 4 || n >= 3 ? pg : n; }
 
 /* Q6_K's 6-bit values 128c + 32k + 4j .. + 3 (k = 0..3, one slice each)
