@@ -163,11 +163,10 @@ INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0
             __m512 f[PG];
             const int npg = x5_groups_begin(P, g, g0 + ng, PG, nb, b0, gb, out + 16 * (g - g0), G, f);
             const size_t rem = (size_t)(nb - b0) * gb, jump = (size_t)(PG - 1) * (size_t)nb * gb;
-            switch (x5_streams_for(npg, PG)) {
-            case PG: leg_steps(PG, type, G, n, gb, rem, jump, a0, ab, qa, meta, f); break;
-            case 2: leg_steps(2, type, G, n, gb, rem, jump, a0, ab, qa, meta, f); break;
-            default: leg_steps(1, type, G, n, gb, rem, jump, a0, ab, qa, meta, f); break;
-            }
+            const int sn = x5_streams_for(npg, PG);
+#define LEG_RUN(ns) leg_steps(ns, type, G, n, gb, rem, jump, a0, ab, qa, meta, f)
+            X5_BY_STREAMS(sn, LEG_RUN);
+#undef LEG_RUN
             for (int k = 0; k < npg; k++) _mm512_storeu_ps(out + 16 * (g + k - g0), f[k]);
         }
     }

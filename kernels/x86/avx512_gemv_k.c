@@ -467,16 +467,6 @@ INLINE void q5k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kac
 STEPS_NG(q4k_steps, 4) STEPS_NG(q4k_steps, 2) STEPS_NG(q4k_steps, 1)
 STEPS_NG(q5k_steps, 4) STEPS_NG(q5k_steps, 2) STEPS_NG(q5k_steps, 1)
 STEPS_NG(q6k_steps, 4) STEPS_NG(q6k_steps, 2) STEPS_NG(q6k_steps, 1)
-/* Direct calls, not through a pointer: GCC then specializes each instance
- * for its constant arguments (nl: the prefetch split of every step is
- * fixed at compile time; through a pointer the 4-stream Q4_K kernel grew
- * from ~2300 to ~5300 instructions and streamed 10-18% slower). */
-#define STEPS_RUN(name, sn, ...)                            \
-    do {                                                    \
-        if (sn == 4) name##_4(__VA_ARGS__);                 \
-        else if (sn == 2) name##_2(__VA_ARGS__);            \
-        else name##_1(__VA_ARGS__);                         \
-    } while (0)
 
 INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                           const uint8_t *act, float *out) {
@@ -497,10 +487,13 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
                 const size_t at = (size_t)sb * gb;
+#define Q4K_RUN(ns) q4k_steps_##ns(G, at, nl, rem, jump, aq, &meta[sb], f)
+#define Q5K_RUN(ns) q5k_steps_##ns(G, at, nl, rem, jump, aq, &meta[sb], f)
+#define Q6K_RUN(ns) q6k_steps_##ns(G, at, nl, rem, jump, aq, &meta[sb], f)
                 switch (type) {
-                case INFER_TYPE_Q4_K: STEPS_RUN(q4k_steps, sn, G, at, nl, rem, jump, aq, &meta[sb], f); break;
-                case INFER_TYPE_Q5_K: STEPS_RUN(q5k_steps, sn, G, at, nl, rem, jump, aq, &meta[sb], f); break;
-                case INFER_TYPE_Q6_K: STEPS_RUN(q6k_steps, sn, G, at, nl, rem, jump, aq, &meta[sb], f); break;
+                case INFER_TYPE_Q4_K: X5_BY_STREAMS(sn, Q4K_RUN); break;
+                case INFER_TYPE_Q5_K: X5_BY_STREAMS(sn, Q5K_RUN); break;
+                case INFER_TYPE_Q6_K: X5_BY_STREAMS(sn, Q6K_RUN); break;
                 default: /* Q2_K, Q3_K */
                     UNROLL for (int k = 0; k < pg; k++) x5_prefetch_stream(G[k], at, gb, KPF_DIST, rem, jump);
                     UNROLL for (int k = 0; k < pg; k++) {
@@ -516,6 +509,10 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
         }
     }
 }
+
+#undef Q4K_RUN
+#undef Q5K_RUN
+#undef Q6K_RUN
 
 #define GEMVP(name, T)                                                                                      \
     static void name(const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act, float *out) { \
