@@ -73,6 +73,76 @@ const kernel_table kernels_ref = {
     .axpy_f16 = ref_axpy_f16,
 };
 
+/* ---- softmax through the table's entries -------------------------------------------- */
+
+/* Four floats: GCC/clang vector extensions, SSE2 or NEON on the builds'
+ * baseline. The loops below do per value exactly what their scalar tails
+ * do; only the max is taken in four lanes first (the same value: a max
+ * does not depend on order, and a NaN is skipped by either compare). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f v4_load(const float *p) {
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+/* s[j] *= scale for j < n; returns the largest result (-inf for none). */
+static float scale_max(float *s, int64_t n, float scale) {
+    v4f m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    const v4f vs = {scale, scale, scale, scale};
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const v4f v = v4_load(s + j) * vs;
+        v4_store(s + j, v);
+        const v4i gt = v > m;
+        m = (v4f)((gt & (v4i)v) | (~gt & (v4i)m));
+    }
+    float mx = -INFINITY;
+    for (int k = 0; k < 4; k++)
+        if (m[k] > mx) mx = m[k];
+    for (; j < n; j++) {
+        s[j] *= scale;
+        if (s[j] > mx) mx = s[j];
+    }
+    return mx;
+}
+
+/* s[j] *= a for j < n. */
+static void scale_row(float *s, int64_t n, float a) {
+    const v4f va = {a, a, a, a};
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) v4_store(s + j, v4_load(s + j) * va);
+    for (; j < n; j++) s[j] *= a;
+}
+
+void kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale,
+                             uint32_t act_type, void *p) {
+    const float mx = scale_max(x, n_valid, scale);
+    double sum = 0.0;
+    if (kt->exp_sum) {
+        sum = kt->exp_sum(x, x, n_valid, mx);
+    } else {
+        for (int64_t j = 0; j < n_valid; j++) {
+            x[j] = expf(x[j] - mx);
+            sum += (double)x[j];
+        }
+    }
+    const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
+    scale_row(x, n_valid, inv);
+    if (n > n_valid) memset(x + n_valid, 0, (size_t)(n - n_valid) * sizeof *x);
+    kt->quantize_act(act_type, x, p, n);
+}
+
+void kernels_softmax(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type,
+                     void *p) {
+    if (kt->softmax) kt->softmax(x, n_valid, n, scale, act_type, p);
+    else kernels_softmax_generic(kt, x, n_valid, n, scale, act_type, p);
+}
+
 /* ---- what the machine runs ---------------------------------------------------------- */
 
 static int cpu_has(infer_isa isa) {

@@ -78,7 +78,22 @@ typedef struct {
      * returns their sum, accumulated in double. Optional: NULL in a table
      * without one, and then callers use expf (which is the reference). */
     double (*exp_sum)(float *y, const float *x, int64_t n, float max);
+    /* One row of attention weights (kernels_softmax, below) in one pass per
+     * step instead of five; the same values bit for bit. Optional. */
+    void (*softmax)(float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type, void *p);
 } kernel_table;
+
+/* Softmax of x[0, n_valid) scaled by scale, written to p in act_type (F32,
+ * F16 or BF16, as quantize_act) with 0 for [n_valid, n); x is scratch.
+ * Each x is scaled (one float product), the max taken, the numerators
+ * e^(x - max) summed by the table's exp_sum (expf without one), and each
+ * numerator times the float 1/sum rounded to act_type. A table's softmax
+ * must give what this gives through its other entries, bit for bit. */
+void kernels_softmax(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type,
+                     void *p);
+/* The same through the table's other entries only (what softmax matches). */
+void kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale,
+                             uint32_t act_type, void *p);
 
 /* The table in use: the best level this machine runs, or INFER_CPU's
  * choice (an unknown or unsupported INFER_CPU falls back to the best with a

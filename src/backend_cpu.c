@@ -18,13 +18,19 @@
  *
  * Attention is two matmuls per (KV head, query block): scores = K q for all
  * query heads of the group at once, then out = V^T p. K and V are cached
- * by KV head, then position ([layer][kv head][position][dim]): a work unit
- * (one KV head) reads each as one sequential stream. V is not transposed;
- * the second product reads it by column (kernel_table.matmul_kn): a
- * token's store is one contiguous piece per head (a transposed cache took
- * one scattered 2-byte write into each of n_head_kv * hd_v rows, each a
- * cache miss, ~1% of a generated token), and the batch kernels' panels of
- * V^T are V's rows as they lie, no transpose. The cache is in huge pages
+ * by KV head ([layer][kv head] ...): a work unit (one KV head) reads each
+ * as one sequential stream. V is cached by position ([position][dim]) and
+ * read by column (kernel_table.matmul_kn): a token's store is one
+ * contiguous piece per head (a transposed cache took one scattered 2-byte
+ * write into each of n_head_kv * hd_v rows, each a cache miss, ~1% of a
+ * generated token), and the batch kernels' panels of V^T are V's rows as
+ * they lie, no transpose. K is cached in tiles of KV_TILE positions, each
+ * tile by dim ([tile][dim][KV_TILE positions]): the first product reads a
+ * tile by column too (matmul_kn, KV_TILE rows), so its panels are K's
+ * rows as they lie; cached by position, every panel was a transpose, and
+ * at 2,000 cached positions the scores took 1.7x as long (TinyLlama shapes,
+ * F16 cache). A token's K store is hd_k scattered values, all within one
+ * tile's few KB. The cache is in huge pages
  * where the system gives them (infer_map): it is read right after the
  * weights' stream has evicted it and its page tables from the caches
  * (measured: attention 10-15% faster in generation).
@@ -52,6 +58,7 @@
 #define MM_RUN_TOKEN 16   /* ... in a one-token matmul: sixteen 16-row groups */
 #define MM_MAX 3          /* most matmuls of one input run as one (cpu_matmul_n) */
 #define ATT_ROWS 32       /* query rows (heads x tokens) per attention work unit */
+#define KV_TILE 32        /* positions per tile of the K cache: the panels' rows (32 AVX-512, 16 AVX2, 8 NEON) divide it */
 #define PAR_MIN 65536     /* elementwise ops this large or larger run on the pool */
 #define BLAS_MIN_TOK 2    /* F32 matmuls of 2+ tokens use OpenBLAS (faster than ours at every size measured) */
 
@@ -76,10 +83,13 @@ typedef struct {
     uint32_t n_ctx, n_batch, kv_type;
     size_t esz;            /* bytes of one cached value */
     float *arena;          /* activations */
-    uint8_t *kv;           /* n_layer x {K [n_head_kv][n_ctx][k_head], V [n_head_kv][n_ctx][v_head]} (infer_map) */
+    uint8_t *kv;           /* n_layer x {K [n_head_kv][k_tiles][hd_k][KV_TILE], V [n_head_kv][n_ctx][hd_v]} (infer_map) */
     size_t kv_bytes;
-    size_t k_row, v_row;   /* bytes of one cached position (all KV heads) */
     size_t k_head, v_head; /* bytes of one KV head's K or V at one position */
+    uint32_t k_tiles;      /* tiles of KV_TILE positions per KV head: n_ctx rounded up */
+    size_t k_tile;         /* bytes of one tile: KV_TILE * k_head */
+    size_t k_layer;        /* bytes of one layer's K: n_head_kv * k_tiles * k_tile */
+    size_t v_per_head;     /* bytes of one KV head's V: n_ctx * v_head */
     size_t layer_bytes;
     uint8_t *qact;         /* quantized activation rows [n_batch][qact_row] */
     size_t qact_row;
@@ -454,16 +464,30 @@ static void cpu_rope(backend *b, act x, int n, int n_heads, int head_dim, uint32
     else rope_part(&j, 0, 1);
 }
 
-/* The cache of KV head g at position pos. Each head's positions are one
+/* The cache of KV head g: K's tile t (positions t * KV_TILE onwards),
+ * V at position pos. Each head's tiles, and its positions, are one
  * contiguous run, so attention (one head per work unit) reads K and V as
  * two sequential streams. */
-static uint8_t *k_at(cpu_backend *c, int layer, uint32_t g, uint32_t pos) {
-    return c->kv + (size_t)layer * c->layer_bytes + ((size_t)g * c->n_ctx + pos) * c->k_head;
+static uint8_t *k_tile_at(cpu_backend *c, int layer, uint32_t g, uint32_t t) {
+    return c->kv + (size_t)layer * c->layer_bytes + ((size_t)g * c->k_tiles + t) * c->k_tile;
 }
 
 static uint8_t *v_at(cpu_backend *c, int layer, uint32_t g, uint32_t pos) {
-    return c->kv + (size_t)layer * c->layer_bytes + (size_t)c->n_ctx * c->k_row +
-           ((size_t)g * c->n_ctx + pos) * c->v_head;
+    return c->kv + (size_t)layer * c->layer_bytes + c->k_layer + (size_t)g * c->v_per_head + (size_t)pos * c->v_head;
+}
+
+/* One position's K (hd_k values of esz bytes, contiguous at src) into its
+ * tile's lane, and back. */
+static void k_put(cpu_backend *c, int layer, uint32_t g, uint32_t pos, const uint8_t *src) {
+    uint8_t *dst = k_tile_at(c, layer, g, pos / KV_TILE) + (size_t)(pos % KV_TILE) * c->esz;
+    const size_t n = c->hp->n_embd_head_k, es = c->esz, stride = KV_TILE * es;
+    for (size_t d = 0; d < n; d++) memcpy(dst + d * stride, src + d * es, es);
+}
+
+static void k_get(cpu_backend *c, int layer, uint32_t g, uint32_t pos, uint8_t *dst) {
+    const uint8_t *src = k_tile_at(c, layer, g, pos / KV_TILE) + (size_t)(pos % KV_TILE) * c->esz;
+    const size_t n = c->hp->n_embd_head_k, es = c->esz, stride = KV_TILE * es;
+    for (size_t d = 0; d < n; d++) memcpy(dst + d * es, src + d * stride, es);
 }
 
 static void cpu_kv_store(backend *b, int layer, act k, act v, int n, uint32_t pos0) {
@@ -471,11 +495,13 @@ static void cpu_kv_store(backend *b, int layer, act k, act v, int n, uint32_t po
     const model_hparams *hp = c->hp;
     const size_t nk = (size_t)hp->n_head_kv * hp->n_embd_head_k;
     const size_t nv = (size_t)hp->n_head_kv * hp->n_embd_head_v;
+    uint8_t *kq = c->ts[0].qbuf; /* one position's K in the cache type; no attention runs meanwhile */
     for (int t = 0; t < n; t++) {
         const uint32_t pos = pos0 + (uint32_t)t;
         for (uint32_t g = 0; g < hp->n_head_kv; g++) {
-            c->kt->quantize_act(c->kv_type, A(b, k) + (size_t)t * nk + (size_t)g * hp->n_embd_head_k,
-                                k_at(c, layer, g, pos), (int64_t)hp->n_embd_head_k);
+            c->kt->quantize_act(c->kv_type, A(b, k) + (size_t)t * nk + (size_t)g * hp->n_embd_head_k, kq,
+                                (int64_t)hp->n_embd_head_k);
+            k_put(c, layer, g, pos, kq);
             c->kt->quantize_act(c->kv_type, A(b, v) + (size_t)t * nv + (size_t)g * hp->n_embd_head_v,
                                 v_at(c, layer, g, pos), (int64_t)hp->n_embd_head_v);
         }
@@ -490,70 +516,6 @@ typedef struct {
     uint32_t pos0;
     int steal; /* units handed out by the pool's shares (else a static split) */
 } attn_job;
-
-/* Four floats: GCC/clang vector extensions, SSE2 or NEON on the builds'
- * baseline. The loops below do per value exactly what their scalar tails
- * do; only the max is taken in four lanes first (the same value: a max
- * does not depend on order, and a NaN is skipped by either compare). */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-static inline v4f v4_load(const float *p) {
-    v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
-
-/* s[j] *= scale for j < n; returns the largest result (-inf for none). */
-static float scale_max(float *s, int64_t n, float scale) {
-    v4f m = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    const v4f vs = {scale, scale, scale, scale};
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        const v4f v = v4_load(s + j) * vs;
-        v4_store(s + j, v);
-        const v4i gt = v > m;
-        m = (v4f)((gt & (v4i)v) | (~gt & (v4i)m));
-    }
-    float mx = -INFINITY;
-    for (int k = 0; k < 4; k++)
-        if (m[k] > mx) mx = m[k];
-    for (; j < n; j++) {
-        s[j] *= scale;
-        if (s[j] > mx) mx = s[j];
-    }
-    return mx;
-}
-
-/* s[j] *= a for j < n. */
-static void scale_row(float *s, int64_t n, float a) {
-    const v4f va = {a, a, a, a};
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4) v4_store(s + j, v4_load(s + j) * va);
-    for (; j < n; j++) s[j] *= a;
-}
-
-/* Softmax of one row of scores over its n_valid causal positions, scaled;
- * positions past them (the query block's later tokens) get weight 0. The
- * weights land in the cache type for the second matmul. */
-static void softmax_row(cpu_backend *c, float *s, uint8_t *p, int64_t n_valid, int64_t n_kv, float scale) {
-    const float mx = scale_max(s, n_valid, scale);
-    double sum = 0.0;
-    if (c->kt->exp_sum) {
-        sum = c->kt->exp_sum(s, s, n_valid, mx);
-    } else {
-        for (int64_t j = 0; j < n_valid; j++) {
-            s[j] = expf(s[j] - mx);
-            sum += (double)s[j];
-        }
-    }
-    const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
-    scale_row(s, n_valid, inv);
-    if (n_kv > n_valid) memset(s + n_valid, 0, (size_t)(n_kv - n_valid) * sizeof *s);
-    c->kt->quantize_act(c->kv_type, s, p, n_kv);
-}
 
 /* Query tokens [t0, t1) of every head of KV head g: softmax(q K^T / sqrt(hd)) V. */
 static void attend_unit(cpu_backend *c, thread_scratch *ts, int layer, uint32_t g, int t0, int t1, const float *Q,
@@ -570,11 +532,15 @@ static void attend_unit(cpu_backend *c, thread_scratch *ts, int layer, uint32_t 
         const float *q = Q + ((size_t)(t0 + i / group) * (size_t)nh + g * (size_t)group + (size_t)(i % group)) * (size_t)hdk;
         kt->quantize_act(c->kv_type, q, ts->qbuf + (size_t)i * (size_t)hdk * esz, hdk);
     }
-    kt->matmul(c->kv_type, k_at(c, layer, g, 0), c->k_head, n_kv, hdk, ts->qbuf,
-               (size_t)hdk * esz, nq, ts->scores, (size_t)n_kv);
+    for (int64_t p0 = 0; p0 < n_kv; p0 += KV_TILE) { /* a tile's positions are the rows, its dims the columns */
+        const int64_t nr = n_kv - p0 < KV_TILE ? n_kv - p0 : KV_TILE;
+        kt->matmul_kn(c->kv_type, k_tile_at(c, layer, g, (uint32_t)(p0 / KV_TILE)), KV_TILE * esz, nr, hdk, ts->qbuf,
+                      (size_t)hdk * esz, nq, ts->scores + p0, (size_t)n_kv);
+    }
     for (int i = 0; i < nq; i++) {
-        softmax_row(c, ts->scores + (size_t)i * (size_t)n_kv, ts->probs + (size_t)i * (size_t)n_kv * esz,
-                    (int64_t)pos0 + t0 + i / group + 1, n_kv, scale);
+        /* the row's causal positions; the query block's later tokens get weight 0 */
+        kernels_softmax(kt, ts->scores + (size_t)i * (size_t)n_kv, (int64_t)pos0 + t0 + i / group + 1, n_kv, scale,
+                        c->kv_type, ts->probs + (size_t)i * (size_t)n_kv * esz);
     }
     kt->matmul_kn(c->kv_type, v_at(c, layer, g, 0), c->v_head, hdv, n_kv, ts->probs,
                   (size_t)n_kv * esz, nq, ts->obuf, (size_t)hdv);
@@ -623,15 +589,18 @@ static void cpu_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
     const model_hparams *hp = c->hp;
     const float delta = (float)dst - (float)src;
     float *tmp = c->ts[0].tmp, *cs = c->ts[0].rope;
+    uint8_t *kq = c->ts[0].qbuf; /* one position's K in the cache type */
     rope_table(c->m, delta, cs);
     c->ts[0].rope_valid = 0; /* it holds delta's angles now */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         for (uint32_t h = 0; h < hp->n_head_kv; h++) {
             /* dst < src: moving in increasing order never overwrites a source. */
             for (uint32_t i = 0; i < n; i++) {
-                c->kt->dequantize(c->kv_type, k_at(c, (int)l, h, src + i), tmp, hp->n_embd_head_k);
+                k_get(c, (int)l, h, src + i, kq);
+                c->kt->dequantize(c->kv_type, kq, tmp, hp->n_embd_head_k);
                 rope_apply(hp, tmp, cs);
-                c->kt->quantize_act(c->kv_type, tmp, k_at(c, (int)l, h, dst + i), hp->n_embd_head_k);
+                c->kt->quantize_act(c->kv_type, tmp, kq, hp->n_embd_head_k);
+                k_put(c, (int)l, h, dst + i, kq);
             }
             memmove(v_at(c, (int)l, h, dst), v_at(c, (int)l, h, src), (size_t)n * c->v_head);
         }
@@ -727,11 +696,14 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     const int att_rows = c->att_qb * group;
 
     /* Sizes from validated hyperparameters, still multiplied with checks. */
+    c->k_tiles = (uint32_t)(((size_t)cfg->n_ctx + KV_TILE - 1) / KV_TILE);
+    size_t k_per_head = 0, v_layer = 0;
     int bad = ck_mul((size_t)hp->n_embd_head_k, esz, &c->k_head) || ck_mul((size_t)hp->n_embd_head_v, esz, &c->v_head) ||
-              ck_mul((size_t)hp->n_head_kv, c->k_head, &c->k_row) || ck_mul((size_t)hp->n_head_kv, c->v_head, &c->v_row);
-    size_t per_pos = 0;
-    bad = bad || ck_add(c->k_row, c->v_row, &per_pos) || ck_mul(per_pos, (size_t)cfg->n_ctx, &c->layer_bytes) ||
-          ck_mul(c->layer_bytes, (size_t)hp->n_layer, &kv_bytes);
+              ck_mul((size_t)KV_TILE, c->k_head, &c->k_tile) || ck_mul((size_t)c->k_tiles, c->k_tile, &k_per_head) ||
+              ck_mul((size_t)hp->n_head_kv, k_per_head, &c->k_layer) ||
+              ck_mul((size_t)cfg->n_ctx, c->v_head, &c->v_per_head) ||
+              ck_mul((size_t)hp->n_head_kv, c->v_per_head, &v_layer);
+    bad = bad || ck_add(c->k_layer, v_layer, &c->layer_bytes) || ck_mul(c->layer_bytes, (size_t)hp->n_layer, &kv_bytes);
     bad = bad || max_act_row(m, &c->qact_row) != INFER_OK || ck_mul(c->qact_row, (size_t)cfg->n_batch, &qbytes);
     scratch_sizes ss;
     bad = bad || scratch_sizes_for(hp, cfg->n_ctx, esz, att_rows, &ss);

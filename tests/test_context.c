@@ -325,7 +325,8 @@ Test(context, threads_sharing_a_model_match_one_thread) {
  * RoPE's relative positions the next logits then match a fresh decode of
  * the kept tokens (up to float rounding, with an F32 cache). Exactly so only
  * for one layer: deeper layers' cached K/V of the kept tokens were computed
- * attending to the dropped ones. */
+ * attending to the dropped ones. Twice: within one tile of the CPU's K
+ * cache (32 positions), and across tiles (positions 44..69 move to 4..29). */
 Test(context, shift_matches_fresh_decode_of_kept_tokens) {
     synth_params p = synth_default_params();
     p.n_layer = 1;
@@ -336,24 +337,29 @@ Test(context, shift_matches_fresh_decode_of_kept_tokens) {
     cr_assert_eq(synth_model(&p, &buf, &size, &e0), INFER_OK);
     infer_model *m = NULL;
     cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &e0), INFER_OK, "%s", e0.message);
-    infer_context *a = new_ctx(m, 32, INFER_TYPE_F32), *b = new_ctx(m, 32, INFER_TYPE_F32);
-    int32_t ids[20], kept[12];
-    infer_error err = {0};
-    ids_for(ids, 20, 4);
-    cr_assert_eq(infer_decode(a, ids, 20, 0, &err), INFER_OK);
-    cr_assert_eq(infer_context_shift(a, 4, 8), INFER_OK); /* drop ids[4..12) */
-    cr_assert_eq(infer_context_n_past(a), 12);
-    memcpy(kept, ids, 4 * sizeof *ids);
-    memcpy(kept + 4, ids + 12, 8 * sizeof *ids);
-    int32_t next = 77;
-    cr_assert_eq(infer_decode(a, &next, 1, 0, &err), INFER_OK);
-    cr_assert_eq(infer_decode(b, kept, 12, 0, &err), INFER_OK);
-    cr_assert_eq(infer_decode(b, &next, 1, 0, &err), INFER_OK);
-    const float *x = infer_logits(a), *y = infer_logits(b);
-    for (int v = 0; v < infer_model_n_vocab(m); v++) cr_assert_float_eq(x[v], y[v], 2e-4, "logit %d: %g vs %g", v, x[v], y[v]);
-    cr_assert_eq(infer_context_shift(a, 10, 10), INFER_EINVAL);
-    infer_context_free(a);
-    infer_context_free(b);
+    static const struct { uint32_t n_ctx; int n, drop; } cases[] = {{32, 20, 8}, {96, 70, 40}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const int n = cases[k].n, drop = cases[k].drop, n_kept = n - drop;
+        infer_context *a = new_ctx(m, cases[k].n_ctx, INFER_TYPE_F32), *b = new_ctx(m, cases[k].n_ctx, INFER_TYPE_F32);
+        int32_t ids[70], kept[70];
+        infer_error err = {0};
+        ids_for(ids, n, 4);
+        cr_assert_eq(infer_decode(a, ids, n, 0, &err), INFER_OK);
+        cr_assert_eq(infer_context_shift(a, 4, drop), INFER_OK); /* drop ids[4..4 + drop) */
+        cr_assert_eq(infer_context_n_past(a), n_kept);
+        memcpy(kept, ids, 4 * sizeof *ids);
+        memcpy(kept + 4, ids + 4 + drop, (size_t)(n_kept - 4) * sizeof *ids);
+        int32_t next = 77;
+        cr_assert_eq(infer_decode(a, &next, 1, 0, &err), INFER_OK);
+        cr_assert_eq(infer_decode(b, kept, n_kept, 0, &err), INFER_OK);
+        cr_assert_eq(infer_decode(b, &next, 1, 0, &err), INFER_OK);
+        const float *x = infer_logits(a), *y = infer_logits(b);
+        for (int v = 0; v < infer_model_n_vocab(m); v++)
+            cr_assert_float_eq(x[v], y[v], 2e-4, "n_ctx %u: logit %d: %g vs %g", cases[k].n_ctx, v, x[v], y[v]);
+        cr_assert_eq(infer_context_shift(a, n_kept - 2, n_kept), INFER_EINVAL);
+        infer_context_free(a);
+        infer_context_free(b);
+    }
     infer_model_release(m);
     free(buf);
     LEAK_CHECK();

@@ -185,28 +185,35 @@ static void quant_q8_k(const float *x, uint8_t *y, int64_t n) {
     }
 }
 
+/* 16 floats to F16, or to bfloat16 (round to nearest even on the bits,
+ * NaN forced quiet). */
+static inline __m256i f16x16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+static inline __m256i bf16x16(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __mmask16 nan =
+        _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                             _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)))),
+        16);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    return _mm512_cvtepi32_epi16(r);
+}
+
 static void quant_f16(const float *x, uint8_t *y, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) {
         const int c = n - i < 16 ? (int)(n - i) : 16;
         const __mmask16 k = (__mmask16)((1u << c) - 1u);
-        const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(k, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        _mm256_mask_storeu_epi16((void *)(y + 2 * i), k, h);
+        _mm256_mask_storeu_epi16((void *)(y + 2 * i), k, f16x16(_mm512_maskz_loadu_ps(k, x + i)));
     }
 }
 
-/* bfloat16: round to nearest even on the bits, NaN forced quiet. */
 static void quant_bf16(const float *x, uint8_t *y, int64_t n) {
-    const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff);
     for (int64_t i = 0; i < n; i += 16) {
         const int c = n - i < 16 ? (int)(n - i) : 16;
         const __mmask16 k = (__mmask16)((1u << c) - 1u);
-        const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(k, x + i));
-        const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                                      _mm512_set1_epi32(0x7f800000));
-        __m512i r = _mm512_srli_epi32(
-            _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(u, 16), one))), 16);
-        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-        _mm256_mask_storeu_epi16((void *)(y + 2 * i), k, _mm512_cvtepi32_epi16(r));
+        _mm256_mask_storeu_epi16((void *)(y + 2 * i), k, bf16x16(_mm512_maskz_loadu_ps(k, x + i)));
     }
 }
 
@@ -368,6 +375,52 @@ static double x5_exp_sum(float *y, const float *x, int64_t n, float max) {
     return _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
 }
 
+/* kernels_softmax_generic through this table's entries, in three passes
+ * instead of five and 16 lanes instead of 4: the max of the scaled x (a
+ * max does not depend on order; masked lanes and NaNs keep the running
+ * max, as the generic compare does), the numerators and their sum as
+ * x5_exp_sum (the same 16-value chunks, lanes and total), then each
+ * numerator times 1/sum straight into the cache type. The same products
+ * and roundings, so the same bits. */
+extern const kernel_table kernels_avx512;
+static void x5_softmax(float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type, void *p) {
+    if (act_type != INFER_TYPE_F32 && act_type != INFER_TYPE_F16 && act_type != INFER_TYPE_BF16) {
+        kernels_softmax_generic(&kernels_avx512, x, n_valid, n, scale, act_type, p);
+        return;
+    }
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n_valid; i += 16) {
+        const int c = n_valid - i < 16 ? (int)(n_valid - i) : 16;
+        const __mmask16 k = (__mmask16)((1u << c) - 1u);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vs);
+        m = _mm512_mask_max_ps(m, k & ~_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v, m);
+    }
+    const float mx = _mm512_reduce_max_ps(m);
+    const __m512 vm = _mm512_set1_ps(mx);
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n_valid; i += 16) {
+        const int c = n_valid - i < 16 ? (int)(n_valid - i) : 16;
+        const __mmask16 k = (__mmask16)((1u << c) - 1u);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vs);
+        const __m512 e = _mm512_maskz_mov_ps(k, exp_ps(_mm512_sub_ps(v, vm)));
+        _mm512_mask_storeu_ps(x + i, k, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+    }
+    const double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    const __m512 vi = _mm512_set1_ps(sum > 0.0 ? (float)(1.0 / sum) : 0.0f);
+    uint8_t *y = p;
+    for (int64_t i = 0; i < n; i += 16) {
+        const int c = n - i < 16 ? (int)(n - i) : 16;
+        const int cv = n_valid - i <= 0 ? 0 : n_valid - i < 16 ? (int)(n_valid - i) : 16;
+        const __mmask16 k = (__mmask16)((1u << c) - 1u), kv = (__mmask16)((1u << cv) - 1u);
+        const __m512 w = _mm512_maskz_mul_ps(kv, _mm512_maskz_loadu_ps(kv, x + i), vi);
+        if (act_type == INFER_TYPE_F32) _mm512_mask_storeu_ps((float *)(void *)y + i, k, w);
+        else _mm256_mask_storeu_epi16((void *)(y + 2 * i), k, act_type == INFER_TYPE_F16 ? f16x16(w) : bf16x16(w));
+    }
+}
+
 /* ---- matmul dispatch and the table --------------------------------------------------- */
 
 static void x5_matmul_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
@@ -412,4 +465,5 @@ const kernel_table kernels_avx512 = {
     .dot_f16 = x5_dot_f16,
     .axpy_f16 = x5_axpy_f16,
     .exp_sum = x5_exp_sum,
+    .softmax = x5_softmax,
 };
