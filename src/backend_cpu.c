@@ -58,7 +58,7 @@
 #define MM_RUN_TOKEN 16   /* ... in a one-token matmul: sixteen 16-row groups */
 #define MM_MAX 3          /* most matmuls of one input run as one (cpu_matmul_n) */
 #define ATT_ROWS 32       /* query rows (heads x tokens) per attention work unit */
-#define KV_TILE 32        /* positions per tile of the K cache: the panels' rows (32 AVX-512, 16 AVX2, 8 NEON) divide it */
+#define KV_TILE 32        /* positions per tile of the K cache (one matmul_kn call each: 32 rows, one AVX-512 panel) */
 #define PAR_MIN 65536     /* elementwise ops this large or larger run on the pool */
 #define BLAS_MIN_TOK 2    /* F32 matmuls of 2+ tokens use OpenBLAS (faster than ours at every size measured) */
 
