@@ -476,18 +476,22 @@ static uint8_t *v_at(cpu_backend *c, int layer, uint32_t g, uint32_t pos) {
     return c->kv + (size_t)layer * c->layer_bytes + c->k_layer + (size_t)g * c->v_per_head + (size_t)pos * c->v_head;
 }
 
-/* One position's K (hd_k values of esz bytes, contiguous at src) into its
- * tile's lane, and back. */
+/* Position pos's lane of its K tile: its hd_k values lie KV_TILE values
+ * apart. k_put copies one position's K (contiguous at src) in, k_get out. */
+static uint8_t *k_lane_at(cpu_backend *c, int layer, uint32_t g, uint32_t pos) {
+    return k_tile_at(c, layer, g, pos / KV_TILE) + (size_t)(pos % KV_TILE) * c->esz;
+}
+
 static void k_put(cpu_backend *c, int layer, uint32_t g, uint32_t pos, const uint8_t *src) {
-    uint8_t *dst = k_tile_at(c, layer, g, pos / KV_TILE) + (size_t)(pos % KV_TILE) * c->esz;
-    const size_t n = c->hp->n_embd_head_k, es = c->esz, stride = KV_TILE * es;
-    for (size_t d = 0; d < n; d++) memcpy(dst + d * stride, src + d * es, es);
+    uint8_t *dst = k_lane_at(c, layer, g, pos);
+    const size_t es = c->esz;
+    for (size_t d = 0; d < c->hp->n_embd_head_k; d++) memcpy(dst + d * KV_TILE * es, src + d * es, es);
 }
 
 static void k_get(cpu_backend *c, int layer, uint32_t g, uint32_t pos, uint8_t *dst) {
-    const uint8_t *src = k_tile_at(c, layer, g, pos / KV_TILE) + (size_t)(pos % KV_TILE) * c->esz;
-    const size_t n = c->hp->n_embd_head_k, es = c->esz, stride = KV_TILE * es;
-    for (size_t d = 0; d < n; d++) memcpy(dst + d * es, src + d * stride, es);
+    const uint8_t *src = k_lane_at(c, layer, g, pos);
+    const size_t es = c->esz;
+    for (size_t d = 0; d < c->hp->n_embd_head_k; d++) memcpy(dst + d * es, src + d * KV_TILE * es, es);
 }
 
 static void cpu_kv_store(backend *b, int layer, act k, act v, int n, uint32_t pos0) {

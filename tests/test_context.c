@@ -337,7 +337,9 @@ Test(context, shift_matches_fresh_decode_of_kept_tokens) {
     cr_assert_eq(synth_model(&p, &buf, &size, &e0), INFER_OK);
     infer_model *m = NULL;
     cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &e0), INFER_OK, "%s", e0.message);
-    static const struct { uint32_t n_ctx; int n, drop; } cases[] = {{32, 20, 8}, {96, 70, 40}};
+    /* and a shift past what is cached (keep + drop > n_past): refused */
+    static const struct { uint32_t n_ctx; int n, drop, bad_keep, bad_drop; } cases[] = {{32, 20, 8, 10, 10},
+                                                                                     {96, 70, 40, 28, 30}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const int n = cases[k].n, drop = cases[k].drop, n_kept = n - drop;
         infer_context *a = new_ctx(m, cases[k].n_ctx, INFER_TYPE_F32), *b = new_ctx(m, cases[k].n_ctx, INFER_TYPE_F32);
@@ -356,7 +358,7 @@ Test(context, shift_matches_fresh_decode_of_kept_tokens) {
         const float *x = infer_logits(a), *y = infer_logits(b);
         for (int v = 0; v < infer_model_n_vocab(m); v++)
             cr_assert_float_eq(x[v], y[v], 2e-4, "n_ctx %u: logit %d: %g vs %g", cases[k].n_ctx, v, x[v], y[v]);
-        cr_assert_eq(infer_context_shift(a, n_kept - 2, n_kept), INFER_EINVAL);
+        cr_assert_eq(infer_context_shift(a, cases[k].bad_keep, cases[k].bad_drop), INFER_EINVAL);
         infer_context_free(a);
         infer_context_free(b);
     }

@@ -608,48 +608,45 @@ Test(kernels_simd, softmax_same_bits_as_its_steps) {
     static const int64_t nvs[] = {0, 1, 3, 15, 16, 17, 31, 100, 2000};
     static const int64_t pads[] = {0, 5, 16};
     static const uint32_t types[] = {INFER_TYPE_F32, INFER_TYPE_F16, INFER_TYPE_BF16};
+    enum { N_MAX = 2000 + 16 + 1 }; /* the longest row and one byte past it */
+    static float x[N_MAX], x1[N_MAX], x2[N_MAX], f1[N_MAX], f2[N_MAX];
+    static uint8_t p1[4 * N_MAX], p2[4 * N_MAX];
     uint64_t sm_rng = 11;
     FOR_EACH_LEVEL(kt) {
         int nfail = 0, checked = 0;
         if (!kt->softmax) cr_log_info("%s: no softmax entry, the generic path", kt->name);
-        for (size_t vi = 0; vi < sizeof nvs / sizeof nvs[0]; vi++)
-            for (size_t pi = 0; pi < sizeof pads / sizeof pads[0]; pi++)
-                for (int kind = 0; kind < 5; kind++) {
-                    const int64_t nv = nvs[vi], n = nv + pads[pi];
-                    float *x = malloc(sizeof(float) * (size_t)(n + 1)), *x1 = malloc(sizeof(float) * (size_t)(n + 1));
-                    float *x2 = malloc(sizeof(float) * (size_t)(n + 1)), *f1 = malloc(sizeof(float) * (size_t)(n + 1));
-                    float *f2 = malloc(sizeof(float) * (size_t)(n + 1));
-                    uint8_t *p1 = malloc(4 * (size_t)(n + 1)), *p2 = malloc(4 * (size_t)(n + 1));
-                    for (int64_t i = 0; i < n; i++) {
-                        switch (kind) {
-                        case 0: x[i] = test_uniform(&sm_rng, -20.0f, 20.0f); break;
-                        case 1: x[i] = i % 3 == 0 ? -INFINITY : test_uniform(&sm_rng, -1e30f, 1e30f); break;
-                        case 2: x[i] = i % 2 ? -0.0f : 0.0f; break;
-                        case 3: x[i] = test_uniform(&sm_rng, -1.0f, 1.0f) * 1e-39f; break;
-                        default: x[i] = i == nv / 2 ? NAN : test_uniform(&sm_rng, -5.0f, 5.0f); break;
-                        }
-                    }
-                    for (size_t ti = 0; ti < 3; ti++) {
-                        const uint32_t t = types[ti];
-                        const float scale = ti == 1 ? 1.0f : 0.125f;
-                        memcpy(x1, x, sizeof(float) * (size_t)n);
-                        memcpy(x2, x, sizeof(float) * (size_t)n);
-                        memset(p1, 0xaa, 4 * (size_t)(n + 1));
-                        memset(p2, 0x55, 4 * (size_t)(n + 1));
-                        kernels_softmax_generic(kt, x1, nv, n, scale, t, p1);
-                        kernels_softmax(kt, x2, nv, n, scale, t, p2);
-                        const size_t es = t == INFER_TYPE_F32 ? 4 : 2;
-                        CHECK(nfail, p1[(size_t)n * es] == 0xaa && p2[(size_t)n * es] == 0x55,
-                              "%s softmax wrote past n = %lld", kt->name, (long long)n);
-                        kernels_ref.dequantize(t, p1, f1, n);
-                        kernels_ref.dequantize(t, p2, f2, n);
-                        for (int64_t i = 0; i < n; i++, checked++)
-                            CHECK(nfail, same(f1[i], f2[i]) && (i < nv || fbits(f2[i]) == 0),
-                                  "%s softmax %s kind %d n_valid %lld n %lld [%lld]: %a, steps %a", kt->name,
-                                  infer_type_name(t), kind, (long long)nv, (long long)n, (long long)i, f2[i], f1[i]);
-                    }
-                    free(x), free(x1), free(x2), free(f1), free(f2), free(p1), free(p2);
+        for (size_t c = 0; c < sizeof nvs / sizeof nvs[0] * (sizeof pads / sizeof pads[0]) * 5; c++) { /* every (count, pad, kind) */
+            const int kind = (int)(c % 5);
+            const int64_t nv = nvs[c / 15], n = nv + pads[c / 5 % 3];
+            for (int64_t i = 0; i < n; i++) {
+                switch (kind) {
+                case 0: x[i] = test_uniform(&sm_rng, -20.0f, 20.0f); break;
+                case 1: x[i] = i % 3 == 0 ? -INFINITY : test_uniform(&sm_rng, -1e30f, 1e30f); break;
+                case 2: x[i] = i % 2 ? -0.0f : 0.0f; break;
+                case 3: x[i] = test_uniform(&sm_rng, -1.0f, 1.0f) * 1e-39f; break;
+                default: x[i] = i == nv / 2 ? NAN : test_uniform(&sm_rng, -5.0f, 5.0f); break;
                 }
+            }
+            for (size_t ti = 0; ti < 3; ti++) {
+                const uint32_t t = types[ti];
+                const float scale = ti == 1 ? 1.0f : 0.125f;
+                const size_t es = t == INFER_TYPE_F32 ? 4 : 2;
+                memcpy(x1, x, sizeof(float) * (size_t)n);
+                memcpy(x2, x, sizeof(float) * (size_t)n);
+                memset(p1, 0xaa, sizeof p1);
+                memset(p2, 0x55, sizeof p2);
+                kernels_softmax_generic(kt, x1, nv, n, scale, t, p1);
+                kernels_softmax(kt, x2, nv, n, scale, t, p2);
+                CHECK(nfail, p1[(size_t)n * es] == 0xaa && p2[(size_t)n * es] == 0x55,
+                      "%s softmax wrote past n = %lld", kt->name, (long long)n);
+                kernels_ref.dequantize(t, p1, f1, n);
+                kernels_ref.dequantize(t, p2, f2, n);
+                for (int64_t i = 0; i < n; i++, checked++)
+                    CHECK(nfail, same(f1[i], f2[i]) && (i < nv || fbits(f2[i]) == 0),
+                          "%s softmax %s kind %d n_valid %lld n %lld [%lld]: %a, steps %a", kt->name,
+                          infer_type_name(t), kind, (long long)nv, (long long)n, (long long)i, f2[i], f1[i]);
+            }
+        }
         cr_assert_eq(nfail, 0);
         cr_assert_gt(checked, 0);
     }

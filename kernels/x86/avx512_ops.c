@@ -68,6 +68,22 @@ static inline __m512i q8_quants(const float *x, float id, int8_t *q) {
     return _mm512_add_epi32(i0, i1);
 }
 
+/* 16 floats to F16, or to bfloat16 (round to nearest even on the bits,
+ * NaN forced quiet). */
+static inline __m256i f16x16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+static inline __m256i bf16x16(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __mmask16 nan =
+        _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                             _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)))),
+        16);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    return _mm512_cvtepi32_epi16(r);
+}
+
 /* One Q8_0/Q8_1 block: d = amax / 127, q = roundf(x / d); returns sum(q). */
 static int q8_block(const float *x, int8_t *q, float *d_out) {
     const float d = absmax(x, 32) / 127;
@@ -115,7 +131,7 @@ static void quant_q8_0(const float *x, uint8_t *y, int64_t n) {
         _Alignas(64) float ids[16];
         _Alignas(32) uint16_t dh[16];
         _mm512_store_ps(ids, id);
-        _mm256_store_si256((__m256i *)(void *)dh, _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm256_store_si256((__m256i *)(void *)dh, f16x16(d));
         for (int b = 0; b < 16; b++) {
             memcpy(y + 34 * b, &dh[b], 2);
             (void)q8_quants(x + 32 * b, ids[b], (int8_t *)(y + 34 * b + 2));
@@ -183,22 +199,6 @@ static void quant_q8_k(const float *x, uint8_t *y, int64_t n) {
         const float d = 1.0f / iscale;
         memcpy(y, &d, 4);
     }
-}
-
-/* 16 floats to F16, or to bfloat16 (round to nearest even on the bits,
- * NaN forced quiet). */
-static inline __m256i f16x16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-
-static inline __m256i bf16x16(__m512 v) {
-    const __m512i u = _mm512_castps_si512(v);
-    const __mmask16 nan =
-        _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-    __m512i r = _mm512_srli_epi32(
-        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
-                                             _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)))),
-        16);
-    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-    return _mm512_cvtepi32_epi16(r);
 }
 
 static void quant_f16(const float *x, uint8_t *y, int64_t n) {
@@ -376,12 +376,11 @@ static double x5_exp_sum(float *y, const float *x, int64_t n, float max) {
 }
 
 /* kernels_softmax_generic through this table's entries, in three passes
- * instead of five and 16 lanes instead of 4: the max of the scaled x (a
- * max does not depend on order; masked lanes and NaNs keep the running
- * max, as the generic compare does), the numerators and their sum as
- * x5_exp_sum (the same 16-value chunks, lanes and total), then each
- * numerator times 1/sum straight into the cache type. The same products
- * and roundings, so the same bits. */
+ * instead of five and 16 lanes instead of 4: x scaled and its max (a max
+ * does not depend on order; masked lanes and NaNs keep the running max,
+ * as the generic compare does), x5_exp_sum itself, then each numerator
+ * times 1/sum straight into the cache type. The same products and
+ * roundings, so the same bits. */
 extern const kernel_table kernels_avx512;
 static void x5_softmax(float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type, void *p) {
     if (act_type != INFER_TYPE_F32 && act_type != INFER_TYPE_F16 && act_type != INFER_TYPE_BF16) {
@@ -394,21 +393,10 @@ static void x5_softmax(float *x, int64_t n_valid, int64_t n, float scale, uint32
         const int c = n_valid - i < 16 ? (int)(n_valid - i) : 16;
         const __mmask16 k = (__mmask16)((1u << c) - 1u);
         const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vs);
+        _mm512_mask_storeu_ps(x + i, k, v);
         m = _mm512_mask_max_ps(m, k & ~_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v, m);
     }
-    const float mx = _mm512_reduce_max_ps(m);
-    const __m512 vm = _mm512_set1_ps(mx);
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    for (int64_t i = 0; i < n_valid; i += 16) {
-        const int c = n_valid - i < 16 ? (int)(n_valid - i) : 16;
-        const __mmask16 k = (__mmask16)((1u << c) - 1u);
-        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vs);
-        const __m512 e = _mm512_maskz_mov_ps(k, exp_ps(_mm512_sub_ps(v, vm)));
-        _mm512_mask_storeu_ps(x + i, k, e);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
-    }
-    const double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    const double sum = x5_exp_sum(x, x, n_valid, _mm512_reduce_max_ps(m));
     const __m512 vi = _mm512_set1_ps(sum > 0.0 ? (float)(1.0 / sum) : 0.0f);
     uint8_t *y = p;
     for (int64_t i = 0; i < n; i += 16) {
