@@ -327,7 +327,7 @@ INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const vo
 /* The kernels over one super-block of PG_MAX groups take their streams as
  * X5_STREAMS: group k's group-block at G[k] + at, nl cache lines long;
  * prefetches go X5_PF_DIST ahead in a stream, past its end (rem bytes from
- * G[k]) jump bytes further (x5_prefetch_stream). Plain arguments, not a
+ * G[k]) jump bytes further (x5_prefetch_lines). Plain arguments, not a
  * struct: through a pointer GCC reloads them and spills (measured ~15%
  * slower from memory). */
 #define X5_STREAMS const uint8_t *const *G, size_t at, size_t nl, size_t rem, size_t jump
@@ -335,7 +335,7 @@ INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const vo
 /* Step e of n over a super-block: prefetch stream S's e-th share of lines. */
 INLINE void step_prefetch(const uint8_t *S, size_t at, size_t nl, size_t rem, size_t jump, int e, int n) {
     const size_t l0 = (size_t)e * nl / (size_t)n, l1 = (size_t)(e + 1) * nl / (size_t)n;
-    x5_prefetch_stream(S, at + 64 * l0, 64 * (l1 - l0), X5_PF_DIST, rem, jump);
+    x5_prefetch_lines(S, at + 64 * l0, 64 * (l1 - l0), X5_PF_DIST, rem, jump);
 }
 
 /* A super-block's start in the step kernels: integer sums 0, and one copy
