@@ -48,16 +48,6 @@ static void ref_rms_norm(const float *x, const float *w, float *y, int64_t n, fl
     for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
 }
 
-static float ref_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n) {
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; i++) s += infer_f16_to_f32(a[i]) * infer_f16_to_f32(b[i]);
-    return s;
-}
-
-static void ref_axpy_f16(float *y, float a, const uint16_t *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * infer_f16_to_f32(x[i]);
-}
-
 const kernel_table kernels_ref = {
     .isa = INFER_ISA_REF,
     .name = "ref",
@@ -69,8 +59,6 @@ const kernel_table kernels_ref = {
     .silu_mul = ref_silu_mul,
     .add = ref_add,
     .rms_norm = ref_rms_norm,
-    .dot_f16 = ref_dot_f16,
-    .axpy_f16 = ref_axpy_f16,
 };
 
 /* ---- softmax through the table's entries -------------------------------------------- */

@@ -71,9 +71,6 @@ typedef struct {
     void (*add)(float *x, const float *y, size_t n);          /* x += y */
     /* y = x * (1/sqrt(mean(x^2) + eps)) * w, sum of squares in double. */
     void (*rms_norm)(const float *x, const float *w, float *y, int64_t n, float eps);
-    /* dot of n f16 values with n f16 values, and y += a * f16 row (attention). */
-    float (*dot_f16)(const uint16_t *a, const uint16_t *b, int64_t n);
-    void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);
     /* Softmax numerators: y[i] = e^(x[i] - max) for i < n (y may be x);
      * returns their sum, accumulated in double. Optional: NULL in a table
      * without one, and then callers use expf (which is the reference). */

@@ -2,7 +2,7 @@
  * neon.c - kernels_neon, the aarch64 table (NEON + dotprod + fp16
  * conversions): the matmul driver that walks tiles, the per-type dispatch
  * to neon_float.c, neon_legacy.c and neon_kquants.c, and the elementwise
- * kernels (rms_norm, silu_mul, add, dot_f16, axpy_f16).
+ * kernels (rms_norm, silu_mul, add).
  *
  * Anything this table does not implement (a type no file claims) falls
  * through to kernels/ref, which marks misuse with NaN as it always does.
@@ -151,51 +151,6 @@ static void neon_silu_mul(float *gate, const float *up, size_t n) {
     }
 }
 
-/* Eight f16 values (unaligned) as two float32x4. */
-NEON_INLINE void ld_f16x8(const uint16_t *p, float32x4_t *lo, float32x4_t *hi) {
-    const float16x8_t h = vreinterpretq_f16_u8(vld1q_u8((const uint8_t *)p));
-    *lo = vcvt_f32_f16(vget_low_f16(h));
-    *hi = vcvt_high_f32_f16(h);
-}
-
-static float neon_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n) {
-    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        float32x4_t a0, a1, a2, a3, b0, b1, b2, b3;
-        ld_f16x8(a + i, &a0, &a1);
-        ld_f16x8(a + i + 8, &a2, &a3);
-        ld_f16x8(b + i, &b0, &b1);
-        ld_f16x8(b + i + 8, &b2, &b3);
-        s0 = vfmaq_f32(s0, a0, b0);
-        s1 = vfmaq_f32(s1, a1, b1);
-        s2 = vfmaq_f32(s2, a2, b2);
-        s3 = vfmaq_f32(s3, a3, b3);
-    }
-    for (; i + 8 <= n; i += 8) {
-        float32x4_t a0, a1, b0, b1;
-        ld_f16x8(a + i, &a0, &a1);
-        ld_f16x8(b + i, &b0, &b1);
-        s0 = vfmaq_f32(s0, a0, b0);
-        s1 = vfmaq_f32(s1, a1, b1);
-    }
-    float s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
-    for (; i < n; i++) s += infer_f16_to_f32(a[i]) * infer_f16_to_f32(b[i]);
-    return s;
-}
-
-/* y += a * x: a multiply then an add, as the reference (no fused rounding). */
-static void neon_axpy_f16(float *y, float a, const uint16_t *x, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        float32x4_t x0, x1;
-        ld_f16x8(x + i, &x0, &x1);
-        vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_n_f32(x0, a)));
-        vst1q_f32(y + i + 4, vaddq_f32(vld1q_f32(y + i + 4), vmulq_n_f32(x1, a)));
-    }
-    for (; i < n; i++) y[i] += a * infer_f16_to_f32(x[i]);
-}
-
 const kernel_table kernels_neon = {
     .isa = INFER_ISA_NEON,
     .name = "neon",
@@ -207,6 +162,4 @@ const kernel_table kernels_neon = {
     .silu_mul = neon_silu_mul,
     .add = neon_add,
     .rms_norm = neon_rms_norm,
-    .dot_f16 = neon_dot_f16,
-    .axpy_f16 = neon_axpy_f16,
 };

@@ -1,16 +1,16 @@
 /*
  * avx2_ops.c - the AVX2 kernel table (AVX2 + FMA + F16C): activation
- * quantizers, elementwise ops, F16 attention helpers, dequantization; the
- * matmuls are in avx2_gemm.c (quantized) and avx2_float.c (F32/F16/BF16).
+ * quantizers, elementwise ops, exp_sum, dequantization; the matmuls are in
+ * avx2_gemm.c (quantized) and avx2_float.c (F32/F16/BF16).
  *
  * Numerics against kernels/ref, as the AVX-512 level (avx512_ops.c):
- * quantizers, quantized matmuls, add and axpy_f16 bit-identical; rms_norm
- * sums in double in another order; silu_mul and exp_sum use the same
- * polynomial exp as the AVX-512 level (2^n applied in two exact halves,
- * which rounds as scalef does), so the two levels agree bit for bit there;
- * float matmuls and dot_f16 sum in float in another order. dequantize is
- * SIMD for F32/F16/BF16/Q8_0/Q4_0 and the reference for the other types
- * (get_rows converts one row per token: nothing to gain).
+ * quantizers, quantized matmuls and add bit-identical; rms_norm sums in
+ * double in another order; silu_mul and exp_sum use the same polynomial
+ * exp as the AVX-512 level (2^n applied in two exact halves, which rounds
+ * as scalef does), so the two levels agree bit for bit there; float
+ * matmuls sum in float in another order. dequantize is SIMD for
+ * F32/F16/BF16/Q8_0/Q4_0 and the reference for the other types (get_rows
+ * converts one row per token: nothing to gain).
  */
 #include "avx2_internal.h"
 
@@ -272,37 +272,6 @@ static void x2_rms_norm(const float *x, const float *w, float *y, int64_t n, flo
     }
 }
 
-/* n (<= 8) halves as floats, the rest 0. */
-static inline __m256 load_f16(const uint16_t *p, int n) {
-    if (n == 8) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
-    uint16_t t[8] = {0};
-    memcpy(t, p, (size_t)n * 2);
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)t));
-}
-
-static float x2_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(load_f16(a + i, 8), load_f16(b + i, 8), s0);
-        s1 = _mm256_fmadd_ps(load_f16(a + i + 8, 8), load_f16(b + i + 8, 8), s1);
-    }
-    for (; i < n; i += 8) {
-        const int c = n - i < 8 ? (int)(n - i) : 8;
-        s0 = _mm256_fmadd_ps(load_f16(a + i, c), load_f16(b + i, c), s0);
-    }
-    return x2_hsum(_mm256_add_ps(s0, s1));
-}
-
-static void x2_axpy_f16(float *y, float a, const uint16_t *x, int64_t n) {
-    const __m256 va = _mm256_set1_ps(a);
-    for (int64_t i = 0; i < n; i += 8) {
-        const int c = n - i < 8 ? (int)(n - i) : 8;
-        const __m256i k = x2_mask(c);
-        _mm256_maskstore_ps(y + i, k, _mm256_add_ps(_mm256_maskload_ps(y + i, k), _mm256_mul_ps(va, load_f16(x + i, c))));
-    }
-}
-
 static double x2_exp_sum(float *y, const float *x, int64_t n, float max) {
     const __m256 vm = _mm256_set1_ps(max);
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
@@ -355,7 +324,5 @@ const kernel_table kernels_avx2 = {
     .silu_mul = x2_silu_mul,
     .add = x2_add,
     .rms_norm = x2_rms_norm,
-    .dot_f16 = x2_dot_f16,
-    .axpy_f16 = x2_axpy_f16,
     .exp_sum = x2_exp_sum,
 };

@@ -1,6 +1,6 @@
 /*
  * avx512_ops.c - the AVX-512 kernel table: activation quantizers, elementwise
- * ops, F16 attention helpers and dequantization here; the matmuls in
+ * ops, exp_sum and softmax, and dequantization here; the matmuls in
  * avx512_gemm.c (quantized, batches), avx512_gemv.c (quantized, one token)
  * and avx512_float.c (F32/F16/BF16).
  *
@@ -12,9 +12,8 @@
  *                 float FMA sums instead of double sums;
  *   rms_norm      the sum of squares in double in another order, the rest
  *                 element for element the same;
- *   add, axpy_f16 bit-identical (multiply, then add: no FMA);
+ *   add           bit-identical;
  *   silu_mul      a polynomial exp (within 2 ulp of expf);
- *   dot_f16       float sum in another order;
  *   exp_sum       the same polynomial exp, sums in double in another order;
  *   dequantize    F32/F16/BF16/Q4_0/Q8_0 in SIMD, bit-identical; the other
  *                 types call the reference (get_rows dequantizes one row per
@@ -332,34 +331,6 @@ static void x5_rms_norm(const float *x, const float *w, float *y, int64_t n, flo
     }
 }
 
-static float x5_dot_f16(const uint16_t *a, const uint16_t *b, int64_t n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(a + i))),
-                             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(b + i))), s0);
-        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(a + i + 16))),
-                             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(b + i + 16))), s1);
-    }
-    for (; i < n; i += 16) {
-        const int c = n - i < 16 ? (int)(n - i) : 16;
-        const __mmask16 k = (__mmask16)((1u << c) - 1u);
-        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, (const void *)(a + i))),
-                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, (const void *)(b + i))), s0);
-    }
-    return x5_hsum(_mm512_add_ps(s0, s1));
-}
-
-static void x5_axpy_f16(float *y, float a, const uint16_t *x, int64_t n) {
-    const __m512 va = _mm512_set1_ps(a);
-    for (int64_t i = 0; i < n; i += 16) {
-        const int c = n - i < 16 ? (int)(n - i) : 16;
-        const __mmask16 k = (__mmask16)((1u << c) - 1u);
-        const __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, (const void *)(x + i)));
-        _mm512_mask_storeu_ps(y + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, y + i), _mm512_mul_ps(va, xv)));
-    }
-}
-
 /* y = e^(x - max), summed in double (lane sums, then a fixed-order total). */
 static double x5_exp_sum(float *y, const float *x, int64_t n, float max) {
     const __m512 vm = _mm512_set1_ps(max);
@@ -450,8 +421,6 @@ const kernel_table kernels_avx512 = {
     .silu_mul = x5_silu_mul,
     .add = x5_add,
     .rms_norm = x5_rms_norm,
-    .dot_f16 = x5_dot_f16,
-    .axpy_f16 = x5_axpy_f16,
     .exp_sum = x5_exp_sum,
     .softmax = x5_softmax,
 };

@@ -11,17 +11,17 @@
  * and values that are zero, huge, subnormal, inf or NaN.
  *
  * Tolerances, and why:
- *   - activation quantization, dequantization, add, axpy_f16: identical
- *     bytes / floats (the same rounding steps; NaN matches any NaN);
+ *   - activation quantization, dequantization, add: identical bytes /
+ *     floats (the same rounding steps; NaN matches any NaN);
  *   - quantized matmul: the integer dots are exact and each output repeats
  *     the reference's float steps in its order, so results are expected
  *     bit-identical; allowed 1e-6 * sum|w_i a_i| (dequantized) to leave
  *     room for a harmless reordering, and the count of bit-exact outputs
  *     is printed;
- *   - F32/F16/BF16 matmul and dot_f16: reordered float sums of the same
- *     products: |diff| <= (2n + 8) * 2^-24 * sum|w_i a_i| (each sum's
- *     rounding error is at most n * 2^-24 * sum|terms|), plus 1e-37 for
- *     products that underflow;
+ *   - F32/F16/BF16 matmul: reordered float sums of the same products:
+ *     |diff| <= (2n + 8) * 2^-24 * sum|w_i a_i| (each sum's rounding error
+ *     is at most n * 2^-24 * sum|terms|), plus 1e-37 for products that
+ *     underflow;
  *   - rms_norm: only the order of the double sum differs, so the float
  *     mean moves by at most an ulp: 2^-21 relative (4 ulp);
  *   - silu_mul: e^x differs from expf by a few ulp: 2^-20 relative, plus
@@ -597,43 +597,6 @@ static void test_silu_mul_add(void) {
     printf("silu_mul, add %3d passed %d failed\n", n_passed - passed, n_failed - failed);
 }
 
-static void test_f16_helpers(void) {
-    int passed = n_passed, failed = n_failed;
-    for (size_t si = 0; si < N_EW; si++)
-        for (int m = 0; m < IN_HALVES; m++) {
-            const int64_t n = EW_SIZES[si];
-            float *f = malloc((size_t)n * 4), *want = malloc((size_t)n * 4), *got = malloc((size_t)n * 4);
-            /* f16 inputs one past an aligned address: rows of a KV cache need not be aligned */
-            uint16_t *abuf = malloc((size_t)(n + 1) * 2), *bbuf = malloc((size_t)(n + 1) * 2);
-            uint16_t *a = abuf + (si & 1), *b = bbuf + (si & 1);
-            fill(f, n, (in_mode)m, 3e4f);
-            for (int64_t i = 0; i < n; i++) a[i] = infer_f32_to_f16(f[i]);
-            fill(f, n, IN_NORMAL, 0);
-            for (int64_t i = 0; i < n; i++) b[i] = infer_f32_to_f16(f[i]);
-            const float dw = REF->dot_f16(a, b, n), dg = NEON->dot_f16(a, b, n);
-            double s = 0;
-            for (int64_t i = 0; i < n; i++) s += fabs((double)infer_f16_to_f32(a[i]) * infer_f16_to_f32(b[i]));
-            report(close_to(dg, dw, (2.0 * (double)n + 8.0) * 0x1p-24 * s + 1e-37), "dot_f16 n=%lld %s: %.9g vs ref %.9g",
-                   (long long)n, IN_NAME[m], dg, dw);
-
-            fill(want, n, IN_NORMAL, 0);
-            memcpy(got, want, (size_t)n * 4);
-            const float alpha = m == IN_HUGE ? 1e30f : gauss();
-            REF->axpy_f16(want, alpha, a, n);
-            NEON->axpy_f16(got, alpha, a, n);
-            int64_t bad = -1;
-            for (int64_t i = 0; i < n && bad < 0; i++)
-                if (!same_float(got[i], want[i])) bad = i;
-            report(bad < 0, "axpy_f16 n=%lld %s", (long long)n, IN_NAME[m]);
-            free(f);
-            free(want);
-            free(got);
-            free(abuf);
-            free(bbuf);
-        }
-    printf("dot/axpy_f16  %3d passed %d failed\n", n_passed - passed, n_failed - failed);
-}
-
 /* ---- dispatch ------------------------------------------------------------------------ */
 
 /* kernels_get() in a child with INFER_CPU set to env (NULL: unset); the
@@ -659,7 +622,7 @@ static void test_dispatch(void) {
            "kernels_for(NEON) is kernels_neon on this CPU (HWCAP asimddp)");
     report(NEON && NEON->vec_dot_type && NEON->quantize_act && NEON->matmul && NEON->matmul_kn && NEON->dequantize &&
                NEON->silu_mul &&
-               NEON->add && NEON->rms_norm && NEON->dot_f16 && NEON->axpy_f16,
+               NEON->add && NEON->rms_norm,
            "kernels_neon has every entry");
     for (size_t ti = 0; NEON && ti < N_WEIGHT_TYPES; ti++)
         report(NEON->vec_dot_type(WEIGHT_TYPES[ti]) == infer_ref_vec_dot_type(WEIGHT_TYPES[ti]),
@@ -692,7 +655,6 @@ int main(int argc, char **argv) {
         test_matmul_kn();
         test_rms_norm();
         test_silu_mul_add();
-        test_f16_helpers();
     }
     printf("(%.1f s of CPU time)\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
     printf("%d passed, %d failed\n", n_passed, n_failed);
