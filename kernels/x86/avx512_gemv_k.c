@@ -302,7 +302,7 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
 
 /* Repacked: four groups at a time (PG_MAX), each its own sequential
  * stream, every step taking a little from each stream in turn and
- * prefetching that stream's share ~3.4 KB ahead. How little matters: a
+ * prefetching that stream's share one super-block ahead. How little matters: a
  * quarter of a super-block per stream and step (9 cache lines of Q4_K)
  * streamed at 0.93-0.98 of a four-stream read loop run beside it (2
  * threads from memory), whole super-blocks from two streams at ~0.82.
@@ -325,17 +325,35 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
 INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const void *)(G + 64 * (size_t)s)); }
 
 /* The kernels over one super-block of PG_MAX groups take their streams as
- * X5_STREAMS: group k's group-block at G[k] + at, nl cache lines long;
- * prefetches go X5_PF_DIST ahead in a stream, past its end (rem bytes from
- * G[k]) jump bytes further (x5_prefetch_lines). Plain arguments, not a
- * struct: through a pointer GCC reloads them and spills (measured ~15%
- * slower from memory). */
-#define X5_STREAMS const uint8_t *const *G, size_t at, size_t nl, size_t rem, size_t jump
+ * X5_STREAMS: group k's group-block at G[k] + at; the lines the block
+ * prefetches at G[k] + po (kpf_offset). Plain arguments, not a struct:
+ * through a pointer GCC reloads them and spills (measured ~15% slower from
+ * memory). */
+#define X5_STREAMS const uint8_t *const *G, size_t at, size_t po
 
-/* Step e of n over a super-block: prefetch stream S's e-th share of lines. */
-INLINE void step_prefetch(const uint8_t *S, size_t at, size_t nl, size_t rem, size_t jump, int e, int n) {
+/* Where the super-block at byte at of each stream prefetches: KPF_SB
+ * super-blocks ahead, or, past the stream's end (rem bytes), jump bytes
+ * further, in the same stream of the next set of groups (as
+ * x5_prefetch_stream). at, rem and the distance are whole group-blocks, so
+ * a block's lines never straddle the end: one test per super-block for all
+ * its lines and streams, and each line's prefetch one instruction. A test
+ * per line, in a loop over a run-time line count, ~3.4 KB ahead, took
+ * about a third of Q6_K's time from cache (one thread 15 -> 22-25 GB/s,
+ * two 26 -> 47; Q4_K 21-24 -> 26-28, 42 -> 50); from memory, alternating
+ * per token: Q4_K_M +2-4%, Q5_K_M +4-12%, Q6_K +5-18%. Two super-blocks
+ * ahead gave Q4_K_M only ~+0.6%. */
+#define KPF_SB 1
+INLINE size_t kpf_offset(size_t at, size_t gb, size_t rem, size_t jump) {
+    const size_t a = at + KPF_SB * gb;
+    return a + (a >= rem ? jump : 0);
+}
+
+/* Step e of n over a super-block of type: prefetch stream S's e-th share
+ * of its lines (a constant count per type, so the loop unrolls). */
+INLINE void step_prefetch(uint32_t type, const uint8_t *S, size_t po, int e, int n) {
+    const size_t nl = (16 * x86_block_bytes(type) + 63) / 64;
     const size_t l0 = (size_t)e * nl / (size_t)n, l1 = (size_t)(e + 1) * nl / (size_t)n;
-    x5_prefetch_lines(S, at + 64 * l0, 64 * (l1 - l0), X5_PF_DIST, rem, jump);
+    for (size_t l = l0; l < l1; l++) _mm_prefetch((const char *)(S + po + 64 * l), _MM_HINT_T0);
 }
 
 /* A super-block's start in the step kernels: integer sums 0, and one copy
@@ -370,7 +388,7 @@ INLINE void q4k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kac
             UNROLL for (int k = 0; k < ng; k++) cl[k] = ch[k] = _mm512_setzero_si512();
             UNROLL for (int j = 4 * h; j < 4 * h + 4; j++) {
                 UNROLL for (int k = 0; k < ng; k++) {
-                    step_prefetch(G[k], at, nl, rem, jump, 8 * p + j, 32);
+                    step_prefetch(INFER_TYPE_Q4_K, G[k], po, 8 * p + j, 32);
                     const __m512i w = sl(G[k] + at, 4 + 8 * p + j);
                     cl[k] = x5_dpb(cl[k], _mm512_and_si512(w, m4), ak[k] + 64 * p + 4 * j);
                     ch[k] = x5_dpb(ch[k], and8(w, 0xf0), ak[k] + 64 * p + 32 + 4 * j); /* 16 x the high nibble */
@@ -400,7 +418,7 @@ INLINE void q6k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kac
         UNROLL for (int k = 0; k < ng; k++) UNROLL for (int i = 0; i < 4; i++) a[k][i] = _mm512_setzero_si512();
         UNROLL for (int i = 0; i < 4; i++) {
             UNROLL for (int k = 0; k < ng; k++) {
-                step_prefetch(G[k], at, nl, rem, jump, 4 * p + i, 16);
+                step_prefetch(INFER_TYPE_Q6_K, G[k], po, 4 * p + i, 16);
                 __m512i v[4];
                 x5_q6k_values(G[k] + at + 64 * (24 * c + 3 * (4 * q + i)), v);
                 const uint8_t *aa = ak[k] + 128 * c + 4 * (4 * q + i);
@@ -441,7 +459,7 @@ INLINE void q5k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kac
         }
         UNROLL for (int j = 0; j < 8; j++) {
             UNROLL for (int k = 0; k < ng; k++) {
-                step_prefetch(G[k], at, nl, rem, jump, 8 * p + j, 32);
+                step_prefetch(INFER_TYPE_Q5_K, G[k], po, 8 * p + j, 32);
                 const __m512i w = sl(B[k], 12 + 8 * p + j), h = sl(B[k], 4 + j); /* high bits in slices 4..11 */
                 const __m512i lo = _mm512_or_si512(_mm512_and_si512(w, m4), x5_bit_to(h, 2 * p, 4));
                 const __m512i hi = _mm512_or_si512(_mm512_and_si512(srl(w, 4), m4), x5_bit_to(h, 2 * p + 1, 4));
@@ -462,7 +480,7 @@ INLINE void q5k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kac
  * first repeated). */
 #define STEPS_NG(name, ng)                                                                            \
     X5_NOINLINE static void name##_##ng(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) { \
-        name(ng, G, at, nl, rem, jump, aq, m, f);                                                     \
+        name(ng, G, at, po, aq, m, f);                                                                \
     }
 STEPS_NG(q4k_steps, 4) STEPS_NG(q4k_steps, 2) STEPS_NG(q4k_steps, 1)
 STEPS_NG(q5k_steps, 4) STEPS_NG(q5k_steps, 2) STEPS_NG(q5k_steps, 1)
@@ -472,7 +490,7 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
                           const uint8_t *act, float *out) {
     x86_kact meta[KV_NSB];
     const int64_t nsb = n_cols / X86_QKK;
-    const size_t gb = 16 * x86_block_bytes(type), nl = (gb + 63) / 64;
+    const size_t gb = 16 * x86_block_bytes(type);
     const int pg = type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K ? 2 : PG_MAX;
     const size_t jump = (size_t)(pg - 1) * (size_t)nsb * gb;
     for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
@@ -486,10 +504,10 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
             const int sn = x5_streams_for(npg, pg);
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
-                const size_t at = (size_t)sb * gb;
-#define Q4K_RUN(ns) q4k_steps_##ns(G, at, nl, rem, jump, aq, &meta[sb], f)
-#define Q5K_RUN(ns) q5k_steps_##ns(G, at, nl, rem, jump, aq, &meta[sb], f)
-#define Q6K_RUN(ns) q6k_steps_##ns(G, at, nl, rem, jump, aq, &meta[sb], f)
+                const size_t at = (size_t)sb * gb, po = kpf_offset(at, gb, rem, jump);
+#define Q4K_RUN(ns) q4k_steps_##ns(G, at, po, aq, &meta[sb], f)
+#define Q5K_RUN(ns) q5k_steps_##ns(G, at, po, aq, &meta[sb], f)
+#define Q6K_RUN(ns) q6k_steps_##ns(G, at, po, aq, &meta[sb], f)
                 switch (type) {
                 case INFER_TYPE_Q4_K: X5_BY_STREAMS(sn, Q4K_RUN); break;
                 case INFER_TYPE_Q5_K: X5_BY_STREAMS(sn, Q5K_RUN); break;

@@ -175,8 +175,7 @@ X5_INLINE void x5_prefetch_lines(const uint8_t *S, size_t pos, size_t n, size_t 
  * unless the n bytes straddle the end (once per stream). The test per line
  * slowed the legacy kernels from cache by a fifth or more (one thread,
  * alternating runs: Q4_0 35 -> 43 GB/s, Q8_0 54 -> 66); from memory it is
- * within noise (Q4_0 tokens +0.4-0.8%). x5_prefetch_lines stays for the
- * step kernels' one or two lines (Q4_K ~6% slower from cache with this). */
+ * within noise (Q4_0 tokens +0.4-0.8%). */
 X5_INLINE void x5_prefetch_stream(const uint8_t *S, size_t pos, size_t n, size_t dist, size_t rem, size_t jump) {
     const size_t at = pos + dist;
     if (at + n > rem && at < rem) {
