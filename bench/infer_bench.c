@@ -246,6 +246,7 @@ typedef struct {
     int threads;
     int backend, device;  /* asked for */
     const char *ran_on;   /* "CPU" or "Vulkan": where it ran */
+    int on_cpu;           /* ran on the CPU: % bw (of the host-memory probe) applies */
     int n_prompt, n_gen;
     double mean, sd;     /* tokens per second */
     double samples[64];
@@ -312,7 +313,9 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
     /* Generation: the probe again right before each repetition (on a shared
      * machine the bandwidth on offer moves by 2x within minutes), and the
      * share of it each repetition streamed. */
-    const int paired = r->n_gen && !r->n_prompt && r->threads > 0;
+    /* The probe reads host memory: no share of it for a run on a device. */
+    const int on_cpu = r->on_cpu = infer_context_backend(c) == INFER_BACKEND_CPU;
+    const int paired = on_cpu && r->n_gen && !r->n_prompt && r->threads > 0;
     double sum = 0.0, pct_sum = 0.0, probe_lo = 0.0, probe_hi = 0.0;
     for (int k = 0; ok && k < reps && k < 64; k++) {
         const double pb = paired ? probe_bandwidth(r->threads) : 0.0;
@@ -343,7 +346,7 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
                 r->probe_hi = probe_hi;
                 fprintf(stderr, "infer-bench: %s tg%d, %d threads: probe before each repetition %.2f-%.2f GB/s\n", r->desc,
                         r->n_gen, r->threads, probe_lo, probe_hi);
-            } else {
+            } else if (on_cpu) {
                 r->bw_pct = bandwidth > 0 ? 100.0 * r->gbs / bandwidth : 0.0;
             }
         }
@@ -388,7 +391,7 @@ static void print_md_row(const result *r) {
     snprintf(ts, sizeof ts, "%.2f ± %.2f", r->mean, r->sd);
     if (r->gbs > 0) {
         snprintf(gbs, sizeof gbs, "%.2f", r->gbs);
-        snprintf(pct, sizeof pct, "%.1f", r->bw_pct);
+        if (r->on_cpu) snprintf(pct, sizeof pct, "%.1f", r->bw_pct);
     }
     if (r->ttft_ms > 0) snprintf(ttft, sizeof ttft, "%.1f", r->ttft_ms);
     printf("| %-30s | %10s | %10s | %-10s | %7d | %15s | %20s | %8s | %6s | %9s | %8.1f | %8.1f |\n", r->desc, size,

@@ -6,7 +6,8 @@
  *
  * x was converted by quantize_act.comp into XQ (the weight type's
  * activation type, per unit of 32 values). A group of lanes computes R
- * rows for TN tokens (matrix x vector: R = 8, TN = 1): each lane takes
+ * rows for TN tokens (matrix x vector: TN = 1, R = 8 on a CPU device and
+ * 1 or 2 on a GPU, vk_mv_rows): each lane takes
  * whole weight groups (lane, lane + NLANES, ...), reads a group's shared
  * texels once per row, and for each of its units loads the TN tokens'
  * activations once and reuses them for the R rows. Texel reads are what

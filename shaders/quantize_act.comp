@@ -47,16 +47,21 @@ int nearest_int(float v) {
     return (floatBitsToInt(t) & 0x007fffff) - 0x00400000;
 }
 
-void unit_q8(uint t, uint u, bool with_sum) {
+/* The unit's 32 values (zeros past the row). */
+void load_unit(uint t, uint u, out float x[32]) {
+    [[unroll]] for (uint k = 0; k < 32u; k++) x[k] = xval(t, 32u * u + k);
+}
+
+void unit_q8(uint t, uint u, const float x[32], bool with_sum) {
     float amax = 0.0;
-    for (uint k = 0; k < 32u; k++) amax = max(amax, abs(xval(t, 32u * u + k)));
+    [[unroll]] for (uint k = 0; k < 32u; k++) amax = max(amax, abs(x[k]));
     const float d = amax / 127.0;
     const float id = d != 0.0 ? 1.0 / d : 0.0;
     float sum = 0.0;
-    for (uint w = 0; w < 8u; w++) {
+    [[unroll]] for (uint w = 0; w < 8u; w++) {
         uint word = 0u;
-        for (uint b = 0; b < 4u; b++) {
-            precise float v = xval(t, 32u * u + 4u * w + b) * id;
+        [[unroll]] for (uint b = 0; b < 4u; b++) {
+            precise float v = x[4u * w + b] * id;
             float q = round_i8(v);
             sum += q;
             word |= (uint(int(q)) & 0xffu) << (8u * b);
@@ -70,49 +75,73 @@ void unit_q8(uint t, uint u, bool with_sum) {
     put(t, u, 11u, 0u);
 }
 
-void superblock_q8k(uint t, uint sb) {
-    const uint c0 = 256u * sb;
+/* Q8_K: the eight units of a super-block are eight neighbouring
+ * invocations of one workgroup (units per token is a multiple of 8 and the
+ * workgroup size a multiple of 8). Each finds its unit's largest |x| (the
+ * first one, with its sign); the super-block's is the first unit's with
+ * the largest, which is the value a scan of all 256 in order finds. */
+shared float sb_amax[gl_WorkGroupSize.x];
+shared float sb_mx[gl_WorkGroupSize.x];
+
+void unit_q8k(uint t, uint u, const float x[32], uint lid, bool live) {
     float amax = 0.0, mx = 0.0;
-    for (uint k = 0; k < 256u; k++) {
-        float v = xval(t, c0 + k);
-        if (abs(v) > amax) {
-            amax = abs(v);
-            mx = v;
+    [[unroll]] for (uint k = 0; k < 32u; k++) {
+        if (abs(x[k]) > amax) {
+            amax = abs(x[k]);
+            mx = x[k];
         }
     }
+    sb_amax[lid] = amax;
+    sb_mx[lid] = mx;
+    barrier();
+    const uint first = lid & ~7u;
+    amax = 0.0;
+    mx = 0.0;
+    for (uint j = first; j < first + 8u; j++) {
+        if (sb_amax[j] > amax) {
+            amax = sb_amax[j];
+            mx = sb_mx[j];
+        }
+    }
+    if (!live) return;
     const float iscale = amax != 0.0 ? -127.0 / mx : 0.0;
     const float d = amax != 0.0 ? 1.0 / iscale : 0.0;
-    for (uint u = 0; u < 8u; u++) {
-        float sum0 = 0.0, sum1 = 0.0;
-        for (uint w = 0; w < 8u; w++) {
-            uint word = 0u;
-            for (uint b = 0; b < 4u; b++) {
-                precise float v = iscale * xval(t, c0 + 32u * u + 4u * w + b);
-                int q = clamp(nearest_int(v), -128, 127);
-                if (w < 4u) sum0 += float(q); else sum1 += float(q);
-                word |= (uint(q) & 0xffu) << (8u * b);
-            }
-            put(t, 8u * sb + u, w, word);
+    float sum0 = 0.0, sum1 = 0.0;
+    [[unroll]] for (uint w = 0; w < 8u; w++) {
+        uint word = 0u;
+        [[unroll]] for (uint b = 0; b < 4u; b++) {
+            precise float v = iscale * x[4u * w + b];
+            int q = clamp(nearest_int(v), -128, 127);
+            if (w < 4u) sum0 += float(q); else sum1 += float(q);
+            word |= (uint(q) & 0xffu) << (8u * b);
         }
-        put(t, 8u * sb + u, 8u, floatBitsToUint(d));
-        put(t, 8u * sb + u, 9u, floatBitsToUint(sum0));
-        put(t, 8u * sb + u, 10u, floatBitsToUint(sum1));
-        put(t, 8u * sb + u, 11u, 0u);
+        put(t, u, w, word);
     }
+    put(t, u, 8u, floatBitsToUint(d));
+    put(t, u, 9u, floatBitsToUint(sum0));
+    put(t, u, 10u, floatBitsToUint(sum1));
+    put(t, u, 11u, 0u);
 }
 
+/* One invocation per unit. The loop runs the same number of times in every
+ * invocation of a workgroup (Q8_K's barrier needs all of them). */
 void main() {
-    const uint per_tok = p.mode == 5u ? p.units / 8u : p.units;
-    const uint total = p.n_tok * per_tok;
-    for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) {
-        const uint t = i / per_tok, u = i % per_tok;
+    const uint total = p.n_tok * p.units, wg = gl_WorkGroupSize.x, lid = gl_LocalInvocationID.x;
+    for (uint base = gl_WorkGroupID.x * wg; base < total; base += gl_NumWorkGroups.x * wg) {
+        const uint i = min(base + lid, total - 1u);
+        const uint t = i / p.units, u = i % p.units;
+        const bool live = base + lid < total;
+        float x[32];
+        load_unit(t, u, x);
         if (p.mode == 5u) {
-            superblock_q8k(t, u);
+            unit_q8k(t, u, x, lid, live);
+            barrier(); /* the next round's maxima overwrite these */
+        } else if (!live) {
         } else if (p.mode >= 3u) {
-            unit_q8(t, u, p.mode == 4u);
+            unit_q8(t, u, x, p.mode == 4u);
         } else {
-            for (uint k = 0; k < 32u; k++) {
-                float v = xval(t, 32u * u + k);
+            [[unroll]] for (uint k = 0; k < 32u; k++) {
+                float v = x[k];
                 if (p.mode == 1u) v = round_f16(v);
                 else if (p.mode == 2u) v = round_bf16(v);
                 put(t, u, k, floatBitsToUint(v));

@@ -54,7 +54,7 @@ static infer_status make_pipelines(vk_backend *v, infer_error *err) {
         [INFER_TYPE_Q4_1] = "q4_1", [INFER_TYPE_Q5_0] = "q5_0", [INFER_TYPE_Q5_1] = "q5_1", [INFER_TYPE_Q8_0] = "q8_0",
         [INFER_TYPE_Q2_K] = "q2_k", [INFER_TYPE_Q3_K] = "q3_k", [INFER_TYPE_Q4_K] = "q4_k", [INFER_TYPE_Q5_K] = "q5_k",
         [INFER_TYPE_Q6_K] = "q6_k"};
-    const uint32_t mv_spec[3] = {8, 1, 0}, mm_spec[3] = {4, 4, 0}, none[3] = {0, 0, 0};
+    const uint32_t mm_spec[3] = {4, 4, 0}, none[3] = {0, 0, 0};
     char name[32];
     infer_status s = INFER_OK;
     for (size_t i = 0; i < v->w->n_tensors && s == INFER_OK; i++) {
@@ -65,6 +65,7 @@ static infer_status make_pipelines(vk_backend *v, infer_error *err) {
         }
         if (!v->p.mv[t->type]) {
             snprintf(name, sizeof name, "matmul_%s", names[t->type]);
+            const uint32_t mv_spec[3] = {vk_mv_rows(v->d, t->type), 1, 0};
             s = vk_pipeline(v->d, name, mv_spec, &v->p.mv[t->type], err);
             if (s == INFER_OK) s = vk_pipeline(v->d, name, mm_spec, &v->p.mm[t->type], err);
         }
@@ -81,10 +82,17 @@ static infer_status make_pipelines(vk_backend *v, infer_error *err) {
         const char *name;
         const uint32_t *spec;
         VkPipeline *out;
-    } ops[] = {{"quantize_act", none, &v->p.quantize}, {"rms_norm", none, &v->p.rms_norm}, {"rope", none, &v->p.rope},
-               {"kv_store", none, &v->p.kv_store},    {"attention", att_spec, &v->p.attention},
-               {"elementwise", none, &v->p.elementwise}, {"kv_move", none, &v->p.kv_move}};
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0] && s == INFER_OK; i++) s = vk_pipeline(v->d, ops[i].name, ops[i].spec, ops[i].out, err);
+    } ops[] = {{"quantize_act", none, &v->p.quantize},
+               {"rms_norm", none, v->d->norm_wg ? NULL : &v->p.rms_norm}, /* else the wide one, below */
+               {"rope", none, &v->p.rope},
+               {"kv_store", none, &v->p.kv_store},
+               {"attention", att_spec, &v->p.attention},
+               {"elementwise", none, &v->p.elementwise},
+               {"kv_move", none, &v->p.kv_move}};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0] && s == INFER_OK; i++) {
+        if (ops[i].out) s = vk_pipeline(v->d, ops[i].name, ops[i].spec, ops[i].out, err);
+    }
+    if (s == INFER_OK && v->d->norm_wg) s = vk_pipeline_wide(v->d, "rms_norm", v->d->norm_wg, &v->p.rms_norm, err);
     return s;
 }
 

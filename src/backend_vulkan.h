@@ -72,6 +72,8 @@ typedef struct vk_dev {
     int subgroups;         /* subgroup arithmetic in compute shaders is used */
     uint32_t sg_size;      /* subgroup size */
     uint32_t wg;           /* workgroup size of the lane shaders */
+    int gpu_shapes;        /* a GPU: few rows per lane group, workgroup-wide RMSNorm */
+    uint32_t norm_wg;      /* rms_norm: 0, a lane group per row; else a workgroup of this many */
     VkDeviceSize ssbo_range, ssbo_align, texel_align, max_alloc;
     uint64_t max_texels;   /* texels per weight binding */
     uint32_t max_groups;   /* maxComputeWorkGroupCount[0] */
@@ -138,6 +140,8 @@ void vk_layouts_destroy(vk_dev *d);
  * the device does without subgroups) with spec constants 1..3 = spec[]
  * (spec constant 0 is the workgroup size); created once per device. */
 infer_status vk_pipeline(vk_dev *d, const char *name, const uint32_t spec[3], VkPipeline *out, infer_error *err);
+infer_status vk_pipeline_wide(vk_dev *d, const char *name, uint32_t wg, VkPipeline *out, infer_error *err);
+uint32_t vk_mv_rows(const vk_dev *d, int type);
 /* A shader that uses lane reductions (has a _nosg variant). */
 int vk_shader_uses_lanes(const char *name);
 

@@ -10,6 +10,7 @@
  *   INFER_VK_VALIDATION=1    enable VK_LAYER_KHRONOS_validation and count
  *                            (and print) what it reports
  *   INFER_VK_NO_SUBGROUP=1   use the shared-memory shader variants
+ *   INFER_VK_GPU_SHAPES=1|0  use (or not) the GPU's work shapes on any device
  *   INFER_VK_MAX_BINDING=N   cap every binding (windows, weight chunks) at
  *                            N bytes, to exercise the splitting code
  */
@@ -299,6 +300,20 @@ static infer_status dev_create(int index, vk_dev **out, infer_error *err) {
                       d->wg);
         goto fail;
     }
+    /* A GPU hides memory latency with many lane groups in flight: matrix x
+     * vector takes 1-2 rows per group (8 on a CPU device, where a group's
+     * texel reads are what costs), RMSNorm a whole workgroup per row
+     * (a power of two, shared-memory reduction). */
+    const char *shapes = getenv("INFER_VK_GPU_SHAPES");
+    d->gpu_shapes = shapes && *shapes ? strcmp(shapes, "0") != 0 : d->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU;
+    d->norm_wg = 0;
+    if (d->gpu_shapes) {
+        const uint32_t lim = d->props.limits.maxComputeWorkGroupInvocations < d->props.limits.maxComputeWorkGroupSize[0]
+                                 ? d->props.limits.maxComputeWorkGroupInvocations
+                                 : d->props.limits.maxComputeWorkGroupSize[0];
+        d->norm_wg = d->wg;
+        while (d->norm_wg < 256 && d->norm_wg * 2 <= lim) d->norm_wg *= 2;
+    }
     dev_limits(d);
 
     int found;
@@ -464,4 +479,12 @@ infer_status infer_vulkan_devices(infer_device_info *out, size_t cap, size_t *n,
     infer_free(pds);
     instance_free(inst, msgr);
     return s;
+}
+
+uint32_t vk_mv_rows(const vk_dev *d, int type) {
+    if (!d->gpu_shapes) return 8;
+    return type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K || type == INFER_TYPE_Q4_K || type == INFER_TYPE_Q5_K ||
+                   type == INFER_TYPE_Q6_K
+               ? 1
+               : 2;
 }

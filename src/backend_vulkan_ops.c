@@ -276,7 +276,7 @@ static void vk_rms_norm(backend *b, act x, act out, int n_rows, const weight *w,
         if (!arena_window(v, &bd, 0, x + r0 * n, nr * n, &xo) || !arena_window(v, &bd, 1, out + r0 * n, nr * n, &oo)) return;
         uint32_t push[16] = {(uint32_t)n, (uint32_t)nr, xo, oo};
         memcpy(&push[4], &eps, 4);
-        dispatch(v, "rms_norm", v->p.rms_norm, &bd, push, nr, lane_groups_per_wg(v));
+        dispatch(v, "rms_norm", v->p.rms_norm, &bd, push, nr, v->d->norm_wg ? 1 : lane_groups_per_wg(v));
     }
     note_output(v, out, (size_t)n_rows * n);
 }
@@ -305,15 +305,14 @@ static void vk_matmul(backend *b, const weight *w, const weight *bias, act x, ac
         return;
     }
     const uint32_t mode = vk_act_mode(t->type);
-    const uint32_t R = mv ? 8 : 4, TN = mv ? 1 : 4;
+    const uint32_t R = mv ? vk_mv_rows(v->d, t->type) : 4, TN = mv ? 1 : 4;
     for (size_t t0 = 0; t0 < (size_t)n; t0 += per) {
         const size_t nt = (size_t)n - t0 < per ? (size_t)n - t0 : per;
         vk_binds bq = {0};
         uint32_t xo;
         if (!arena_window(v, &bq, 0, x + t0 * t->cols, nt * t->cols, &xo)) return;
         const uint32_t qpush[16] = {(uint32_t)nt, t->cols, t->units, mode, xo, t->cols};
-        const uint64_t qitems = (uint64_t)nt * (mode == 5 ? t->units / 8 : t->units);
-        dispatch(v, "quantize_act", v->p.quantize, &bq, qpush, qitems, 64);
+        dispatch(v, "quantize_act", v->p.quantize, &bq, qpush, (uint64_t)nt * t->units, 64);
         for (uint32_t c = 0; c < t->n_chunks; c++) {
             const vk_chunk *ch = &t->chunks[c];
             vk_binds bd = {.wset = ch->set};

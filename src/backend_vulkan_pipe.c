@@ -100,13 +100,12 @@ static infer_status pipeline_create(vk_dev *d, const vk_spirv *code, uint32_t wg
     return INFER_OK;
 }
 
-infer_status vk_pipeline(vk_dev *d, const char *name, const uint32_t spec[3], VkPipeline *out, infer_error *err) {
-    const int lanes = vk_shader_uses_lanes(name);
+static infer_status pipeline_get(vk_dev *d, const char *name, int nosg, uint32_t wg, const uint32_t spec[3], VkPipeline *out,
+                                 infer_error *err) {
     char full[sizeof d->pipes[0].name];
-    if (snprintf(full, sizeof full, "%s%s", name, lanes && !d->subgroups ? "_nosg" : "") >= (int)sizeof full) {
+    if (snprintf(full, sizeof full, "%s%s", name, nosg ? "_nosg" : "") >= (int)sizeof full) {
         return set_error(err, INFER_EBACKEND, "Vulkan: shader name '%s' too long", name);
     }
-    const uint32_t wg = lanes ? d->wg : 64;
     infer_status s = INFER_OK;
     *out = VK_NULL_HANDLE;
     pthread_mutex_lock(&d->lock);
@@ -132,4 +131,14 @@ infer_status vk_pipeline(vk_dev *d, const char *name, const uint32_t spec[3], Vk
     }
     pthread_mutex_unlock(&d->lock);
     return s;
+}
+
+infer_status vk_pipeline(vk_dev *d, const char *name, const uint32_t spec[3], VkPipeline *out, infer_error *err) {
+    const int lanes = vk_shader_uses_lanes(name);
+    return pipeline_get(d, name, lanes && !d->subgroups, lanes ? d->wg : 64, spec, out, err);
+}
+
+infer_status vk_pipeline_wide(vk_dev *d, const char *name, uint32_t wg, VkPipeline *out, infer_error *err) {
+    const uint32_t spec[3] = {wg, 0, 0};
+    return pipeline_get(d, name, 1, wg, spec, out, err);
 }

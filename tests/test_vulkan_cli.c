@@ -1,7 +1,8 @@
 /*
  * test_vulkan_cli.c - `infer --backend vulkan` as a user runs it: the
  * same greedy text as llama.cpp's, one clear stderr line (and the CPU's
- * text) when no Vulkan driver can be used, and --list-devices. INFER_BIN
+ * text) when no Vulkan driver can be used, --list-devices, and
+ * `infer-bench --backend vulkan`'s generation row. INFER_BIN
  * (set by `make test`) names the binary; skips without a Vulkan device.
  */
 
@@ -50,4 +51,35 @@ Test(vulkan_cli, no_driver_falls_back_to_the_cpu_with_one_line) {
     cr_expect_str_eq(out, cpu_out);
     cr_expect_eq(test_count(err, "running on the CPU"), 1, "stderr: %s", err);
     cr_expect_eq(test_count(err, "Vulkan"), 1, "one line about Vulkan: %s", err);
+}
+
+/* infer-bench on the device: the row says Vulkan and gives the GB/s of
+ * weights streamed, but no share of the host-memory probe (which measures
+ * the CPU's memory, not the device's). */
+Test(vulkan_cli, bench_row_on_the_device_has_no_host_bandwidth_share) {
+    char model[512], bin[600];
+    SHARED_OR_SKIP(model, "models/stories260K.gguf");
+    static char out[16384], err[16384];
+    char *ld[] = {(char *)test_infer_bin(), "--list-devices", NULL};
+    if (test_run(ld, NULL, out, sizeof out, err, sizeof err) != 0) cr_skip_test("no Vulkan device: %s", err);
+    test_tool_bin(bin, sizeof bin, "infer-bench");
+    char *argv[] = {bin, "-m", model, "-p", "0", "-n", "8", "-r", "2", "--backend", "vulkan", NULL};
+    cr_assert_eq(test_run(argv, NULL, out, sizeof out, err, sizeof err), 0, "stderr: %s", err);
+    const char *row = strstr(out, " tg8 |");
+    cr_assert_not_null(row, "no tg8 row: %s", out);
+    while (row > out && row[-1] != '\n') row--;
+    char cell[16][64];
+    int n = 0;
+    for (const char *c = strchr(row, '|'); c && *c == '|' && n < 16; n++) {
+        const char *e = strchr(c + 1, '|');
+        if (!e || memchr(c + 1, '\n', (size_t)(e - c - 1))) break;
+        size_t len = (size_t)(e - c - 1) < sizeof cell[0] ? (size_t)(e - c - 1) : sizeof cell[0] - 1;
+        memcpy(cell[n], c + 1, len);
+        cell[n][len] = 0;
+        c = e;
+    }
+    cr_assert_geq(n, 9, "row: %.200s", row);
+    cr_expect(strstr(cell[3], "Vulkan"), "backend cell '%s'", cell[3]);
+    cr_expect(atof(cell[7]) > 0, "GB/s cell '%s'", cell[7]);
+    cr_expect(strspn(cell[8], " ") == strlen(cell[8]), "%% bw cell '%s' should be empty on a device", cell[8]);
 }

@@ -182,6 +182,17 @@ LOGITS_TEST(q3_k_s, "rand-small-q3_k_s")
 LOGITS_TEST(q2_k, "rand-small-q2_k")
 LOGITS_TEST(stories260K, "stories260K")
 
+/* The same models with a GPU's work shapes (INFER_VK_GPU_SHAPES), here on
+ * whatever device there is. */
+Test(vulkan_model, logits_q4_0_gpu_shapes) {
+    setenv("INFER_VK_GPU_SHAPES", "1", 1);
+    check_logits("rand-small-q4_0");
+}
+Test(vulkan_model, logits_q4_k_m_gpu_shapes) {
+    setenv("INFER_VK_GPU_SHAPES", "1", 1);
+    check_logits("rand-small-q4_k_m");
+}
+
 /* Greedy continuation of reference prompt n: llama.cpp's 128 ids. */
 static void check_greedy(int n) {
     char mpath[512], ppath[512], gpath[512], rel[256];
@@ -217,6 +228,10 @@ Test(vulkan_model, greedy_stories260K_prompt1) { check_greedy(1); }
 Test(vulkan_model, greedy_stories260K_prompt2) { check_greedy(2); }
 Test(vulkan_model, greedy_stories260K_prompt3) { check_greedy(3); }
 Test(vulkan_model, greedy_stories260K_prompt4_bos_only) { check_greedy(4); }
+Test(vulkan_model, greedy_stories260K_gpu_shapes) {
+    setenv("INFER_VK_GPU_SHAPES", "1", 1);
+    check_greedy(2);
+}
 
 /* Fill a small context, shift it (keys re-rotated on the device), go on:
  * the logits follow the CPU's through the shift, with an F16 and an F32

@@ -432,6 +432,38 @@ Test(vulkan_ops, without_subgroups) {
     check_attention(64, INFER_TYPE_F16, 30, 2);
 }
 
+/* A GPU's work shapes (on any device here): matrix x vector with 2 rows per
+ * lane group for the legacy and float types and 1 for the K-quants (row
+ * counts that leave a partial group), RMSNorm a whole workgroup per row. */
+Test(vulkan_ops, gpu_work_shapes) {
+    setenv("INFER_VK_GPU_SHAPES", "1", 1);
+    rig r;
+    rig_hparams(&r, 4, 2, 64, 64, 0);
+    fill_weight(&r, &r.layer.wq, INFER_TYPE_Q4_0, 37, 4352);
+    fill_weight(&r, &r.layer.wk, INFER_TYPE_Q4_K, 37, 768);
+    fill_weight(&r, &r.layer.wv, INFER_TYPE_F16, 37, 37);
+    fill_norm(&r, &r.layer.attn_norm, 5003);
+    rig_start(&r, 200000, 64, INFER_TYPE_F16);
+    const vk_dev *d = ((vk_backend *)r.vk)->d;
+    cr_assert_eq(d->gpu_shapes, 1);
+    cr_assert_geq(d->norm_wg, 64);
+    cr_assert_eq(d->norm_wg & (d->norm_wg - 1), 0, "norm_wg %u is not a power of two", d->norm_wg);
+    cr_assert_eq(vk_mv_rows(d, INFER_TYPE_Q4_0), 2);
+    cr_assert_eq(vk_mv_rows(d, INFER_TYPE_Q4_K), 1);
+    check_matmul(&r, &r.layer.wq, 1, "q4_0 gpu shapes");
+    check_matmul(&r, &r.layer.wk, 1, "q4_k gpu shapes");
+    check_matmul(&r, &r.layer.wv, 1, "f16 gpu shapes");
+    check_matmul(&r, &r.layer.wk, 3, "q4_k gpu shapes");
+    put_random(&r, 100000, 3 * 5003, -3.0f, 3.0f);
+    for (int i = 0; i < 2; i++) {
+        backend *b = i ? r.vk : r.cpu;
+        b->ops->rms_norm(b, 100000, 120000, 3, &r.layer.attn_norm, 1e-5f);
+    }
+    sync_both(&r);
+    compare_arena(&r, "rms_norm gpu shapes", 120000, 3 * 5003, 2e-6);
+    rig_end(&r);
+}
+
 /* Every host allocation made while creating the backend (device, weight
  * upload, context objects), failed in turn: a clean error, nothing leaked,
  * and the next creation works (DESIGN.md rule 5). */
