@@ -203,6 +203,29 @@ static void choose(void) {
     chosen = best;
 }
 
+static int sw_prefetch;
+static pthread_once_t prefetch_once = PTHREAD_ONCE_INIT;
+
+static void choose_prefetch(void) {
+    const char *want = getenv("INFER_CPU_PREFETCH");
+    if (want && *want) {
+        sw_prefetch = strcmp(want, "0") != 0;
+        return;
+    }
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    /* Vendor string in EBX, EDX, ECX: "Genu" "ineI" "ntel". */
+    sw_prefetch = __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu;
+#else
+    sw_prefetch = 0;
+#endif
+}
+
+int kernels_sw_prefetch(void) {
+    pthread_once(&prefetch_once, choose_prefetch);
+    return sw_prefetch;
+}
+
 const kernel_table *kernels_get(void) {
     pthread_once(&chosen_once, choose);
     return chosen;

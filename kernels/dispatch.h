@@ -96,6 +96,10 @@ void kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, 
  * choice (an unknown or unsupported INFER_CPU falls back to the best with a
  * warning on stderr). Chosen once, thread-safely. */
 const kernel_table *kernels_get(void);
+/* Whether the x86 generation kernels issue software prefetches: on Intel
+ * CPUs, not on others (AMD's hardware prefetcher does better alone);
+ * INFER_CPU_PREFETCH=0|1 overrides. Decided once per process. */
+int kernels_sw_prefetch(void);
 
 /* A level's table, or NULL when this build or this machine lacks it. */
 const kernel_table *kernels_for(infer_isa isa);

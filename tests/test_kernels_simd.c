@@ -266,7 +266,7 @@ Test(kernels_simd, matmul_quantized_bit_identical_to_ref) {
  * generation kernels), 2, 9 and 600 (more than one internal chunk); rows
  * longer than every activation chunk, in fewer groups than the generation
  * kernels take at once and in more; arbitrary bytes as weights. */
-Test(kernels_simd, matmul_packed_bit_identical_to_ref) {
+static void check_packed(void) {
     static const struct {
         int64_t blocks, rows;
     } PC[] = {{1, 16}, {3, 48}, {7, 80}, {2, 150}, {33, 64}, {528, 80}, {5, 96}, {528, 32}};
@@ -322,6 +322,22 @@ Test(kernels_simd, matmul_packed_bit_identical_to_ref) {
         cr_assert_eq(nfail, 0);
     }
     if (!tested) cr_log_info("no level on this machine repacks weights");
+}
+
+Test(kernels_simd, matmul_packed_bit_identical_to_ref) { check_packed(); }
+
+/* The same with the generation kernels built without software prefetch
+ * (what AMD CPUs run), and with it (Intel's), whichever this machine is. */
+Test(kernels_simd, matmul_packed_without_prefetch_bit_identical_to_ref) {
+    setenv("INFER_CPU_PREFETCH", "0", 1);
+    cr_assert_eq(kernels_sw_prefetch(), 0);
+    check_packed();
+}
+
+Test(kernels_simd, matmul_packed_with_prefetch_bit_identical_to_ref) {
+    setenv("INFER_CPU_PREFETCH", "1", 1);
+    cr_assert_eq(kernels_sw_prefetch(), 1);
+    check_packed();
 }
 
 /* Rows longer than every internal chunk (activation metadata, K chunks):

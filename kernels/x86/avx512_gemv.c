@@ -95,7 +95,7 @@ INLINE __m512 gemv_legacy_rows(const uint32_t type, const uint8_t *const rows[16
         const size_t off = (size_t)(b0 + b) * bb;
         { /* the next 16-row group (contiguous): its share for this block, in address order */
             const uint8_t *nx = rows[0] + 16 * rb + (size_t)(b0 + b) * 16 * bb;
-            for (size_t l = 0; l < 16 * bb; l += 64) _mm_prefetch((const char *)(nx + l), _MM_HINT_T0);
+            for (size_t l = 0; l < 16 * bb; l += 64) X5_PF(nx + l);
         }
         f = leg_block(0, type, rows, vidx, off, NULL, a + (size_t)b * ab + qa, &m[b], f);
     }

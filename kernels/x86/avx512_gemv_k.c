@@ -260,7 +260,7 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
                 { /* the next 16-row group (contiguous): this super-block's share, in address order */
                     const uint8_t *nx = rows[0] + 16 * rb + off * 16;
-                    for (size_t l = 0; l < 16 * bb; l += 64) _mm_prefetch((const char *)(nx + l), _MM_HINT_T0);
+                    for (size_t l = 0; l < 16 * bb; l += 64) X5_PF(nx + l);
                 }
                 if (type == INFER_TYPE_Q6_K) f = sb_q6k(rows, vidx, off, aq, &meta[sb], f);
                 else if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
@@ -353,7 +353,7 @@ INLINE size_t kpf_offset(size_t at, size_t gb, size_t rem, size_t jump) {
 INLINE void step_prefetch(uint32_t type, const uint8_t *S, size_t po, int e, int n) {
     const size_t nl = (16 * x86_block_bytes(type) + 63) / 64;
     const size_t l0 = (size_t)e * nl / (size_t)n, l1 = (size_t)(e + 1) * nl / (size_t)n;
-    for (size_t l = l0; l < l1; l++) _mm_prefetch((const char *)(S + po + 64 * l), _MM_HINT_T0);
+    for (size_t l = l0; l < l1; l++) X5_PF(S + po + 64 * l);
 }
 
 /* A super-block's start in the step kernels: integer sums 0, and one copy

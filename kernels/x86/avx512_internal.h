@@ -6,6 +6,7 @@
 #ifndef INFER_KERNELS_AVX512_INTERNAL_H
 #define INFER_KERNELS_AVX512_INTERNAL_H
 
+#include "dispatch.h"
 #include "x86_common.h"
 
 #define X5_R 16 /* weight rows per panel: one zmm of int32 / float lanes */
@@ -34,6 +35,22 @@ void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
 /* avx512_gemv.c (legacy types) and avx512_gemv_k.c (K-quants): one
  * activation row against quantized weights, straight from the file's layout
  * (generation). 0 when the type has no such kernel. */
+/* The generation kernels are built twice: with software prefetch and,
+ * from avx512_gemv_nopf.c / avx512_gemv_k_nopf.c (X5_NO_PREFETCH), without
+ * it, under the _nopf names. kernels_sw_prefetch() picks one per call. */
+#ifdef X5_NO_PREFETCH
+#define X5_PF(p) ((void)(p))
+#define x5_gemv_quant x5_gemv_quant_nopf
+#define x5_gemv_k x5_gemv_k_nopf
+#define x5_gemv_packed x5_gemv_packed_nopf
+#define x5_gemv_k_packed x5_gemv_k_packed_nopf
+#else
+#define X5_PF(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+int x5_gemv_packed_nopf(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
+                        float *out);
+int x5_gemv_quant_nopf(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
+                       float *out);
+#endif
 int x5_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                   const void *act, float *out);
 int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
@@ -167,7 +184,7 @@ X5_INLINE void x5_prefetch_lines(const uint8_t *S, size_t pos, size_t n, size_t 
     for (size_t l = 0; l < n; l += 64) {
         const size_t at = pos + dist + l;
         /* in integers: the address may lie past the weight (a prefetch never faults) */
-        _mm_prefetch((const char *)((uintptr_t)S + at + (at >= rem ? jump : 0)), _MM_HINT_T0);
+        X5_PF((uintptr_t)S + at + (at >= rem ? jump : 0));
     }
 }
 
@@ -183,7 +200,7 @@ X5_INLINE void x5_prefetch_stream(const uint8_t *S, size_t pos, size_t n, size_t
         return;
     }
     const uintptr_t p = (uintptr_t)S + at + (at >= rem ? jump : 0);
-    for (size_t l = 0; l < n; l += 64) _mm_prefetch((const char *)(p + l), _MM_HINT_T0);
+    for (size_t l = 0; l < n; l += 64) X5_PF(p + l);
 }
 
 /* Generation over a repacked weight with nb blocks per row, pg groups at
