@@ -213,7 +213,7 @@ static void choose_prefetch(void) {
         return;
     }
 #if defined(__x86_64__)
-    unsigned a, b, c, d;
+    unsigned a = 0, b = 0, c = 0, d = 0;
     /* Vendor string in EBX, EDX, ECX: "Genu" "ineI" "ntel". */
     sw_prefetch = __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu;
 #else
