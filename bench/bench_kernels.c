@@ -9,7 +9,9 @@
  * is not timed: it is its own kernel and costs a fraction of a percent.
  *
  * Each figure is the best of a few repetitions, to damp the noise of a
- * shared machine. INFER_BENCH_TYPES=q4_0,q8_0 limits the run to those
+ * shared machine. Quantized weights are timed in the layout a model runs
+ * them in: repacked at load time where the level repacks the type (the
+ * AVX-512 level), the file's layout elsewhere. INFER_BENCH_TYPES=q4_0,q8_0 limits the run to those
  * weight types (and skips the OpenBLAS rows unless f32 is among them).
  */
 #include <cblas.h>
@@ -64,6 +66,7 @@ typedef struct {
     size_t as;
     int64_t n_tok;
     float *out;
+    int packed; /* W is the level's repacked form (all rows in whole groups) */
 } mm_job;
 
 static void mm_part(void *arg, int ith, int nth) {
@@ -73,7 +76,10 @@ static void mm_part(void *arg, int ith, int nth) {
     pool_range(groups, ith, nth, &b, &e);
     b *= 32;
     e = e * 32 < j->rows ? e * 32 : j->rows;
-    if (e > b)
+    if (e <= b) return;
+    if (j->packed)
+        j->kt->matmul_packed(j->type, j->W, b, e - b, j->cols, j->act, j->as, j->n_tok, j->out + b, (size_t)j->rows);
+    else
         j->kt->matmul(j->type, j->W + (size_t)b * j->rb, j->rb, e - b, j->cols, j->act, j->as, j->n_tok, j->out + b,
                       (size_t)j->rows);
 }
@@ -139,10 +145,11 @@ int bench_kernels(FILE *out) {
 
     fprintf(out, "## Kernels: matmul per weight type (%d threads)\n\n", nth);
     fprintf(out, "pp: %d activation rows x (rows x %d) weights, GFLOP/s (2 per multiply-add). "
-                 "tg: one row, GB/s of weights streamed from memory (%zu MiB per pass).\n\n",
+                 "tg: one row, GB/s of weights streamed from memory (%zu MiB per pass). "
+                 "layout: the weights as the level runs a model's (repacked at load time, or the file's).\n\n",
             PP_TOK, PP_COLS, TG_BYTES >> 20);
-    fprintf(out, "| level | weights | pp 2048x2048 GFLOP/s | pp 5632x2048 GFLOP/s | tg GB/s | tg GFLOP/s |\n");
-    fprintf(out, "|---|---|---:|---:|---:|---:|\n");
+    fprintf(out, "| level | weights | layout | pp 2048x2048 GFLOP/s | pp 5632x2048 GFLOP/s | tg GB/s | tg GFLOP/s |\n");
+    fprintf(out, "|---|---|---|---:|---:|---:|---:|\n");
 
     /* The baseline: OpenBLAS on F32, with its own threads. */
     if (type_wanted("f32")) {
@@ -176,7 +183,7 @@ int bench_kernels(FILE *out) {
                 if (t < best) best = t;
             }
             const double bytes = (double)copies * BIG_ROWS * PP_COLS * sizeof(float);
-            fprintf(out, "| OpenBLAS sgemm/sgemv | f32 | %.1f | %.1f | %.1f | %.1f |\n", pp[0], pp[1], bytes / best * 1e-9,
+            fprintf(out, "| OpenBLAS sgemm/sgemv | f32 | row-major | %.1f | %.1f | %.1f | %.1f |\n", pp[0], pp[1], bytes / best * 1e-9,
                     2.0 * copies * BIG_ROWS * PP_COLS / best * 1e-9);
             openblas_set_num_threads(1);
         }
@@ -203,17 +210,29 @@ int bench_kernels(FILE *out) {
         for (int c = 1; c < copies; c++) memcpy(W + (size_t)c * mat_bytes, W, mat_bytes);
         for (int l = 0; l < n_levels; l++) {
             const kernel_table *kt = levels[l];
+            /* the layout a model runs: repacked where the level repacks the type */
+            const int packed = kt->packed_size && kt->pack && kt->matmul_packed &&
+                               kt->packed_size(type, BIG_ROWS, PP_COLS) == mat_bytes;
+            uint8_t *P = packed ? malloc(mat_bytes * (size_t)copies) : NULL;
+            if (packed && !P) continue;
+            if (P) {
+                kt->pack(type, W, rb, BIG_ROWS, PP_COLS, P);
+                for (int c = 1; c < copies; c++) memcpy(P + (size_t)c * mat_bytes, P, mat_bytes);
+            }
             for (int t = 0; t < PP_TOK; t++) kt->quantize_act(at, xf + (size_t)t * PP_COLS, qa + (size_t)t * ab, PP_COLS);
-            mm_job j = {kt, type, W, rb, SMALL_ROWS, PP_COLS, qa, ab, PP_TOK, res};
+            /* the first SMALL_ROWS rows of the packed form are those rows' packed form (whole groups) */
+            mm_job j = {kt, type, P ? P : W, rb, SMALL_ROWS, PP_COLS, qa, ab, PP_TOK, res, packed};
             const double t_small = time_mm(p, &j, 1, 0);
             j.rows = BIG_ROWS;
             const double t_big = time_mm(p, &j, 1, 0);
             j.n_tok = 1;
             const double t_tg = time_mm(p, &j, copies, mat_bytes);
-            fprintf(out, "| %s | %s | %.1f | %.1f | %.1f | %.1f |\n", kt->name, infer_type_name(type),
+            fprintf(out, "| %s | %s | %s | %.1f | %.1f | %.1f | %.1f |\n", kt->name, infer_type_name(type),
+                    packed ? "repacked" : "file",
                     2.0 * PP_TOK * SMALL_ROWS * PP_COLS / t_small * 1e-9, 2.0 * PP_TOK * BIG_ROWS * PP_COLS / t_big * 1e-9,
                     (double)mat_bytes * copies / t_tg * 1e-9, 2.0 * BIG_ROWS * PP_COLS * copies / t_tg * 1e-9);
             fflush(out);
+            free(P);
         }
         free(W);
         free(qa);
