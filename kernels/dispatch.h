@@ -96,10 +96,13 @@ void kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, 
  * choice (an unknown or unsupported INFER_CPU falls back to the best with a
  * warning on stderr). Chosen once, thread-safely. */
 const kernel_table *kernels_get(void);
-/* Whether the x86 generation kernels issue software prefetches: on Intel
- * CPUs, not on others (AMD's hardware prefetcher does better alone);
- * INFER_CPU_PREFETCH=0|1 overrides. Decided once per process. */
-int kernels_sw_prefetch(void);
+/* How the x86 generation kernels prefetch the weights they stream: near,
+ * into L1, on Intel CPUs; far, into L2, on AMD (Zen 4 measured: its
+ * hardware prefetcher alone beat the near style, the far one beat both);
+ * none on others. INFER_CPU_PREFETCH=0|1|2 (none, near, far) overrides.
+ * Decided once per process. */
+typedef enum { KERNELS_PF_NONE = 0, KERNELS_PF_L1 = 1, KERNELS_PF_L2 = 2 } kernels_prefetch;
+kernels_prefetch kernels_sw_prefetch(void);
 
 /* A level's table, or NULL when this build or this machine lacks it. */
 const kernel_table *kernels_for(infer_isa isa);

@@ -326,17 +326,24 @@ static void check_packed(void) {
 
 Test(kernels_simd, matmul_packed_bit_identical_to_ref) { check_packed(); }
 
-/* The same with the generation kernels built without software prefetch
- * (what AMD CPUs run), and with it (Intel's), whichever this machine is. */
+/* The same with each build of the generation kernels, whichever this
+ * machine runs by default: no software prefetch, near into L1 (Intel's),
+ * far into L2 (AMD's). */
 Test(kernels_simd, matmul_packed_without_prefetch_bit_identical_to_ref) {
     setenv("INFER_CPU_PREFETCH", "0", 1);
-    cr_assert_eq(kernels_sw_prefetch(), 0);
+    cr_assert_eq(kernels_sw_prefetch(), KERNELS_PF_NONE);
     check_packed();
 }
 
-Test(kernels_simd, matmul_packed_with_prefetch_bit_identical_to_ref) {
+Test(kernels_simd, matmul_packed_with_near_prefetch_bit_identical_to_ref) {
     setenv("INFER_CPU_PREFETCH", "1", 1);
-    cr_assert_eq(kernels_sw_prefetch(), 1);
+    cr_assert_eq(kernels_sw_prefetch(), KERNELS_PF_L1);
+    check_packed();
+}
+
+Test(kernels_simd, matmul_packed_with_far_prefetch_bit_identical_to_ref) {
+    setenv("INFER_CPU_PREFETCH", "2", 1);
+    cr_assert_eq(kernels_sw_prefetch(), KERNELS_PF_L2);
     check_packed();
 }
 

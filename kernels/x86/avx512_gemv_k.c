@@ -331,8 +331,8 @@ INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const vo
  * memory). */
 #define X5_STREAMS const uint8_t *const *G, size_t at, size_t po
 
-/* Where the super-block at byte at of each stream prefetches: KPF_SB
- * super-blocks ahead, or, past the stream's end (rem bytes), jump bytes
+/* Where the super-block at byte at of each stream prefetches: X5_KPF_SB
+ * super-blocks ahead (one near, into L1; three far, into L2), or, past the stream's end (rem bytes), jump bytes
  * further, in the same stream of the next set of groups (as
  * x5_prefetch_stream). at, rem and the distance are whole group-blocks, so
  * a block's lines never straddle the end: one test per super-block for all
@@ -341,10 +341,9 @@ INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const vo
  * about a third of Q6_K's time from cache (one thread 15 -> 22-25 GB/s,
  * two 26 -> 47; Q4_K 21-24 -> 26-28, 42 -> 50); from memory, alternating
  * per token: Q4_K_M +2-4%, Q5_K_M +4-12%, Q6_K +5-18%. Two super-blocks
- * ahead gave Q4_K_M only ~+0.6%. */
-#define KPF_SB 1
+ * ahead into L1 gave Q4_K_M only ~+0.6% (Intel). */
 INLINE size_t kpf_offset(size_t at, size_t gb, size_t rem, size_t jump) {
-    const size_t a = at + KPF_SB * gb;
+    const size_t a = at + X5_KPF_SB * gb;
     return a + (a >= rem ? jump : 0);
 }
 

@@ -1,4 +1,5 @@
-/* avx512_gemv_nopf.c - avx512_gemv.c built without software prefetch (AMD's
- * hardware prefetcher does better alone; kernels_sw_prefetch()). */
+/* avx512_gemv_nopf.c - avx512_gemv.c built without software prefetch
+ * (INFER_CPU_PREFETCH=0, and CPUs neither Intel nor AMD;
+ * kernels_sw_prefetch()). */
 #define X5_NO_PREFETCH
 #include "avx512_gemv.c"

@@ -35,21 +35,44 @@ void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
 /* avx512_gemv.c (legacy types) and avx512_gemv_k.c (K-quants): one
  * activation row against quantized weights, straight from the file's layout
  * (generation). 0 when the type has no such kernel. */
-/* The generation kernels are built twice: with software prefetch and,
- * from avx512_gemv_nopf.c / avx512_gemv_k_nopf.c (X5_NO_PREFETCH), without
- * it, under the _nopf names. kernels_sw_prefetch() picks one per call. */
-#ifdef X5_NO_PREFETCH
+/* The generation kernels are built three times, one per prefetch style
+ * (kernels_sw_prefetch()): near, into L1 (T0), ~3.4 KB ahead for the
+ * legacy types and one super-block for the K-quants (Intel's; this file's
+ * names); far, into L2 (T1), 6.75 KB and three super-blocks ahead
+ * (avx512_gemv_l2.c / avx512_gemv_k_l2.c: X5_PREFETCH_L2, the _l2 names;
+ * AMD's); and none (avx512_gemv_nopf.c / avx512_gemv_k_nopf.c:
+ * X5_NO_PREFETCH, the _nopf names). x5_gemv_quant_any and
+ * x5_gemv_packed_any call the one the process uses. X5_PF_DIST: how far
+ * ahead the legacy types prefetch in a stream; X5_KPF_SB: how many
+ * super-blocks ahead the K-quants do. */
+#if defined(X5_NO_PREFETCH)
 #define X5_PF(p) ((void)(p))
+#define X5_PF_DIST 3456
+#define X5_KPF_SB 1
 #define x5_gemv_quant x5_gemv_quant_nopf
 #define x5_gemv_k x5_gemv_k_nopf
 #define x5_gemv_packed x5_gemv_packed_nopf
 #define x5_gemv_k_packed x5_gemv_k_packed_nopf
+#elif defined(X5_PREFETCH_L2)
+#define X5_PF(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
+#define X5_PF_DIST 6912
+#define X5_KPF_SB 3
+#define x5_gemv_quant x5_gemv_quant_l2
+#define x5_gemv_k x5_gemv_k_l2
+#define x5_gemv_packed x5_gemv_packed_l2
+#define x5_gemv_k_packed x5_gemv_k_packed_l2
 #else
 #define X5_PF(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
-int x5_gemv_packed_nopf(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
-                        float *out);
-int x5_gemv_quant_nopf(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
-                       float *out);
+#define X5_PF_DIST 3456
+#define X5_KPF_SB 1
+#define X5_GEMV_VARIANT_DECL(sfx)                                                                                       \
+    int x5_gemv_packed##sfx(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,                 \
+                            const uint8_t *act, float *out);                                                          \
+    int x5_gemv_quant##sfx(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,            \
+                           const void *act, float *out);
+X5_GEMV_VARIANT_DECL(_nopf)
+X5_GEMV_VARIANT_DECL(_l2)
+#undef X5_GEMV_VARIANT_DECL
 #endif
 int x5_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                   const void *act, float *out);
@@ -101,6 +124,25 @@ int x5_gemv_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int6
                    float *out);
 int x5_gemv_k_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
                      float *out);
+#if !defined(X5_NO_PREFETCH) && !defined(X5_PREFETCH_L2)
+/* The generation kernels of the process's prefetch style. */
+static inline int x5_gemv_quant_any(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
+                                    const void *act, float *out) {
+    switch (kernels_sw_prefetch()) {
+    case KERNELS_PF_NONE: return x5_gemv_quant_nopf(type, W, row_bytes, n_rows, n_cols, act, out);
+    case KERNELS_PF_L2: return x5_gemv_quant_l2(type, W, row_bytes, n_rows, n_cols, act, out);
+    default: return x5_gemv_quant(type, W, row_bytes, n_rows, n_cols, act, out);
+    }
+}
+static inline int x5_gemv_packed_any(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
+                                     const uint8_t *act, float *out) {
+    switch (kernels_sw_prefetch()) {
+    case KERNELS_PF_NONE: return x5_gemv_packed_nopf(type, P, g0, ng, n_cols, act, out);
+    case KERNELS_PF_L2: return x5_gemv_packed_l2(type, P, g0, ng, n_cols, act, out);
+    default: return x5_gemv_packed(type, P, g0, ng, n_cols, act, out);
+    }
+}
+#endif
 /* avx512_gemm.c: the batched matmul over whole groups of a repacked weight. */
 void x5_gemm_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const void *act,
                     size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
@@ -169,10 +211,9 @@ X5_INLINE void x5_ld16(const int packed, const uint8_t *const rows[16], size_t o
 }
 
 /* Generation over repacked legacy-type weights (short blocks, little work
- * each) fetches ~3.4 KB ahead in each stream (measured on a noisy
- * machine: no worse than the hardware prefetcher alone, up to ~1.4x
- * better). */
-#define X5_PF_DIST 3456
+ * each) fetches X5_PF_DIST bytes ahead in each stream: near, ~3.4 KB into
+ * L1 (measured on a noisy Intel machine: no worse than the hardware
+ * prefetcher alone, up to ~1.4x better), or far, 6.75 KB into L2 (AMD). */
 /* Prefetch the n bytes dist ahead of byte pos of a stream that starts at
  * S and has rem bytes left. Past its end a stream goes on jump bytes
  * further, in the same stream of the next set of groups (what this thread
