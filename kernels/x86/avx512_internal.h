@@ -41,8 +41,8 @@ void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
  * names); far, into L2 (T1), 6.75 KB and three super-blocks ahead
  * (avx512_gemv_l2.c / avx512_gemv_k_l2.c: X5_PREFETCH_L2, the _l2 names;
  * AMD's); and none (avx512_gemv_nopf.c / avx512_gemv_k_nopf.c:
- * X5_NO_PREFETCH, the _nopf names). x5_gemv_quant_any and
- * x5_gemv_packed_any call the one the process uses. X5_PF_DIST: how far
+ * X5_NO_PREFETCH, the _nopf names). X5_BY_PREFETCH calls the one the
+ * process uses. X5_PF_DIST: how far
  * ahead the legacy types prefetch in a stream; X5_KPF_SB: how many
  * super-blocks ahead the K-quants do. */
 #if defined(X5_NO_PREFETCH)
@@ -124,25 +124,12 @@ int x5_gemv_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int6
                    float *out);
 int x5_gemv_k_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
                      float *out);
-#if !defined(X5_NO_PREFETCH) && !defined(X5_PREFETCH_L2)
-/* The generation kernels of the process's prefetch style. */
-static inline int x5_gemv_quant_any(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
-                                    const void *act, float *out) {
-    switch (kernels_sw_prefetch()) {
-    case KERNELS_PF_NONE: return x5_gemv_quant_nopf(type, W, row_bytes, n_rows, n_cols, act, out);
-    case KERNELS_PF_L2: return x5_gemv_quant_l2(type, W, row_bytes, n_rows, n_cols, act, out);
-    default: return x5_gemv_quant(type, W, row_bytes, n_rows, n_cols, act, out);
-    }
-}
-static inline int x5_gemv_packed_any(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
-                                     const uint8_t *act, float *out) {
-    switch (kernels_sw_prefetch()) {
-    case KERNELS_PF_NONE: return x5_gemv_packed_nopf(type, P, g0, ng, n_cols, act, out);
-    case KERNELS_PF_L2: return x5_gemv_packed_l2(type, P, g0, ng, n_cols, act, out);
-    default: return x5_gemv_packed(type, P, g0, ng, n_cols, act, out);
-    }
-}
-#endif
+/* fn (x5_gemv_quant or x5_gemv_packed) in the build of the process's
+ * prefetch style. */
+#define X5_BY_PREFETCH(fn, ...)                                                                                        \
+    (kernels_sw_prefetch() == KERNELS_PF_NONE ? fn##_nopf(__VA_ARGS__)                                               \
+     : kernels_sw_prefetch() == KERNELS_PF_L2 ? fn##_l2(__VA_ARGS__)                                                 \
+                                              : fn(__VA_ARGS__))
 /* avx512_gemm.c: the batched matmul over whole groups of a repacked weight. */
 void x5_gemm_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const void *act,
                     size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
