@@ -483,8 +483,5 @@ infer_status infer_vulkan_devices(infer_device_info *out, size_t cap, size_t *n,
 
 uint32_t vk_mv_rows(const vk_dev *d, int type) {
     if (!d->gpu_shapes) return 8;
-    return type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K || type == INFER_TYPE_Q4_K || type == INFER_TYPE_Q5_K ||
-                   type == INFER_TYPE_Q6_K
-               ? 1
-               : 2;
+    return infer_type_block_size((uint32_t)type) == 256 ? 1 : 2; /* the K-quants' super-blocks */
 }

@@ -35,35 +35,6 @@ static void make_model_sized(char *path, uint32_t t, uint64_t seed, int big) {
 
 static void make_model(char *path, uint32_t t, uint64_t seed) { make_model_sized(path, t, seed, 0); }
 
-/* The text of line k (0-based) of s that starts with "| " into buf. */
-static int table_row(const char *s, int k, char *buf, size_t cap) {
-    for (const char *p = s; p && *p;) {
-        const char *e = strchr(p, '\n');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n > 2 && p[0] == '|' && p[1] == ' ' && k-- == 0) {
-            snprintf(buf, cap, "%.*s", (int)n, p);
-            return 1;
-        }
-        p = e ? e + 1 : NULL;
-    }
-    return 0;
-}
-
-/* Cell i (0-based) of a markdown row, trimmed. */
-static void cell(const char *row, int i, char *buf, size_t cap) {
-    const char *p = row;
-    for (int k = 0; k <= i; k++) {
-        p = strchr(p, '|');
-        cr_assert(p, "row has no cell %d: %s", i, row);
-        p++;
-    }
-    const char *e = strchr(p, '|');
-    cr_assert(e);
-    while (p < e && *p == ' ') p++;
-    while (e > p && e[-1] == ' ') e--;
-    snprintf(buf, cap, "%.*s", (int)(e - p), p);
-}
-
 Test(bench_cli, markdown_rows_as_llama_bench) {
     char bin[600], a[] = "/tmp/infer-bench-a-XXXXXX", b[] = "/tmp/infer-bench-b-XXXXXX";
     bench_bin(bin, sizeof bin);
@@ -75,26 +46,26 @@ Test(bench_cli, markdown_rows_as_llama_bench) {
     cr_assert_eq(rc, 0, "stderr: %s", err);
     char row[1024], c[128];
     /* header: llama-bench's columns first, in its order */
-    cr_assert(table_row(out, 0, row, sizeof row));
+    cr_assert(test_md_row(out, 0, row, sizeof row));
     static const char *const COLS[] = {"model", "size", "params", "backend", "threads", "test", "t/s",
                                        "GB/s", "% bw", "ttft ms", "load ms", "rss MiB"};
     for (int i = 0; i < 12; i++) {
-        cell(row, i, c, sizeof c);
+        test_md_cell(row, i, c, sizeof c);
         cr_assert_str_eq(c, COLS[i], "header cell %d", i);
     }
     /* separator, then model x test: pp8 and tg4 for each model */
     static const char *const TESTS[] = {"pp8", "tg4", "pp8", "tg4"};
     for (int k = 0; k < 4; k++) {
-        cr_assert(table_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
-        cell(row, 0, c, sizeof c);
+        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        test_md_cell(row, 0, c, sizeof c);
         cr_assert(strstr(c, k < 2 ? "F32" : "Q8_0"), "row %d model %s", k, c);
-        cell(row, 3, c, sizeof c);
+        test_md_cell(row, 3, c, sizeof c);
         cr_assert_str_eq(c, "CPU");
-        cell(row, 4, c, sizeof c);
+        test_md_cell(row, 4, c, sizeof c);
         cr_assert_str_eq(c, "2");
-        cell(row, 5, c, sizeof c);
+        test_md_cell(row, 5, c, sizeof c);
         cr_assert_str_eq(c, TESTS[k]);
-        cell(row, 6, c, sizeof c);
+        test_md_cell(row, 6, c, sizeof c);
         double mean = 0, sd = -1;
         cr_assert_eq(sscanf(c, "%lf ± %lf", &mean, &sd), 2, "t/s cell %s", c);
         cr_assert(mean > 0 && sd >= 0, "t/s %s", c);
@@ -103,19 +74,19 @@ Test(bench_cli, markdown_rows_as_llama_bench) {
          * descheduled (the suite runs two jobs at once) prints 0.0 % of a
          * 25 GB/s probe, so the share must be positive only when the run
          * streamed 0.5 GB/s or more (0.5 / 1000 GB/s still prints 0.1). */
-        cell(row, 7, c, sizeof c);
+        test_md_cell(row, 7, c, sizeof c);
         cr_assert_eq(c[0] != '\0', k % 2 == 1, "GB/s cell '%s' in %s", c, TESTS[k]);
         const double gbs = atof(c);
         cr_assert(gbs >= 0, "GB/s %s", c);
-        cell(row, 8, c, sizeof c);
+        test_md_cell(row, 8, c, sizeof c);
         cr_assert_eq(c[0] != '\0', k % 2 == 1, "%% bw cell '%s' in %s", c, TESTS[k]);
         if (k % 2) cr_assert(atof(c) >= 0 && (gbs < 0.5 || atof(c) > 0), "%% bw %s at %.2f GB/s", c, gbs);
-        cell(row, 9, c, sizeof c);
+        test_md_cell(row, 9, c, sizeof c);
         cr_assert_eq(c[0] != '\0', k % 2 == 0, "ttft cell '%s' in %s", c, TESTS[k]);
-        cell(row, 11, c, sizeof c);
+        test_md_cell(row, 11, c, sizeof c);
         cr_assert(atof(c) > 0, "rss %s", c);
     }
-    cr_assert_not(table_row(out, 6, row, sizeof row), "one row per model and test: %s", out);
+    cr_assert_not(test_md_row(out, 6, row, sizeof row), "one row per model and test: %s", out);
     cr_assert(strstr(out, "\nbuild: "), "a build line ends the table: %s", out);
     cr_assert(strstr(err, "read bandwidth probe: "), "%s", err);
     cr_assert_eq(test_count(err, "probe before each repetition"), 2, "one paired-probe line per tg test: %s", err);
@@ -153,8 +124,8 @@ static void model_cell(const char *bin, const char *path, char *c, size_t cap) {
     char *argv[] = {(char *)bin, "-m", (char *)path, "-p", "0", "-n", "1", "-r", "1", NULL};
     cr_assert_eq(test_run(argv, NULL, out, sizeof out, err, sizeof err), 0, "stderr: %s", err);
     char row[1024];
-    cr_assert(table_row(out, 2, row, sizeof row), "%s", out);
-    cell(row, 0, c, cap);
+    cr_assert(test_md_row(out, 2, row, sizeof row), "%s", out);
+    test_md_cell(row, 0, c, cap);
 }
 
 Test(bench_cli, model_named_by_file_type_as_llama_bench) {

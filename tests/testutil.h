@@ -172,4 +172,34 @@ static inline size_t test_count(const char *hay, const char *needle) {
     return n;
 }
 
+/* The text of line k (0-based) of s that starts with "| " (a markdown
+ * table row, as infer-bench prints them) into buf; 0 when there is none. */
+static inline int test_md_row(const char *s, int k, char *buf, size_t cap) {
+    for (const char *p = s; p && *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 2 && p[0] == '|' && p[1] == ' ' && k-- == 0) {
+            snprintf(buf, cap, "%.*s", (int)n, p);
+            return 1;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Cell i (0-based) of a markdown row, trimmed. */
+static inline void test_md_cell(const char *row, int i, char *buf, size_t cap) {
+    const char *p = row;
+    for (int k = 0; k <= i; k++) {
+        p = strchr(p, '|');
+        cr_assert(p, "row has no cell %d: %s", i, row);
+        p++;
+    }
+    const char *e = strchr(p, '|');
+    cr_assert(e);
+    while (p < e && *p == ' ') p++;
+    while (e > p && e[-1] == ' ') e--;
+    snprintf(buf, cap, "%.*s", (int)(e - p), p);
+}
+
 #endif
