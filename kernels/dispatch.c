@@ -206,23 +206,27 @@ static void choose(void) {
 static kernels_prefetch sw_prefetch;
 static pthread_once_t prefetch_once = PTHREAD_ONCE_INIT;
 
-static void choose_prefetch(void) {
-    const char *want = getenv("INFER_CPU_PREFETCH");
-    if (want && *want) {
-        if (strcmp(want, "0") == 0 || strcmp(want, "1") == 0 || strcmp(want, "2") == 0) {
-            sw_prefetch = (kernels_prefetch)(want[0] - '0');
-            return;
-        }
-        fprintf(stderr, "infer: INFER_CPU_PREFETCH=%s: unknown (0 none, 1 near, 2 far), using the CPU's default\n", want);
-    }
-    sw_prefetch = KERNELS_PF_NONE;
+kernels_prefetch kernels_prefetch_default(void) {
 #if defined(__x86_64__)
     unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!__get_cpuid(0, &a, &b, &c, &d)) return;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return KERNELS_PF_NONE;
     /* Vendor string in EBX, EDX, ECX: "Genu" "ineI" "ntel", "Auth" "enti" "cAMD". */
-    if (b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu) sw_prefetch = KERNELS_PF_L1;
-    else if (b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u) sw_prefetch = KERNELS_PF_L2;
+    if (b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu) return KERNELS_PF_L1;
+    if (b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u) return KERNELS_PF_L2;
 #endif
+    return KERNELS_PF_NONE;
+}
+
+kernels_prefetch kernels_prefetch_choose(const char *want, kernels_prefetch cpu) {
+    if (!want || !*want) return cpu;
+    if (strcmp(want, "0") == 0 || strcmp(want, "1") == 0 || strcmp(want, "2") == 0)
+        return (kernels_prefetch)(want[0] - '0');
+    fprintf(stderr, "infer: INFER_CPU_PREFETCH=%s: unknown (0 none, 1 near, 2 far), using the CPU's default\n", want);
+    return cpu;
+}
+
+static void choose_prefetch(void) {
+    sw_prefetch = kernels_prefetch_choose(getenv("INFER_CPU_PREFETCH"), kernels_prefetch_default());
 }
 
 kernels_prefetch kernels_sw_prefetch(void) {

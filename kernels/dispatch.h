@@ -103,6 +103,12 @@ const kernel_table *kernels_get(void);
  * Decided once per process. */
 typedef enum { KERNELS_PF_NONE = 0, KERNELS_PF_L1 = 1, KERNELS_PF_L2 = 2 } kernels_prefetch;
 kernels_prefetch kernels_sw_prefetch(void);
+/* Its parts: the CPU's own style (by vendor), and the style that
+ * INFER_CPU_PREFETCH's value want (NULL when unset) makes of it: exactly
+ * 0, 1 or 2 that style, anything else the CPU's (with a warning on stderr
+ * unless empty). */
+kernels_prefetch kernels_prefetch_default(void);
+kernels_prefetch kernels_prefetch_choose(const char *want, kernels_prefetch cpu);
 
 /* A level's table, or NULL when this build or this machine lacks it. */
 const kernel_table *kernels_for(infer_isa isa);

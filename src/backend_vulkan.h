@@ -141,7 +141,7 @@ void vk_layouts_destroy(vk_dev *d);
  * (spec constant 0 is the workgroup size); created once per device. */
 infer_status vk_pipeline(vk_dev *d, const char *name, const uint32_t spec[3], VkPipeline *out, infer_error *err);
 infer_status vk_pipeline_wide(vk_dev *d, const char *name, uint32_t wg, VkPipeline *out, infer_error *err);
-uint32_t vk_mv_rows(const vk_dev *d, int type);
+uint32_t vk_mv_rows(const vk_dev *d, uint32_t type);
 /* A shader that uses lane reductions (has a _nosg variant). */
 int vk_shader_uses_lanes(const char *name);
 

@@ -481,7 +481,7 @@ infer_status infer_vulkan_devices(infer_device_info *out, size_t cap, size_t *n,
     return s;
 }
 
-uint32_t vk_mv_rows(const vk_dev *d, int type) {
+uint32_t vk_mv_rows(const vk_dev *d, uint32_t type) {
     if (!d->gpu_shapes) return 8;
-    return infer_type_block_size((uint32_t)type) == 256 ? 1 : 2; /* the K-quants' super-blocks */
+    return infer_type_block_size(type) == 256 ? 1 : 2; /* the K-quants' super-blocks */
 }

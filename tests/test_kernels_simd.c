@@ -347,6 +347,30 @@ Test(kernels_simd, matmul_packed_with_far_prefetch_bit_identical_to_ref) {
     check_packed();
 }
 
+/* INFER_CPU_PREFETCH: exactly 0, 1 or 2 picks that style; anything else
+ * keeps the CPU's own, whatever that is. */
+Test(kernels_simd, prefetch_setting_parsed_exactly, .init = cr_redirect_stderr) {
+    static const char *const UNKNOWN[] = {"3", "x", "01", "1 ", " 2", "-1", "2x", "near"};
+    for (int c = KERNELS_PF_NONE; c <= KERNELS_PF_L2; c++) {
+        const kernels_prefetch cpu = (kernels_prefetch)c;
+        cr_assert_eq(kernels_prefetch_choose(NULL, cpu), cpu);
+        cr_assert_eq(kernels_prefetch_choose("", cpu), cpu);
+        cr_assert_eq(kernels_prefetch_choose("0", cpu), KERNELS_PF_NONE);
+        cr_assert_eq(kernels_prefetch_choose("1", cpu), KERNELS_PF_L1);
+        cr_assert_eq(kernels_prefetch_choose("2", cpu), KERNELS_PF_L2);
+        for (size_t i = 0; i < sizeof UNKNOWN / sizeof UNKNOWN[0]; i++)
+            cr_assert_eq(kernels_prefetch_choose(UNKNOWN[i], cpu), cpu, "INFER_CPU_PREFETCH='%s' with CPU style %d",
+                         UNKNOWN[i], c);
+    }
+}
+
+Test(kernels_simd, unknown_prefetch_setting_keeps_the_cpu_default, .init = cr_redirect_stderr) {
+    setenv("INFER_CPU_PREFETCH", "fast", 1);
+    cr_assert_eq(kernels_sw_prefetch(), kernels_prefetch_default());
+    fflush(stderr);
+    cr_assert_stderr_eq_str("infer: INFER_CPU_PREFETCH=fast: unknown (0 none, 1 near, 2 far), using the CPU's default\n");
+}
+
 /* Rows longer than every internal chunk (activation metadata, K chunks):
  * 528 legacy blocks, 130 super-blocks. */
 Test(kernels_simd, matmul_long_rows_cross_every_chunk) {

@@ -8,6 +8,7 @@
 #define INFER_TESTUTIL_H
 
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
