@@ -269,7 +269,10 @@ static void gemm_k(const int packed, uint32_t type, const uint8_t *W, size_t rb,
 void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
     if (n_rows <= 0 || n_tok <= 0) return;
-    if (n_tok == 1 && X5_BY_PREFETCH(x5_gemv_quant, type, W, row_bytes, n_rows, n_cols, act, out)) return;
+    if (n_tok == 1) {
+        const kernels_prefetch pf = kernels_sw_prefetch();
+        if (X5_BY_PREFETCH(pf, x5_gemv_quant, type, W, row_bytes, n_rows, n_cols, act, out)) return;
+    }
     if (x86_family_of(type) == X86_FAM_LEGACY) {
         gemm_legacy(0, type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
     } else {

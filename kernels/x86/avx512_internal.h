@@ -47,8 +47,6 @@ void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
  * super-blocks ahead the K-quants do. */
 #if defined(X5_NO_PREFETCH)
 #define X5_PF(p) ((void)(p))
-#define X5_PF_DIST 3456
-#define X5_KPF_SB 1
 #define x5_gemv_quant x5_gemv_quant_nopf
 #define x5_gemv_k x5_gemv_k_nopf
 #define x5_gemv_packed x5_gemv_packed_nopf
@@ -63,8 +61,6 @@ void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
 #define x5_gemv_k_packed x5_gemv_k_packed_l2
 #else
 #define X5_PF(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
-#define X5_PF_DIST 3456
-#define X5_KPF_SB 1
 #define X5_GEMV_VARIANT_DECL(sfx)                                                                                       \
     int x5_gemv_packed##sfx(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,                 \
                             const uint8_t *act, float *out);                                                          \
@@ -73,6 +69,10 @@ void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
 X5_GEMV_VARIANT_DECL(_nopf)
 X5_GEMV_VARIANT_DECL(_l2)
 #undef X5_GEMV_VARIANT_DECL
+#endif
+#ifndef X5_PF_DIST /* near (and none, where X5_PF does nothing) */
+#define X5_PF_DIST 3456
+#define X5_KPF_SB 1
 #endif
 int x5_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                   const void *act, float *out);
@@ -124,12 +124,10 @@ int x5_gemv_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int6
                    float *out);
 int x5_gemv_k_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
                      float *out);
-/* fn (x5_gemv_quant or x5_gemv_packed) in the build of the process's
- * prefetch style. */
-#define X5_BY_PREFETCH(fn, ...)                                                                                        \
-    (kernels_sw_prefetch() == KERNELS_PF_NONE ? fn##_nopf(__VA_ARGS__)                                               \
-     : kernels_sw_prefetch() == KERNELS_PF_L2 ? fn##_l2(__VA_ARGS__)                                                 \
-                                              : fn(__VA_ARGS__))
+/* fn (x5_gemv_quant or x5_gemv_packed) in the build of prefetch style pf
+ * (the process's: kernels_sw_prefetch()). */
+#define X5_BY_PREFETCH(pf, fn, ...)                                                                                    \
+    ((pf) == KERNELS_PF_NONE ? fn##_nopf(__VA_ARGS__) : (pf) == KERNELS_PF_L2 ? fn##_l2(__VA_ARGS__) : fn(__VA_ARGS__))
 /* avx512_gemm.c: the batched matmul over whole groups of a repacked weight. */
 void x5_gemm_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const void *act,
                     size_t act_stride, int64_t n_tok, float *out, size_t out_stride);

@@ -138,6 +138,9 @@ void x5_matmul_packed(uint32_t type, const void *P, int64_t r0, int64_t n_rows, 
                       size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
     if (n_rows <= 0 || n_tok <= 0) return;
     const int64_t g0 = r0 / 16, ng = n_rows / 16;
-    if (n_tok == 1 && X5_BY_PREFETCH(x5_gemv_packed, type, P, g0, ng, n_cols, act, out)) return;
+    if (n_tok == 1) {
+        const kernels_prefetch pf = kernels_sw_prefetch();
+        if (X5_BY_PREFETCH(pf, x5_gemv_packed, type, P, g0, ng, n_cols, act, out)) return;
+    }
     x5_gemm_packed(type, P, g0, ng, n_cols, act, act_stride, n_tok, out, out_stride);
 }
