@@ -317,27 +317,41 @@ static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, 
     }
 }
 
-void x2_matmul_quant(uint32_t type, const void *Wv, size_t rb, int64_t n_rows, int64_t n_cols, const void *actv,
-                     size_t as, int64_t n_tok, float *out, size_t os) {
+/* W: the file's rows (packed 0, rb bytes each) or a repacked weight's
+ * first group (packed 1, rb unused, n_rows a multiple of 16): its panels
+ * come from group-blocks put back in row order, one group (two panels) of
+ * one K chunk at a time. */
+static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
+                         const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
     _Alignas(32) int16_t a16[TC * KC_VALS];
     _Alignas(32) float meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
     _Alignas(32) uint8_t panel[PANEL_BYTES];
-    const uint8_t *W = Wv, *act = actv;
+    _Alignas(32) uint8_t rows16[16 * KC_VALS / X86_QK * 34]; /* packed: one group's K chunk (legacy is the larger) */
     const int k = x86_family_of(type) == X86_FAM_K, has_min = k ? x86_k_has_min(type) : x86_legacy_has_min(type);
     const int bs = k ? X86_QKK : X86_QK;
-    const size_t ab = k ? 292 : has_min ? 36 : 34;
-    if (n_rows <= 0 || n_tok <= 0) return;
-    if (n_tok == 1 && x2_gemv_quant(type, Wv, rb, n_rows, n_cols, actv, out)) return;
+    const size_t ab = k ? 292 : has_min ? 36 : 34, bb = x86_block_bytes(type);
+    const size_t gbytes = packed ? x86_sl_group_bytes(type, n_cols) : 0;
     for (int64_t tok0 = 0; tok0 < n_tok; tok0 += TC) {
         const int64_t ntc = n_tok - tok0 < TC ? n_tok - tok0 : TC;
         for (int64_t v0 = 0; v0 < n_cols; v0 += KC_VALS) {
             const int nv = n_cols - v0 < KC_VALS ? (int)(n_cols - v0) : KC_VALS;
+            const int64_t b0 = v0 / bs, nb = nv / bs;
             prep_act(type, act + (size_t)tok0 * as, as, ntc, v0, nv, a16, meta);
             for (int64_t r0 = 0; r0 < n_rows; r0 += X2_R) {
                 const int nr = n_rows - r0 < X2_R ? (int)(n_rows - r0) : X2_R;
-                pack_panel(type, W + (size_t)r0 * rb, rb, nr, v0 / bs, nv / bs, panel);
-                x86_prefetch_rows(W, rb, r0 + X2_R, X2_R, n_rows, (size_t)(v0 / bs) * x86_block_bytes(type),
-                                  (size_t)(nv / bs) * x86_block_bytes(type));
+                if (packed) {
+                    const uint8_t *G = W + (size_t)(r0 / 16) * gbytes;
+                    if (r0 % 16 == 0) {
+                        x2_unslice(type, G, b0, nb, rows16);
+                        if (r0 + 16 < n_rows) /* the next group's same blocks */
+                            for (size_t l = 0; l < (size_t)nb * 16 * bb; l += 64)
+                                _mm_prefetch((const char *)(G + gbytes + (size_t)b0 * 16 * bb + l), _MM_HINT_T0);
+                    }
+                    pack_panel(type, rows16 + (size_t)(r0 % 16) * (size_t)nb * bb, (size_t)nb * bb, nr, 0, nb, panel);
+                } else {
+                    pack_panel(type, W + (size_t)r0 * rb, rb, nr, b0, nb, panel);
+                    x86_prefetch_rows(W, rb, r0 + X2_R, X2_R, n_rows, (size_t)b0 * bb, (size_t)nb * bb);
+                }
                 for (int64_t t0 = 0; t0 < ntc; t0 += X2_T) {
                     const int nt = ntc - t0 < X2_T ? (int)(ntc - t0) : X2_T;
                     const int16_t *a[X2_T];
@@ -345,14 +359,29 @@ void x2_matmul_quant(uint32_t type, const void *Wv, size_t rb, int64_t n_rows, i
                     for (int t = 0; t < X2_T; t++) {
                         const int64_t tt = t0 + (t < nt ? t : 0);
                         a[t] = a16 + tt * KC_VALS;
-                        q8[t] = act + (size_t)(tok0 + tt) * as + (size_t)(v0 / bs) * ab;
+                        q8[t] = act + (size_t)(tok0 + tt) * as + (size_t)b0 * ab;
                     }
                     float *o = out + (size_t)(tok0 + t0) * os + r0;
-                    if (k) MK_K[has_min][nt - 1](panel, nv / bs, a, q8, o, os, v0 == 0, nr);
-                    else MK_LEGACY[has_min][nt - 1](panel, nv / bs, a, meta + (t0 / X2_T) * (KC_VALS / X86_QK) * 2 * X2_T,
+                    if (k) MK_K[has_min][nt - 1](panel, nb, a, q8, o, os, v0 == 0, nr);
+                    else MK_LEGACY[has_min][nt - 1](panel, nb, a, meta + (t0 / X2_T) * (KC_VALS / X86_QK) * 2 * X2_T,
                                                     o, os, v0 == 0, nr);
                 }
             }
         }
     }
+}
+
+void x2_matmul_quant(uint32_t type, const void *W, size_t rb, int64_t n_rows, int64_t n_cols, const void *act,
+                     size_t as, int64_t n_tok, float *out, size_t os) {
+    if (n_rows <= 0 || n_tok <= 0) return;
+    if (n_tok == 1 && x2_gemv_quant(type, W, rb, n_rows, n_cols, act, out)) return;
+    matmul_quant(0, type, W, rb, n_rows, n_cols, act, as, n_tok, out, os);
+}
+
+void x2_matmul_packed(uint32_t type, const void *P, int64_t r0, int64_t n_rows, int64_t n_cols, const void *act,
+                      size_t as, int64_t n_tok, float *out, size_t os) {
+    if (n_rows <= 0 || n_tok <= 0) return;
+    const uint8_t *G = (const uint8_t *)P + (size_t)(r0 / 16) * x86_sl_group_bytes(type, n_cols);
+    if (n_tok == 1 && x2_gemv_packed(type, P, r0 / 16, n_rows / 16, n_cols, act, out)) return;
+    matmul_quant(1, type, G, 0, n_rows, n_cols, act, as, n_tok, out, os);
 }

@@ -48,6 +48,16 @@ int x2_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows
                   float *out);
 int x2_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
               float *out);
+/* avx2_gemv_p.c: repacked weights (the sliced layout of x86_common.h):
+ * the bytes of their sliced form (0 for a type this level keeps in the
+ * file's layout), and one activation row against groups [g0, g0 + ng)
+ * (0 when the type has no such kernel). avx2_gemm.c: the matmul over
+ * whole groups, for rows [r0, r0 + n_rows) (multiples of 16). */
+size_t x2_packed_size(uint32_t type, int64_t n_rows, int64_t n_cols);
+int x2_gemv_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
+                   float *out);
+void x2_matmul_packed(uint32_t type, const void *P, int64_t r0, int64_t n_rows, int64_t n_cols, const void *act,
+                      size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 /* avx2_float.c */
 void x2_matmul_float(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
@@ -96,6 +106,33 @@ X2_INLINE float x2_hsum(__m256 v) {
 /* Lanes [0, n) set, for maskload/maskstore of n < 8 floats. */
 X2_INLINE __m256i x2_mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Q6_K's 6-bit values 128c + 32k + 4j .. + 3 (k = 0..3) of 8 rows from the
+ * file's slices (x86_common.h): low nibbles ql[64c + l] (k = 0 low, 2
+ * high) and ql[64c + 32 + l] (k = 1, 3), 2-bit fields qh[32c + l] (bits
+ * 2k). 16-bit shifts, masked per byte: nothing crosses bytes. */
+X2_INLINE void x2_q6k_file_values(__m256i la, __m256i lb, __m256i hh, __m256i v[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    v[0] = _mm256_or_si256(_mm256_and_si256(la, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 4), m30));
+    v[1] = _mm256_or_si256(_mm256_and_si256(lb, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m30));
+    v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4), _mm256_and_si256(hh, m30));
+    v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hh, 2), m30));
+}
+
+/* The same four values of 8 rows from Q6_K's recoded slices (x86_common.h),
+ * S the first slice's half: its three slices are 64 bytes apart. */
+X2_INLINE void x2_q6k_values(const uint8_t *S, __m256i v[4]) {
+    const __m256i m6 = _mm256_set1_epi8(0x3f);
+    const __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)S);
+    const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(S + 64));
+    const __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(S + 128));
+    v[0] = _mm256_and_si256(a, m6);
+    v[1] = _mm256_and_si256(b, m6);
+    v[2] = _mm256_and_si256(c, m6);
+    const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(a, 6), _mm256_set1_epi8(0x03));
+    const __m256i mid = _mm256_and_si256(_mm256_srli_epi16(b, 4), _mm256_set1_epi8(0x0c));
+    v[3] = _mm256_or_si256(_mm256_or_si256(lo, mid), _mm256_and_si256(_mm256_srli_epi16(c, 2), _mm256_set1_epi8(0x30)));
 }
 
 #endif

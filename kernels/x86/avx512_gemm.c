@@ -39,7 +39,7 @@ static void panel_from_packed(uint32_t type, const uint8_t *W, int64_t nb, int64
                               int64_t nkb, uint8_t *rows16, uint8_t *panel) {
     const size_t bb = x86_block_bytes(type), gb = 16 * bb;
     const uint8_t *G = W + (size_t)(r0 / 16) * (size_t)nb * gb;
-    x5_unslice(type, G, kb0, nkb, rows16);
+    x2_unslice(type, G, kb0, nkb, rows16);
     if (x86_family_of(type) == X86_FAM_LEGACY) x5_pack_legacy(type, rows16, (size_t)nkb * bb, 16, 0, nkb, panel);
     else x5_pack_k(type, rows16, (size_t)nkb * bb, 16, 0, nkb, panel);
     if (r0 + X5_R < n_rows)

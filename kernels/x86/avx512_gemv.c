@@ -31,7 +31,7 @@
 INLINE __m512 leg_block(const int packed, const uint32_t type, const uint8_t *const rows[16], __m512i vidx,
                         size_t off, const uint8_t *G, const uint8_t *a, const x86_leg_act *m, __m512 f) {
     const int has_min = x86_legacy_has_min(type), q4 = type == INFER_TYPE_Q4_0 || type == INFER_TYPE_Q4_1;
-    const size_t lead = x5_body_lead(type);
+    const size_t lead = x86_sl_lead(type);
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 dv, mv = _mm512_setzero_ps();
     if (!packed || has_min) { /* d (| m) at the block's start: a gather, or slice 0 */
@@ -40,7 +40,7 @@ INLINE __m512 leg_block(const int packed, const uint32_t type, const uint8_t *co
         dv = x5_f16_lo(hd);
         if (has_min) mv = x5_f16_hi(hd);
     } else {
-        dv = x5_packed_d(G, x5_d_at(type));
+        dv = x5_packed_d(G, x86_sl_d_at(type));
     }
     __m512i c = has_min ? _mm512_setzero_si512() : _mm512_set1_epi32(m->x.corr);
     __m512i t[8];

@@ -190,7 +190,7 @@ INLINE __m512 sb_q23k(const int packed, const int q3, const uint8_t *const rows[
             v[0] = _mm512_loadu_si512((const void *)(G + 64 * 24));
             v[1] = _mm512_loadu_si512((const void *)(G + 64 * 25));
             s2 = _mm512_loadu_si512((const void *)(G + 64 * 26));
-            dq = x5_packed_d(G, x5_d_at(INFER_TYPE_Q3_K));
+            dq = x5_packed_d(G, x86_sl_d_at(INFER_TYPE_Q3_K));
         } else {
             x5_tr16(rows, off + 94, t);
             v[0] = _mm512_or_si512(_mm512_srli_epi32(t[0], 16), _mm512_slli_epi32(t[1], 16)); /* scales 0..3 */
@@ -436,7 +436,7 @@ INLINE void q6k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kac
     UNROLL for (int k = 0; k < ng; k++) {
         const uint8_t *B = G[k] + at;
         const __m512i sc[4] = {sl(B, 48), sl(B, 49), sl(B, 50), sl(B, 51)};
-        f[k] = q6k_finish(sc, x5_packed_d(B, x5_d_at(INFER_TYPE_Q6_K)), is[k], m, f[k]);
+        f[k] = q6k_finish(sc, x5_packed_d(B, x86_sl_d_at(INFER_TYPE_Q6_K)), is[k], m, f[k]);
     }
 }
 

@@ -79,43 +79,9 @@ int x5_gemv_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows
 int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, const uint8_t *act,
               float *out);
 
-/* Repacked ("sliced") quantized weights, made once per model so that
- * generation streams each weight byte once with no transposes or gathers.
- * Rows go in groups of 16; group g's block b (bb bytes per row) is the
- * group-block at P + (g * nb + b) * 16 * bb, the same bytes as the 16
- * rows' blocks, reordered: slice j (64 bytes) holds bytes 4j..4j+3 of the
- * block's body for rows 0..15 (row i in 32-bit lane i), exactly what
- * x5_tr16 builds from the file's layout. A block of 2 mod 4 bytes keeps
- * its f16 d (the first 2 bytes of Q4_0/Q5_0/Q8_0, the last 2 of Q3_K and
- * Q6_K) out of the body: the 16 rows' d follow the slices, 32 bytes.
- * Rows past the last whole group stay in the file's layout.
- *
- * Two types are recoded (x5_recoded), the same size, so that the kernels
- * decode them with fewer operations; x5_unslice restores the file's bytes.
- * Q8_0's quants are stored as q ^ 0x80, the unsigned operand vpdpbusd
- * takes. Q6_K's file layout spreads a value over a low nibble and a 2-bit
- * field in another byte, 17 logic operations per four slices of values;
- * recoded, slice 24c + 3j + w (c < 2, j < 8, w < 3) holds in byte b of
- * lane i the 6-bit value 128c + 32w + 4j + b of row i in bits 0..5 and
- * bits 2w, 2w + 1 of value 128c + 96 + 4j + b in bits 6..7: 9 operations
- * decode the same four slices of values (x5_q6k_values). */
-#define X5_PACK_ROWS 16
-static inline int x5_recoded(uint32_t type) { return type == INFER_TYPE_Q8_0 || type == INFER_TYPE_Q6_K; }
-
-/* Offset of the body inside a file block (2 when d leads), the slice count
- * and the offset of the d array inside a group-block. */
-static inline size_t x5_body_lead(uint32_t type) {
-    return x86_block_bytes(type) % 4 == 2 && x86_family_of(type) == X86_FAM_LEGACY ? 2 : 0;
-}
-static inline size_t x5_n_slices(uint32_t type) { return x86_block_bytes(type) / 4; }
-static inline size_t x5_d_at(uint32_t type) { return 64 * x5_n_slices(type); }
-
+/* Repacked weights: the sliced layout of x86_common.h, made and undone by
+ * avx2_repack.c (x2_pack_weights, x2_unslice). */
 /* avx512_repack.c */
-size_t x5_packed_size(uint32_t type, int64_t n_rows, int64_t n_cols);
-void x5_pack_weights(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, void *P);
-/* Group-blocks [b0, b0 + nb) of one group back to 16 rows of the file's
- * layout, row stride nb * bb (for the batched matmul's panel packing). */
-void x5_unslice(uint32_t type, const uint8_t *G, int64_t b0, int64_t nb, uint8_t *rows);
 void x5_matmul_packed(uint32_t type, const void *P, int64_t r0, int64_t n_rows, int64_t n_cols, const void *act,
                       size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 /* avx512_gemv.c / avx512_gemv_k.c: one activation row against the groups

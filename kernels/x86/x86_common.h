@@ -259,4 +259,60 @@ static inline void x86_k_decode_scales(uint32_t type, const uint8_t *x, x86_ksca
     }
 }
 
+/* ---- repacked ("sliced") quantized weights -------------------------------------------
+ * Made once per model so that generation streams each weight byte once with
+ * no transposes or gathers; both x86 levels use this layout (the AVX2
+ * kernels read a slice as two halves of 8 rows). Rows go in groups of 16;
+ * group g's block b (bb bytes per row) is the group-block at
+ * P + (g * nb + b) * 16 * bb, the same bytes as the 16 rows' blocks,
+ * reordered: slice j (64 bytes) holds bytes 4j..4j+3 of the block's body
+ * for rows 0..15 (row i in 32-bit lane i). A block of 2 mod 4 bytes keeps
+ * its f16 d (the first 2 bytes of Q4_0/Q5_0/Q8_0, the last 2 of Q3_K and
+ * Q6_K) out of the body: the 16 rows' d follow the slices, 32 bytes.
+ * Rows past the last whole group stay in the file's layout.
+ *
+ * Two types are recoded (x86_sl_recoded), the same size, so that the
+ * kernels decode them with fewer operations; x2_unslice restores the
+ * file's bytes. Q8_0's quants are stored as q ^ 0x80 (the unsigned operand
+ * vpdpbusd takes). Q6_K's file layout spreads a value over a low nibble
+ * and a 2-bit field in another byte, 17 logic operations per four slices
+ * of values; recoded, slice 24c + 3j + w (c < 2, j < 8, w < 3) holds in
+ * byte b of lane i the 6-bit value 128c + 32w + 4j + b of row i in bits
+ * 0..5 and bits 2w, 2w + 1 of value 128c + 96 + 4j + b in bits 6..7: 9
+ * operations decode the same four slices of values. */
+#define X86_PACK_ROWS 16
+static inline int x86_sl_recoded(uint32_t type) { return type == INFER_TYPE_Q8_0 || type == INFER_TYPE_Q6_K; }
+
+/* Offset of the body inside a file block (2 when d leads), the slice count
+ * and the offset of the d array inside a group-block. */
+static inline size_t x86_sl_lead(uint32_t type) {
+    return x86_block_bytes(type) % 4 == 2 && x86_family_of(type) == X86_FAM_LEGACY ? 2 : 0;
+}
+static inline size_t x86_sl_n_slices(uint32_t type) { return x86_block_bytes(type) / 4; }
+static inline size_t x86_sl_d_at(uint32_t type) { return 64 * x86_sl_n_slices(type); }
+
+/* Bytes of one group's blocks (16 rows of n_cols values). */
+static inline size_t x86_sl_group_bytes(uint32_t type, int64_t n_cols) {
+    const int64_t per = x86_family_of(type) == X86_FAM_LEGACY ? X86_QK : X86_QKK;
+    return (size_t)(n_cols / per) * 16 * x86_block_bytes(type);
+}
+
+/* Bytes of the sliced form of rows [0, n_rows / 16 * 16), 0 for a type or
+ * shape that has none. Callers hold the whole tensor in memory, so this
+ * cannot overflow. */
+static inline size_t x86_sl_size(uint32_t type, int64_t n_rows, int64_t n_cols) {
+    const x86_family fam = x86_family_of(type);
+    if (fam != X86_FAM_LEGACY && fam != X86_FAM_K) return 0;
+    const int64_t per = fam == X86_FAM_LEGACY ? X86_QK : X86_QKK;
+    if (n_rows < 16 || n_cols <= 0 || n_cols % per != 0) return 0;
+    return (size_t)(n_rows / 16) * x86_sl_group_bytes(type, n_cols);
+}
+
+/* avx2_repack.c (AVX2 code, which every AVX-512 machine runs): the sliced
+ * form of whole groups of W written to P, and group-blocks [b0, b0 + nb)
+ * of one group G back to 16 rows of the file's layout, row stride nb * bb
+ * (for the batched matmuls' panel packing). */
+void x2_pack_weights(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols, void *P);
+void x2_unslice(uint32_t type, const uint8_t *G, int64_t b0, int64_t nb, uint8_t *rows);
+
 #endif

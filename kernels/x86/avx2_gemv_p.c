@@ -1,0 +1,451 @@
+/*
+ * avx2_gemv_p.c - one activation row against repacked weights (token
+ * generation) at the AVX2 level: the sliced layout of x86_common.h, which
+ * the AVX-512 level streams too. A slice is 16 rows x 4 bytes; here it is
+ * two ymm halves, rows 0..7 and 8..15, each with its own float sums, and a
+ * group-block's second half is read right after its first (from L1).
+ *
+ * AVX2 has no vpdpbusd: vpmaddubsw multiplies unsigned weight bytes by
+ * signed activation bytes into int16 pair sums, which saturate past 2^15.
+ * The weight values here are small (at most 63), so the pair sums of
+ * several slices are added in int16 before one vpmaddwd widens them (or
+ * applies a K-quant's sub-block scale, both int16 halves of a lane holding
+ * it): Q4 values (<= 15) 8 slices, Q5 (<= 31) 4, Q6_K (<= 63) 2, each
+ * bound written where it is used. Q8_0 is signed: |w| times the activation
+ * with w's sign (vpsignb), exact because Q8_0 activations lie in
+ * [-127, 127] (d = amax / 127), then widened per slice. Every integer is
+ * the reference's, and the float work per block or super-block is its
+ * own, in its order: bit-identical to kernels/ref.
+ *
+ * Each thread reads two groups (two streams) at a time, block by block or
+ * slice by slice, and prefetches as the AVX-512 kernels do in the
+ * process's style (kernels_sw_prefetch): none, near (L1, ~3.4 KB or one
+ * super-block ahead) or far (L2, 6.75 KB or three super-blocks ahead).
+ * Q2_K and Q3_K are not repacked at this level (x2_packed_size).
+ */
+#include "avx2_internal.h"
+#include "dispatch.h"
+
+#define UNROLL X2_UNROLL
+#define INLINE X2_INLINE
+#define NOINLINE __attribute__((noinline))
+#define NG 2          /* groups (streams) a thread reads at a time */
+#define LEG_NB 512    /* legacy activation blocks prepared per chunk */
+#define K_NSB 128     /* K-quant activation super-blocks prepared per chunk */
+
+INLINE __m256i b8(int v) { return _mm256_set1_epi8((char)v); }
+INLINE __m256i and8(__m256i v, int m) { return _mm256_and_si256(v, b8(m)); }
+INLINE __m256i srl(__m256i v, int n) { return _mm256_srli_epi16(v, n); }
+/* Half h (rows 8h .. 8h + 7) of slice s of the group-block at G. */
+INLINE __m256i hs(const uint8_t *G, int s, int h) {
+    return _mm256_loadu_si256((const __m256i *)(const void *)(G + 64 * s + 32 * h));
+}
+/* acc (int16 pair sums) + unsigned bytes u times the 4 activation bytes
+ * at a (or already broadcast, b). The sum is opaque to the compiler, so a
+ * chain of them stays a chain: GCC otherwise reassociates the integer adds,
+ * computes every product first and spills them all. */
+INLINE __m256i dot16b(__m256i acc, __m256i u, __m256i b) {
+    acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(u, b));
+    __asm__("" : "+x"(acc));
+    return acc;
+}
+INLINE __m256i dot16(__m256i acc, __m256i u, const uint8_t *a) { return dot16b(acc, u, x2_bc32(a)); }
+/* acc + x in int32 lanes, kept in order in the same way. */
+INLINE __m256i add32(__m256i acc, __m256i x) {
+    acc = _mm256_add_epi32(acc, x);
+    __asm__("" : "+x"(acc));
+    return acc;
+}
+/* p as an opaque copy: GCC then loads the broadcasts made from it where
+ * they are used, instead of keeping each in a register across the kernel
+ * (16 ymm registers: spilled to the stack and reloaded). */
+INLINE const uint8_t *launder(const uint8_t *p) {
+    __asm__ volatile("" : "+r"(p)); /* volatile: two launders of one pointer are not merged */
+    return p;
+}
+INLINE __m256i widen(__m256i acc) { return _mm256_madd_epi16(acc, _mm256_set1_epi16(1)); }
+/* The 8 rows' f16 d of a group-block whose d is out of the body. */
+INLINE __m256 packed_d(const uint8_t *G, size_t d_at, int h) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(G + d_at + 16 * (size_t)h)));
+}
+
+/* Prefetch styles: 0 none, 1 near (T0), 2 far (T1); addresses as integers
+ * (they may lie past the weight: a prefetch never faults). */
+INLINE void pf_line(const int pf, uintptr_t p) {
+    if (pf == 1) _mm_prefetch((const char *)p, _MM_HINT_T0);
+    else if (pf == 2) _mm_prefetch((const char *)p, _MM_HINT_T1);
+}
+INLINE size_t leg_dist(const int pf) { return pf == 2 ? 6912 : 3456; }
+INLINE size_t k_ahead(const int pf) { return pf == 2 ? 3 : 1; }
+
+/* Byte k (0..3) of every 32-bit lane in both int16 halves (K-quant scales,
+ * 0..63): vpshufb within each 128-bit lane. */
+INLINE __m256i pair_u8(__m256i v, int k) {
+    const __m256i base = _mm256_setr_epi8(0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128, 0, -128,
+                                          0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128);
+    return _mm256_shuffle_epi8(v, _mm256_add_epi8(base, _mm256_set1_epi16((short)k)));
+}
+/* The same for signed bytes (Q6_K scales), sign-extended. */
+INLINE __m256i pair_s8(__m256i v, int k) {
+    const __m256i base = _mm256_setr_epi8(-128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128, 0,
+                                          -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12);
+    return _mm256_srai_epi16(_mm256_shuffle_epi8(v, _mm256_add_epi8(base, _mm256_set1_epi16((short)(k << 8)))), 8);
+}
+
+/* Q5's fifth bits of values 4i .. 4i + 3 (bits 4i.. of each lane of q)
+ * at bit 4 of bytes 0..3. */
+INLINE __m256i bits5(__m256i q, int i) {
+    const __m256i at = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12, 0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8,
+                                        8, 12, 12, 12, 12);
+    const __m256i mask = _mm256_set1_epi32((int)(0x08040201u << (4 * (i & 1))));
+    const __m256i sel = _mm256_and_si256(_mm256_shuffle_epi8(q, _mm256_add_epi8(at, b8(i >> 1))), mask);
+    return and8(_mm256_cmpeq_epi8(sel, mask), 0x10);
+}
+
+/* ---- legacy types ------------------------------------------------------------------------ */
+
+/* One legacy group-block G into f[0] (rows 0..7) and f[1] (rows 8..15).
+ * a: the activation block's quants; m: its metadata. */
+INLINE void leg_block(const uint32_t type, const uint8_t *G, const uint8_t *a, const x86_leg_act *m, __m256 f[2]) {
+    const int has_min = x86_legacy_has_min(type), q5 = type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1;
+    const int s0 = type == INFER_TYPE_Q4_1 || type == INFER_TYPE_Q5_0 ? 1 : type == INFER_TYPE_Q5_1 ? 2 : 0;
+    const __m256i m4 = b8(0x0f);
+    UNROLL for (int h = 0; h < 2; h++) {
+        __m256 dv, mv = _mm256_setzero_ps();
+        if (has_min) { /* d | m in slice 0 */
+            const __m256i t0 = hs(G, 0, h);
+            dv = x2_f16_half(t0, 0);
+            mv = x2_f16_half(t0, 1);
+        } else {
+            dv = packed_d(G, x86_sl_d_at(type), h);
+        }
+        __m256i c;
+        if (type == INFER_TYPE_Q8_0) { /* |w| x (a with w's sign): pair sums <= 2 * 128 * 127 */
+            __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
+            UNROLL for (int j = 0; j < 8; j++) {
+                const __m256i w = _mm256_xor_si256(hs(G, j, h), b8(0x80));
+                const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x2_bc32(a + 4 * j), w));
+                if (j & 1) c1 = add32(c1, widen(p));
+                else c0 = add32(c0, widen(p));
+            }
+            c = _mm256_add_epi32(c0, c1);
+        } else {
+            __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+            const __m256i qh = q5 ? hs(G, s0 - 1, h) : _mm256_setzero_si256();
+            UNROLL for (int j = 0; j < 4; j++) {
+                const __m256i w = hs(G, s0 + j, h);
+                __m256i wl = _mm256_and_si256(w, m4), wh = _mm256_and_si256(srl(w, 4), m4);
+                if (q5) {
+                    wl = _mm256_or_si256(wl, bits5(qh, j));
+                    wh = _mm256_or_si256(wh, bits5(qh, 4 + j));
+                }
+                lo = dot16(lo, wl, a + 4 * j);
+                hi = dot16(hi, wh, a + 16 + 4 * j);
+            }
+            /* Q4: 8 pair sums of <= 2 * 15 * 128 fit int16; Q5 (<= 31): 4 */
+            c = q5 ? _mm256_add_epi32(widen(lo), widen(hi)) : widen(_mm256_add_epi16(lo, hi));
+        }
+        if (!has_min) c = _mm256_add_epi32(c, _mm256_set1_epi32(m->x.corr));
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_mul_ps(dv, _mm256_set1_ps(m->da)));
+        if (has_min) v = _mm256_add_ps(v, _mm256_mul_ps(mv, _mm256_set1_ps(m->x.sa)));
+        f[h] = _mm256_add_ps(f[h], v);
+    }
+}
+
+/* Blocks [0, n) of ng groups' streams G[k] (group-blocks gb bytes) into f. */
+INLINE void leg_run(const int ng, const int pf, const uint32_t type, const uint8_t *const *G, int64_t n, size_t gb,
+                    const uint8_t *a0, size_t ab, size_t qa, const x86_leg_act *meta, __m256 (*f)[2]) {
+    for (int64_t b = 0; b < n; b++) {
+        const size_t at = (size_t)b * gb;
+        if (pf) {
+            UNROLL for (int k = 0; k < ng; k++) {
+                const uintptr_t p = (uintptr_t)G[k] + at + leg_dist(pf);
+                for (size_t l = 0; l < gb; l += 64) pf_line(pf, p + l);
+            }
+        }
+        UNROLL for (int k = 0; k < ng; k++) leg_block(type, G[k] + at, a0 + (size_t)b * ab + qa, &meta[b], f[k]);
+    }
+}
+
+/* Where a run of up to NG groups from g starts (blocks at b0 of nb per
+ * row) and its sums so far: 0 at b0 = 0, else what og (group g's outputs)
+ * holds. Missing groups repeat g (their sums are never stored). Returns
+ * how many are real. */
+INLINE int groups_begin(const uint8_t *P, int64_t g, int64_t g_end, int64_t nb, int64_t b0, size_t gb,
+                        const float *og, const uint8_t **G, __m256 (*f)[2]) {
+    const int n = g_end - g < NG ? (int)(g_end - g) : NG;
+    UNROLL for (int k = 0; k < NG; k++) {
+        const int gk = k < n ? k : 0;
+        G[k] = P + ((size_t)(g + gk) * (size_t)nb + (size_t)b0) * gb;
+        UNROLL for (int h = 0; h < 2; h++) f[k][h] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(og + 16 * gk + 8 * h);
+    }
+    return n;
+}
+
+INLINE void store_groups(float *o, int n, __m256 (*f)[2]) {
+    for (int k = 0; k < n; k++) {
+        _mm256_storeu_ps(o + 16 * k, f[k][0]);
+        _mm256_storeu_ps(o + 16 * k + 8, f[k][1]);
+    }
+}
+
+INLINE void gemv_legacy_packed(const int pf, const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng,
+                               int64_t n_cols, const uint8_t *act, float *out) {
+    x86_leg_act meta[LEG_NB];
+    const int64_t nb = n_cols / X86_QK;
+    const int has_min = x86_legacy_has_min(type);
+    const size_t gb = 16 * x86_block_bytes(type), ab = has_min ? 36 : 34, qa = has_min ? 4 : 2;
+    for (int64_t b0 = 0; b0 < nb; b0 += LEG_NB) {
+        const int64_t n = nb - b0 < LEG_NB ? nb - b0 : LEG_NB;
+        const uint8_t *a0 = act + (size_t)b0 * ab;
+        x86_prep_leg_act(type, a0, n, 0, meta); /* Q8_0 read signed: no offset */
+        for (int64_t g = g0; g < g0 + ng; g += NG) {
+            const uint8_t *G[NG];
+            __m256 f[NG][2];
+            const int npg = groups_begin(P, g, g0 + ng, nb, b0, gb, out + 16 * (g - g0), G, f);
+            if (npg == NG) leg_run(NG, pf, type, G, n, gb, a0, ab, qa, meta, f);
+            else leg_run(1, pf, type, G, n, gb, a0, ab, qa, meta, f);
+            store_groups(out + 16 * (g - g0), npg, f);
+        }
+    }
+}
+
+/* ---- K-quants: Q4_K, Q5_K, Q6_K ----------------------------------------------------------------- */
+
+/* Prefetch quarter p's share of the super-block lines of each stream
+ * (po: the offset k_ahead(pf) super-blocks on). */
+INLINE void k_prefetch(const int ng, const int pf, const uint32_t type, const uint8_t *const *G, size_t po, int p) {
+    if (!pf) return;
+    const size_t nl = (16 * x86_block_bytes(type) + 63) / 64;
+    UNROLL for (int k = 0; k < ng; k++)
+        for (size_t l = (size_t)p * nl / 4; l < (size_t)(p + 1) * nl / 4; l++) pf_line(pf, (uintptr_t)G[k] + po + 64 * l);
+}
+
+/* f plus a Q4_K / Q5_K super-block's sum (half h of group-block B) from
+ * its integer part is: the mins against Q8_K's group sums, the two f16
+ * scales (the reference's float steps). */
+INLINE __m256 q45k_finish(const uint8_t *B, int h, __m256i is, const x86_kact *m, __m256 f) {
+    const __m256i t0 = hs(B, 0, h), t2 = hs(B, 2, h), t3 = hs(B, 3, h);
+    const __m256i mn_lo = and8(t2, 0x3f), mn_hi = _mm256_or_si256(and8(srl(t3, 4), 0x0f), and8(srl(t2, 2), 0x30));
+    const __m256i w16 = _mm256_set1_epi32(0x00ff00ff);
+    __m256i corr = _mm256_madd_epi16(_mm256_and_si256(mn_lo, w16), _mm256_set1_epi32(m->pair[0]));
+    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(mn_lo, 8), w16), _mm256_set1_epi32(m->pair[1])));
+    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(mn_hi, w16), _mm256_set1_epi32(m->pair[2])));
+    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(mn_hi, 8), w16), _mm256_set1_epi32(m->pair[3])));
+    const __m256 da = _mm256_set1_ps(m->da);
+    const __m256 dd = _mm256_mul_ps(x2_f16_half(t0, 0), da), dm = _mm256_mul_ps(x2_f16_half(t0, 1), da);
+    return _mm256_add_ps(f, _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(is)), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(corr))));
+}
+
+/* The 6-bit scales of Q4_K / Q5_K sub-blocks 4q .. 4q + 3 (q = 0, 1) in
+ * bytes 0..3 of each lane: 0..3 the low 6 bits of slice 1; 4..7 the low
+ * nibbles of slice 3 with slice 1's top 2 bits. */
+INLINE __m256i q45k_scales(const uint8_t *B, int h, int q) {
+    const __m256i t1 = hs(B, 1, h);
+    return q == 0 ? and8(t1, 0x3f) : _mm256_or_si256(and8(hs(B, 3, h), 0x0f), and8(srl(t1, 2), 0x30));
+}
+
+/* One Q4_K super-block of ng groups, quarter by quarter: slice j of
+ * quarter p (values 64p + 4j .., low nibbles, and 64p + 32 + 4j .., high)
+ * from each group in turn, both halves. A sub-block's 8 pair sums (<= 2 *
+ * 15 * 128 each) add up in int16 and one vpmaddwd applies its scale. */
+INLINE void q4k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
+                   const x86_kact *m, __m256 (*f)[2]) {
+    const __m256i m4 = b8(0x0f);
+    __m256i is[NG][2];
+    UNROLL for (int k = 0; k < ng; k++) is[k][0] = is[k][1] = _mm256_setzero_si256();
+    UNROLL for (int p = 0; p < 4; p++) {
+        k_prefetch(ng, pf, INFER_TYPE_Q4_K, G, po, p);
+        UNROLL for (int h = 0; h < 2; h++) {
+            __m256i lo[NG], hi[NG];
+            const uint8_t *a = launder(aq);
+            UNROLL for (int k = 0; k < ng; k++) lo[k] = hi[k] = _mm256_setzero_si256();
+            UNROLL for (int j = 0; j < 8; j++) {
+                const __m256i al = x2_bc32(a + 64 * p + 4 * j), ah = x2_bc32(a + 64 * p + 32 + 4 * j);
+                UNROLL for (int k = 0; k < ng; k++) {
+                    const __m256i w = hs(G[k] + at, 4 + 8 * p + j, h);
+                    lo[k] = dot16b(lo[k], _mm256_and_si256(w, m4), al);
+                    hi[k] = dot16b(hi[k], _mm256_and_si256(srl(w, 4), m4), ah);
+                }
+            }
+            UNROLL for (int k = 0; k < ng; k++) {
+                const __m256i sc = q45k_scales(G[k] + at, h, p >> 1);
+                is[k][h] = add32(is[k][h], _mm256_madd_epi16(lo[k], pair_u8(sc, (2 * p) & 3)));
+                is[k][h] = add32(is[k][h], _mm256_madd_epi16(hi[k], pair_u8(sc, (2 * p + 1) & 3)));
+            }
+        }
+    }
+    UNROLL for (int k = 0; k < ng; k++)
+        UNROLL for (int h = 0; h < 2; h++) f[k][h] = q45k_finish(G[k] + at, h, is[k][h], m, f[k][h]);
+}
+
+/* Bit `bit` of every byte moved to bit 4 (16-bit shifts, masked per byte). */
+INLINE __m256i bit4(__m256i v, int bit) {
+    return and8(bit >= 4 ? srl(v, bit - 4) : _mm256_slli_epi16(v, 4 - bit), 0x10);
+}
+
+/* Q5_K as Q4_K, the values' fifth bits from slice 4 + j (bits 2p, 2p + 1):
+ * values reach 31, so 4 pair sums (<= 2 * 31 * 128) at a time in int16. */
+INLINE void q5k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
+                   const x86_kact *m, __m256 (*f)[2]) {
+    const __m256i m4 = b8(0x0f);
+    __m256i is[NG][2];
+    UNROLL for (int k = 0; k < ng; k++) is[k][0] = is[k][1] = _mm256_setzero_si256();
+    UNROLL for (int p = 0; p < 4; p++) {
+        k_prefetch(ng, pf, INFER_TYPE_Q5_K, G, po, p);
+        UNROLL for (int h = 0; h < 2; h++) {
+            UNROLL for (int k = 0; k < ng; k++) {
+                const uint8_t *B = G[k] + at, *a = launder(aq), *Bq = launder(B); /* high-bit slices reloaded per quarter */
+                const __m256i sc = q45k_scales(B, h, p >> 1);
+                const __m256i sl = pair_u8(sc, (2 * p) & 3), sh = pair_u8(sc, (2 * p + 1) & 3);
+                UNROLL for (int j0 = 0; j0 < 8; j0 += 4) {
+                    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+                    UNROLL for (int j = j0; j < j0 + 4; j++) {
+                        const __m256i w = hs(B, 12 + 8 * p + j, h), q = hs(Bq, 4 + j, h);
+                        const __m256i wl = _mm256_or_si256(_mm256_and_si256(w, m4), bit4(q, 2 * p));
+                        const __m256i wh = _mm256_or_si256(_mm256_and_si256(srl(w, 4), m4), bit4(q, 2 * p + 1));
+                        lo = dot16(lo, wl, a + 64 * p + 4 * j);
+                        hi = dot16(hi, wh, a + 64 * p + 32 + 4 * j);
+                    }
+                    is[k][h] = add32(is[k][h], _mm256_madd_epi16(lo, sl));
+                    is[k][h] = add32(is[k][h], _mm256_madd_epi16(hi, sh));
+                }
+            }
+        }
+    }
+    UNROLL for (int k = 0; k < ng; k++)
+        UNROLL for (int h = 0; h < 2; h++) f[k][h] = q45k_finish(G[k] + at, h, is[k][h], m, f[k][h]);
+}
+
+/* One Q6_K super-block of ng groups: quarter p = 2c + q takes slice
+ * triples i = 0..3 (recoded slices 24c + 3(4q + i) ..), values 128c + 32t
+ * + 16q + 4i .. of sub-block 8c + 2t + q for t = 0..3 (scales in slices 48
+ * + 2c, 49 + 2c). Two pair sums (<= 2 * 63 * 128) at a time in int16, then
+ * one vpmaddwd with the signed scale. The offset 32 comes back through 32
+ * * sum(scale x group sum). */
+INLINE void q6k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
+                   const x86_kact *m, __m256 (*f)[2]) {
+    __m256i is[NG][2];
+    UNROLL for (int k = 0; k < ng; k++) is[k][0] = is[k][1] = _mm256_setzero_si256();
+    UNROLL for (int p = 0; p < 4; p++) {
+        const int c = p >> 1, q = p & 1;
+        k_prefetch(ng, pf, INFER_TYPE_Q6_K, G, po, p);
+        UNROLL for (int h = 0; h < 2; h++) {
+            UNROLL for (int k = 0; k < ng; k++) {
+                const uint8_t *B = G[k] + at, *a = launder(aq);
+                const __m256i m6 = b8(0x3f);
+                UNROLL for (int i0 = 0; i0 < 4; i0 += 2) {
+                    __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                                      _mm256_setzero_si256()};
+                    UNROLL for (int i = i0; i < i0 + 2; i++) { /* x2_q6k_values, each value used as it comes */
+                        const uint8_t *S = B + 64 * (24 * c + 3 * (4 * q + i)) + 32 * h, *aa = a + 128 * c + 4 * (4 * q + i);
+                        const __m256i x0 = hs(S, 0, 0), x1 = hs(S, 1, 0), x2 = hs(S, 2, 0);
+                        acc[0] = dot16(acc[0], _mm256_and_si256(x0, m6), aa);
+                        acc[1] = dot16(acc[1], _mm256_and_si256(x1, m6), aa + 32);
+                        acc[2] = dot16(acc[2], _mm256_and_si256(x2, m6), aa + 64);
+                        const __m256i v3 = _mm256_or_si256(_mm256_or_si256(and8(srl(x0, 6), 0x03), and8(srl(x1, 4), 0x0c)),
+                                                           and8(srl(x2, 2), 0x30));
+                        acc[3] = dot16(acc[3], v3, aa + 96);
+                    }
+                    /* sub-blocks 8c + 2t + q: bytes q, q + 2 of slices 48 + 2c (t = 0, 1) and 49 + 2c (t = 2, 3),
+                     * loaded again for each i0 (from L1) rather than kept in registers */
+                    const uint8_t *Bs = launder(B);
+                    UNROLL for (int t = 0; t < 4; t++)
+                        is[k][h] = add32(is[k][h], _mm256_madd_epi16(acc[t], pair_s8(hs(Bs, 48 + 2 * c + (t >> 1), h), q + 2 * (t & 1))));
+                }
+            }
+        }
+    }
+    UNROLL for (int k = 0; k < ng; k++) {
+        const uint8_t *B = G[k] + at;
+        UNROLL for (int h = 0; h < 2; h++) {
+            __m256i corr = _mm256_setzero_si256();
+            UNROLL for (int s = 0; s < 4; s++) {
+                const __m256i sc = hs(B, 48 + s, h);
+                corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_srai_epi16(_mm256_slli_epi16(sc, 8), 8),
+                                                                _mm256_set1_epi32(m->pair[2 * s])));
+                corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_srai_epi16(sc, 8), _mm256_set1_epi32(m->pair[2 * s + 1])));
+            }
+            corr = _mm256_slli_epi32(corr, 5);
+            const __m256 dd = _mm256_mul_ps(packed_d(B, x86_sl_d_at(INFER_TYPE_Q6_K), h), _mm256_set1_ps(m->da));
+            f[k][h] = _mm256_add_ps(f[k][h], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_sub_epi32(is[k][h], corr))));
+        }
+    }
+}
+
+/* Instances per stream count and prefetch style, called directly (a
+ * function pointer would keep GCC from specializing them). */
+typedef void sb_fn(const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq, const x86_kact *m, __m256 (*f)[2]);
+#define SB_INST(name, ng, pf)                                                                                   \
+    NOINLINE static void name##_##ng##_##pf(const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,     \
+                                            const x86_kact *m, __m256 (*f)[2]) {                                  \
+        name(ng, pf, G, at, po, aq, m, f);                                                                        \
+    }
+#define SB_ALL(name) SB_INST(name, 1, 0) SB_INST(name, 1, 1) SB_INST(name, 1, 2) \
+                     SB_INST(name, 2, 0) SB_INST(name, 2, 1) SB_INST(name, 2, 2)
+SB_ALL(q4k_sb) SB_ALL(q5k_sb) SB_ALL(q6k_sb)
+
+/* The instance of a type for ng (1 or NG) streams and prefetch style pf. */
+static sb_fn *k_instance(uint32_t type, int ng, int pf) {
+#define SB_ROW(name) {{name##_1_0, name##_1_1, name##_1_2}, {name##_2_0, name##_2_1, name##_2_2}}
+    static sb_fn *const fns[3][2][3] = {SB_ROW(q4k_sb), SB_ROW(q5k_sb), SB_ROW(q6k_sb)};
+#undef SB_ROW
+    const int t = type == INFER_TYPE_Q4_K ? 0 : type == INFER_TYPE_Q5_K ? 1 : 2;
+    return fns[t][ng == NG][pf];
+}
+
+static void gemv_k_packed(const int pf, const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
+                          const uint8_t *act, float *out) {
+    x86_kact meta[K_NSB];
+    const int64_t nsb = n_cols / X86_QKK;
+    const size_t gb = 16 * x86_block_bytes(type);
+    sb_fn *const one = k_instance(type, 1, pf), *const two = k_instance(type, NG, pf);
+    for (int64_t c0 = 0; c0 < nsb; c0 += K_NSB) {
+        const int64_t n = nsb - c0 < K_NSB ? nsb - c0 : K_NSB;
+        x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
+        for (int64_t g = g0; g < g0 + ng; g += NG) {
+            const uint8_t *G[NG];
+            __m256 f[NG][2];
+            const int npg = groups_begin(P, g, g0 + ng, nsb, c0, gb, out + 16 * (g - g0), G, f);
+            sb_fn *const fn = npg == NG ? two : one;
+            for (int64_t sb = 0; sb < n; sb++) {
+                const size_t at = (size_t)sb * gb;
+                fn(G, at, at + k_ahead(pf) * gb, act + (size_t)(c0 + sb) * 292 + 4, &meta[sb], f);
+            }
+            store_groups(out + 16 * (g - g0), npg, f);
+        }
+    }
+}
+
+/* ---- entry ------------------------------------------------------------------------------------ */
+
+size_t x2_packed_size(uint32_t type, int64_t n_rows, int64_t n_cols) {
+    if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K) return 0; /* no kernel here: the file's layout */
+    return x86_sl_size(type, n_rows, n_cols);
+}
+
+int x2_gemv_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const uint8_t *act,
+                   float *out) {
+    const int pf = (int)kernels_sw_prefetch();
+    switch (type) {
+    case INFER_TYPE_Q4_K:
+    case INFER_TYPE_Q5_K:
+    case INFER_TYPE_Q6_K: gemv_k_packed(pf, type, P, g0, ng, n_cols, act, out); return 1;
+    default: break;
+    }
+#define LEG(T)                                                                                                   \
+    case T:                                                                                                      \
+        if (pf == 2) gemv_legacy_packed(2, T, P, g0, ng, n_cols, act, out);                                     \
+        else if (pf == 1) gemv_legacy_packed(1, T, P, g0, ng, n_cols, act, out);                                \
+        else gemv_legacy_packed(0, T, P, g0, ng, n_cols, act, out);                                             \
+        return 1;
+    switch (type) {
+        LEG(INFER_TYPE_Q4_0)
+        LEG(INFER_TYPE_Q4_1)
+        LEG(INFER_TYPE_Q5_0)
+        LEG(INFER_TYPE_Q5_1)
+        LEG(INFER_TYPE_Q8_0)
+    default: return 0;
+    }
+#undef LEG
+}
