@@ -17,9 +17,13 @@
  * the reference's, and the float work per block or super-block is its
  * own, in its order: bit-identical to kernels/ref.
  *
- * Each thread reads two groups (two streams) at a time, block by block or
- * slice by slice, and prefetches as the AVX-512 kernels do in the
- * process's style (kernels_sw_prefetch): none, near (L1, ~3.4 KB or one
+ * Each thread reads one group (one stream) at a time: on the Zen 4
+ * development VM (2 threads from memory, alternating) one stream beat two
+ * read block by block or slice by slice in every pair, +5-20% tokens/s for
+ * TinyLlama-shaped Q4_0, Q8_0 and Q4_K_M (the AVX-512 kernels, with half
+ * the instructions per byte, read four). The kernels take NG streams, so
+ * that stays a one-line change. They prefetch as the AVX-512 kernels do in
+ * the process's style (kernels_sw_prefetch): none, near (L1, ~3.4 KB or one
  * super-block ahead) or far (L2, 6.75 KB or three super-blocks ahead).
  * Q2_K and Q3_K are not repacked at this level (x2_packed_size).
  */
@@ -29,7 +33,7 @@
 #define UNROLL X2_UNROLL
 #define INLINE X2_INLINE
 #define NOINLINE __attribute__((noinline))
-#define NG 2          /* groups (streams) a thread reads at a time */
+#define NG 1          /* groups (streams) a thread reads at a time (see the top) */
 #define LEG_NB 512    /* legacy activation blocks prepared per chunk */
 #define K_NSB 128     /* K-quant activation super-blocks prepared per chunk */
 
@@ -203,8 +207,7 @@ INLINE void gemv_legacy_packed(const int pf, const uint32_t type, const uint8_t 
             const uint8_t *G[NG];
             __m256 f[NG][2];
             const int npg = groups_begin(P, g, g0 + ng, nb, b0, gb, out + 16 * (g - g0), G, f);
-            if (npg == NG) leg_run(NG, pf, type, G, n, gb, a0, ab, qa, meta, f);
-            else leg_run(1, pf, type, G, n, gb, a0, ab, qa, meta, f);
+            leg_run(NG, pf, type, G, n, gb, a0, ab, qa, meta, f);
             store_groups(out + 16 * (g - g0), npg, f);
         }
     }
@@ -381,17 +384,16 @@ typedef void sb_fn(const uint8_t *const *G, size_t at, size_t po, const uint8_t 
                                             const x86_kact *m, __m256 (*f)[2]) {                                  \
         name(ng, pf, G, at, po, aq, m, f);                                                                        \
     }
-#define SB_ALL(name) SB_INST(name, 1, 0) SB_INST(name, 1, 1) SB_INST(name, 1, 2) \
-                     SB_INST(name, 2, 0) SB_INST(name, 2, 1) SB_INST(name, 2, 2)
+#define SB_ALL(name) SB_INST(name, 1, 0) SB_INST(name, 1, 1) SB_INST(name, 1, 2) /* ng = NG */
 SB_ALL(q4k_sb) SB_ALL(q5k_sb) SB_ALL(q6k_sb)
 
-/* The instance of a type for ng (1 or NG) streams and prefetch style pf. */
-static sb_fn *k_instance(uint32_t type, int ng, int pf) {
-#define SB_ROW(name) {{name##_1_0, name##_1_1, name##_1_2}, {name##_2_0, name##_2_1, name##_2_2}}
-    static sb_fn *const fns[3][2][3] = {SB_ROW(q4k_sb), SB_ROW(q5k_sb), SB_ROW(q6k_sb)};
+/* The instance of a type for prefetch style pf. */
+static sb_fn *k_instance(uint32_t type, int pf) {
+#define SB_ROW(name) {name##_1_0, name##_1_1, name##_1_2}
+    static sb_fn *const fns[3][3] = {SB_ROW(q4k_sb), SB_ROW(q5k_sb), SB_ROW(q6k_sb)};
 #undef SB_ROW
     const int t = type == INFER_TYPE_Q4_K ? 0 : type == INFER_TYPE_Q5_K ? 1 : 2;
-    return fns[t][ng == NG][pf];
+    return fns[t][pf];
 }
 
 static void gemv_k_packed(const int pf, const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
@@ -399,7 +401,7 @@ static void gemv_k_packed(const int pf, const uint32_t type, const uint8_t *P, i
     x86_kact meta[K_NSB];
     const int64_t nsb = n_cols / X86_QKK;
     const size_t gb = 16 * x86_block_bytes(type);
-    sb_fn *const one = k_instance(type, 1, pf), *const two = k_instance(type, NG, pf);
+    sb_fn *const fn = k_instance(type, pf);
     for (int64_t c0 = 0; c0 < nsb; c0 += K_NSB) {
         const int64_t n = nsb - c0 < K_NSB ? nsb - c0 : K_NSB;
         x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
@@ -407,7 +409,6 @@ static void gemv_k_packed(const int pf, const uint32_t type, const uint8_t *P, i
             const uint8_t *G[NG];
             __m256 f[NG][2];
             const int npg = groups_begin(P, g, g0 + ng, nsb, c0, gb, out + 16 * (g - g0), G, f);
-            sb_fn *const fn = npg == NG ? two : one;
             for (int64_t sb = 0; sb < n; sb++) {
                 const size_t at = (size_t)sb * gb;
                 fn(G, at, at + k_ahead(pf) * gb, act + (size_t)(c0 + sb) * 292 + 4, &meta[sb], f);
