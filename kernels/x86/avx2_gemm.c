@@ -1,16 +1,30 @@
 /*
  * avx2_gemm.c - quantized matmul for the AVX2 level (avx2_internal.h):
- * 8-row panels of int16 weight values (legacy: q - offset; K-quants:
- * value x sub-block scale) against activations widened to int16, with
- * vpmaddwd: exact int32 block (legacy) or super-block (K) sums, then the
- * reference's float operations in its order, so outputs are bit-identical
- * to kernels/ref as on the AVX-512 level.
+ * 8-row panels of weight values against 4 tokens at a time, exact integer
+ * block (legacy) or sub-block (K) sums, then the reference's float
+ * operations in its order, so outputs are bit-identical to kernels/ref as
+ * on the AVX-512 level.
+ *
+ * Every type but Q8_0 is unpacked into byte panels: each value as one
+ * unsigned byte (with its offset: Q4_0 stores q, value q - 8; Q6_K 0..63,
+ * value - 32), slice s holding values 4s..4s+3 of the 8 rows. vpmaddubsw
+ * multiplies a slice by 4 activation bytes broadcast (pairs summed into
+ * int16, which saturate past 2^15), and since the values are small the
+ * pair sums of several slices add up in int16 before one vpmaddwd widens
+ * them or applies a K-quant's sub-block scale (the scale in both int16
+ * halves of a lane): Q2_K/Q3_K/Q4_x 4-8 slices, Q5 (<= 31) 4, Q6_K (<= 63)
+ * 2. The offsets come back in integers: -offset * sum(activation block)
+ * for Q4_0/Q5_0, and for the K-quants the per-16 corrections (mins, or
+ * the offset times the scale) against Q8_K's group sums.
+ *
+ * Q8_0's values span a whole signed byte, which vpmaddubsw cannot take
+ * unsigned, so its panels hold int16 values against activations widened to
+ * int16 (vpmaddwd, 16 products per instruction).
  *
  * Packing decodes each weight block of a row with plain C loops (which the
- * compiler vectorizes with this file's AVX2 flags) into int16, then
- * transposes 8 rows x 8 dwords at a time into pair slices. A panel is
- * packed once per chunk of 64 tokens, so for prompt batches its cost is
- * shared; one token (generation) packs and runs the same micro-kernel.
+ * compiler vectorizes with this file's AVX2 flags), then transposes 8 rows
+ * x 8 dwords at a time into slices. A panel is packed once per chunk of 64
+ * tokens, so for prompt batches its cost is shared.
  */
 #include "avx2_internal.h"
 
@@ -19,7 +33,17 @@
 
 #define TC 64     /* tokens per chunk */
 #define KC_VALS 512 /* values per K chunk: 16 legacy blocks, 2 super-blocks */
-#define PANEL_BYTES (16 * X2_LEG_BLOCK > 2 * X2_K_BLOCK ? 16 * X2_LEG_BLOCK : 2 * X2_K_BLOCK)
+/* Byte panels: legacy q[8 slices][8 rows][4] | float d[8] | float m[8];
+ * K q[64 slices][8 rows][4] | int32 scale pairs [16][8] | int32 pairs of
+ * per-16 corrections [8][8] | float d[8] | float dmin[8]. */
+#define XB_LEG_Q (8 * 32)
+#define XB_LEG_BLOCK (XB_LEG_Q + 2 * 32)
+#define XB_K_SC (64 * 32)
+#define XB_K_MIN (XB_K_SC + 16 * 32)
+#define XB_K_D (XB_K_MIN + 8 * 32)
+#define XB_K_DMIN (XB_K_D + 32)
+#define XB_K_BLOCK (XB_K_DMIN + 32)
+#define PANEL_BYTES (16 * X2_LEG_BLOCK > 2 * XB_K_BLOCK ? 16 * X2_LEG_BLOCK : 2 * XB_K_BLOCK)
 
 /* ---- decoding one block of one row ---------------------------------------------------- */
 
@@ -58,49 +82,43 @@ INLINE __m256i bit_to(__m256i h, int bit, int to) {
     return _mm256_and_si256(_mm256_slli_epi16(h, to - bit), mask);
 }
 
-/* Legacy block: v = q - offset (Q4_1, Q5_1: q), the reference's values. */
-static void decode_legacy(uint32_t type, const uint8_t *x, int16_t *v, float *d, float *m) {
+/* Q8_0 block: its values as int16. */
+static void decode_q8_0(const uint8_t *x, int16_t *v, float *d) {
     *d = x86_f16(x);
-    *m = x86_legacy_has_min(type) ? x86_f16(x + 2) : 0.0f;
-    if (type == INFER_TYPE_Q8_0) {
-        widen32(v, ld32(x + 2), 1);
-        return;
-    }
-    const int off = x86_legacy_offset(type);
-    const uint8_t *qs = x + (type == INFER_TYPE_Q4_0 ? 2 : type == INFER_TYPE_Q4_1 ? 4 : type == INFER_TYPE_Q5_0 ? 6 : 8);
-    const __m128i q = ld16(qs);
-    __m256i lo = _mm256_cvtepu8_epi16(_mm_and_si128(q, _mm_set1_epi8(15)));
-    __m256i hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(15)));
-    if (type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1) {
-        const uint32_t qh = x86_rd32(x + (type == INFER_TYPE_Q5_0 ? 2 : 4));
-        lo = _mm256_or_si256(lo, bits16(qh & 0xffff, 16));
-        hi = _mm256_or_si256(hi, bits16(qh >> 16, 16));
-    }
-    st16x16(v, _mm256_sub_epi16(lo, _mm256_set1_epi16((short)off)));
-    st16x16(v + 16, _mm256_sub_epi16(hi, _mm256_set1_epi16((short)off)));
+    widen32(v, ld32(x + 2), 1);
 }
 
-/* One K super-block of one row: w[e] = sub-block scale x value (centered
- * for Q3_K, Q6_K), mins[g] per 16-value group (Q2_K, Q4_K, Q5_K). */
-static void decode_k(uint32_t type, const uint8_t *x, int16_t *w, int16_t *mins, float *d, float *dmin) {
-    x86_kscales ks;
-    x86_k_decode_scales(type, x, &ks);
-    *d = ks.d;
-    *dmin = ks.dmin;
-    const int *sc = ks.sc;
+/* Legacy block (not Q8_0): its stored values (q, with Q5's fifth bit) as bytes. */
+static void bytes_legacy(uint32_t type, const uint8_t *x, uint8_t *v, float *d, float *m) {
+    const int q5 = type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1;
+    *d = x86_f16(x);
+    *m = x86_legacy_has_min(type) ? x86_f16(x + 2) : 0.0f;
+    const uint8_t *qs = x + (type == INFER_TYPE_Q4_0 ? 2 : type == INFER_TYPE_Q4_1 ? 4 : type == INFER_TYPE_Q5_0 ? 6 : 8);
+    const uint32_t qh = q5 ? x86_rd32(x + (type == INFER_TYPE_Q5_0 ? 2 : 4)) : 0;
+    for (int j = 0; j < 16; j++) {
+        v[j] = (uint8_t)((qs[j] & 15) | (((qh >> j) & 1) << 4));
+        v[16 + j] = (uint8_t)((qs[j] >> 4) | (((qh >> (16 + j)) & 1) << 4));
+    }
+}
+
+INLINE void st32(uint8_t *p, __m256i v) { _mm256_storeu_si256((__m256i *)(void *)p, v); }
+
+/* One K super-block of one row: its stored values as bytes (Q3_K: 0..7,
+ * value - 4; Q6_K: 0..63, value - 32) and its scales (ks). */
+static void bytes_k(uint32_t type, const uint8_t *x, uint8_t *v, x86_kscales *ks) {
+    x86_k_decode_scales(type, x, ks);
     const __m256i m4 = b8(15), m3 = b8(3);
     switch (type) {
     case INFER_TYPE_Q2_K:
-    case INFER_TYPE_Q3_K: { /* value 128c + 32j + l: bits 2j of qs[32c + l]; Q3_K: - 4 unless bit 4c+j of hmask[l] */
+    case INFER_TYPE_Q3_K: { /* value 128c + 32j + l: bits 2j of qs[32c + l]; Q3_K: + 4 if bit 4c+j of hmask[l] */
         const uint8_t *qs = x + (type == INFER_TYPE_Q2_K ? 16 : 32);
         const __m256i hm = ld32(x);
         for (int c = 0; c < 2; c++) {
             const __m256i q = ld32(qs + 32 * c);
             for (int j = 0; j < 4; j++) {
-                __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
-                if (type == INFER_TYPE_Q3_K) v = _mm256_sub_epi8(_mm256_or_si256(v, bit_to(hm, 4 * c + j, 2)), b8(4));
-                const int s = 8 * c + 2 * j;
-                widen32_scaled(w + 128 * c + 32 * j, v, 1, sc[s], sc[s + 1]);
+                __m256i w = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+                if (type == INFER_TYPE_Q3_K) w = _mm256_or_si256(w, bit_to(hm, 4 * c + j, 2));
+                st32(v + 128 * c + 32 * j, w);
             }
         }
         break;
@@ -117,30 +135,19 @@ static void decode_k(uint32_t type, const uint8_t *x, int16_t *w, int16_t *mins,
                 lo = _mm256_or_si256(lo, bit_to(qh, 2 * p, 4));
                 hi = _mm256_or_si256(hi, bit_to(qh, 2 * p + 1, 4));
             }
-            widen32_scaled(w + 64 * p, lo, 0, sc[2 * p], sc[2 * p]);
-            widen32_scaled(w + 64 * p + 32, hi, 0, sc[2 * p + 1], sc[2 * p + 1]);
+            st32(v + 64 * p, lo);
+            st32(v + 64 * p + 32, hi);
         }
         break;
     }
-    default: { /* Q6_K: value 128c + 32k + l, low 4 bits from ql, high 2 from bits 2k of qh[32c + l], - 32 */
+    default: /* Q6_K: value 128c + 32k + l, low 4 bits from ql, high 2 from bits 2k of qh[32c + l] */
         for (int c = 0; c < 2; c++) {
-            const __m256i a = ld32(x + 64 * c), b = ld32(x + 64 * c + 32), h = ld32(x + 128 + 32 * c);
-            const __m256i v[4] = {
-                _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), b8(0x30))),
-                _mm256_or_si256(_mm256_and_si256(b, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), b8(0x30))),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(h, b8(0x30))),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4),
-                                _mm256_and_si256(_mm256_srli_epi16(h, 2), b8(0x30))),
-            };
-            for (int k = 0; k < 4; k++) {
-                const int s = 8 * c + 2 * k;
-                widen32_scaled(w + 128 * c + 32 * k, _mm256_sub_epi8(v[k], b8(32)), 1, sc[s], sc[s + 1]);
-            }
+            __m256i w[4];
+            x2_q6k_file_values(ld32(x + 64 * c), ld32(x + 64 * c + 32), ld32(x + 128 + 32 * c), w);
+            for (int k = 0; k < 4; k++) st32(v + 128 * c + 32 * k, w[k]);
         }
         break;
     }
-    }
-    for (int g = 0; g < 16; g++) mins[g] = x86_k_has_min(type) ? ks.m16[g] : 0;
 }
 
 /* ---- panels ------------------------------------------------------------------------------ */
@@ -168,33 +175,47 @@ static void tr_rows(const int32_t *src, int np, int32_t *dst) {
     }
 }
 
+/* Rows [0, nr) of W (nr <= 8; missing rows repeat the last), blocks
+ * [b0, b0 + nb), into panel blocks: int16 for Q8_0, bytes otherwise. */
 static void pack_panel(uint32_t type, const uint8_t *W, size_t rb, int nr, int64_t b0, int64_t nb, uint8_t *panel) {
     const size_t bb = x86_block_bytes(type);
     const int k = x86_family_of(type) == X86_FAM_K;
     for (int64_t b = 0; b < nb; b++) {
-        _Alignas(32) int16_t vals[8][256];
-        _Alignas(32) int16_t mins[8][16];
+        const uint8_t *x[8];
+        for (int i = 0; i < 8; i++) x[i] = W + (size_t)(i < nr ? i : nr - 1) * rb + (size_t)(b0 + b) * bb;
         float d[8], m[8];
-        for (int i = 0; i < 8; i++) {
-            const uint8_t *x = W + (size_t)(i < nr ? i : nr - 1) * rb + (size_t)(b0 + b) * bb;
-            if (k) decode_k(type, x, vals[i], mins[i], &d[i], &m[i]);
-            else decode_legacy(type, x, vals[i], &d[i], &m[i]);
-        }
-        uint8_t *P = panel + (size_t)b * (k ? X2_K_BLOCK : X2_LEG_BLOCK);
-        if (k) {
-            int32_t v32[8][128], m32[8][8];
-            memcpy(v32, vals, sizeof v32); /* int16 pairs as 32-bit words */
-            memcpy(m32, mins, sizeof m32);
-            tr_rows(&v32[0][0], 128, (int32_t *)(void *)P);
-            tr_rows(&m32[0][0], 8, (int32_t *)(void *)(P + X2_K_MIN));
-            memcpy(P + X2_K_D, d, 32);
-            memcpy(P + X2_K_DMIN, m, 32);
-        } else {
-            int32_t v32[8][16];
-            for (int i = 0; i < 8; i++) memcpy(v32[i], vals[i], 64);
-            tr_rows(&v32[0][0], 16, (int32_t *)(void *)P);
+        if (type == INFER_TYPE_Q8_0) {
+            uint8_t *P = panel + (size_t)b * X2_LEG_BLOCK;
+            _Alignas(32) int16_t vals[8][32];
+            for (int i = 0; i < 8; i++) decode_q8_0(x[i], vals[i], &d[i]);
+            tr_rows((const int32_t *)(const void *)vals, 16, (int32_t *)(void *)P);
+            memset(m, 0, sizeof m);
             memcpy(P + X2_LEG_Q, d, 32);
             memcpy(P + X2_LEG_Q + 32, m, 32);
+        } else if (k) {
+            uint8_t *P = panel + (size_t)b * XB_K_BLOCK;
+            _Alignas(32) uint8_t vals[8][256];
+            _Alignas(32) int16_t mins[8][16];
+            int32_t *scp = (int32_t *)(void *)(P + XB_K_SC);
+            for (int i = 0; i < 8; i++) {
+                x86_kscales ks;
+                bytes_k(type, x[i], vals[i], &ks);
+                for (int s = 0; s < 16; s++) scp[8 * s + i] = x86_pack16(ks.sc[s], ks.sc[s]);
+                memcpy(mins[i], ks.m16, sizeof mins[i]);
+                d[i] = ks.d;
+                m[i] = ks.dmin;
+            }
+            tr_rows((const int32_t *)(const void *)vals, 64, (int32_t *)(void *)P);
+            tr_rows((const int32_t *)(const void *)mins, 8, (int32_t *)(void *)(P + XB_K_MIN));
+            memcpy(P + XB_K_D, d, 32);
+            memcpy(P + XB_K_DMIN, m, 32);
+        } else {
+            uint8_t *P = panel + (size_t)b * XB_LEG_BLOCK;
+            _Alignas(32) uint8_t vals[8][32];
+            for (int i = 0; i < 8; i++) bytes_legacy(type, x[i], vals[i], &d[i], &m[i]);
+            tr_rows((const int32_t *)(const void *)vals, 8, (int32_t *)(void *)P);
+            memcpy(P + XB_LEG_Q, d, 32);
+            memcpy(P + XB_LEG_Q + 32, m, 32);
         }
     }
 }
@@ -231,40 +252,49 @@ INLINE void mk_legacy(const int NT, const int has_min, const uint8_t *P, int64_t
     UNROLL for (int t = 0; t < NT; t++) _mm256_maskstore_ps(out + t * os, k, f[t]);
 }
 
-/* K: NT tokens x 8 rows x nsb super-blocks. a16[t]: int16 values of the
- * chunk; q8[t]: the Q8_K blocks (d_a, bsums). */
-INLINE void mk_k(const int NT, const int has_min, const uint8_t *P, int64_t nsb, const int16_t *const *a16,
-                 const uint8_t *const *q8, float *out, size_t os, int first, int nr) {
+/* acc + the int16 pair sums of unsigned bytes w by the activation bytes
+ * broadcast in a, as an opaque value: a chain stays a chain (GCC would
+ * reassociate the integer adds, compute every product first and spill). */
+INLINE __m256i dot16(__m256i acc, __m256i w, __m256i a) {
+    acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, a));
+    __asm__("" : "+x"(acc));
+    return acc;
+}
+INLINE __m256i bcb(const uint8_t *p) { return _mm256_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }
+
+/* Byte panels, legacy (not Q8_0): NT tokens x 8 rows x nb blocks. a[t]:
+ * token t's quants of the chunk's first block (ab bytes per block);
+ * meta: [block][2][X2_T] d_a and either -offset * sum(q_a) or s_a. Q4
+ * values (<= 15): 8 pair sums of <= 2 * 15 * 127 fit int16; Q5 (<= 31): 4. */
+typedef union {
+    float f;
+    int32_t i;
+} meta_t;
+INLINE void mkb_legacy(const int NT, const int has_min, const int q5, const uint8_t *P, int64_t nb,
+                       const uint8_t *const *a, size_t ab, const meta_t *meta, float *out, size_t os, int first, int nr) {
     __m256 f[X2_T];
-    __m256i c[X2_T], mn[X2_T];
+    __m256i lo[X2_T], hi[X2_T];
     const __m256i k = x2_mask(nr);
     UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(out + t * os, k);
-    for (int64_t sb = 0; sb < nsb; sb++, P += X2_K_BLOCK) {
-        UNROLL for (int t = 0; t < NT; t++) c[t] = mn[t] = _mm256_setzero_si256();
-        for (int p = 0; p < 128; p++) {
-            const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(P + 32 * p));
-            UNROLL for (int t = 0; t < NT; t++)
-                c[t] = _mm256_add_epi32(c[t], _mm256_madd_epi16(w, bc32(a16[t] + 256 * sb + 2 * p)));
-        }
-        if (has_min) {
-            for (int j = 0; j < 8; j++) {
-                const __m256i m = _mm256_loadu_si256((const __m256i *)(const void *)(P + X2_K_MIN + 32 * j));
-                UNROLL for (int t = 0; t < NT; t++) {
-                    const int16_t *bs = (const int16_t *)(const void *)(q8[t] + 292 * sb + 260);
-                    mn[t] = _mm256_add_epi32(mn[t], _mm256_madd_epi16(m, bc32(bs + 2 * j)));
-                }
+    for (int64_t b = 0; b < nb; b++, P += XB_LEG_BLOCK, meta += 2 * X2_T) {
+        UNROLL for (int t = 0; t < NT; t++) lo[t] = hi[t] = _mm256_setzero_si256();
+        UNROLL for (int j = 0; j < 8; j++) {
+            const __m256i w = ld32(P + 32 * j);
+            UNROLL for (int t = 0; t < NT; t++) {
+                const __m256i av = bcb(a[t] + (size_t)b * ab + 4 * (size_t)j);
+                if (q5 && j >= 4) hi[t] = dot16(hi[t], w, av);
+                else lo[t] = dot16(lo[t], w, av);
             }
         }
-        const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + X2_K_D));
+        const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + XB_LEG_Q));
         UNROLL for (int t = 0; t < NT; t++) {
-            const __m256 da = _mm256_set1_ps(x86_rdf32(q8[t] + 292 * sb));
-            const __m256 d = _mm256_mul_ps(dv, da);
-            __m256 v;
+            __m256i c = q5 ? _mm256_add_epi32(_mm256_madd_epi16(lo[t], _mm256_set1_epi16(1)), _mm256_madd_epi16(hi[t], _mm256_set1_epi16(1)))
+                           : _mm256_madd_epi16(lo[t], _mm256_set1_epi16(1));
+            if (!has_min) c = _mm256_add_epi32(c, _mm256_set1_epi32(meta[X2_T + t].i));
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_mul_ps(dv, _mm256_set1_ps(meta[t].f)));
             if (has_min) {
-                const __m256 dm = _mm256_mul_ps(_mm256_loadu_ps((const float *)(const void *)(P + X2_K_DMIN)), da);
-                v = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(c[t])), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(mn[t])));
-            } else {
-                v = _mm256_mul_ps(d, _mm256_cvtepi32_ps(c[t]));
+                const __m256 mv = _mm256_loadu_ps((const float *)(const void *)(P + XB_LEG_Q + 32));
+                v = _mm256_add_ps(v, _mm256_mul_ps(mv, _mm256_set1_ps(meta[X2_T + t].f)));
             }
             f[t] = _mm256_add_ps(f[t], v);
         }
@@ -272,46 +302,113 @@ INLINE void mk_k(const int NT, const int has_min, const uint8_t *P, int64_t nsb,
     UNROLL for (int t = 0; t < NT; t++) _mm256_maskstore_ps(out + t * os, k, f[t]);
 }
 
-typedef void (*mk_legacy_fn)(const uint8_t *, int64_t, const int16_t *const *, const float *, float *, size_t, int, int);
-typedef void (*mk_k_fn)(const uint8_t *, int64_t, const int16_t *const *, const uint8_t *const *, float *, size_t, int,
-                        int);
-#define MK_L(N, M)                                                                                              \
-    static void mk_legacy_##N##_##M(const uint8_t *P, int64_t nb, const int16_t *const *a, const float *meta,    \
-                                    float *out, size_t os, int first, int nr) {                                  \
-        mk_legacy(N, M, P, nb, a, meta, out, os, first, nr);                                                     \
+/* Byte panels, K-quants: NT tokens x 8 rows x nsb super-blocks. q8[t]:
+ * token t's first Q8_K block of the chunk. SUB values per sub-block, CH
+ * slices of pair sums added in int16 (CH * 2 * max value * 128 < 2^15),
+ * then one vpmaddwd by the scale pair. */
+INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, const uint8_t *P, int64_t nsb,
+                  const uint8_t *const *q8, float *out, size_t os, int first, int nr) {
+    __m256 f[X2_T];
+    __m256i is[X2_T], c[X2_T];
+    const __m256i k = x2_mask(nr);
+    UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(out + t * os, k);
+    for (int64_t sb = 0; sb < nsb; sb++, P += XB_K_BLOCK) {
+        const size_t ao = (size_t)sb * 292;
+        UNROLL for (int t = 0; t < NT; t++) is[t] = _mm256_setzero_si256();
+        for (int s = 0; s < 256 / SUB; s++) {
+            const __m256i sc = ld32(P + XB_K_SC + 32 * s);
+            UNROLL for (int j0 = 0; j0 < SUB / 4; j0 += CH) {
+                UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
+                UNROLL for (int j = j0; j < j0 + CH; j++) {
+                    const int sl = s * SUB / 4 + j;
+                    const __m256i w = ld32(P + 32 * sl);
+                    UNROLL for (int t = 0; t < NT; t++) c[t] = dot16(c[t], w, bcb(q8[t] + ao + 4 + 4 * (size_t)sl));
+                }
+                UNROLL for (int t = 0; t < NT; t++) is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(c[t], sc));
+            }
+        }
+        UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
+        UNROLL for (int j = 0; j < 8; j++) {
+            const __m256i m = ld32(P + XB_K_MIN + 32 * j);
+            UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_add_epi32(c[t], _mm256_madd_epi16(m, bcb(q8[t] + ao + 260 + 4 * j)));
+        }
+        const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + XB_K_D));
+        UNROLL for (int t = 0; t < NT; t++) {
+            const __m256 da = _mm256_set1_ps(x86_rdf32(q8[t] + ao));
+            const __m256 d = _mm256_mul_ps(dv, da);
+            __m256 v;
+            if (has_min) {
+                const __m256 dm = _mm256_mul_ps(_mm256_loadu_ps((const float *)(const void *)(P + XB_K_DMIN)), da);
+                v = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(is[t])), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(c[t])));
+            } else {
+                v = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(is[t], c[t])));
+            }
+            f[t] = _mm256_add_ps(f[t], v);
+        }
     }
-#define MK_KK(N, M)                                                                                              \
-    static void mk_k_##N##_##M(const uint8_t *P, int64_t nsb, const int16_t *const *a, const uint8_t *const *q8, \
-                               float *out, size_t os, int first, int nr) {                                       \
-        mk_k(N, M, P, nsb, a, q8, out, os, first, nr);                                                           \
+    UNROLL for (int t = 0; t < NT; t++) _mm256_maskstore_ps(out + t * os, k, f[t]);
+}
+
+typedef void (*mk_q8_fn)(const uint8_t *, int64_t, const int16_t *const *, const float *, float *, size_t, int, int);
+typedef void (*mkb_legacy_fn)(const uint8_t *, int64_t, const uint8_t *const *, size_t, const meta_t *, float *, size_t,
+                              int, int);
+typedef void (*mkb_k_fn)(const uint8_t *, int64_t, const uint8_t *const *, float *, size_t, int, int);
+#define MK_Q8(N)                                                                                                    \
+    static void mk_q8_##N(const uint8_t *P, int64_t nb, const int16_t *const *a, const float *meta, float *out,     \
+                          size_t os, int first, int nr) {                                                          \
+        mk_legacy(N, 0, P, nb, a, meta, out, os, first, nr);                                                       \
     }
-MK_L(1, 0) MK_L(2, 0) MK_L(3, 0) MK_L(4, 0) MK_L(1, 1) MK_L(2, 1) MK_L(3, 1) MK_L(4, 1)
-MK_KK(1, 0) MK_KK(2, 0) MK_KK(3, 0) MK_KK(4, 0) MK_KK(1, 1) MK_KK(2, 1) MK_KK(3, 1) MK_KK(4, 1)
-static const mk_legacy_fn MK_LEGACY[2][X2_T] = {{mk_legacy_1_0, mk_legacy_2_0, mk_legacy_3_0, mk_legacy_4_0},
-                                                {mk_legacy_1_1, mk_legacy_2_1, mk_legacy_3_1, mk_legacy_4_1}};
-static const mk_k_fn MK_K[2][X2_T] = {{mk_k_1_0, mk_k_2_0, mk_k_3_0, mk_k_4_0}, {mk_k_1_1, mk_k_2_1, mk_k_3_1, mk_k_4_1}};
+#define MKB_L(N, M, Q5)                                                                                              \
+    static void mkb_l_##N##_##M##_##Q5(const uint8_t *P, int64_t nb, const uint8_t *const *a, size_t ab,            \
+                                       const meta_t *meta, float *out, size_t os, int first, int nr) {              \
+        mkb_legacy(N, M, Q5, P, nb, a, ab, meta, out, os, first, nr);                                               \
+    }
+#define MKB_K(N, NAME, SUB, CH, M)                                                                                    \
+    static void mkb_##NAME##_##N(const uint8_t *P, int64_t nsb, const uint8_t *const *q8, float *out, size_t os,     \
+                                 int first, int nr) {                                                               \
+        mkb_k(N, SUB, CH, M, P, nsb, q8, out, os, first, nr);                                                        \
+    }
+#define BY_NT(M, ...) M(1, __VA_ARGS__) M(2, __VA_ARGS__) M(3, __VA_ARGS__) M(4, __VA_ARGS__)
+MK_Q8(1) MK_Q8(2) MK_Q8(3) MK_Q8(4)
+BY_NT(MKB_L, 0, 0) BY_NT(MKB_L, 1, 0) BY_NT(MKB_L, 0, 1) BY_NT(MKB_L, 1, 1)
+/* per type: values per sub-block, slices per int16 sum (bounds by the largest value: 3, 7, 15, 31, 63), mins */
+BY_NT(MKB_K, q2k, 16, 4, 1) BY_NT(MKB_K, q3k, 16, 4, 0) BY_NT(MKB_K, q4k, 32, 8, 1) BY_NT(MKB_K, q5k, 32, 4, 1)
+BY_NT(MKB_K, q6k, 16, 2, 0)
+static const mk_q8_fn MK_Q8[X2_T] = {mk_q8_1, mk_q8_2, mk_q8_3, mk_q8_4};
+#define ROW_L(M, Q5) {mkb_l_1_##M##_##Q5, mkb_l_2_##M##_##Q5, mkb_l_3_##M##_##Q5, mkb_l_4_##M##_##Q5}
+static const mkb_legacy_fn MKB_LEGACY[2][2][X2_T] = {{ROW_L(0, 0), ROW_L(0, 1)}, {ROW_L(1, 0), ROW_L(1, 1)}};
+#define ROW_K(NAME) {mkb_##NAME##_1, mkb_##NAME##_2, mkb_##NAME##_3, mkb_##NAME##_4}
+static const mkb_k_fn MKB_K[5][X2_T] = {ROW_K(q2k), ROW_K(q3k), ROW_K(q4k), ROW_K(q5k), ROW_K(q6k)};
 
 /* ---- the driver ----------------------------------------------------------------------------- */
 
-/* Activation quants of tokens [0, ntc), values [v0, v0 + nv), widened to
- * int16 at a16[t * KC_VALS ...]; legacy metadata [block][2][X2_T] per token
- * block at meta. */
+/* What the micro-kernels need of the activations of tokens [0, ntc),
+ * values [v0, v0 + nv): Q8_0 weights, the quants widened to int16 at
+ * a16[t * KC_VALS ...] and d_a in meta ([block][2][X2_T] floats per token
+ * block); other legacy types, meta as meta_t (d_a, and -offset *
+ * sum(q_a) or s_a); K-quants read their Q8_K blocks as they are. */
 static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, int64_t v0, int nv, int16_t *a16,
-                     float *meta) {
-    const int k = x86_family_of(type) == X86_FAM_K, has_min = x86_legacy_has_min(type);
-    const size_t ab = k ? 292 : has_min ? 36 : 34, qoff = k ? 4 : has_min ? 4 : 2;
-    const int bs = k ? X86_QKK : X86_QK;
+                     void *meta) {
+    if (x86_family_of(type) == X86_FAM_K) return;
+    const int has_min = x86_legacy_has_min(type), off = x86_legacy_offset(type);
+    const size_t ab = has_min ? 36 : 34, qoff = has_min ? 4 : 2;
     for (int64_t t = 0; t < ntc; t++) {
-        const uint8_t *a = act + (size_t)t * as + (size_t)(v0 / bs) * ab;
-        for (int b = 0; b < nv / bs; b++, a += ab) {
-            for (int j = 0; j < bs; j += 16) {
-                const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(a + qoff + j)));
-                _mm256_storeu_si256((__m256i *)(void *)(a16 + t * KC_VALS + b * bs + j), w);
-            }
-            if (!k) {
-                float *m = meta + ((t / X2_T) * (KC_VALS / X86_QK) + b) * 2 * X2_T + t % X2_T;
+        const uint8_t *a = act + (size_t)t * as + (size_t)(v0 / X86_QK) * ab;
+        for (int b = 0; b < nv / X86_QK; b++, a += ab) {
+            const size_t mi = ((size_t)(t / X2_T) * (KC_VALS / X86_QK) + (size_t)b) * 2 * X2_T + (size_t)(t % X2_T);
+            if (type == INFER_TYPE_Q8_0) {
+                for (int j = 0; j < X86_QK; j += 16) {
+                    const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(a + qoff + j)));
+                    _mm256_storeu_si256((__m256i *)(void *)(a16 + t * KC_VALS + b * X86_QK + j), w);
+                }
+                float *m = (float *)meta + mi;
                 m[0] = x86_f16(a);
-                m[X2_T] = has_min ? x86_f16(a + 2) : 0.0f;
+                m[X2_T] = 0.0f;
+            } else {
+                meta_t *m = (meta_t *)meta + mi;
+                m[0].f = x86_f16(a);
+                if (has_min) m[X2_T].f = x86_f16(a + 2);
+                else m[X2_T].i = -off * x86_sum_q8x32(a + qoff);
             }
         }
     }
@@ -324,13 +421,16 @@ static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, 
 static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                          const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
     _Alignas(32) int16_t a16[TC * KC_VALS];
-    _Alignas(32) float meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
+    _Alignas(32) meta_t meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T]; /* floats for Q8_0 (same size) */
     _Alignas(32) uint8_t panel[PANEL_BYTES];
     _Alignas(32) uint8_t rows16[16 * KC_VALS / X86_QK * 34]; /* packed: one group's K chunk (legacy is the larger) */
     const int k = x86_family_of(type) == X86_FAM_K, has_min = k ? x86_k_has_min(type) : x86_legacy_has_min(type);
     const int bs = k ? X86_QKK : X86_QK;
     const size_t ab = k ? 292 : has_min ? 36 : 34, bb = x86_block_bytes(type);
     const size_t gbytes = packed ? x86_sl_group_bytes(type, n_cols) : 0;
+    const int q5 = type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1;
+    const int kind = type == INFER_TYPE_Q2_K ? 0 : type == INFER_TYPE_Q3_K ? 1 : type == INFER_TYPE_Q4_K ? 2 : type == INFER_TYPE_Q5_K ? 3 : 4;
+    const size_t qa = k ? 0 : has_min ? 4 : 2; /* legacy: the quants' offset in an activation block */
     for (int64_t tok0 = 0; tok0 < n_tok; tok0 += TC) {
         const int64_t ntc = n_tok - tok0 < TC ? n_tok - tok0 : TC;
         for (int64_t v0 = 0; v0 < n_cols; v0 += KC_VALS) {
@@ -359,12 +459,13 @@ static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size
                     for (int t = 0; t < X2_T; t++) {
                         const int64_t tt = t0 + (t < nt ? t : 0);
                         a[t] = a16 + tt * KC_VALS;
-                        q8[t] = act + (size_t)(tok0 + tt) * as + (size_t)b0 * ab;
+                        q8[t] = act + (size_t)(tok0 + tt) * as + (size_t)b0 * ab + qa;
                     }
                     float *o = out + (size_t)(tok0 + t0) * os + r0;
-                    if (k) MK_K[has_min][nt - 1](panel, nb, a, q8, o, os, v0 == 0, nr);
-                    else MK_LEGACY[has_min][nt - 1](panel, nb, a, meta + (t0 / X2_T) * (KC_VALS / X86_QK) * 2 * X2_T,
-                                                    o, os, v0 == 0, nr);
+                    const meta_t *mt = meta + (t0 / X2_T) * (KC_VALS / X86_QK) * 2 * X2_T;
+                    if (k) MKB_K[kind][nt - 1](panel, nb, q8, o, os, v0 == 0, nr);
+                    else if (type == INFER_TYPE_Q8_0) MK_Q8[nt - 1](panel, nb, a, (const float *)(const void *)mt, o, os, v0 == 0, nr);
+                    else MKB_LEGACY[has_min][q5][nt - 1](panel, nb, q8, ab, mt, o, os, v0 == 0, nr);
                 }
             }
         }
