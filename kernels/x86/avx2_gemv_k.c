@@ -56,14 +56,7 @@ INLINE __m256 sb_q45k(const int q5, const uint8_t *const rows[8], size_t off, co
         is = _mm256_add_epi32(is, _mm256_mullo_epi32(clo, ubyte(scs, (2 * p) & 3)));
         is = _mm256_add_epi32(is, _mm256_mullo_epi32(chi, ubyte(scs, (2 * p + 1) & 3)));
     }
-    const __m256i w16 = _mm256_set1_epi32(0x00ff00ff);
-    __m256i corr = _mm256_madd_epi16(_mm256_and_si256(mn_lo, w16), _mm256_set1_epi32(m->pair[0]));
-    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(mn_lo, 8), w16), _mm256_set1_epi32(m->pair[1])));
-    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(mn_hi, w16), _mm256_set1_epi32(m->pair[2])));
-    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(mn_hi, 8), w16), _mm256_set1_epi32(m->pair[3])));
-    const __m256 da = _mm256_set1_ps(m->da);
-    const __m256 dd = _mm256_mul_ps(x2_f16_half(t[0], 0), da), dm = _mm256_mul_ps(x2_f16_half(t[0], 1), da);
-    return _mm256_add_ps(f, _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(is)), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(corr))));
+    return x2_q45k_finish(t[0], mn_lo, mn_hi, is, m, f);
 }
 
 INLINE __m256 sb_q6k(const uint8_t *const rows[8], __m256i vidx, size_t off, const uint8_t *aq, const x86_kact *m, __m256 f) {

@@ -225,19 +225,11 @@ INLINE void k_prefetch(const int ng, const int pf, const uint32_t type, const ui
 }
 
 /* f plus a Q4_K / Q5_K super-block's sum (half h of group-block B) from
- * its integer part is: the mins against Q8_K's group sums, the two f16
- * scales (the reference's float steps). */
+ * its integer part is (x2_q45k_finish). */
 INLINE __m256 q45k_finish(const uint8_t *B, int h, __m256i is, const x86_kact *m, __m256 f) {
     const __m256i t0 = hs(B, 0, h), t2 = hs(B, 2, h), t3 = hs(B, 3, h);
     const __m256i mn_lo = and8(t2, 0x3f), mn_hi = _mm256_or_si256(and8(srl(t3, 4), 0x0f), and8(srl(t2, 2), 0x30));
-    const __m256i w16 = _mm256_set1_epi32(0x00ff00ff);
-    __m256i corr = _mm256_madd_epi16(_mm256_and_si256(mn_lo, w16), _mm256_set1_epi32(m->pair[0]));
-    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(mn_lo, 8), w16), _mm256_set1_epi32(m->pair[1])));
-    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(mn_hi, w16), _mm256_set1_epi32(m->pair[2])));
-    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(mn_hi, 8), w16), _mm256_set1_epi32(m->pair[3])));
-    const __m256 da = _mm256_set1_ps(m->da);
-    const __m256 dd = _mm256_mul_ps(x2_f16_half(t0, 0), da), dm = _mm256_mul_ps(x2_f16_half(t0, 1), da);
-    return _mm256_add_ps(f, _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(is)), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(corr))));
+    return x2_q45k_finish(t0, mn_lo, mn_hi, is, m, f);
 }
 
 /* The 6-bit scales of Q4_K / Q5_K sub-blocks 4q .. 4q + 3 (q = 0, 1) in

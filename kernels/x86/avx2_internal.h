@@ -135,4 +135,19 @@ X2_INLINE void x2_q6k_values(const uint8_t *S, __m256i v[4]) {
     v[3] = _mm256_or_si256(_mm256_or_si256(lo, mid), _mm256_and_si256(_mm256_srli_epi16(c, 2), _mm256_set1_epi8(0x30)));
 }
 
+/* f plus a Q4_K / Q5_K super-block's sum over 8 rows from its integer part
+ * is: the 6-bit mins (bytes of mn_lo: 0..3, mn_hi: 4..7) against Q8_K's
+ * 32-value group sums, then the two f16 scales of t0 (d | dmin), the
+ * reference's float steps. */
+X2_INLINE __m256 x2_q45k_finish(__m256i t0, __m256i mn_lo, __m256i mn_hi, __m256i is, const x86_kact *m, __m256 f) {
+    const __m256i w16 = _mm256_set1_epi32(0x00ff00ff);
+    __m256i corr = _mm256_madd_epi16(_mm256_and_si256(mn_lo, w16), _mm256_set1_epi32(m->pair[0]));
+    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(mn_lo, 8), w16), _mm256_set1_epi32(m->pair[1])));
+    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(mn_hi, w16), _mm256_set1_epi32(m->pair[2])));
+    corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(mn_hi, 8), w16), _mm256_set1_epi32(m->pair[3])));
+    const __m256 da = _mm256_set1_ps(m->da);
+    const __m256 dd = _mm256_mul_ps(x2_f16_half(t0, 0), da), dm = _mm256_mul_ps(x2_f16_half(t0, 1), da);
+    return _mm256_add_ps(f, _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(is)), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(corr))));
+}
+
 #endif
