@@ -252,14 +252,6 @@ INLINE void mk_legacy(const int NT, const int has_min, const uint8_t *P, int64_t
     UNROLL for (int t = 0; t < NT; t++) _mm256_maskstore_ps(out + t * os, k, f[t]);
 }
 
-/* acc + the int16 pair sums of unsigned bytes w by the activation bytes
- * broadcast in a, as an opaque value: a chain stays a chain (GCC would
- * reassociate the integer adds, compute every product first and spill). */
-INLINE __m256i dot16(__m256i acc, __m256i w, __m256i a) {
-    acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, a));
-    __asm__("" : "+x"(acc));
-    return acc;
-}
 INLINE __m256i bcb(const uint8_t *p) { return _mm256_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }
 
 /* Byte panels, legacy (not Q8_0): NT tokens x 8 rows x nb blocks. a[t]:
@@ -282,8 +274,8 @@ INLINE void mkb_legacy(const int NT, const int has_min, const int q5, const uint
             const __m256i w = ld32(P + 32 * j);
             UNROLL for (int t = 0; t < NT; t++) {
                 const __m256i av = bcb(a[t] + (size_t)b * ab + 4 * (size_t)j);
-                if (q5 && j >= 4) hi[t] = dot16(hi[t], w, av);
-                else lo[t] = dot16(lo[t], w, av);
+                if (q5 && j >= 4) hi[t] = x2_acc16(hi[t], w, av);
+                else lo[t] = x2_acc16(lo[t], w, av);
             }
         }
         const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + XB_LEG_Q));
@@ -322,7 +314,7 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
                 UNROLL for (int j = j0; j < j0 + CH; j++) {
                     const int sl = s * SUB / 4 + j;
                     const __m256i w = ld32(P + 32 * sl);
-                    UNROLL for (int t = 0; t < NT; t++) c[t] = dot16(c[t], w, bcb(q8[t] + ao + 4 + 4 * (size_t)sl));
+                    UNROLL for (int t = 0; t < NT; t++) c[t] = x2_acc16(c[t], w, bcb(q8[t] + ao + 4 + 4 * (size_t)sl));
                 }
                 UNROLL for (int t = 0; t < NT; t++) is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(c[t], sc));
             }

@@ -45,15 +45,8 @@ INLINE __m256i hs(const uint8_t *G, int s, int h) {
     return _mm256_loadu_si256((const __m256i *)(const void *)(G + 64 * s + 32 * h));
 }
 /* acc (int16 pair sums) + unsigned bytes u times the 4 activation bytes
- * at a (or already broadcast, b). The sum is opaque to the compiler, so a
- * chain of them stays a chain: GCC otherwise reassociates the integer adds,
- * computes every product first and spills them all. */
-INLINE __m256i dot16b(__m256i acc, __m256i u, __m256i b) {
-    acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(u, b));
-    __asm__("" : "+x"(acc));
-    return acc;
-}
-INLINE __m256i dot16(__m256i acc, __m256i u, const uint8_t *a) { return dot16b(acc, u, x2_bc32(a)); }
+ * at a, kept a chain (x2_acc16). */
+INLINE __m256i dot16(__m256i acc, __m256i u, const uint8_t *a) { return x2_acc16(acc, u, x2_bc32(a)); }
 /* acc + x in int32 lanes, kept in order in the same way. */
 INLINE __m256i add32(__m256i acc, __m256i x) {
     acc = _mm256_add_epi32(acc, x);
@@ -259,8 +252,8 @@ INLINE void q4k_sb(const int ng, const int pf, const uint8_t *const *G, size_t a
                 const __m256i al = x2_bc32(a + 64 * p + 4 * j), ah = x2_bc32(a + 64 * p + 32 + 4 * j);
                 UNROLL for (int k = 0; k < ng; k++) {
                     const __m256i w = hs(G[k] + at, 4 + 8 * p + j, h);
-                    lo[k] = dot16b(lo[k], _mm256_and_si256(w, m4), al);
-                    hi[k] = dot16b(hi[k], _mm256_and_si256(srl(w, 4), m4), ah);
+                    lo[k] = x2_acc16(lo[k], _mm256_and_si256(w, m4), al);
+                    hi[k] = x2_acc16(hi[k], _mm256_and_si256(srl(w, 4), m4), ah);
                 }
             }
             UNROLL for (int k = 0; k < ng; k++) {
