@@ -11,7 +11,8 @@
  * Each figure is the best of a few repetitions, to damp the noise of a
  * shared machine. Quantized weights are timed in the layout a model runs
  * them in: repacked at load time where the level repacks the type (the
- * AVX-512 level), the file's layout elsewhere. INFER_BENCH_TYPES=q4_0,q8_0 limits the run to those
+ * AVX-512 and AVX2 levels; AVX2 keeps Q2_K and Q3_K), the file's layout
+ * elsewhere. INFER_BENCH_TYPES=q4_0,q8_0 limits the run to those
  * weight types (and skips the OpenBLAS rows unless f32 is among them).
  */
 #include <cblas.h>
