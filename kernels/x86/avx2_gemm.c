@@ -43,36 +43,21 @@
 #define XB_K_D (XB_K_MIN + 8 * 32)
 #define XB_K_DMIN (XB_K_D + 32)
 #define XB_K_BLOCK (XB_K_DMIN + 32)
-#define PANEL_BYTES (16 * X2_LEG_BLOCK > 2 * XB_K_BLOCK ? 16 * X2_LEG_BLOCK : 2 * XB_K_BLOCK)
+/* Q8_0 panel: int16 pairs [16][8 rows] | float d[8]. */
+#define X2_Q8_Q (16 * 32)
+#define X2_Q8_BLOCK (X2_Q8_Q + 32)
+#define PANEL_BYTES (16 * X2_Q8_BLOCK > 2 * XB_K_BLOCK ? 16 * X2_Q8_BLOCK : 2 * XB_K_BLOCK)
 
 /* ---- decoding one block of one row ---------------------------------------------------- */
 
 INLINE __m256i b8(int v) { return _mm256_set1_epi8((char)v); }
-INLINE __m128i ld16(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
 INLINE __m256i ld32(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
 INLINE void st16x16(int16_t *p, __m256i v) { _mm256_storeu_si256((__m256i *)(void *)p, v); }
 
-/* 16 bits of h as 16 int16 lanes of 0 or `val`: lane j is bit j. */
-INLINE __m256i bits16(uint32_t h, int val) {
-    const __m256i sel = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, (short)0x8000);
-    const __m256i hit = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16((short)h), sel), sel);
-    return _mm256_and_si256(hit, _mm256_set1_epi16((short)val));
-}
-
-/* 32 bytes (values, any range that fits int8 after offset) widened. */
-INLINE void widen32(int16_t *v, __m256i q, int is_signed) {
-    const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-    st16x16(v, is_signed ? _mm256_cvtepi8_epi16(lo) : _mm256_cvtepu8_epi16(lo));
-    st16x16(v + 16, is_signed ? _mm256_cvtepi8_epi16(hi) : _mm256_cvtepu8_epi16(hi));
-}
-
-/* 32 unsigned bytes times two scales (values 0..15 use s0, 16..31 s1). */
-INLINE void widen32_scaled(int16_t *v, __m256i q, int is_signed, int s0, int s1) {
-    const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-    const __m256i a = is_signed ? _mm256_cvtepi8_epi16(lo) : _mm256_cvtepu8_epi16(lo);
-    const __m256i b = is_signed ? _mm256_cvtepi8_epi16(hi) : _mm256_cvtepu8_epi16(hi);
-    st16x16(v, _mm256_mullo_epi16(a, _mm256_set1_epi16((short)s0)));
-    st16x16(v + 16, _mm256_mullo_epi16(b, _mm256_set1_epi16((short)s1)));
+/* 32 signed bytes widened to int16. */
+INLINE void widen32(int16_t *v, __m256i q) {
+    st16x16(v, _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)));
+    st16x16(v + 16, _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)));
 }
 
 /* Bit `bit` of every byte moved to bit `to` (16-bit shifts, masked per byte). */
@@ -85,7 +70,7 @@ INLINE __m256i bit_to(__m256i h, int bit, int to) {
 /* Q8_0 block: its values as int16. */
 static void decode_q8_0(const uint8_t *x, int16_t *v, float *d) {
     *d = x86_f16(x);
-    widen32(v, ld32(x + 2), 1);
+    widen32(v, ld32(x + 2));
 }
 
 /* Legacy block (not Q8_0): its stored values (q, with Q5's fifth bit) as bytes. */
@@ -185,13 +170,11 @@ static void pack_panel(uint32_t type, const uint8_t *W, size_t rb, int nr, int64
         for (int i = 0; i < 8; i++) x[i] = W + (size_t)(i < nr ? i : nr - 1) * rb + (size_t)(b0 + b) * bb;
         float d[8], m[8];
         if (type == INFER_TYPE_Q8_0) {
-            uint8_t *P = panel + (size_t)b * X2_LEG_BLOCK;
+            uint8_t *P = panel + (size_t)b * X2_Q8_BLOCK;
             _Alignas(32) int16_t vals[8][32];
             for (int i = 0; i < 8; i++) decode_q8_0(x[i], vals[i], &d[i]);
             tr_rows((const int32_t *)(const void *)vals, 16, (int32_t *)(void *)P);
-            memset(m, 0, sizeof m);
-            memcpy(P + X2_LEG_Q, d, 32);
-            memcpy(P + X2_LEG_Q + 32, m, 32);
+            memcpy(P + X2_Q8_Q, d, 32);
         } else if (k) {
             uint8_t *P = panel + (size_t)b * XB_K_BLOCK;
             _Alignas(32) uint8_t vals[8][256];
@@ -220,48 +203,43 @@ static void pack_panel(uint32_t type, const uint8_t *W, size_t rb, int nr, int64
     }
 }
 
+/* Activation metadata per block and token: d_a, and -offset * sum(q_a)
+ * (int) or s_a (Q8_1; float). */
+typedef union {
+    float f;
+    int32_t i;
+} meta_t;
+
 INLINE __m256i bc32(const int16_t *p) { return _mm256_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }
 
 /* ---- micro-kernels ------------------------------------------------------------------------ */
 
-/* Legacy: NT tokens x 8 rows x nb blocks. a16[t]: token t's int16 values
- * of the chunk; meta: [block][2][X2_T] d_a and s_a. */
-INLINE void mk_legacy(const int NT, const int has_min, const uint8_t *P, int64_t nb, const int16_t *const *a16,
-                      const float *meta, float *out, size_t os, int first, int nr) {
+/* Q8_0 (int16 panels): NT tokens x 8 rows x nb blocks. a16[t]: token t's
+ * int16 values of the chunk; meta: [block][2][X2_T], d_a first. */
+INLINE void mk_q8(const int NT, const uint8_t *P, int64_t nb, const int16_t *const *a16, const meta_t *meta, float *out,
+                  size_t os, int first, int nr) {
     __m256 f[X2_T];
     __m256i c[X2_T];
     const __m256i k = x2_mask(nr);
     UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(out + t * os, k);
-    for (int64_t b = 0; b < nb; b++, P += X2_LEG_BLOCK, meta += 2 * X2_T) {
+    for (int64_t b = 0; b < nb; b++, P += X2_Q8_BLOCK, meta += 2 * X2_T) {
         UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
         for (int p = 0; p < 16; p++) {
-            const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(P + 32 * p));
+            const __m256i w = ld32(P + 32 * p);
             UNROLL for (int t = 0; t < NT; t++)
                 c[t] = _mm256_add_epi32(c[t], _mm256_madd_epi16(w, bc32(a16[t] + 32 * b + 2 * p)));
         }
-        const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + X2_LEG_Q));
-        UNROLL for (int t = 0; t < NT; t++) {
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(c[t]), _mm256_mul_ps(dv, _mm256_set1_ps(meta[t])));
-            if (has_min) {
-                const __m256 mv = _mm256_loadu_ps((const float *)(const void *)(P + X2_LEG_Q + 32));
-                v = _mm256_add_ps(v, _mm256_mul_ps(mv, _mm256_set1_ps(meta[X2_T + t])));
-            }
-            f[t] = _mm256_add_ps(f[t], v);
-        }
+        const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + X2_Q8_Q));
+        UNROLL for (int t = 0; t < NT; t++)
+            f[t] = _mm256_add_ps(f[t], _mm256_mul_ps(_mm256_cvtepi32_ps(c[t]), _mm256_mul_ps(dv, _mm256_set1_ps(meta[t].f))));
     }
     UNROLL for (int t = 0; t < NT; t++) _mm256_maskstore_ps(out + t * os, k, f[t]);
 }
-
-INLINE __m256i bcb(const uint8_t *p) { return _mm256_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }
 
 /* Byte panels, legacy (not Q8_0): NT tokens x 8 rows x nb blocks. a[t]:
  * token t's quants of the chunk's first block (ab bytes per block);
  * meta: [block][2][X2_T] d_a and either -offset * sum(q_a) or s_a. Q4
  * values (<= 15): 8 pair sums of <= 2 * 15 * 127 fit int16; Q5 (<= 31): 4. */
-typedef union {
-    float f;
-    int32_t i;
-} meta_t;
 INLINE void mkb_legacy(const int NT, const int has_min, const int q5, const uint8_t *P, int64_t nb,
                        const uint8_t *const *a, size_t ab, const meta_t *meta, float *out, size_t os, int first, int nr) {
     __m256 f[X2_T];
@@ -273,7 +251,7 @@ INLINE void mkb_legacy(const int NT, const int has_min, const int q5, const uint
         UNROLL for (int j = 0; j < 8; j++) {
             const __m256i w = ld32(P + 32 * j);
             UNROLL for (int t = 0; t < NT; t++) {
-                const __m256i av = bcb(a[t] + (size_t)b * ab + 4 * (size_t)j);
+                const __m256i av = x2_bc32(a[t] + (size_t)b * ab + 4 * (size_t)j);
                 if (q5 && j >= 4) hi[t] = x2_acc16(hi[t], w, av);
                 else lo[t] = x2_acc16(lo[t], w, av);
             }
@@ -314,7 +292,7 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
                 UNROLL for (int j = j0; j < j0 + CH; j++) {
                     const int sl = s * SUB / 4 + j;
                     const __m256i w = ld32(P + 32 * sl);
-                    UNROLL for (int t = 0; t < NT; t++) c[t] = x2_acc16(c[t], w, bcb(q8[t] + ao + 4 + 4 * (size_t)sl));
+                    UNROLL for (int t = 0; t < NT; t++) c[t] = x2_acc16(c[t], w, x2_bc32(q8[t] + ao + 4 + 4 * (size_t)sl));
                 }
                 UNROLL for (int t = 0; t < NT; t++) is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(c[t], sc));
             }
@@ -322,7 +300,7 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
         UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
         UNROLL for (int j = 0; j < 8; j++) {
             const __m256i m = ld32(P + XB_K_MIN + 32 * j);
-            UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_add_epi32(c[t], _mm256_madd_epi16(m, bcb(q8[t] + ao + 260 + 4 * j)));
+            UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_add_epi32(c[t], _mm256_madd_epi16(m, x2_bc32(q8[t] + ao + 260 + 4 * j)));
         }
         const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + XB_K_D));
         UNROLL for (int t = 0; t < NT; t++) {
@@ -341,14 +319,14 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
     UNROLL for (int t = 0; t < NT; t++) _mm256_maskstore_ps(out + t * os, k, f[t]);
 }
 
-typedef void (*mk_q8_fn)(const uint8_t *, int64_t, const int16_t *const *, const float *, float *, size_t, int, int);
+typedef void (*mk_q8_fn)(const uint8_t *, int64_t, const int16_t *const *, const meta_t *, float *, size_t, int, int);
 typedef void (*mkb_legacy_fn)(const uint8_t *, int64_t, const uint8_t *const *, size_t, const meta_t *, float *, size_t,
                               int, int);
 typedef void (*mkb_k_fn)(const uint8_t *, int64_t, const uint8_t *const *, float *, size_t, int, int);
 #define MK_Q8(N)                                                                                                    \
-    static void mk_q8_##N(const uint8_t *P, int64_t nb, const int16_t *const *a, const float *meta, float *out,     \
+    static void mk_q8_##N(const uint8_t *P, int64_t nb, const int16_t *const *a, const meta_t *meta, float *out,    \
                           size_t os, int first, int nr) {                                                          \
-        mk_legacy(N, 0, P, nb, a, meta, out, os, first, nr);                                                       \
+        mk_q8(N, P, nb, a, meta, out, os, first, nr);                                                              \
     }
 #define MKB_L(N, M, Q5)                                                                                              \
     static void mkb_l_##N##_##M##_##Q5(const uint8_t *P, int64_t nb, const uint8_t *const *a, size_t ab,            \
@@ -376,11 +354,11 @@ static const mkb_k_fn MKB_K[5][X2_T] = {ROW_K(q2k), ROW_K(q3k), ROW_K(q4k), ROW_
 
 /* What the micro-kernels need of the activations of tokens [0, ntc),
  * values [v0, v0 + nv): Q8_0 weights, the quants widened to int16 at
- * a16[t * KC_VALS ...] and d_a in meta ([block][2][X2_T] floats per token
- * block); other legacy types, meta as meta_t (d_a, and -offset *
- * sum(q_a) or s_a); K-quants read their Q8_K blocks as they are. */
+ * a16[t * KC_VALS ...]; legacy types, meta ([block][2][X2_T] per token
+ * block: d_a, and for all but Q8_0 -offset * sum(q_a) or s_a); K-quants
+ * read their Q8_K blocks as they are. */
 static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, int64_t v0, int nv, int16_t *a16,
-                     void *meta) {
+                     meta_t *meta) {
     if (x86_family_of(type) == X86_FAM_K) return;
     const int has_min = x86_legacy_has_min(type), off = x86_legacy_offset(type);
     const size_t ab = has_min ? 36 : 34, qoff = has_min ? 4 : 2;
@@ -388,20 +366,16 @@ static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, 
         const uint8_t *a = act + (size_t)t * as + (size_t)(v0 / X86_QK) * ab;
         for (int b = 0; b < nv / X86_QK; b++, a += ab) {
             const size_t mi = ((size_t)(t / X2_T) * (KC_VALS / X86_QK) + (size_t)b) * 2 * X2_T + (size_t)(t % X2_T);
-            if (type == INFER_TYPE_Q8_0) {
+            meta[mi].f = x86_f16(a);
+            if (type == INFER_TYPE_Q8_0) { /* int16 panels of q itself: no offset term */
                 for (int j = 0; j < X86_QK; j += 16) {
                     const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(a + qoff + j)));
                     _mm256_storeu_si256((__m256i *)(void *)(a16 + t * KC_VALS + b * X86_QK + j), w);
                 }
-                float *m = (float *)meta + mi;
-                m[0] = x86_f16(a);
-                m[X2_T] = 0.0f;
-            } else {
-                meta_t *m = (meta_t *)meta + mi;
-                m[0].f = x86_f16(a);
-                if (has_min) m[X2_T].f = x86_f16(a + 2);
-                else m[X2_T].i = -off * x86_sum_q8x32(a + qoff);
+                continue;
             }
+            if (has_min) meta[mi + X2_T].f = x86_f16(a + 2);
+            else meta[mi + X2_T].i = -off * x86_sum_q8x32(a + qoff);
         }
     }
 }
@@ -413,7 +387,7 @@ static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, 
 static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                          const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
     _Alignas(32) int16_t a16[TC * KC_VALS];
-    _Alignas(32) meta_t meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T]; /* floats for Q8_0 (same size) */
+    _Alignas(32) meta_t meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
     _Alignas(32) uint8_t panel[PANEL_BYTES];
     _Alignas(32) uint8_t rows16[16 * KC_VALS / X86_QK * 34]; /* packed: one group's K chunk (legacy is the larger) */
     const int k = x86_family_of(type) == X86_FAM_K, has_min = k ? x86_k_has_min(type) : x86_legacy_has_min(type);
@@ -456,7 +430,7 @@ static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size
                     float *o = out + (size_t)(tok0 + t0) * os + r0;
                     const meta_t *mt = meta + (t0 / X2_T) * (KC_VALS / X86_QK) * 2 * X2_T;
                     if (k) MKB_K[kind][nt - 1](panel, nb, q8, o, os, v0 == 0, nr);
-                    else if (type == INFER_TYPE_Q8_0) MK_Q8[nt - 1](panel, nb, a, (const float *)(const void *)mt, o, os, v0 == 0, nr);
+                    else if (type == INFER_TYPE_Q8_0) MK_Q8[nt - 1](panel, nb, a, mt, o, os, v0 == 0, nr);
                     else MKB_LEGACY[has_min][q5][nt - 1](panel, nb, q8, ab, mt, o, os, v0 == 0, nr);
                 }
             }
@@ -474,7 +448,7 @@ void x2_matmul_quant(uint32_t type, const void *W, size_t rb, int64_t n_rows, in
 void x2_matmul_packed(uint32_t type, const void *P, int64_t r0, int64_t n_rows, int64_t n_cols, const void *act,
                       size_t as, int64_t n_tok, float *out, size_t os) {
     if (n_rows <= 0 || n_tok <= 0) return;
-    const uint8_t *G = (const uint8_t *)P + (size_t)(r0 / 16) * x86_sl_group_bytes(type, n_cols);
     if (n_tok == 1 && x2_gemv_packed(type, P, r0 / 16, n_rows / 16, n_cols, act, out)) return;
+    const uint8_t *G = (const uint8_t *)P + (size_t)(r0 / 16) * x86_sl_group_bytes(type, n_cols);
     matmul_quant(1, type, G, 0, n_rows, n_cols, act, as, n_tok, out, os);
 }

@@ -2,19 +2,13 @@
  * avx2_internal.h - what the AVX2 kernel files (avx2*.c, compiled with
  * AVX2, FMA and F16C) share.
  *
- * AVX2 has no VNNI, so the quantized matmuls widen weights and activations
- * to int16 and use vpmaddwd (16 exact products per instruction, pairs
- * summed into int32). Panels here hold 8 weight rows (one ymm of int32
- * lanes); a "pair slice" is 8 rows x 2 consecutive values as int16, row i
- * in 32-bit lane i. Legacy types store the signed value (q - offset), so no
- * correction is needed; K-quants store value x sub-block scale (it fits in
- * int16 for every type), so one int32 sum per super-block is the
- * reference's integer isum directly, and only the mins (Q2_K, Q4_K, Q5_K)
- * remain, dotted with Q8_K's group sums.
- *
- * Legacy panel block: int16 pairs [16][8 rows] | float d[8] | float m[8]
- * K panel block:      int16 pairs [128][8 rows] | int32 mins [8][8 rows]
- *                     (int16 pairs of per-16 mins) | float d[8] | float dmin[8]
+ * AVX2 has no VNNI: the quantized matmuls multiply unsigned weight bytes
+ * by signed activation bytes with vpmaddubsw (int16 pair sums, added in
+ * int16 as far as the weight values' bound allows, x2_acc16) and widen or
+ * scale them with vpmaddwd. Registers hold 8 rows (one ymm of int32
+ * lanes), row i in 32-bit lane i. Batch panels: avx2_gemm.c; generation
+ * over the file's layout: avx2_gemv.c, avx2_gemv_k.c; over repacked
+ * weights (x86_common.h's sliced layout): avx2_gemv_p.c, avx2_repack.c.
  */
 #ifndef INFER_KERNELS_AVX2_INTERNAL_H
 #define INFER_KERNELS_AVX2_INTERNAL_H
@@ -24,13 +18,6 @@
 #define X2_R 8 /* weight rows per panel */
 #define X2_T 4 /* tokens per micro-kernel call */
 
-#define X2_LEG_Q (16 * 32)
-#define X2_LEG_BLOCK (X2_LEG_Q + 2 * 32)
-#define X2_K_Q (128 * 32)
-#define X2_K_MIN X2_K_Q
-#define X2_K_D (X2_K_MIN + 8 * 32)
-#define X2_K_DMIN (X2_K_D + 32)
-#define X2_K_BLOCK (X2_K_DMIN + 32)
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define X2_UNROLL _Pragma("GCC unroll 16")

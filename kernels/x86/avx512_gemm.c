@@ -283,8 +283,7 @@ void x5_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_r
 void x5_gemm_packed(uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols, const void *act,
                     size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
     if (ng <= 0 || n_tok <= 0) return;
-    const size_t gbytes = (size_t)(n_cols / (x86_family_of(type) == X86_FAM_LEGACY ? X86_QK : X86_QKK)) * 16 *
-                          x86_block_bytes(type);
+    const size_t gbytes = x86_sl_group_bytes(type, n_cols);
     if (x86_family_of(type) == X86_FAM_LEGACY) {
         gemm_legacy(1, type, P + (size_t)g0 * gbytes, 0, 16 * ng, n_cols, act, act_stride, n_tok, out, out_stride);
     } else {
