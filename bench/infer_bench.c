@@ -7,7 +7,7 @@
  * bandwidth (measured by a built-in probe), time to first token, load time
  * and peak RSS. `--kernels` prints per-kernel GFLOP/s and GB/s instead.
  *
- *   infer-bench -m MODEL [-m MODEL...] [-p 512] [-n 128] [-r 5] [-t 2] [-o md|json]
+ *   infer-bench -m MODEL [-m MODEL...] [-p 512] [-n 128] [-d 0] [-r 5] [-t 2] [-o md|json]
  */
 #include <errno.h>
 #include <math.h>
@@ -36,6 +36,7 @@ typedef struct {
     int n_models;
     int pp[MAX_LIST], n_pp;
     int tg[MAX_LIST], n_tg;
+    int depth[MAX_LIST], n_depth;
     int threads[MAX_LIST], n_threads;
     int reps;
     int json;
@@ -74,6 +75,7 @@ static void usage(FILE *f) {
             "  -m, --model FILE     model to test (repeatable)\n"
             "  -p, --n-prompt N,..  prompt-processing tests (default 512; 0 = none)\n"
             "  -n, --n-gen N,..     generation tests (default 128; 0 = none)\n"
+            "  -d, --n-depth N,..   tokens already in the cache when each test starts (default 0)\n"
             "  -r, --repetitions N  repetitions per test (default 5)\n"
             "  -t, --threads N,..   thread counts (default: online CPUs)\n"
             "  -o, --output md|json output format (default md)\n"
@@ -109,6 +111,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         else if (IS("-m") || IS("--model")) { NEEDV(); if (o->n_models == MAX_LIST) return -1; o->models[o->n_models++] = v; }
         else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (parse_list(a, v, o->pp, &o->n_pp, 0)) return -1; }
         else if (IS("-n") || IS("--n-gen")) { NEEDV(); if (parse_list(a, v, o->tg, &o->n_tg, 0)) return -1; }
+        else if (IS("-d") || IS("--n-depth")) { NEEDV(); if (parse_list(a, v, o->depth, &o->n_depth, 0)) return -1; }
         else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_list(a, v, o->threads, &o->n_threads, 1)) return -1; }
         else if (IS("-r") || IS("--repetitions")) {
             NEEDV();
@@ -128,6 +131,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     }
     if (!o->n_pp) o->pp[o->n_pp++] = 512;
     if (!o->n_tg) o->tg[o->n_tg++] = 128;
+    if (!o->n_depth) o->depth[o->n_depth++] = 0;
     if (!o->n_threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         o->threads[o->n_threads++] = n > 0 ? (int)n : 1;
@@ -248,6 +252,7 @@ typedef struct {
     const char *ran_on;   /* "CPU" or "Vulkan": where it ran */
     int on_cpu;           /* ran on the CPU: % bw (of the host-memory probe) applies */
     int n_prompt, n_gen;
+    int depth;           /* tokens in the cache before the timed part (llama-bench's -d) */
     double mean, sd;     /* tokens per second */
     double samples[64];
     int n_samples;
@@ -266,10 +271,21 @@ static void random_tokens(int32_t *ids, int n, int32_t n_vocab, uint64_t *rng) {
 }
 
 /* Time one repetition: pp decodes n_prompt tokens as one batch; tg decodes
- * n_gen tokens one at a time. Cache cleared first. Seconds, or < 0. */
-static double run_once(infer_context *c, int32_t *ids, int n_prompt, int n_gen, int32_t n_vocab, uint64_t *rng) {
+ * n_gen tokens one at a time. Cache cleared first, then depth random
+ * tokens decoded in batches of n_batch, not timed (llama-bench's -d).
+ * ids holds max(depth, n_prompt, n_gen) tokens. Seconds, or < 0. */
+static double run_once(infer_context *c, int32_t *ids, int depth, int n_batch, int n_prompt, int n_gen, int32_t n_vocab,
+                       uint64_t *rng) {
     infer_error err;
     if (infer_context_reset(c) != INFER_OK) return -1.0;
+    random_tokens(ids, depth, n_vocab, rng);
+    for (int i = 0; i < depth; i += n_batch) {
+        const int k = depth - i < n_batch ? depth - i : n_batch;
+        if (infer_decode(c, ids + i, (size_t)k, 0, &err) != INFER_OK) {
+            fprintf(stderr, "infer-bench: decode (depth): %s\n", err.message);
+            return -1.0;
+        }
+    }
     random_tokens(ids, n_prompt > n_gen ? n_prompt : n_gen, n_vocab, rng);
     double t0 = now_s();
     if (n_prompt > 0 && infer_decode(c, ids, (size_t)n_prompt, 0, &err) != INFER_OK) {
@@ -289,9 +305,11 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
     infer_error err;
     infer_context *c = NULL;
     infer_context_params cp = infer_context_default_params();
-    int n_tok = r->n_prompt + r->n_gen;
-    cp.n_ctx = (uint32_t)(n_tok < 16 ? 16 : n_tok);
-    cp.n_batch = (uint32_t)(r->n_prompt > 0 ? r->n_prompt : 1);
+    const int n_tok = r->n_prompt + r->n_gen, all = r->depth + n_tok; /* each at most 2^24 (parse_list) */
+    cp.n_ctx = (uint32_t)(all < 16 ? 16 : all);
+    /* the prompt in one batch; the depth in batches of up to 512 */
+    const int fill = r->depth < 512 ? r->depth : 512;
+    cp.n_batch = (uint32_t)(r->n_prompt > fill ? r->n_prompt : fill > 0 ? fill : 1);
     if (cp.n_batch > 512) cp.n_batch = 512;
     cp.n_threads = r->threads;
     cp.backend = r->backend;
@@ -304,12 +322,13 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
     if (r->backend != INFER_BACKEND_CPU && infer_context_backend(c) == INFER_BACKEND_CPU) {
         fprintf(stderr, "infer-bench: %s; running on the CPU\n", infer_context_backend_note(c));
     }
-    int32_t *ids = malloc((size_t)(n_tok > 0 ? n_tok : 1) * sizeof *ids);
+    const int n_ids = r->depth > n_tok ? r->depth : n_tok;
+    int32_t *ids = malloc((size_t)(n_ids > 0 ? n_ids : 1) * sizeof *ids);
     uint64_t rng = 1234;
     int32_t nv = infer_model_n_vocab(m);
     int ok = ids != NULL;
     /* Warm-up: one run of the test itself (llama-bench runs a warm-up too). */
-    if (ok) ok = run_once(c, ids, r->n_prompt, r->n_gen > 0 ? 1 : 0, nv, &rng) >= 0;
+    if (ok) ok = run_once(c, ids, r->depth, (int)cp.n_batch, r->n_prompt, r->n_gen > 0 ? 1 : 0, nv, &rng) >= 0;
     /* Generation: the probe again right before each repetition (on a shared
      * machine the bandwidth on offer moves by 2x within minutes), and the
      * share of it each repetition streamed. */
@@ -319,7 +338,7 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
     double sum = 0.0, pct_sum = 0.0, probe_lo = 0.0, probe_hi = 0.0;
     for (int k = 0; ok && k < reps && k < 64; k++) {
         const double pb = paired ? probe_bandwidth(r->threads) : 0.0;
-        double t = run_once(c, ids, r->n_prompt, r->n_gen, nv, &rng);
+        double t = run_once(c, ids, r->depth, (int)cp.n_batch, r->n_prompt, r->n_gen, nv, &rng);
         if (t <= 0) {
             ok = 0;
             break;
@@ -388,6 +407,10 @@ static void print_md_row(const result *r) {
     if (r->n_prompt && r->n_gen) snprintf(test, sizeof test, "pp%d+tg%d", r->n_prompt, r->n_gen);
     else if (r->n_prompt) snprintf(test, sizeof test, "pp%d", r->n_prompt);
     else snprintf(test, sizeof test, "tg%d", r->n_gen);
+    if (r->depth) {
+        const size_t l = strlen(test);
+        snprintf(test + l, sizeof test - l, " @ d%d", r->depth);
+    }
     snprintf(ts, sizeof ts, "%.2f ± %.2f", r->mean, r->sd);
     if (r->gbs > 0) {
         snprintf(gbs, sizeof gbs, "%.2f", r->gbs);
@@ -400,11 +423,11 @@ static void print_md_row(const result *r) {
 
 static void print_json_row(const result *r, int first) {
     printf("%s  {\"model_filename\": \"%s\", \"model_type\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, "
-           "\"backends\": \"%s\", \"n_threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.6f, "
+           "\"backends\": \"%s\", \"n_threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, \"avg_ts\": %.6f, "
            "\"stddev_ts\": %.6f, \"gbs\": %.4f, \"bw_pct\": %.2f, \"probe_gbs_min\": %.2f, \"probe_gbs_max\": %.2f, \"ttft_ms\": %.3f, \"load_ms\": %.3f, "
            "\"peak_rss_mib\": %.1f, \"samples_ts\": [",
            first ? "" : ",\n", r->model_path, r->desc, (unsigned long long)r->size, (unsigned long long)r->params,
-           r->ran_on, r->threads, r->n_prompt, r->n_gen, r->mean, r->sd, r->gbs, r->bw_pct, r->probe_gbs, r->probe_hi, r->ttft_ms, r->load_ms, r->rss_mib);
+           r->ran_on, r->threads, r->n_prompt, r->n_gen, r->depth, r->mean, r->sd, r->gbs, r->bw_pct, r->probe_gbs, r->probe_hi, r->ttft_ms, r->load_ms, r->rss_mib);
     for (int k = 0; k < r->n_samples; k++) printf("%s%.6f", k ? ", " : "", r->samples[k]);
     printf("], \"build_commit\": \"%s\", \"build_version\": \"%s\"}", INFER_GIT_REV, infer_version());
 }
@@ -435,14 +458,15 @@ int main(int argc, char **argv) {
         for (int ti = 0; ti < o.n_threads; ti++) {
             for (int kind = 0; kind < 2; kind++) {
                 int *list = kind ? o.tg : o.pp, n = kind ? o.n_tg : o.n_pp;
-                for (int li = 0; li < n; li++) {
-                    if (list[li] == 0) continue;
+                for (int li = 0; li < n * o.n_depth; li++) {
+                    if (list[li / o.n_depth] == 0) continue;
                     result r = {.model_path = o.models[mi], .size = infer_model_size(m), .streamed = infer_model_streamed_bytes(m), .params = infer_model_n_params(m),
                                 .threads = o.threads[ti], .load_ms = load_ms, .backend = o.backend,
                                 .device = o.device, .ran_on = "CPU"};
                     snprintf(r.desc, sizeof r.desc, "%s", infer_model_desc(m));
-                    if (kind) r.n_gen = list[li];
-                    else r.n_prompt = list[li];
+                    if (kind) r.n_gen = list[li / o.n_depth];
+                    else r.n_prompt = list[li / o.n_depth];
+                    r.depth = o.depth[li % o.n_depth];
                     if (run_test(m, &r, o.reps, bw) != 0) {
                         failed = 1;
                         continue;

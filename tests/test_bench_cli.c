@@ -1,7 +1,7 @@
 /*
  * test_bench_cli.c - `infer-bench` as a user runs it, on two small models
  * made by the project's own writer (always available): llama-bench's
- * options (-m repeatable, -p, -n, -r, -t lists, -o md|json), one row per
+ * options (-m repeatable, -p, -n, -d, -r, -t lists, -o md|json), one row per
  * model x threads x test with its columns, a build line, the probe lines on
  * stderr, JSON with every repetition's sample, and exit statuses for bad
  * options and unreadable models. The binary sits beside $INFER_BIN.
@@ -116,6 +116,38 @@ Test(bench_cli, json_with_every_sample) {
         for (const char *q = p; q < e; q++) commas += *q == ',';
         cr_assert_eq(commas, 2, "3 repetitions: %.*s", (int)(e - p), p);
     }
+    LEAK_CHECK();
+}
+
+/* llama-bench's -d: each test after that many tokens in the cache, named
+ * "pp8 @ d40" as llama-bench names it; a depth list multiplies the rows;
+ * JSON carries n_depth. A depth beyond the synthetic model's context is
+ * still a context infer-bench sizes for it. */
+Test(bench_cli, depth_as_llama_bench) {
+    char bin[600], a[] = "/tmp/infer-bench-d-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q8_0, 5);
+    char *argv[] = {bin, "-m", a, "-p", "8", "-n", "4", "-d", "0,40", "-r", "1", NULL};
+    int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    static const char *const TESTS[] = {"pp8", "pp8 @ d40", "tg4", "tg4 @ d40"};
+    char row[1024], c[128];
+    for (int k = 0; k < 4; k++) {
+        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        test_md_cell(row, 5, c, sizeof c);
+        cr_assert_str_eq(c, TESTS[k]);
+        test_md_cell(row, 6, c, sizeof c);
+        cr_assert(atof(c) > 0, "t/s %s", c);
+    }
+    cr_assert_not(test_md_row(out, 6, row, sizeof row), "one row per test and depth: %s", out);
+    char *json[] = {bin, "-m", a, "-p", "0", "-n", "2", "-d", "600", "-r", "1", "-o", "json", NULL};
+    rc = test_run(json, NULL, out, sizeof out, err, sizeof err);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert_eq(test_count(out, "\"n_depth\": 600,"), 1, "%s", out);
+    char *bad[] = {bin, "-m", "/nonexistent", "-d", "-1", NULL};
+    cr_assert_neq(test_run(bad, NULL, out, sizeof out, err, sizeof err), 0);
+    cr_assert(strstr(err, "-d: bad value"), "%s", err);
     LEAK_CHECK();
 }
 
