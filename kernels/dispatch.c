@@ -107,8 +107,8 @@ static void scale_row(float *s, int64_t n, float a) {
     for (; j < n; j++) s[j] *= a;
 }
 
-void kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale,
-                             uint32_t act_type, void *p) {
+double kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale,
+                               uint32_t act_type, void *p, float *max) {
     const float mx = scale_max(x, n_valid, scale);
     double sum = 0.0;
     if (kt->exp_sum) {
@@ -123,12 +123,14 @@ void kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, 
     scale_row(x, n_valid, inv);
     if (n > n_valid) memset(x + n_valid, 0, (size_t)(n - n_valid) * sizeof *x);
     kt->quantize_act(act_type, x, p, n);
+    *max = mx;
+    return sum;
 }
 
-void kernels_softmax(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type,
-                     void *p) {
-    if (kt->softmax) kt->softmax(x, n_valid, n, scale, act_type, p);
-    else kernels_softmax_generic(kt, x, n_valid, n, scale, act_type, p);
+double kernels_softmax(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type,
+                       void *p, float *max) {
+    if (kt->softmax) return kt->softmax(x, n_valid, n, scale, act_type, p, max);
+    return kernels_softmax_generic(kt, x, n_valid, n, scale, act_type, p, max);
 }
 
 /* ---- what the machine runs ---------------------------------------------------------- */

@@ -77,20 +77,23 @@ typedef struct {
     double (*exp_sum)(float *y, const float *x, int64_t n, float max);
     /* One row of attention weights (kernels_softmax, below) in one pass per
      * step instead of five; the same values bit for bit. Optional. */
-    void (*softmax)(float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type, void *p);
+    double (*softmax)(float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type, void *p, float *max);
 } kernel_table;
 
 /* Softmax of x[0, n_valid) scaled by scale, written to p in act_type (F32,
  * F16 or BF16, as quantize_act) with 0 for [n_valid, n); x is scratch.
  * Each x is scaled (one float product), the max taken, the numerators
  * e^(x - max) summed by the table's exp_sum (expf without one), and each
- * numerator times the float 1/sum rounded to act_type. A table's softmax
- * must give what this gives through its other entries, bit for bit. */
-void kernels_softmax(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type,
-                     void *p);
+ * numerator times the float 1/sum rounded to act_type. Returns that sum
+ * and stores that max in *max (0 and -inf for n_valid 0): what attention
+ * needs to merge this softmax with another block's (online softmax). A
+ * table's softmax must give what this gives through its other entries,
+ * bit for bit. */
+double kernels_softmax(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type,
+                       void *p, float *max);
 /* The same through the table's other entries only (what softmax matches). */
-void kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale,
-                             uint32_t act_type, void *p);
+double kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale,
+                               uint32_t act_type, void *p, float *max);
 
 /* The table in use: the best level this machine runs, or INFER_CPU's
  * choice (an unknown or unsupported INFER_CPU falls back to the best with a

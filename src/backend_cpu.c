@@ -16,8 +16,12 @@
  * Each output element is computed by one thread in the same order whatever
  * the thread count, so results are identical for 1, 2 or 64 threads.
  *
- * Attention is two matmuls per (KV head, query block): scores = K q for all
- * query heads of the group at once, then out = V^T p. K and V are cached
+ * Attention is an online softmax over blocks of ATT_BLOCK cached positions
+ * per (KV head, query block): per block two matmuls, scores = K q for all
+ * query heads of the group at once, then V^T p of the block's softmax, and
+ * that merged into the blocks' so far by their maxima and sums (one pass
+ * over the cache; the scratch is one block's whatever the depth; a depth
+ * within the first block gets exactly the plain softmax). K and V are cached
  * by KV head ([layer][kv head] ...): a work unit (one KV head) reads each
  * as one sequential stream. V is cached by position ([position][dim]) and
  * read by column (kernel_table.matmul_kn): a token's store is one
@@ -59,15 +63,19 @@
 #define MM_MAX 3          /* most matmuls of one input run as one (cpu_matmul_n) */
 #define ATT_ROWS 32       /* query rows (heads x tokens) per attention work unit */
 #define KV_TILE 32        /* positions per tile of the K cache (one matmul_kn call each: 32 rows, one AVX-512 panel) */
+#define ATT_BLOCK 512     /* cached positions per online-softmax block (a multiple of KV_TILE) */
 #define PAR_MIN 65536     /* elementwise ops this large or larger run on the pool */
 #define BLAS_MIN_TOK 2    /* F32 matmuls of 2+ tokens use OpenBLAS (faster than ours at every size measured) */
 
 /* Per-thread scratch. */
 typedef struct {
-    float *scores;  /* [att_rows][n_ctx] attention scores, then weights */
-    uint8_t *probs; /* [att_rows][n_ctx] weights in the cache type */
+    float *scores;  /* [att_rows][att_block] one block's attention scores, then weights */
+    uint8_t *probs; /* [att_rows][att_block] those weights in the cache type */
     uint8_t *qbuf;  /* [att_rows][hd_k] queries in the cache type */
-    float *obuf;    /* [att_rows][hd_v] */
+    float *obuf;    /* [att_rows][hd_v] the blocks so far, merged */
+    float *bbuf;    /* [att_rows][hd_v] the block's own */
+    float *bmax;    /* [2][att_rows] each row's max score: of the blocks so far, of the block */
+    double *bsum;   /* [2][att_rows] and the sums of e^(score - that max) */
     float *rope;    /* [n_rot] cos/sin of one position: rope_pos, when rope_valid */
     uint32_t rope_pos;
     int rope_valid;
@@ -94,6 +102,7 @@ typedef struct {
     uint8_t *qact;         /* quantized activation rows [n_batch][qact_row] */
     size_t qact_row;
     int att_qb;            /* query tokens per attention work unit */
+    int64_t att_block;     /* cached positions per online-softmax block: ATT_BLOCK, or n_ctx's tiles if fewer */
     pool *pool;            /* n_threads - 1 workers */
     int next_nw;           /* next_matmul's hint for the coming matmul, consumed by it */
     const weight *next_w[MM_MAX];
@@ -531,7 +540,39 @@ typedef struct {
     int steal; /* units handed out by the pool's shares (else a static split) */
 } attn_job;
 
-/* Query tokens [t0, t1) of every head of KV head g: softmax(q K^T / sqrt(hd)) V. */
+/* Merges a block's softmax (its max mb, sum sb and weighted sum of V ob,
+ * normalized by sb) into the blocks' so far (*m, *l, o): the online
+ * softmax step. Each side is reweighted by its share of the total,
+ * l e^(m - max) and sb e^(mb - max) (one of the two exponents is 0), so o
+ * stays normalized. A block without a valid position (sb 0: a later query
+ * token's) changes nothing; a NaN sum makes o NaN, as one long row would.
+ * Four floats at a time (vector extensions: SSE2 or NEON on the builds'
+ * baseline), the same product and sum per value as the scalar tail. */
+typedef float v4f __attribute__((vector_size(16)));
+static void merge_block(float *o, const float *ob, int hdv, float *m, double *l, float mb, double sb) {
+    if (sb == 0.0) return;
+    const int later = mb > *m; /* the block holds the larger max */
+    const double a = *l * (later ? (double)expf(*m - mb) : 1.0), b = sb * (later ? 1.0 : (double)expf(mb - *m));
+    const float fa = (float)(a / (a + b)), fb = (float)(b / (a + b));
+    const v4f va = {fa, fa, fa, fa}, vb = {fb, fb, fb, fb};
+    int d = 0;
+    for (; d + 4 <= hdv; d += 4) {
+        v4f x, y;
+        memcpy(&x, o + d, sizeof x);
+        memcpy(&y, ob + d, sizeof y);
+        x = va * x + vb * y;
+        memcpy(o + d, &x, sizeof x);
+    }
+    for (; d < hdv; d++) o[d] = fa * o[d] + fb * ob[d];
+    if (later) *m = mb;
+    *l = a + b;
+}
+
+/* Query tokens [t0, t1) of every head of KV head g: softmax(q K^T / sqrt(hd)) V,
+ * over the cache in blocks of att_block positions (online softmax): each
+ * block's scores, its softmax and its weighted sum of V, merged into the
+ * blocks' so far. The scratch is one block's, whatever the depth; a
+ * context of one block gets the plain softmax's bits. */
 static void attend_unit(cpu_backend *c, thread_scratch *ts, int layer, uint32_t g, int t0, int t1, const float *Q,
                         float *O, uint32_t pos0) {
     const model_hparams *hp = c->hp;
@@ -546,18 +587,28 @@ static void attend_unit(cpu_backend *c, thread_scratch *ts, int layer, uint32_t 
         const float *q = Q + ((size_t)(t0 + i / group) * (size_t)nh + g * (size_t)group + (size_t)(i % group)) * (size_t)hdk;
         kt->quantize_act(c->kv_type, q, ts->qbuf + (size_t)i * (size_t)hdk * esz, hdk);
     }
-    for (int64_t p0 = 0; p0 < n_kv; p0 += KV_TILE) { /* a tile's positions are the rows, its dims the columns */
-        const int64_t nr = n_kv - p0 < KV_TILE ? n_kv - p0 : KV_TILE;
-        kt->matmul_kn(c->kv_type, k_tile_at(c, layer, g, (uint32_t)(p0 / KV_TILE)), KV_TILE * esz, nr, hdk, ts->qbuf,
-                      (size_t)hdk * esz, nq, ts->scores + p0, (size_t)n_kv);
+    for (int64_t b0 = 0; b0 < n_kv; b0 += c->att_block) {
+        const int64_t nb = n_kv - b0 < c->att_block ? n_kv - b0 : c->att_block;
+        for (int64_t p0 = b0; p0 < b0 + nb; p0 += KV_TILE) { /* a tile's positions are the rows, its dims the columns */
+            const int64_t nr = b0 + nb - p0 < KV_TILE ? b0 + nb - p0 : KV_TILE;
+            kt->matmul_kn(c->kv_type, k_tile_at(c, layer, g, (uint32_t)(p0 / KV_TILE)), KV_TILE * esz, nr, hdk, ts->qbuf,
+                          (size_t)hdk * esz, nq, ts->scores + (p0 - b0), (size_t)nb);
+        }
+        float *ob = b0 ? ts->bbuf : ts->obuf; /* the first block's is the start of the merge */
+        for (int i = 0; i < nq; i++) {
+            /* the row's causal positions in the block; the query block's later tokens get weight 0 */
+            const int64_t last = (int64_t)pos0 + t0 + i / group + 1 - b0;
+            const int64_t nv = last < 0 ? 0 : last < nb ? last : nb;
+            const size_t at = b0 ? (size_t)nq + (size_t)i : (size_t)i; /* the block's own, or the start of the merge */
+            ts->bsum[at] = kernels_softmax(kt, ts->scores + (size_t)i * (size_t)nb, nv, nb, scale, c->kv_type,
+                                           ts->probs + (size_t)i * (size_t)nb * esz, &ts->bmax[at]);
+        }
+        kt->matmul_kn(c->kv_type, v_at(c, layer, g, (uint32_t)b0), c->v_head, hdv, nb, ts->probs, (size_t)nb * esz,
+                      nq, ob, (size_t)hdv);
+        for (int i = 0; b0 && i < nq; i++)
+            merge_block(ts->obuf + (size_t)i * (size_t)hdv, ob + (size_t)i * (size_t)hdv, hdv, &ts->bmax[i],
+                        &ts->bsum[i], ts->bmax[nq + i], ts->bsum[nq + i]);
     }
-    for (int i = 0; i < nq; i++) {
-        /* the row's causal positions; the query block's later tokens get weight 0 */
-        kernels_softmax(kt, ts->scores + (size_t)i * (size_t)n_kv, (int64_t)pos0 + t0 + i / group + 1, n_kv, scale,
-                        c->kv_type, ts->probs + (size_t)i * (size_t)n_kv * esz);
-    }
-    kt->matmul_kn(c->kv_type, v_at(c, layer, g, 0), c->v_head, hdv, n_kv, ts->probs,
-                  (size_t)n_kv * esz, nq, ts->obuf, (size_t)hdv);
     for (int i = 0; i < nq; i++) {
         float *o = O + ((size_t)(t0 + i / group) * (size_t)nh + g * (size_t)group + (size_t)(i % group)) * (size_t)hdv;
         memcpy(o, ts->obuf + (size_t)i * (size_t)hdv, (size_t)hdv * sizeof(float));
@@ -633,6 +684,9 @@ static void cpu_free(backend *b) {
         infer_free(c->ts[i].probs);
         infer_free(c->ts[i].qbuf);
         infer_free(c->ts[i].obuf);
+        infer_free(c->ts[i].bbuf);
+        infer_free(c->ts[i].bmax);
+        infer_free(c->ts[i].bsum);
         infer_free(c->ts[i].rope);
         infer_free(c->ts[i].tmp);
     }
@@ -677,15 +731,16 @@ static void blas_single_thread(void) { openblas_set_num_threads(1); }
 
 /* The per-thread scratch sizes: 1 on overflow. */
 typedef struct {
-    size_t scores, probs, qbuf, obuf, rope, tmp;
+    size_t scores, probs, qbuf, obuf, rows, rope, tmp;
 } scratch_sizes;
 
-static int scratch_sizes_for(const model_hparams *hp, uint32_t n_ctx, size_t esz, int att_rows, scratch_sizes *s) {
+static int scratch_sizes_for(const model_hparams *hp, int64_t att_block, size_t esz, int att_rows, scratch_sizes *s) {
     const size_t hd = hp->n_embd_head_k > hp->n_embd_head_v ? hp->n_embd_head_k : hp->n_embd_head_v;
     size_t cells;
     s->rope = (size_t)hp->n_rot + 2;
     s->tmp = hd;
-    return ck_mul((size_t)att_rows, (size_t)n_ctx, &cells) || ck_mul(cells, sizeof(float), &s->scores) ||
+    s->rows = 2 * (size_t)att_rows;
+    return ck_mul((size_t)att_rows, (size_t)att_block, &cells) || ck_mul(cells, sizeof(float), &s->scores) ||
            ck_mul(cells, esz, &s->probs) || ck_mul((size_t)att_rows * hp->n_embd_head_k, esz, &s->qbuf) ||
            ck_mul((size_t)att_rows * hp->n_embd_head_v, sizeof(float), &s->obuf);
 }
@@ -720,7 +775,8 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     bad = bad || ck_add(c->k_layer, v_layer, &c->layer_bytes) || ck_mul(c->layer_bytes, (size_t)hp->n_layer, &kv_bytes);
     bad = bad || max_act_row(m, &c->qact_row) != INFER_OK || ck_mul(c->qact_row, (size_t)cfg->n_batch, &qbytes);
     scratch_sizes ss;
-    bad = bad || scratch_sizes_for(hp, cfg->n_ctx, esz, att_rows, &ss);
+    c->att_block = (int64_t)c->k_tiles * KV_TILE < ATT_BLOCK ? (int64_t)c->k_tiles * KV_TILE : ATT_BLOCK;
+    bad = bad || scratch_sizes_for(hp, c->att_block, esz, att_rows, &ss);
     if (bad) {
         cpu_free(&c->base);
         return set_error(err, INFER_EINVAL, "context size overflows: lower n_ctx or n_batch");
@@ -745,9 +801,13 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
             t->probs = infer_malloc(ss.probs);
             t->qbuf = infer_malloc(ss.qbuf);
             t->obuf = infer_malloc(ss.obuf);
+            t->bbuf = infer_malloc(ss.obuf);
+            t->bmax = infer_malloc_array(ss.rows, sizeof(float));
+            t->bsum = infer_malloc_array(ss.rows, sizeof(double));
             t->rope = infer_malloc_array(ss.rope, sizeof(float));
             t->tmp = infer_malloc_array(ss.tmp, sizeof(float));
-            bad_ts = !t->scores || !t->probs || !t->qbuf || !t->obuf || !t->rope || !t->tmp;
+            bad_ts = !t->scores || !t->probs || !t->qbuf || !t->obuf || !t->bbuf || !t->bmax || !t->bsum || !t->rope ||
+                     !t->tmp;
         }
     }
     if (bad_ts) {

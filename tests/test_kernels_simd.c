@@ -678,10 +678,24 @@ Test(kernels_simd, softmax_same_bits_as_its_steps) {
                 memcpy(x2, x, sizeof(float) * (size_t)n);
                 memset(p1, 0xaa, sizeof p1);
                 memset(p2, 0x55, sizeof p2);
-                kernels_softmax_generic(kt, x1, nv, n, scale, t, p1);
-                kernels_softmax(kt, x2, nv, n, scale, t, p2);
+                float m1 = 1.0f, m2 = 2.0f;
+                const double s1 = kernels_softmax_generic(kt, x1, nv, n, scale, t, p1, &m1);
+                const double s2 = kernels_softmax(kt, x2, nv, n, scale, t, p2, &m2);
                 CHECK(nfail, p1[(size_t)n * es] == 0xaa && p2[(size_t)n * es] == 0x55,
                       "%s softmax wrote past n = %lld", kt->name, (long long)n);
+                /* the max as a value: which zero a row of zeros reports is not kept (either gives the same exps) */
+                CHECK(nfail, m1 == m2 && (memcmp(&s1, &s2, sizeof s1) == 0 || (isnan(s1) && isnan(s2))),
+                      "%s softmax %s kind %d n_valid %lld: max %a sum %a, steps %a %a", kt->name, infer_type_name(t),
+                      kind, (long long)nv, m2, s2, m1, s1);
+                if (kind == 0) { /* the max and sum a merge of blocks needs: the row's, recomputed */
+                    float want_m = -INFINITY;
+                    for (int64_t i = 0; i < nv; i++) want_m = x[i] * scale > want_m ? x[i] * scale : want_m;
+                    double want_s = 0.0;
+                    for (int64_t i = 0; i < nv; i++) want_s += exp((double)(x[i] * scale) - (double)want_m);
+                    CHECK(nfail, m2 == want_m && fabs(s2 - want_s) <= 1e-5 * want_s,
+                          "%s softmax n_valid %lld: max %a sum %.9g, want %a %.9g", kt->name, (long long)nv, m2, s2,
+                          want_m, want_s);
+                }
                 kernels_ref.dequantize(t, p1, f1, n);
                 kernels_ref.dequantize(t, p2, f2, n);
                 for (int64_t i = 0; i < n; i++, checked++)

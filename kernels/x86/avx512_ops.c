@@ -353,11 +353,9 @@ static double x5_exp_sum(float *y, const float *x, int64_t n, float max) {
  * times 1/sum straight into the cache type. The same products and
  * roundings, so the same bits. */
 extern const kernel_table kernels_avx512;
-static void x5_softmax(float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type, void *p) {
-    if (act_type != INFER_TYPE_F32 && act_type != INFER_TYPE_F16 && act_type != INFER_TYPE_BF16) {
-        kernels_softmax_generic(&kernels_avx512, x, n_valid, n, scale, act_type, p);
-        return;
-    }
+static double x5_softmax(float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type, void *p, float *max) {
+    if (act_type != INFER_TYPE_F32 && act_type != INFER_TYPE_F16 && act_type != INFER_TYPE_BF16)
+        return kernels_softmax_generic(&kernels_avx512, x, n_valid, n, scale, act_type, p, max);
     const __m512 vs = _mm512_set1_ps(scale);
     __m512 m = _mm512_set1_ps(-INFINITY);
     for (int64_t i = 0; i < n_valid; i += 16) {
@@ -367,7 +365,8 @@ static void x5_softmax(float *x, int64_t n_valid, int64_t n, float scale, uint32
         _mm512_mask_storeu_ps(x + i, k, v);
         m = _mm512_mask_max_ps(m, k & ~_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v, m);
     }
-    const double sum = x5_exp_sum(x, x, n_valid, _mm512_reduce_max_ps(m));
+    const float mx = _mm512_reduce_max_ps(m);
+    const double sum = x5_exp_sum(x, x, n_valid, mx);
     const __m512 vi = _mm512_set1_ps(sum > 0.0 ? (float)(1.0 / sum) : 0.0f);
     uint8_t *y = p;
     for (int64_t i = 0; i < n; i += 16) {
@@ -378,6 +377,8 @@ static void x5_softmax(float *x, int64_t n_valid, int64_t n, float scale, uint32
         if (act_type == INFER_TYPE_F32) _mm512_mask_storeu_ps((float *)(void *)y + i, k, w);
         else _mm256_mask_storeu_epi16((void *)(y + 2 * i), k, act_type == INFER_TYPE_F16 ? f16x16(w) : bf16x16(w));
     }
+    *max = mx;
+    return sum;
 }
 
 /* ---- matmul dispatch and the table --------------------------------------------------- */
