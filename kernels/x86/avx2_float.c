@@ -81,19 +81,12 @@ static void pack_float_kn(uint32_t type, const uint8_t *W, size_t kb, int nr, in
     }
 }
 
-/* Store or add the n (< 8) first lanes of v. */
-INLINE __m256 load_part(const float *p, int n) { return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, x2_mask(n)); }
-INLINE void store_part(float *p, int n, __m256 v) {
-    if (n >= 8) _mm256_storeu_ps(p, v);
-    else if (n > 0) _mm256_maskstore_ps(p, x2_mask(n), v);
-}
-
 INLINE void mk_float(const int NT, const float *P, int nk, const float *const *a, float *out, size_t os, int first,
                      int n0, int n1) {
     __m256 f0[F_T], f1[F_T];
     UNROLL for (int t = 0; t < NT; t++) {
-        f0[t] = first ? _mm256_setzero_ps() : load_part(out + t * os, n0);
-        f1[t] = first || n1 <= 0 ? _mm256_setzero_ps() : load_part(out + t * os + 8, n1);
+        f0[t] = first ? _mm256_setzero_ps() : x2_load_n(out + t * os, n0);
+        f1[t] = first || n1 <= 0 ? _mm256_setzero_ps() : x2_load_n(out + t * os + 8, n1);
     }
     for (int kk = 0; kk < nk; kk++, P += F_R) {
         const __m256 w0 = _mm256_loadu_ps(P), w1 = _mm256_loadu_ps(P + 8);
@@ -104,8 +97,8 @@ INLINE void mk_float(const int NT, const float *P, int nk, const float *const *a
         }
     }
     UNROLL for (int t = 0; t < NT; t++) {
-        store_part(out + t * os, n0, f0[t]);
-        store_part(out + t * os + 8, n1, f1[t]);
+        x2_store_n(out + t * os, n0, f0[t]);
+        x2_store_n(out + t * os + 8, n1, f1[t]);
     }
 }
 

@@ -220,8 +220,7 @@ INLINE void mk_q8(const int NT, const uint8_t *P, int64_t nb, const int16_t *con
                   size_t os, int first, int nr) {
     __m256 f[X2_T];
     __m256i c[X2_T];
-    const __m256i k = x2_mask(nr);
-    UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(out + t * os, k);
+    UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : x2_load_n(out + t * os, nr);
     for (int64_t b = 0; b < nb; b++, P += X2_Q8_BLOCK, meta += 2 * X2_T) {
         UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
         for (int p = 0; p < 16; p++) {
@@ -233,7 +232,7 @@ INLINE void mk_q8(const int NT, const uint8_t *P, int64_t nb, const int16_t *con
         UNROLL for (int t = 0; t < NT; t++)
             f[t] = _mm256_add_ps(f[t], _mm256_mul_ps(_mm256_cvtepi32_ps(c[t]), _mm256_mul_ps(dv, _mm256_set1_ps(meta[t].f))));
     }
-    UNROLL for (int t = 0; t < NT; t++) _mm256_maskstore_ps(out + t * os, k, f[t]);
+    UNROLL for (int t = 0; t < NT; t++) x2_store_n(out + t * os, nr, f[t]);
 }
 
 /* Byte panels, legacy (not Q8_0): NT tokens x 8 rows x nb blocks. a[t]:
@@ -244,8 +243,7 @@ INLINE void mkb_legacy(const int NT, const int has_min, const int q5, const uint
                        const uint8_t *const *a, size_t ab, const meta_t *meta, float *out, size_t os, int first, int nr) {
     __m256 f[X2_T];
     __m256i lo[X2_T], hi[X2_T];
-    const __m256i k = x2_mask(nr);
-    UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(out + t * os, k);
+    UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : x2_load_n(out + t * os, nr);
     for (int64_t b = 0; b < nb; b++, P += XB_LEG_BLOCK, meta += 2 * X2_T) {
         UNROLL for (int t = 0; t < NT; t++) lo[t] = hi[t] = _mm256_setzero_si256();
         UNROLL for (int j = 0; j < 8; j++) {
@@ -269,7 +267,7 @@ INLINE void mkb_legacy(const int NT, const int has_min, const int q5, const uint
             f[t] = _mm256_add_ps(f[t], v);
         }
     }
-    UNROLL for (int t = 0; t < NT; t++) _mm256_maskstore_ps(out + t * os, k, f[t]);
+    UNROLL for (int t = 0; t < NT; t++) x2_store_n(out + t * os, nr, f[t]);
 }
 
 /* Byte panels, K-quants: NT tokens x 8 rows x nsb super-blocks. q8[t]:
@@ -280,8 +278,7 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
                   const uint8_t *const *q8, float *out, size_t os, int first, int nr) {
     __m256 f[X2_T];
     __m256i is[X2_T], c[X2_T];
-    const __m256i k = x2_mask(nr);
-    UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(out + t * os, k);
+    UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : x2_load_n(out + t * os, nr);
     for (int64_t sb = 0; sb < nsb; sb++, P += XB_K_BLOCK) {
         const size_t ao = (size_t)sb * 292;
         UNROLL for (int t = 0; t < NT; t++) is[t] = _mm256_setzero_si256();
@@ -316,7 +313,7 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
             f[t] = _mm256_add_ps(f[t], v);
         }
     }
-    UNROLL for (int t = 0; t < NT; t++) _mm256_maskstore_ps(out + t * os, k, f[t]);
+    UNROLL for (int t = 0; t < NT; t++) x2_store_n(out + t * os, nr, f[t]);
 }
 
 typedef void (*mk_q8_fn)(const uint8_t *, int64_t, const int16_t *const *, const meta_t *, float *, size_t, int, int);

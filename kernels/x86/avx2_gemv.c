@@ -86,7 +86,7 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
                 f = _mm256_add_ps(f, v);
             }
         }
-        _mm256_maskstore_ps(out + r0, x2_mask(nr), f);
+        x2_store_n(out + r0, nr, f);
     }
 }
 

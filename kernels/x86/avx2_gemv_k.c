@@ -194,7 +194,7 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
                 else f = sb_q45k(type == INFER_TYPE_Q5_K, rows, off, aq, &meta[sb], f);
             }
         }
-        _mm256_maskstore_ps(out + r0, x2_mask(nr), f);
+        x2_store_n(out + r0, nr, f);
     }
 }
 

@@ -237,17 +237,17 @@ static inline __m256 exp_ps(__m256 x) {
 
 static void x2_silu_mul(float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i += 8) {
-        const __m256i k = x2_mask(n - i < 8 ? (int)(n - i) : 8);
-        const __m256 g = _mm256_maskload_ps(gate + i, k), u = _mm256_maskload_ps(up + i, k);
+        const int c = n - i < 8 ? (int)(n - i) : 8;
+        const __m256 g = x2_load_n(gate + i, c), u = x2_load_n(up + i, c);
         const __m256 s = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g))));
-        _mm256_maskstore_ps(gate + i, k, _mm256_mul_ps(s, u));
+        x2_store_n(gate + i, c, _mm256_mul_ps(s, u));
     }
 }
 
 static void x2_add(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i += 8) {
-        const __m256i k = x2_mask(n - i < 8 ? (int)(n - i) : 8);
-        _mm256_maskstore_ps(x + i, k, _mm256_add_ps(_mm256_maskload_ps(x + i, k), _mm256_maskload_ps(y + i, k)));
+        const int c = n - i < 8 ? (int)(n - i) : 8;
+        x2_store_n(x + i, c, _mm256_add_ps(x2_load_n(x + i, c), x2_load_n(y + i, c)));
     }
 }
 
@@ -267,8 +267,8 @@ static void x2_rms_norm(const float *x, const float *w, float *y, int64_t n, flo
     const float mean = (float)(sum / (double)n);
     const __m256 scale = _mm256_set1_ps(1.0f / sqrtf(mean + eps));
     for (i = 0; i < n; i += 8) {
-        const __m256i k = x2_mask(n - i < 8 ? (int)(n - i) : 8);
-        _mm256_maskstore_ps(y + i, k, _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, k), scale), _mm256_maskload_ps(w + i, k)));
+        const int c = n - i < 8 ? (int)(n - i) : 8;
+        x2_store_n(y + i, c, _mm256_mul_ps(_mm256_mul_ps(x2_load_n(x + i, c), scale), x2_load_n(w + i, c)));
     }
 }
 
@@ -276,9 +276,9 @@ static double x2_exp_sum(float *y, const float *x, int64_t n, float max) {
     const __m256 vm = _mm256_set1_ps(max);
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     for (int64_t i = 0; i < n; i += 8) {
-        const __m256i k = x2_mask(n - i < 8 ? (int)(n - i) : 8);
-        const __m256 e = _mm256_and_ps(_mm256_castsi256_ps(k), exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), vm)));
-        _mm256_maskstore_ps(y + i, k, e);
+        const int c = n - i < 8 ? (int)(n - i) : 8;
+        const __m256 e = _mm256_and_ps(_mm256_castsi256_ps(x2_mask(c)), exp_ps(_mm256_sub_ps(x2_load_n(x + i, c), vm)));
+        x2_store_n(y + i, c, e);
         s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
     }
