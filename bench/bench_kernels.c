@@ -14,6 +14,9 @@
  * AVX-512 and AVX2 levels; AVX2 keeps Q2_K and Q3_K), the file's layout
  * elsewhere. INFER_BENCH_TYPES=q4_0,q8_0 limits the run to those
  * weight types (and skips the OpenBLAS rows unless f32 is among them).
+ *
+ * A second table (bench_ops) times the kernel table's other entries at
+ * every level, the reference too: ns per call on one thread, data in cache.
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@
 #include "ref/quants.h"
 
 int bench_kernels(FILE *out);
+static int bench_ops(FILE *out);
 
 #define PP_TOK 512
 #define PP_COLS 2048
@@ -111,6 +115,143 @@ static int type_wanted(const char *name) {
     for (const char *p = want; (p = strstr(p, name)) != NULL; p += n)
         if ((p == want || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return 1;
     return 0;
+}
+
+/* ---- the other entries of the kernel tables, one thread, data in cache ---- */
+
+#define OP_N 2048      /* values per row: TinyLlama's n_embd */
+#define OP_FF 5632     /* SiLU x up: its n_ff */
+#define OP_KV 4096     /* softmax row and V's positions: a 4096-position context */
+#define OP_HD 64       /* head size */
+#define OP_GROUP 8     /* query heads per KV head */
+#define OP_TILE 32     /* positions per K tile */
+#define OP_BIG (2 * OP_FF > 2 * OP_KV ? 2 * OP_FF : 2 * OP_KV) /* floats of the larger pair of rows */
+
+typedef enum {
+    OP_QUANT_Q8_0, OP_QUANT_Q8_K, OP_QUANT_F16, OP_DEQUANT_Q4_0, OP_RMS_NORM, OP_SILU_MUL, OP_ADD, OP_SOFTMAX,
+    OP_KN_SCORES, OP_KN_VALUES, OP_COUNT
+} op_id;
+
+static const struct {
+    const char *name, *size;
+    double bytes, flops; /* per call: bytes read and written (the least the op must move), multiply-adds x 2 */
+} OPS[OP_COUNT] = {
+    {"quantize_act q8_0", "2048", OP_N * 4.0 + OP_N / 32 * 34.0, 0},
+    {"quantize_act q8_K", "2048", OP_N * 4.0 + OP_N / 256 * 292.0, 0},
+    {"quantize_act f16 (q, KV store)", "2048", OP_N * 6.0, 0},
+    {"dequantize q4_0 (get_rows)", "2048", OP_N / 32 * 18.0 + OP_N * 4.0, 0},
+    {"rms_norm", "2048", OP_N * 12.0, 0},
+    {"silu_mul", "5632", OP_FF * 12.0, 0},
+    {"add", "2048", OP_N * 12.0, 0},
+    {"softmax to f16 (one attention row)", "4096", OP_KV * 6.0, 0},
+    {"matmul_kn f16: attention scores", "32 pos x 64 x 8 rows", OP_TILE * OP_HD * 2.0 + OP_GROUP * OP_HD * 2.0 + OP_TILE * OP_GROUP * 4.0,
+     2.0 * OP_TILE * OP_HD * OP_GROUP},
+    {"matmul_kn f16: attention values", "64 x 4096 pos x 8 rows", OP_KV * OP_HD * 2.0 + OP_GROUP * OP_KV * 2.0 + OP_GROUP * OP_HD * 4.0,
+     2.0 * OP_KV * OP_HD * OP_GROUP},
+};
+
+typedef struct {
+    float *x, *y, *w, *big;
+    uint8_t *q, *kv, *probs, *qh;
+} op_bufs;
+
+static void run_op(const kernel_table *kt, op_id op, op_bufs *b) {
+    switch (op) {
+    case OP_QUANT_Q8_0: kt->quantize_act(INFER_TYPE_Q8_0, b->x, b->q, OP_N); break;
+    case OP_QUANT_Q8_K: kt->quantize_act(INFER_TYPE_Q8_K, b->x, b->q, OP_N); break;
+    case OP_QUANT_F16: kt->quantize_act(INFER_TYPE_F16, b->x, b->q, OP_N); break;
+    case OP_DEQUANT_Q4_0: kt->dequantize(INFER_TYPE_Q4_0, b->kv, b->y, OP_N); break;
+    case OP_RMS_NORM: kt->rms_norm(b->x, b->w, b->y, OP_N, 1e-5f); break;
+    case OP_SILU_MUL: kt->silu_mul(b->big, b->big + OP_FF, OP_FF); break;
+    case OP_ADD: kt->add(b->y, b->x, OP_N); break;
+    case OP_SOFTMAX: {
+        float mx;
+        memcpy(b->big, b->big + OP_KV, OP_KV * sizeof(float)); /* fresh scores (softmax overwrites them) */
+        (void)kernels_softmax(kt, b->big, OP_KV, OP_KV, 0.125f, INFER_TYPE_F16, b->probs, &mx);
+        break;
+    }
+    case OP_KN_SCORES:
+        kt->matmul_kn(INFER_TYPE_F16, b->kv, OP_TILE * 2, OP_TILE, OP_HD, b->qh, OP_HD * 2, OP_GROUP, b->y, OP_KV);
+        break;
+    case OP_KN_VALUES:
+        kt->matmul_kn(INFER_TYPE_F16, b->kv, OP_HD * 2, OP_HD, OP_KV, b->probs, OP_KV * 2, OP_GROUP, b->y, OP_HD);
+        break;
+    default: break;
+    }
+}
+
+/* Seconds per call: the best of REPS timings of enough calls for ~5 ms. */
+static double time_op(const kernel_table *kt, op_id op, op_bufs *b) {
+    int n = 1;
+    for (;;) {
+        const double t0 = now_s();
+        for (int i = 0; i < n; i++) run_op(kt, op, b);
+        if (now_s() - t0 >= 5e-3 || n >= (1 << 24)) break;
+        n *= 2;
+    }
+    double best = 1e30;
+    for (int r = 0; r < REPS; r++) {
+        const double t0 = now_s();
+        for (int i = 0; i < n; i++) run_op(kt, op, b);
+        const double t = (now_s() - t0) / n;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+/* Every other kernel-table entry the forward pass calls, at every level
+ * (the reference too), one thread, its data in cache: what each costs per
+ * call beside the matmuls. RoPE and the attention's loop are the
+ * backend's own code over these entries, not table entries. */
+static int bench_ops(FILE *out) {
+    op_bufs b = {0};
+    b.x = malloc(sizeof(float) * OP_N);
+    b.y = malloc(sizeof(float) * OP_KV * OP_GROUP); /* the largest output: scores of 8 rows, stride OP_KV */
+    b.w = malloc(sizeof(float) * OP_N);
+    b.big = malloc(sizeof(float) * OP_BIG); /* softmax's scores and a fresh copy; SiLU's gate and up */
+    b.q = malloc((size_t)OP_N / 256 * 292 + OP_N * 2);
+    b.kv = malloc((size_t)OP_KV * OP_HD * 2); /* V (and a K tile, and a Q4_0 row) */
+    b.probs = malloc((size_t)OP_GROUP * OP_KV * 2);
+    b.qh = malloc((size_t)OP_GROUP * OP_HD * 2);
+    int ok = b.x && b.y && b.w && b.big && b.q && b.kv && b.probs && b.qh;
+    if (ok) {
+        for (int i = 0; i < OP_N; i++) b.x[i] = rnd() * 4.0f, b.w[i] = 1.0f + 0.1f * rnd();
+        for (int i = 0; i < OP_BIG; i++) b.big[i] = rnd() * 8.0f;
+        for (int i = 0; i < OP_KV * OP_GROUP; i++) b.y[i] = rnd();
+        for (size_t i = 0; i < (size_t)OP_KV * OP_HD; i++) {
+            const uint16_t h = infer_f32_to_f16(rnd());
+            memcpy(b.kv + 2 * i, &h, 2);
+        }
+        for (size_t i = 0; i < (size_t)OP_GROUP * OP_KV; i++) {
+            const uint16_t h = infer_f32_to_f16((rnd() + 1.0f) / (float)OP_KV);
+            memcpy(b.probs + 2 * i, &h, 2);
+        }
+        for (size_t i = 0; i < (size_t)OP_GROUP * OP_HD; i++) {
+            const uint16_t h = infer_f32_to_f16(rnd());
+            memcpy(b.qh + 2 * i, &h, 2);
+        }
+        fprintf(out, "## Kernels: the other ops per level (1 thread, data in cache)\n\n");
+        fprintf(out, "GB/s: the bytes each call must read and write; GFLOP/s for the attention's products (2 per multiply-add).\n\n");
+        fprintf(out, "| level | kernel | size | ns per call | GB/s | GFLOP/s |\n");
+        fprintf(out, "|---|---|---|---:|---:|---:|\n");
+        for (int op = 0; op < OP_COUNT; op++) {
+            for (int i = INFER_ISA_REF; i < INFER_ISA_COUNT; i++) {
+                const kernel_table *kt = kernels_for((infer_isa)i);
+                if (!kt) continue;
+                const double t = time_op(kt, (op_id)op, &b);
+                char gf[32] = "";
+                if (OPS[op].flops > 0) snprintf(gf, sizeof gf, "%.1f", OPS[op].flops / t * 1e-9);
+                fprintf(out, "| %s | %s | %s | %.0f | %.2f | %s |\n", kt->name, OPS[op].name, OPS[op].size, t * 1e9,
+                        OPS[op].bytes / t * 1e-9, gf);
+                fflush(out);
+            }
+        }
+        fprintf(out, "\n");
+    } else {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+    }
+    free(b.x), free(b.y), free(b.w), free(b.big), free(b.q), free(b.kv), free(b.probs), free(b.qh);
+    return ok ? 0 : 1;
 }
 
 static const uint32_t TYPES[] = {
@@ -244,5 +385,5 @@ int bench_kernels(FILE *out) {
     free(res);
     free(act);
     pool_free(p);
-    return 0;
+    return bench_ops(out);
 }

@@ -3,9 +3,11 @@
  * made by the project's own writer (always available): llama-bench's
  * options (-m repeatable, -p, -n, -d, -r, -t lists, -o md|json), one row per
  * model x threads x test with its columns, a build line, the probe lines on
- * stderr, JSON with every repetition's sample, and exit statuses for bad
+ * stderr, JSON with every repetition's sample, --kernels' two tables per
+ * dispatch level, and exit statuses for bad
  * options and unreadable models. The binary sits beside $INFER_BIN.
  */
+#include "dispatch.h"
 #include "synth.h"
 #include "testutil.h"
 
@@ -148,6 +150,71 @@ Test(bench_cli, depth_as_llama_bench) {
     char *bad[] = {bin, "-m", "/nonexistent", "-d", "-1", NULL};
     cr_assert_neq(test_run(bad, NULL, out, sizeof out, err, sizeof err), 0);
     cr_assert(strstr(err, "-d: bad value"), "%s", err);
+    LEAK_CHECK();
+}
+
+/* --kernels: the matmul table (limited to Q4_0 by INFER_BENCH_TYPES) has
+ * one row per SIMD level of this machine, in the layout that level runs a
+ * model's Q4_0 in, with positive figures; the other ops' table has one row
+ * per kernel-table entry the forward pass calls and per level, the
+ * reference included, each with a positive time and GB/s (and GFLOP/s for
+ * the attention's products). */
+Test(bench_cli, kernels_tables_per_level) {
+    char bin[600];
+    bench_bin(bin, sizeof bin);
+    char *argv[] = {bin, "--kernels", NULL};
+    const int rc = test_run(argv, "INFER_BENCH_TYPES=q4_0", out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert(strstr(out, "## Kernels: matmul per weight type"), "%s", out);
+    cr_assert(strstr(out, "## Kernels: the other ops per level"), "%s", out);
+    const kernel_table *simd[INFER_ISA_COUNT], *all[INFER_ISA_COUNT];
+    int n_simd = 0, n_all = 0;
+    for (int i = INFER_ISA_REF; i < INFER_ISA_COUNT; i++) {
+        const kernel_table *kt = kernels_for((infer_isa)i);
+        if (!kt) continue;
+        all[n_all++] = kt;
+        if (i != INFER_ISA_REF) simd[n_simd++] = kt;
+    }
+    char row[1024], c[128];
+    int k = 1; /* row 0: the matmul table's header */
+    for (int l = 0; l < n_simd; l++, k++) {
+        cr_assert(test_md_row(out, k, row, sizeof row), "matmul row %d missing:\n%s", l, out);
+        test_md_cell(row, 0, c, sizeof c);
+        cr_assert_str_eq(c, simd[l]->name, "%s", row);
+        test_md_cell(row, 1, c, sizeof c);
+        cr_assert_str_eq(c, "q4_0", "INFER_BENCH_TYPES=q4_0 times Q4_0 alone: %s", row);
+        uint64_t rb = 0;
+        infer_type_row_bytes(INFER_TYPE_Q4_0, 2048, &rb);
+        const int repacked = simd[l]->packed_size && simd[l]->packed_size(INFER_TYPE_Q4_0, 5632, 2048) == rb * 5632;
+        test_md_cell(row, 2, c, sizeof c);
+        cr_assert_str_eq(c, repacked ? "repacked" : "file", "%s", row);
+        for (int i = 3; i < 7; i++) {
+            test_md_cell(row, i, c, sizeof c);
+            cr_assert(atof(c) > 0, "cell %d of %s", i, row);
+        }
+    }
+    cr_assert(test_md_row(out, k, row, sizeof row));
+    cr_assert(strstr(row, "| level | kernel |"), "the ops table's header after the matmul rows: %s", row);
+    k++;
+    static const char *const OPS[] = {"quantize_act q8_0", "quantize_act q8_K", "quantize_act f16", "dequantize q4_0",
+                                      "rms_norm", "silu_mul", "add", "softmax", "matmul_kn f16: attention scores",
+                                      "matmul_kn f16: attention values"};
+    for (size_t op = 0; op < sizeof OPS / sizeof OPS[0]; op++) {
+        for (int l = 0; l < n_all; l++, k++) {
+            cr_assert(test_md_row(out, k, row, sizeof row), "%s at %s missing:\n%s", OPS[op], all[l]->name, out);
+            test_md_cell(row, 0, c, sizeof c);
+            cr_assert_str_eq(c, all[l]->name, "%s", row);
+            test_md_cell(row, 1, c, sizeof c);
+            cr_assert(!strncmp(c, OPS[op], strlen(OPS[op])), "%s, want %s", row, OPS[op]);
+            test_md_cell(row, 3, c, sizeof c);
+            cr_assert(atof(c) > 0, "ns per call: %s", row);
+            test_md_cell(row, 4, c, sizeof c);
+            cr_assert(atof(c) > 0, "GB/s: %s", row);
+            test_md_cell(row, 5, c, sizeof c);
+            cr_assert_eq(c[0] != '\0', strstr(OPS[op], "matmul_kn") != NULL, "GFLOP/s for the products only: %s", row);
+        }
+    }
+    cr_assert_not(test_md_row(out, k, row, sizeof row), "no rows beyond: %s", row);
     LEAK_CHECK();
 }
 
