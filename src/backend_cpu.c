@@ -547,7 +547,8 @@ typedef struct {
  * stays normalized. A block without a valid position (sb 0: a later query
  * token's) changes nothing; a NaN sum makes o NaN, as one long row would.
  * Four floats at a time (vector extensions: SSE2 or NEON on the builds'
- * baseline), the same product and sum per value as the scalar tail. */
+ * baseline); the arithmetic per value depends on nothing but the row, so
+ * any thread count gives the same bits. */
 typedef float v4f __attribute__((vector_size(16)));
 static void merge_block(float *o, const float *ob, int hdv, float *m, double *l, float mb, double sb) {
     if (sb == 0.0) return;
