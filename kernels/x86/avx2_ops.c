@@ -138,20 +138,24 @@ static void quant_f16(const float *x, uint8_t *y, int64_t n) {
     }
 }
 
+/* 8 floats to BF16 bits: rounded to nearest even, NaNs kept NaN (quieted). */
+static inline __m128i bf16x8(__m256 f) {
+    const __m256i u = _mm256_castps_si256(f);
+    const __m256i au = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+    /* unsigned au > 0x7f800000: both below 2^31, so a signed compare works */
+    const __m256i nan = _mm256_cmpgt_epi32(au, _mm256_set1_epi32(0x7f800000));
+    const __m256i rnd = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)));
+    const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, rnd), 16);
+    const __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    const __m256i v = _mm256_blendv_epi8(r, q, nan);
+    return _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+}
+
 static void quant_bf16(const float *x, uint8_t *y, int64_t n) {
     for (int64_t i = 0; i < n; i += 8) {
         const int c = n - i < 8 ? (int)(n - i) : 8;
-        const __m256i u = _mm256_castps_si256(_mm256_maskload_ps(x + i, x2_mask(c)));
-        const __m256i au = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
-        /* unsigned au > 0x7f800000: both below 2^31, so a signed compare works */
-        const __m256i nan = _mm256_cmpgt_epi32(au, _mm256_set1_epi32(0x7f800000));
-        const __m256i rnd = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1)));
-        const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, rnd), 16);
-        const __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-        const __m256i v = _mm256_blendv_epi8(r, q, nan);
-        const __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
         uint16_t t[8];
-        _mm_storeu_si128((__m128i *)(void *)t, h);
+        _mm_storeu_si128((__m128i *)(void *)t, bf16x8(x2_load_n(x + i, c)));
         memcpy(y + 2 * i, t, (size_t)c * 2);
     }
 }
@@ -287,6 +291,54 @@ static double x2_exp_sum(float *y, const float *x, int64_t n, float max) {
     return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
 }
 
+/* kernels_softmax_generic through this table's entries in three passes
+ * instead of five, 8 lanes instead of 4: x scaled and its max (a max does
+ * not depend on order; lanes past n_valid and NaNs keep the running max,
+ * as the generic compare does: vmaxps returns its second operand when
+ * either is NaN), x2_exp_sum itself, then each numerator times 1/sum
+ * straight into the cache type (F16 and BF16 rounded as quantize_act
+ * rounds them). The same products and roundings, so the same bits. */
+extern const kernel_table kernels_avx2;
+static double x2_softmax(float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type, void *p, float *max) {
+    if (act_type != INFER_TYPE_F32 && act_type != INFER_TYPE_F16 && act_type != INFER_TYPE_BF16)
+        return kernels_softmax_generic(&kernels_avx2, x, n_valid, n, scale, act_type, p, max);
+    const __m256 vs = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+    __m256 m = ninf;
+    for (int64_t i = 0; i < n_valid; i += 8) {
+        const int c = n_valid - i < 8 ? (int)(n_valid - i) : 8;
+        const __m256 v = _mm256_mul_ps(x2_load_n(x + i, c), vs);
+        x2_store_n(x + i, c, v);
+        m = _mm256_max_ps(c == 8 ? v : _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(x2_mask(c))), m);
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float mx = _mm_cvtss_f32(h);
+    const double sum = x2_exp_sum(x, x, n_valid, mx);
+    const __m256 vi = _mm256_set1_ps(sum > 0.0 ? (float)(1.0 / sum) : 0.0f);
+    uint8_t *y = p;
+    for (int64_t i = 0; i < n; i += 8) {
+        const int c = n - i < 8 ? (int)(n - i) : 8;
+        const int cv = n_valid - i <= 0 ? 0 : n_valid - i < 8 ? (int)(n_valid - i) : 8;
+        const __m256 w = _mm256_mul_ps(x2_load_n(x + i, cv), vi); /* lanes past n_valid: 0 */
+        if (act_type == INFER_TYPE_F32) {
+            x2_store_n((float *)(void *)y + i, c, w);
+        } else {
+            const __m128i hw = act_type == INFER_TYPE_F16 ? _mm256_cvtps_ph(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+                                                          : bf16x8(w);
+            if (c == 8) {
+                _mm_storeu_si128((__m128i *)(void *)(y + 2 * i), hw);
+            } else {
+                uint16_t t[8];
+                _mm_storeu_si128((__m128i *)(void *)t, hw);
+                memcpy(y + 2 * i, t, (size_t)c * 2);
+            }
+        }
+    }
+    *max = mx;
+    return sum;
+}
+
 /* ---- matmul dispatch and the table --------------------------------------------------- */
 
 static void x2_matmul_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols,
@@ -329,4 +381,5 @@ const kernel_table kernels_avx2 = {
     .add = x2_add,
     .rms_norm = x2_rms_norm,
     .exp_sum = x2_exp_sum,
+    .softmax = x2_softmax,
 };
