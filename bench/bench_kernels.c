@@ -180,6 +180,14 @@ static void run_op(const kernel_table *kt, op_id op, op_bufs *b) {
     }
 }
 
+/* n F16 values (rnd() + shift) * scale at p. */
+static void fill_f16(uint8_t *p, size_t n, float shift, float scale) {
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t h = infer_f32_to_f16((rnd() + shift) * scale);
+        memcpy(p + 2 * i, &h, 2);
+    }
+}
+
 /* Seconds per call: the best of REPS timings of enough calls for ~5 ms. */
 static double time_op(const kernel_table *kt, op_id op, op_bufs *b) {
     int n = 1;
@@ -218,18 +226,9 @@ static int bench_ops(FILE *out) {
         for (int i = 0; i < OP_N; i++) b.x[i] = rnd() * 4.0f, b.w[i] = 1.0f + 0.1f * rnd();
         for (int i = 0; i < OP_BIG; i++) b.big[i] = rnd() * 8.0f;
         for (int i = 0; i < OP_KV * OP_GROUP; i++) b.y[i] = rnd();
-        for (size_t i = 0; i < (size_t)OP_KV * OP_HD; i++) {
-            const uint16_t h = infer_f32_to_f16(rnd());
-            memcpy(b.kv + 2 * i, &h, 2);
-        }
-        for (size_t i = 0; i < (size_t)OP_GROUP * OP_KV; i++) {
-            const uint16_t h = infer_f32_to_f16((rnd() + 1.0f) / (float)OP_KV);
-            memcpy(b.probs + 2 * i, &h, 2);
-        }
-        for (size_t i = 0; i < (size_t)OP_GROUP * OP_HD; i++) {
-            const uint16_t h = infer_f32_to_f16(rnd());
-            memcpy(b.qh + 2 * i, &h, 2);
-        }
+        fill_f16(b.kv, (size_t)OP_KV * OP_HD, 0.0f, 1.0f);
+        fill_f16(b.probs, (size_t)OP_GROUP * OP_KV, 1.0f, 1.0f / (float)OP_KV); /* weights in (0, 2/OP_KV) */
+        fill_f16(b.qh, (size_t)OP_GROUP * OP_HD, 0.0f, 1.0f);
         fprintf(out, "## Kernels: the other ops per level (1 thread, data in cache)\n\n");
         fprintf(out, "GB/s: the bytes each call must read and write; GFLOP/s for the attention's products (2 per multiply-add).\n\n");
         fprintf(out, "| level | kernel | size | ns per call | GB/s | GFLOP/s |\n");

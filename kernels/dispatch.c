@@ -133,6 +133,22 @@ double kernels_softmax(const kernel_table *kt, float *x, int64_t n_valid, int64_
     return kernels_softmax_generic(kt, x, n_valid, n, scale, act_type, p, max);
 }
 
+/* Each side weighted by its share of the total, l e^(m - max) and
+ * sb e^(mb - max) (one of the two exponents is 0), four floats at a time
+ * as above; the arithmetic per value depends on nothing but the row. */
+void kernels_softmax_merge(float *o, const float *ob, int64_t n, float *m, double *l, float mb, double sb) {
+    if (sb == 0.0) return;
+    const int later = mb > *m; /* the block holds the larger max */
+    const double a = *l * (later ? (double)expf(*m - mb) : 1.0), b = sb * (later ? 1.0 : (double)expf(mb - *m));
+    const float fa = (float)(a / (a + b)), fb = (float)(b / (a + b));
+    const v4f va = {fa, fa, fa, fa}, vb = {fb, fb, fb, fb};
+    int64_t d = 0;
+    for (; d + 4 <= n; d += 4) v4_store(o + d, va * v4_load(o + d) + vb * v4_load(ob + d));
+    for (; d < n; d++) o[d] = fa * o[d] + fb * ob[d];
+    if (later) *m = mb;
+    *l = a + b;
+}
+
 /* ---- what the machine runs ---------------------------------------------------------- */
 
 static int cpu_has(infer_isa isa) {

@@ -91,6 +91,12 @@ typedef struct {
  * bit for bit. */
 double kernels_softmax(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale, uint32_t act_type,
                        void *p, float *max);
+/* The online softmax step: merges one block's softmax (its max mb, sum sb
+ * and its weights' sum of n values ob, normalized by sb) into the blocks'
+ * so far (*m, *l, o), so that o stays normalized over all of them. A
+ * block without a valid position (sb 0) changes nothing; a NaN sum makes
+ * o NaN, as one long row would. */
+void kernels_softmax_merge(float *o, const float *ob, int64_t n, float *m, double *l, float mb, double sb);
 /* The same through the table's other entries only (what softmax matches). */
 double kernels_softmax_generic(const kernel_table *kt, float *x, int64_t n_valid, int64_t n, float scale,
                                uint32_t act_type, void *p, float *max);

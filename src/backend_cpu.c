@@ -540,35 +540,6 @@ typedef struct {
     int steal; /* units handed out by the pool's shares (else a static split) */
 } attn_job;
 
-/* Merges a block's softmax (its max mb, sum sb and weighted sum of V ob,
- * normalized by sb) into the blocks' so far (*m, *l, o): the online
- * softmax step. Each side is reweighted by its share of the total,
- * l e^(m - max) and sb e^(mb - max) (one of the two exponents is 0), so o
- * stays normalized. A block without a valid position (sb 0: a later query
- * token's) changes nothing; a NaN sum makes o NaN, as one long row would.
- * Four floats at a time (vector extensions: SSE2 or NEON on the builds'
- * baseline); the arithmetic per value depends on nothing but the row, so
- * any thread count gives the same bits. */
-typedef float v4f __attribute__((vector_size(16)));
-static void merge_block(float *o, const float *ob, int hdv, float *m, double *l, float mb, double sb) {
-    if (sb == 0.0) return;
-    const int later = mb > *m; /* the block holds the larger max */
-    const double a = *l * (later ? (double)expf(*m - mb) : 1.0), b = sb * (later ? 1.0 : (double)expf(mb - *m));
-    const float fa = (float)(a / (a + b)), fb = (float)(b / (a + b));
-    const v4f va = {fa, fa, fa, fa}, vb = {fb, fb, fb, fb};
-    int d = 0;
-    for (; d + 4 <= hdv; d += 4) {
-        v4f x, y;
-        memcpy(&x, o + d, sizeof x);
-        memcpy(&y, ob + d, sizeof y);
-        x = va * x + vb * y;
-        memcpy(o + d, &x, sizeof x);
-    }
-    for (; d < hdv; d++) o[d] = fa * o[d] + fb * ob[d];
-    if (later) *m = mb;
-    *l = a + b;
-}
-
 /* Query tokens [t0, t1) of every head of KV head g: softmax(q K^T / sqrt(hd)) V,
  * over the cache in blocks of att_block positions (online softmax): each
  * block's scores, its softmax and its weighted sum of V, merged into the
@@ -607,8 +578,8 @@ static void attend_unit(cpu_backend *c, thread_scratch *ts, int layer, uint32_t 
         kt->matmul_kn(c->kv_type, v_at(c, layer, g, (uint32_t)b0), c->v_head, hdv, nb, ts->probs, (size_t)nb * esz,
                       nq, ob, (size_t)hdv);
         for (int i = 0; b0 && i < nq; i++)
-            merge_block(ts->obuf + (size_t)i * (size_t)hdv, ob + (size_t)i * (size_t)hdv, hdv, &ts->bmax[i],
-                        &ts->bsum[i], ts->bmax[nq + i], ts->bsum[nq + i]);
+            kernels_softmax_merge(ts->obuf + (size_t)i * (size_t)hdv, ob + (size_t)i * (size_t)hdv, hdv, &ts->bmax[i],
+                                  &ts->bsum[i], ts->bmax[nq + i], ts->bsum[nq + i]);
     }
     for (int i = 0; i < nq; i++) {
         float *o = O + ((size_t)(t0 + i / group) * (size_t)nh + g * (size_t)group + (size_t)(i % group)) * (size_t)hdv;

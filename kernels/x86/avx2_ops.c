@@ -125,16 +125,24 @@ static void quant_q8_k(const float *x, uint8_t *y, int64_t n) {
     }
 }
 
+/* The first c (1..8) of 8 16-bit values to y: one store for all 8. */
+static inline void store16_n(uint8_t *y, int c, __m128i h) {
+    if (c >= 8) {
+        _mm_storeu_si128((__m128i *)(void *)y, h);
+        return;
+    }
+    uint16_t t[8];
+    _mm_storeu_si128((__m128i *)(void *)t, h);
+    memcpy(y, t, (size_t)c * 2);
+}
+
+/* 8 floats to F16 bits, rounded to nearest even. */
+static inline __m128i f16x8(__m256 f) { return _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
 static void quant_f16(const float *x, uint8_t *y, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(void *)(y + 2 * i),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    if (i < n) {
-        uint16_t h[8];
-        const __m256 v = _mm256_maskload_ps(x + i, x2_mask((int)(n - i)));
-        _mm_storeu_si128((__m128i *)(void *)h, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        memcpy(y + 2 * i, h, (size_t)(n - i) * 2);
+    for (int64_t i = 0; i < n; i += 8) {
+        const int c = n - i < 8 ? (int)(n - i) : 8;
+        store16_n(y + 2 * i, c, f16x8(x2_load_n(x + i, c)));
     }
 }
 
@@ -154,9 +162,7 @@ static inline __m128i bf16x8(__m256 f) {
 static void quant_bf16(const float *x, uint8_t *y, int64_t n) {
     for (int64_t i = 0; i < n; i += 8) {
         const int c = n - i < 8 ? (int)(n - i) : 8;
-        uint16_t t[8];
-        _mm_storeu_si128((__m128i *)(void *)t, bf16x8(x2_load_n(x + i, c)));
-        memcpy(y + 2 * i, t, (size_t)c * 2);
+        store16_n(y + 2 * i, c, bf16x8(x2_load_n(x + i, c)));
     }
 }
 
@@ -321,19 +327,8 @@ static double x2_softmax(float *x, int64_t n_valid, int64_t n, float scale, uint
         const int c = n - i < 8 ? (int)(n - i) : 8;
         const int cv = n_valid - i <= 0 ? 0 : n_valid - i < 8 ? (int)(n_valid - i) : 8;
         const __m256 w = _mm256_mul_ps(x2_load_n(x + i, cv), vi); /* lanes past n_valid: 0 */
-        if (act_type == INFER_TYPE_F32) {
-            x2_store_n((float *)(void *)y + i, c, w);
-        } else {
-            const __m128i hw = act_type == INFER_TYPE_F16 ? _mm256_cvtps_ph(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-                                                          : bf16x8(w);
-            if (c == 8) {
-                _mm_storeu_si128((__m128i *)(void *)(y + 2 * i), hw);
-            } else {
-                uint16_t t[8];
-                _mm_storeu_si128((__m128i *)(void *)t, hw);
-                memcpy(y + 2 * i, t, (size_t)c * 2);
-            }
-        }
+        if (act_type == INFER_TYPE_F32) x2_store_n((float *)(void *)y + i, c, w);
+        else store16_n(y + 2 * i, c, act_type == INFER_TYPE_F16 ? f16x8(w) : bf16x8(w));
     }
     *max = mx;
     return sum;
