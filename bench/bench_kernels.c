@@ -3,7 +3,7 @@
  * as a markdown table: GFLOP/s for prompt processing (512 activation rows
  * against 2048x2048 and 5632x2048 weights) and GB/s of weights streamed for
  * generation (one activation row against weights far larger than the last
- * level cache), using every online CPU the way the CPU backend does (the
+ * level cache), using the CPUs it may run on as the CPU backend does (the
  * rows split in multiples of 32 over the thread pool). OpenBLAS sgemm and
  * sgemv (with its own threads) are the baseline. Activation quantization
  * is not timed: it is its own kernel and costs a fraction of a percent.
@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
-#include "infer_gguf.h"
+#include "infer.h"
 #include "pool.h"
 #include "ref/quants.h"
 
@@ -260,8 +260,7 @@ static const uint32_t TYPES[] = {
 };
 
 int bench_kernels(FILE *out) {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    const int nth = ncpu > 0 ? (int)ncpu : 1;
+    const int nth = infer_default_threads();
     pool *p = NULL;
     infer_error err;
     if (pool_new(nth, &p, &err) != INFER_OK) {

@@ -77,7 +77,7 @@ static void usage(FILE *f) {
             "  -n, --n-gen N,..     generation tests (default 128; 0 = none)\n"
             "  -d, --n-depth N,..   tokens already in the cache when each test starts (default 0)\n"
             "  -r, --repetitions N  repetitions per test (default 5)\n"
-            "  -t, --threads N,..   thread counts (default: online CPUs)\n"
+            "  -t, --threads N,..   thread counts (default: CPUs it may run on)\n"
             "  -o, --output md|json output format (default md)\n"
             "      --backend B      cpu (default), vulkan or auto (a Vulkan GPU when present)\n"
             "      --device N       Vulkan device (see infer --list-devices; default: the best)\n"
@@ -132,10 +132,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     if (!o->n_pp) o->pp[o->n_pp++] = 512;
     if (!o->n_tg) o->tg[o->n_tg++] = 128;
     if (!o->n_depth) o->depth[o->n_depth++] = 0;
-    if (!o->n_threads) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        o->threads[o->n_threads++] = n > 0 ? (int)n : 1;
-    }
+    if (!o->n_threads) o->threads[o->n_threads++] = infer_default_threads();
     if (!o->kernels && !o->n_models) {
         usage(stderr);
         return -1;

@@ -22,6 +22,12 @@ extern "C" {
 /* "0.1.0" */
 const char *infer_version(void);
 
+/* The thread count used when none is given (infer_context_params.n_threads
+ * = 0, the tools' -t): the online CPUs this process may run on, i.e. its
+ * affinity mask (taskset, cpusets), capped by a cgroup v2 CPU quota
+ * (cpu.max, e.g. `docker --cpus`) rounded up. At least 1. */
+int infer_default_threads(void);
+
 /* ---- models -------------------------------------------------------------- */
 
 typedef struct infer_model infer_model;     /* immutable, reference-counted */
@@ -88,7 +94,7 @@ infer_status infer_token_to_piece(const infer_model *m, int32_t id, int render_s
 typedef struct {
     uint32_t n_ctx;   /* tokens the KV cache holds; 0: min(4096, training context) */
     uint32_t n_batch; /* most tokens per forward pass; 0: min(512, n_ctx) */
-    int n_threads;    /* 0: one per online CPU */
+    int n_threads;    /* 0: infer_default_threads() */
     uint32_t kv_type; /* INFER_TYPE_F16 (default) or INFER_TYPE_F32 */
     int all_logits;   /* 1: decode may return every token's logits (INFER_DECODE_ALL_LOGITS;
                          n_batch x n_vocab floats are reserved); 0 (default): the last token's */

@@ -52,10 +52,7 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
         return set_error(err, INFER_EINVAL, "activation arena size overflows: lower n_batch");
     }
     int n_threads = p.n_threads;
-    if (n_threads <= 0) {
-        long online = sysconf(_SC_NPROCESSORS_ONLN);
-        n_threads = online > 0 ? (int)online : 1;
-    }
+    if (n_threads <= 0) n_threads = infer_default_threads();
     backend_config cfg = {.model = m, .n_ctx = n_ctx, .n_batch = n_batch, .kv_type = p.kv_type,
                           .arena_floats = c->layout.total, .n_threads = n_threads};
     /* Vulkan when asked for and usable; otherwise the CPU, with the reason

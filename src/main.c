@@ -32,7 +32,7 @@ static void usage(FILE *f) {
             "  -n, --n-predict N       tokens to generate (default -1: until end of text or context full)\n"
             "  -c, --ctx-size N        context size in tokens (default: training context, at most 4096)\n"
             "  -b, --batch-size N      most tokens per forward pass (default 512)\n"
-            "  -t, --threads N         CPU threads (default: all online CPUs)\n"
+            "  -t, --threads N         CPU threads (default: the CPUs it may run on)\n"
             "  -s, --seed N            sampling seed (default: random, printed)\n"
             "      --temp T            temperature (default 0.8; 0 = greedy)\n"
             "      --top-k K           keep the K most likely tokens (default 40; 0 = off)\n"

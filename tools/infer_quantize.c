@@ -41,7 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "infer_gguf.h"
+#include "infer.h"
 #include "ref/quants.h"
 #include "util.h"
 
@@ -646,7 +646,7 @@ static void usage(FILE *f) {
             "          (Q3_K, Q4_K, Q5_K: the _S mixtures) or F16 BF16 F32\n"
             "  --pure  every quantizable weight in TYPE: no Q6_K output.weight, no\n"
             "          bumped attn_v / ffn_down layers (llama-quantize --pure)\n"
-            "  -t N    threads (default: the online CPUs); the output does not depend on it\n"
+            "  -t N    threads (default: the CPUs it may run on); the output does not depend on it\n"
             "\n"
             "Tensor types follow llama-quantize's rules for TYPE; the quantizers are\n"
             "byte-identical to llama.cpp's reference ones. 1-D tensors (norms) are copied.\n");
@@ -655,8 +655,8 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *tname = NULL;
     int pure = 0;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int n_threads = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
+    const int ncpu = infer_default_threads();
+    int n_threads = ncpu > MAX_THREADS ? MAX_THREADS : ncpu;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--pure")) pure = 1;
         else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) {

@@ -1,0 +1,127 @@
+/*
+ * test_cpus.c - the default thread count follows the CPUs this process may
+ * run on: cgroup v2 cpu.max lines parsed (and refused) exactly, the
+ * affinity mask counted, infer-bench's default -t under a one-CPU mask,
+ * and the pool's results when its threads outnumber their CPUs.
+ */
+#include <sched.h>
+#include <stdatomic.h>
+
+#include "infer.h"
+#include "pool.h"
+#include "synth.h"
+#include "testutil.h"
+#include "util.h"
+
+Test(cpus, quota_lines) {
+    static const struct {
+        const char *line;
+        int cpus;
+    } CASES[] = {
+        {"max 100000\n", 0},       /* no limit */
+        {"200000 100000\n", 2},    /* docker --cpus 2 */
+        {"150000 100000\n", 2},    /* 1.5: rounded up */
+        {"50000 100000", 1},       /* half a CPU still runs one thread */
+        {"100000 100000\n", 1},
+        {"1 100000\n", 1},
+        {"1600000 100000 \n", 16},
+        {"0 100000\n", 0},         /* nonsense: no limit taken */
+        {"100000 0\n", 0},         /* zero period */
+        {"100000\n", 0},           /* no period */
+        {"100000 100000 7\n", 0},  /* trailing junk */
+        {"-100000 100000\n", 0},   /* sign */
+        {"", 0},
+        {"max\n", 0},
+        {"99999999999999999999999 1\n", 0}, /* out of range */
+        {"9223372036854775807 1\n", 2147483647}, /* saturates at INT_MAX */
+        {"100000  100000\n", 0},  /* one space, as the kernel writes it */
+    };
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
+        cr_expect_eq(cpus_from_quota(CASES[i].line), CASES[i].cpus, "'%s'", CASES[i].line);
+    cr_expect_eq(cpus_from_quota(NULL), 0);
+}
+
+/* This thread's mask cut to its first k CPUs; 0 when it has fewer. */
+static int pin_to_first(int k, cpu_set_t *saved) {
+    cr_assert_eq(sched_getaffinity(0, sizeof *saved, saved), 0);
+    if (CPU_COUNT(saved) < k) return 0;
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    for (int c = 0, got = 0; c < CPU_SETSIZE && got < k; c++)
+        if (CPU_ISSET(c, saved)) CPU_SET(c, &s), got++;
+    cr_assert_eq(sched_setaffinity(0, sizeof s, &s), 0);
+    return 1;
+}
+
+Test(cpus, default_follows_affinity) {
+    const int all = infer_default_threads();
+    cr_assert_geq(all, 1);
+    cpu_set_t saved;
+    cr_assert(pin_to_first(1, &saved));
+    cr_expect_eq(infer_default_threads(), 1);
+    cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
+    if (pin_to_first(2, &saved)) {
+        cr_expect_eq(infer_default_threads(), 2 < all ? 2 : all); /* a quota may allow fewer */
+        cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
+    }
+    cr_expect_eq(infer_default_threads(), all);
+}
+
+/* infer-bench with no -t, pinned to one CPU: one thread (the child keeps
+ * the mask). It used to start one per online CPU. */
+Test(cpus, bench_default_threads_under_one_cpu) {
+    char bin[600], m[] = "/tmp/infer-cpus-XXXXXX";
+    test_tool_bin(bin, sizeof bin, "infer-bench");
+    cr_assert_eq(access(bin, X_OK), 0, "no %s", bin);
+    const int fd = mkstemp(m);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    synth_params sp = synth_default_params();
+    sp.n_embd = 64, sp.n_ff = 128;
+    infer_error e;
+    cr_assert_eq(synth_model_file(&sp, m, &e), INFER_OK, "%s", e.message);
+    cpu_set_t saved;
+    cr_assert(pin_to_first(1, &saved));
+    static char out[16384], err[16384];
+    char *argv[] = {bin, "-m", m, "-p", "4", "-n", "2", "-r", "1", NULL};
+    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
+    unlink(m);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    char row[1024], c[64];
+    for (int r = 2; r <= 3; r++) { /* the pp4 and tg2 rows */
+        cr_assert(test_md_row(out, r, row, sizeof row), "%s", out);
+        test_md_cell(row, 4, c, sizeof c);
+        cr_expect_str_eq(c, "1", "threads in '%s'", row);
+    }
+}
+
+typedef struct {
+    _Atomic long sum;
+    long n;
+} sum_arg;
+
+static void sum_range(void *arg, int ith, int nth) {
+    sum_arg *a = arg;
+    int64_t b, e;
+    pool_range(a->n, ith, nth, &b, &e);
+    long s = 0;
+    for (int64_t i = b; i < e; i++) s += (long)i;
+    atomic_fetch_add(&a->sum, s);
+}
+
+/* Four threads on one CPU (the waits' yields run): every job complete. */
+Test(cpus, pool_oversubscribed_jobs_complete) {
+    cpu_set_t saved;
+    cr_assert(pin_to_first(1, &saved));
+    pool *p = NULL;
+    infer_error e = {0};
+    cr_assert_eq(pool_new(4, &p, &e), INFER_OK); /* the workers inherit the mask */
+    for (long r = 0; r < 2000; r++) {
+        sum_arg a = {.n = 100 + r % 37};
+        pool_run(p, sum_range, &a);
+        cr_assert_eq(atomic_load(&a.sum), a.n * (a.n - 1) / 2, "job %ld", r);
+    }
+    pool_free(p);
+    cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
+}
