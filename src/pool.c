@@ -10,6 +10,12 @@
  * computed by exactly one thread in the same order whatever nth is, so
  * results do not depend on the thread count.
  *
+ * A spinning thread yields its CPU every YIELD_EVERY spins: when threads
+ * outnumber the CPUs they may run on (a pinned process given -t above
+ * its CPUs, another program busy on one), the thread it waits for may be
+ * runnable on this very CPU, and without the yield it would run only when
+ * the spin ran out. README ("Threads") has the figures.
+ *
  * A waiting thread is not always idle: a job may leave it a range of
  * memory the next job will read (pool_read_ahead), which it prefetches a
  * few lines at a time between checks of what it waits for.
@@ -21,6 +27,7 @@
 #include <stdatomic.h>
 
 #define SPIN_ITERATIONS 20000
+#define YIELD_EVERY 256 /* spins; a power of two */
 
 /* A spinning thread shares its core with a working sibling (SMT): pause
  * hands the core's issue slots to it while waiting. */
@@ -81,6 +88,13 @@ static inline void wait_step(pool *p, int ith) {
     cpu_relax();
 }
 
+/* One spin of a wait: every YIELD_EVERY, hand the CPU to whatever else is
+ * runnable on it (a return at once when nothing is). */
+static inline void spin_step(pool *p, int ith, int spins) {
+    if ((spins & (YIELD_EVERY - 1)) == 0) sched_yield();
+    wait_step(p, ith);
+}
+
 static void *worker_main(void *v) {
     worker_arg wa = *(worker_arg *)v;
     pool *p = wa.p;
@@ -91,7 +105,7 @@ static void *worker_main(void *v) {
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
             if (++spins < SPIN_ITERATIONS) {
-                wait_step(p, wa.ith);
+                spin_step(p, wa.ith, spins);
                 continue;
             }
             pthread_mutex_lock(&p->mu);
@@ -164,7 +178,7 @@ void pool_run(pool *p, pool_fn fn, void *arg) {
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
         if (++spins < SPIN_ITERATIONS) {
-            wait_step(p, 0);
+            spin_step(p, 0, spins);
             continue;
         }
         pthread_mutex_lock(&p->mu);
