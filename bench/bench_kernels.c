@@ -125,7 +125,6 @@ static int type_wanted(const char *name) {
 #define OP_HD 64       /* head size */
 #define OP_GROUP 8     /* query heads per KV head */
 #define OP_TILE 32     /* positions per K tile */
-#define OP_BIG (2 * OP_FF > 2 * OP_KV ? 2 * OP_FF : 2 * OP_KV) /* floats of the larger pair of rows */
 
 typedef enum {
     OP_QUANT_Q8_0, OP_QUANT_Q8_K, OP_QUANT_F16, OP_DEQUANT_Q4_0, OP_RMS_NORM, OP_SILU_MUL, OP_ADD, OP_SOFTMAX,
@@ -151,7 +150,7 @@ static const struct {
 };
 
 typedef struct {
-    float *x, *y, *w, *big;
+    float *x, *y, *w, *silu, *sm; /* silu: gate, up, a fresh gate; sm: scores, fresh scores */
     uint8_t *q, *kv, *probs, *qh;
 } op_bufs;
 
@@ -162,12 +161,17 @@ static void run_op(const kernel_table *kt, op_id op, op_bufs *b) {
     case OP_QUANT_F16: kt->quantize_act(INFER_TYPE_F16, b->x, b->q, OP_N); break;
     case OP_DEQUANT_Q4_0: kt->dequantize(INFER_TYPE_Q4_0, b->kv, b->y, OP_N); break;
     case OP_RMS_NORM: kt->rms_norm(b->x, b->w, b->y, OP_N, 1e-5f); break;
-    case OP_SILU_MUL: kt->silu_mul(b->big, b->big + OP_FF, OP_FF); break;
+    case OP_SILU_MUL:
+        /* a fresh gate each call: fed back into itself it drifts to denormals
+         * and infinities, which cost an Intel core microcode assists */
+        memcpy(b->silu, b->silu + 2 * OP_FF, OP_FF * sizeof(float));
+        kt->silu_mul(b->silu, b->silu + OP_FF, OP_FF);
+        break;
     case OP_ADD: kt->add(b->y, b->x, OP_N); break;
     case OP_SOFTMAX: {
         float mx;
-        memcpy(b->big, b->big + OP_KV, OP_KV * sizeof(float)); /* fresh scores (softmax overwrites them) */
-        (void)kernels_softmax(kt, b->big, OP_KV, OP_KV, 0.125f, INFER_TYPE_F16, b->probs, &mx);
+        memcpy(b->sm, b->sm + OP_KV, OP_KV * sizeof(float)); /* fresh scores (softmax overwrites them) */
+        (void)kernels_softmax(kt, b->sm, OP_KV, OP_KV, 0.125f, INFER_TYPE_F16, b->probs, &mx);
         break;
     }
     case OP_KN_SCORES:
@@ -216,15 +220,17 @@ static int bench_ops(FILE *out) {
     b.x = malloc(sizeof(float) * OP_N);
     b.y = malloc(sizeof(float) * OP_KV * OP_GROUP); /* the largest output: scores of 8 rows, stride OP_KV */
     b.w = malloc(sizeof(float) * OP_N);
-    b.big = malloc(sizeof(float) * OP_BIG); /* softmax's scores and a fresh copy; SiLU's gate and up */
+    b.silu = malloc(sizeof(float) * 3 * OP_FF);
+    b.sm = malloc(sizeof(float) * 2 * OP_KV);
     b.q = malloc((size_t)OP_N / 256 * 292 + OP_N * 2);
     b.kv = malloc((size_t)OP_KV * OP_HD * 2); /* V (and a K tile, and a Q4_0 row) */
     b.probs = malloc((size_t)OP_GROUP * OP_KV * 2);
     b.qh = malloc((size_t)OP_GROUP * OP_HD * 2);
-    int ok = b.x && b.y && b.w && b.big && b.q && b.kv && b.probs && b.qh;
+    int ok = b.x && b.y && b.w && b.silu && b.sm && b.q && b.kv && b.probs && b.qh;
     if (ok) {
         for (int i = 0; i < OP_N; i++) b.x[i] = rnd() * 4.0f, b.w[i] = 1.0f + 0.1f * rnd();
-        for (int i = 0; i < OP_BIG; i++) b.big[i] = rnd() * 8.0f;
+        for (int i = 0; i < 3 * OP_FF; i++) b.silu[i] = rnd() * 8.0f;
+        for (int i = 0; i < 2 * OP_KV; i++) b.sm[i] = rnd() * 8.0f;
         for (int i = 0; i < OP_KV * OP_GROUP; i++) b.y[i] = rnd();
         fill_f16(b.kv, (size_t)OP_KV * OP_HD, 0.0f, 1.0f);
         fill_f16(b.probs, (size_t)OP_GROUP * OP_KV, 1.0f, 1.0f / (float)OP_KV); /* weights in (0, 2/OP_KV) */
@@ -249,7 +255,7 @@ static int bench_ops(FILE *out) {
     } else {
         fprintf(stderr, "bench_kernels: out of memory\n");
     }
-    free(b.x), free(b.y), free(b.w), free(b.big), free(b.q), free(b.kv), free(b.probs), free(b.qh);
+    free(b.x), free(b.y), free(b.w), free(b.silu), free(b.sm), free(b.q), free(b.kv), free(b.probs), free(b.qh);
     return ok ? 0 : 1;
 }
 
