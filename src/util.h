@@ -51,9 +51,9 @@ infer_status set_error(infer_error *err, infer_status status, const char *fmt, .
 /* Write at most cap-1 bytes of s (len bytes, any content) into out as
  * printable ASCII: other bytes become \xNN, and an ellipsis marks a cut.
  * Returns out. Used to quote names from files in messages. */
+char *escape_bytes(const char *s, size_t len, char *out, size_t cap);
+
 /* cpus.c: CPUs a cgroup v2 cpu.max line ("QUOTA PERIOD") allows, rounded up; 0: no limit or unparsable */
 int cpus_from_quota(const char *s);
-
-char *escape_bytes(const char *s, size_t len, char *out, size_t cap);
 
 #endif
