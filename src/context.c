@@ -6,7 +6,6 @@
 #include "context.h"
 
 #include <string.h>
-#include <unistd.h>
 
 #include "ref/quants.h"
 

@@ -86,8 +86,7 @@ static int cgroup_quota_cpus(void) {
 
 /* CPUs in this thread's affinity mask; 0 when it cannot be read. */
 static int affinity_cpus(void) {
-    long conf = sysconf(_SC_NPROCESSORS_CONF);
-    if (conf < 1) conf = 1;
+    long conf = sysconf(_SC_NPROCESSORS_CONF); /* -1 when unknown: CPU_SETSIZE then */
     if (conf < CPU_SETSIZE) conf = CPU_SETSIZE;
     if (conf > 65536) conf = 65536;
     cpu_set_t *set = CPU_ALLOC((int)conf);

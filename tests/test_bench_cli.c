@@ -4,7 +4,7 @@
  * options (-m repeatable, -p, -n, -d, -r, -t lists, -o md|json), one row per
  * model x threads x test with its columns, a build line, the probe lines on
  * stderr, JSON with every repetition's sample, --kernels' two tables per
- * dispatch level, and exit statuses for bad
+ * dispatch level, the default -t under a one-CPU mask, and exit statuses for bad
  * options and unreadable models. The binary sits beside $INFER_BIN.
  */
 #include "dispatch.h"
@@ -215,6 +215,28 @@ Test(bench_cli, kernels_tables_per_level) {
         }
     }
     cr_assert_not(test_md_row(out, k, row, sizeof row), "no rows beyond: %s", row);
+    LEAK_CHECK();
+}
+
+/* No -t under a one-CPU mask (the child inherits it): one thread, the CPUs
+ * the process may run on. The default used to be one per online CPU. */
+Test(bench_cli, default_threads_follow_affinity) {
+    char bin[600], a[] = "/tmp/infer-bench-t-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_F32, 6);
+    cpu_set_t saved;
+    cr_assert(test_pin_to_first(1, &saved));
+    char *argv[] = {bin, "-m", a, "-p", "4", "-n", "2", "-r", "1", NULL};
+    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    char row[1024], c[64];
+    for (int r = 2; r <= 3; r++) { /* the pp4 and tg2 rows */
+        cr_assert(test_md_row(out, r, row, sizeof row), "%s", out);
+        test_md_cell(row, 4, c, sizeof c);
+        cr_expect_str_eq(c, "1", "threads in '%s'", row);
+    }
     LEAK_CHECK();
 }
 

@@ -1,15 +1,15 @@
 /*
  * test_cpus.c - the default thread count follows the CPUs this process may
  * run on: cgroup v2 cpu.max lines parsed (and refused) exactly, the
- * affinity mask counted, infer-bench's default -t under a one-CPU mask,
- * and the pool's results when its threads outnumber their CPUs.
+ * affinity mask counted (infer-bench's default under a one-CPU mask is in
+ * test_bench_cli.c), and the pool's results when its threads outnumber
+ * their CPUs.
  */
 #include <sched.h>
 #include <stdatomic.h>
 
 #include "infer.h"
 #include "pool.h"
-#include "synth.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -41,59 +41,18 @@ Test(cpus, quota_lines) {
     cr_expect_eq(cpus_from_quota(NULL), 0);
 }
 
-/* This thread's mask cut to its first k CPUs; 0 when it has fewer. */
-static int pin_to_first(int k, cpu_set_t *saved) {
-    cr_assert_eq(sched_getaffinity(0, sizeof *saved, saved), 0);
-    if (CPU_COUNT(saved) < k) return 0;
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    for (int c = 0, got = 0; c < CPU_SETSIZE && got < k; c++)
-        if (CPU_ISSET(c, saved)) CPU_SET(c, &s), got++;
-    cr_assert_eq(sched_setaffinity(0, sizeof s, &s), 0);
-    return 1;
-}
-
 Test(cpus, default_follows_affinity) {
     const int all = infer_default_threads();
     cr_assert_geq(all, 1);
     cpu_set_t saved;
-    cr_assert(pin_to_first(1, &saved));
+    cr_assert(test_pin_to_first(1, &saved));
     cr_expect_eq(infer_default_threads(), 1);
     cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
-    if (pin_to_first(2, &saved)) {
+    if (test_pin_to_first(2, &saved)) {
         cr_expect_eq(infer_default_threads(), 2 < all ? 2 : all); /* a quota may allow fewer */
         cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
     }
     cr_expect_eq(infer_default_threads(), all);
-}
-
-/* infer-bench with no -t, pinned to one CPU: one thread (the child keeps
- * the mask). It used to start one per online CPU. */
-Test(cpus, bench_default_threads_under_one_cpu) {
-    char bin[600], m[] = "/tmp/infer-cpus-XXXXXX";
-    test_tool_bin(bin, sizeof bin, "infer-bench");
-    cr_assert_eq(access(bin, X_OK), 0, "no %s", bin);
-    const int fd = mkstemp(m);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    synth_params sp = synth_default_params();
-    sp.n_embd = 64, sp.n_ff = 128;
-    infer_error e;
-    cr_assert_eq(synth_model_file(&sp, m, &e), INFER_OK, "%s", e.message);
-    cpu_set_t saved;
-    cr_assert(pin_to_first(1, &saved));
-    static char out[16384], err[16384];
-    char *argv[] = {bin, "-m", m, "-p", "4", "-n", "2", "-r", "1", NULL};
-    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
-    cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
-    unlink(m);
-    cr_assert_eq(rc, 0, "stderr: %s", err);
-    char row[1024], c[64];
-    for (int r = 2; r <= 3; r++) { /* the pp4 and tg2 rows */
-        cr_assert(test_md_row(out, r, row, sizeof row), "%s", out);
-        test_md_cell(row, 4, c, sizeof c);
-        cr_expect_str_eq(c, "1", "threads in '%s'", row);
-    }
 }
 
 typedef struct {
@@ -113,7 +72,7 @@ static void sum_range(void *arg, int ith, int nth) {
 /* Four threads on one CPU (the waits' yields run): every job complete. */
 Test(cpus, pool_oversubscribed_jobs_complete) {
     cpu_set_t saved;
-    cr_assert(pin_to_first(1, &saved));
+    cr_assert(test_pin_to_first(1, &saved));
     pool *p = NULL;
     infer_error e = {0};
     cr_assert_eq(pool_new(4, &p, &e), INFER_OK); /* the workers inherit the mask */

@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,20 @@ static inline void test_md_cell(const char *row, int i, char *buf, size_t cap) {
     while (p < e && *p == ' ') p++;
     while (e > p && e[-1] == ' ') e--;
     snprintf(buf, cap, "%.*s", (int)(e - p), p);
+}
+
+/* This thread's CPU mask cut to its first k CPUs (children started from it
+ * inherit it), the old mask in *saved; 0, changing nothing, when it has
+ * fewer than k. Restore with sched_setaffinity(0, sizeof *saved, saved). */
+static inline int test_pin_to_first(int k, cpu_set_t *saved) {
+    cr_assert_eq(sched_getaffinity(0, sizeof *saved, saved), 0);
+    if (CPU_COUNT(saved) < k) return 0;
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    for (int c = 0, got = 0; c < CPU_SETSIZE && got < k; c++)
+        if (CPU_ISSET(c, saved)) CPU_SET(c, &s), got++;
+    cr_assert_eq(sched_setaffinity(0, sizeof s, &s), 0);
+    return 1;
 }
 
 #endif

@@ -39,7 +39,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "infer.h"
 #include "ref/quants.h"
