@@ -74,7 +74,7 @@ typedef struct {
     int packed; /* W is the level's repacked form (all rows in whole groups) */
 } mm_job;
 
-static void mm_part(void *arg, int ith, int nth) {
+static void mm_part(void *arg, int ith, int nth, int self) {
     const mm_job *j = arg;
     const int64_t groups = (j->rows + 31) / 32;
     int64_t b, e;

@@ -125,7 +125,7 @@ typedef struct {
     int silu;
 } elem_job;
 
-static void elem_part(void *arg, int ith, int nth) {
+static void elem_part(void *arg, int ith, int nth, int self) {
     elem_job *j = arg;
     int64_t b, e;
     pool_range((int64_t)((j->count + 63) / 64), ith, nth, &b, &e);
@@ -138,7 +138,7 @@ static void elem_part(void *arg, int ith, int nth) {
 static void run_elem(cpu_backend *c, float *x, const float *y, size_t count, int silu) {
     elem_job j = {c, x, y, count, silu};
     if (count >= PAR_MIN) pool_run(c->pool, elem_part, &j);
-    else elem_part(&j, 0, 1);
+    else elem_part(&j, 0, 1, 0);
 }
 
 /* ---- ops ------------------------------------------------------------------ */
@@ -160,7 +160,7 @@ typedef struct {
     float eps;
 } norm_job;
 
-static void norm_part(void *arg, int ith, int nth) {
+static void norm_part(void *arg, int ith, int nth, int self) {
     norm_job *j = arg;
     int64_t b, e;
     pool_range(j->n_rows, ith, nth, &b, &e);
@@ -172,7 +172,7 @@ static void cpu_rms_norm(backend *b, act x, act out, int n_rows, const weight *w
     cpu_backend *c = CPU(b);
     norm_job j = {c, A(b, x), w->data, A(b, out), n_rows, w->cols, eps};
     if ((size_t)n_rows * (size_t)w->cols >= PAR_MIN && n_rows > 1) pool_run(c->pool, norm_part, &j);
-    else norm_part(&j, 0, 1);
+    else norm_part(&j, 0, 1, 0);
 }
 
 /* One to MM_MAX matmuls of the same input (q, k, v; gate, up), split
@@ -198,7 +198,7 @@ typedef struct {
     int64_t next_u0[MM_MAX + 1]; /* their units, as unit0 */
 } matmul_job;
 
-static void matmul_quantize_part(void *arg, int ith, int nth) {
+static void matmul_quantize_part(void *arg, int ith, int nth, int self) {
     matmul_job *j = arg;
     int64_t b, e;
     pool_range(j->n, ith, nth, &b, &e);
@@ -260,7 +260,7 @@ static void matmul_units(const matmul_job *j, int64_t ub, int64_t ue) {
     }
 }
 
-static void matmul_rows_part(void *arg, int ith, int nth) {
+static void matmul_rows_part(void *arg, int ith, int nth, int self) {
     matmul_job *j = arg;
     int64_t ub, ue;
     pool_range(j->unit0[j->nw], ith, nth, &ub, &ue);
@@ -279,11 +279,11 @@ static void matmul_rows_part(void *arg, int ith, int nth) {
  * (TinyLlama shapes, 2 threads, alternating per token in one process):
  * 0.3-1.3% faster tokens for Q4_0, Q8_0 and Q4_K_M; 64 KB to 1 MB the same. */
 #define AHEAD_BYTES ((size_t)128 << 10)
-static void read_ahead_next(const matmul_job *j, int ith, int nth) {
+static void read_ahead_next(const matmul_job *j, int self, int nth) {
     const cpu_backend *c = j->c;
     const int64_t *u0 = j->next_u0;
     int64_t ub, ue;
-    pool_range(u0[j->next_nw], ith, nth, &ub, &ue);
+    pool_range(u0[j->next_nw], self, nth, &ub, &ue);
     for (int k = 0; k < j->next_nw && ub < ue; k++) {
         if (ub >= u0[k + 1]) continue;
         const weight *w = j->next_w[k];
@@ -293,7 +293,7 @@ static void read_ahead_next(const matmul_job *j, int ith, int nth) {
         /* to the end of the rows' copy: the repacked whole groups, or the file's */
         const uint8_t *base = r < full ? (const uint8_t *)P : (const uint8_t *)w->data;
         const size_t left = (size_t)((r < full ? full : w->rows) - r) * w->row_bytes;
-        pool_read_ahead(c->pool, ith, base + (size_t)r * w->row_bytes, left < AHEAD_BYTES ? left : AHEAD_BYTES);
+        pool_read_ahead(c->pool, self, base + (size_t)r * w->row_bytes, left < AHEAD_BYTES ? left : AHEAD_BYTES);
         return;
     }
 }
@@ -316,13 +316,13 @@ static void read_ahead_next(const matmul_job *j, int ith, int nth) {
  * compare-and-swap) against runs of four groups, 1.1-2.8% faster tokens
  * for Q4_0, Q8_0 and Q4_K_M (TinyLlama shapes, 2 threads, alternating per
  * token in one process; 8 groups gave half of that, 32 no more than 16). */
-static void matmul_steal_part(void *arg, int ith, int nth) {
+static void matmul_steal_part(void *arg, int ith, int nth, int self) {
     matmul_job *j = arg;
     int64_t ub, cnt;
-    pool_read_ahead(j->c->pool, ith, NULL, 0);
+    pool_read_ahead(j->c->pool, self, NULL, 0);
     const int64_t run = j->n == 1 ? MM_RUN_TOKEN : MM_RUN;
     while ((ub = pool_shares_take(j->c->pool, ith, run, &cnt)) >= 0) matmul_units(j, ub, ub + cnt);
-    if (j->next_nw > 0) read_ahead_next(j, ith, nth);
+    if (j->next_nw > 0) read_ahead_next(j, self, nth);
 }
 
 /* F32 weights in batches go to OpenBLAS. sgemm's int arguments: every
@@ -378,7 +378,7 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
         infer_type_row_bytes(j.vt, (uint64_t)ws[0]->cols, &rb);
         j.stride = (size_t)rb;
         if (n > 1) pool_run(c->pool, matmul_quantize_part, &j);
-        else matmul_quantize_part(&j, 0, 1);
+        else matmul_quantize_part(&j, 0, 1, 0);
     }
     /* OpenBLAS gets one contiguous share per thread (one call each). */
     if (!j.blas && pool_size(c->pool) > 1 && pool_shares_init(c->pool, j.unit0[nw]))
@@ -445,7 +445,7 @@ typedef struct {
     uint32_t pos0;
 } rope_job;
 
-static void rope_part(void *arg, int ith, int nth) {
+static void rope_part(void *arg, int ith, int nth, int self) {
     rope_job *j = arg;
     const cpu_backend *c = j->c;
     thread_scratch *ts = &c->ts[ith];
@@ -470,7 +470,7 @@ static void cpu_rope(backend *b, act x, int n, int n_heads, int head_dim, uint32
     cpu_backend *c = CPU(b);
     rope_job j = {c, A(b, x), n, n_heads, head_dim, pos0};
     if (n >= 4) pool_run(c->pool, rope_part, &j);
-    else rope_part(&j, 0, 1);
+    else rope_part(&j, 0, 1, 0);
 }
 
 /* The cache of KV head g: K's tile t (positions t * KV_TILE onwards),
@@ -587,7 +587,7 @@ static void attend_unit(cpu_backend *c, thread_scratch *ts, int layer, uint32_t 
     }
 }
 
-static void attention_part(void *arg, int ith, int nth) {
+static void attention_part(void *arg, int ith, int nth, int self) {
     attn_job *j = arg;
     cpu_backend *c = j->c;
     const int qb = c->att_qb;

@@ -60,7 +60,7 @@ typedef struct {
     long n;
 } sum_arg;
 
-static void sum_range(void *arg, int ith, int nth) {
+static void sum_range(void *arg, int ith, int nth, int self) {
     sum_arg *a = arg;
     int64_t b, e;
     pool_range(a->n, ith, nth, &b, &e);

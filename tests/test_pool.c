@@ -1,8 +1,11 @@
 /*
- * test_pool.c - the thread pool: every thread runs a job once, ranges
- * cover [0, n) exactly, and work stealing hands out every chunk exactly
- * once, in order from a thread's own share, and the rest of a slow
- * thread's share to the others.
+ * test_pool.c - the thread pool: every part of a job runs once, by its
+ * own thread when that one is there and by another when it is held off
+ * (a worker that gets no CPU), and a held worker let go in the middle of
+ * a run of jobs takes no part of a job that is over; ranges cover [0, n)
+ * exactly, and work stealing hands out every chunk exactly once, in order
+ * from a thread's own share, and the rest of a slow thread's share to the
+ * others.
  */
 #include <stdatomic.h>
 #include <time.h>
@@ -31,7 +34,7 @@ typedef struct {
     _Atomic int nth_seen;
 } run_arg;
 
-static void count_run(void *arg, int ith, int nth) {
+static void count_run(void *arg, int ith, int nth, int self) {
     run_arg *a = arg;
     atomic_fetch_add(&a->calls[ith], 1);
     atomic_store(&a->nth_seen, nth);
@@ -122,7 +125,7 @@ typedef struct {
     _Atomic int bad; /* a chunk out of range or out of order (checked by the test's thread) */
 } steal_arg;
 
-static void steal_run(void *arg, int ith, int nth) {
+static void steal_run(void *arg, int ith, int nth, int self) {
     steal_arg *a = arg;
     if (ith == a->slow) nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
     int64_t c, last_own = -1;
@@ -181,17 +184,26 @@ typedef struct {
     pool *p;
     const uint8_t *buf;
     size_t len;
-    int sleeper; /* this thread sleeps 50 ms before returning */
+    int sleeper;            /* this thread sleeps 50 ms before returning */
+    _Atomic int started1;   /* part 1 has begun */
 } ahead_arg;
 
-static void set_ahead(void *arg, int ith, int nth) {
+/* Up to ms milliseconds for *flag to be set; 0 if it never was. */
+static int wait_flag_ms(_Atomic int *flag, int ms) {
+    for (int i = 0; i < ms && !atomic_load(flag); i++) nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    return atomic_load(flag);
+}
+static int wait_flag(_Atomic int *flag) { return wait_flag_ms(flag, 2000); }
+
+/* Part 0 (the caller's) waits for part 1 to begin, so that the worker
+ * takes part 1 and each thread sets its own range. */
+static void set_ahead(void *arg, int ith, int nth, int self) {
     ahead_arg *a = arg;
     (void)nth;
-    pool_read_ahead(a->p, ith, a->buf, a->len);
-    if (ith == a->sleeper) {
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    pool_read_ahead(a->p, self, a->buf, a->len);
+    if (ith == 1) atomic_store(&a->started1, 1);
+    else (void)wait_flag(&a->started1);
+    if (self == a->sleeper) nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
 }
 
 static int drains(pool *p, int ith) {
@@ -209,12 +221,15 @@ Test(pool, read_ahead_issued_while_waiting) {
     cr_assert_eq(pool_new(2, &p, &err), INFER_OK);
 
     /* The worker sleeps: the caller waits for it, reading its own range. */
-    ahead_arg a = {p, buf, 64 << 10, 1};
+    static ahead_arg a;
+    a = (ahead_arg){p, buf, 64 << 10, 1, 0};
     pool_run(p, set_ahead, &a);
+    cr_assert(atomic_load(&a.started1));
     cr_assert_eq(pool_read_ahead_left(p, 0), 0, "the caller's range was not read while it waited");
     /* The caller returns at once: the worker reads its range between jobs. */
-    a = (ahead_arg){p, buf, sizeof buf, -1};
+    a = (ahead_arg){p, buf, sizeof buf, -1, 0};
     pool_run(p, set_ahead, &a);
+    cr_assert(atomic_load(&a.started1));
     cr_assert(drains(p, 1), "the worker's range was not read while it waited");
 
     /* Replace, clear, reject. */
@@ -240,5 +255,103 @@ Test(pool, read_ahead_issued_while_waiting) {
     pool_free(p);
     pool_read_ahead(NULL, 0, buf, 300);
     cr_assert_eq(pool_read_ahead_left(NULL, 0), 0);
+    LEAK_CHECK();
+}
+
+/* Who ran each part of one job. */
+typedef struct {
+    _Atomic int runs[4];
+    _Atomic int by[4];
+    _Atomic int bad; /* nth not the pool's size, self out of range, or part 2 never began */
+    int wait_ms;     /* parts 0 and 1 wait up to this long for part 2 to begin */
+    int must_begin;  /* ... and it must have */
+    _Atomic int started2;
+} who_arg;
+
+static void who_run(void *arg, int ith, int nth, int self) {
+    who_arg *a = arg;
+    if (nth != 3 || ith < 0 || ith >= 3 || self < 0 || self >= 3) {
+        atomic_store(&a->bad, 1);
+        return;
+    }
+    if (ith == 2) atomic_store(&a->started2, 1);
+    else if (!wait_flag_ms(&a->started2, a->wait_ms) && a->must_begin) atomic_store(&a->bad, 1);
+    atomic_fetch_add(&a->runs[ith], 1);
+    atomic_store(&a->by[ith], self);
+}
+
+/* A worker held off every CPU: the others do its part, and no part runs
+ * twice. Parts 0 and 1 wait 10 ms for part 2 to begin (plenty for a
+ * thread that is there: let go, thread 2 does begin it), then one of
+ * them runs it. Let go, the worker takes its own part again: with parts 0
+ * and 1 waiting for part 2 (up to 2 s), only thread 2 can run it. */
+Test(pool, held_worker_passed_over_then_rejoins) {
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
+    pool_hold(p, 2, 1);
+    for (int r = 0; r < 30; r++) {
+        who_arg a = {.wait_ms = 10};
+        pool_run(p, who_run, &a);
+        cr_assert_eq(atomic_load(&a.bad), 0, "job %d", r);
+        for (int i = 0; i < 3; i++) cr_assert_eq(atomic_load(&a.runs[i]), 1, "job %d part %d", r, i);
+        cr_assert_neq(atomic_load(&a.by[2]), 2, "job %d: the held worker ran its part", r);
+    }
+    pool_hold(p, 2, 0);
+    for (int r = 0; r < 30; r++) {
+        who_arg a = {.wait_ms = 2000, .must_begin = 1};
+        pool_run(p, who_run, &a);
+        cr_assert_eq(atomic_load(&a.bad), 0, "job %d: part 2 never began", r);
+        for (int i = 0; i < 3; i++) cr_assert_eq(atomic_load(&a.runs[i]), 1, "job %d part %d", r, i);
+        cr_assert_eq(atomic_load(&a.by[2]), 2, "job %d: part 2 ran on thread %d", r, atomic_load(&a.by[2]));
+    }
+    pool_hold(NULL, 1, 1); /* no pool, the caller, no such thread: no-ops */
+    pool_hold(p, 0, 1);
+    pool_hold(p, 3, 1);
+    who_arg a = {.wait_ms = 2000, .must_begin = 1};
+    pool_run(p, who_run, &a);
+    cr_assert_eq(atomic_load(&a.bad), 0);
+    cr_assert_eq(atomic_load(&a.by[2]), 2);
+    pool_free(p);
+    LEAK_CHECK();
+}
+
+/* Workers held and let go between and during jobs, whose arguments
+ * live on the caller's stack: a worker that comes back with an old
+ * generation must take no part of a job that is over (each job's parts
+ * are counted right after it), and every job completes. */
+typedef struct {
+    _Atomic int runs[4];
+    long sum;
+    _Atomic long got;
+} stale_arg;
+
+static void stale_run(void *arg, int ith, int nth, int self) {
+    stale_arg *a = arg;
+    atomic_fetch_add(&a->runs[ith], 1);
+    int64_t b, e;
+    pool_range(a->sum, ith, nth, &b, &e);
+    long s = 0;
+    for (int64_t i = b; i < e; i++) s += (long)i;
+    atomic_fetch_add(&a->got, s);
+}
+
+Test(pool, late_worker_takes_no_part_of_a_finished_job) {
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(4, &p, &err), INFER_OK);
+    for (int r = 0; r < 3000; r++) {
+        if (r % 7 == 0) pool_hold(p, 1 + r % 3, 1);
+        if (r % 5 == 0) pool_hold(p, 1 + (r / 5) % 3, 0);
+        stale_arg a = {.sum = 1000 + r % 91};
+        pool_run(p, stale_run, &a);
+        for (int i = 0; i < 4; i++) cr_assert_eq(atomic_load(&a.runs[i]), 1, "job %d part %d", r, i);
+        cr_assert_eq(atomic_load(&a.got), a.sum * (a.sum - 1) / 2, "job %d", r);
+    }
+    for (int i = 1; i < 4; i++) pool_hold(p, i, 1);
+    stale_arg a = {.sum = 77};
+    pool_run(p, stale_run, &a); /* the caller alone */
+    cr_assert_eq(atomic_load(&a.got), 77 * 76 / 2);
+    pool_free(p); /* held workers still stop */
     LEAK_CHECK();
 }

@@ -10,7 +10,10 @@
  *  - a second thread calling into a busy context gets INFER_EBUSY;
  *  - the last reference to a model dropped on another thread while a
  *    context still decodes;
- *  - tokenizing concurrently with one shared vocabulary.
+ *  - tokenizing concurrently with one shared vocabulary;
+ *  - the thread pool with workers held off and let go between and during
+ *    jobs whose arguments live on the caller's stack: a late worker must
+ *    neither run a part of a job that is over nor read its arguments.
  *
  * Last line: "N passed, M failed".
  */
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #include "infer.h"
+#include "pool.h"
 #include "synth.h"
 
 static int passed, failed;
@@ -254,6 +258,46 @@ static void concurrent_tokenize(void) {
     infer_model_release(m);
 }
 
+typedef struct {
+    int runs[4]; /* plain ints: each part is run by one thread, which TSan checks */
+    long n;
+    long sums[4];
+} part_arg;
+
+static void sum_part(void *arg, int ith, int nth, int self) {
+    part_arg *a = arg;
+    int64_t b, e;
+    pool_range(a->n, ith, nth, &b, &e);
+    long s = 0;
+    for (int64_t i = b; i < e; i++) s += (long)i;
+    a->sums[ith] = s;
+    a->runs[ith]++;
+}
+
+static void pool_late_workers(void) {
+    pool *p = NULL;
+    infer_error err;
+    if (pool_new(4, &p, &err) != INFER_OK) {
+        CHECK(0, "pool_new: %s", err.message);
+        return;
+    }
+    int bad = 0;
+    for (int r = 0; r < 2000; r++) {
+        if (r % 7 == 0) pool_hold(p, 1 + r % 3, 1);
+        if (r % 5 == 0) pool_hold(p, 1 + (r / 5) % 3, 0);
+        part_arg a = {.n = 500 + r % 53};
+        pool_run(p, sum_part, &a);
+        long s = 0;
+        for (int i = 0; i < 4; i++) {
+            s += a.sums[i];
+            if (a.runs[i] != 1) bad++;
+        }
+        if (s != a.n * (a.n - 1) / 2) bad++;
+    }
+    CHECK(bad == 0, "pool: %d parts run other than once, or sums wrong", bad);
+    pool_free(p);
+}
+
 int main(void) {
     synth_params p = synth_default_params();
     p.std = 0.2f;
@@ -267,6 +311,7 @@ int main(void) {
     busy_context();
     release_under_live_context();
     concurrent_tokenize();
+    pool_late_workers();
     free(g_buf);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
