@@ -31,7 +31,14 @@
 #define UNROLL X2_UNROLL
 #define INLINE X2_INLINE
 
-#define TC 64     /* tokens per chunk */
+/* Tokens per chunk: a panel is packed once per chunk, so a longer chunk
+ * shares that cost among more tokens. Byte panels: 256 (TinyLlama shapes,
+ * pp512, 2 threads, INFER_CPU=avx2 on Zen 4: Q4_0 116-117 -> 153-155 t/s,
+ * Q4_K_M 130-131 -> 153 against 64; 512 was slower than 256). Q8_0 keeps
+ * 64: its activations widened to int16 take TC_Q8 x KC_VALS x 2 bytes of
+ * stack (at 256 it ran ~25% faster, but with 256 KB of it). */
+#define TC 256
+#define TC_Q8 64
 #define KC_VALS 512 /* values per K chunk: 16 legacy blocks, 2 super-blocks */
 /* Byte panels: legacy q[8 slices][8 rows][4] | float d[8] | float m[8];
  * K q[64 slices][8 rows][4] | int32 scale pairs [16][8] | int32 pairs of
@@ -383,8 +390,13 @@ static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, 
  * one K chunk at a time. */
 static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                          const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
-    _Alignas(32) int16_t a16[TC * KC_VALS];
-    _Alignas(32) meta_t meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
+    union { /* Q8_0's int16 activations and meta, or the byte panels' meta */
+        struct {
+            int16_t a16[TC_Q8 * KC_VALS];
+            meta_t meta[TC_Q8 / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
+        } q8;
+        meta_t meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
+    } _Alignas(32) sc;
     _Alignas(32) uint8_t panel[PANEL_BYTES];
     _Alignas(32) uint8_t rows16[16 * KC_VALS / X86_QK * 34]; /* packed: one group's K chunk (legacy is the larger) */
     const int k = x86_family_of(type) == X86_FAM_K, has_min = k ? x86_k_has_min(type) : x86_legacy_has_min(type);
@@ -394,8 +406,11 @@ static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size
     const int q5 = type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1;
     const int kind = type == INFER_TYPE_Q2_K ? 0 : type == INFER_TYPE_Q3_K ? 1 : type == INFER_TYPE_Q4_K ? 2 : type == INFER_TYPE_Q5_K ? 3 : 4;
     const size_t qa = k ? 0 : has_min ? 4 : 2; /* legacy: the quants' offset in an activation block */
-    for (int64_t tok0 = 0; tok0 < n_tok; tok0 += TC) {
-        const int64_t ntc = n_tok - tok0 < TC ? n_tok - tok0 : TC;
+    const int is_q8 = type == INFER_TYPE_Q8_0, tc = is_q8 ? TC_Q8 : TC;
+    int16_t *a16 = sc.q8.a16;
+    meta_t *meta = is_q8 ? sc.q8.meta : sc.meta;
+    for (int64_t tok0 = 0; tok0 < n_tok; tok0 += tc) {
+        const int64_t ntc = n_tok - tok0 < tc ? n_tok - tok0 : tc;
         for (int64_t v0 = 0; v0 < n_cols; v0 += KC_VALS) {
             const int nv = n_cols - v0 < KC_VALS ? (int)(n_cols - v0) : KC_VALS;
             const int64_t b0 = v0 / bs, nb = nv / bs;
