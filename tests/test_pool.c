@@ -329,11 +329,7 @@ typedef struct {
 static void stale_run(void *arg, int ith, int nth, int self) {
     stale_arg *a = arg;
     atomic_fetch_add(&a->runs[ith], 1);
-    int64_t b, e;
-    pool_range(a->sum, ith, nth, &b, &e);
-    long s = 0;
-    for (int64_t i = b; i < e; i++) s += (long)i;
-    atomic_fetch_add(&a->got, s);
+    atomic_fetch_add(&a->got, test_part_sum(a->sum, ith, nth));
 }
 
 Test(pool, late_worker_takes_no_part_of_a_finished_job) {
