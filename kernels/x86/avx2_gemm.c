@@ -18,8 +18,10 @@
  * the offset times the scale) against Q8_K's group sums.
  *
  * Q8_0's values span a whole signed byte, which vpmaddubsw cannot take
- * unsigned, so its panels hold int16 values against activations widened to
- * int16 (vpmaddwd, 16 products per instruction).
+ * unsigned: its byte panels hold the signed values, and a slice multiplies
+ * |w| by the activations with w's sign (vpsignb; a pair sum is at most
+ * 2 * 128 * 127, which fits int16, but two do not, so each slice's pair
+ * sums are widened by vpmaddwd at once).
  *
  * Packing decodes each weight block of a row with plain C loops (which the
  * compiler vectorizes with this file's AVX2 flags), then transposes 8 rows
@@ -32,13 +34,10 @@
 #define INLINE X2_INLINE
 
 /* Tokens per chunk: a panel is packed once per chunk, so a longer chunk
- * shares that cost among more tokens. Byte panels: 256 (TinyLlama shapes,
- * pp512, 2 threads, INFER_CPU=avx2 on Zen 4: Q4_0 116-117 -> 153-155 t/s,
- * Q4_K_M 130-131 -> 153 against 64; 512 was slower than 256). Q8_0 keeps
- * 64: its activations widened to int16 take TC_Q8 x KC_VALS x 2 bytes of
- * stack (at 256 it ran ~25% faster, but with 256 KB of it). */
+ * shares that cost among more tokens: 256 (TinyLlama shapes, pp512, 2
+ * threads, INFER_CPU=avx2 on Zen 4: Q4_0 116-117 -> 153-155 t/s, Q4_K_M
+ * 130-131 -> 153 against 64; 512 was slower than 256). */
 #define TC 256
-#define TC_Q8 64
 #define KC_VALS 512 /* values per K chunk: 16 legacy blocks, 2 super-blocks */
 /* Byte panels: legacy q[8 slices][8 rows][4] | float d[8] | float m[8];
  * K q[64 slices][8 rows][4] | int32 scale pairs [16][8] | int32 pairs of
@@ -50,22 +49,12 @@
 #define XB_K_D (XB_K_MIN + 8 * 32)
 #define XB_K_DMIN (XB_K_D + 32)
 #define XB_K_BLOCK (XB_K_DMIN + 32)
-/* Q8_0 panel: int16 pairs [16][8 rows] | float d[8]. */
-#define X2_Q8_Q (16 * 32)
-#define X2_Q8_BLOCK (X2_Q8_Q + 32)
-#define PANEL_BYTES (16 * X2_Q8_BLOCK > 2 * XB_K_BLOCK ? 16 * X2_Q8_BLOCK : 2 * XB_K_BLOCK)
+#define PANEL_BYTES (16 * XB_LEG_BLOCK > 2 * XB_K_BLOCK ? 16 * XB_LEG_BLOCK : 2 * XB_K_BLOCK)
 
 /* ---- decoding one block of one row ---------------------------------------------------- */
 
 INLINE __m256i b8(int v) { return _mm256_set1_epi8((char)v); }
 INLINE __m256i ld32(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)(const void *)p); }
-INLINE void st16x16(int16_t *p, __m256i v) { _mm256_storeu_si256((__m256i *)(void *)p, v); }
-
-/* 32 signed bytes widened to int16. */
-INLINE void widen32(int16_t *v, __m256i q) {
-    st16x16(v, _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)));
-    st16x16(v + 16, _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)));
-}
 
 /* Bit `bit` of every byte moved to bit `to` (16-bit shifts, masked per byte). */
 INLINE __m256i bit_to(__m256i h, int bit, int to) {
@@ -74,17 +63,16 @@ INLINE __m256i bit_to(__m256i h, int bit, int to) {
     return _mm256_and_si256(_mm256_slli_epi16(h, to - bit), mask);
 }
 
-/* Q8_0 block: its values as int16. */
-static void decode_q8_0(const uint8_t *x, int16_t *v, float *d) {
-    *d = x86_f16(x);
-    widen32(v, ld32(x + 2));
-}
-
-/* Legacy block (not Q8_0): its stored values (q, with Q5's fifth bit) as bytes. */
+/* Legacy block: its stored values (q, with Q5's fifth bit; Q8_0's signed
+ * q as they are) as bytes. */
 static void bytes_legacy(uint32_t type, const uint8_t *x, uint8_t *v, float *d, float *m) {
     const int q5 = type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1;
     *d = x86_f16(x);
     *m = x86_legacy_has_min(type) ? x86_f16(x + 2) : 0.0f;
+    if (type == INFER_TYPE_Q8_0) {
+        memcpy(v, x + 2, 32);
+        return;
+    }
     const uint8_t *qs = x + (type == INFER_TYPE_Q4_0 ? 2 : type == INFER_TYPE_Q4_1 ? 4 : type == INFER_TYPE_Q5_0 ? 6 : 8);
     const uint32_t qh = q5 ? x86_rd32(x + (type == INFER_TYPE_Q5_0 ? 2 : 4)) : 0;
     for (int j = 0; j < 16; j++) {
@@ -168,7 +156,7 @@ static void tr_rows(const int32_t *src, int np, int32_t *dst) {
 }
 
 /* Rows [0, nr) of W (nr <= 8; missing rows repeat the last), blocks
- * [b0, b0 + nb), into panel blocks: int16 for Q8_0, bytes otherwise. */
+ * [b0, b0 + nb), into byte panel blocks. */
 static void pack_panel(uint32_t type, const uint8_t *W, size_t rb, int nr, int64_t b0, int64_t nb, uint8_t *panel) {
     const size_t bb = x86_block_bytes(type);
     const int k = x86_family_of(type) == X86_FAM_K;
@@ -176,13 +164,7 @@ static void pack_panel(uint32_t type, const uint8_t *W, size_t rb, int nr, int64
         const uint8_t *x[8];
         for (int i = 0; i < 8; i++) x[i] = W + (size_t)(i < nr ? i : nr - 1) * rb + (size_t)(b0 + b) * bb;
         float d[8], m[8];
-        if (type == INFER_TYPE_Q8_0) {
-            uint8_t *P = panel + (size_t)b * X2_Q8_BLOCK;
-            _Alignas(32) int16_t vals[8][32];
-            for (int i = 0; i < 8; i++) decode_q8_0(x[i], vals[i], &d[i]);
-            tr_rows((const int32_t *)(const void *)vals, 16, (int32_t *)(void *)P);
-            memcpy(P + X2_Q8_Q, d, 32);
-        } else if (k) {
+        if (k) {
             uint8_t *P = panel + (size_t)b * XB_K_BLOCK;
             _Alignas(32) uint8_t vals[8][256];
             _Alignas(32) int16_t mins[8][16];
@@ -217,25 +199,28 @@ typedef union {
     int32_t i;
 } meta_t;
 
-INLINE __m256i bc32(const int16_t *p) { return _mm256_broadcastd_epi32(_mm_loadu_si32((const void *)p)); }
 
 /* ---- micro-kernels ------------------------------------------------------------------------ */
 
-/* Q8_0 (int16 panels): NT tokens x 8 rows x nb blocks. a16[t]: token t's
- * int16 values of the chunk; meta: [block][2][X2_T], d_a first. */
-INLINE void mk_q8(const int NT, const uint8_t *P, int64_t nb, const int16_t *const *a16, const meta_t *meta, float *out,
-                  size_t os, int first, int nr) {
+/* Byte panels, Q8_0: NT tokens x 8 rows x nb blocks. a[t]: token t's
+ * quants of the chunk's first block (ab bytes per block); meta: [block][2][X2_T],
+ * d_a first. */
+INLINE void mkb_q8(const int NT, const uint8_t *P, int64_t nb, const uint8_t *const *a, size_t ab, const meta_t *meta,
+                   float *out, size_t os, int first, int nr) {
     __m256 f[X2_T];
     __m256i c[X2_T];
+    const __m256i ones = _mm256_set1_epi16(1);
     UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : x2_load_n(out + t * os, nr);
-    for (int64_t b = 0; b < nb; b++, P += X2_Q8_BLOCK, meta += 2 * X2_T) {
+    for (int64_t b = 0; b < nb; b++, P += XB_LEG_BLOCK, meta += 2 * X2_T) {
         UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
-        for (int p = 0; p < 16; p++) {
-            const __m256i w = ld32(P + 32 * p);
-            UNROLL for (int t = 0; t < NT; t++)
-                c[t] = _mm256_add_epi32(c[t], _mm256_madd_epi16(w, bc32(a16[t] + 32 * b + 2 * p)));
+        UNROLL for (int j = 0; j < 8; j++) {
+            const __m256i w = ld32(P + 32 * j), aw = _mm256_abs_epi8(w);
+            UNROLL for (int t = 0; t < NT; t++) {
+                const __m256i av = _mm256_sign_epi8(x2_bc32(a[t] + (size_t)b * ab + 4 * (size_t)j), w);
+                c[t] = _mm256_add_epi32(c[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, av), ones));
+            }
         }
-        const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + X2_Q8_Q));
+        const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + XB_LEG_Q));
         UNROLL for (int t = 0; t < NT; t++)
             f[t] = _mm256_add_ps(f[t], _mm256_mul_ps(_mm256_cvtepi32_ps(c[t]), _mm256_mul_ps(dv, _mm256_set1_ps(meta[t].f))));
     }
@@ -323,14 +308,15 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
     UNROLL for (int t = 0; t < NT; t++) x2_store_n(out + t * os, nr, f[t]);
 }
 
-typedef void (*mk_q8_fn)(const uint8_t *, int64_t, const int16_t *const *, const meta_t *, float *, size_t, int, int);
+typedef void (*mkb_q8_fn)(const uint8_t *, int64_t, const uint8_t *const *, size_t, const meta_t *, float *, size_t, int,
+                          int);
 typedef void (*mkb_legacy_fn)(const uint8_t *, int64_t, const uint8_t *const *, size_t, const meta_t *, float *, size_t,
                               int, int);
 typedef void (*mkb_k_fn)(const uint8_t *, int64_t, const uint8_t *const *, float *, size_t, int, int);
-#define MK_Q8(N)                                                                                                    \
-    static void mk_q8_##N(const uint8_t *P, int64_t nb, const int16_t *const *a, const meta_t *meta, float *out,    \
-                          size_t os, int first, int nr) {                                                          \
-        mk_q8(N, P, nb, a, meta, out, os, first, nr);                                                              \
+#define MKB_Q8(N)                                                                                                 \
+    static void mkb_q8_##N(const uint8_t *P, int64_t nb, const uint8_t *const *a, size_t ab, const meta_t *meta,   \
+                           float *out, size_t os, int first, int nr) {                                            \
+        mkb_q8(N, P, nb, a, ab, meta, out, os, first, nr);                                                        \
     }
 #define MKB_L(N, M, Q5)                                                                                              \
     static void mkb_l_##N##_##M##_##Q5(const uint8_t *P, int64_t nb, const uint8_t *const *a, size_t ab,            \
@@ -343,12 +329,12 @@ typedef void (*mkb_k_fn)(const uint8_t *, int64_t, const uint8_t *const *, float
         mkb_k(N, SUB, CH, M, P, nsb, q8, out, os, first, nr);                                                        \
     }
 #define BY_NT(M, ...) M(1, __VA_ARGS__) M(2, __VA_ARGS__) M(3, __VA_ARGS__) M(4, __VA_ARGS__)
-MK_Q8(1) MK_Q8(2) MK_Q8(3) MK_Q8(4)
+MKB_Q8(1) MKB_Q8(2) MKB_Q8(3) MKB_Q8(4)
 BY_NT(MKB_L, 0, 0) BY_NT(MKB_L, 1, 0) BY_NT(MKB_L, 0, 1) BY_NT(MKB_L, 1, 1)
 /* per type: values per sub-block, slices per int16 sum (bounds by the largest value: 3, 7, 15, 31, 63), mins */
 BY_NT(MKB_K, q2k, 16, 4, 1) BY_NT(MKB_K, q3k, 16, 4, 0) BY_NT(MKB_K, q4k, 32, 8, 1) BY_NT(MKB_K, q5k, 32, 4, 1)
 BY_NT(MKB_K, q6k, 16, 2, 0)
-static const mk_q8_fn MK_Q8[X2_T] = {mk_q8_1, mk_q8_2, mk_q8_3, mk_q8_4};
+static const mkb_q8_fn MKB_Q8[X2_T] = {mkb_q8_1, mkb_q8_2, mkb_q8_3, mkb_q8_4};
 #define ROW_L(M, Q5) {mkb_l_1_##M##_##Q5, mkb_l_2_##M##_##Q5, mkb_l_3_##M##_##Q5, mkb_l_4_##M##_##Q5}
 static const mkb_legacy_fn MKB_LEGACY[2][2][X2_T] = {{ROW_L(0, 0), ROW_L(0, 1)}, {ROW_L(1, 0), ROW_L(1, 1)}};
 #define ROW_K(NAME) {mkb_##NAME##_1, mkb_##NAME##_2, mkb_##NAME##_3, mkb_##NAME##_4}
@@ -357,12 +343,10 @@ static const mkb_k_fn MKB_K[5][X2_T] = {ROW_K(q2k), ROW_K(q3k), ROW_K(q4k), ROW_
 /* ---- the driver ----------------------------------------------------------------------------- */
 
 /* What the micro-kernels need of the activations of tokens [0, ntc),
- * values [v0, v0 + nv): Q8_0 weights, the quants widened to int16 at
- * a16[t * KC_VALS ...]; legacy types, meta ([block][2][X2_T] per token
- * block: d_a, and for all but Q8_0 -offset * sum(q_a) or s_a); K-quants
- * read their Q8_K blocks as they are. */
-static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, int64_t v0, int nv, int16_t *a16,
-                     meta_t *meta) {
+ * values [v0, v0 + nv) besides their quants: legacy types, meta
+ * ([block][2][X2_T] per token block: d_a, and for all but Q8_0 -offset *
+ * sum(q_a) or s_a); K-quants read their Q8_K blocks as they are. */
+static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, int64_t v0, int nv, meta_t *meta) {
     if (x86_family_of(type) == X86_FAM_K) return;
     const int has_min = x86_legacy_has_min(type), off = x86_legacy_offset(type);
     const size_t ab = has_min ? 36 : 34, qoff = has_min ? 4 : 2;
@@ -371,13 +355,7 @@ static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, 
         for (int b = 0; b < nv / X86_QK; b++, a += ab) {
             const size_t mi = ((size_t)(t / X2_T) * (KC_VALS / X86_QK) + (size_t)b) * 2 * X2_T + (size_t)(t % X2_T);
             meta[mi].f = x86_f16(a);
-            if (type == INFER_TYPE_Q8_0) { /* int16 panels of q itself: no offset term */
-                for (int j = 0; j < X86_QK; j += 16) {
-                    const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(a + qoff + j)));
-                    _mm256_storeu_si256((__m256i *)(void *)(a16 + t * KC_VALS + b * X86_QK + j), w);
-                }
-                continue;
-            }
+            if (type == INFER_TYPE_Q8_0) continue; /* signed values: no offset term */
             if (has_min) meta[mi + X2_T].f = x86_f16(a + 2);
             else meta[mi + X2_T].i = -off * x86_sum_q8x32(a + qoff);
         }
@@ -390,13 +368,7 @@ static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, 
  * one K chunk at a time. */
 static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                          const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
-    union { /* Q8_0's int16 activations and meta, or the byte panels' meta */
-        struct {
-            int16_t a16[TC_Q8 * KC_VALS];
-            meta_t meta[TC_Q8 / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
-        } q8;
-        meta_t meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
-    } _Alignas(32) sc;
+    _Alignas(32) meta_t meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
     _Alignas(32) uint8_t panel[PANEL_BYTES];
     _Alignas(32) uint8_t rows16[16 * KC_VALS / X86_QK * 34]; /* packed: one group's K chunk (legacy is the larger) */
     const int k = x86_family_of(type) == X86_FAM_K, has_min = k ? x86_k_has_min(type) : x86_legacy_has_min(type);
@@ -406,15 +378,12 @@ static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size
     const int q5 = type == INFER_TYPE_Q5_0 || type == INFER_TYPE_Q5_1;
     const int kind = type == INFER_TYPE_Q2_K ? 0 : type == INFER_TYPE_Q3_K ? 1 : type == INFER_TYPE_Q4_K ? 2 : type == INFER_TYPE_Q5_K ? 3 : 4;
     const size_t qa = k ? 0 : has_min ? 4 : 2; /* legacy: the quants' offset in an activation block */
-    const int is_q8 = type == INFER_TYPE_Q8_0, tc = is_q8 ? TC_Q8 : TC;
-    int16_t *a16 = sc.q8.a16;
-    meta_t *meta = is_q8 ? sc.q8.meta : sc.meta;
-    for (int64_t tok0 = 0; tok0 < n_tok; tok0 += tc) {
-        const int64_t ntc = n_tok - tok0 < tc ? n_tok - tok0 : tc;
+    for (int64_t tok0 = 0; tok0 < n_tok; tok0 += TC) {
+        const int64_t ntc = n_tok - tok0 < TC ? n_tok - tok0 : TC;
         for (int64_t v0 = 0; v0 < n_cols; v0 += KC_VALS) {
             const int nv = n_cols - v0 < KC_VALS ? (int)(n_cols - v0) : KC_VALS;
             const int64_t b0 = v0 / bs, nb = nv / bs;
-            prep_act(type, act + (size_t)tok0 * as, as, ntc, v0, nv, a16, meta);
+            prep_act(type, act + (size_t)tok0 * as, as, ntc, v0, nv, meta);
             for (int64_t r0 = 0; r0 < n_rows; r0 += X2_R) {
                 const int nr = n_rows - r0 < X2_R ? (int)(n_rows - r0) : X2_R;
                 if (packed) {
@@ -432,17 +401,15 @@ static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size
                 }
                 for (int64_t t0 = 0; t0 < ntc; t0 += X2_T) {
                     const int nt = ntc - t0 < X2_T ? (int)(ntc - t0) : X2_T;
-                    const int16_t *a[X2_T];
                     const uint8_t *q8[X2_T];
                     for (int t = 0; t < X2_T; t++) {
                         const int64_t tt = t0 + (t < nt ? t : 0);
-                        a[t] = a16 + tt * KC_VALS;
                         q8[t] = act + (size_t)(tok0 + tt) * as + (size_t)b0 * ab + qa;
                     }
                     float *o = out + (size_t)(tok0 + t0) * os + r0;
                     const meta_t *mt = meta + (t0 / X2_T) * (KC_VALS / X86_QK) * 2 * X2_T;
                     if (k) MKB_K[kind][nt - 1](panel, nb, q8, o, os, v0 == 0, nr);
-                    else if (type == INFER_TYPE_Q8_0) MK_Q8[nt - 1](panel, nb, a, mt, o, os, v0 == 0, nr);
+                    else if (type == INFER_TYPE_Q8_0) MKB_Q8[nt - 1](panel, nb, q8, ab, mt, o, os, v0 == 0, nr);
                     else MKB_LEGACY[has_min][q5][nt - 1](panel, nb, q8, ab, mt, o, os, v0 == 0, nr);
                 }
             }
