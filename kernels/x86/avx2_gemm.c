@@ -5,8 +5,8 @@
  * operations in its order, so outputs are bit-identical to kernels/ref as
  * on the AVX-512 level.
  *
- * Every type but Q8_0 is unpacked into byte panels: each value as one
- * unsigned byte (with its offset: Q4_0 stores q, value q - 8; Q6_K 0..63,
+ * Every type is unpacked into byte panels. All but Q8_0 hold each value as
+ * one unsigned byte (with its offset: Q4_0 stores q, value q - 8; Q6_K 0..63,
  * value - 32), slice s holding values 4s..4s+3 of the 8 rows. vpmaddubsw
  * multiplies a slice by 4 activation bytes broadcast (pairs summed into
  * int16, which saturate past 2^15), and since the values are small the
@@ -25,7 +25,7 @@
  *
  * Packing decodes each weight block of a row with plain C loops (which the
  * compiler vectorizes with this file's AVX2 flags), then transposes 8 rows
- * x 8 dwords at a time into slices. A panel is packed once per chunk of 64
+ * x 8 dwords at a time into slices. A panel is packed once per chunk of TC
  * tokens, so for prompt batches its cost is shared.
  */
 #include "avx2_internal.h"
