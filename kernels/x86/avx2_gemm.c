@@ -199,7 +199,6 @@ typedef union {
     int32_t i;
 } meta_t;
 
-
 /* ---- micro-kernels ------------------------------------------------------------------------ */
 
 /* Byte panels, Q8_0: NT tokens x 8 rows x nb blocks. a[t]: token t's
