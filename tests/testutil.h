@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "infer_gguf.h"
-#include "pool.h"
+#include "pool_testutil.h"
 
 static inline const char *shared_dir(void) {
     const char *d = getenv("INFER_SHARED");
@@ -217,16 +217,6 @@ static inline int test_pin_to_first(int k, cpu_set_t *saved) {
         if (CPU_ISSET(c, saved)) CPU_SET(c, &s), got++;
     cr_assert_eq(sched_setaffinity(0, sizeof s, &s), 0);
     return 1;
-}
-
-/* The sum of i over part ith of nth of [0, n) (pool_range): a pool job's
- * parts add up to n (n - 1) / 2 only if each ran exactly once. */
-static inline long test_part_sum(int64_t n, int ith, int nth) {
-    int64_t b, e;
-    pool_range(n, ith, nth, &b, &e);
-    long s = 0;
-    for (int64_t i = b; i < e; i++) s += (long)i;
-    return s;
 }
 
 #endif
