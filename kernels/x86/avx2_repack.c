@@ -46,11 +46,30 @@ static void q6k_decode(uint8_t *G, size_t h) {
     for (int s = 0; s < 48; s++) st(G + h + 64 * s, out[s]);
 }
 
+/* Q3_K's hmask slices 0..7 (bit 4c + j of a byte: field j of c) to the
+ * recoded bit order (x86_common.h) or back: each byte's bits moved by
+ * 16-bit shifts, every moved bit masked in its own byte. */
+static void q3k_hmask(uint8_t *G, int back) {
+    static const int8_t to_new[8] = {2, 3, 4, -3, -1, 0, 1, -6}; /* bit b moves by this much */
+    for (int s = 0; s < 16; s++) {
+        const __m256i x = ld(G + 32 * s);
+        __m256i y = _mm256_setzero_si256();
+        for (int b = 0; b < 8; b++) {
+            const int sh = back ? -to_new[b] : to_new[b], from = back ? b + to_new[b] : b, to = from + sh;
+            const __m256i t = sh > 0 ? _mm256_slli_epi16(x, sh) : _mm256_srli_epi16(x, -sh);
+            y = _mm256_or_si256(y, _mm256_and_si256(t, _mm256_set1_epi8((char)(1 << to))));
+        }
+        st(G + 32 * s, y);
+    }
+}
+
 /* A group-block of a recoded type from the file's slices to the kernels'
  * form (back 0) or back (1). */
 static void recode(uint32_t type, uint8_t *G, int back) {
     if (type == INFER_TYPE_Q8_0) { /* q ^ 0x80 both ways */
         for (int s = 0; s < 16; s++) st(G + 32 * s, _mm256_xor_si256(ld(G + 32 * s), _mm256_set1_epi8((char)0x80)));
+    } else if (type == INFER_TYPE_Q3_K) {
+        q3k_hmask(G, back);
     } else if (type == INFER_TYPE_Q6_K) {
         for (size_t h = 0; h < 64; h += 32) {
             if (back) q6k_decode(G, h);

@@ -149,13 +149,13 @@ INLINE __m512 sb_q6k(const uint8_t *const rows[16], __m512i vidx, size_t off, co
 /* The integer part of a Q2_K / Q3_K super-block (quants from byte qoff):
  * each 16-value sub-block's dot of the 2-bit fields (Q3_K: plus 4 for a
  * set bit 4c + j of hm) with the activations, times its scale: Q3_K's
- * 6-bit byte of v minus 32, Q2_K's low nibble. Exact integers. */
-INLINE __m512i q23_isum(const int packed, const int q3, const uint8_t *const rows[16], size_t off, const uint8_t *G,
-                        size_t qoff, const __m512i *hm, const __m512i v[4], const uint8_t *aq) {
+ * signed byte of v (q3k_scales), Q2_K's low nibble. Exact integers. */
+INLINE __m512i q23_isum(const int q3, const uint8_t *const rows[16], size_t off, size_t qoff, const __m512i *hm,
+                        const __m512i v[4], const uint8_t *aq) {
     __m512i qs[8], is = _mm512_setzero_si512();
     X5_UNROLL for (int c = 0; c < 2; c++) {
-        x5_ld16(packed, rows, off, G, 0, qoff + 32 * (size_t)c, qs);
-        x5_ld16(packed, rows, off, G, 0, qoff + 16 + 32 * (size_t)c, qs + 4);
+        x5_tr16(rows, off + qoff + 32 * (size_t)c, qs);
+        x5_tr16(rows, off + qoff + 16 + 32 * (size_t)c, qs + 4);
         X5_UNROLL for (int j = 0; j < 4; j++) {
             __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
             X5_UNROLL for (int mm = 0; mm < 8; mm++) {
@@ -166,9 +166,9 @@ INLINE __m512i q23_isum(const int packed, const int q3, const uint8_t *const row
                 else a1 = _mm512_dpbusd_epi32(a1, val, a);
             }
             const int s0 = 8 * c + 2 * j;
-            const __m512i b0 = ubyte(v[s0 / 4], s0 % 4), b1 = ubyte(v[(s0 + 1) / 4], (s0 + 1) % 4);
-            const __m512i sc0 = q3 ? _mm512_sub_epi32(b0, _mm512_set1_epi32(32)) : _mm512_and_si512(b0, _mm512_set1_epi32(15));
-            const __m512i sc1 = q3 ? _mm512_sub_epi32(b1, _mm512_set1_epi32(32)) : _mm512_and_si512(b1, _mm512_set1_epi32(15));
+            const __m512i sc0 = q3 ? sbyte(v[s0 / 4], s0 % 4) : _mm512_and_si512(ubyte(v[s0 / 4], s0 % 4), _mm512_set1_epi32(15));
+            const __m512i sc1 = q3 ? sbyte(v[(s0 + 1) / 4], (s0 + 1) % 4)
+                                   : _mm512_and_si512(ubyte(v[(s0 + 1) / 4], (s0 + 1) % 4), _mm512_set1_epi32(15));
             is = _mm512_add_epi32(is, _mm512_mullo_epi32(a0, sc0));
             is = _mm512_add_epi32(is, _mm512_mullo_epi32(a1, sc1));
         }
@@ -176,63 +176,75 @@ INLINE __m512i q23_isum(const int packed, const int q3, const uint8_t *const row
     return is;
 }
 
-/* Q2_K and Q3_K: value 128c + 32j + 16h + l has its 2 low bits at bits
- * 2j of qs[32c + 16h + l]; Q3_K adds 4 when bit 4c + j of hmask[16h + l]
- * is set (stored value q + 4, real value - 4). With m = 4h + l/4 that is
- * slice m of the 8 from qs[32c ..], sub-block (16 values) 8c + 2j + m / 4. */
-INLINE __m512 sb_q23k(const int packed, const int q3, const uint8_t *const rows[16], __m512i vidx, size_t off,
-                      const uint8_t *G, const uint8_t *aq, const x86_kact *m, __m512 f) {
-    __m512i v[4], hm[8];
-    if (q3) { /* bytes 94..109: qs[62..63], 12 scale bytes, d; realigned by 2 bytes */
-        __m512i t[4], s2;
-        __m512 dq;
-        if (packed) { /* scales in slices 24..26, d out of the body */
-            v[0] = _mm512_loadu_si512((const void *)(G + 64 * 24));
-            v[1] = _mm512_loadu_si512((const void *)(G + 64 * 25));
-            s2 = _mm512_loadu_si512((const void *)(G + 64 * 26));
-            dq = x5_packed_d(G, x86_sl_d_at(INFER_TYPE_Q3_K));
-        } else {
-            x5_tr16(rows, off + 94, t);
-            v[0] = _mm512_or_si512(_mm512_srli_epi32(t[0], 16), _mm512_slli_epi32(t[1], 16)); /* scales 0..3 */
-            v[1] = _mm512_or_si512(_mm512_srli_epi32(t[1], 16), _mm512_slli_epi32(t[2], 16)); /* 4..7 */
-            s2 = _mm512_or_si512(_mm512_srli_epi32(t[2], 16), _mm512_slli_epi32(t[3], 16));   /* 8..11 */
-            dq = x5_f16_hi(t[3]);                                                            /* d on top */
-        }
-        /* 6-bit scale of sub-block s: low 4 bits from byte s (s < 8) or the
-         * high nibble of byte s - 8, top 2 from bits 2(s/4) of byte 8 + s%4;
-         * V_q holds sub-blocks 4q..4q+3 biased by 32. */
-        __m512i lo[4] = {and8(v[0], 0x0f), and8(v[1], 0x0f), and8(srl(v[0], 4), 0x0f), and8(srl(v[1], 4), 0x0f)};
-        X5_UNROLL for (int q = 0; q < 4; q++) lo[q] = _mm512_or_si512(lo[q], and8(sll(and8(srl(s2, 2 * q), 3), 4), 0x30));
-        v[0] = lo[0], v[1] = lo[1], v[2] = lo[2], v[3] = lo[3];
-        x5_ld16(packed, rows, off, G, 0, 0, hm);
-        x5_ld16(packed, rows, off, G, 0, 16, hm + 4);
-        const __m512i is = q23_isum(packed, 1, rows, off, G, 32, hm, v, aq);
-        /* offset: 4 * sum of scale x group sum, even/odd int16 pairs */
-        __m512i corr = _mm512_setzero_si512();
-        const __m512i w16 = _mm512_set1_epi32(0x00ff00ff), b32 = _mm512_set1_epi16(32);
-        X5_UNROLL for (int q = 0; q < 4; q++) {
-            corr = _mm512_dpwssd_epi32(corr, _mm512_sub_epi16(_mm512_and_si512(v[q], w16), b32), _mm512_set1_epi32(m->pair[2 * q]));
-            corr = _mm512_dpwssd_epi32(corr, _mm512_sub_epi16(_mm512_and_si512(srl(v[q], 8), w16), b32),
-                                       _mm512_set1_epi32(m->pair[2 * q + 1]));
-        }
-        corr = _mm512_slli_epi32(corr, 2);
-        const __m512 d = _mm512_mul_ps(dq, _mm512_set1_ps(m->da));
-        return _mm512_add_ps(f, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
+/* Q3_K's 16 scales of 16 rows from its 12 scale bytes (v0: bytes 0..3,
+ * v1: 4..7, s2: 8..11 of each lane): V[q] byte b is the signed scale
+ * (-32..31) of sub-block 4q + b, whose low 4 bits are byte s's low nibble
+ * (s < 8) or byte s - 8's high one, its top 2 bits 2(s/4) of byte 8 + s%4,
+ * the whole biased by 32. */
+INLINE void q3k_scales(__m512i v0, __m512i v1, __m512i s2, __m512i V[4]) {
+    const __m512i lo[4] = {v0, v1, srl(v0, 4), srl(v1, 4)};
+    X5_UNROLL for (int q = 0; q < 4; q++) {
+        const __m512i hi = q < 2 ? sll(s2, 4 - 2 * q) : srl(s2, 2 * q - 4); /* bits 2q, 2q + 1 at 4, 5 */
+        V[q] = _mm512_sub_epi8(_mm512_or_si512(and8(lo[q], 0x0f), and8(hi, 0x30)), b8(32));
     }
-    /* Q2_K: scales[16] (low nibble scale, high nibble min), qs at 16, d, dmin at 80 */
-    x5_ld16(packed, rows, off, G, 0, 0, v);
-    const __m512i dd = packed ? _mm512_loadu_si512((const void *)(G + 64 * 20))
-                              : _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 80), 1);
-    const __m512i is = q23_isum(packed, 0, rows, off, G, 16, NULL, v, aq);
+}
+
+/* f plus a Q3_K super-block's sum from its integer part is, given its
+ * signed scales V (q3k_scales) and d: the stored offset 4 (values are
+ * stored + 4) times each sub-block's scale and Q8_K group sum taken off,
+ * the group sums in even/odd int16 pairs against the scales' bytes
+ * sign-extended to words. */
+INLINE __m512 q3k_finish(const __m512i V[4], __m512 dq, __m512i is, const x86_kact *m, __m512 f) {
+    __m512i corr = _mm512_setzero_si512();
+    X5_UNROLL for (int q = 0; q < 4; q++) {
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(sll(V[q], 8), 8), _mm512_set1_epi32(m->pair[2 * q]));
+        corr = _mm512_dpwssd_epi32(corr, _mm512_srai_epi16(V[q], 8), _mm512_set1_epi32(m->pair[2 * q + 1]));
+    }
+    corr = _mm512_slli_epi32(corr, 2);
+    const __m512 d = _mm512_mul_ps(dq, _mm512_set1_ps(m->da));
+    return _mm512_add_ps(f, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(is, corr))));
+}
+
+/* f plus a Q2_K super-block's sum from its integer part is, given its
+ * scale bytes v (4 per lane: low nibble scale, high nibble min) and d,
+ * dmin (low, high half of dd): the mins against Q8_K's group sums in
+ * even/odd int16 pairs. */
+INLINE __m512 q2k_finish(const __m512i v[4], __m512i dd, __m512i is, const x86_kact *m, __m512 f) {
     __m512i corr = _mm512_setzero_si512();
     const __m512i w16 = _mm512_set1_epi32(0x000f000f);
-    X5_UNROLL for (int q = 0; q < 4; q++) { /* mins: high nibbles, even/odd int16 pairs */
+    X5_UNROLL for (int q = 0; q < 4; q++) {
         corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(v[q], 4), w16), _mm512_set1_epi32(m->pair[2 * q]));
         corr = _mm512_dpwssd_epi32(corr, _mm512_and_si512(srl(v[q], 12), w16), _mm512_set1_epi32(m->pair[2 * q + 1]));
     }
     const __m512 da = _mm512_set1_ps(m->da);
     const __m512 d = _mm512_mul_ps(da, x5_f16_lo(dd)), dm = _mm512_mul_ps(da, x5_f16_hi(dd));
     return _mm512_add_ps(f, _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(is)), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(corr))));
+}
+
+/* Q2_K and Q3_K from the file's layout: value 128c + 32j + 16h + l has
+ * its 2 low bits at bits 2j of qs[32c + 16h + l]; Q3_K adds 4 when bit
+ * 4c + j of hmask[16h + l] is set (stored value q + 4, real value - 4).
+ * With m = 4h + l/4 that is slice m of the 8 from qs[32c ..], sub-block
+ * (16 values) 8c + 2j + m / 4. */
+INLINE __m512 sb_q23k(const int q3, const uint8_t *const rows[16], __m512i vidx, size_t off, const uint8_t *aq,
+                      const x86_kact *m, __m512 f) {
+    __m512i v[4], hm[8];
+    if (q3) { /* bytes 94..109: qs[62..63], 12 scale bytes, d; realigned by 2 bytes */
+        __m512i t[4];
+        x5_tr16(rows, off + 94, t);
+        q3k_scales(_mm512_or_si512(_mm512_srli_epi32(t[0], 16), _mm512_slli_epi32(t[1], 16)),  /* bytes 0..3 */
+                   _mm512_or_si512(_mm512_srli_epi32(t[1], 16), _mm512_slli_epi32(t[2], 16)),  /* 4..7 */
+                   _mm512_or_si512(_mm512_srli_epi32(t[2], 16), _mm512_slli_epi32(t[3], 16)), /* 8..11 */
+                   v);
+        x5_tr16(rows, off, hm);
+        x5_tr16(rows, off + 16, hm + 4);
+        const __m512i is = q23_isum(1, rows, off, 32, hm, v, aq);
+        return q3k_finish(v, x5_f16_hi(t[3]) /* d on top */, is, m, f);
+    }
+    /* Q2_K: scales[16] (low nibble scale, high nibble min), qs at 16, d, dmin at 80 */
+    x5_tr16(rows, off, v);
+    const __m512i is = q23_isum(0, rows, off, 16, NULL, v, aq);
+    return q2k_finish(v, _mm512_i32gather_epi32(vidx, (const void *)(rows[0] + off + 80), 1), is, m, f);
 }
 
 INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
@@ -264,7 +276,7 @@ INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_r
                 }
                 if (type == INFER_TYPE_Q6_K) f = sb_q6k(rows, vidx, off, aq, &meta[sb], f);
                 else if (type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K)
-                    f = sb_q23k(0, type == INFER_TYPE_Q3_K, rows, vidx, off, NULL, aq, &meta[sb], f);
+                    f = sb_q23k(type == INFER_TYPE_Q3_K, rows, vidx, off, aq, &meta[sb], f);
                 else f = sb_q45k(type == INFER_TYPE_Q5_K, rows, off, aq, &meta[sb], f);
             }
         }
@@ -320,7 +332,6 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
  * for bit the same: the integer parts are exact in any order); partial
  * sums cross activation chunks through out. */
 #define PG_MAX 4
-#define KPF_DIST 1152
 /* Slice s of a group-block. */
 INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const void *)(G + 64 * (size_t)s)); }
 
@@ -474,6 +485,110 @@ INLINE void q5k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kac
     UNROLL for (int k = 0; k < ng; k++) f[k] = sbp_q45k_finish(G[k] + at, is[k], m, f[k]);
 }
 
+/* vpshufb controls: byte b of each 32-bit lane into that lane's low byte
+ * (lo 1), or into the high byte of its low word (lo 0), the rest zeroed. */
+INLINE __m512i lane_byte_ctrl(int b, int lo) {
+    const int z = (int)0x80808080, sh = lo ? 0 : 8, keep = ~(0xff << sh);
+    return _mm512_broadcast_i32x4(_mm_setr_epi32((z & keep) | b << sh, (z & keep) | (4 + b) << sh,
+                                                 (z & keep) | (8 + b) << sh, (z & keep) | (12 + b) << sh));
+}
+
+/* One Q2_K super-block of four groups in 4 steps: step e = 2c + h takes
+ * from each group in turn the 4 slices of qs[32c + 16h ..] (slices 4 + 8c
+ * + 4h + q): field j of slice q is values 128c + 32j + 16h + 4q .. + 3, of
+ * sub-block 8c + 2j + h, so a step completes 4 sub-blocks. Field j is
+ * multiplied in place (its byte masked, not shifted: 4^j times the value),
+ * the chain shifted back once (exact); a chain (|sum| <= 16 * 3 * 128)
+ * fits a word, so one vpdpwssd adds it times its scale (the nibble moved
+ * to the lane's low byte by vpshufb): the integers of sb_q23k. */
+INLINE void q2k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+    __m512i is[PG_MAX];
+    const uint8_t *ak[PG_MAX];
+    steps_begin(aq, is, ak);
+    UNROLL for (int e = 0; e < 4; e++) {
+        const int c = e >> 1, h = e & 1;
+        UNROLL for (int k = 0; k < ng; k++) {
+            step_prefetch(INFER_TYPE_Q2_K, G[k], po, e, 4);
+            const uint8_t *B = G[k] + at;
+            __m512i ch[4];
+            UNROLL for (int j = 0; j < 4; j++) ch[j] = _mm512_setzero_si512();
+            UNROLL for (int q = 0; q < 4; q++) {
+                const __m512i w = sl(B, 4 + 8 * c + 4 * h + q);
+                UNROLL for (int j = 0; j < 4; j++)
+                    ch[j] = x5_dpb(ch[j], and8(w, 3 << 2 * j), ak[k] + 128 * c + 32 * j + 16 * h + 4 * q);
+            }
+            const __m512i s01 = and8(sl(B, 2 * c), 0x0f), s23 = and8(sl(B, 2 * c + 1), 0x0f); /* scales 8c .. 8c + 7 */
+            UNROLL for (int j = 0; j < 4; j++) {
+                const __m512i sc = _mm512_shuffle_epi8(j < 2 ? s01 : s23, lane_byte_ctrl(2 * (j & 1) + h, 1));
+                is[k] = _mm512_dpwssd_epi32(is[k], j ? _mm512_srai_epi32(ch[j], 2 * j) : ch[j], sc);
+            }
+        }
+    }
+    UNROLL for (int k = 0; k < ng; k++) {
+        const uint8_t *B = G[k] + at;
+        const __m512i v[4] = {sl(B, 0), sl(B, 1), sl(B, 2), sl(B, 3)};
+        f[k] = q2k_finish(v, sl(B, 20), is[k], m, f[k]);
+    }
+}
+
+/* One Q3_K super-block of four groups in 4 steps as q2k_steps, the third
+ * bits from the recoded hmask slices 4h + q (x86_sl_recoded: bits 2, 4, 6
+ * hold fields 0..2 of c = 0, bits 3, 5, 7 those of c = 1, bits 0, 1 field
+ * 3 of c = 0, 1). A field's two bits and its third bit just above them
+ * come together in one bit select (vpternlogd) and one mask: fields 0..2
+ * in place, field 3 shifted down to bits 2, 3; 1, 4, 16 and 4 times the
+ * stored value (0..7). A chain (|sum| <= 16 * 7 * 128) fits a word once
+ * shifted back; its signed scale goes to the high byte of the lane's low
+ * word, so vpdpwssd adds 256 x chain x scale, exactly, and the sum (at most
+ * 16 * 14336 * 32 * 256 < 2^31) is shifted back once. */
+INLINE void q3k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+    __m512i is[PG_MAX];
+    const uint8_t *ak[PG_MAX];
+    _Alignas(64) uint8_t sv[PG_MAX][4][64]; /* each group's q3k_scales */
+    steps_begin(aq, is, ak);
+    UNROLL for (int k = 0; k < ng; k++) {
+        const uint8_t *B = G[k] + at;
+        __m512i V[4];
+        q3k_scales(sl(B, 24), sl(B, 25), sl(B, 26), V);
+        UNROLL for (int q = 0; q < 4; q++) _mm512_store_si512((void *)sv[k][q], V[q]);
+    }
+    UNROLL for (int e = 0; e < 4; e++) {
+        const int c = e >> 1, h = e & 1;
+        UNROLL for (int k = 0; k < ng; k++) {
+            step_prefetch(INFER_TYPE_Q3_K, G[k], po, e, 4);
+            const uint8_t *B = G[k] + at;
+            __m512i ch[4];
+            UNROLL for (int j = 0; j < 4; j++) ch[j] = _mm512_setzero_si512();
+            UNROLL for (int q = 0; q < 4; q++) {
+                const __m512i w = sl(B, 8 + 8 * c + 4 * h + q), hm = sl(B, 4 * h + q);
+                const __m512i H = c ? srl(hm, 1) : hm, H3 = sll(hm, c ? 3 : 4);
+                /* ternary logic 0xe4: third operand ? first : second */
+                const __m512i u0 = and8(_mm512_ternarylogic_epi32(H, w, b8(0x04), 0xe4), 0x07);
+                const __m512i u1 = and8(_mm512_ternarylogic_epi32(H, w, b8(0x10), 0xe4), 0x1c);
+                const __m512i u2 = and8(_mm512_ternarylogic_epi32(H, w, b8(0x40), 0xe4), 0x70);
+                const __m512i u3 = and8(_mm512_ternarylogic_epi32(H3, srl(w, 4), b8(0x10), 0xe4), 0x1c);
+                const uint8_t *a = ak[k] + 128 * c + 16 * h + 4 * q;
+                ch[0] = x5_dpb(ch[0], u0, a);
+                ch[1] = x5_dpb(ch[1], u1, a + 32);
+                ch[2] = x5_dpb(ch[2], u2, a + 64);
+                ch[3] = x5_dpb(ch[3], u3, a + 96);
+            }
+            UNROLL for (int j = 0; j < 4; j++) {
+                const __m512i V = _mm512_load_si512((const void *)sv[k][2 * c + (j >> 1)]);
+                const __m512i sc = _mm512_shuffle_epi8(V, lane_byte_ctrl(2 * (j & 1) + h, 0));
+                const int back = j == 0 ? 0 : j == 2 ? 4 : 2;
+                is[k] = _mm512_dpwssd_epi32(is[k], back ? _mm512_srai_epi32(ch[j], back) : ch[j], sc);
+            }
+        }
+    }
+    UNROLL for (int k = 0; k < ng; k++) {
+        const uint8_t *B = G[k] + at;
+        __m512i V[4];
+        UNROLL for (int q = 0; q < 4; q++) V[q] = _mm512_load_si512((const void *)sv[k][q]);
+        f[k] = q3k_finish(V, x5_packed_d(B, x86_sl_d_at(INFER_TYPE_Q3_K)), _mm512_srai_epi32(is[k], 8), m, f[k]);
+    }
+}
+
 /* Each step kernel for 4, 2 and 1 streams (STEPS_NG): a run's last set
  * of groups takes as many streams as it has groups (three take four, the
  * first repeated). */
@@ -481,6 +596,8 @@ INLINE void q5k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kac
     X5_NOINLINE static void name##_##ng(X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) { \
         name(ng, G, at, po, aq, m, f);                                                                \
     }
+STEPS_NG(q2k_steps, 4) STEPS_NG(q2k_steps, 2) STEPS_NG(q2k_steps, 1)
+STEPS_NG(q3k_steps, 4) STEPS_NG(q3k_steps, 2) STEPS_NG(q3k_steps, 1)
 STEPS_NG(q4k_steps, 4) STEPS_NG(q4k_steps, 2) STEPS_NG(q4k_steps, 1)
 STEPS_NG(q5k_steps, 4) STEPS_NG(q5k_steps, 2) STEPS_NG(q5k_steps, 1)
 STEPS_NG(q6k_steps, 4) STEPS_NG(q6k_steps, 2) STEPS_NG(q6k_steps, 1)
@@ -490,7 +607,7 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
     x86_kact meta[KV_NSB];
     const int64_t nsb = n_cols / X86_QKK;
     const size_t gb = 16 * x86_block_bytes(type);
-    const int pg = type == INFER_TYPE_Q2_K || type == INFER_TYPE_Q3_K ? 2 : PG_MAX;
+    const int pg = PG_MAX;
     const size_t jump = (size_t)(pg - 1) * (size_t)nsb * gb;
     for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
         const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
@@ -504,22 +621,17 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
                 const size_t at = (size_t)sb * gb, po = kpf_offset(at, gb, rem, jump);
+#define Q2K_RUN(ns) q2k_steps_##ns(G, at, po, aq, &meta[sb], f)
+#define Q3K_RUN(ns) q3k_steps_##ns(G, at, po, aq, &meta[sb], f)
 #define Q4K_RUN(ns) q4k_steps_##ns(G, at, po, aq, &meta[sb], f)
 #define Q5K_RUN(ns) q5k_steps_##ns(G, at, po, aq, &meta[sb], f)
 #define Q6K_RUN(ns) q6k_steps_##ns(G, at, po, aq, &meta[sb], f)
                 switch (type) {
+                case INFER_TYPE_Q2_K: X5_BY_STREAMS(sn, Q2K_RUN); break;
                 case INFER_TYPE_Q4_K: X5_BY_STREAMS(sn, Q4K_RUN); break;
                 case INFER_TYPE_Q5_K: X5_BY_STREAMS(sn, Q5K_RUN); break;
                 case INFER_TYPE_Q6_K: X5_BY_STREAMS(sn, Q6K_RUN); break;
-                default: /* Q2_K, Q3_K */
-                    UNROLL for (int k = 0; k < pg; k++) x5_prefetch_stream(G[k], at, gb, KPF_DIST, rem, jump);
-                    UNROLL for (int k = 0; k < pg; k++) {
-                        const uint8_t *ak = aq;
-                        __asm__("" : "+r"(ak)); /* see x5_dpb */
-                        f[k] = sb_q23k(1, type == INFER_TYPE_Q3_K, NULL, _mm512_setzero_si512(), 0, G[k] + at, ak,
-                                       &meta[sb], f[k]);
-                    }
-                    break;
+                default: X5_BY_STREAMS(sn, Q3K_RUN); break; /* Q3_K */
                 }
             }
             for (int k = 0; k < npg; k++) _mm512_storeu_ps(out + 16 * (g + k - g0), f[k]);
@@ -527,6 +639,8 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
     }
 }
 
+#undef Q2K_RUN
+#undef Q3K_RUN
 #undef Q4K_RUN
 #undef Q5K_RUN
 #undef Q6K_RUN

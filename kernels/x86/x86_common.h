@@ -271,17 +271,23 @@ static inline void x86_k_decode_scales(uint32_t type, const uint8_t *x, x86_ksca
  * Q6_K) out of the body: the 16 rows' d follow the slices, 32 bytes.
  * Rows past the last whole group stay in the file's layout.
  *
- * Two types are recoded (x86_sl_recoded), the same size, so that the
+ * Three types are recoded (x86_sl_recoded), the same size, so that the
  * kernels decode them with fewer operations; x2_unslice restores the
  * file's bytes. Q8_0's quants are stored as q ^ 0x80 (the unsigned operand
- * vpdpbusd takes). Q6_K's file layout spreads a value over a low nibble
+ * vpdpbusd takes). Q3_K's hmask bytes (slices 0..7; bit 4c + j is the
+ * third bit of field j of qs[32c + ..]) have their bits reordered so that
+ * each of fields 0..2 finds its third bit just above it, at bit 2j + 2:
+ * bits 2, 4, 6 hold fields 0..2 of c = 0, bits 3, 5, 7 those of c = 1
+ * (one shift away), bits 0, 1 field 3 of c = 0, 1. Q6_K's file layout spreads a value over a low nibble
  * and a 2-bit field in another byte, 17 logic operations per four slices
  * of values; recoded, slice 24c + 3j + w (c < 2, j < 8, w < 3) holds in
  * byte b of lane i the 6-bit value 128c + 32w + 4j + b of row i in bits
  * 0..5 and bits 2w, 2w + 1 of value 128c + 96 + 4j + b in bits 6..7: 9
  * operations decode the same four slices of values. */
 #define X86_PACK_ROWS 16
-static inline int x86_sl_recoded(uint32_t type) { return type == INFER_TYPE_Q8_0 || type == INFER_TYPE_Q6_K; }
+static inline int x86_sl_recoded(uint32_t type) {
+    return type == INFER_TYPE_Q8_0 || type == INFER_TYPE_Q3_K || type == INFER_TYPE_Q6_K;
+}
 
 /* Offset of the body inside a file block (2 when d leads), the slice count
  * and the offset of the d array inside a group-block. */
