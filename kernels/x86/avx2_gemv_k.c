@@ -104,12 +104,10 @@ INLINE __m256 sb_q23k(const int q3, const uint8_t *const rows[8], __m256i vidx, 
     if (q3) {
         __m256i t[4];
         x2_tr8(rows, off + 94, t); /* qs[62..63], 12 scale bytes, d: realigned by 2 bytes */
-        const __m256i s0 = _mm256_or_si256(_mm256_srli_epi32(t[0], 16), _mm256_slli_epi32(t[1], 16));
-        const __m256i s1 = _mm256_or_si256(_mm256_srli_epi32(t[1], 16), _mm256_slli_epi32(t[2], 16));
-        const __m256i s2 = _mm256_or_si256(_mm256_srli_epi32(t[2], 16), _mm256_slli_epi32(t[3], 16));
+        x2_q3k_scales(_mm256_or_si256(_mm256_srli_epi32(t[0], 16), _mm256_slli_epi32(t[1], 16)),
+                      _mm256_or_si256(_mm256_srli_epi32(t[1], 16), _mm256_slli_epi32(t[2], 16)),
+                      _mm256_or_si256(_mm256_srli_epi32(t[2], 16), _mm256_slli_epi32(t[3], 16)), v);
         dd = t[3];
-        v[0] = and8(s0, 0x0f), v[1] = and8(s1, 0x0f), v[2] = and8(srl(s0, 4), 0x0f), v[3] = and8(srl(s1, 4), 0x0f);
-        UNROLL for (int q = 0; q < 4; q++) v[q] = _mm256_or_si256(v[q], and8(sll(and8(srl(s2, 2 * q), 3), 4), 0x30));
         x2_tr8(rows, off, hm);
         x2_tr8(rows, off + 16, hm + 4);
     } else {
@@ -139,26 +137,8 @@ INLINE __m256 sb_q23k(const int q3, const uint8_t *const rows[8], __m256i vidx, 
             is = _mm256_add_epi32(is, _mm256_mullo_epi32(a1, sc1));
         }
     }
-    __m256i corr = _mm256_setzero_si256();
-    const __m256 da = _mm256_set1_ps(m->da);
-    if (q3) { /* offset: 4 * sum of scale x group sum */
-        const __m256i w16 = _mm256_set1_epi32(0x00ff00ff), b32 = _mm256_set1_epi16(32);
-        UNROLL for (int q = 0; q < 4; q++) {
-            corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_sub_epi16(_mm256_and_si256(v[q], w16), b32), _mm256_set1_epi32(m->pair[2 * q])));
-            corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_sub_epi16(_mm256_and_si256(srl(v[q], 8), w16), b32),
-                                                            _mm256_set1_epi32(m->pair[2 * q + 1])));
-        }
-        corr = _mm256_slli_epi32(corr, 2);
-        const __m256 d = _mm256_mul_ps(x2_f16_half(dd, 1), da);
-        return _mm256_add_ps(f, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(is, corr))));
-    }
-    const __m256i w16 = _mm256_set1_epi32(0x000f000f);
-    UNROLL for (int q = 0; q < 4; q++) { /* mins: high nibbles */
-        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(v[q], 4), w16), _mm256_set1_epi32(m->pair[2 * q])));
-        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(srl(v[q], 12), w16), _mm256_set1_epi32(m->pair[2 * q + 1])));
-    }
-    const __m256 d = _mm256_mul_ps(da, x2_f16_half(dd, 0)), dm = _mm256_mul_ps(da, x2_f16_half(dd, 1));
-    return _mm256_add_ps(f, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(is)), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(corr))));
+    if (q3) return x2_q3k_finish(v, x2_f16_half(dd, 1) /* d on top */, is, m, f);
+    return x2_q2k_finish(v, dd, is, m, f);
 }
 
 INLINE void gemv_k(const uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols, const uint8_t *act,

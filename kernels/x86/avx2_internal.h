@@ -160,4 +160,49 @@ X2_INLINE __m256 x2_q45k_finish(__m256i t0, __m256i mn_lo, __m256i mn_hi, __m256
     return _mm256_add_ps(f, _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(is)), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(corr))));
 }
 
+/* Q3_K's 6-bit scales of 8 rows from its 12 scale bytes (s0: bytes 0..3,
+ * s1: 4..7, s2: 8..11 of each lane), biased by 32: byte b of v[q] is
+ * sub-block 4q + b's, low 4 bits from byte s (s < 8) or byte s - 8's high
+ * nibble, top 2 bits 2(s/4) of byte 8 + s%4. */
+X2_INLINE void x2_q3k_scales(__m256i s0, __m256i s1, __m256i s2, __m256i v[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    const __m256i lo[4] = {s0, s1, _mm256_srli_epi16(s0, 4), _mm256_srli_epi16(s1, 4)};
+    X2_UNROLL for (int q = 0; q < 4; q++) {
+        const __m256i hi = q < 2 ? _mm256_slli_epi16(s2, 4 - 2 * q) : _mm256_srli_epi16(s2, 2 * q - 4); /* bits 2q, 2q+1 at 4, 5 */
+        v[q] = _mm256_or_si256(_mm256_and_si256(lo[q], m4), _mm256_and_si256(hi, m30));
+    }
+}
+
+/* f plus a Q3_K super-block's sum over 8 rows from its integer part is,
+ * given its biased scales v (x2_q3k_scales) and d: the stored offset 4
+ * times each sub-block's scale and Q8_K group sum taken off. */
+X2_INLINE __m256 x2_q3k_finish(const __m256i v[4], __m256 dq, __m256i is, const x86_kact *m, __m256 f) {
+    const __m256i w16 = _mm256_set1_epi32(0x00ff00ff), b32 = _mm256_set1_epi16(32);
+    __m256i corr = _mm256_setzero_si256();
+    X2_UNROLL for (int q = 0; q < 4; q++) {
+        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_sub_epi16(_mm256_and_si256(v[q], w16), b32), _mm256_set1_epi32(m->pair[2 * q])));
+        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_sub_epi16(_mm256_and_si256(_mm256_srli_epi16(v[q], 8), w16), b32),
+                                                        _mm256_set1_epi32(m->pair[2 * q + 1])));
+    }
+    corr = _mm256_slli_epi32(corr, 2);
+    const __m256 d = _mm256_mul_ps(dq, _mm256_set1_ps(m->da));
+    return _mm256_add_ps(f, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(is, corr))));
+}
+
+/* f plus a Q2_K super-block's sum over 8 rows from its integer part is,
+ * given its scale bytes v (4 per lane: low nibble scale, high nibble min)
+ * and dd (d | dmin per lane): the mins against Q8_K's group sums. */
+X2_INLINE __m256 x2_q2k_finish(const __m256i v[4], __m256i dd, __m256i is, const x86_kact *m, __m256 f) {
+    const __m256i w16 = _mm256_set1_epi32(0x000f000f);
+    __m256i corr = _mm256_setzero_si256();
+    X2_UNROLL for (int q = 0; q < 4; q++) {
+        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v[q], 4), w16), _mm256_set1_epi32(m->pair[2 * q])));
+        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(v[q], 12), w16),
+                                                        _mm256_set1_epi32(m->pair[2 * q + 1])));
+    }
+    const __m256 da = _mm256_set1_ps(m->da);
+    const __m256 d = _mm256_mul_ps(da, x2_f16_half(dd, 0)), dm = _mm256_mul_ps(da, x2_f16_half(dd, 1));
+    return _mm256_add_ps(f, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(is)), _mm256_mul_ps(dm, _mm256_cvtepi32_ps(corr))));
+}
+
 #endif
