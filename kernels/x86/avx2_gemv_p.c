@@ -360,106 +360,86 @@ INLINE void q6k_sb(const int ng, const int pf, const uint8_t *const *G, size_t a
     }
 }
 
-/* One Q2_K super-block of ng groups: quarter p = 2c + v takes the 4
- * slices of qs[32c + 16v ..] (4 + 8c + 4v + q): field j of slice q is
- * values 128c + 32j + 16v + 4q .., of sub-block 8c + 2j + v. Fields 0, 1
- * come from the byte, 2, 3 from it shifted down 4; fields 1 and 3 are
- * masked in place (4 x the value, <= 12), so a sub-block's 4 pair sums
- * (<= 2 * 12 * 128 each) add up in int16, one vpmaddwd applies its scale,
- * and the 4x sums are shifted back once, exactly, at the end. */
-INLINE void q2k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
-                   const x86_kact *m, __m256 (*f)[2]) {
-    __m256i is[NG][2], is4[NG][2];
-    UNROLL for (int k = 0; k < ng; k++) is[k][0] = is[k][1] = is4[k][0] = is4[k][1] = _mm256_setzero_si256();
-    UNROLL for (int p = 0; p < 4; p++) {
-        const int c = p >> 1, v = p & 1;
-        k_prefetch(ng, pf, INFER_TYPE_Q2_K, G, po, p);
-        UNROLL for (int h = 0; h < 2; h++) {
-            UNROLL for (int k = 0; k < ng; k++) {
-                const uint8_t *B = G[k] + at, *a = launder(aq) + 128 * c + 16 * v;
-                __m256i ch[4];
-                UNROLL for (int j = 0; j < 4; j++) ch[j] = _mm256_setzero_si256();
-                UNROLL for (int q = 0; q < 4; q++) {
-                    const __m256i w = hs(B, 4 + 8 * c + 4 * v + q, h), w4 = srl(w, 4);
-                    ch[0] = dot16(ch[0], and8(w, 0x03), a + 4 * q);
-                    ch[1] = dot16(ch[1], and8(w, 0x0c), a + 32 + 4 * q);
-                    ch[2] = dot16(ch[2], and8(w4, 0x03), a + 64 + 4 * q);
-                    ch[3] = dot16(ch[3], and8(w4, 0x0c), a + 96 + 4 * q);
-                }
-                const __m256i s01 = and8(hs(B, 2 * c, h), 0x0f), s23 = and8(hs(B, 2 * c + 1, h), 0x0f);
-                is[k][h] = add32(is[k][h], _mm256_madd_epi16(ch[0], pair_u8(s01, v)));
-                is4[k][h] = add32(is4[k][h], _mm256_madd_epi16(ch[1], pair_u8(s01, 2 + v)));
-                is[k][h] = add32(is[k][h], _mm256_madd_epi16(ch[2], pair_u8(s23, v)));
-                is4[k][h] = add32(is4[k][h], _mm256_madd_epi16(ch[3], pair_u8(s23, 2 + v)));
-            }
-        }
-    }
-    UNROLL for (int k = 0; k < ng; k++) {
-        const uint8_t *B = G[k] + at;
-        UNROLL for (int h = 0; h < 2; h++) {
-            const __m256i sc[4] = {hs(B, 0, h), hs(B, 1, h), hs(B, 2, h), hs(B, 3, h)};
-            const __m256i isum = _mm256_add_epi32(is[k][h], _mm256_srai_epi32(is4[k][h], 2));
-            f[k][h] = x2_q2k_finish(sc, hs(B, 20, h), isum, m, f[k][h]);
-        }
-    }
-}
-
-/* One Q3_K super-block of ng groups as q2k_sb, the third bits from the
- * recoded hmask slices 4v + q (x86_common.h): bits 2, 4, 6 fields 0..2 of
- * c = 0, bits 3, 5, 7 those of c = 1, bits 0, 1 field 3. Each field's two
- * bits and its third bit (moved to just above them) masked and joined:
- * values <= 7, fields 1 and 3 at 4x (<= 28), 4 pair sums <= 4 * 2 * 28 *
- * 128 < 2^15 in int16. The biased scales of both halves are decoded once
- * per super-block (x2_q3k_scales) onto the stack. */
-INLINE void q3k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
-                   const x86_kact *m, __m256 (*f)[2]) {
+/* One Q2_K (q3 0) or Q3_K (q3 1) super-block of ng groups: quarter p =
+ * 2c + v takes the 4 slices of qs[32c + 16v ..] (Q2_K's slices 4 + 8c +
+ * 4v + q, Q3_K's 8 + ...): field j of slice q is values 128c + 32j + 16v +
+ * 4q .., of sub-block 8c + 2j + v. Fields 0, 1 come from the byte, 2, 3
+ * from it shifted down 4; fields 1 and 3 are masked in place (4x). Q3_K
+ * joins each field's third bit from the recoded hmask slices 4v + q
+ * (x86_common.h: bits 2, 4, 6 fields 0..2 of c = 0, bits 3, 5, 7 those of
+ * c = 1, bits 0, 1 field 3), moved to just above it and masked. Values <=
+ * 3 (Q3_K 7), 4x <= 12 (28): a sub-block's 4 pair sums (<= 4 * 2 * 28 *
+ * 128 < 2^15) add up in int16, one vpmaddwd applies its scale, and the 4x
+ * sums are shifted back once, exactly, at the end. Q3_K's biased scales of
+ * both halves are decoded once per super-block (x2_q3k_scales) onto the
+ * stack. */
+INLINE void q23k_sb(const int q3, const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po,
+                    const uint8_t *aq, const x86_kact *m, __m256 (*f)[2]) {
     __m256i is[NG][2], is4[NG][2];
     _Alignas(32) uint8_t sv[NG][2][4][32];
     UNROLL for (int k = 0; k < ng; k++) {
         is[k][0] = is[k][1] = is4[k][0] = is4[k][1] = _mm256_setzero_si256();
-        UNROLL for (int h = 0; h < 2; h++) {
+        UNROLL for (int h = 0; h < 2 && q3; h++) {
             __m256i V[4];
             x2_q3k_scales(hs(G[k] + at, 24, h), hs(G[k] + at, 25, h), hs(G[k] + at, 26, h), V);
             UNROLL for (int q = 0; q < 4; q++) _mm256_store_si256((__m256i *)(void *)sv[k][h][q], V[q]);
         }
     }
-    const __m256i b32 = _mm256_set1_epi16(32);
     UNROLL for (int p = 0; p < 4; p++) {
         const int c = p >> 1, v = p & 1;
-        k_prefetch(ng, pf, INFER_TYPE_Q3_K, G, po, p);
+        k_prefetch(ng, pf, q3 ? INFER_TYPE_Q3_K : INFER_TYPE_Q2_K, G, po, p);
         UNROLL for (int h = 0; h < 2; h++) {
             UNROLL for (int k = 0; k < ng; k++) {
                 const uint8_t *B = G[k] + at, *a = launder(aq) + 128 * c + 16 * v;
                 __m256i ch[4];
                 UNROLL for (int j = 0; j < 4; j++) ch[j] = _mm256_setzero_si256();
                 UNROLL for (int q = 0; q < 4; q++) {
-                    const __m256i w = hs(B, 8 + 8 * c + 4 * v + q, h), w4 = srl(w, 4), hm = hs(B, 4 * v + q, h);
-                    /* third bits at 2 (fields 0, 2) or 4 (fields 1, 3) */
-                    const __m256i h01 = c ? srl(hm, 1) : hm, h2 = srl(hm, c ? 5 : 4), h3 = _mm256_slli_epi16(hm, c ? 3 : 4);
-                    ch[0] = dot16(ch[0], _mm256_or_si256(and8(w, 0x03), and8(h01, 0x04)), a + 4 * q);
-                    ch[1] = dot16(ch[1], _mm256_or_si256(and8(w, 0x0c), and8(h01, 0x10)), a + 32 + 4 * q);
-                    ch[2] = dot16(ch[2], _mm256_or_si256(and8(w4, 0x03), and8(h2, 0x04)), a + 64 + 4 * q);
-                    ch[3] = dot16(ch[3], _mm256_or_si256(and8(w4, 0x0c), and8(h3, 0x10)), a + 96 + 4 * q);
+                    const __m256i w = hs(B, (q3 ? 8 : 4) + 8 * c + 4 * v + q, h), w4 = srl(w, 4);
+                    __m256i u[4] = {and8(w, 0x03), and8(w, 0x0c), and8(w4, 0x03), and8(w4, 0x0c)};
+                    if (q3) { /* third bits to 2 (fields 0, 2) or 4 (fields 1, 3) */
+                        const __m256i hm = hs(B, 4 * v + q, h), h01 = c ? srl(hm, 1) : hm;
+                        u[0] = _mm256_or_si256(u[0], and8(h01, 0x04));
+                        u[1] = _mm256_or_si256(u[1], and8(h01, 0x10));
+                        u[2] = _mm256_or_si256(u[2], and8(srl(hm, c ? 5 : 4), 0x04));
+                        u[3] = _mm256_or_si256(u[3], and8(_mm256_slli_epi16(hm, c ? 3 : 4), 0x10));
+                    }
+                    UNROLL for (int j = 0; j < 4; j++) ch[j] = dot16(ch[j], u[j], a + 32 * j + 4 * q);
                 }
-                /* sub-block 8c + 2j + v: byte 2(j & 1) + v of scale register 2c + j / 2, less the bias */
-                const __m256i v0 = _mm256_load_si256((const __m256i *)(const void *)sv[k][h][2 * c]);
-                const __m256i v1 = _mm256_load_si256((const __m256i *)(const void *)sv[k][h][2 * c + 1]);
-                is[k][h] = add32(is[k][h], _mm256_madd_epi16(ch[0], _mm256_sub_epi16(pair_u8(v0, v), b32)));
-                is4[k][h] = add32(is4[k][h], _mm256_madd_epi16(ch[1], _mm256_sub_epi16(pair_u8(v0, 2 + v), b32)));
-                is[k][h] = add32(is[k][h], _mm256_madd_epi16(ch[2], _mm256_sub_epi16(pair_u8(v1, v), b32)));
-                is4[k][h] = add32(is4[k][h], _mm256_madd_epi16(ch[3], _mm256_sub_epi16(pair_u8(v1, 2 + v), b32)));
+                /* sub-block 8c + 2j + v: byte 2(j & 1) + v of the scales of sub-blocks 8c + 4(j / 2) .. */
+                const __m256i s01 = q3 ? _mm256_load_si256((const __m256i *)(const void *)sv[k][h][2 * c]) : and8(hs(B, 2 * c, h), 0x0f);
+                const __m256i s23 = q3 ? _mm256_load_si256((const __m256i *)(const void *)sv[k][h][2 * c + 1])
+                                       : and8(hs(B, 2 * c + 1, h), 0x0f);
+                UNROLL for (int j = 0; j < 4; j++) {
+                    __m256i sc = pair_u8(j < 2 ? s01 : s23, 2 * (j & 1) + v);
+                    if (q3) sc = _mm256_sub_epi16(sc, _mm256_set1_epi16(32)); /* the bias */
+                    if (j & 1) is4[k][h] = add32(is4[k][h], _mm256_madd_epi16(ch[j], sc));
+                    else is[k][h] = add32(is[k][h], _mm256_madd_epi16(ch[j], sc));
+                }
             }
         }
     }
     UNROLL for (int k = 0; k < ng; k++) {
         const uint8_t *B = G[k] + at;
         UNROLL for (int h = 0; h < 2; h++) {
-            __m256i V[4];
-            UNROLL for (int q = 0; q < 4; q++) V[q] = _mm256_load_si256((const __m256i *)(const void *)sv[k][h][q]);
             const __m256i isum = _mm256_add_epi32(is[k][h], _mm256_srai_epi32(is4[k][h], 2));
-            f[k][h] = x2_q3k_finish(V, packed_d(B, x86_sl_d_at(INFER_TYPE_Q3_K), h), isum, m, f[k][h]);
+            __m256i V[4];
+            if (q3) {
+                UNROLL for (int q = 0; q < 4; q++) V[q] = _mm256_load_si256((const __m256i *)(const void *)sv[k][h][q]);
+                f[k][h] = x2_q3k_finish(V, packed_d(B, x86_sl_d_at(INFER_TYPE_Q3_K), h), isum, m, f[k][h]);
+            } else {
+                UNROLL for (int q = 0; q < 4; q++) V[q] = hs(B, q, h);
+                f[k][h] = x2_q2k_finish(V, hs(B, 20, h), isum, m, f[k][h]);
+            }
         }
     }
+}
+INLINE void q2k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
+                   const x86_kact *m, __m256 (*f)[2]) {
+    q23k_sb(0, ng, pf, G, at, po, aq, m, f);
+}
+INLINE void q3k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
+                   const x86_kact *m, __m256 (*f)[2]) {
+    q23k_sb(1, ng, pf, G, at, po, aq, m, f);
 }
 
 /* Instances per stream count and prefetch style, called directly (a

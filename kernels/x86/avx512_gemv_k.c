@@ -493,90 +493,66 @@ INLINE __m512i lane_byte_ctrl(int b, int lo) {
                                                  (z & keep) | (8 + b) << sh, (z & keep) | (12 + b) << sh));
 }
 
-/* One Q2_K super-block of four groups in 4 steps: step e = 2c + h takes
- * from each group in turn the 4 slices of qs[32c + 16h ..] (slices 4 + 8c
- * + 4h + q): field j of slice q is values 128c + 32j + 16h + 4q .. + 3, of
- * sub-block 8c + 2j + h, so a step completes 4 sub-blocks. Field j is
- * multiplied in place (its byte masked, not shifted: 4^j times the value),
- * the chain shifted back once (exact); a chain (|sum| <= 16 * 3 * 128)
- * fits a word, so one vpdpwssd adds it times its scale (the nibble moved
- * to the lane's low byte by vpshufb): the integers of sb_q23k. */
-INLINE void q2k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+/* One Q2_K (q3 0) or Q3_K (q3 1) super-block of four groups in 4 steps:
+ * step e = 2c + h takes from each group in turn the 4 slices of qs[32c +
+ * 16h ..] (Q2_K's slices 4 + 8c + 4h + q, Q3_K's 8 + ...): field j of
+ * slice q is values 128c + 32j + 16h + 4q .. + 3, of sub-block 8c + 2j +
+ * h, so a step completes 4 sub-blocks. Q2_K masks each field in place
+ * (4^j times the value). Q3_K takes the third bits from the recoded hmask
+ * slices 4h + q (x86_sl_recoded: bits 2, 4, 6 hold fields 0..2 of c = 0,
+ * bits 3, 5, 7 those of c = 1, bits 0, 1 field 3 of c = 0, 1): a field's
+ * two bits and its third bit just above them come together in one bit
+ * select (vpternlogd) and one mask, fields 0..2 in place and field 3
+ * shifted down to bits 2, 3 (1, 4, 16 and 4 times the stored value, 0..7).
+ * A chain is shifted back once (exact) and then fits a word (|sum| <= 16 *
+ * 3 * 128, Q3_K 16 * 7 * 128), so one vpdpwssd adds it times its scale,
+ * which vpshufb moves into the lane's low word: Q2_K's nibble as it is;
+ * Q3_K's signed scale into the word's high byte, adding 256 x chain x
+ * scale, exactly (the sum stays below 16 * 14336 * 32 * 256 < 2^31), and
+ * the sum is shifted back once. The integers of sb_q23k. */
+INLINE void q23k_steps(const int q3, const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+    const uint32_t type = q3 ? INFER_TYPE_Q3_K : INFER_TYPE_Q2_K;
     __m512i is[PG_MAX];
     const uint8_t *ak[PG_MAX];
+    _Alignas(64) uint8_t sv[PG_MAX][4][64]; /* Q3_K: each group's q3k_scales */
     steps_begin(aq, is, ak);
-    UNROLL for (int e = 0; e < 4; e++) {
-        const int c = e >> 1, h = e & 1;
+    if (q3) {
         UNROLL for (int k = 0; k < ng; k++) {
-            step_prefetch(INFER_TYPE_Q2_K, G[k], po, e, 4);
             const uint8_t *B = G[k] + at;
-            __m512i ch[4];
-            UNROLL for (int j = 0; j < 4; j++) ch[j] = _mm512_setzero_si512();
-            UNROLL for (int q = 0; q < 4; q++) {
-                const __m512i w = sl(B, 4 + 8 * c + 4 * h + q);
-                UNROLL for (int j = 0; j < 4; j++)
-                    ch[j] = x5_dpb(ch[j], and8(w, 3 << 2 * j), ak[k] + 128 * c + 32 * j + 16 * h + 4 * q);
-            }
-            const __m512i s01 = and8(sl(B, 2 * c), 0x0f), s23 = and8(sl(B, 2 * c + 1), 0x0f); /* scales 8c .. 8c + 7 */
-            UNROLL for (int j = 0; j < 4; j++) {
-                const __m512i sc = _mm512_shuffle_epi8(j < 2 ? s01 : s23, lane_byte_ctrl(2 * (j & 1) + h, 1));
-                is[k] = _mm512_dpwssd_epi32(is[k], j ? _mm512_srai_epi32(ch[j], 2 * j) : ch[j], sc);
-            }
+            __m512i V[4];
+            q3k_scales(sl(B, 24), sl(B, 25), sl(B, 26), V);
+            UNROLL for (int q = 0; q < 4; q++) _mm512_store_si512((void *)sv[k][q], V[q]);
         }
     }
-    UNROLL for (int k = 0; k < ng; k++) {
-        const uint8_t *B = G[k] + at;
-        const __m512i v[4] = {sl(B, 0), sl(B, 1), sl(B, 2), sl(B, 3)};
-        f[k] = q2k_finish(v, sl(B, 20), is[k], m, f[k]);
-    }
-}
-
-/* One Q3_K super-block of four groups in 4 steps as q2k_steps, the third
- * bits from the recoded hmask slices 4h + q (x86_sl_recoded: bits 2, 4, 6
- * hold fields 0..2 of c = 0, bits 3, 5, 7 those of c = 1, bits 0, 1 field
- * 3 of c = 0, 1). A field's two bits and its third bit just above them
- * come together in one bit select (vpternlogd) and one mask: fields 0..2
- * in place, field 3 shifted down to bits 2, 3; 1, 4, 16 and 4 times the
- * stored value (0..7). A chain (|sum| <= 16 * 7 * 128) fits a word once
- * shifted back; its signed scale goes to the high byte of the lane's low
- * word, so vpdpwssd adds 256 x chain x scale, exactly, and the sum (at most
- * 16 * 14336 * 32 * 256 < 2^31) is shifted back once. */
-INLINE void q3k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
-    __m512i is[PG_MAX];
-    const uint8_t *ak[PG_MAX];
-    _Alignas(64) uint8_t sv[PG_MAX][4][64]; /* each group's q3k_scales */
-    steps_begin(aq, is, ak);
-    UNROLL for (int k = 0; k < ng; k++) {
-        const uint8_t *B = G[k] + at;
-        __m512i V[4];
-        q3k_scales(sl(B, 24), sl(B, 25), sl(B, 26), V);
-        UNROLL for (int q = 0; q < 4; q++) _mm512_store_si512((void *)sv[k][q], V[q]);
-    }
     UNROLL for (int e = 0; e < 4; e++) {
         const int c = e >> 1, h = e & 1;
         UNROLL for (int k = 0; k < ng; k++) {
-            step_prefetch(INFER_TYPE_Q3_K, G[k], po, e, 4);
+            step_prefetch(type, G[k], po, e, 4);
             const uint8_t *B = G[k] + at;
             __m512i ch[4];
             UNROLL for (int j = 0; j < 4; j++) ch[j] = _mm512_setzero_si512();
             UNROLL for (int q = 0; q < 4; q++) {
-                const __m512i w = sl(B, 8 + 8 * c + 4 * h + q), hm = sl(B, 4 * h + q);
-                const __m512i H = c ? srl(hm, 1) : hm, H3 = sll(hm, c ? 3 : 4);
-                /* ternary logic 0xe4: third operand ? first : second */
-                const __m512i u0 = and8(_mm512_ternarylogic_epi32(H, w, b8(0x04), 0xe4), 0x07);
-                const __m512i u1 = and8(_mm512_ternarylogic_epi32(H, w, b8(0x10), 0xe4), 0x1c);
-                const __m512i u2 = and8(_mm512_ternarylogic_epi32(H, w, b8(0x40), 0xe4), 0x70);
-                const __m512i u3 = and8(_mm512_ternarylogic_epi32(H3, srl(w, 4), b8(0x10), 0xe4), 0x1c);
+                const __m512i w = sl(B, (q3 ? 8 : 4) + 8 * c + 4 * h + q);
+                __m512i u[4];
+                if (q3) {
+                    const __m512i hm = sl(B, 4 * h + q), H = c ? srl(hm, 1) : hm, H3 = sll(hm, c ? 3 : 4);
+                    /* ternary logic 0xe4: third operand ? first : second */
+                    u[0] = and8(_mm512_ternarylogic_epi32(H, w, b8(0x04), 0xe4), 0x07);
+                    u[1] = and8(_mm512_ternarylogic_epi32(H, w, b8(0x10), 0xe4), 0x1c);
+                    u[2] = and8(_mm512_ternarylogic_epi32(H, w, b8(0x40), 0xe4), 0x70);
+                    u[3] = and8(_mm512_ternarylogic_epi32(H3, srl(w, 4), b8(0x10), 0xe4), 0x1c);
+                } else {
+                    UNROLL for (int j = 0; j < 4; j++) u[j] = and8(w, 3 << 2 * j);
+                }
                 const uint8_t *a = ak[k] + 128 * c + 16 * h + 4 * q;
-                ch[0] = x5_dpb(ch[0], u0, a);
-                ch[1] = x5_dpb(ch[1], u1, a + 32);
-                ch[2] = x5_dpb(ch[2], u2, a + 64);
-                ch[3] = x5_dpb(ch[3], u3, a + 96);
+                UNROLL for (int j = 0; j < 4; j++) ch[j] = x5_dpb(ch[j], u[j], a + 32 * j);
             }
+            /* sub-block 8c + 2j + h: byte 2(j & 1) + h of the scales of sub-blocks 8c + 4(j / 2) .. */
+            const __m512i s01 = q3 ? _mm512_load_si512((const void *)sv[k][2 * c]) : and8(sl(B, 2 * c), 0x0f);
+            const __m512i s23 = q3 ? _mm512_load_si512((const void *)sv[k][2 * c + 1]) : and8(sl(B, 2 * c + 1), 0x0f);
             UNROLL for (int j = 0; j < 4; j++) {
-                const __m512i V = _mm512_load_si512((const void *)sv[k][2 * c + (j >> 1)]);
-                const __m512i sc = _mm512_shuffle_epi8(V, lane_byte_ctrl(2 * (j & 1) + h, 0));
-                const int back = j == 0 ? 0 : j == 2 ? 4 : 2;
+                const __m512i sc = _mm512_shuffle_epi8(j < 2 ? s01 : s23, lane_byte_ctrl(2 * (j & 1) + h, !q3));
+                const int back = q3 ? (j == 0 ? 0 : j == 2 ? 4 : 2) : 2 * j;
                 is[k] = _mm512_dpwssd_epi32(is[k], back ? _mm512_srai_epi32(ch[j], back) : ch[j], sc);
             }
         }
@@ -584,9 +560,20 @@ INLINE void q3k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kac
     UNROLL for (int k = 0; k < ng; k++) {
         const uint8_t *B = G[k] + at;
         __m512i V[4];
-        UNROLL for (int q = 0; q < 4; q++) V[q] = _mm512_load_si512((const void *)sv[k][q]);
-        f[k] = q3k_finish(V, x5_packed_d(B, x86_sl_d_at(INFER_TYPE_Q3_K)), _mm512_srai_epi32(is[k], 8), m, f[k]);
+        if (q3) {
+            UNROLL for (int q = 0; q < 4; q++) V[q] = _mm512_load_si512((const void *)sv[k][q]);
+            f[k] = q3k_finish(V, x5_packed_d(B, x86_sl_d_at(INFER_TYPE_Q3_K)), _mm512_srai_epi32(is[k], 8), m, f[k]);
+        } else {
+            UNROLL for (int q = 0; q < 4; q++) V[q] = sl(B, q);
+            f[k] = q2k_finish(V, sl(B, 20), is[k], m, f[k]);
+        }
     }
+}
+INLINE void q2k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+    q23k_steps(0, ng, G, at, po, aq, m, f);
+}
+INLINE void q3k_steps(const int ng, X5_STREAMS, const uint8_t *aq, const x86_kact *m, __m512 *f) {
+    q23k_steps(1, ng, G, at, po, aq, m, f);
 }
 
 /* Each step kernel for 4, 2 and 1 streams (STEPS_NG): a run's last set
