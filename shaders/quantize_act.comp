@@ -136,10 +136,9 @@ void main() {
         if (p.mode == 5u) {
             unit_q8k(t, u, x, lid, live);
             barrier(); /* the next round's maxima overwrite these */
-        } else if (!live) {
-        } else if (p.mode >= 3u) {
+        } else if (live && p.mode >= 3u) {
             unit_q8(t, u, x, p.mode == 4u);
-        } else {
+        } else if (live) {
             [[unroll]] for (uint k = 0; k < 32u; k++) {
                 float v = x[k];
                 if (p.mode == 1u) v = round_f16(v);
