@@ -201,55 +201,36 @@ typedef union {
 
 /* ---- micro-kernels ------------------------------------------------------------------------ */
 
-/* Byte panels, Q8_0: NT tokens x 8 rows x nb blocks. a[t]: token t's
- * quants of the chunk's first block (ab bytes per block); meta: [block][2][X2_T],
- * d_a first. */
-INLINE void mkb_q8(const int NT, const uint8_t *P, int64_t nb, const uint8_t *const *a, size_t ab, const meta_t *meta,
-                   float *out, size_t os, int first, int nr) {
-    __m256 f[X2_T];
-    __m256i c[X2_T];
-    const __m256i ones = _mm256_set1_epi16(1);
-    UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : x2_load_n(out + t * os, nr);
-    for (int64_t b = 0; b < nb; b++, P += XB_LEG_BLOCK, meta += 2 * X2_T) {
-        UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
-        UNROLL for (int j = 0; j < 8; j++) {
-            const __m256i w = ld32(P + 32 * j), aw = _mm256_abs_epi8(w);
-            UNROLL for (int t = 0; t < NT; t++) {
-                const __m256i av = _mm256_sign_epi8(x2_bc32(a[t] + (size_t)b * ab + 4 * (size_t)j), w);
-                c[t] = _mm256_add_epi32(c[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, av), ones));
-            }
-        }
-        const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + XB_LEG_Q));
-        UNROLL for (int t = 0; t < NT; t++)
-            f[t] = _mm256_add_ps(f[t], _mm256_mul_ps(_mm256_cvtepi32_ps(c[t]), _mm256_mul_ps(dv, _mm256_set1_ps(meta[t].f))));
-    }
-    UNROLL for (int t = 0; t < NT; t++) x2_store_n(out + t * os, nr, f[t]);
-}
-
-/* Byte panels, legacy (not Q8_0): NT tokens x 8 rows x nb blocks. a[t]:
+/* Byte panels, legacy types: NT tokens x 8 rows x nb blocks. a[t]:
  * token t's quants of the chunk's first block (ab bytes per block);
  * meta: [block][2][X2_T] d_a and either -offset * sum(q_a) or s_a. Q4
- * values (<= 15): 8 pair sums of <= 2 * 15 * 127 fit int16; Q5 (<= 31): 4. */
-INLINE void mkb_legacy(const int NT, const int has_min, const int q5, const uint8_t *P, int64_t nb,
+ * values (<= 15): 8 pair sums of <= 2 * 15 * 127 fit int16; Q5 (<= 31): 4.
+ * Q8_0 (q8 1, signed): |w| times the activation with w's sign, each
+ * slice's pair sums (<= 2 * 128 * 127) widened at once, no offset. */
+INLINE void mkb_legacy(const int NT, const int q8, const int has_min, const int q5, const uint8_t *P, int64_t nb,
                        const uint8_t *const *a, size_t ab, const meta_t *meta, float *out, size_t os, int first, int nr) {
     __m256 f[X2_T];
     __m256i lo[X2_T], hi[X2_T];
+    const __m256i ones = _mm256_set1_epi16(1);
     UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : x2_load_n(out + t * os, nr);
     for (int64_t b = 0; b < nb; b++, P += XB_LEG_BLOCK, meta += 2 * X2_T) {
         UNROLL for (int t = 0; t < NT; t++) lo[t] = hi[t] = _mm256_setzero_si256();
         UNROLL for (int j = 0; j < 8; j++) {
-            const __m256i w = ld32(P + 32 * j);
+            const __m256i w = ld32(P + 32 * j), aw = q8 ? _mm256_abs_epi8(w) : w;
             UNROLL for (int t = 0; t < NT; t++) {
                 const __m256i av = x2_bc32(a[t] + (size_t)b * ab + 4 * (size_t)j);
-                if (q5 && j >= 4) hi[t] = x2_acc16(hi[t], w, av);
+                if (q8)
+                    lo[t] = _mm256_add_epi32(lo[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(av, w)), ones));
+                else if (q5 && j >= 4) hi[t] = x2_acc16(hi[t], w, av);
                 else lo[t] = x2_acc16(lo[t], w, av);
             }
         }
         const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + XB_LEG_Q));
         UNROLL for (int t = 0; t < NT; t++) {
-            __m256i c = q5 ? _mm256_add_epi32(_mm256_madd_epi16(lo[t], _mm256_set1_epi16(1)), _mm256_madd_epi16(hi[t], _mm256_set1_epi16(1)))
-                           : _mm256_madd_epi16(lo[t], _mm256_set1_epi16(1));
-            if (!has_min) c = _mm256_add_epi32(c, _mm256_set1_epi32(meta[X2_T + t].i));
+            __m256i c = q8   ? lo[t]
+                        : q5 ? _mm256_add_epi32(_mm256_madd_epi16(lo[t], ones), _mm256_madd_epi16(hi[t], ones))
+                             : _mm256_madd_epi16(lo[t], ones);
+            if (!has_min && !q8) c = _mm256_add_epi32(c, _mm256_set1_epi32(meta[X2_T + t].i));
             __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_mul_ps(dv, _mm256_set1_ps(meta[t].f)));
             if (has_min) {
                 const __m256 mv = _mm256_loadu_ps((const float *)(const void *)(P + XB_LEG_Q + 32));
@@ -307,20 +288,13 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
     UNROLL for (int t = 0; t < NT; t++) x2_store_n(out + t * os, nr, f[t]);
 }
 
-typedef void (*mkb_q8_fn)(const uint8_t *, int64_t, const uint8_t *const *, size_t, const meta_t *, float *, size_t, int,
-                          int);
 typedef void (*mkb_legacy_fn)(const uint8_t *, int64_t, const uint8_t *const *, size_t, const meta_t *, float *, size_t,
                               int, int);
 typedef void (*mkb_k_fn)(const uint8_t *, int64_t, const uint8_t *const *, float *, size_t, int, int);
-#define MKB_Q8(N)                                                                                                 \
-    static void mkb_q8_##N(const uint8_t *P, int64_t nb, const uint8_t *const *a, size_t ab, const meta_t *meta,   \
-                           float *out, size_t os, int first, int nr) {                                            \
-        mkb_q8(N, P, nb, a, ab, meta, out, os, first, nr);                                                        \
-    }
-#define MKB_L(N, M, Q5)                                                                                              \
-    static void mkb_l_##N##_##M##_##Q5(const uint8_t *P, int64_t nb, const uint8_t *const *a, size_t ab,            \
-                                       const meta_t *meta, float *out, size_t os, int first, int nr) {              \
-        mkb_legacy(N, M, Q5, P, nb, a, ab, meta, out, os, first, nr);                                               \
+#define MKB_L(N, Q8, M, Q5)                                                                                          \
+    static void mkb_l_##N##_##Q8##_##M##_##Q5(const uint8_t *P, int64_t nb, const uint8_t *const *a, size_t ab,     \
+                                              const meta_t *meta, float *out, size_t os, int first, int nr) {       \
+        mkb_legacy(N, Q8, M, Q5, P, nb, a, ab, meta, out, os, first, nr);                                           \
     }
 #define MKB_K(N, NAME, SUB, CH, M)                                                                                    \
     static void mkb_##NAME##_##N(const uint8_t *P, int64_t nsb, const uint8_t *const *q8, float *out, size_t os,     \
@@ -328,14 +302,15 @@ typedef void (*mkb_k_fn)(const uint8_t *, int64_t, const uint8_t *const *, float
         mkb_k(N, SUB, CH, M, P, nsb, q8, out, os, first, nr);                                                        \
     }
 #define BY_NT(M, ...) M(1, __VA_ARGS__) M(2, __VA_ARGS__) M(3, __VA_ARGS__) M(4, __VA_ARGS__)
-MKB_Q8(1) MKB_Q8(2) MKB_Q8(3) MKB_Q8(4)
-BY_NT(MKB_L, 0, 0) BY_NT(MKB_L, 1, 0) BY_NT(MKB_L, 0, 1) BY_NT(MKB_L, 1, 1)
+BY_NT(MKB_L, 1, 0, 0)
+BY_NT(MKB_L, 0, 0, 0) BY_NT(MKB_L, 0, 1, 0) BY_NT(MKB_L, 0, 0, 1) BY_NT(MKB_L, 0, 1, 1)
 /* per type: values per sub-block, slices per int16 sum (bounds by the largest value: 3, 7, 15, 31, 63), mins */
 BY_NT(MKB_K, q2k, 16, 4, 1) BY_NT(MKB_K, q3k, 16, 4, 0) BY_NT(MKB_K, q4k, 32, 8, 1) BY_NT(MKB_K, q5k, 32, 4, 1)
 BY_NT(MKB_K, q6k, 16, 2, 0)
-static const mkb_q8_fn MKB_Q8[X2_T] = {mkb_q8_1, mkb_q8_2, mkb_q8_3, mkb_q8_4};
-#define ROW_L(M, Q5) {mkb_l_1_##M##_##Q5, mkb_l_2_##M##_##Q5, mkb_l_3_##M##_##Q5, mkb_l_4_##M##_##Q5}
-static const mkb_legacy_fn MKB_LEGACY[2][2][X2_T] = {{ROW_L(0, 0), ROW_L(0, 1)}, {ROW_L(1, 0), ROW_L(1, 1)}};
+#define ROW_L(Q8, M, Q5) \
+    {mkb_l_1_##Q8##_##M##_##Q5, mkb_l_2_##Q8##_##M##_##Q5, mkb_l_3_##Q8##_##M##_##Q5, mkb_l_4_##Q8##_##M##_##Q5}
+static const mkb_legacy_fn MKB_Q8[X2_T] = ROW_L(1, 0, 0);
+static const mkb_legacy_fn MKB_LEGACY[2][2][X2_T] = {{ROW_L(0, 0, 0), ROW_L(0, 0, 1)}, {ROW_L(0, 1, 0), ROW_L(0, 1, 1)}};
 #define ROW_K(NAME) {mkb_##NAME##_1, mkb_##NAME##_2, mkb_##NAME##_3, mkb_##NAME##_4}
 static const mkb_k_fn MKB_K[5][X2_T] = {ROW_K(q2k), ROW_K(q3k), ROW_K(q4k), ROW_K(q5k), ROW_K(q6k)};
 
