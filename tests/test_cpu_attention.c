@@ -19,6 +19,7 @@
 #include <math.h>
 
 #include "backend.h"
+#include "hparams_testutil.h"
 #include "ref/quants.h"
 #include "testutil.h"
 
@@ -37,17 +38,7 @@ typedef struct {
 static void rig_new(att_rig *r, const att_shape *s) {
     memset(r, 0, sizeof *r);
     model_hparams *hp = &r->m.hp;
-    hp->n_vocab = 300;
-    hp->n_embd = s->n_head * s->hd;
-    hp->n_layer = 1;
-    hp->n_head = s->n_head;
-    hp->n_head_kv = s->n_head_kv;
-    hp->n_embd_head_k = hp->n_embd_head_v = s->hd;
-    hp->n_rot = s->hd;
-    hp->n_ff = 64;
-    hp->rms_eps = 1e-5f;
-    hp->rope_freq_base = 10000.0f;
-    hp->rope_freq_scale = 1.0f;
+    test_rig_hparams(hp, s->n_head, s->n_head_kv, s->hd, s->hd, 0);
     r->m.layers = &r->layer;
     cr_assert_leq(hp->n_embd, 4096);
     for (uint32_t i = 0; i < hp->n_embd; i++) r->norm[i] = 1.0f;

@@ -13,6 +13,7 @@
  */
 #include <math.h>
 
+#include "hparams_testutil.h"
 #include "ref/quants.h"
 #include "vulkan_testutil.h"
 
@@ -33,19 +34,7 @@ typedef struct {
 static void rig_hparams(rig *r, uint32_t n_head, uint32_t n_head_kv, uint32_t hd, uint32_t n_rot, int neox) {
     memset(r, 0, sizeof *r);
     r->rng = 0x1234 + n_head * 7 + hd;
-    model_hparams *hp = &r->m.hp;
-    hp->n_vocab = 300;
-    hp->n_embd = n_head * hd;
-    hp->n_layer = 1;
-    hp->n_head = n_head;
-    hp->n_head_kv = n_head_kv;
-    hp->n_embd_head_k = hp->n_embd_head_v = hd;
-    hp->n_rot = n_rot;
-    hp->n_ff = 64;
-    hp->rms_eps = 1e-5f;
-    hp->rope_freq_base = 10000.0f;
-    hp->rope_freq_scale = 1.0f;
-    hp->rope_type = neox ? ROPE_NEOX : ROPE_NORM;
+    test_rig_hparams(&r->m.hp, n_head, n_head_kv, hd, n_rot, neox);
     r->m.layers = &r->layer;
 }
 
