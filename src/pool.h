@@ -32,11 +32,12 @@ void pool_range(int64_t n, int ith, int nth, int64_t *begin, int64_t *end);
  * Part ith (pool_fn's ith) takes chunks from the front of its own share
  * (in order, one sequential stream), then from the back of the others'.
  * Every chunk is taken exactly once, by whichever thread gets there
- * first; use it only where a chunk's result does not depend on the thread. The pool holds one
- * set of shares (each on its own cache lines), for its next job: the
- * caller sets them with pool_shares_init before pool_run, the job's
- * threads take chunks with pool_shares_next. init returns 0 (and the
- * shares are unusable) for a NULL pool or n out of [0, UINT32_MAX]. */
+ * first; use it only where a chunk's result does not depend on the
+ * thread. The pool holds one set of shares (each on its own cache lines),
+ * for its next job: the caller sets them with pool_shares_init before
+ * pool_run, the job's threads take chunks with pool_shares_next. init
+ * returns 0 (and the shares are unusable) for a NULL pool or n out of
+ * [0, UINT32_MAX]. */
 int pool_shares_init(pool *p, int64_t n);
 /* The next chunk for part ith, or -1 once every chunk is taken. */
 int64_t pool_shares_next(pool *p, int ith);
@@ -51,8 +52,9 @@ int64_t pool_shares_take(pool *p, int ith, int64_t max, int64_t *count);
  * for ith 0) leaves [ptr, ptr + len) to be read into its cache while it
  * waits: in the pool's spin between jobs or for the others to finish. A
  * hint for memory the next job will read; it replaces the thread's
- * previous one, and ptr NULL or len 0 clears it. Prefetches never fault, but the caller
- * clears a range before its memory may go away. No-op for a pool of one. */
+ * previous one, and ptr NULL or len 0 clears it. Prefetches never fault,
+ * but the caller clears a range before its memory may go away. No-op for
+ * a pool of one. */
 void pool_read_ahead(pool *p, int ith, const void *ptr, size_t len);
 /* Bytes of thread ith's read-ahead not yet issued (0 for a pool of one). */
 size_t pool_read_ahead_left(pool *p, int ith);

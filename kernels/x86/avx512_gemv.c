@@ -163,7 +163,7 @@ INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0
             __m512 f[PG];
             const int npg = x5_groups_begin(P, g, g0 + ng, PG, nb, b0, gb, out + 16 * (g - g0), G, f);
             const size_t rem = (size_t)(nb - b0) * gb, jump = (size_t)(PG - 1) * (size_t)nb * gb;
-            const int sn = x5_streams_for(npg, PG);
+            const int sn = x5_streams_for(npg);
 #define LEG_RUN(ns) leg_steps(ns, type, G, n, gb, rem, jump, a0, ab, qa, meta, f)
             X5_BY_STREAMS(sn, LEG_RUN);
 #undef LEG_RUN

@@ -178,9 +178,9 @@ INLINE __m512i q23_isum(const int q3, const uint8_t *const rows[16], size_t off,
 
 /* Q3_K's 16 scales of 16 rows from its 12 scale bytes (v0: bytes 0..3,
  * v1: 4..7, s2: 8..11 of each lane): V[q] byte b is the signed scale
- * (-32..31) of sub-block 4q + b, whose low 4 bits are byte s's low nibble
- * (s < 8) or byte s - 8's high one, its top 2 bits 2(s/4) of byte 8 + s%4,
- * the whole biased by 32. */
+ * (-32..31) of sub-block 4q + b, its stored 6-bit field (biased by 32)
+ * less 32. The field's low 4 bits are byte s's low nibble (s < 8) or
+ * byte s - 8's high one, its top 2 bits 2(s/4) of byte 8 + s%4. */
 INLINE void q3k_scales(__m512i v0, __m512i v1, __m512i s2, __m512i V[4]) {
     const __m512i lo[4] = {v0, v1, srl(v0, 4), srl(v1, 4)};
     X5_UNROLL for (int q = 0; q < 4; q++) {
@@ -324,8 +324,9 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
  * +2.4-2.8% tokens/s for a TinyLlama-shaped Q4_K_M; Q5_K by one slice as
  * Q4_K, +1-7% (median of rounds ~+4.5%). Per-thread speed on data in cache
  * is ~5-15% lower (more live state, more prefetch steps), which memory
- * hides. Q2_K and Q3_K keep two groups, whole
- * super-blocks, a burst of prefetches ~1.1 KB ahead. A run's last one or
+ * hides. Q2_K and Q3_K step by a quarter (4 slices per stream); they had
+ * kept two streams of whole super-blocks, at about half the memory's
+ * speed (docs/cpu-speed-history.md, 2026-11-23). A run's last one or
  * two groups take a one- or two-stream instance of the step kernels, three
  * the four-stream one with the first repeated (x5_groups_begin,
  * x5_streams_for: the repeat's sums are never stored). Each group's sum runs in super-block order as above (bit
@@ -594,17 +595,16 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
     x86_kact meta[KV_NSB];
     const int64_t nsb = n_cols / X86_QKK;
     const size_t gb = 16 * x86_block_bytes(type);
-    const int pg = PG_MAX;
-    const size_t jump = (size_t)(pg - 1) * (size_t)nsb * gb;
+    const size_t jump = (size_t)(PG_MAX - 1) * (size_t)nsb * gb;
     for (int64_t c0 = 0; c0 < nsb; c0 += KV_NSB) {
         const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
         const size_t rem = (size_t)(nsb - c0) * gb;
         x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
-        for (int64_t g = g0; g < g0 + ng; g += pg) {
+        for (int64_t g = g0; g < g0 + ng; g += PG_MAX) {
             const uint8_t *G[PG_MAX];
             __m512 f[PG_MAX];
-            const int npg = x5_groups_begin(P, g, g0 + ng, pg, nsb, c0, gb, out + 16 * (g - g0), G, f);
-            const int sn = x5_streams_for(npg, pg);
+            const int npg = x5_groups_begin(P, g, g0 + ng, PG_MAX, nsb, c0, gb, out + 16 * (g - g0), G, f);
+            const int sn = x5_streams_for(npg);
             for (int64_t sb = 0; sb < n; sb++) {
                 const uint8_t *aq = act + (size_t)(c0 + sb) * 292 + 4;
                 const size_t at = (size_t)sb * gb, po = kpf_offset(at, gb, rem, jump);

@@ -211,17 +211,17 @@ X5_INLINE int x5_groups_begin(const uint8_t *P, int64_t g, int64_t g_end, int pg
     return n;
 }
 
-/* How many streams the four-stream kernels (pg = 4) run for n real
+/* How many streams the four-stream kernels run for n (1..4) real
  * groups: 1 and 2 as they are, 3 as 4 (the first repeated). A run of one
  * group through the four-stream kernel computes it four times over, and
  * where the threads meet the runs are short: measured per token
  * (TinyLlama shapes, 2 threads, alternating in one process), Q4_K_M
  * +1.1-2.1%, Q4_0 +1.2-2.2%, Q8_0 +0.6-1.4%; three through a
- * three-stream instance: no change. Other pg: pg. */
-X5_INLINE int x5_streams_for(int n, int pg) { return pg != 4 || n >= 3 ? pg : n; }
+ * three-stream instance: no change. */
+X5_INLINE int x5_streams_for(int n) { return n >= 3 ? 4 : n; }
 
-/* CALL(4), CALL(2) or CALL(1) for sn, a count x5_streams_for returned with
- * pg = 4: the one place that maps those counts to instances. CALL is a
+/* CALL(4), CALL(2) or CALL(1) for sn, a count x5_streams_for returned:
+ * the one place that maps those counts to instances. CALL is a
  * macro, so each instance is called directly (through a function pointer
  * GCC cannot specialize them for their constant arguments: the four-stream
  * Q4_K kernel grew from ~2300 to ~5300 instructions and streamed 10-18%
