@@ -7,7 +7,8 @@
  * bandwidth (measured by a built-in probe), time to first token, load time
  * and peak RSS. `--kernels` prints per-kernel GFLOP/s and GB/s instead.
  *
- *   infer-bench -m MODEL [-m MODEL...] [-p 512] [-n 128] [-d 0] [-r 5] [-t 2] [-o md|json]
+ *   infer-bench -m MODEL [-m MODEL...] [-p 512] [-n 128] [-pg 512,128] [-d 0] [-r 5] [-t 2]
+ *               [-o md|csv|json|jsonl]
  */
 #include <errno.h>
 #include <math.h>
@@ -30,16 +31,22 @@
 int bench_kernels(FILE *out); /* bench_kernels.c */
 
 #define MAX_LIST 16
+#define MAX_REPS 64 /* samples kept per test */
+
+enum { OUT_MD, OUT_CSV, OUT_JSON, OUT_JSONL };
 
 typedef struct {
     const char *models[MAX_LIST];
     int n_models;
     int pp[MAX_LIST], n_pp;
     int tg[MAX_LIST], n_tg;
+    int pg[MAX_LIST][2], n_pg; /* -pg: a prompt then that many generated tokens, timed as one */
     int depth[MAX_LIST], n_depth;
     int threads[MAX_LIST], n_threads;
     int reps;
-    int json;
+    int format; /* OUT_* */
+    int warmup;
+    int delay_s; /* seconds of sleep before each test but the first (--delay) */
     int kernels;
     int backend, device; /* INFER_BACKEND_*, Vulkan device (-1: best) */
 } bench_opts;
@@ -75,10 +82,13 @@ static void usage(FILE *f) {
             "  -m, --model FILE     model to test (repeatable)\n"
             "  -p, --n-prompt N,..  prompt-processing tests (default 512; 0 = none)\n"
             "  -n, --n-gen N,..     generation tests (default 128; 0 = none)\n"
+            "  -pg PP,TG            a PP-token prompt then TG generated tokens, timed as one test (repeatable)\n"
             "  -d, --n-depth N,..   tokens already in the cache when each test starts (default 0)\n"
-            "  -r, --repetitions N  repetitions per test (default 5)\n"
+            "  -r, --repetitions N  repetitions per test (default 5, at most 64)\n"
             "  -t, --threads N,..   thread counts (default: CPUs it may run on)\n"
-            "  -o, --output md|json output format (default md)\n"
+            "  -o, --output F       md, csv, json or jsonl (default md)\n"
+            "      --delay S        seconds to wait before each test but the first (default 0)\n"
+            "      --no-warmup      no warm-up run before a test's repetitions\n"
             "      --backend B      cpu (default), vulkan or auto (a Vulkan GPU when present)\n"
             "      --device N       Vulkan device (see infer --list-devices; default: the best)\n"
             "  -ngl N               llama-bench's offload: N > 0 means --backend vulkan\n"
@@ -89,12 +99,14 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     memset(o, 0, sizeof *o);
     o->reps = 5;
     o->device = -1;
+    o->warmup = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define IS(x) (!strcmp(a, x))
 #define NEEDV() do { if (!v) { fprintf(stderr, "infer-bench: %s needs a value\n", a); return -1; } i++; } while (0)
         if (IS("-h") || IS("--help")) { usage(stdout); exit(0); }
         else if (IS("--kernels")) o->kernels = 1;
+        else if (IS("--no-warmup")) o->warmup = 0;
         else if (IS("--backend")) {
             NEEDV();
             if (!strcmp(v, "cpu")) o->backend = INFER_BACKEND_CPU;
@@ -111,17 +123,35 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         else if (IS("-m") || IS("--model")) { NEEDV(); if (o->n_models == MAX_LIST) return -1; o->models[o->n_models++] = v; }
         else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (parse_list(a, v, o->pp, &o->n_pp, 0)) return -1; }
         else if (IS("-n") || IS("--n-gen")) { NEEDV(); if (parse_list(a, v, o->tg, &o->n_tg, 0)) return -1; }
+        else if (IS("-pg")) {
+            NEEDV();
+            int pair[MAX_LIST], n = 0;
+            if (parse_list(a, v, pair, &n, 1)) return -1;
+            if (n != 2 || o->n_pg == MAX_LIST) {
+                fprintf(stderr, "infer-bench: -pg takes PP,TG, both above 0 (at most %d of them)\n", MAX_LIST);
+                return -1;
+            }
+            o->pg[o->n_pg][0] = pair[0];
+            o->pg[o->n_pg++][1] = pair[1];
+        }
         else if (IS("-d") || IS("--n-depth")) { NEEDV(); if (parse_list(a, v, o->depth, &o->n_depth, 0)) return -1; }
         else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_list(a, v, o->threads, &o->n_threads, 1)) return -1; }
-        else if (IS("-r") || IS("--repetitions")) {
+        else if (IS("-r") || IS("--repetitions") || IS("--delay")) {
             NEEDV();
             int r[1], n = 0;
-            if (parse_list(a, v, r, &n, 1) || n != 1) return -1;
-            o->reps = r[0];
+            if (parse_list(a, v, r, &n, IS("--delay") ? 0 : 1) || n != 1) return -1;
+            if (IS("--delay")) o->delay_s = r[0];
+            else if (r[0] > MAX_REPS) {
+                fprintf(stderr, "infer-bench: -r: at most %d repetitions\n", MAX_REPS);
+                return -1;
+            } else o->reps = r[0];
         } else if (IS("-o") || IS("--output")) {
             NEEDV();
-            if (!strcmp(v, "json")) o->json = 1;
-            else if (strcmp(v, "md")) { fprintf(stderr, "infer-bench: -o takes md or json\n"); return -1; }
+            if (!strcmp(v, "md")) o->format = OUT_MD;
+            else if (!strcmp(v, "csv")) o->format = OUT_CSV;
+            else if (!strcmp(v, "json")) o->format = OUT_JSON;
+            else if (!strcmp(v, "jsonl")) o->format = OUT_JSONL;
+            else { fprintf(stderr, "infer-bench: -o takes md, csv, json or jsonl\n"); return -1; }
         } else {
             fprintf(stderr, "infer-bench: unknown option '%s'\n", a);
             return -1;
@@ -251,7 +281,7 @@ typedef struct {
     int n_prompt, n_gen;
     int depth;           /* tokens in the cache before the timed part (llama-bench's -d) */
     double mean, sd;     /* tokens per second */
-    double samples[64];
+    double samples[MAX_REPS];
     int n_samples;
     double gbs, bw_pct;  /* generation only: GB/s, mean share of the probe taken before each repetition */
     double probe_gbs, probe_hi; /* the lowest and highest of those probes */
@@ -268,11 +298,12 @@ static void random_tokens(int32_t *ids, int n, int32_t n_vocab, uint64_t *rng) {
 }
 
 /* Time one repetition: pp decodes n_prompt tokens as one batch; tg decodes
- * n_gen tokens one at a time. Cache cleared first, then depth random
- * tokens decoded in batches of n_batch, not timed (llama-bench's -d).
- * ids holds max(depth, n_prompt, n_gen) tokens. Seconds, or < 0. */
+ * n_gen tokens one at a time; pg does both in that order. Cache cleared
+ * first, then depth random tokens decoded in batches of n_batch, not timed
+ * (llama-bench's -d). ids holds max(depth, n_prompt + n_gen) tokens.
+ * Seconds, or < 0; *prompt_s: the prompt batch's part of them. */
 static double run_once(infer_context *c, int32_t *ids, int depth, int n_batch, int n_prompt, int n_gen, int32_t n_vocab,
-                       uint64_t *rng) {
+                       uint64_t *rng, double *prompt_s) {
     infer_error err;
     if (infer_context_reset(c) != INFER_OK) return -1.0;
     random_tokens(ids, depth, n_vocab, rng);
@@ -283,14 +314,15 @@ static double run_once(infer_context *c, int32_t *ids, int depth, int n_batch, i
             return -1.0;
         }
     }
-    random_tokens(ids, n_prompt > n_gen ? n_prompt : n_gen, n_vocab, rng);
+    random_tokens(ids, n_prompt + n_gen, n_vocab, rng);
     double t0 = now_s();
     if (n_prompt > 0 && infer_decode(c, ids, (size_t)n_prompt, 0, &err) != INFER_OK) {
         fprintf(stderr, "infer-bench: decode: %s\n", err.message);
         return -1.0;
     }
+    *prompt_s = now_s() - t0;
     for (int i = 0; i < n_gen; i++) {
-        if (infer_decode(c, &ids[i], 1, 0, &err) != INFER_OK) {
+        if (infer_decode(c, &ids[n_prompt + i], 1, 0, &err) != INFER_OK) {
             fprintf(stderr, "infer-bench: decode: %s\n", err.message);
             return -1.0;
         }
@@ -298,7 +330,7 @@ static double run_once(infer_context *c, int32_t *ids, int depth, int n_batch, i
     return now_s() - t0;
 }
 
-static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
+static int run_test(infer_model *m, result *r, int reps, int warmup, double bandwidth) {
     infer_error err;
     infer_context *c = NULL;
     infer_context_params cp = infer_context_default_params();
@@ -324,8 +356,11 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
     uint64_t rng = 1234;
     int32_t nv = infer_model_n_vocab(m);
     int ok = ids != NULL;
-    /* Warm-up: one run of the test itself (llama-bench runs a warm-up too). */
-    if (ok) ok = run_once(c, ids, r->depth, (int)cp.n_batch, r->n_prompt, r->n_gen > 0 ? 1 : 0, nv, &rng) >= 0;
+    double prompt_s = 0.0;
+    /* Warm-up: one run of the test itself, with one generated token
+     * (llama-bench's warm-up; --no-warmup skips it as llama-bench's does). */
+    if (ok && warmup)
+        ok = run_once(c, ids, r->depth, (int)cp.n_batch, r->n_prompt, r->n_gen > 0 ? 1 : 0, nv, &rng, &prompt_s) >= 0;
     /* Generation: the probe again right before each repetition (on a shared
      * machine the bandwidth on offer moves by 2x within minutes), and the
      * share of it each repetition streamed. */
@@ -333,16 +368,16 @@ static int run_test(infer_model *m, result *r, int reps, double bandwidth) {
     const int on_cpu = r->on_cpu = infer_context_backend(c) == INFER_BACKEND_CPU;
     const int paired = on_cpu && r->n_gen && !r->n_prompt && r->threads > 0;
     double sum = 0.0, pct_sum = 0.0, probe_lo = 0.0, probe_hi = 0.0;
-    for (int k = 0; ok && k < reps && k < 64; k++) {
+    for (int k = 0; ok && k < reps && k < MAX_REPS; k++) {
         const double pb = paired ? probe_bandwidth(r->threads) : 0.0;
-        double t = run_once(c, ids, r->depth, (int)cp.n_batch, r->n_prompt, r->n_gen, nv, &rng);
+        double t = run_once(c, ids, r->depth, (int)cp.n_batch, r->n_prompt, r->n_gen, nv, &rng, &prompt_s);
         if (t <= 0) {
             ok = 0;
             break;
         }
         r->samples[r->n_samples++] = (double)n_tok / t;
         sum += r->samples[r->n_samples - 1];
-        if (r->n_prompt) r->ttft_ms += t * 1e3 / reps;
+        if (r->n_prompt) r->ttft_ms += prompt_s * 1e3 / reps;
         if (pb > 0) {
             pct_sum += 100.0 * (double)r->streamed * r->samples[r->n_samples - 1] / 1e9 / pb;
             if (probe_lo == 0 || pb < probe_lo) probe_lo = pb;
@@ -418,15 +453,79 @@ static void print_md_row(const result *r) {
            params, r->ran_on, r->threads, test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
 }
 
-static void print_json_row(const result *r, int first) {
-    printf("%s  {\"model_filename\": \"%s\", \"model_type\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, "
-           "\"backends\": \"%s\", \"n_threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, \"avg_ts\": %.6f, "
-           "\"stddev_ts\": %.6f, \"gbs\": %.4f, \"bw_pct\": %.2f, \"probe_gbs_min\": %.2f, \"probe_gbs_max\": %.2f, \"ttft_ms\": %.3f, \"load_ms\": %.3f, "
-           "\"peak_rss_mib\": %.1f, \"samples_ts\": [",
-           first ? "" : ",\n", r->model_path, r->desc, (unsigned long long)r->size, (unsigned long long)r->params,
-           r->ran_on, r->threads, r->n_prompt, r->n_gen, r->depth, r->mean, r->sd, r->gbs, r->bw_pct, r->probe_gbs, r->probe_hi, r->ttft_ms, r->load_ms, r->rss_mib);
-    for (int k = 0; k < r->n_samples; k++) printf("%s%.6f", k ? ", " : "", r->samples[k]);
-    printf("], \"build_commit\": \"%s\", \"build_version\": \"%s\"}", INFER_GIT_REV, infer_version());
+/* s as a JSON string: quotes, backslashes and control bytes escaped (a
+ * model's path may hold any byte but NUL). */
+static void json_str(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') printf("\\%c", *p);
+        else if (*p < 0x20) printf("\\u%04x", *p);
+        else putchar(*p);
+    }
+    putchar('"');
+}
+
+/* s as a CSV field: always quoted, quotes doubled (RFC 4180). */
+static void csv_str(const char *s) {
+    putchar('"');
+    for (const char *p = s; *p; p++) {
+        if (*p == '"') putchar('"');
+        putchar(*p);
+    }
+    putchar('"');
+}
+
+/* The fields of a JSON object, a JSONL line and a CSV row, in this order. */
+#define FIELDS                                                                                                          \
+    "model_filename", "model_type", "model_size", "model_n_params", "backends", "n_threads", "n_prompt", "n_gen",       \
+        "n_depth", "avg_ts", "stddev_ts", "gbs", "bw_pct", "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms",      \
+        "peak_rss_mib", "samples_ts", "build_commit", "build_version"
+
+/* Field i of a record (separator, and the name in JSON first); value is
+ * printed as it is, str as a quoted string (when value is NULL). */
+static void print_field(int json, int i, const char *value, const char *str) {
+    static const char *const names[] = {FIELDS};
+    if (i) fputs(json ? ", " : ",", stdout);
+    if (json) printf("\"%s\": ", names[i]);
+    if (value) fputs(value, stdout);
+    else if (json) json_str(str);
+    else csv_str(str);
+}
+
+/* One result as a JSON object (json 1) or a CSV row (json 0), no newline. */
+static void print_record(const result *r, int json) {
+    char v[16][32], samples[MAX_REPS * 24 + 8];
+    snprintf(v[0], sizeof v[0], "%llu", (unsigned long long)r->size);
+    snprintf(v[1], sizeof v[1], "%llu", (unsigned long long)r->params);
+    snprintf(v[2], sizeof v[2], "%d", r->threads);
+    snprintf(v[3], sizeof v[3], "%d", r->n_prompt);
+    snprintf(v[4], sizeof v[4], "%d", r->n_gen);
+    snprintf(v[5], sizeof v[5], "%d", r->depth);
+    snprintf(v[6], sizeof v[6], "%.6f", r->mean);
+    snprintf(v[7], sizeof v[7], "%.6f", r->sd);
+    snprintf(v[8], sizeof v[8], "%.4f", r->gbs);
+    snprintf(v[9], sizeof v[9], "%.2f", r->bw_pct);
+    snprintf(v[10], sizeof v[10], "%.2f", r->probe_gbs);
+    snprintf(v[11], sizeof v[11], "%.2f", r->probe_hi);
+    snprintf(v[12], sizeof v[12], "%.3f", r->ttft_ms);
+    snprintf(v[13], sizeof v[13], "%.3f", r->load_ms);
+    snprintf(v[14], sizeof v[14], "%.1f", r->rss_mib);
+    /* every repetition's t/s: a JSON array, or in CSV the same text quoted */
+    size_t at = (size_t)snprintf(samples, sizeof samples, "[");
+    for (int k = 0; k < r->n_samples && at < sizeof samples; k++)
+        at += (size_t)snprintf(samples + at, sizeof samples - at, "%s%.6f", k ? ", " : "", r->samples[k]);
+    if (at < sizeof samples) snprintf(samples + at, sizeof samples - at, "]");
+    if (json) putchar('{');
+    print_field(json, 0, NULL, r->model_path);
+    print_field(json, 1, NULL, r->desc);
+    print_field(json, 2, v[0], NULL);
+    print_field(json, 3, v[1], NULL);
+    print_field(json, 4, NULL, r->ran_on);
+    for (int i = 5; i <= 17; i++) print_field(json, i, v[i - 3], NULL);
+    print_field(json, 18, json ? samples : NULL, samples);
+    print_field(json, 19, NULL, INFER_GIT_REV);
+    print_field(json, 20, NULL, infer_version());
+    if (json) putchar('}');
 }
 
 int main(int argc, char **argv) {
@@ -439,9 +538,14 @@ int main(int argc, char **argv) {
     double bw = probe_bandwidth(max_threads);
     fprintf(stderr, "infer-bench: read bandwidth probe: %.2f GB/s (%d threads, best of 10 passes over 512 MiB, 1 and 4 streams per thread)\n", bw,
             max_threads);
-    if (o.json) printf("[\n");
-    else print_md_header();
-    int first = 1, failed = 0;
+    if (o.format == OUT_JSON) printf("[\n");
+    else if (o.format == OUT_MD) print_md_header();
+    else if (o.format == OUT_CSV) {
+        static const char *const names[] = {FIELDS};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) printf("%s%s", i ? "," : "", names[i]);
+        putchar('\n');
+    }
+    int first = 1, first_test = 1, failed = 0;
     for (int mi = 0; mi < o.n_models; mi++) {
         infer_error err;
         infer_model *m = NULL;
@@ -453,23 +557,32 @@ int main(int argc, char **argv) {
         }
         double load_ms = (now_s() - t0) * 1e3;
         for (int ti = 0; ti < o.n_threads; ti++) {
-            for (int kind = 0; kind < 2; kind++) {
-                int *list = kind ? o.tg : o.pp, n = kind ? o.n_tg : o.n_pp;
+            for (int kind = 0; kind < 3; kind++) { /* pp, tg, pg: llama-bench's order */
+                const int n = kind == 0 ? o.n_pp : kind == 1 ? o.n_tg : o.n_pg;
                 for (int li = 0; li < n * o.n_depth; li++) {
-                    if (list[li / o.n_depth] == 0) continue;
+                    const int e = li / o.n_depth;
+                    const int n_prompt = kind == 0 ? o.pp[e] : kind == 2 ? o.pg[e][0] : 0;
+                    const int n_gen = kind == 1 ? o.tg[e] : kind == 2 ? o.pg[e][1] : 0;
+                    if (n_prompt + n_gen == 0) continue;
                     result r = {.model_path = o.models[mi], .size = infer_model_size(m), .streamed = infer_model_streamed_bytes(m), .params = infer_model_n_params(m),
                                 .threads = o.threads[ti], .load_ms = load_ms, .backend = o.backend,
                                 .device = o.device, .ran_on = "CPU"};
                     snprintf(r.desc, sizeof r.desc, "%s", infer_model_desc(m));
-                    if (kind) r.n_gen = list[li / o.n_depth];
-                    else r.n_prompt = list[li / o.n_depth];
+                    r.n_prompt = n_prompt;
+                    r.n_gen = n_gen;
                     r.depth = o.depth[li % o.n_depth];
-                    if (run_test(m, &r, o.reps, bw) != 0) {
+                    if (o.delay_s > 0 && !first_test) sleep((unsigned)o.delay_s);
+                    first_test = 0;
+                    if (run_test(m, &r, o.reps, o.warmup, bw) != 0) {
                         failed = 1;
                         continue;
                     }
-                    if (o.json) print_json_row(&r, first);
-                    else print_md_row(&r);
+                    if (o.format == OUT_MD) print_md_row(&r);
+                    else {
+                        if (o.format == OUT_JSON) fputs(first ? "  " : ",\n  ", stdout);
+                        print_record(&r, o.format != OUT_CSV);
+                        if (o.format != OUT_JSON) putchar('\n');
+                    }
                     first = 0;
                     fflush(stdout);
                 }
@@ -477,7 +590,7 @@ int main(int argc, char **argv) {
         }
         infer_model_release(m);
     }
-    if (o.json) printf("\n]\n");
-    else printf("\nbuild: %s (%s)\n", INFER_GIT_REV, infer_version());
+    if (o.format == OUT_JSON) printf("\n]\n");
+    else if (o.format == OUT_MD) printf("\nbuild: %s (%s)\n", INFER_GIT_REV, infer_version());
     return failed ? 3 : 0;
 }

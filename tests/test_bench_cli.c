@@ -1,12 +1,15 @@
 /*
  * test_bench_cli.c - `infer-bench` as a user runs it, on two small models
  * made by the project's own writer (always available): llama-bench's
- * options (-m repeatable, -p, -n, -d, -r, -t lists, -o md|json), one row per
- * model x threads x test with its columns, a build line, the probe lines on
- * stderr, JSON with every repetition's sample, --kernels' two tables per
+ * options (-m repeatable, -p, -n, -pg, -d, -r, -t lists, -o md|csv|json|jsonl,
+ * --delay, --no-warmup), one row per model x threads x test with its
+ * columns, a build line, the probe lines on stderr, JSON with every
+ * repetition's sample, CSV and JSON that quote a hostile path, --kernels' two tables per
  * dispatch level, the default -t under a one-CPU mask, and exit statuses for bad
  * options and unreadable models. The binary sits beside $INFER_BIN.
  */
+#include <time.h>
+
 #include "dispatch.h"
 #include "synth.h"
 #include "testutil.h"
@@ -118,6 +121,127 @@ Test(bench_cli, json_with_every_sample) {
         for (const char *q = p; q < e; q++) commas += *q == ',';
         cr_assert_eq(commas, 2, "3 repetitions: %.*s", (int)(e - p), p);
     }
+    LEAK_CHECK();
+}
+
+/* -pg PP,TG (repeatable): after the pp and tg tests, one row per pair named
+ * "pp8+tg4" as llama-bench names it, its t/s the prompt and generated
+ * tokens over the whole time, its time to first token the prompt's; no
+ * GB/s (the weights are read once for the prompt and once per token). */
+Test(bench_cli, prompt_then_generation_as_llama_bench) {
+    char bin[600], a[] = "/tmp/infer-bench-g-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q4_0, 7);
+    char *argv[] = {bin, "-m", a, "-p", "8", "-n", "4", "-pg", "8,4", "-pg", "6,2", "-r", "2", "--no-warmup", NULL};
+    int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    static const char *const TESTS[] = {"pp8", "tg4", "pp8+tg4", "pp6+tg2"};
+    char row[1024], c[128];
+    for (int k = 0; k < 4; k++) {
+        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        test_md_cell(row, 5, c, sizeof c);
+        cr_assert_str_eq(c, TESTS[k]);
+        test_md_cell(row, 6, c, sizeof c);
+        cr_assert(atof(c) > 0, "t/s %s", c);
+        test_md_cell(row, 7, c, sizeof c);
+        cr_assert_eq(c[0] != '\0', k == 1, "GB/s for tg alone: '%s' in %s", c, TESTS[k]);
+        test_md_cell(row, 9, c, sizeof c);
+        cr_assert_eq(c[0] != '\0', k != 1, "ttft for every test with a prompt: '%s' in %s", c, TESTS[k]);
+    }
+    cr_assert_not(test_md_row(out, 6, row, sizeof row), "one row per test: %s", out);
+    cr_assert_eq(test_count(err, "probe before each repetition"), 1, "the paired probe for tg alone: %s", err);
+    char *json[] = {bin, "-m", a, "-p", "0", "-n", "0", "-pg", "5,3", "-r", "1", "-o", "json", NULL};
+    rc = test_run(json, NULL, out, sizeof out, err, sizeof err);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert_eq(test_count(out, "\"n_prompt\": 5, \"n_gen\": 3,"), 1, "%s", out);
+    cr_assert_eq(test_count(out, "{"), 1, "-p 0 -n 0 leaves the pg test alone: %s", out);
+    LEAK_CHECK();
+}
+
+/* Field i (from 0) of a CSV line into buf: quoted fields unquoted, their
+ * doubled quotes single; 0 when the line has fewer fields. */
+static int csv_field(const char *line, int i, char *buf, size_t cap) {
+    const char *p = line;
+    for (int f = 0;; f++) {
+        size_t n = 0;
+        if (*p == '"') {
+            for (p++; *p && !(*p == '"' && p[1] != '"'); p++) {
+                if (*p == '"') p++;
+                if (f == i && n + 1 < cap) buf[n++] = *p;
+            }
+            if (*p == '"') p++;
+        } else {
+            for (; *p && *p != ',' && *p != '\n'; p++)
+                if (f == i && n + 1 < cap) buf[n++] = *p;
+        }
+        if (f == i) {
+            buf[n] = '\0';
+            return 1;
+        }
+        if (*p != ',') return 0;
+        p++;
+    }
+}
+
+/* -o csv: a header of llama-bench-style field names, then one line per
+ * test; -o jsonl: one object per line, no array. A model path with a quote,
+ * a comma and a backslash comes back whole from CSV and escaped in JSON. */
+Test(bench_cli, csv_and_jsonl) {
+    char bin[600], a[] = "/tmp/infer-bench \"q\",\\-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q8_0, 8);
+    char *csv[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "3", "-o", "csv", NULL};
+    int rc = test_run(csv, NULL, out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    static const char *const NAMES[] = {"model_filename", "model_type", "n_prompt", "n_gen", "avg_ts", "samples_ts",
+                                        "build_commit"};
+    static const int AT[] = {0, 1, 6, 7, 9, 18, 19};
+    char f[512];
+    for (size_t i = 0; i < sizeof AT / sizeof AT[0]; i++) {
+        cr_assert(csv_field(out, AT[i], f, sizeof f), "header: %s", out);
+        cr_assert_str_eq(f, NAMES[i], "header field %d", AT[i]);
+    }
+    cr_assert(csv_field(out, 20, f, sizeof f) && !strchr(f, ','), "21 fields: %s", out);
+    cr_assert_eq(test_count(out, "\n"), 3, "a header and two tests: %s", out);
+    const char *l1 = strchr(out, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
+    static const char *const PROMPT[] = {"8", "0"}, *const GEN[] = {"0", "4"};
+    for (int k = 0; k < 2; k++) {
+        const char *line = k ? l2 : l1;
+        cr_assert(csv_field(line, 0, f, sizeof f));
+        cr_assert_str_eq(f, a, "the path comes back whole");
+        cr_assert(csv_field(line, 6, f, sizeof f) && !strcmp(f, PROMPT[k]), "n_prompt %s", f);
+        cr_assert(csv_field(line, 7, f, sizeof f) && !strcmp(f, GEN[k]), "n_gen %s", f);
+        cr_assert(csv_field(line, 9, f, sizeof f) && atof(f) > 0, "avg_ts %s", f);
+        cr_assert(csv_field(line, 18, f, sizeof f) && test_count(f, ",") == 2, "3 samples: %s", f);
+        cr_assert(csv_field(line, 20, f, sizeof f) && !csv_field(line, 21, f, sizeof f), "21 fields: %s", line);
+    }
+    char *jsonl[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "1", "-o", "jsonl", NULL};
+    rc = test_run(jsonl, NULL, out, sizeof out, err, sizeof err);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert_eq(out[0], '{', "%s", out);
+    cr_assert_eq(test_count(out, "\n"), 2, "one line per test: %s", out);
+    cr_assert_eq(test_count(out, "}\n{"), 1, "%s", out);
+    cr_assert_eq(test_count(out, "\"/tmp/infer-bench \\\"q\\\",\\\\-"), 2, "the path escaped: %s", out);
+    LEAK_CHECK();
+}
+
+/* --delay S sleeps S seconds before each test but the first: two tests
+ * take at least one second. */
+Test(bench_cli, delay_between_tests) {
+    char bin[600], a[] = "/tmp/infer-bench-w-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_F32, 9);
+    char *argv[] = {bin, "-m", a, "-p", "4", "-n", "2", "-r", "1", "--delay", "1", NULL};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert_geq((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9, 1.0);
+    cr_assert_eq(test_count(out, "\n| llama"), 2, "%s", out);
     LEAK_CHECK();
 }
 
@@ -277,8 +401,16 @@ Test(bench_cli, bad_options_and_missing_models) {
     char *no_model[] = {bin, "-p", "8", NULL};
     cr_assert_neq(test_run(no_model, NULL, out, sizeof out, err, sizeof err), 0, "no -m must fail");
     cr_assert(strstr(err, "usage") || strstr(err, "-m"), "%s", err);
-    char *bad_out[] = {bin, "-m", "x.gguf", "-o", "csv", NULL};
-    cr_assert_neq(test_run(bad_out, NULL, out, sizeof out, err, sizeof err), 0, "-o csv must fail");
+    char *bad_out[] = {bin, "-m", "x.gguf", "-o", "sql", NULL};
+    cr_assert_neq(test_run(bad_out, NULL, out, sizeof out, err, sizeof err), 0, "-o sql must fail");
+    char *bad_reps[] = {bin, "-m", "x.gguf", "-r", "65", NULL};
+    cr_assert_neq(test_run(bad_reps, NULL, out, sizeof out, err, sizeof err), 0, "-r 65 must fail");
+    cr_assert(strstr(err, "at most 64"), "%s", err);
+    static const char *const bad_pg[] = {"8", "8,0", "8,4,2", "x,4"};
+    for (int i = 0; i < 4; i++) {
+        char *argv[] = {bin, "-m", "x.gguf", "-pg", (char *)bad_pg[i], NULL};
+        cr_assert_neq(test_run(argv, NULL, out, sizeof out, err, sizeof err), 0, "-pg %s must fail", bad_pg[i]);
+    }
     char *missing[] = {bin, "-m", "/nonexistent/model.gguf", "-p", "8", "-n", "0", "-r", "1", NULL};
     cr_assert_eq(test_run(missing, NULL, out, sizeof out, err, sizeof err), 3, "stderr: %s", err);
     cr_assert(strstr(err, "/nonexistent/model.gguf"), "the message names the file: %s", err);
