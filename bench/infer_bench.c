@@ -8,7 +8,7 @@
  * and peak RSS. `--kernels` prints per-kernel GFLOP/s and GB/s instead.
  *
  *   infer-bench -m MODEL [-m MODEL...] [-p 512] [-n 128] [-pg 512,128] [-d 0] [-r 5] [-t 2]
- *               [-o md|csv|json|jsonl]
+ *               [-b 2048] [-ub 512] [-ctk f16] [-o md|csv|json|jsonl]
  */
 #include <errno.h>
 #include <math.h>
@@ -34,6 +34,7 @@ int bench_kernels(FILE *out); /* bench_kernels.c */
 #define MAX_REPS 64 /* samples kept per test */
 
 enum { OUT_MD, OUT_CSV, OUT_JSON, OUT_JSONL };
+enum { SHOW_B = 1, SHOW_UB = 2, SHOW_KV = 4 };
 
 typedef struct {
     const char *models[MAX_LIST];
@@ -43,6 +44,11 @@ typedef struct {
     int pg[MAX_LIST][2], n_pg; /* -pg: a prompt then that many generated tokens, timed as one */
     int depth[MAX_LIST], n_depth;
     int threads[MAX_LIST], n_threads;
+    int batch[MAX_LIST], n_batch;   /* -b: tokens per decode call (prompt, depth fill) */
+    int ubatch[MAX_LIST], n_ubatch; /* -ub: tokens per forward pass (the context's n_batch) */
+    uint32_t kv[MAX_LIST];          /* -ctk / -ctv: KV cache types (one for both in infer) */
+    int n_kv;
+    int shown;                      /* SHOW_*: the columns of those options, when given */
     int reps;
     int format; /* OUT_* */
     int warmup;
@@ -55,6 +61,23 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* "f16,f32" into KV cache types; 0 on success. */
+static int parse_kv_list(const char *flag, const char *s, uint32_t *list, int *n) {
+    char *copy = strdup(s), *save = NULL;
+    if (!copy) return -1;
+    *n = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n >= MAX_LIST || (strcmp(tok, "f16") && strcmp(tok, "f32"))) {
+            fprintf(stderr, "infer-bench: %s: '%s' (f16 or f32)\n", flag, tok);
+            free(copy);
+            return -1;
+        }
+        list[(*n)++] = strcmp(tok, "f16") ? INFER_TYPE_F32 : INFER_TYPE_F16;
+    }
+    free(copy);
+    return *n ? 0 : -1;
 }
 
 /* "512,1024" into list; 0 on success. */
@@ -86,6 +109,9 @@ static void usage(FILE *f) {
             "  -d, --n-depth N,..   tokens already in the cache when each test starts (default 0)\n"
             "  -r, --repetitions N  repetitions per test (default 5, at most 64)\n"
             "  -t, --threads N,..   thread counts (default: CPUs it may run on)\n"
+            "  -b, --batch-size N,.. tokens per decode call for prompts and -d fills (default 2048)\n"
+            "  -ub, --ubatch-size N,.. tokens per forward pass (default 512)\n"
+            "  -ctk, -ctv T,..      KV cache type, f16 or f32, one for K and V (default f16)\n"
             "  -o, --output F       md, csv, json or jsonl (default md)\n"
             "      --delay S        seconds to wait before each test but the first (default 0)\n"
             "      --no-warmup      no warm-up run before a test's repetitions\n"
@@ -136,6 +162,28 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         }
         else if (IS("-d") || IS("--n-depth")) { NEEDV(); if (parse_list(a, v, o->depth, &o->n_depth, 0)) return -1; }
         else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_list(a, v, o->threads, &o->n_threads, 1)) return -1; }
+        else if (IS("-b") || IS("--batch-size")) {
+            NEEDV();
+            if (parse_list(a, v, o->batch, &o->n_batch, 1)) return -1;
+            o->shown |= SHOW_B;
+        } else if (IS("-ub") || IS("--ubatch-size")) {
+            NEEDV();
+            if (parse_list(a, v, o->ubatch, &o->n_ubatch, 1)) return -1;
+            o->shown |= SHOW_UB;
+        } else if (IS("-ctk") || IS("--cache-type-k") || IS("-ctv") || IS("--cache-type-v")) {
+            /* infer keeps K and V in one type: a second list must be the first */
+            NEEDV();
+            uint32_t l[MAX_LIST];
+            int n = 0;
+            if (parse_kv_list(a, v, l, &n)) return -1;
+            if (o->n_kv && (n != o->n_kv || memcmp(l, o->kv, (size_t)n * sizeof l[0]))) {
+                fprintf(stderr, "infer-bench: -ctk and -ctv differ: infer keeps K and V in one type\n");
+                return -1;
+            }
+            memcpy(o->kv, l, (size_t)n * sizeof l[0]);
+            o->n_kv = n;
+            o->shown |= SHOW_KV;
+        }
         else if (IS("-r") || IS("--repetitions") || IS("--delay")) {
             NEEDV();
             int r[1], n = 0;
@@ -163,6 +211,9 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     if (!o->n_tg) o->tg[o->n_tg++] = 128;
     if (!o->n_depth) o->depth[o->n_depth++] = 0;
     if (!o->n_threads) o->threads[o->n_threads++] = infer_default_threads();
+    if (!o->n_batch) o->batch[o->n_batch++] = 2048;
+    if (!o->n_ubatch) o->ubatch[o->n_ubatch++] = 512;
+    if (!o->n_kv) o->kv[o->n_kv++] = INFER_TYPE_F16;
     if (!o->kernels && !o->n_models) {
         usage(stderr);
         return -1;
@@ -275,6 +326,8 @@ typedef struct {
     uint64_t size, params;
     uint64_t streamed; /* bytes of weights a generated token reads */
     int threads;
+    int n_batch, n_ubatch; /* -b and -ub */
+    uint32_t kv_type;
     int backend, device;  /* asked for */
     const char *ran_on;   /* "CPU" or "Vulkan": where it ran */
     int on_cpu;           /* ran on the CPU: % bw (of the host-memory probe) applies */
@@ -297,11 +350,12 @@ static void random_tokens(int32_t *ids, int n, int32_t n_vocab, uint64_t *rng) {
     }
 }
 
-/* Time one repetition: pp decodes n_prompt tokens as one batch; tg decodes
- * n_gen tokens one at a time; pg does both in that order. Cache cleared
- * first, then depth random tokens decoded in batches of n_batch, not timed
+/* Time one repetition: pp decodes n_prompt tokens, n_batch per decode
+ * call (each split into the context's forward passes); tg decodes n_gen
+ * tokens one at a time; pg does both in that order. Cache cleared first,
+ * then depth random tokens decoded n_batch per call, not timed
  * (llama-bench's -d). ids holds max(depth, n_prompt + n_gen) tokens.
- * Seconds, or < 0; *prompt_s: the prompt batch's part of them. */
+ * Seconds, or < 0; *prompt_s: the prompt's part of them. */
 static double run_once(infer_context *c, int32_t *ids, int depth, int n_batch, int n_prompt, int n_gen, int32_t n_vocab,
                        uint64_t *rng, double *prompt_s) {
     infer_error err;
@@ -316,9 +370,12 @@ static double run_once(infer_context *c, int32_t *ids, int depth, int n_batch, i
     }
     random_tokens(ids, n_prompt + n_gen, n_vocab, rng);
     double t0 = now_s();
-    if (n_prompt > 0 && infer_decode(c, ids, (size_t)n_prompt, 0, &err) != INFER_OK) {
-        fprintf(stderr, "infer-bench: decode: %s\n", err.message);
-        return -1.0;
+    for (int i = 0; i < n_prompt; i += n_batch) {
+        const int k = n_prompt - i < n_batch ? n_prompt - i : n_batch;
+        if (infer_decode(c, ids + i, (size_t)k, 0, &err) != INFER_OK) {
+            fprintf(stderr, "infer-bench: decode: %s\n", err.message);
+            return -1.0;
+        }
     }
     *prompt_s = now_s() - t0;
     for (int i = 0; i < n_gen; i++) {
@@ -336,10 +393,12 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
     infer_context_params cp = infer_context_default_params();
     const int n_tok = r->n_prompt + r->n_gen, all = r->depth + n_tok; /* each at most 2^24 (parse_list) */
     cp.n_ctx = (uint32_t)(all < 16 ? 16 : all);
-    /* the prompt in one batch; the depth in batches of up to 512 */
-    const int fill = r->depth < 512 ? r->depth : 512;
-    cp.n_batch = (uint32_t)(r->n_prompt > fill ? r->n_prompt : fill > 0 ? fill : 1);
-    if (cp.n_batch > 512) cp.n_batch = 512;
+    /* Forward passes of -ub tokens, or of the most a decode call holds
+     * where that is fewer (a smaller arena, the same passes). */
+    const int b = r->n_batch, fill = r->depth < b ? r->depth : b, pp = r->n_prompt < b ? r->n_prompt : b;
+    const int need = pp > fill ? pp : fill > 0 ? fill : 1;
+    cp.n_batch = (uint32_t)(r->n_ubatch < need ? r->n_ubatch : need);
+    cp.kv_type = r->kv_type;
     cp.n_threads = r->threads;
     cp.backend = r->backend;
     cp.device = r->device;
@@ -360,7 +419,7 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
     /* Warm-up: one run of the test itself, with one generated token
      * (llama-bench's warm-up; --no-warmup skips it as llama-bench's does). */
     if (ok && warmup)
-        ok = run_once(c, ids, r->depth, (int)cp.n_batch, r->n_prompt, r->n_gen > 0 ? 1 : 0, nv, &rng, &prompt_s) >= 0;
+        ok = run_once(c, ids, r->depth, b, r->n_prompt, r->n_gen > 0 ? 1 : 0, nv, &rng, &prompt_s) >= 0;
     /* Generation: the probe again right before each repetition (on a shared
      * machine the bandwidth on offer moves by 2x within minutes), and the
      * share of it each repetition streamed. */
@@ -370,7 +429,7 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
     double sum = 0.0, pct_sum = 0.0, probe_lo = 0.0, probe_hi = 0.0;
     for (int k = 0; ok && k < reps && k < MAX_REPS; k++) {
         const double pb = paired ? probe_bandwidth(r->threads) : 0.0;
-        double t = run_once(c, ids, r->depth, (int)cp.n_batch, r->n_prompt, r->n_gen, nv, &rng, &prompt_s);
+        double t = run_once(c, ids, r->depth, b, r->n_prompt, r->n_gen, nv, &rng, &prompt_s);
         if (t <= 0) {
             ok = 0;
             break;
@@ -425,14 +484,31 @@ static void fmt_params(char *buf, size_t cap, uint64_t n) {
     else snprintf(buf, cap, "%.2f K", v / 1e3);
 }
 
-static void print_md_header(void) {
-    printf("| %-30s | %10s | %10s | %-10s | %7s | %15s | %20s | %8s | %6s | %9s | %8s | %8s |\n", "model", "size",
-           "params", "backend", "threads", "test", "t/s", "GB/s", "% bw", "ttft ms", "load ms", "rss MiB");
-    printf("| ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: | "
-           "-------------------: | -------: | -----: | --------: | -------: | -------: |\n");
+static const char *kv_name(uint32_t t) { return t == INFER_TYPE_F32 ? "f32" : "f16"; }
+
+/* The columns of -b, -ub and -ctk/-ctv after threads, as llama-bench adds
+ * its own for the options that were given. */
+static void print_md_opt_cells(int shown, const result *r) {
+    if (shown & SHOW_B) printf(" %7d |", r->n_batch);
+    if (shown & SHOW_UB) printf(" %8d |", r->n_ubatch);
+    if (shown & SHOW_KV) printf(" %-6s | %-6s |", kv_name(r->kv_type), kv_name(r->kv_type));
 }
 
-static void print_md_row(const result *r) {
+static void print_md_header(int shown) {
+    printf("| %-30s | %10s | %10s | %-10s | %7s |", "model", "size", "params", "backend", "threads");
+    if (shown & SHOW_B) printf(" %7s |", "n_batch");
+    if (shown & SHOW_UB) printf(" %8s |", "n_ubatch");
+    if (shown & SHOW_KV) printf(" %-6s | %-6s |", "type_k", "type_v");
+    printf(" %15s | %20s | %8s | %6s | %9s | %8s | %8s |\n", "test", "t/s", "GB/s", "% bw", "ttft ms", "load ms",
+           "rss MiB");
+    printf("| ------------------------------ | ---------: | ---------: | ---------- | ------: |");
+    if (shown & SHOW_B) printf(" ------: |");
+    if (shown & SHOW_UB) printf(" -------: |");
+    if (shown & SHOW_KV) printf(" ------ | ------ |");
+    printf(" --------------: | -------------------: | -------: | -----: | --------: | -------: | -------: |\n");
+}
+
+static void print_md_row(int shown, const result *r) {
     char size[32], params[32], test[32], ts[48], gbs[16] = "", pct[16] = "", ttft[16] = "";
     fmt_size(size, sizeof size, r->size);
     fmt_params(params, sizeof params, r->params);
@@ -449,8 +525,9 @@ static void print_md_row(const result *r) {
         if (r->on_cpu) snprintf(pct, sizeof pct, "%.1f", r->bw_pct);
     }
     if (r->ttft_ms > 0) snprintf(ttft, sizeof ttft, "%.1f", r->ttft_ms);
-    printf("| %-30s | %10s | %10s | %-10s | %7d | %15s | %20s | %8s | %6s | %9s | %8.1f | %8.1f |\n", r->desc, size,
-           params, r->ran_on, r->threads, test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
+    printf("| %-30s | %10s | %10s | %-10s | %7d |", r->desc, size, params, r->ran_on, r->threads);
+    print_md_opt_cells(shown, r);
+    printf(" %15s | %20s | %8s | %6s | %9s | %8.1f | %8.1f |\n", test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
 }
 
 /* s as a JSON string: quotes, backslashes and control bytes escaped (a
@@ -477,8 +554,8 @@ static void csv_str(const char *s) {
 
 /* The fields of a JSON object, a JSONL line and a CSV row, in this order. */
 #define FIELDS                                                                                                          \
-    "model_filename", "model_type", "model_size", "model_n_params", "backends", "n_threads", "n_prompt", "n_gen",       \
-        "n_depth", "avg_ts", "stddev_ts", "gbs", "bw_pct", "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms",      \
+    "model_filename", "model_type", "model_size", "model_n_params", "backends", "n_threads", "n_batch", "n_ubatch",     \
+        "type_k", "type_v", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs", "bw_pct", "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms",      \
         "peak_rss_mib", "samples_ts", "build_commit", "build_version"
 
 /* Field i of a record (separator, and the name in JSON first); value is
@@ -494,7 +571,7 @@ static void print_field(int json, int i, const char *value, const char *str) {
 
 /* One result as a JSON object (json 1) or a CSV row (json 0), no newline. */
 static void print_record(const result *r, int json) {
-    char v[16][32], samples[MAX_REPS * 24 + 8];
+    char v[18][32], samples[MAX_REPS * 24 + 8];
     snprintf(v[0], sizeof v[0], "%llu", (unsigned long long)r->size);
     snprintf(v[1], sizeof v[1], "%llu", (unsigned long long)r->params);
     snprintf(v[2], sizeof v[2], "%d", r->threads);
@@ -510,6 +587,8 @@ static void print_record(const result *r, int json) {
     snprintf(v[12], sizeof v[12], "%.3f", r->ttft_ms);
     snprintf(v[13], sizeof v[13], "%.3f", r->load_ms);
     snprintf(v[14], sizeof v[14], "%.1f", r->rss_mib);
+    snprintf(v[15], sizeof v[15], "%d", r->n_batch);
+    snprintf(v[16], sizeof v[16], "%d", r->n_ubatch);
     /* every repetition's t/s: a JSON array, or in CSV the same text quoted */
     size_t at = (size_t)snprintf(samples, sizeof samples, "[");
     for (int k = 0; k < r->n_samples && at < sizeof samples; k++)
@@ -521,10 +600,15 @@ static void print_record(const result *r, int json) {
     print_field(json, 2, v[0], NULL);
     print_field(json, 3, v[1], NULL);
     print_field(json, 4, NULL, r->ran_on);
-    for (int i = 5; i <= 17; i++) print_field(json, i, v[i - 3], NULL);
-    print_field(json, 18, json ? samples : NULL, samples);
-    print_field(json, 19, NULL, INFER_GIT_REV);
-    print_field(json, 20, NULL, infer_version());
+    print_field(json, 5, v[2], NULL);
+    print_field(json, 6, v[15], NULL);
+    print_field(json, 7, v[16], NULL);
+    print_field(json, 8, NULL, kv_name(r->kv_type));
+    print_field(json, 9, NULL, kv_name(r->kv_type));
+    for (int i = 10; i <= 21; i++) print_field(json, i, v[i - 7], NULL);
+    print_field(json, 22, json ? samples : NULL, samples);
+    print_field(json, 23, NULL, INFER_GIT_REV);
+    print_field(json, 24, NULL, infer_version());
     if (json) putchar('}');
 }
 
@@ -539,7 +623,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "infer-bench: read bandwidth probe: %.2f GB/s (%d threads, best of 10 passes over 512 MiB, 1 and 4 streams per thread)\n", bw,
             max_threads);
     if (o.format == OUT_JSON) printf("[\n");
-    else if (o.format == OUT_MD) print_md_header();
+    else if (o.format == OUT_MD) print_md_header(o.shown);
     else if (o.format == OUT_CSV) {
         static const char *const names[] = {FIELDS};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) printf("%s%s", i ? "," : "", names[i]);
@@ -556,7 +640,11 @@ int main(int argc, char **argv) {
             continue;
         }
         double load_ms = (now_s() - t0) * 1e3;
-        for (int ti = 0; ti < o.n_threads; ti++) {
+        /* threads x -b x -ub x KV type, the last varying fastest */
+        const int n_inst = o.n_threads * o.n_batch * o.n_ubatch * o.n_kv;
+        for (int in = 0; in < n_inst; in++) {
+            const int ki = in % o.n_kv, ui = in / o.n_kv % o.n_ubatch, bi = in / (o.n_kv * o.n_ubatch) % o.n_batch;
+            const int ti = in / (o.n_kv * o.n_ubatch * o.n_batch);
             for (int kind = 0; kind < 3; kind++) { /* pp, tg, pg: llama-bench's order */
                 const int n = kind == 0 ? o.n_pp : kind == 1 ? o.n_tg : o.n_pg;
                 for (int li = 0; li < n * o.n_depth; li++) {
@@ -565,7 +653,8 @@ int main(int argc, char **argv) {
                     const int n_gen = kind == 1 ? o.tg[e] : kind == 2 ? o.pg[e][1] : 0;
                     if (n_prompt + n_gen == 0) continue;
                     result r = {.model_path = o.models[mi], .size = infer_model_size(m), .streamed = infer_model_streamed_bytes(m), .params = infer_model_n_params(m),
-                                .threads = o.threads[ti], .load_ms = load_ms, .backend = o.backend,
+                                .threads = o.threads[ti], .n_batch = o.batch[bi], .n_ubatch = o.ubatch[ui],
+                                .kv_type = o.kv[ki], .load_ms = load_ms, .backend = o.backend,
                                 .device = o.device, .ran_on = "CPU"};
                     snprintf(r.desc, sizeof r.desc, "%s", infer_model_desc(m));
                     r.n_prompt = n_prompt;
@@ -577,7 +666,7 @@ int main(int argc, char **argv) {
                         failed = 1;
                         continue;
                     }
-                    if (o.format == OUT_MD) print_md_row(&r);
+                    if (o.format == OUT_MD) print_md_row(o.shown, &r);
                     else {
                         if (o.format == OUT_JSON) fputs(first ? "  " : ",\n  ", stdout);
                         print_record(&r, o.format != OUT_CSV);

@@ -1,8 +1,8 @@
 /*
  * test_bench_cli.c - `infer-bench` as a user runs it, on two small models
  * made by the project's own writer (always available): llama-bench's
- * options (-m repeatable, -p, -n, -pg, -d, -r, -t lists, -o md|csv|json|jsonl,
- * --delay, --no-warmup), one row per model x threads x test with its
+ * options (-m repeatable, -p, -n, -pg, -d, -r, -t, -b, -ub, -ctk/-ctv lists,
+ * -o md|csv|json|jsonl, --delay, --no-warmup), one row per model x threads x test with its
  * columns, a build line, the probe lines on stderr, JSON with every
  * repetition's sample, CSV and JSON that quote a hostile path, --kernels' two tables per
  * dispatch level, the default -t under a one-CPU mask, and exit statuses for bad
@@ -196,13 +196,13 @@ Test(bench_cli, csv_and_jsonl) {
     cr_assert_eq(rc, 0, "stderr: %s", err);
     static const char *const NAMES[] = {"model_filename", "model_type", "n_prompt", "n_gen", "avg_ts", "samples_ts",
                                         "build_commit"};
-    static const int AT[] = {0, 1, 6, 7, 9, 18, 19};
+    static const int AT[] = {0, 1, 10, 11, 13, 22, 23};
     char f[512];
     for (size_t i = 0; i < sizeof AT / sizeof AT[0]; i++) {
         cr_assert(csv_field(out, AT[i], f, sizeof f), "header: %s", out);
         cr_assert_str_eq(f, NAMES[i], "header field %d", AT[i]);
     }
-    cr_assert(csv_field(out, 20, f, sizeof f) && !strchr(f, ','), "21 fields: %s", out);
+    cr_assert(csv_field(out, 24, f, sizeof f) && !strchr(f, ','), "25 fields: %s", out);
     cr_assert_eq(test_count(out, "\n"), 3, "a header and two tests: %s", out);
     const char *l1 = strchr(out, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
     static const char *const PROMPT[] = {"8", "0"}, *const GEN[] = {"0", "4"};
@@ -210,11 +210,11 @@ Test(bench_cli, csv_and_jsonl) {
         const char *line = k ? l2 : l1;
         cr_assert(csv_field(line, 0, f, sizeof f));
         cr_assert_str_eq(f, a, "the path comes back whole");
-        cr_assert(csv_field(line, 6, f, sizeof f) && !strcmp(f, PROMPT[k]), "n_prompt %s", f);
-        cr_assert(csv_field(line, 7, f, sizeof f) && !strcmp(f, GEN[k]), "n_gen %s", f);
-        cr_assert(csv_field(line, 9, f, sizeof f) && atof(f) > 0, "avg_ts %s", f);
-        cr_assert(csv_field(line, 18, f, sizeof f) && test_count(f, ",") == 2, "3 samples: %s", f);
-        cr_assert(csv_field(line, 20, f, sizeof f) && !csv_field(line, 21, f, sizeof f), "21 fields: %s", line);
+        cr_assert(csv_field(line, 10, f, sizeof f) && !strcmp(f, PROMPT[k]), "n_prompt %s", f);
+        cr_assert(csv_field(line, 11, f, sizeof f) && !strcmp(f, GEN[k]), "n_gen %s", f);
+        cr_assert(csv_field(line, 13, f, sizeof f) && atof(f) > 0, "avg_ts %s", f);
+        cr_assert(csv_field(line, 22, f, sizeof f) && test_count(f, ",") == 2, "3 samples: %s", f);
+        cr_assert(csv_field(line, 24, f, sizeof f) && !csv_field(line, 25, f, sizeof f), "25 fields: %s", line);
     }
     char *jsonl[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "1", "-o", "jsonl", NULL};
     rc = test_run(jsonl, NULL, out, sizeof out, err, sizeof err);
@@ -224,6 +224,61 @@ Test(bench_cli, csv_and_jsonl) {
     cr_assert_eq(test_count(out, "\n"), 2, "one line per test: %s", out);
     cr_assert_eq(test_count(out, "}\n{"), 1, "%s", out);
     cr_assert_eq(test_count(out, "\"/tmp/infer-bench \\\"q\\\",\\\\-"), 2, "the path escaped: %s", out);
+    LEAK_CHECK();
+}
+
+/* -b, -ub and -ctk/-ctv as llama-bench's: lists that multiply the rows
+ * (threads, then -b, -ub and the KV type, that varying fastest), each shown
+ * in a column after threads only when given; in JSON always (defaults
+ * 2048, 512, f16). A prompt longer than -b goes in several decode calls,
+ * and a -d fill too. K and V in different types are refused: infer keeps
+ * them in one. */
+Test(bench_cli, batch_sizes_and_cache_types) {
+    char bin[600], a[] = "/tmp/infer-bench-b-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q8_0, 10);
+    char *argv[] = {bin, "-m", a, "-p", "12", "-n", "2", "-d", "0,9", "-r", "1", "-b", "5,16", "-ub", "3",
+                    "-ctk", "f16,f32", "-ctv", "f16,f32", NULL};
+    int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    char row[1024], c[128];
+    cr_assert(test_md_row(out, 0, row, sizeof row));
+    static const char *const HEAD[] = {"threads", "n_batch", "n_ubatch", "type_k", "type_v", "test", "t/s"};
+    for (int i = 0; i < 7; i++) {
+        test_md_cell(row, 4 + i, c, sizeof c);
+        cr_assert_str_eq(c, HEAD[i], "header cell %d: %s", 4 + i, row);
+    }
+    /* -b 5: (f16: pp12, pp12 @ d9, tg2, tg2 @ d9), (f32: the same); then -b 16 */
+    for (int k = 0; k < 16; k++) {
+        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        test_md_cell(row, 5, c, sizeof c);
+        cr_assert_str_eq(c, k < 8 ? "5" : "16", "%s", row);
+        test_md_cell(row, 6, c, sizeof c);
+        cr_assert_str_eq(c, "3", "%s", row);
+        test_md_cell(row, 7, c, sizeof c);
+        cr_assert_str_eq(c, k % 8 < 4 ? "f16" : "f32", "%s", row);
+        test_md_cell(row, 9, c, sizeof c);
+        static const char *const TESTS[] = {"pp12", "pp12 @ d9", "tg2", "tg2 @ d9"};
+        cr_assert_str_eq(c, TESTS[k % 4], "%s", row);
+        test_md_cell(row, 10, c, sizeof c);
+        cr_assert(atof(c) > 0, "t/s in %s", row);
+    }
+    cr_assert_not(test_md_row(out, 18, row, sizeof row), "16 rows: %s", out);
+    char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "-o", "json", NULL};
+    rc = test_run(json, NULL, out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert_eq(test_count(out, "\"n_batch\": 2048, \"n_ubatch\": 512, \"type_k\": \"f16\", \"type_v\": \"f16\","), 1,
+                 "%s", out);
+    char *md[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", NULL};
+    rc = test_run(md, NULL, out, sizeof out, err, sizeof err);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert(!strstr(out, "n_batch") && !strstr(out, "type_k"), "no option columns by default: %s", out);
+    char *differ[] = {bin, "-m", "x.gguf", "-ctk", "f16", "-ctv", "f32", NULL};
+    cr_assert_neq(test_run(differ, NULL, out, sizeof out, err, sizeof err), 0);
+    cr_assert(strstr(err, "one type"), "%s", err);
+    char *q8[] = {bin, "-m", "x.gguf", "-ctk", "q8_0", NULL};
+    cr_assert_neq(test_run(q8, NULL, out, sizeof out, err, sizeof err), 0);
     LEAK_CHECK();
 }
 
