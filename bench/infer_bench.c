@@ -50,7 +50,9 @@ typedef struct {
     int n_kv;
     int shown;                      /* SHOW_*: the columns of those options, when given */
     int reps;
-    int format; /* OUT_* */
+    int format;     /* OUT_* */
+    int err_format; /* -oe: OUT_* on stderr too, or -1 */
+    int progress;   /* --progress: a line on stderr as each test starts */
     int warmup;
     int delay_s; /* seconds of sleep before each test but the first (--delay) */
     int kernels;
@@ -113,6 +115,8 @@ static void usage(FILE *f) {
             "  -ub, --ubatch-size N,.. tokens per forward pass (default 512)\n"
             "  -ctk, -ctv T,..      KV cache type, f16 or f32, one for K and V (default f16)\n"
             "  -o, --output F       md, csv, json or jsonl (default md)\n"
+            "  -oe, --output-err F  the results on stderr too, in md, csv, json or jsonl (default none)\n"
+            "      --progress       a line on stderr as each test starts\n"
             "      --delay S        seconds to wait before each test but the first (default 0)\n"
             "      --no-warmup      no warm-up run before a test's repetitions\n"
             "      --backend B      cpu (default), vulkan or auto (a Vulkan GPU when present)\n"
@@ -126,6 +130,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     o->reps = 5;
     o->device = -1;
     o->warmup = 1;
+    o->err_format = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define IS(x) (!strcmp(a, x))
@@ -133,6 +138,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         if (IS("-h") || IS("--help")) { usage(stdout); exit(0); }
         else if (IS("--kernels")) o->kernels = 1;
         else if (IS("--no-warmup")) o->warmup = 0;
+        else if (IS("--progress")) o->progress = 1;
         else if (IS("--backend")) {
             NEEDV();
             if (!strcmp(v, "cpu")) o->backend = INFER_BACKEND_CPU;
@@ -193,13 +199,19 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
                 fprintf(stderr, "infer-bench: -r: at most %d repetitions\n", MAX_REPS);
                 return -1;
             } else o->reps = r[0];
-        } else if (IS("-o") || IS("--output")) {
+        } else if (IS("-o") || IS("--output") || IS("-oe") || IS("--output-err")) {
             NEEDV();
-            if (!strcmp(v, "md")) o->format = OUT_MD;
-            else if (!strcmp(v, "csv")) o->format = OUT_CSV;
-            else if (!strcmp(v, "json")) o->format = OUT_JSON;
-            else if (!strcmp(v, "jsonl")) o->format = OUT_JSONL;
-            else { fprintf(stderr, "infer-bench: -o takes md, csv, json or jsonl\n"); return -1; }
+            static const char *const fmts[] = {"md", "csv", "json", "jsonl"}; /* OUT_* order */
+            int fmt = -1;
+            for (int k = 0; k < 4; k++)
+                if (!strcmp(v, fmts[k])) fmt = k;
+            if (IS("-oe") || IS("--output-err")) {
+                if (fmt < 0 && strcmp(v, "none")) { fprintf(stderr, "infer-bench: -oe takes md, csv, json, jsonl or none\n"); return -1; }
+                o->err_format = fmt;
+            } else {
+                if (fmt < 0) { fprintf(stderr, "infer-bench: -o takes md, csv, json or jsonl\n"); return -1; }
+                o->format = fmt;
+            }
         } else {
             fprintf(stderr, "infer-bench: unknown option '%s'\n", a);
             return -1;
@@ -488,68 +500,73 @@ static const char *kv_name(uint32_t t) { return t == INFER_TYPE_F32 ? "f32" : "f
 
 /* The columns of -b, -ub and -ctk/-ctv after threads, as llama-bench adds
  * its own for the options that were given. */
-static void print_md_opt_cells(int shown, const result *r) {
-    if (shown & SHOW_B) printf(" %7d |", r->n_batch);
-    if (shown & SHOW_UB) printf(" %8d |", r->n_ubatch);
-    if (shown & SHOW_KV) printf(" %-6s | %-6s |", kv_name(r->kv_type), kv_name(r->kv_type));
+static void print_md_opt_cells(FILE *f, int shown, const result *r) {
+    if (shown & SHOW_B) fprintf(f, " %7d |", r->n_batch);
+    if (shown & SHOW_UB) fprintf(f, " %8d |", r->n_ubatch);
+    if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", kv_name(r->kv_type), kv_name(r->kv_type));
 }
 
-static void print_md_header(int shown) {
-    printf("| %-30s | %10s | %10s | %-10s | %7s |", "model", "size", "params", "backend", "threads");
-    if (shown & SHOW_B) printf(" %7s |", "n_batch");
-    if (shown & SHOW_UB) printf(" %8s |", "n_ubatch");
-    if (shown & SHOW_KV) printf(" %-6s | %-6s |", "type_k", "type_v");
-    printf(" %15s | %20s | %8s | %6s | %9s | %8s | %8s |\n", "test", "t/s", "GB/s", "% bw", "ttft ms", "load ms",
+static void print_md_header(FILE *f, int shown) {
+    fprintf(f, "| %-30s | %10s | %10s | %-10s | %7s |", "model", "size", "params", "backend", "threads");
+    if (shown & SHOW_B) fprintf(f, " %7s |", "n_batch");
+    if (shown & SHOW_UB) fprintf(f, " %8s |", "n_ubatch");
+    if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", "type_k", "type_v");
+    fprintf(f, " %15s | %20s | %8s | %6s | %9s | %8s | %8s |\n", "test", "t/s", "GB/s", "% bw", "ttft ms", "load ms",
            "rss MiB");
-    printf("| ------------------------------ | ---------: | ---------: | ---------- | ------: |");
-    if (shown & SHOW_B) printf(" ------: |");
-    if (shown & SHOW_UB) printf(" -------: |");
-    if (shown & SHOW_KV) printf(" ------ | ------ |");
-    printf(" --------------: | -------------------: | -------: | -----: | --------: | -------: | -------: |\n");
+    fprintf(f, "| ------------------------------ | ---------: | ---------: | ---------- | ------: |");
+    if (shown & SHOW_B) fprintf(f, " ------: |");
+    if (shown & SHOW_UB) fprintf(f, " -------: |");
+    if (shown & SHOW_KV) fprintf(f, " ------ | ------ |");
+    fprintf(f, " --------------: | -------------------: | -------: | -----: | --------: | -------: | -------: |\n");
 }
 
-static void print_md_row(int shown, const result *r) {
+/* llama-bench's name of a test: pp512, tg128, pp512+tg128, "pp512 @ d4096". */
+static void test_name(const result *r, char *test, size_t cap) {
+    if (r->n_prompt && r->n_gen) snprintf(test, cap, "pp%d+tg%d", r->n_prompt, r->n_gen);
+    else if (r->n_prompt) snprintf(test, cap, "pp%d", r->n_prompt);
+    else snprintf(test, cap, "tg%d", r->n_gen);
+    if (r->depth) {
+        const size_t l = strlen(test);
+        snprintf(test + l, cap - l, " @ d%d", r->depth);
+    }
+}
+
+static void print_md_row(FILE *f, int shown, const result *r) {
     char size[32], params[32], test[32], ts[48], gbs[16] = "", pct[16] = "", ttft[16] = "";
     fmt_size(size, sizeof size, r->size);
     fmt_params(params, sizeof params, r->params);
-    if (r->n_prompt && r->n_gen) snprintf(test, sizeof test, "pp%d+tg%d", r->n_prompt, r->n_gen);
-    else if (r->n_prompt) snprintf(test, sizeof test, "pp%d", r->n_prompt);
-    else snprintf(test, sizeof test, "tg%d", r->n_gen);
-    if (r->depth) {
-        const size_t l = strlen(test);
-        snprintf(test + l, sizeof test - l, " @ d%d", r->depth);
-    }
+    test_name(r, test, sizeof test);
     snprintf(ts, sizeof ts, "%.2f ± %.2f", r->mean, r->sd);
     if (r->gbs > 0) {
         snprintf(gbs, sizeof gbs, "%.2f", r->gbs);
         if (r->on_cpu) snprintf(pct, sizeof pct, "%.1f", r->bw_pct);
     }
     if (r->ttft_ms > 0) snprintf(ttft, sizeof ttft, "%.1f", r->ttft_ms);
-    printf("| %-30s | %10s | %10s | %-10s | %7d |", r->desc, size, params, r->ran_on, r->threads);
-    print_md_opt_cells(shown, r);
-    printf(" %15s | %20s | %8s | %6s | %9s | %8.1f | %8.1f |\n", test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
+    fprintf(f, "| %-30s | %10s | %10s | %-10s | %7d |", r->desc, size, params, r->ran_on, r->threads);
+    print_md_opt_cells(f, shown, r);
+    fprintf(f, " %15s | %20s | %8s | %6s | %9s | %8.1f | %8.1f |\n", test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
 }
 
 /* s as a JSON string: quotes, backslashes and control bytes escaped (a
  * model's path may hold any byte but NUL). */
-static void json_str(const char *s) {
-    putchar('"');
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
     }
-    putchar('"');
+    fputc('"', f);
 }
 
 /* s as a CSV field: always quoted, quotes doubled (RFC 4180). */
-static void csv_str(const char *s) {
-    putchar('"');
+static void csv_str(FILE *f, const char *s) {
+    fputc('"', f);
     for (const char *p = s; *p; p++) {
-        if (*p == '"') putchar('"');
-        putchar(*p);
+        if (*p == '"') fputc('"', f);
+        fputc(*p, f);
     }
-    putchar('"');
+    fputc('"', f);
 }
 
 /* The fields of a JSON object, a JSONL line and a CSV row, in this order. */
@@ -558,58 +575,87 @@ static void csv_str(const char *s) {
         "type_k", "type_v", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs", "bw_pct", "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms",      \
         "peak_rss_mib", "samples_ts", "build_commit", "build_version"
 
-/* Field i of a record (separator, and the name in JSON first); value is
- * printed as it is, str as a quoted string (when value is NULL). */
-static void print_field(int json, int i, const char *value, const char *str) {
-    static const char *const names[] = {FIELDS};
-    if (i) fputs(json ? ", " : ",", stdout);
-    if (json) printf("\"%s\": ", names[i]);
-    if (value) fputs(value, stdout);
-    else if (json) json_str(str);
-    else csv_str(str);
-}
-
 /* One result as a JSON object (json 1) or a CSV row (json 0), no newline. */
-static void print_record(const result *r, int json) {
-    char v[18][32], samples[MAX_REPS * 24 + 8];
-    snprintf(v[0], sizeof v[0], "%llu", (unsigned long long)r->size);
-    snprintf(v[1], sizeof v[1], "%llu", (unsigned long long)r->params);
-    snprintf(v[2], sizeof v[2], "%d", r->threads);
-    snprintf(v[3], sizeof v[3], "%d", r->n_prompt);
-    snprintf(v[4], sizeof v[4], "%d", r->n_gen);
-    snprintf(v[5], sizeof v[5], "%d", r->depth);
-    snprintf(v[6], sizeof v[6], "%.6f", r->mean);
-    snprintf(v[7], sizeof v[7], "%.6f", r->sd);
-    snprintf(v[8], sizeof v[8], "%.4f", r->gbs);
-    snprintf(v[9], sizeof v[9], "%.2f", r->bw_pct);
-    snprintf(v[10], sizeof v[10], "%.2f", r->probe_gbs);
-    snprintf(v[11], sizeof v[11], "%.2f", r->probe_hi);
-    snprintf(v[12], sizeof v[12], "%.3f", r->ttft_ms);
-    snprintf(v[13], sizeof v[13], "%.3f", r->load_ms);
-    snprintf(v[14], sizeof v[14], "%.1f", r->rss_mib);
-    snprintf(v[15], sizeof v[15], "%d", r->n_batch);
-    snprintf(v[16], sizeof v[16], "%d", r->n_ubatch);
+static void print_record(FILE *f, const result *r, int json) {
+    static const char *const names[] = {FIELDS};
+    enum { N = sizeof names / sizeof names[0] };
+    const char *str[N] = {r->model_path, r->desc}; /* the string fields; the others are numbers */
+    char num[N][32], samples[MAX_REPS * 24 + 8];
+#define NUM(i, fmt, x) snprintf(num[i], sizeof num[i], fmt, x)
+    NUM(2, "%llu", (unsigned long long)r->size);
+    NUM(3, "%llu", (unsigned long long)r->params);
+    str[4] = r->ran_on;
+    NUM(5, "%d", r->threads);
+    NUM(6, "%d", r->n_batch);
+    NUM(7, "%d", r->n_ubatch);
+    str[8] = str[9] = kv_name(r->kv_type);
+    NUM(10, "%d", r->n_prompt);
+    NUM(11, "%d", r->n_gen);
+    NUM(12, "%d", r->depth);
+    NUM(13, "%.6f", r->mean);
+    NUM(14, "%.6f", r->sd);
+    NUM(15, "%.4f", r->gbs);
+    NUM(16, "%.2f", r->bw_pct);
+    NUM(17, "%.2f", r->probe_gbs);
+    NUM(18, "%.2f", r->probe_hi);
+    NUM(19, "%.3f", r->ttft_ms);
+    NUM(20, "%.3f", r->load_ms);
+    NUM(21, "%.1f", r->rss_mib);
+#undef NUM
     /* every repetition's t/s: a JSON array, or in CSV the same text quoted */
     size_t at = (size_t)snprintf(samples, sizeof samples, "[");
     for (int k = 0; k < r->n_samples && at < sizeof samples; k++)
         at += (size_t)snprintf(samples + at, sizeof samples - at, "%s%.6f", k ? ", " : "", r->samples[k]);
     if (at < sizeof samples) snprintf(samples + at, sizeof samples - at, "]");
-    if (json) putchar('{');
-    print_field(json, 0, NULL, r->model_path);
-    print_field(json, 1, NULL, r->desc);
-    print_field(json, 2, v[0], NULL);
-    print_field(json, 3, v[1], NULL);
-    print_field(json, 4, NULL, r->ran_on);
-    print_field(json, 5, v[2], NULL);
-    print_field(json, 6, v[15], NULL);
-    print_field(json, 7, v[16], NULL);
-    print_field(json, 8, NULL, kv_name(r->kv_type));
-    print_field(json, 9, NULL, kv_name(r->kv_type));
-    for (int i = 10; i <= 21; i++) print_field(json, i, v[i - 7], NULL);
-    print_field(json, 22, json ? samples : NULL, samples);
-    print_field(json, 23, NULL, INFER_GIT_REV);
-    print_field(json, 24, NULL, infer_version());
-    if (json) putchar('}');
+    str[23] = INFER_GIT_REV;
+    str[24] = infer_version();
+    if (json) fputc('{', f);
+    for (int i = 0; i < N; i++) {
+        if (i) fputs(json ? ", " : ",", f);
+        if (json) fprintf(f, "\"%s\": ", names[i]);
+        if (i == 22 && json) fputs(samples, f);
+        else if (i == 22) csv_str(f, samples);
+        else if (!str[i]) fputs(num[i], f);
+        else if (json) json_str(f, str[i]);
+        else csv_str(f, str[i]);
+    }
+    if (json) fputc('}', f);
+}
+
+/* Where results go: stdout (-o) and, with -oe, stderr as well. */
+typedef struct {
+    FILE *f;
+    int format; /* OUT_*, or -1: none */
+    int shown;  /* SHOW_* */
+    int first;  /* no row yet */
+} printer;
+
+static void out_begin(printer *p) {
+    static const char *const names[] = {FIELDS};
+    p->first = 1;
+    if (p->format == OUT_JSON) fprintf(p->f, "[\n");
+    else if (p->format == OUT_MD) print_md_header(p->f, p->shown);
+    else if (p->format == OUT_CSV) {
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) fprintf(p->f, "%s%s", i ? "," : "", names[i]);
+        fputc('\n', p->f);
+    }
+}
+
+static void out_row(printer *p, const result *r) {
+    if (p->format < 0) return;
+    if (p->format == OUT_MD) print_md_row(p->f, p->shown, r);
+    else {
+        if (p->format == OUT_JSON) fputs(p->first ? "  " : ",\n  ", p->f);
+        print_record(p->f, r, p->format != OUT_CSV);
+        if (p->format != OUT_JSON) fputc('\n', p->f);
+    }
+    p->first = 0;
+    fflush(p->f);
+}
+
+static void out_end(printer *p) {
+    if (p->format == OUT_JSON) fprintf(p->f, "\n]\n");
+    else if (p->format == OUT_MD) fprintf(p->f, "\nbuild: %s (%s)\n", INFER_GIT_REV, infer_version());
 }
 
 int main(int argc, char **argv) {
@@ -622,14 +668,16 @@ int main(int argc, char **argv) {
     double bw = probe_bandwidth(max_threads);
     fprintf(stderr, "infer-bench: read bandwidth probe: %.2f GB/s (%d threads, best of 10 passes over 512 MiB, 1 and 4 streams per thread)\n", bw,
             max_threads);
-    if (o.format == OUT_JSON) printf("[\n");
-    else if (o.format == OUT_MD) print_md_header(o.shown);
-    else if (o.format == OUT_CSV) {
-        static const char *const names[] = {FIELDS};
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) printf("%s%s", i ? "," : "", names[i]);
-        putchar('\n');
-    }
-    int first = 1, first_test = 1, failed = 0;
+    printer out = {stdout, o.format, o.shown, 1}, err_out = {stderr, o.err_format, o.shown, 1};
+    out_begin(&out);
+    if (o.err_format >= 0) out_begin(&err_out);
+    /* tests per model, for --progress */
+    int per_model = 0;
+    for (int k = 0; k < o.n_pp; k++) per_model += o.pp[k] > 0;
+    for (int k = 0; k < o.n_tg; k++) per_model += o.tg[k] > 0;
+    per_model += o.n_pg;
+    per_model *= o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv;
+    int first_test = 1, failed = 0, test_no = 0;
     for (int mi = 0; mi < o.n_models; mi++) {
         infer_error err;
         infer_model *m = NULL;
@@ -662,24 +710,24 @@ int main(int argc, char **argv) {
                     r.depth = o.depth[li % o.n_depth];
                     if (o.delay_s > 0 && !first_test) sleep((unsigned)o.delay_s);
                     first_test = 0;
+                    if (o.progress) {
+                        char name[48];
+                        test_name(&r, name, sizeof name);
+                        fprintf(stderr, "infer-bench: test %d/%d: %s, %s, %d threads\n", ++test_no,
+                                per_model * o.n_models, r.desc, name, r.threads);
+                    }
                     if (run_test(m, &r, o.reps, o.warmup, bw) != 0) {
                         failed = 1;
                         continue;
                     }
-                    if (o.format == OUT_MD) print_md_row(o.shown, &r);
-                    else {
-                        if (o.format == OUT_JSON) fputs(first ? "  " : ",\n  ", stdout);
-                        print_record(&r, o.format != OUT_CSV);
-                        if (o.format != OUT_JSON) putchar('\n');
-                    }
-                    first = 0;
-                    fflush(stdout);
+                    out_row(&out, &r);
+                    out_row(&err_out, &r);
                 }
             }
         }
         infer_model_release(m);
     }
-    if (o.format == OUT_JSON) printf("\n]\n");
-    else if (o.format == OUT_MD) printf("\nbuild: %s (%s)\n", INFER_GIT_REV, infer_version());
+    out_end(&out);
+    if (o.err_format >= 0) out_end(&err_out);
     return failed ? 3 : 0;
 }

@@ -1,12 +1,13 @@
 /*
- * test_bench_cli.c - `infer-bench` as a user runs it, on two small models
- * made by the project's own writer (always available): llama-bench's
- * options (-m repeatable, -p, -n, -pg, -d, -r, -t, -b, -ub, -ctk/-ctv lists,
- * -o md|csv|json|jsonl, --delay, --no-warmup), one row per model x threads x test with its
- * columns, a build line, the probe lines on stderr, JSON with every
- * repetition's sample, CSV and JSON that quote a hostile path, --kernels' two tables per
- * dispatch level, the default -t under a one-CPU mask, and exit statuses for bad
- * options and unreadable models. The binary sits beside $INFER_BIN.
+ * test_bench_cli.c - `infer-bench` as a user runs it, on small models made
+ * by the project's own writer (always available): llama-bench's options
+ * (-m repeatable, -p, -n, -pg, -d, -r, -t, -b, -ub, -ctk/-ctv lists, -o
+ * md|csv|json|jsonl, -oe, --progress, --delay, --no-warmup), one row per
+ * model x threads x test with its columns, a build line, the probe lines
+ * on stderr, JSON with every repetition's sample, CSV and JSON that quote
+ * a hostile path, --kernels' two tables per dispatch level, the default -t
+ * under a one-CPU mask, and exit statuses for bad options and unreadable
+ * models. The binary sits beside $INFER_BIN.
  */
 #include <time.h>
 
@@ -279,6 +280,34 @@ Test(bench_cli, batch_sizes_and_cache_types) {
     cr_assert(strstr(err, "one type"), "%s", err);
     char *q8[] = {bin, "-m", "x.gguf", "-ctk", "q8_0", NULL};
     cr_assert_neq(test_run(q8, NULL, out, sizeof out, err, sizeof err), 0);
+    LEAK_CHECK();
+}
+
+/* -oe: the results on stderr as well, in their own format (llama-bench's
+ * -oe); --progress: a numbered line on stderr as each test starts. */
+Test(bench_cli, results_on_stderr_and_progress) {
+    char bin[600], a[] = "/tmp/infer-bench-e-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_F32, 11);
+    char *argv[] = {bin, "-m", a, "-p", "4", "-n", "2", "-pg", "3,1", "-r", "1", "-oe", "jsonl", "--progress", NULL};
+    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    char row[1024];
+    cr_assert(test_md_row(out, 4, row, sizeof row) && !test_md_row(out, 5, row, sizeof row), "md on stdout: %s", out);
+    cr_assert_eq(test_count(out, "{"), 0, "%s", out);
+    cr_assert_eq(test_count(err, "\n{\"model_filename\": "), 3, "a JSONL line per test on stderr: %s", err);
+    cr_assert(strstr(err, "\"n_prompt\": 3, \"n_gen\": 1,"), "%s", err);
+    static const char *const P[] = {"test 1/3: ", "test 2/3: ", "test 3/3: "}, *const T[] = {", pp4,", ", tg2,", ", pp3+tg1,"};
+    for (int k = 0; k < 3; k++) {
+        const char *l = strstr(err, P[k]);
+        cr_assert(l, "%s missing: %s", P[k], err);
+        const char *e = strchr(l, '\n');
+        cr_assert(e && strstr(l, T[k]) && strstr(l, T[k]) < e, "%s: %s", T[k], l);
+    }
+    cr_assert_not(strstr(err, "test 4/"), "%s", err);
+    char *bad[] = {bin, "-m", "x.gguf", "-oe", "sql", NULL};
+    cr_assert_neq(test_run(bad, NULL, out, sizeof out, err, sizeof err), 0, "-oe sql must fail");
     LEAK_CHECK();
 }
 
