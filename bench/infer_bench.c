@@ -82,20 +82,51 @@ static int parse_kv_list(const char *flag, const char *s, uint32_t *list, int *n
     return *n ? 0 : -1;
 }
 
-/* "512,1024" into list; 0 on success. */
-static int parse_list(const char *flag, const char *s, int *list, int *n, int lo) {
+/* One number of a list at *p (lo .. 2^24), advancing *p; 0 on success. */
+static int parse_num(const char **p, int lo, long *v) {
+    char *end;
+    if (**p < '0' || **p > '9') return -1; /* no sign: '-' separates a range */
+    errno = 0;
+    *v = strtol(*p, &end, 10);
+    if (errno || *v < lo || *v > (1 << 24)) return -1;
+    *p = end;
+    return 0;
+}
+
+/* "512,1024" into list (room for cap values), appended to its *n entries
+ * (an option given twice adds to its list, as llama-bench's); an entry may
+ * be a range as llama-bench writes them: "first-last" (every value),
+ * "first-last+step" or "first-last*mult". 0 on success. */
+static int parse_list(const char *flag, const char *s, int *list, int *n, int cap, int lo) {
     char *copy = strdup(s), *save = NULL;
     if (!copy) return -1;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *end;
-        errno = 0;
-        long v = strtol(tok, &end, 10);
-        if (errno || *end || v < lo || v > (1 << 24) || *n >= MAX_LIST) {
-            fprintf(stderr, "infer-bench: %s: bad value '%s'\n", flag, tok);
+        const char *p = tok;
+        long first, last, by = 1;
+        char how = '+';
+        int ok = parse_num(&p, lo, &first) == 0;
+        last = first;
+        if (ok && *p == '-') {
+            p++;
+            ok = parse_num(&p, lo, &last) == 0 && last >= first;
+            if (ok && (*p == '+' || *p == '*')) {
+                how = *p++;
+                ok = parse_num(&p, 1, &by) == 0 && (how == '+' || by >= 2);
+            }
+        }
+        for (long v = first; ok && v <= last; v = how == '+' ? v + by : v * by) {
+            if (*n >= cap) {
+                ok = 0;
+                break;
+            }
+            list[(*n)++] = (int)v;
+        }
+        if (!ok || *p) {
+            if (cap == 1) fprintf(stderr, "infer-bench: %s: bad value '%s' (one number)\n", flag, tok);
+            else fprintf(stderr, "infer-bench: %s: bad value '%s' (at most %d values in all)\n", flag, tok, cap);
             free(copy);
             return -1;
         }
-        list[(*n)++] = (int)v;
     }
     free(copy);
     return 0;
@@ -148,17 +179,17 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         } else if (IS("--device") || IS("-ngl")) {
             NEEDV();
             int d[1], n = 0;
-            if (parse_list(a, v, d, &n, 0) || n != 1) return -1;
+            if (parse_list(a, v, d, &n, 1, 0) || n != 1) return -1;
             if (IS("--device")) o->device = d[0];
             else o->backend = d[0] > 0 ? INFER_BACKEND_VULKAN : INFER_BACKEND_CPU;
         }
         else if (IS("-m") || IS("--model")) { NEEDV(); if (o->n_models == MAX_LIST) return -1; o->models[o->n_models++] = v; }
-        else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (parse_list(a, v, o->pp, &o->n_pp, 0)) return -1; }
-        else if (IS("-n") || IS("--n-gen")) { NEEDV(); if (parse_list(a, v, o->tg, &o->n_tg, 0)) return -1; }
+        else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (parse_list(a, v, o->pp, &o->n_pp, MAX_LIST, 0)) return -1; }
+        else if (IS("-n") || IS("--n-gen")) { NEEDV(); if (parse_list(a, v, o->tg, &o->n_tg, MAX_LIST, 0)) return -1; }
         else if (IS("-pg")) {
             NEEDV();
             int pair[MAX_LIST], n = 0;
-            if (parse_list(a, v, pair, &n, 1)) return -1;
+            if (parse_list(a, v, pair, &n, MAX_LIST, 1)) return -1;
             if (n != 2 || o->n_pg == MAX_LIST) {
                 fprintf(stderr, "infer-bench: -pg takes PP,TG, both above 0 (at most %d of them)\n", MAX_LIST);
                 return -1;
@@ -166,15 +197,15 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             o->pg[o->n_pg][0] = pair[0];
             o->pg[o->n_pg++][1] = pair[1];
         }
-        else if (IS("-d") || IS("--n-depth")) { NEEDV(); if (parse_list(a, v, o->depth, &o->n_depth, 0)) return -1; }
-        else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_list(a, v, o->threads, &o->n_threads, 1)) return -1; }
+        else if (IS("-d") || IS("--n-depth")) { NEEDV(); if (parse_list(a, v, o->depth, &o->n_depth, MAX_LIST, 0)) return -1; }
+        else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_list(a, v, o->threads, &o->n_threads, MAX_LIST, 1)) return -1; }
         else if (IS("-b") || IS("--batch-size")) {
             NEEDV();
-            if (parse_list(a, v, o->batch, &o->n_batch, 1)) return -1;
+            if (parse_list(a, v, o->batch, &o->n_batch, MAX_LIST, 1)) return -1;
             o->shown |= SHOW_B;
         } else if (IS("-ub") || IS("--ubatch-size")) {
             NEEDV();
-            if (parse_list(a, v, o->ubatch, &o->n_ubatch, 1)) return -1;
+            if (parse_list(a, v, o->ubatch, &o->n_ubatch, MAX_LIST, 1)) return -1;
             o->shown |= SHOW_UB;
         } else if (IS("-ctk") || IS("--cache-type-k") || IS("-ctv") || IS("--cache-type-v")) {
             /* infer keeps K and V in one type: a second list must be the first */
@@ -193,7 +224,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         else if (IS("-r") || IS("--repetitions") || IS("--delay")) {
             NEEDV();
             int r[1], n = 0;
-            if (parse_list(a, v, r, &n, IS("--delay") ? 0 : 1) || n != 1) return -1;
+            if (parse_list(a, v, r, &n, 1, IS("--delay") ? 0 : 1) || n != 1) return -1;
             if (IS("--delay")) o->delay_s = r[0];
             else if (r[0] > MAX_REPS) {
                 fprintf(stderr, "infer-bench: -r: at most %d repetitions\n", MAX_REPS);

@@ -311,6 +311,43 @@ Test(bench_cli, results_on_stderr_and_progress) {
     LEAK_CHECK();
 }
 
+/* Lists as llama-bench takes them: an option given twice adds to its list,
+ * and an entry may be a range ("2-8*2": 2, 4, 8; "1-2": 1, 2; "3-7+4": 3,
+ * 7). A list past 16 values, a backwards range, a step of 0 or a factor of
+ * 1 is refused; so is a list where one number goes (-r 3,4 once wrote
+ * past its one-int buffer: the sanitizer run of this test catches that). */
+Test(bench_cli, lists_and_ranges_as_llama_bench) {
+    char bin[600], a[] = "/tmp/infer-bench-l-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_F32, 12);
+    char *argv[] = {bin, "-m", a, "-p", "2-8*2", "-p", "3-7+4", "-n", "0", "-t", "1-2", "-r", "1", NULL};
+    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    static const char *const T[] = {"1", "2"}, *const P[] = {"pp2", "pp4", "pp8", "pp3", "pp7"};
+    char row[1024], c[64];
+    for (int k = 0; k < 10; k++) {
+        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        test_md_cell(row, 4, c, sizeof c);
+        cr_assert_str_eq(c, T[k / 5], "%s", row);
+        test_md_cell(row, 5, c, sizeof c);
+        cr_assert_str_eq(c, P[k % 5], "%s", row);
+    }
+    cr_assert_not(test_md_row(out, 12, row, sizeof row), "ten rows: %s", out);
+    static const char *const bad[][2] = {{"-p", "1-17"}, {"-p", "8-4"}, {"-p", "1-8+0"}, {"-p", "1-8*1"},
+                                          {"-p", "1-"}, {"-p", "1-4x"}, {"-t", "0-2"}, {"-r", "3,4"},
+                                          {"-r", "2-3"}, {"-ngl", "1,2"}, {"--delay", "1,1"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv2[] = {bin, "-m", "x.gguf", (char *)bad[i][0], (char *)bad[i][1], NULL};
+        cr_assert_eq(test_run(argv2, NULL, out, sizeof out, err, sizeof err), 1, "%s %s must be refused: %s",
+                     bad[i][0], bad[i][1], err);
+        cr_assert(strstr(err, "bad value"), "%s %s: %s", bad[i][0], bad[i][1], err);
+    }
+    char *many[] = {bin, "-m", "x.gguf", "-p", "1-8", "-p", "9-17", NULL};
+    cr_assert_eq(test_run(many, NULL, out, sizeof out, err, sizeof err), 1, "17 values in two -p: %s", err);
+    LEAK_CHECK();
+}
+
 /* --delay S sleeps S seconds before each test but the first: two tests
  * take at least one second. */
 Test(bench_cli, delay_between_tests) {
