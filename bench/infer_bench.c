@@ -65,18 +65,19 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* "f16,f32" into KV cache types; 0 on success. */
+/* "f16,f32" into KV cache types (the type table's names); 0 on success. */
 static int parse_kv_list(const char *flag, const char *s, uint32_t *list, int *n) {
     char *copy = strdup(s), *save = NULL;
     if (!copy) return -1;
     *n = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*n >= MAX_LIST || (strcmp(tok, "f16") && strcmp(tok, "f32"))) {
+        const uint32_t t = strcmp(tok, infer_type_name(INFER_TYPE_F16)) ? INFER_TYPE_F32 : INFER_TYPE_F16;
+        if (*n >= MAX_LIST || strcmp(tok, infer_type_name(t))) {
             fprintf(stderr, "infer-bench: %s: '%s' (f16 or f32)\n", flag, tok);
             free(copy);
             return -1;
         }
-        list[(*n)++] = strcmp(tok, "f16") ? INFER_TYPE_F32 : INFER_TYPE_F16;
+        list[(*n)++] = t;
     }
     free(copy);
     return *n ? 0 : -1;
@@ -132,6 +133,22 @@ static int parse_list(const char *flag, const char *s, int *list, int *n, int ca
     return 0;
 }
 
+/* One number (lo .. 2^24) for an option that takes one; 0 on success. */
+static int parse_one(const char *flag, const char *s, int lo, int *v) {
+    int n = 0;
+    if (parse_list(flag, s, v, &n, 1, lo)) return -1;
+    if (n != 1) fprintf(stderr, "infer-bench: %s: bad value '%s' (one number)\n", flag, s);
+    return n == 1 ? 0 : -1;
+}
+
+/* list without its zeros. */
+static void drop_zeros(int *list, int *n) {
+    int k = 0;
+    for (int i = 0; i < *n; i++)
+        if (list[i]) list[k++] = list[i];
+    *n = k;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: infer-bench -m MODEL [options]\n"
@@ -178,10 +195,10 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             else { fprintf(stderr, "infer-bench: --backend takes cpu, vulkan or auto\n"); return -1; }
         } else if (IS("--device") || IS("-ngl")) {
             NEEDV();
-            int d[1], n = 0;
-            if (parse_list(a, v, d, &n, 1, 0) || n != 1) return -1;
-            if (IS("--device")) o->device = d[0];
-            else o->backend = d[0] > 0 ? INFER_BACKEND_VULKAN : INFER_BACKEND_CPU;
+            int d;
+            if (parse_one(a, v, 0, &d)) return -1;
+            if (IS("--device")) o->device = d;
+            else o->backend = d > 0 ? INFER_BACKEND_VULKAN : INFER_BACKEND_CPU;
         }
         else if (IS("-m") || IS("--model")) { NEEDV(); if (o->n_models == MAX_LIST) return -1; o->models[o->n_models++] = v; }
         else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (parse_list(a, v, o->pp, &o->n_pp, MAX_LIST, 0)) return -1; }
@@ -223,13 +240,13 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         }
         else if (IS("-r") || IS("--repetitions") || IS("--delay")) {
             NEEDV();
-            int r[1], n = 0;
-            if (parse_list(a, v, r, &n, 1, IS("--delay") ? 0 : 1) || n != 1) return -1;
-            if (IS("--delay")) o->delay_s = r[0];
-            else if (r[0] > MAX_REPS) {
+            int r;
+            if (parse_one(a, v, IS("--delay") ? 0 : 1, &r)) return -1;
+            if (IS("--delay")) o->delay_s = r;
+            else if (r > MAX_REPS) {
                 fprintf(stderr, "infer-bench: -r: at most %d repetitions\n", MAX_REPS);
                 return -1;
-            } else o->reps = r[0];
+            } else o->reps = r;
         } else if (IS("-o") || IS("--output") || IS("-oe") || IS("--output-err")) {
             NEEDV();
             static const char *const fmts[] = {"md", "csv", "json", "jsonl"}; /* OUT_* order */
@@ -257,6 +274,9 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     if (!o->n_batch) o->batch[o->n_batch++] = 2048;
     if (!o->n_ubatch) o->ubatch[o->n_ubatch++] = 512;
     if (!o->n_kv) o->kv[o->n_kv++] = INFER_TYPE_F16;
+    /* -p 0 / -n 0 ask for no such test: drop them here, once */
+    drop_zeros(o->pp, &o->n_pp);
+    drop_zeros(o->tg, &o->n_tg);
     if (!o->kernels && !o->n_models) {
         usage(stderr);
         return -1;
@@ -393,6 +413,19 @@ static void random_tokens(int32_t *ids, int n, int32_t n_vocab, uint64_t *rng) {
     }
 }
 
+/* ids[0, n) decoded n_batch per decode call; 0, or -1 with the message. */
+static int decode_calls(infer_context *c, const int32_t *ids, int n, int n_batch, const char *what) {
+    infer_error err;
+    for (int i = 0; i < n; i += n_batch) {
+        const int k = n - i < n_batch ? n - i : n_batch;
+        if (infer_decode(c, ids + i, (size_t)k, 0, &err) != INFER_OK) {
+            fprintf(stderr, "infer-bench: %s: %s\n", what, err.message);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Time one repetition: pp decodes n_prompt tokens, n_batch per decode
  * call (each split into the context's forward passes); tg decodes n_gen
  * tokens one at a time; pg does both in that order. Cache cleared first,
@@ -401,32 +434,15 @@ static void random_tokens(int32_t *ids, int n, int32_t n_vocab, uint64_t *rng) {
  * Seconds, or < 0; *prompt_s: the prompt's part of them. */
 static double run_once(infer_context *c, int32_t *ids, int depth, int n_batch, int n_prompt, int n_gen, int32_t n_vocab,
                        uint64_t *rng, double *prompt_s) {
-    infer_error err;
     if (infer_context_reset(c) != INFER_OK) return -1.0;
     random_tokens(ids, depth, n_vocab, rng);
-    for (int i = 0; i < depth; i += n_batch) {
-        const int k = depth - i < n_batch ? depth - i : n_batch;
-        if (infer_decode(c, ids + i, (size_t)k, 0, &err) != INFER_OK) {
-            fprintf(stderr, "infer-bench: decode (depth): %s\n", err.message);
-            return -1.0;
-        }
-    }
+    if (decode_calls(c, ids, depth, n_batch, "decode (depth)")) return -1.0;
     random_tokens(ids, n_prompt + n_gen, n_vocab, rng);
     double t0 = now_s();
-    for (int i = 0; i < n_prompt; i += n_batch) {
-        const int k = n_prompt - i < n_batch ? n_prompt - i : n_batch;
-        if (infer_decode(c, ids + i, (size_t)k, 0, &err) != INFER_OK) {
-            fprintf(stderr, "infer-bench: decode: %s\n", err.message);
-            return -1.0;
-        }
-    }
+    if (decode_calls(c, ids, n_prompt, n_batch, "decode")) return -1.0;
     *prompt_s = now_s() - t0;
-    for (int i = 0; i < n_gen; i++) {
-        if (infer_decode(c, &ids[n_prompt + i], 1, 0, &err) != INFER_OK) {
-            fprintf(stderr, "infer-bench: decode: %s\n", err.message);
-            return -1.0;
-        }
-    }
+    /* generation: one token per call */
+    if (decode_calls(c, ids + n_prompt, n_gen, 1, "decode")) return -1.0;
     return now_s() - t0;
 }
 
@@ -527,14 +543,12 @@ static void fmt_params(char *buf, size_t cap, uint64_t n) {
     else snprintf(buf, cap, "%.2f K", v / 1e3);
 }
 
-static const char *kv_name(uint32_t t) { return t == INFER_TYPE_F32 ? "f32" : "f16"; }
-
 /* The columns of -b, -ub and -ctk/-ctv after threads, as llama-bench adds
  * its own for the options that were given. */
 static void print_md_opt_cells(FILE *f, int shown, const result *r) {
     if (shown & SHOW_B) fprintf(f, " %7d |", r->n_batch);
     if (shown & SHOW_UB) fprintf(f, " %8d |", r->n_ubatch);
-    if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", kv_name(r->kv_type), kv_name(r->kv_type));
+    if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", infer_type_name(r->kv_type), infer_type_name(r->kv_type));
 }
 
 static void print_md_header(FILE *f, int shown) {
@@ -619,7 +633,7 @@ static void print_record(FILE *f, const result *r, int json) {
     NUM(5, "%d", r->threads);
     NUM(6, "%d", r->n_batch);
     NUM(7, "%d", r->n_ubatch);
-    str[8] = str[9] = kv_name(r->kv_type);
+    str[8] = str[9] = infer_type_name(r->kv_type);
     NUM(10, "%d", r->n_prompt);
     NUM(11, "%d", r->n_gen);
     NUM(12, "%d", r->depth);
@@ -653,7 +667,8 @@ static void print_record(FILE *f, const result *r, int json) {
     if (json) fputc('}', f);
 }
 
-/* Where results go: stdout (-o) and, with -oe, stderr as well. */
+/* Where results go: stdout (-o) and, with -oe, stderr as well; a printer
+ * of format -1 prints nothing. */
 typedef struct {
     FILE *f;
     int format; /* OUT_*, or -1: none */
@@ -701,13 +716,9 @@ int main(int argc, char **argv) {
             max_threads);
     printer out = {stdout, o.format, o.shown, 1}, err_out = {stderr, o.err_format, o.shown, 1};
     out_begin(&out);
-    if (o.err_format >= 0) out_begin(&err_out);
-    /* tests per model, for --progress */
-    int per_model = 0;
-    for (int k = 0; k < o.n_pp; k++) per_model += o.pp[k] > 0;
-    for (int k = 0; k < o.n_tg; k++) per_model += o.tg[k] > 0;
-    per_model += o.n_pg;
-    per_model *= o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv;
+    out_begin(&err_out);
+    /* tests per model, for --progress (each count at most MAX_LIST) */
+    const int per_model = (o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv;
     int first_test = 1, failed = 0, test_no = 0;
     for (int mi = 0; mi < o.n_models; mi++) {
         infer_error err;
@@ -730,7 +741,6 @@ int main(int argc, char **argv) {
                     const int e = li / o.n_depth;
                     const int n_prompt = kind == 0 ? o.pp[e] : kind == 2 ? o.pg[e][0] : 0;
                     const int n_gen = kind == 1 ? o.tg[e] : kind == 2 ? o.pg[e][1] : 0;
-                    if (n_prompt + n_gen == 0) continue;
                     result r = {.model_path = o.models[mi], .size = infer_model_size(m), .streamed = infer_model_streamed_bytes(m), .params = infer_model_n_params(m),
                                 .threads = o.threads[ti], .n_batch = o.batch[bi], .n_ubatch = o.ubatch[ui],
                                 .kv_type = o.kv[ki], .load_ms = load_ms, .backend = o.backend,
@@ -759,6 +769,6 @@ int main(int argc, char **argv) {
         infer_model_release(m);
     }
     out_end(&out);
-    if (o.err_format >= 0) out_end(&err_out);
+    out_end(&err_out);
     return failed ? 3 : 0;
 }

@@ -17,6 +17,9 @@
 
 static char out[65536], err[65536];
 
+/* argv run with its stdout and stderr in out and err; its exit status. */
+static int bench_run(char *const argv[]) { return test_run(argv, NULL, out, sizeof out, err, sizeof err); }
+
 /* infer-bench (beside $INFER_BIN) into buf; it must be there. */
 static char *bench_bin(char *buf, size_t cap) {
     test_tool_bin(buf, cap, "infer-bench");
@@ -47,7 +50,7 @@ Test(bench_cli, markdown_rows_as_llama_bench) {
     make_model(a, INFER_TYPE_F32, 1);
     make_model(b, INFER_TYPE_Q8_0, 2);
     char *argv[] = {bin, "-m", a, "-m", b, "-p", "8", "-n", "4", "-r", "2", "-t", "2", NULL};
-    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    const int rc = bench_run(argv);
     unlink(a), unlink(b);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     char row[1024], c[128];
@@ -104,7 +107,7 @@ Test(bench_cli, json_with_every_sample) {
     bench_bin(bin, sizeof bin);
     make_model(a, INFER_TYPE_Q4_0, 3);
     char *argv[] = {bin, "-m", a, "-p", "8", "-n", "0", "-r", "3", "-t", "1,2", "-o", "json", NULL};
-    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    const int rc = bench_run(argv);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert_eq(out[0], '[', "%s", out);
@@ -134,7 +137,7 @@ Test(bench_cli, prompt_then_generation_as_llama_bench) {
     bench_bin(bin, sizeof bin);
     make_model(a, INFER_TYPE_Q4_0, 7);
     char *argv[] = {bin, "-m", a, "-p", "8", "-n", "4", "-pg", "8,4", "-pg", "6,2", "-r", "2", "--no-warmup", NULL};
-    int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    int rc = bench_run(argv);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     static const char *const TESTS[] = {"pp8", "tg4", "pp8+tg4", "pp6+tg2"};
     char row[1024], c[128];
@@ -152,7 +155,7 @@ Test(bench_cli, prompt_then_generation_as_llama_bench) {
     cr_assert_not(test_md_row(out, 6, row, sizeof row), "one row per test: %s", out);
     cr_assert_eq(test_count(err, "probe before each repetition"), 1, "the paired probe for tg alone: %s", err);
     char *json[] = {bin, "-m", a, "-p", "0", "-n", "0", "-pg", "5,3", "-r", "1", "-o", "json", NULL};
-    rc = test_run(json, NULL, out, sizeof out, err, sizeof err);
+    rc = bench_run(json);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert_eq(test_count(out, "\"n_prompt\": 5, \"n_gen\": 3,"), 1, "%s", out);
@@ -193,7 +196,7 @@ Test(bench_cli, csv_and_jsonl) {
     bench_bin(bin, sizeof bin);
     make_model(a, INFER_TYPE_Q8_0, 8);
     char *csv[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "3", "-o", "csv", NULL};
-    int rc = test_run(csv, NULL, out, sizeof out, err, sizeof err);
+    int rc = bench_run(csv);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     static const char *const NAMES[] = {"model_filename", "model_type", "n_prompt", "n_gen", "avg_ts", "samples_ts",
                                         "build_commit"};
@@ -218,7 +221,7 @@ Test(bench_cli, csv_and_jsonl) {
         cr_assert(csv_field(line, 24, f, sizeof f) && !csv_field(line, 25, f, sizeof f), "25 fields: %s", line);
     }
     char *jsonl[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "1", "-o", "jsonl", NULL};
-    rc = test_run(jsonl, NULL, out, sizeof out, err, sizeof err);
+    rc = bench_run(jsonl);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert_eq(out[0], '{', "%s", out);
@@ -240,7 +243,7 @@ Test(bench_cli, batch_sizes_and_cache_types) {
     make_model(a, INFER_TYPE_Q8_0, 10);
     char *argv[] = {bin, "-m", a, "-p", "12", "-n", "2", "-d", "0,9", "-r", "1", "-b", "5,16", "-ub", "3",
                     "-ctk", "f16,f32", "-ctv", "f16,f32", NULL};
-    int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    int rc = bench_run(argv);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     char row[1024], c[128];
     cr_assert(test_md_row(out, 0, row, sizeof row));
@@ -266,20 +269,20 @@ Test(bench_cli, batch_sizes_and_cache_types) {
     }
     cr_assert_not(test_md_row(out, 18, row, sizeof row), "16 rows: %s", out);
     char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "-o", "json", NULL};
-    rc = test_run(json, NULL, out, sizeof out, err, sizeof err);
+    rc = bench_run(json);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert_eq(test_count(out, "\"n_batch\": 2048, \"n_ubatch\": 512, \"type_k\": \"f16\", \"type_v\": \"f16\","), 1,
                  "%s", out);
     char *md[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", NULL};
-    rc = test_run(md, NULL, out, sizeof out, err, sizeof err);
+    rc = bench_run(md);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert(!strstr(out, "n_batch") && !strstr(out, "type_k"), "no option columns by default: %s", out);
     char *differ[] = {bin, "-m", "x.gguf", "-ctk", "f16", "-ctv", "f32", NULL};
-    cr_assert_neq(test_run(differ, NULL, out, sizeof out, err, sizeof err), 0);
+    cr_assert_neq(bench_run(differ), 0);
     cr_assert(strstr(err, "one type"), "%s", err);
     char *q8[] = {bin, "-m", "x.gguf", "-ctk", "q8_0", NULL};
-    cr_assert_neq(test_run(q8, NULL, out, sizeof out, err, sizeof err), 0);
+    cr_assert_neq(bench_run(q8), 0);
     LEAK_CHECK();
 }
 
@@ -290,7 +293,7 @@ Test(bench_cli, results_on_stderr_and_progress) {
     bench_bin(bin, sizeof bin);
     make_model(a, INFER_TYPE_F32, 11);
     char *argv[] = {bin, "-m", a, "-p", "4", "-n", "2", "-pg", "3,1", "-r", "1", "-oe", "jsonl", "--progress", NULL};
-    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    const int rc = bench_run(argv);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     char row[1024];
@@ -307,7 +310,7 @@ Test(bench_cli, results_on_stderr_and_progress) {
     }
     cr_assert_not(strstr(err, "test 4/"), "%s", err);
     char *bad[] = {bin, "-m", "x.gguf", "-oe", "sql", NULL};
-    cr_assert_neq(test_run(bad, NULL, out, sizeof out, err, sizeof err), 0, "-oe sql must fail");
+    cr_assert_neq(bench_run(bad), 0, "-oe sql must fail");
     LEAK_CHECK();
 }
 
@@ -321,7 +324,7 @@ Test(bench_cli, lists_and_ranges_as_llama_bench) {
     bench_bin(bin, sizeof bin);
     make_model(a, INFER_TYPE_F32, 12);
     char *argv[] = {bin, "-m", a, "-p", "2-8*2", "-p", "3-7+4", "-n", "0", "-t", "1-2", "-r", "1", NULL};
-    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    const int rc = bench_run(argv);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     static const char *const T[] = {"1", "2"}, *const P[] = {"pp2", "pp4", "pp8", "pp3", "pp7"};
@@ -339,12 +342,12 @@ Test(bench_cli, lists_and_ranges_as_llama_bench) {
                                           {"-r", "2-3"}, {"-ngl", "1,2"}, {"--delay", "1,1"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv2[] = {bin, "-m", "x.gguf", (char *)bad[i][0], (char *)bad[i][1], NULL};
-        cr_assert_eq(test_run(argv2, NULL, out, sizeof out, err, sizeof err), 1, "%s %s must be refused: %s",
+        cr_assert_eq(bench_run(argv2), 1, "%s %s must be refused: %s",
                      bad[i][0], bad[i][1], err);
         cr_assert(strstr(err, "bad value"), "%s %s: %s", bad[i][0], bad[i][1], err);
     }
     char *many[] = {bin, "-m", "x.gguf", "-p", "1-8", "-p", "9-17", NULL};
-    cr_assert_eq(test_run(many, NULL, out, sizeof out, err, sizeof err), 1, "17 values in two -p: %s", err);
+    cr_assert_eq(bench_run(many), 1, "17 values in two -p: %s", err);
     LEAK_CHECK();
 }
 
@@ -357,7 +360,7 @@ Test(bench_cli, delay_between_tests) {
     char *argv[] = {bin, "-m", a, "-p", "4", "-n", "2", "-r", "1", "--delay", "1", NULL};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    const int rc = bench_run(argv);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
@@ -375,7 +378,7 @@ Test(bench_cli, depth_as_llama_bench) {
     bench_bin(bin, sizeof bin);
     make_model(a, INFER_TYPE_Q8_0, 5);
     char *argv[] = {bin, "-m", a, "-p", "8", "-n", "4", "-d", "0,40", "-r", "1", NULL};
-    int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    int rc = bench_run(argv);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     static const char *const TESTS[] = {"pp8", "pp8 @ d40", "tg4", "tg4 @ d40"};
     char row[1024], c[128];
@@ -388,12 +391,12 @@ Test(bench_cli, depth_as_llama_bench) {
     }
     cr_assert_not(test_md_row(out, 6, row, sizeof row), "one row per test and depth: %s", out);
     char *json[] = {bin, "-m", a, "-p", "0", "-n", "2", "-d", "600", "-r", "1", "-o", "json", NULL};
-    rc = test_run(json, NULL, out, sizeof out, err, sizeof err);
+    rc = bench_run(json);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert_eq(test_count(out, "\"n_depth\": 600,"), 1, "%s", out);
     char *bad[] = {bin, "-m", "/nonexistent", "-d", "-1", NULL};
-    cr_assert_neq(test_run(bad, NULL, out, sizeof out, err, sizeof err), 0);
+    cr_assert_neq(bench_run(bad), 0);
     cr_assert(strstr(err, "-d: bad value"), "%s", err);
     LEAK_CHECK();
 }
@@ -472,7 +475,7 @@ Test(bench_cli, default_threads_follow_affinity) {
     cpu_set_t saved;
     cr_assert(test_pin_to_first(1, &saved));
     char *argv[] = {bin, "-m", a, "-p", "4", "-n", "2", "-r", "1", NULL};
-    const int rc = test_run(argv, NULL, out, sizeof out, err, sizeof err);
+    const int rc = bench_run(argv);
     cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
@@ -488,7 +491,7 @@ Test(bench_cli, default_threads_follow_affinity) {
 /* The model cell of infer-bench's first row for the model at path. */
 static void model_cell(const char *bin, const char *path, char *c, size_t cap) {
     char *argv[] = {(char *)bin, "-m", (char *)path, "-p", "0", "-n", "1", "-r", "1", NULL};
-    cr_assert_eq(test_run(argv, NULL, out, sizeof out, err, sizeof err), 0, "stderr: %s", err);
+    cr_assert_eq(bench_run(argv), 0, "stderr: %s", err);
     char row[1024];
     cr_assert(test_md_row(out, 2, row, sizeof row), "%s", out);
     test_md_cell(row, 0, c, cap);
@@ -506,7 +509,7 @@ Test(bench_cli, model_named_by_file_type_as_llama_bench) {
     cr_assert_geq(fd, 0);
     close(fd);
     char *quant[] = {qbin, a, q, "Q4_K_M", NULL};
-    cr_assert_eq(test_run(quant, NULL, out, sizeof out, err, sizeof err), 0, "infer-quantize: %s", err);
+    cr_assert_eq(bench_run(quant), 0, "infer-quantize: %s", err);
     model_cell(bin, a, c, sizeof c);
     cr_assert(strstr(c, " F32") && !strstr(c, "all F32"), "no file type: %s", c);
     model_cell(bin, q, c, sizeof c);
@@ -520,20 +523,20 @@ Test(bench_cli, bad_options_and_missing_models) {
     char bin[600];
     bench_bin(bin, sizeof bin);
     char *no_model[] = {bin, "-p", "8", NULL};
-    cr_assert_neq(test_run(no_model, NULL, out, sizeof out, err, sizeof err), 0, "no -m must fail");
+    cr_assert_neq(bench_run(no_model), 0, "no -m must fail");
     cr_assert(strstr(err, "usage") || strstr(err, "-m"), "%s", err);
     char *bad_out[] = {bin, "-m", "x.gguf", "-o", "sql", NULL};
-    cr_assert_neq(test_run(bad_out, NULL, out, sizeof out, err, sizeof err), 0, "-o sql must fail");
+    cr_assert_neq(bench_run(bad_out), 0, "-o sql must fail");
     char *bad_reps[] = {bin, "-m", "x.gguf", "-r", "65", NULL};
-    cr_assert_neq(test_run(bad_reps, NULL, out, sizeof out, err, sizeof err), 0, "-r 65 must fail");
+    cr_assert_neq(bench_run(bad_reps), 0, "-r 65 must fail");
     cr_assert(strstr(err, "at most 64"), "%s", err);
     static const char *const bad_pg[] = {"8", "8,0", "8,4,2", "x,4"};
     for (int i = 0; i < 4; i++) {
         char *argv[] = {bin, "-m", "x.gguf", "-pg", (char *)bad_pg[i], NULL};
-        cr_assert_neq(test_run(argv, NULL, out, sizeof out, err, sizeof err), 0, "-pg %s must fail", bad_pg[i]);
+        cr_assert_neq(bench_run(argv), 0, "-pg %s must fail", bad_pg[i]);
     }
     char *missing[] = {bin, "-m", "/nonexistent/model.gguf", "-p", "8", "-n", "0", "-r", "1", NULL};
-    cr_assert_eq(test_run(missing, NULL, out, sizeof out, err, sizeof err), 3, "stderr: %s", err);
+    cr_assert_eq(bench_run(missing), 3, "stderr: %s", err);
     cr_assert(strstr(err, "/nonexistent/model.gguf"), "the message names the file: %s", err);
     LEAK_CHECK();
 }
