@@ -329,9 +329,10 @@ int x5_gemv_k(uint32_t type, const uint8_t *W, size_t row_bytes, int64_t n_rows,
  * speed (docs/cpu-speed-history.md, 2026-11-23). A run's last one or
  * two groups take a one- or two-stream instance of the step kernels, three
  * the four-stream one with the first repeated (x5_groups_begin,
- * x5_streams_for: the repeat's sums are never stored). Each group's sum runs in super-block order as above (bit
- * for bit the same: the integer parts are exact in any order); partial
- * sums cross activation chunks through out. */
+ * x5_streams_for: the repeat's sums are never stored). Each group's sum
+ * runs in super-block order as above (bit for bit the same: the integer
+ * parts are exact in any order); partial sums cross activation chunks
+ * through out. */
 #define PG_MAX 4
 /* Slice s of a group-block. */
 INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const void *)(G + 64 * (size_t)s)); }
@@ -344,9 +345,9 @@ INLINE __m512i sl(const uint8_t *G, int s) { return _mm512_loadu_si512((const vo
 #define X5_STREAMS const uint8_t *const *G, size_t at, size_t po
 
 /* Where the super-block at byte at of each stream prefetches: X5_KPF_SB
- * super-blocks ahead (one near, into L1; three far, into L2), or, past the stream's end (rem bytes), jump bytes
- * further, in the same stream of the next set of groups (as
- * x5_prefetch_stream). at, rem and the distance are whole group-blocks, so
+ * super-blocks ahead (one near, into L1; three far, into L2), or, past
+ * the stream's end (rem bytes), jump bytes further, in the same stream of
+ * the next set of groups (as x5_prefetch_stream). at, rem and the distance are whole group-blocks, so
  * a block's lines never straddle the end: one test per super-block for all
  * its lines and streams, and each line's prefetch one instruction. A test
  * per line, in a loop over a run-time line count, ~3.4 KB ahead, took

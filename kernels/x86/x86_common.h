@@ -280,10 +280,11 @@ static inline void x86_k_decode_scales(uint32_t type, const uint8_t *x, x86_ksca
  * bits 2, 4, 6 hold fields 0..2 of c = 0, bits 3, 5, 7 those of c = 1
  * (one shift away), bits 0, 1 field 3 of c = 0, 1. Q6_K's file layout
  * spreads a value over a low nibble and a 2-bit field in another byte, 17
- * logic operations per four slices of values; recoded, slice 24c + 3j + w (c < 2, j < 8, w < 3) holds in
- * byte b of lane i the 6-bit value 128c + 32w + 4j + b of row i in bits
- * 0..5 and bits 2w, 2w + 1 of value 128c + 96 + 4j + b in bits 6..7: 9
- * operations decode the same four slices of values. */
+ * logic operations per four slices of values; recoded, slice 24c + 3j + w
+ * (c < 2, j < 8, w < 3) holds in byte b of lane i the 6-bit value 128c +
+ * 32w + 4j + b of row i in bits 0..5 and bits 2w, 2w + 1 of value 128c +
+ * 96 + 4j + b in bits 6..7: 9 operations decode the same four slices of
+ * values. */
 #define X86_PACK_ROWS 16
 static inline int x86_sl_recoded(uint32_t type) {
     return type == INFER_TYPE_Q8_0 || type == INFER_TYPE_Q3_K || type == INFER_TYPE_Q6_K;
