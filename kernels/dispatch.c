@@ -151,24 +151,41 @@ void kernels_softmax_merge(float *o, const float *ob, int64_t n, float *m, doubl
 
 /* ---- what the machine runs ---------------------------------------------------------- */
 
+int kernels_x86_supports(infer_isa isa, const kernels_x86_features *f) {
+    const uint32_t c1 = f->leaf1_ecx, b7 = f->leaf7_ebx, c7 = f->leaf7_ecx;
+    const int osxsave = (c1 >> 27) & 1, fma = (c1 >> 12) & 1, f16c = (c1 >> 29) & 1, avx = (c1 >> 28) & 1;
+    const int avx2 = (b7 >> 5) & 1;
+    /* The OS saves XMM and YMM state (XCR0 bits 1 and 2). */
+    if (!osxsave || !avx || !fma || !f16c || !avx2 || (f->xcr0 & 0x6) != 0x6) return 0;
+    if (isa == INFER_ISA_AVX2) return 1;
+    if (isa != INFER_ISA_AVX512) return 0;
+    /* The AVX-512 kernels are built with F/BW/VL/DQ/VNNI and use vpdpbusd
+     * throughout: a CPU without VNNI (Skylake-SP/X) runs the AVX2 level. */
+    const int f512 = (b7 >> 16) & 1, dq = (b7 >> 17) & 1, bw = (b7 >> 30) & 1, vl = (b7 >> 31) & 1;
+    const int vnni = (c7 >> 11) & 1;
+    return f512 && dq && bw && vl && vnni && (f->xcr0 & 0xe6) == 0xe6; /* and opmask/ZMM state */
+}
+
 static int cpu_has(infer_isa isa) {
     switch (isa) {
     case INFER_ISA_REF: return 1;
 #if defined(__x86_64__)
     case INFER_ISA_AVX2:
     case INFER_ISA_AVX512: {
+        kernels_x86_features f = {0};
         unsigned a, b, c, d;
         if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-        const int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1, avx = (c >> 28) & 1;
-        if (!osxsave || !avx || !fma || !f16c) return 0;
-        unsigned xlo, xhi;
-        __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
-        if ((xlo & 0x6) != 0x6) return 0; /* OS saves XMM and YMM */
+        f.leaf1_ecx = c;
+        /* xgetbv only where the OS enabled it (OSXSAVE). */
+        if ((c >> 27) & 1) {
+            unsigned xlo, xhi;
+            __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+            f.xcr0 = (uint64_t)xhi << 32 | xlo;
+        }
         if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-        const int avx2 = (b >> 5) & 1;
-        if (isa == INFER_ISA_AVX2) return avx2;
-        const int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-        return avx2 && f && bw && vl && (xlo & 0xe6) == 0xe6; /* and opmask/ZMM state */
+        f.leaf7_ebx = b;
+        f.leaf7_ecx = c;
+        return kernels_x86_supports(isa, &f);
     }
 #elif defined(__aarch64__)
     case INFER_ISA_NEON: return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;

@@ -19,7 +19,7 @@
 typedef enum {
     INFER_ISA_REF = 0,
     INFER_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
-    INFER_ISA_AVX512 = 2, /* AVX-512 F/BW/VL (+ VNNI when present) */
+    INFER_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ/VNNI */
     INFER_ISA_NEON = 3,   /* aarch64 NEON + dotprod */
     INFER_ISA_COUNT
 } infer_isa;
@@ -118,6 +118,18 @@ kernels_prefetch kernels_sw_prefetch(void);
  * unless empty). */
 kernels_prefetch kernels_prefetch_default(void);
 kernels_prefetch kernels_prefetch_choose(const char *want, kernels_prefetch cpu);
+
+/* What decides the x86 levels: cpuid leaf 1 ECX, leaf 7 (subleaf 0) EBX
+ * and ECX, and XCR0 (xgetbv 0; 0 when OSXSAVE is clear). */
+typedef struct {
+    uint32_t leaf1_ecx, leaf7_ebx, leaf7_ecx;
+    uint64_t xcr0;
+} kernels_x86_features;
+/* Whether a CPU with these features runs an x86 level: AVX2 needs AVX,
+ * AVX2, FMA and F16C with the OS saving YMM state; AVX-512 that and
+ * F/BW/VL/DQ/VNNI with opmask and ZMM state; 0 for a level not x86's.
+ * A plain function of its argument, so tests can give it any CPU's bits. */
+int kernels_x86_supports(infer_isa isa, const kernels_x86_features *f);
 
 /* A level's table, or NULL when this build or this machine lacks it. */
 const kernel_table *kernels_for(infer_isa isa);

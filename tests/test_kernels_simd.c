@@ -348,6 +348,50 @@ Test(kernels_simd, matmul_packed_with_far_prefetch_bit_identical_to_ref) {
     check_packed();
 }
 
+/* The x86 levels from cpuid/xgetbv bits, as real CPUs report them. */
+#define C1_BASE ((1u << 12) | (1u << 27) | (1u << 28) | (1u << 29)) /* FMA, OSXSAVE, AVX, F16C */
+#define B7_AVX2 (1u << 5)
+#define B7_512 ((1u << 16) | (1u << 17) | (1u << 30) | (1u << 31)) /* F, DQ, BW, VL */
+#define C7_VNNI (1u << 11)
+
+Test(kernels_simd, x86_levels_follow_the_cpu_features) {
+    const kernels_x86_features haswell = {C1_BASE, B7_AVX2, 0, 0x7};
+    const kernels_x86_features skylake_x = {C1_BASE, B7_AVX2 | B7_512, 0, 0xe7};
+    const kernels_x86_features cascade_lake = {C1_BASE, B7_AVX2 | B7_512, C7_VNNI, 0xe7};
+    const kernels_x86_features knights_landing = {C1_BASE, B7_AVX2 | (1u << 16), 0, 0xe7};
+    const kernels_x86_features ivy_bridge = {(1u << 27) | (1u << 28) | (1u << 29), 0, 0, 0x7};
+    cr_assert(kernels_x86_supports(INFER_ISA_AVX2, &haswell));
+    cr_assert_not(kernels_x86_supports(INFER_ISA_AVX512, &haswell));
+    /* AVX-512 without VNNI: the AVX-512 kernels would fault on vpdpbusd. */
+    cr_assert(kernels_x86_supports(INFER_ISA_AVX2, &skylake_x));
+    cr_assert_not(kernels_x86_supports(INFER_ISA_AVX512, &skylake_x));
+    cr_assert(kernels_x86_supports(INFER_ISA_AVX512, &cascade_lake));
+    cr_assert_not(kernels_x86_supports(INFER_ISA_AVX512, &knights_landing));
+    cr_assert_not(kernels_x86_supports(INFER_ISA_AVX2, &ivy_bridge));
+    cr_assert_not(kernels_x86_supports(INFER_ISA_NEON, &cascade_lake));
+    cr_assert_not(kernels_x86_supports(INFER_ISA_REF, &cascade_lake));
+
+    /* Each required bit, cleared alone, refuses the level. */
+    for (int bit = 0; bit < 32; bit++) {
+        const uint32_t m = 1u << bit;
+        kernels_x86_features f = cascade_lake;
+        f.leaf1_ecx &= ~m;
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX2, &f), !(C1_BASE & m), "leaf 1 ECX bit %d", bit);
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX512, &f), !(C1_BASE & m), "leaf 1 ECX bit %d", bit);
+        f = cascade_lake;
+        f.leaf7_ebx &= ~m;
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX2, &f), !(B7_AVX2 & m), "leaf 7 EBX bit %d", bit);
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX512, &f), !((B7_AVX2 | B7_512) & m), "leaf 7 EBX bit %d", bit);
+        f = cascade_lake;
+        f.leaf7_ecx &= ~m;
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX512, &f), !(C7_VNNI & m), "leaf 7 ECX bit %d", bit);
+        f = cascade_lake;
+        f.xcr0 &= ~(uint64_t)m;
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX2, &f), !(0x6u & m), "XCR0 bit %d", bit);
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX512, &f), !(0xe6u & m), "XCR0 bit %d", bit);
+    }
+}
+
 /* INFER_CPU_PREFETCH: exactly 0, 1 or 2 picks that style; anything else
  * keeps the CPU's own, whatever that is. */
 Test(kernels_simd, prefetch_setting_parsed_exactly, .init = cr_redirect_stderr) {
