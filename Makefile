@@ -38,6 +38,7 @@ ifneq (,$(findstring aarch64,$(HOST_TRIPLE)))
 LIB_SRC += $(wildcard kernels/arm/*.c)
 endif
 ISA_AVX2   = -mavx2 -mfma -mf16c
+ISA_AVXVNNI = $(ISA_AVX2) -mavxvnni
 ISA_AVX512 = $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512dq
 ISA_NEON   = -march=armv8.2-a+dotprod+fp16
 CLI_SRC  = src/main.c $(wildcard src/cli_*.c)
@@ -75,6 +76,7 @@ $(B)/obj/%.o: %.c | $(B)/.deps-build
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/obj/kernels/x86/avx2%.o: ISA_FLAGS = $(ISA_AVX2)
+$(B)/obj/kernels/x86/avxvnni%.o: ISA_FLAGS = $(ISA_AVXVNNI)
 $(B)/obj/kernels/x86/avx512%.o: ISA_FLAGS = $(ISA_AVX512)
 $(B)/obj/kernels/arm/%.o: ISA_FLAGS = $(ISA_NEON)
 

@@ -16,8 +16,9 @@
 
 #if defined(__x86_64__)
 #include <cpuid.h>
-extern const kernel_table kernels_avx2;   /* kernels/x86/avx2.c */
-extern const kernel_table kernels_avx512; /* kernels/x86/avx512.c */
+extern const kernel_table kernels_avx2;    /* kernels/x86/avx2_ops.c */
+extern const kernel_table kernels_avxvnni; /* kernels/x86/avx2_ops.c */
+extern const kernel_table kernels_avx512;  /* kernels/x86/avx512_ops.c */
 #elif defined(__aarch64__)
 #include <sys/auxv.h>
 extern const kernel_table kernels_neon;   /* kernels/arm/neon.c */
@@ -158,6 +159,7 @@ int kernels_x86_supports(infer_isa isa, const kernels_x86_features *f) {
     /* The OS saves XMM and YMM state (XCR0 bits 1 and 2). */
     if (!osxsave || !avx || !fma || !f16c || !avx2 || (f->xcr0 & 0x6) != 0x6) return 0;
     if (isa == INFER_ISA_AVX2) return 1;
+    if (isa == INFER_ISA_AVXVNNI) return (f->leaf7s1_eax >> 4) & 1;
     if (isa != INFER_ISA_AVX512) return 0;
     /* The AVX-512 kernels are built with F/BW/VL/DQ/VNNI and use vpdpbusd
      * throughout: a CPU without VNNI (Skylake-SP/X) runs the AVX2 level. */
@@ -171,6 +173,7 @@ static int cpu_has(infer_isa isa) {
     case INFER_ISA_REF: return 1;
 #if defined(__x86_64__)
     case INFER_ISA_AVX2:
+    case INFER_ISA_AVXVNNI:
     case INFER_ISA_AVX512: {
         kernels_x86_features f = {0};
         unsigned a, b, c, d;
@@ -185,6 +188,7 @@ static int cpu_has(infer_isa isa) {
         if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
         f.leaf7_ebx = b;
         f.leaf7_ecx = c;
+        if (a >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.leaf7s1_eax = a; /* subleaf 1 exists */
         return kernels_x86_supports(isa, &f);
     }
 #elif defined(__aarch64__)
@@ -199,6 +203,7 @@ static const kernel_table *table_of(infer_isa isa) {
     case INFER_ISA_REF: return &kernels_ref;
 #if defined(__x86_64__)
     case INFER_ISA_AVX2: return &kernels_avx2;
+    case INFER_ISA_AVXVNNI: return &kernels_avxvnni;
     case INFER_ISA_AVX512: return &kernels_avx512;
 #elif defined(__aarch64__)
     case INFER_ISA_NEON: return &kernels_neon;
@@ -216,7 +221,7 @@ static const kernel_table *chosen;
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void) {
-    static const char *const names[INFER_ISA_COUNT] = {"ref", "avx2", "avx512", "neon"};
+    static const char *const names[INFER_ISA_COUNT] = {"ref", "avx2", "avxvnni", "avx512", "neon"};
     const kernel_table *best = &kernels_ref;
     for (int i = INFER_ISA_COUNT - 1; i > 0; i--) {
         if (kernels_for((infer_isa)i)) {
@@ -233,7 +238,7 @@ static void choose(void) {
             if (kernels_for((infer_isa)i)) best = kernels_for((infer_isa)i);
             else fprintf(stderr, "infer: INFER_CPU=%s: not available on this machine, using %s\n", want, best->name);
         }
-        if (!found) fprintf(stderr, "infer: INFER_CPU=%s: unknown (ref, avx2, avx512, neon), using %s\n", want, best->name);
+        if (!found) fprintf(stderr, "infer: INFER_CPU=%s: unknown (ref, avx2, avxvnni, avx512, neon), using %s\n", want, best->name);
     }
     chosen = best;
 }

@@ -2,7 +2,7 @@
  * dispatch.h - the CPU kernel table: one set of function pointers per
  * instruction-set level, the best one for this machine chosen once at
  * start-up (cpuid + xgetbv on x86, HWCAP on aarch64) and forceable with
- * INFER_CPU=ref|avx2|avx512|neon. The CPU backend calls kernels only
+ * INFER_CPU=ref|avx2|avxvnni|avx512|neon. The CPU backend calls kernels only
  * through this table; every entry is tested against kernels/ref.
  *
  * Determinism: every kernel computes each output element on one thread, in
@@ -18,15 +18,16 @@
 
 typedef enum {
     INFER_ISA_REF = 0,
-    INFER_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
-    INFER_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ/VNNI */
-    INFER_ISA_NEON = 3,   /* aarch64 NEON + dotprod */
+    INFER_ISA_AVX2 = 1,    /* AVX2 + FMA + F16C */
+    INFER_ISA_AVXVNNI = 2, /* AVX2 + FMA + F16C + AVX-VNNI */
+    INFER_ISA_AVX512 = 3,  /* AVX-512 F/BW/VL/DQ/VNNI */
+    INFER_ISA_NEON = 4,    /* aarch64 NEON + dotprod */
     INFER_ISA_COUNT
 } infer_isa;
 
 typedef struct {
     infer_isa isa;
-    const char *name; /* "ref", "avx2", "avx512", "neon" */
+    const char *name; /* "ref", "avx2", "avxvnni", "avx512", "neon" */
 
     /* The activation type paired with a weight type (as infer_ref_vec_dot_type;
      * a level may pair differently only if its tests prove the same logits
@@ -119,15 +120,17 @@ kernels_prefetch kernels_sw_prefetch(void);
 kernels_prefetch kernels_prefetch_default(void);
 kernels_prefetch kernels_prefetch_choose(const char *want, kernels_prefetch cpu);
 
-/* What decides the x86 levels: cpuid leaf 1 ECX, leaf 7 (subleaf 0) EBX
- * and ECX, and XCR0 (xgetbv 0; 0 when OSXSAVE is clear). */
+/* What decides the x86 levels: cpuid leaf 1 ECX, leaf 7 subleaf 0 EBX
+ * and ECX, leaf 7 subleaf 1 EAX, and XCR0 (xgetbv 0; 0 when OSXSAVE is
+ * clear). */
 typedef struct {
-    uint32_t leaf1_ecx, leaf7_ebx, leaf7_ecx;
+    uint32_t leaf1_ecx, leaf7_ebx, leaf7_ecx, leaf7s1_eax;
     uint64_t xcr0;
 } kernels_x86_features;
 /* Whether a CPU with these features runs an x86 level: AVX2 needs AVX,
- * AVX2, FMA and F16C with the OS saving YMM state; AVX-512 that and
- * F/BW/VL/DQ/VNNI with opmask and ZMM state; 0 for a level not x86's.
+ * AVX2, FMA and F16C with the OS saving YMM state; AVXVNNI that and
+ * AVX-VNNI; AVX-512 that of AVX2 and F/BW/VL/DQ/VNNI with opmask and ZMM
+ * state; 0 for a level not x86's.
  * A plain function of its argument, so tests can give it any CPU's bits. */
 int kernels_x86_supports(infer_isa isa, const kernels_x86_features *f);
 

@@ -1,6 +1,6 @@
 /*
  * backend_cpu.c - the CPU backend: the op interface of backend.h on the
- * kernel table (kernels/dispatch.h: ref, avx2, avx512 or neon, chosen once),
+ * kernel table (kernels/dispatch.h: ref, avx2, avxvnni, avx512 or neon, chosen once),
  * with llama.cpp's numerics:
  *   - matmul activations quantized to the weight's vec_dot_type;
  *   - RMSNorm summed in double, scale = 1/sqrtf(mean + eps);

@@ -1,5 +1,5 @@
 /* test_kernels_simd.c - every entry of every SIMD kernel table this machine
- * runs (kernels_for(AVX2), kernels_for(AVX512); absent levels are skipped
+ * runs (kernels_for(AVX2), (AVXVNNI), (AVX512); absent levels are skipped
  * with a message) against kernels/ref, then whole models at every level.
  *
  * Tolerances, and why:
@@ -42,8 +42,8 @@
 
 /* The SIMD levels this build and machine have (logging the others). */
 static int simd_levels(const kernel_table **out) {
-    static const infer_isa want[] = {INFER_ISA_AVX2, INFER_ISA_AVX512};
-    static const char *const names[] = {"avx2", "avx512"};
+    static const infer_isa want[] = {INFER_ISA_AVX2, INFER_ISA_AVXVNNI, INFER_ISA_AVX512};
+    static const char *const names[] = {"avx2", "avxvnni", "avx512"};
     int n = 0;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const kernel_table *kt = kernels_for(want[i]);
@@ -353,15 +353,26 @@ Test(kernels_simd, matmul_packed_with_far_prefetch_bit_identical_to_ref) {
 #define B7_AVX2 (1u << 5)
 #define B7_512 ((1u << 16) | (1u << 17) | (1u << 30) | (1u << 31)) /* F, DQ, BW, VL */
 #define C7_VNNI (1u << 11)
+#define A7S1_AVXVNNI (1u << 4)
 
 Test(kernels_simd, x86_levels_follow_the_cpu_features) {
-    const kernels_x86_features haswell = {C1_BASE, B7_AVX2, 0, 0x7};
-    const kernels_x86_features skylake_x = {C1_BASE, B7_AVX2 | B7_512, 0, 0xe7};
-    const kernels_x86_features cascade_lake = {C1_BASE, B7_AVX2 | B7_512, C7_VNNI, 0xe7};
-    const kernels_x86_features knights_landing = {C1_BASE, B7_AVX2 | (1u << 16), 0, 0xe7};
-    const kernels_x86_features ivy_bridge = {(1u << 27) | (1u << 28) | (1u << 29), 0, 0, 0x7};
+    const kernels_x86_features haswell = {C1_BASE, B7_AVX2, 0, 0, 0x7};
+    const kernels_x86_features skylake_x = {C1_BASE, B7_AVX2 | B7_512, 0, 0, 0xe7};
+    const kernels_x86_features cascade_lake = {C1_BASE, B7_AVX2 | B7_512, C7_VNNI, 0, 0xe7};
+    const kernels_x86_features knights_landing = {C1_BASE, B7_AVX2 | (1u << 16), 0, 0, 0xe7};
+    const kernels_x86_features ivy_bridge = {(1u << 27) | (1u << 28) | (1u << 29), 0, 0, 0, 0x7};
+    const kernels_x86_features alder_lake = {C1_BASE, B7_AVX2, 0, A7S1_AVXVNNI, 0x7};
+    const kernels_x86_features sapphire_rapids = {C1_BASE, B7_AVX2 | B7_512, C7_VNNI, A7S1_AVXVNNI, 0xe7};
     cr_assert(kernels_x86_supports(INFER_ISA_AVX2, &haswell));
+    cr_assert_not(kernels_x86_supports(INFER_ISA_AVXVNNI, &haswell));
     cr_assert_not(kernels_x86_supports(INFER_ISA_AVX512, &haswell));
+    /* AVX-VNNI without AVX-512 (Intel client cores), and with it. */
+    cr_assert(kernels_x86_supports(INFER_ISA_AVXVNNI, &alder_lake));
+    cr_assert_not(kernels_x86_supports(INFER_ISA_AVX512, &alder_lake));
+    cr_assert(kernels_x86_supports(INFER_ISA_AVXVNNI, &sapphire_rapids));
+    cr_assert(kernels_x86_supports(INFER_ISA_AVX512, &sapphire_rapids));
+    /* AVX-512 VNNI is not AVX-VNNI (its VEX form): Ice Lake, Zen 4. */
+    cr_assert_not(kernels_x86_supports(INFER_ISA_AVXVNNI, &cascade_lake));
     /* AVX-512 without VNNI: the AVX-512 kernels would fault on vpdpbusd. */
     cr_assert(kernels_x86_supports(INFER_ISA_AVX2, &skylake_x));
     cr_assert_not(kernels_x86_supports(INFER_ISA_AVX512, &skylake_x));
@@ -374,20 +385,27 @@ Test(kernels_simd, x86_levels_follow_the_cpu_features) {
     /* Each required bit, cleared alone, refuses the level. */
     for (int bit = 0; bit < 32; bit++) {
         const uint32_t m = 1u << bit;
-        kernels_x86_features f = cascade_lake;
+        kernels_x86_features f = sapphire_rapids;
         f.leaf1_ecx &= ~m;
         cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX2, &f), !(C1_BASE & m), "leaf 1 ECX bit %d", bit);
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVXVNNI, &f), !(C1_BASE & m), "leaf 1 ECX bit %d", bit);
         cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX512, &f), !(C1_BASE & m), "leaf 1 ECX bit %d", bit);
-        f = cascade_lake;
+        f = sapphire_rapids;
         f.leaf7_ebx &= ~m;
         cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX2, &f), !(B7_AVX2 & m), "leaf 7 EBX bit %d", bit);
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVXVNNI, &f), !(B7_AVX2 & m), "leaf 7 EBX bit %d", bit);
         cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX512, &f), !((B7_AVX2 | B7_512) & m), "leaf 7 EBX bit %d", bit);
-        f = cascade_lake;
+        f = sapphire_rapids;
         f.leaf7_ecx &= ~m;
         cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX512, &f), !(C7_VNNI & m), "leaf 7 ECX bit %d", bit);
-        f = cascade_lake;
+        f = sapphire_rapids;
+        f.leaf7s1_eax &= ~m;
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVXVNNI, &f), !(A7S1_AVXVNNI & m), "leaf 7.1 EAX bit %d", bit);
+        cr_assert(kernels_x86_supports(INFER_ISA_AVX512, &f), "leaf 7.1 EAX bit %d", bit);
+        f = sapphire_rapids;
         f.xcr0 &= ~(uint64_t)m;
         cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX2, &f), !(0x6u & m), "XCR0 bit %d", bit);
+        cr_assert_eq(kernels_x86_supports(INFER_ISA_AVXVNNI, &f), !(0x6u & m), "XCR0 bit %d", bit);
         cr_assert_eq(kernels_x86_supports(INFER_ISA_AVX512, &f), !(0xe6u & m), "XCR0 bit %d", bit);
     }
 }
@@ -814,6 +832,7 @@ static void greedy_at_level(const char *level, infer_isa isa) {
 
 Test(kernels_simd_model, greedy_stories260K_ref_1_2_3_threads) { greedy_at_level("ref", INFER_ISA_REF); }
 Test(kernels_simd_model, greedy_stories260K_avx2_1_2_3_threads) { greedy_at_level("avx2", INFER_ISA_AVX2); }
+Test(kernels_simd_model, greedy_stories260K_avxvnni_1_2_3_threads) { greedy_at_level("avxvnni", INFER_ISA_AVXVNNI); }
 Test(kernels_simd_model, greedy_stories260K_avx512_1_2_3_threads) { greedy_at_level("avx512", INFER_ISA_AVX512); }
 
 /* reference/README.md's tolerances. */
@@ -876,6 +895,7 @@ static void logits_at_level(const char *level, infer_isa isa) {
 }
 
 Test(kernels_simd_model, reference_logits_avx2) { logits_at_level("avx2", INFER_ISA_AVX2); }
+Test(kernels_simd_model, reference_logits_avxvnni) { logits_at_level("avxvnni", INFER_ISA_AVXVNNI); }
 Test(kernels_simd_model, reference_logits_avx512) { logits_at_level("avx512", INFER_ISA_AVX512); }
 
 /* A batch through every op (OpenBLAS for F32) gives the same logits, bit
@@ -974,6 +994,9 @@ static void repacked_at_level(const char *level, infer_isa isa) {
 }
 
 Test(kernels_simd_model, repacked_weights_logits_identical_to_file_layout_avx2) { repacked_at_level("avx2", INFER_ISA_AVX2); }
+Test(kernels_simd_model, repacked_weights_logits_identical_to_file_layout_avxvnni) {
+    repacked_at_level("avxvnni", INFER_ISA_AVXVNNI);
+}
 Test(kernels_simd_model, repacked_weights_logits_identical_to_file_layout_avx512) {
     repacked_at_level("avx512", INFER_ISA_AVX512);
 }

@@ -23,12 +23,22 @@
  * 2 * 128 * 127, which fits int16, but two do not, so each slice's pair
  * sums are widened by vpmaddwd at once).
  *
+ * Built with X2_VNNI (avxvnni_gemm.c, AVX-VNNI), vpdpbusd adds each
+ * slice's products to int32 sums at once (Q8_0 still through vpsignb),
+ * with no int16 stage: a K-quant's sub-block sum is then multiplied by
+ * its scale (vpmulld). The same integer sums either way.
+ *
  * Packing decodes each weight block of a row with plain C loops (which the
  * compiler vectorizes with this file's AVX2 flags), then transposes 8 rows
  * x 8 dwords at a time into slices. A panel is packed once per chunk of TC
  * tokens, so for prompt batches its cost is shared.
  */
 #include "avx2_internal.h"
+
+#ifdef X2_VNNI /* built so by avxvnni_gemm.c */
+#define x2_matmul_quant x2v_matmul_quant
+#define x2_matmul_packed x2v_matmul_packed
+#endif
 
 #define UNROLL X2_UNROLL
 #define INLINE X2_INLINE
@@ -210,26 +220,43 @@ typedef union {
 INLINE void mkb_legacy(const int NT, const int q8, const int has_min, const int q5, const uint8_t *P, int64_t nb,
                        const uint8_t *const *a, size_t ab, const meta_t *meta, float *out, size_t os, int first, int nr) {
     __m256 f[X2_T];
-    __m256i lo[X2_T], hi[X2_T];
+#ifdef X2_VNNI
+    __m256i lo[X2_T]; /* int32 sums */
+#else
+    __m256i lo[X2_T], hi[X2_T]; /* int16 pair sums (Q8_0: int32) */
     const __m256i ones = _mm256_set1_epi16(1);
+#endif
     UNROLL for (int t = 0; t < NT; t++) f[t] = first ? _mm256_setzero_ps() : x2_load_n(out + t * os, nr);
     for (int64_t b = 0; b < nb; b++, P += XB_LEG_BLOCK, meta += 2 * X2_T) {
+#ifdef X2_VNNI
+        UNROLL for (int t = 0; t < NT; t++) lo[t] = _mm256_setzero_si256();
+#else
         UNROLL for (int t = 0; t < NT; t++) lo[t] = hi[t] = _mm256_setzero_si256();
+#endif
         UNROLL for (int j = 0; j < 8; j++) {
             const __m256i w = ld32(P + 32 * j), aw = q8 ? _mm256_abs_epi8(w) : w;
             UNROLL for (int t = 0; t < NT; t++) {
                 const __m256i av = x2_bc32(a[t] + (size_t)b * ab + 4 * (size_t)j);
+#ifdef X2_VNNI
+                if (q8) lo[t] = _mm256_dpbusd_avx_epi32(lo[t], aw, _mm256_sign_epi8(av, w));
+                else lo[t] = _mm256_dpbusd_avx_epi32(lo[t], w, av);
+#else
                 if (q8)
                     lo[t] = _mm256_add_epi32(lo[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(av, w)), ones));
                 else if (q5 && j >= 4) hi[t] = x2_acc16(hi[t], w, av);
                 else lo[t] = x2_acc16(lo[t], w, av);
+#endif
             }
         }
         const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + XB_LEG_Q));
         UNROLL for (int t = 0; t < NT; t++) {
+#ifdef X2_VNNI
+            __m256i c = lo[t];
+#else
             __m256i c = q8   ? lo[t]
                         : q5 ? _mm256_add_epi32(_mm256_madd_epi16(lo[t], ones), _mm256_madd_epi16(hi[t], ones))
                              : _mm256_madd_epi16(lo[t], ones);
+#endif
             if (!has_min && !q8) c = _mm256_add_epi32(c, _mm256_set1_epi32(meta[X2_T + t].i));
             __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_mul_ps(dv, _mm256_set1_ps(meta[t].f)));
             if (has_min) {
@@ -256,6 +283,16 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
         UNROLL for (int t = 0; t < NT; t++) is[t] = _mm256_setzero_si256();
         for (int s = 0; s < 256 / SUB; s++) {
             const __m256i sc = ld32(P + XB_K_SC + 32 * s);
+#ifdef X2_VNNI
+            const __m256i sc32 = _mm256_srai_epi32(_mm256_slli_epi32(sc, 16), 16);
+            UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
+            UNROLL for (int j = 0; j < SUB / 4; j++) {
+                const int sl = s * SUB / 4 + j;
+                const __m256i w = ld32(P + 32 * sl);
+                UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_dpbusd_avx_epi32(c[t], w, x2_bc32(q8[t] + ao + 4 + 4 * (size_t)sl));
+            }
+            UNROLL for (int t = 0; t < NT; t++) is[t] = _mm256_add_epi32(is[t], _mm256_mullo_epi32(c[t], sc32));
+#else
             UNROLL for (int j0 = 0; j0 < SUB / 4; j0 += CH) {
                 UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
                 UNROLL for (int j = j0; j < j0 + CH; j++) {
@@ -265,11 +302,16 @@ INLINE void mkb_k(const int NT, const int SUB, const int CH, const int has_min, 
                 }
                 UNROLL for (int t = 0; t < NT; t++) is[t] = _mm256_add_epi32(is[t], _mm256_madd_epi16(c[t], sc));
             }
+#endif
         }
         UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_setzero_si256();
         UNROLL for (int j = 0; j < 8; j++) {
             const __m256i m = ld32(P + XB_K_MIN + 32 * j);
+#ifdef X2_VNNI
+            UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_dpwssd_avx_epi32(c[t], m, x2_bc32(q8[t] + ao + 260 + 4 * j));
+#else
             UNROLL for (int t = 0; t < NT; t++) c[t] = _mm256_add_epi32(c[t], _mm256_madd_epi16(m, x2_bc32(q8[t] + ao + 260 + 4 * j)));
+#endif
         }
         const __m256 dv = _mm256_loadu_ps((const float *)(const void *)(P + XB_K_D));
         UNROLL for (int t = 0; t < NT; t++) {

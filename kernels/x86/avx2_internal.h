@@ -9,6 +9,8 @@
  * lanes), row i in 32-bit lane i. Batch panels: avx2_gemm.c; generation
  * over the file's layout: avx2_gemv.c, avx2_gemv_k.c; over repacked
  * weights (x86_common.h's sliced layout): avx2_gemv_p.c, avx2_repack.c.
+ * The avxvnni level is this one with avx2_gemm.c built again for AVX-VNNI
+ * (avxvnni_gemm.c), where vpdpbusd does the batch panels' dot products.
  */
 #ifndef INFER_KERNELS_AVX2_INTERNAL_H
 #define INFER_KERNELS_AVX2_INTERNAL_H
@@ -26,7 +28,12 @@
 #endif
 #define X2_INLINE static inline __attribute__((always_inline))
 
-/* avx2_gemm.c */
+/* avx2_gemm.c; the same built for AVX-VNNI (avxvnni_gemm.c) as x2v_matmul_quant
+ * and x2v_matmul_packed. */
+void x2v_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
+                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
+void x2v_matmul_packed(uint32_t type, const void *P, int64_t r0, int64_t n_rows, int64_t n_cols, const void *act,
+                       size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 void x2_matmul_quant(uint32_t type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 /* avx2_gemv.c (legacy) and avx2_gemv_k.c (K-quants): one token;

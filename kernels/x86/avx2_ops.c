@@ -344,20 +344,35 @@ static void x2_matmul_kn(uint32_t type, const void *W, size_t k_bytes, int64_t n
         infer_ref_matmul_kn(type, W, k_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
 }
 
-static void x2_matmul(uint32_t weight_type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
-                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
+typedef void (*x2_matmul_fn)(uint32_t, const void *, size_t, int64_t, int64_t, const void *, size_t, int64_t, float *,
+                             size_t);
+
+/* The matmul entry with `quant` for the quantized types. */
+static inline void matmul_with(x2_matmul_fn quant, uint32_t weight_type, const void *W, size_t row_bytes,
+                               int64_t n_rows, int64_t n_cols, const void *act, size_t act_stride, int64_t n_tok,
+                               float *out, size_t out_stride) {
     switch (x86_family_of(weight_type)) {
     case X86_FAM_FLOAT:
         x2_matmul_float(weight_type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
         return;
     case X86_FAM_LEGACY:
     case X86_FAM_K:
-        x2_matmul_quant(weight_type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+        quant(weight_type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
         return;
     default:
         infer_ref_matmul(weight_type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
         return;
     }
+}
+
+static void x2_matmul(uint32_t weight_type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
+                      const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
+    matmul_with(x2_matmul_quant, weight_type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
+}
+
+static void x2v_matmul(uint32_t weight_type, const void *W, size_t row_bytes, int64_t n_rows, int64_t n_cols,
+                       const void *act, size_t act_stride, int64_t n_tok, float *out, size_t out_stride) {
+    matmul_with(x2v_matmul_quant, weight_type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
 }
 
 const kernel_table kernels_avx2 = {
@@ -371,6 +386,27 @@ const kernel_table kernels_avx2 = {
     .packed_size = x2_packed_size,
     .pack = x2_pack_weights,
     .matmul_packed = x2_matmul_packed,
+    .dequantize = x2_dequantize,
+    .silu_mul = x2_silu_mul,
+    .add = x2_add,
+    .rms_norm = x2_rms_norm,
+    .exp_sum = x2_exp_sum,
+    .softmax = x2_softmax,
+};
+
+/* AVX2 with AVX-VNNI: the same table but for the batch matmuls
+ * (avxvnni_gemm.c), whose results are the same bits. */
+const kernel_table kernels_avxvnni = {
+    .isa = INFER_ISA_AVXVNNI,
+    .name = "avxvnni",
+    .vec_dot_type = infer_ref_vec_dot_type,
+    .quantize_act = x2_quantize_act,
+    .matmul = x2v_matmul,
+    .matmul_kn = x2_matmul_kn,
+    .packed_rows = X86_PACK_ROWS,
+    .packed_size = x2_packed_size,
+    .pack = x2_pack_weights,
+    .matmul_packed = x2v_matmul_packed,
     .dequantize = x2_dequantize,
     .silu_mul = x2_silu_mul,
     .add = x2_add,
