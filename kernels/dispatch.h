@@ -73,8 +73,10 @@ typedef struct {
     /* y = x * (1/sqrt(mean(x^2) + eps)) * w, sum of squares in double. */
     void (*rms_norm)(const float *x, const float *w, float *y, int64_t n, float eps);
     /* Softmax numerators: y[i] = e^(x[i] - max) for i < n (y may be x);
-     * returns their sum, accumulated in double. Optional: NULL in a table
-     * without one, and then callers use expf (which is the reference). */
+     * returns their sum, accumulated in double. A numerator below 2.5e-38
+     * may be 0 instead (x86: never a denormal, which Intel cores make
+     * slowly). Optional: NULL in a table without one, and then callers
+     * use expf (which is the reference). */
     double (*exp_sum)(float *y, const float *x, int64_t n, float max);
     /* One row of attention weights (kernels_softmax, below) in one pass per
      * step instead of five; the same values bit for bit. Optional. */

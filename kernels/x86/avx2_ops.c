@@ -222,10 +222,12 @@ static void x2_dequantize(uint32_t type, const void *src, float *dst, int64_t n)
 
 /* ---- elementwise ------------------------------------------------------------------- */
 
-/* e^x as avx512_ops.c's exp_ps: 2^n applied as 2^(n>>1) * 2^(n - (n>>1)),
- * each a normal float, so the one rounding is the final multiply's. */
+/* e^x as avx512_ops.c's exp_ps (0 below X86_EXP_MIN): 2^n applied as
+ * 2^(n>>1) * 2^(n - (n>>1)), each a normal float, so the one rounding is
+ * the final multiply's. */
 static inline __m256 exp_ps(__m256 x) {
-    x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x));
+    const __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(X86_EXP_MIN), _CMP_NLT_UQ);
+    x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(X86_EXP_MIN), x));
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -242,7 +244,7 @@ static inline __m256 exp_ps(__m256 x) {
     const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
     const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
     const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    return _mm256_and_ps(live, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
 }
 
 static void x2_silu_mul(float *gate, const float *up, size_t n) {

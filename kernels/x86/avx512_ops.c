@@ -272,10 +272,12 @@ static void x5_dequantize(uint32_t type, const void *src, float *dst, int64_t n)
 /* ---- elementwise ------------------------------------------------------------------- */
 
 /* e^x: x = n ln2 + r, |r| <= ln2/2, e^r by Cephes' expf polynomial, times
- * 2^n by scalef (which overflows to inf and underflows to 0 as expf does).
- * NaN stays NaN (max/min return their second operand on NaN). */
+ * 2^n by scalef (which overflows to inf as expf does). Below X86_EXP_MIN,
+ * 0 (x86_common.h): no result is ever a denormal. NaN stays NaN (max/min
+ * return their second operand on NaN, and NaN is not below). */
 static inline __m512 exp_ps(__m512 x) {
-    x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(X86_EXP_MIN), _CMP_NLT_UQ);
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(X86_EXP_MIN), x));
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -288,7 +290,7 @@ static inline __m512 exp_ps(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
+    return _mm512_maskz_scalef_ps(live, p, n);
 }
 
 static void x5_silu_mul(float *gate, const float *up, size_t n) {
