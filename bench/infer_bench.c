@@ -8,7 +8,7 @@
  * and peak RSS. `--kernels` prints per-kernel GFLOP/s and GB/s instead.
  *
  *   infer-bench -m MODEL [-m MODEL...] [-p 512] [-n 128] [-pg 512,128] [-d 0] [-r 5] [-t 2]
- *               [-b 2048] [-ub 512] [-ctk f16] [-o md|csv|json|jsonl]
+ *               [-b 2048] [-ub 512] [-ctk f16] [-o md|csv|json|jsonl|sql]
  */
 #include <errno.h>
 #include <math.h>
@@ -33,7 +33,7 @@ int bench_kernels(FILE *out); /* bench_kernels.c */
 #define MAX_LIST 16
 #define MAX_REPS 64 /* samples kept per test */
 
-enum { OUT_MD, OUT_CSV, OUT_JSON, OUT_JSONL };
+enum { OUT_MD, OUT_CSV, OUT_JSON, OUT_JSONL, OUT_SQL };
 enum { SHOW_B = 1, SHOW_UB = 2, SHOW_KV = 4 };
 
 typedef struct {
@@ -162,8 +162,8 @@ static void usage(FILE *f) {
             "  -b, --batch-size N,.. tokens per decode call for prompts and -d fills (default 2048)\n"
             "  -ub, --ubatch-size N,.. tokens per forward pass (default 512)\n"
             "  -ctk, -ctv T,..      KV cache type, f16 or f32, one for K and V (default f16)\n"
-            "  -o, --output F       md, csv, json or jsonl (default md)\n"
-            "  -oe, --output-err F  the results on stderr too, in md, csv, json or jsonl (default none)\n"
+            "  -o, --output F       md, csv, json, jsonl or sql (default md)\n"
+            "  -oe, --output-err F  the results on stderr too, in md, csv, json, jsonl or sql (default none)\n"
             "      --progress       a line on stderr as each test starts\n"
             "      --delay S        seconds to wait before each test but the first (default 0)\n"
             "      --no-warmup      no warm-up run before a test's repetitions\n"
@@ -249,15 +249,15 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             } else o->reps = r;
         } else if (IS("-o") || IS("--output") || IS("-oe") || IS("--output-err")) {
             NEEDV();
-            static const char *const fmts[] = {"md", "csv", "json", "jsonl"}; /* OUT_* order */
+            static const char *const fmts[] = {"md", "csv", "json", "jsonl", "sql"}; /* OUT_* order */
             int fmt = -1;
-            for (int k = 0; k < 4; k++)
+            for (int k = 0; k < 5; k++)
                 if (!strcmp(v, fmts[k])) fmt = k;
             if (IS("-oe") || IS("--output-err")) {
-                if (fmt < 0 && strcmp(v, "none")) { fprintf(stderr, "infer-bench: -oe takes md, csv, json, jsonl or none\n"); return -1; }
+                if (fmt < 0 && strcmp(v, "none")) { fprintf(stderr, "infer-bench: -oe takes md, csv, json, jsonl, sql or none\n"); return -1; }
                 o->err_format = fmt;
             } else {
-                if (fmt < 0) { fprintf(stderr, "infer-bench: -o takes md, csv, json or jsonl\n"); return -1; }
+                if (fmt < 0) { fprintf(stderr, "infer-bench: -o takes md, csv, json, jsonl or sql\n"); return -1; }
                 o->format = fmt;
             }
         } else {
@@ -614,15 +614,31 @@ static void csv_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-/* The fields of a JSON object, a JSONL line and a CSV row, in this order. */
+/* s as an SQL string literal: quoted, quotes doubled. */
+static void sql_str(FILE *f, const char *s) {
+    fputc('\'', f);
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') fputc('\'', f);
+        fputc(*p, f);
+    }
+    fputc('\'', f);
+}
+
+/* The fields of a JSON object, a JSONL line, a CSV row and an SQL row, in
+ * this order, and their SQL types (T TEXT, I INTEGER, R REAL). */
 #define FIELDS                                                                                                          \
     "model_filename", "model_type", "model_size", "model_n_params", "backends", "n_threads", "n_batch", "n_ubatch",     \
-        "type_k", "type_v", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs", "bw_pct", "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms",      \
-        "peak_rss_mib", "samples_ts", "build_commit", "build_version"
+        "type_k", "type_v", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs", "bw_pct", "probe_gbs_min",    \
+        "probe_gbs_max", "ttft_ms", "load_ms", "peak_rss_mib", "samples_ts", "build_commit", "build_version"
+static const char FIELD_TYPES[] = "TTIITIIITTIIIRRRRRRRRRTTT";
+#define SQL_TABLE "infer_bench"
 
-/* One result as a JSON object (json 1) or a CSV row (json 0), no newline. */
-static void print_record(FILE *f, const result *r, int json) {
+/* One result as a JSON object (OUT_JSON, OUT_JSONL), a CSV row or an SQL
+ * INSERT, no newline. */
+static void print_record(FILE *f, const result *r, int fmt) {
     static const char *const names[] = {FIELDS};
+    _Static_assert(sizeof names / sizeof names[0] == sizeof FIELD_TYPES - 1, "a type per field");
+    const int json = fmt == OUT_JSON || fmt == OUT_JSONL, sql = fmt == OUT_SQL;
     enum { N = sizeof names / sizeof names[0] };
     const char *str[N] = {r->model_path, r->desc}; /* the string fields; the others are numbers */
     char num[N][32], samples[MAX_REPS * 24 + 8];
@@ -654,17 +670,23 @@ static void print_record(FILE *f, const result *r, int json) {
     if (at < sizeof samples) snprintf(samples + at, sizeof samples - at, "]");
     str[23] = INFER_GIT_REV;
     str[24] = infer_version();
+    str[22] = samples; /* a JSON array, else its text as a string */
     if (json) fputc('{', f);
+    if (sql) {
+        fputs("INSERT INTO " SQL_TABLE " (", f);
+        for (int i = 0; i < N; i++) fprintf(f, "%s%s", i ? ", " : "", names[i]);
+        fputs(") VALUES (", f);
+    }
     for (int i = 0; i < N; i++) {
-        if (i) fputs(json ? ", " : ",", f);
+        if (i) fputs(fmt == OUT_CSV ? "," : ", ", f);
         if (json) fprintf(f, "\"%s\": ", names[i]);
-        if (i == 22 && json) fputs(samples, f);
-        else if (i == 22) csv_str(f, samples);
-        else if (!str[i]) fputs(num[i], f);
+        if (!str[i] || (i == 22 && json)) fputs(str[i] ? str[i] : num[i], f);
         else if (json) json_str(f, str[i]);
+        else if (sql) sql_str(f, str[i]);
         else csv_str(f, str[i]);
     }
     if (json) fputc('}', f);
+    if (sql) fputs(");", f);
 }
 
 /* Where results go: stdout (-o) and, with -oe, stderr as well; a printer
@@ -684,6 +706,13 @@ static void out_begin(printer *p) {
     else if (p->format == OUT_CSV) {
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) fprintf(p->f, "%s%s", i ? "," : "", names[i]);
         fputc('\n', p->f);
+    } else if (p->format == OUT_SQL) {
+        fprintf(p->f, "CREATE TABLE IF NOT EXISTS " SQL_TABLE " (\n");
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            fprintf(p->f, "  %s %s%s\n", names[i],
+                    FIELD_TYPES[i] == 'T' ? "TEXT" : FIELD_TYPES[i] == 'I' ? "INTEGER" : "REAL",
+                    i + 1 < sizeof names / sizeof names[0] ? "," : "");
+        fprintf(p->f, ");\n\n");
     }
 }
 
@@ -692,7 +721,7 @@ static void out_row(printer *p, const result *r) {
     if (p->format == OUT_MD) print_md_row(p->f, p->shown, r);
     else {
         if (p->format == OUT_JSON) fputs(p->first ? "  " : ",\n  ", p->f);
-        print_record(p->f, r, p->format != OUT_CSV);
+        print_record(p->f, r, p->format);
         if (p->format != OUT_JSON) fputc('\n', p->f);
     }
     p->first = 0;

@@ -2,10 +2,10 @@
  * test_bench_cli.c - `infer-bench` as a user runs it, on small models made
  * by the project's own writer (always available): llama-bench's options
  * (-m repeatable, -p, -n, -pg, -d, -r, -t, -b, -ub, -ctk/-ctv lists, -o
- * md|csv|json|jsonl, -oe, --progress, --delay, --no-warmup), one row per
+ * md|csv|json|jsonl|sql, -oe, --progress, --delay, --no-warmup), one row per
  * model x threads x test with its columns, a build line, the probe lines
- * on stderr, JSON with every repetition's sample, CSV and JSON that quote
- * a hostile path, --kernels' two tables per dispatch level, the default -t
+ * on stderr, JSON with every repetition's sample, CSV, JSON and SQL that
+ * quote a hostile path (the SQL run through SQLite where Python has it), --kernels' two tables per dispatch level, the default -t
  * under a one-CPU mask, and exit statuses for bad options and unreadable
  * models. The binary sits beside $INFER_BIN.
  */
@@ -228,6 +228,65 @@ Test(bench_cli, csv_and_jsonl) {
     cr_assert_eq(test_count(out, "\n"), 2, "one line per test: %s", out);
     cr_assert_eq(test_count(out, "}\n{"), 1, "%s", out);
     cr_assert_eq(test_count(out, "\"/tmp/infer-bench \\\"q\\\",\\\\-"), 2, "the path escaped: %s", out);
+    LEAK_CHECK();
+}
+
+/* -o sql: a CREATE TABLE IF NOT EXISTS of the 25 fields, typed, then one
+ * INSERT per test with strings quoted (a quote in the path doubled). Where
+ * Python's sqlite3 is at hand, SQLite runs it twice into one database and
+ * reads back what it stored. */
+Test(bench_cli, sql_for_sqlite) {
+    char bin[600], a[] = "/tmp/infer-bench 'q'-XXXXXX", sqlf[] = "/tmp/infer-bench-sql-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q8_0, 9);
+    char *sql[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "2", "-o", "sql", NULL};
+    int rc = bench_run(sql);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert(!strncmp(out, "CREATE TABLE IF NOT EXISTS infer_bench (\n  model_filename TEXT,\n", 64), "%s", out);
+    cr_assert_eq(test_count(out, " TEXT"), 8, "%s", out);
+    cr_assert_eq(test_count(out, " INTEGER"), 8, "%s", out);
+    cr_assert_eq(test_count(out, " REAL"), 9, "%s", out);
+    cr_assert_eq(test_count(out, "  build_version TEXT\n);\n\n"), 1, "%s", out);
+    cr_assert_eq(test_count(out, "INSERT INTO infer_bench (model_filename, model_type, "), 2, "two tests: %s", out);
+    char quoted[128];
+    snprintf(quoted, sizeof quoted, "VALUES ('/tmp/infer-bench ''q''-%s', ", a + strlen(a) - 6);
+    cr_assert_eq(test_count(out, quoted), 2, "the path quoted: %s", out);
+    cr_assert_eq(test_count(out, ");\n"), 3, "%s", out);
+
+    const char *py = "/usr/bin/python3";
+    if (access(py, X_OK) != 0) {
+        cr_log_info("no %s: the SQL was not run through SQLite", py);
+        unlink(a);
+        return;
+    }
+    int fd = mkstemp(sqlf);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, out, strlen(out)), (ssize_t)strlen(out));
+    close(fd);
+    char *run[] = {(char *)py, "-c",
+                   "import sqlite3, sys\n"
+                   "db = sqlite3.connect(':memory:')\n"
+                   "s = open(sys.argv[1]).read()\n"
+                   "db.executescript(s)\n"
+                   "db.executescript(s)\n"
+                   "for r in db.execute('SELECT model_filename, n_prompt, n_gen, typeof(avg_ts), avg_ts > 0, "
+                   "typeof(n_threads), samples_ts FROM infer_bench'):\n"
+                   "    print('|'.join(map(str, r)))\n",
+                   sqlf, NULL};
+    rc = bench_run(run);
+    unlink(sqlf);
+    unlink(a);
+    if (rc != 0 && strstr(err, "No module named")) {
+        cr_log_info("Python has no sqlite3: the SQL was not run through SQLite");
+        return;
+    }
+    cr_assert_eq(rc, 0, "SQLite took it: %s", err);
+    char row[256];
+    snprintf(row, sizeof row, "%s|8|0|real|1|integer|[", a);
+    cr_assert_eq(test_count(out, row), 2, "the pp row, twice: %s", out);
+    snprintf(row, sizeof row, "%s|0|4|real|1|integer|[", a);
+    cr_assert_eq(test_count(out, row), 2, "the tg row, twice: %s", out);
+    cr_assert_eq(test_count(out, "\n"), 4, "%s", out);
     LEAK_CHECK();
 }
 
