@@ -34,7 +34,7 @@ int bench_kernels(FILE *out); /* bench_kernels.c */
 #define MAX_REPS 64 /* samples kept per test */
 
 enum { OUT_MD, OUT_CSV, OUT_JSON, OUT_JSONL, OUT_SQL };
-enum { SHOW_B = 1, SHOW_UB = 2, SHOW_KV = 4 };
+enum { SHOW_B = 1, SHOW_UB = 2, SHOW_KV = 4, SHOW_MMP = 8 };
 
 typedef struct {
     const char *models[MAX_LIST];
@@ -48,6 +48,7 @@ typedef struct {
     int ubatch[MAX_LIST], n_ubatch; /* -ub: tokens per forward pass (the context's n_batch) */
     uint32_t kv[MAX_LIST];          /* -ctk / -ctv: KV cache types (one for both in infer) */
     int n_kv;
+    int mmap[MAX_LIST], n_mmap;     /* -mmp: 1 map the file, 0 read it (a load per value) */
     int shown;                      /* SHOW_*: the columns of those options, when given */
     int reps;
     int format;     /* OUT_* */
@@ -97,8 +98,13 @@ static int parse_num(const char **p, int lo, long *v) {
 /* "512,1024" into list (room for cap values), appended to its *n entries
  * (an option given twice adds to its list, as llama-bench's); an entry may
  * be a range as llama-bench writes them: "first-last" (every value),
- * "first-last+step" or "first-last*mult". 0 on success. */
+ * "first-last+step" or "first-last*mult". A value with no number at all
+ * ("" or ",") is refused. 0 on success. */
 static int parse_list(const char *flag, const char *s, int *list, int *n, int cap, int lo) {
+    if (s[strspn(s, ",")] == '\0') { /* "" or only commas: no value at all */
+        fprintf(stderr, "infer-bench: %s: bad value '%s' (no number)\n", flag, s);
+        return -1;
+    }
     char *copy = strdup(s), *save = NULL;
     if (!copy) return -1;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -162,6 +168,7 @@ static void usage(FILE *f) {
             "  -b, --batch-size N,.. tokens per decode call for prompts and -d fills (default 2048)\n"
             "  -ub, --ubatch-size N,.. tokens per forward pass (default 512)\n"
             "  -ctk, -ctv T,..      KV cache type, f16 or f32, one for K and V (default f16)\n"
+            "  -mmp, --mmap 0|1,..  1: map the model file, 0: read it into memory (default 1)\n"
             "  -o, --output F       md, csv, json, jsonl or sql (default md)\n"
             "  -oe, --output-err F  the results on stderr too, in md, csv, json, jsonl or sql (default none)\n"
             "      --progress       a line on stderr as each test starts\n"
@@ -237,6 +244,16 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             memcpy(o->kv, l, (size_t)n * sizeof l[0]);
             o->n_kv = n;
             o->shown |= SHOW_KV;
+        } else if (IS("-mmp") || IS("--mmap")) {
+            NEEDV();
+            const int n0 = o->n_mmap;
+            if (parse_list(a, v, o->mmap, &o->n_mmap, MAX_LIST, 0)) return -1;
+            for (int k = n0; k < o->n_mmap; k++)
+                if (o->mmap[k] > 1) {
+                    fprintf(stderr, "infer-bench: %s: bad value '%s' (0 or 1)\n", a, v);
+                    return -1;
+                }
+            o->shown |= SHOW_MMP;
         }
         else if (IS("-r") || IS("--repetitions") || IS("--delay")) {
             NEEDV();
@@ -274,6 +291,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     if (!o->n_batch) o->batch[o->n_batch++] = 2048;
     if (!o->n_ubatch) o->ubatch[o->n_ubatch++] = 512;
     if (!o->n_kv) o->kv[o->n_kv++] = INFER_TYPE_F16;
+    if (!o->n_mmap) o->mmap[o->n_mmap++] = 1;
     /* -p 0 / -n 0 ask for no such test: drop them here, once */
     drop_zeros(o->pp, &o->n_pp);
     drop_zeros(o->tg, &o->n_tg);
@@ -391,6 +409,7 @@ typedef struct {
     int threads;
     int n_batch, n_ubatch; /* -b and -ub */
     uint32_t kv_type;
+    int use_mmap;         /* the model mapped (1) or read (0) */
     int backend, device;  /* asked for */
     const char *ran_on;   /* "CPU" or "Vulkan": where it ran */
     int on_cpu;           /* ran on the CPU: % bw (of the host-memory probe) applies */
@@ -543,12 +562,13 @@ static void fmt_params(char *buf, size_t cap, uint64_t n) {
     else snprintf(buf, cap, "%.2f K", v / 1e3);
 }
 
-/* The columns of -b, -ub and -ctk/-ctv after threads, as llama-bench adds
+/* The columns of -b, -ub, -ctk/-ctv and -mmp after threads, as llama-bench adds
  * its own for the options that were given. */
 static void print_md_opt_cells(FILE *f, int shown, const result *r) {
     if (shown & SHOW_B) fprintf(f, " %7d |", r->n_batch);
     if (shown & SHOW_UB) fprintf(f, " %8d |", r->n_ubatch);
     if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", infer_type_name(r->kv_type), infer_type_name(r->kv_type));
+    if (shown & SHOW_MMP) fprintf(f, " %4d |", r->use_mmap);
 }
 
 static void print_md_header(FILE *f, int shown) {
@@ -556,12 +576,14 @@ static void print_md_header(FILE *f, int shown) {
     if (shown & SHOW_B) fprintf(f, " %7s |", "n_batch");
     if (shown & SHOW_UB) fprintf(f, " %8s |", "n_ubatch");
     if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", "type_k", "type_v");
+    if (shown & SHOW_MMP) fprintf(f, " %4s |", "mmap");
     fprintf(f, " %15s | %20s | %8s | %6s | %9s | %8s | %8s |\n", "test", "t/s", "GB/s", "% bw", "ttft ms", "load ms",
            "rss MiB");
     fprintf(f, "| ------------------------------ | ---------: | ---------: | ---------- | ------: |");
     if (shown & SHOW_B) fprintf(f, " ------: |");
     if (shown & SHOW_UB) fprintf(f, " -------: |");
     if (shown & SHOW_KV) fprintf(f, " ------ | ------ |");
+    if (shown & SHOW_MMP) fprintf(f, " ---: |");
     fprintf(f, " --------------: | -------------------: | -------: | -----: | --------: | -------: | -------: |\n");
 }
 
@@ -628,9 +650,10 @@ static void sql_str(FILE *f, const char *s) {
  * this order, and their SQL types (T TEXT, I INTEGER, R REAL). */
 #define FIELDS                                                                                                          \
     "model_filename", "model_type", "model_size", "model_n_params", "backends", "n_threads", "n_batch", "n_ubatch",     \
-        "type_k", "type_v", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs", "bw_pct", "probe_gbs_min",    \
-        "probe_gbs_max", "ttft_ms", "load_ms", "peak_rss_mib", "samples_ts", "build_commit", "build_version"
-static const char FIELD_TYPES[] = "TTIITIIITTIIIRRRRRRRRRTTT";
+        "type_k", "type_v", "use_mmap", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs", "bw_pct",         \
+        "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms", "peak_rss_mib", "samples_ts", "build_commit",           \
+        "build_version"
+static const char FIELD_TYPES[] = "TTIITIIITTIIIIRRRRRRRRRTTT";
 #define SQL_TABLE "infer_bench"
 
 /* One result as a JSON object (OUT_JSON, OUT_JSONL), a CSV row or an SQL
@@ -650,27 +673,28 @@ static void print_record(FILE *f, const result *r, int fmt) {
     NUM(6, "%d", r->n_batch);
     NUM(7, "%d", r->n_ubatch);
     str[8] = str[9] = infer_type_name(r->kv_type);
-    NUM(10, "%d", r->n_prompt);
-    NUM(11, "%d", r->n_gen);
-    NUM(12, "%d", r->depth);
-    NUM(13, "%.6f", r->mean);
-    NUM(14, "%.6f", r->sd);
-    NUM(15, "%.4f", r->gbs);
-    NUM(16, "%.2f", r->bw_pct);
-    NUM(17, "%.2f", r->probe_gbs);
-    NUM(18, "%.2f", r->probe_hi);
-    NUM(19, "%.3f", r->ttft_ms);
-    NUM(20, "%.3f", r->load_ms);
-    NUM(21, "%.1f", r->rss_mib);
+    NUM(10, "%d", r->use_mmap);
+    NUM(11, "%d", r->n_prompt);
+    NUM(12, "%d", r->n_gen);
+    NUM(13, "%d", r->depth);
+    NUM(14, "%.6f", r->mean);
+    NUM(15, "%.6f", r->sd);
+    NUM(16, "%.4f", r->gbs);
+    NUM(17, "%.2f", r->bw_pct);
+    NUM(18, "%.2f", r->probe_gbs);
+    NUM(19, "%.2f", r->probe_hi);
+    NUM(20, "%.3f", r->ttft_ms);
+    NUM(21, "%.3f", r->load_ms);
+    NUM(22, "%.1f", r->rss_mib);
 #undef NUM
     /* every repetition's t/s: a JSON array, or in CSV the same text quoted */
     size_t at = (size_t)snprintf(samples, sizeof samples, "[");
     for (int k = 0; k < r->n_samples && at < sizeof samples; k++)
         at += (size_t)snprintf(samples + at, sizeof samples - at, "%s%.6f", k ? ", " : "", r->samples[k]);
     if (at < sizeof samples) snprintf(samples + at, sizeof samples - at, "]");
-    str[23] = INFER_GIT_REV;
-    str[24] = infer_version();
-    str[22] = samples; /* a JSON array, else its text as a string */
+    str[24] = INFER_GIT_REV;
+    str[25] = infer_version();
+    str[23] = samples; /* a JSON array, else its text as a string */
     if (json) fputc('{', f);
     if (sql) {
         fputs("INSERT INTO " SQL_TABLE " (", f);
@@ -680,7 +704,7 @@ static void print_record(FILE *f, const result *r, int fmt) {
     for (int i = 0; i < N; i++) {
         if (i) fputs(fmt == OUT_CSV ? "," : ", ", f);
         if (json) fprintf(f, "\"%s\": ", names[i]);
-        if (!str[i] || (i == 22 && json)) fputs(str[i] ? str[i] : num[i], f);
+        if (!str[i] || (i == 23 && json)) fputs(str[i] ? str[i] : num[i], f);
         else if (json) json_str(f, str[i]);
         else if (sql) sql_str(f, str[i]);
         else csv_str(f, str[i]);
@@ -746,14 +770,21 @@ int main(int argc, char **argv) {
     printer out = {stdout, o.format, o.shown, 1}, err_out = {stderr, o.err_format, o.shown, 1};
     out_begin(&out);
     out_begin(&err_out);
-    /* tests per model, for --progress (each count at most MAX_LIST) */
+    /* tests in all, for --progress (each count at most MAX_LIST: < 2^31 per
+     * model load, not for every load) */
     const int per_model = (o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv;
-    int first_test = 1, failed = 0, test_no = 0;
-    for (int mi = 0; mi < o.n_models; mi++) {
+    const long long n_tests = (long long)per_model * o.n_models * o.n_mmap;
+    int first_test = 1, failed = 0;
+    long long test_no = 0;
+    /* each model once per -mmp value, loaded that way */
+    for (int lm = 0; lm < o.n_models * o.n_mmap; lm++) {
+        const int mi = lm / o.n_mmap, use_mmap = o.mmap[lm % o.n_mmap];
         infer_error err;
         infer_model *m = NULL;
+        infer_model_params mp = infer_model_default_params();
+        mp.use_mmap = use_mmap;
         double t0 = now_s();
-        if (infer_model_load(o.models[mi], NULL, &m, &err) != INFER_OK) {
+        if (infer_model_load(o.models[mi], &mp, &m, &err) != INFER_OK) {
             fprintf(stderr, "infer-bench: %s: %s\n", o.models[mi], err.message);
             failed = 1;
             continue;
@@ -772,7 +803,7 @@ int main(int argc, char **argv) {
                     const int n_gen = kind == 1 ? o.tg[e] : kind == 2 ? o.pg[e][1] : 0;
                     result r = {.model_path = o.models[mi], .size = infer_model_size(m), .streamed = infer_model_streamed_bytes(m), .params = infer_model_n_params(m),
                                 .threads = o.threads[ti], .n_batch = o.batch[bi], .n_ubatch = o.ubatch[ui],
-                                .kv_type = o.kv[ki], .load_ms = load_ms, .backend = o.backend,
+                                .kv_type = o.kv[ki], .use_mmap = use_mmap, .load_ms = load_ms, .backend = o.backend,
                                 .device = o.device, .ran_on = "CPU"};
                     snprintf(r.desc, sizeof r.desc, "%s", infer_model_desc(m));
                     r.n_prompt = n_prompt;
@@ -783,8 +814,8 @@ int main(int argc, char **argv) {
                     if (o.progress) {
                         char name[48];
                         test_name(&r, name, sizeof name);
-                        fprintf(stderr, "infer-bench: test %d/%d: %s, %s, %d threads\n", ++test_no,
-                                per_model * o.n_models, r.desc, name, r.threads);
+                        fprintf(stderr, "infer-bench: test %lld/%lld: %s, %s, %d threads\n", ++test_no, n_tests,
+                                r.desc, name, r.threads);
                     }
                     if (run_test(m, &r, o.reps, o.warmup, bw) != 0) {
                         failed = 1;

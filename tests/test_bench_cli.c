@@ -1,7 +1,7 @@
 /*
  * test_bench_cli.c - `infer-bench` as a user runs it, on small models made
  * by the project's own writer (always available): llama-bench's options
- * (-m repeatable, -p, -n, -pg, -d, -r, -t, -b, -ub, -ctk/-ctv lists, -o
+ * (-m repeatable, -p, -n, -pg, -d, -r, -t, -b, -ub, -ctk/-ctv, -mmp lists, -o
  * md|csv|json|jsonl|sql, -oe, --progress, --delay, --no-warmup), one row per
  * model x threads x test with its columns, a build line, the probe lines
  * on stderr, JSON with every repetition's sample, CSV, JSON and SQL that
@@ -200,13 +200,13 @@ Test(bench_cli, csv_and_jsonl) {
     cr_assert_eq(rc, 0, "stderr: %s", err);
     static const char *const NAMES[] = {"model_filename", "model_type", "n_prompt", "n_gen", "avg_ts", "samples_ts",
                                         "build_commit"};
-    static const int AT[] = {0, 1, 10, 11, 13, 22, 23};
+    static const int AT[] = {0, 1, 11, 12, 14, 23, 24};
     char f[512];
     for (size_t i = 0; i < sizeof AT / sizeof AT[0]; i++) {
         cr_assert(csv_field(out, AT[i], f, sizeof f), "header: %s", out);
         cr_assert_str_eq(f, NAMES[i], "header field %d", AT[i]);
     }
-    cr_assert(csv_field(out, 24, f, sizeof f) && !strchr(f, ','), "25 fields: %s", out);
+    cr_assert(csv_field(out, 25, f, sizeof f) && !strchr(f, ','), "26 fields: %s", out);
     cr_assert_eq(test_count(out, "\n"), 3, "a header and two tests: %s", out);
     const char *l1 = strchr(out, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
     static const char *const PROMPT[] = {"8", "0"}, *const GEN[] = {"0", "4"};
@@ -214,11 +214,11 @@ Test(bench_cli, csv_and_jsonl) {
         const char *line = k ? l2 : l1;
         cr_assert(csv_field(line, 0, f, sizeof f));
         cr_assert_str_eq(f, a, "the path comes back whole");
-        cr_assert(csv_field(line, 10, f, sizeof f) && !strcmp(f, PROMPT[k]), "n_prompt %s", f);
-        cr_assert(csv_field(line, 11, f, sizeof f) && !strcmp(f, GEN[k]), "n_gen %s", f);
-        cr_assert(csv_field(line, 13, f, sizeof f) && atof(f) > 0, "avg_ts %s", f);
-        cr_assert(csv_field(line, 22, f, sizeof f) && test_count(f, ",") == 2, "3 samples: %s", f);
-        cr_assert(csv_field(line, 24, f, sizeof f) && !csv_field(line, 25, f, sizeof f), "25 fields: %s", line);
+        cr_assert(csv_field(line, 11, f, sizeof f) && !strcmp(f, PROMPT[k]), "n_prompt %s", f);
+        cr_assert(csv_field(line, 12, f, sizeof f) && !strcmp(f, GEN[k]), "n_gen %s", f);
+        cr_assert(csv_field(line, 14, f, sizeof f) && atof(f) > 0, "avg_ts %s", f);
+        cr_assert(csv_field(line, 23, f, sizeof f) && test_count(f, ",") == 2, "3 samples: %s", f);
+        cr_assert(csv_field(line, 25, f, sizeof f) && !csv_field(line, 26, f, sizeof f), "26 fields: %s", line);
     }
     char *jsonl[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "1", "-o", "jsonl", NULL};
     rc = bench_run(jsonl);
@@ -231,7 +231,7 @@ Test(bench_cli, csv_and_jsonl) {
     LEAK_CHECK();
 }
 
-/* -o sql: a CREATE TABLE IF NOT EXISTS of the 25 fields, typed, then one
+/* -o sql: a CREATE TABLE IF NOT EXISTS of the 26 fields, typed, then one
  * INSERT per test with strings quoted (a quote in the path doubled). Where
  * Python's sqlite3 is at hand, SQLite runs it twice into one database and
  * reads back what it stored. */
@@ -244,7 +244,7 @@ Test(bench_cli, sql_for_sqlite) {
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert(!strncmp(out, "CREATE TABLE IF NOT EXISTS infer_bench (\n  model_filename TEXT,\n", 64), "%s", out);
     cr_assert_eq(test_count(out, " TEXT"), 8, "%s", out);
-    cr_assert_eq(test_count(out, " INTEGER"), 8, "%s", out);
+    cr_assert_eq(test_count(out, " INTEGER"), 9, "%s", out);
     cr_assert_eq(test_count(out, " REAL"), 9, "%s", out);
     cr_assert_eq(test_count(out, "  build_version TEXT\n);\n\n"), 1, "%s", out);
     cr_assert_eq(test_count(out, "INSERT INTO infer_bench (model_filename, model_type, "), 2, "two tests: %s", out);
@@ -330,18 +330,61 @@ Test(bench_cli, batch_sizes_and_cache_types) {
     char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "-o", "json", NULL};
     rc = bench_run(json);
     cr_assert_eq(rc, 0, "stderr: %s", err);
-    cr_assert_eq(test_count(out, "\"n_batch\": 2048, \"n_ubatch\": 512, \"type_k\": \"f16\", \"type_v\": \"f16\","), 1,
-                 "%s", out);
+    cr_assert_eq(test_count(out, "\"n_batch\": 2048, \"n_ubatch\": 512, \"type_k\": \"f16\", \"type_v\": \"f16\", "
+                                 "\"use_mmap\": 1,"),
+                 1, "%s", out);
     char *md[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", NULL};
     rc = bench_run(md);
     unlink(a);
     cr_assert_eq(rc, 0, "stderr: %s", err);
-    cr_assert(!strstr(out, "n_batch") && !strstr(out, "type_k"), "no option columns by default: %s", out);
+    cr_assert(!strstr(out, "n_batch") && !strstr(out, "type_k") && !strstr(out, "mmap"),
+              "no option columns by default: %s", out);
     char *differ[] = {bin, "-m", "x.gguf", "-ctk", "f16", "-ctv", "f32", NULL};
     cr_assert_neq(bench_run(differ), 0);
     cr_assert(strstr(err, "one type"), "%s", err);
     char *q8[] = {bin, "-m", "x.gguf", "-ctk", "q8_0", NULL};
     cr_assert_neq(bench_run(q8), 0);
+    LEAK_CHECK();
+}
+
+/* -mmp as llama-bench's: a list of 0 (read the file) and 1 (map it), each
+ * a load of the model, outermost after the model; a column when given,
+ * use_mmap in JSON always. Anything but 0 and 1 is refused. */
+Test(bench_cli, mmap_or_read_as_llama_bench) {
+    char bin[600], a[] = "/tmp/infer-bench-mmp-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q4_0, 11);
+    char *argv[] = {bin, "-m", a, "-p", "8", "-n", "2", "-r", "1", "-t", "1,2", "-mmp", "0,1", NULL};
+    int rc = bench_run(argv);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    char row[1024], c[128];
+    cr_assert(test_md_row(out, 0, row, sizeof row));
+    test_md_cell(row, 5, c, sizeof c);
+    cr_assert_str_eq(c, "mmap", "%s", row);
+    /* mmap 0: (1 thread: pp8, tg2), (2 threads: the same); then mmap 1 */
+    for (int k = 0; k < 8; k++) {
+        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        test_md_cell(row, 4, c, sizeof c);
+        cr_assert_str_eq(c, k % 4 < 2 ? "1" : "2", "%s", row);
+        test_md_cell(row, 5, c, sizeof c);
+        cr_assert_str_eq(c, k < 4 ? "0" : "1", "%s", row);
+        test_md_cell(row, 6, c, sizeof c);
+        cr_assert_str_eq(c, k % 2 ? "tg2" : "pp8", "%s", row);
+        test_md_cell(row, 7, c, sizeof c);
+        cr_assert(atof(c) > 0, "t/s in %s", row);
+    }
+    cr_assert_not(test_md_row(out, 10, row, sizeof row), "8 rows: %s", out);
+    char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "-mmp", "0", "-o", "jsonl", NULL};
+    rc = bench_run(json);
+    unlink(a);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert_eq(test_count(out, "\"use_mmap\": 0,"), 1, "%s", out);
+    static const char *const BAD[] = {"2", "-1", "0,2", "0-2", "x", ""};
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        char *bad[] = {bin, "-m", "x.gguf", "-mmp", (char *)BAD[i], NULL};
+        cr_assert_eq(bench_run(bad), 1, "-mmp '%s' refused", BAD[i]);
+        cr_assert(strstr(err, "-mmp"), "-mmp '%s': %s", BAD[i], err);
+    }
     LEAK_CHECK();
 }
 
@@ -398,7 +441,8 @@ Test(bench_cli, lists_and_ranges_as_llama_bench) {
     cr_assert_not(test_md_row(out, 12, row, sizeof row), "ten rows: %s", out);
     static const char *const bad[][2] = {{"-p", "1-17"}, {"-p", "8-4"}, {"-p", "1-8+0"}, {"-p", "1-8*1"},
                                           {"-p", "1-"}, {"-p", "1-4x"}, {"-t", "0-2"}, {"-r", "3,4"},
-                                          {"-r", "2-3"}, {"-ngl", "1,2"}, {"--delay", "1,1"}};
+                                          {"-r", "2-3"}, {"-ngl", "1,2"}, {"--delay", "1,1"}, {"-p", ""},
+                                          {"-t", ","}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv2[] = {bin, "-m", "x.gguf", (char *)bad[i][0], (char *)bad[i][1], NULL};
         cr_assert_eq(bench_run(argv2), 1, "%s %s must be refused: %s",
