@@ -626,24 +626,15 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-/* s as a CSV field: always quoted, quotes doubled (RFC 4180). */
-static void csv_str(FILE *f, const char *s) {
-    fputc('"', f);
+/* s quoted by q, each q in it doubled: a CSV field (q '"', RFC 4180) or
+ * an SQL string literal (q '\''). */
+static void quoted_str(FILE *f, const char *s, char q) {
+    fputc(q, f);
     for (const char *p = s; *p; p++) {
-        if (*p == '"') fputc('"', f);
+        if (*p == q) fputc(q, f);
         fputc(*p, f);
     }
-    fputc('"', f);
-}
-
-/* s as an SQL string literal: quoted, quotes doubled. */
-static void sql_str(FILE *f, const char *s) {
-    fputc('\'', f);
-    for (const char *p = s; *p; p++) {
-        if (*p == '\'') fputc('\'', f);
-        fputc(*p, f);
-    }
-    fputc('\'', f);
+    fputc(q, f);
 }
 
 /* The fields of a JSON object, a JSONL line, a CSV row and an SQL row, in
@@ -706,8 +697,7 @@ static void print_record(FILE *f, const result *r, int fmt) {
         if (json) fprintf(f, "\"%s\": ", names[i]);
         if (!str[i] || (i == 23 && json)) fputs(str[i] ? str[i] : num[i], f);
         else if (json) json_str(f, str[i]);
-        else if (sql) sql_str(f, str[i]);
-        else csv_str(f, str[i]);
+        else quoted_str(f, str[i], sql ? '\'' : '"');
     }
     if (json) fputc('}', f);
     if (sql) fputs(");", f);

@@ -377,42 +377,18 @@ static void x2v_matmul(uint32_t weight_type, const void *W, size_t row_bytes, in
     matmul_with(x2v_matmul_quant, weight_type, W, row_bytes, n_rows, n_cols, act, act_stride, n_tok, out, out_stride);
 }
 
-const kernel_table kernels_avx2 = {
-    .isa = INFER_ISA_AVX2,
-    .name = "avx2",
-    .vec_dot_type = infer_ref_vec_dot_type,
-    .quantize_act = x2_quantize_act,
-    .matmul = x2_matmul,
-    .matmul_kn = x2_matmul_kn,
-    .packed_rows = X86_PACK_ROWS,
-    .packed_size = x2_packed_size,
-    .pack = x2_pack_weights,
-    .matmul_packed = x2_matmul_packed,
-    .dequantize = x2_dequantize,
-    .silu_mul = x2_silu_mul,
-    .add = x2_add,
-    .rms_norm = x2_rms_norm,
-    .exp_sum = x2_exp_sum,
-    .softmax = x2_softmax,
-};
+/* The AVX2 table, with the given quantized matmuls. */
+#define X2_TABLE(ISA, NAME, MATMUL, MATMUL_PACKED)                                                                     \
+    {                                                                                                                   \
+        .isa = ISA, .name = NAME, .vec_dot_type = infer_ref_vec_dot_type, .quantize_act = x2_quantize_act,             \
+        .matmul = MATMUL, .matmul_kn = x2_matmul_kn, .packed_rows = X86_PACK_ROWS, .packed_size = x2_packed_size,      \
+        .pack = x2_pack_weights, .matmul_packed = MATMUL_PACKED, .dequantize = x2_dequantize,                          \
+        .silu_mul = x2_silu_mul, .add = x2_add, .rms_norm = x2_rms_norm, .exp_sum = x2_exp_sum,                        \
+        .softmax = x2_softmax,                                                                                          \
+    }
+
+const kernel_table kernels_avx2 = X2_TABLE(INFER_ISA_AVX2, "avx2", x2_matmul, x2_matmul_packed);
 
 /* AVX2 with AVX-VNNI: the same table but for the batch matmuls
  * (avxvnni_gemm.c), whose results are the same bits. */
-const kernel_table kernels_avxvnni = {
-    .isa = INFER_ISA_AVXVNNI,
-    .name = "avxvnni",
-    .vec_dot_type = infer_ref_vec_dot_type,
-    .quantize_act = x2_quantize_act,
-    .matmul = x2v_matmul,
-    .matmul_kn = x2_matmul_kn,
-    .packed_rows = X86_PACK_ROWS,
-    .packed_size = x2_packed_size,
-    .pack = x2_pack_weights,
-    .matmul_packed = x2v_matmul_packed,
-    .dequantize = x2_dequantize,
-    .silu_mul = x2_silu_mul,
-    .add = x2_add,
-    .rms_norm = x2_rms_norm,
-    .exp_sum = x2_exp_sum,
-    .softmax = x2_softmax,
-};
+const kernel_table kernels_avxvnni = X2_TABLE(INFER_ISA_AVXVNNI, "avxvnni", x2v_matmul, x2v_matmul_packed);
