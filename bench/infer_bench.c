@@ -139,12 +139,11 @@ static int parse_list(const char *flag, const char *s, int *list, int *n, int ca
     return 0;
 }
 
-/* One number (lo .. 2^24) for an option that takes one; 0 on success. */
+/* One number (lo .. 2^24) for an option that takes one: a list with room
+ * for one, which refuses none and more; 0 on success. */
 static int parse_one(const char *flag, const char *s, int lo, int *v) {
     int n = 0;
-    if (parse_list(flag, s, v, &n, 1, lo)) return -1;
-    if (n != 1) fprintf(stderr, "infer-bench: %s: bad value '%s' (one number)\n", flag, s);
-    return n == 1 ? 0 : -1;
+    return parse_list(flag, s, v, &n, 1, lo);
 }
 
 /* list without its zeros. */
