@@ -334,6 +334,9 @@ static infer_status weights_new(vk_dev *d, const infer_model *m, vk_weights **ou
         goto done;
     }
     w->model = m;
+    /* The upload reads the file's layout of every matrix: rows a CPU
+     * context repacked and dropped from memory are read back first. */
+    if ((s = model_file_layout(m, err)) != INFER_OK) goto done;
     list_model(m, L);
     int32_t max_index = -1;
     for (size_t i = 0; i < L->n; i++) max_index = L->w[i]->index > max_index ? L->w[i]->index : max_index;

@@ -512,6 +512,7 @@ infer_status infer_gguf_open_memory(const void *data, size_t size, unsigned flag
     g->size = size;
     g->flags = flags;
     g->backing = GGUF_BORROWED;
+    g->fd = -1;
     infer_status s = gguf_parse(g, err);
     if (s != INFER_OK) {
         infer_gguf_close(g);
@@ -563,6 +564,7 @@ infer_status infer_gguf_open(const char *path, unsigned flags, infer_gguf **out,
     g->size = (size_t)st.st_size;
     g->flags = flags;
     g->backing = GGUF_BORROWED; /* nothing to release yet */
+    g->fd = -1;
 
     if (g->size > 0 && !(flags & INFER_GGUF_NO_MMAP)) {
         void *m = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -572,7 +574,9 @@ infer_status infer_gguf_open(const char *path, unsigned flags, infer_gguf **out,
         }
     }
     if (g->size > 0 && g->backing != GGUF_MMAP) {
-        uint8_t *buf = infer_malloc(g->size);
+        /* Anonymous memory of its own (not malloc's), so that pages of it
+         * can be dropped and read back (gguf_read_back). */
+        uint8_t *buf = infer_map(g->size);
         if (!buf) {
             s = set_error(err, INFER_ENOMEM, "out of memory reading %zu bytes", g->size);
             goto fail;
@@ -580,8 +584,11 @@ infer_status infer_gguf_open(const char *path, unsigned flags, infer_gguf **out,
         g->data = buf;
         g->backing = GGUF_HEAP;
         if ((s = read_all(fd, buf, g->size, "file", err)) != INFER_OK) goto fail;
+        g->fd = fd;
+        g->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    } else {
+        close(fd);
     }
-    close(fd);
     fd = -1;
 
     if ((s = gguf_parse(g, err)) != INFER_OK) goto fail;
@@ -598,6 +605,28 @@ void infer_gguf_close(infer_gguf *g) {
     if (!g) return;
     gguf_free_parsed(g);
     if (g->backing == GGUF_MMAP) munmap((void *)g->data, g->size);
-    else if (g->backing == GGUF_HEAP) infer_free((void *)g->data);
+    else if (g->backing == GGUF_HEAP) infer_unmap((void *)g->data, g->size);
+    if (g->fd >= 0) close(g->fd);
     infer_free(g);
+}
+
+infer_status gguf_read_back(const infer_gguf *g, size_t off, size_t len, infer_error *err) {
+    struct stat st;
+    size_t end;
+    if (!g || g->backing != GGUF_HEAP || g->fd < 0 || ck_add(off, len, &end) || end > g->size)
+        return set_error(err, INFER_EINVAL, "gguf_read_back: no such range of a file read into memory");
+    if (fstat(g->fd, &st) != 0) return set_error(err, INFER_EIO, "cannot stat the model file: %s", strerror(errno));
+    if ((uint64_t)st.st_size != (uint64_t)g->size ||
+        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != g->mtime_ns)
+        return set_error(err, INFER_EIO, "the model file changed after it was read into memory");
+    uint8_t *buf = (uint8_t *)g->data; /* HEAP: memory of our own */
+    while (len > 0) {
+        const ssize_t r = pread(g->fd, buf + off, len, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return set_error(err, INFER_EIO, "reading the model file again failed: %s", strerror(errno));
+        if (r == 0) return set_error(err, INFER_EIO, "the model file changed after it was read into memory");
+        off += (size_t)r;
+        len -= (size_t)r;
+    }
+    return INFER_OK;
 }

@@ -1,5 +1,6 @@
 /* gguf_internal.h - the reader's data structures, shared by gguf.c (parse)
- * and gguf_get.c (accessors). Nothing outside those two files uses them. */
+ * and gguf_get.c (accessors); the model loader and model_pack.c also look
+ * at how the data is held (backing) and read back rows they dropped. */
 #ifndef INFER_GGUF_INTERNAL_H
 #define INFER_GGUF_INTERNAL_H
 
@@ -18,12 +19,17 @@ typedef struct {
     uint64_t offset;       /* file offset where this entry begins */
 } gguf_kv;
 
+/* BORROWED: the caller's memory; MMAP: the file mapped (read-only,
+ * private); HEAP: the file read into an anonymous mapping of our own, the
+ * file kept open (fd) so that pages dropped from it can be read back. */
 enum gguf_backing { GGUF_BORROWED, GGUF_MMAP, GGUF_HEAP };
 
 struct infer_gguf {
     const uint8_t *data;       /* the whole file */
     size_t size;
     enum gguf_backing backing; /* who releases data */
+    int fd;                    /* HEAP: the file (closed with g); else -1 */
+    int64_t mtime_ns;          /* HEAP: the file's modification time when read */
     unsigned flags;
     uint32_t version;
     uint32_t alignment;        /* general.alignment, or 32 */
@@ -33,5 +39,12 @@ struct infer_gguf {
     uint64_t n_tensors;
     infer_gguf_tensor *tensors; /* [n_tensors], data pointers inside the file */
 };
+
+/* Read bytes [off, off + len) of a HEAP gguf's file back into its data
+ * (pages of it dropped with MADV_DONTNEED read as zeros until then).
+ * Fails (INFER_EIO) when the file's size or modification time changed
+ * since it was read, or on a short read; INFER_EINVAL for any other
+ * backing or a range outside the file. */
+infer_status gguf_read_back(const infer_gguf *g, size_t off, size_t len, infer_error *err);
 
 #endif

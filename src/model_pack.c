@@ -3,20 +3,30 @@
  * repacked layout (kernels/dispatch.h: packed_size, pack), made once per
  * model by the first CPU context and shared by all of them.
  *
- * Memory: the repacked copy replaces the mapped rows rather than adding to
- * them. Each tensor's pages are dropped from this process (MADV_DONTNEED
- * on the read-only file mapping: the file and the page cache are
- * untouched; a later read, e.g. by a Vulkan context uploading the same
- * model, faults them back in) right after it is repacked, so the resident
- * size stays about one model. Models read into memory (--no-mmap,
- * infer_model_load_memory) keep the file's layout: their rows cannot be
- * dropped, and a second copy would double them.
+ * Memory: the repacked copy replaces the file's rows rather than adding to
+ * them. Each tensor's whole pages are dropped from this process
+ * (MADV_DONTNEED) right after it is repacked, so the resident size stays
+ * about one model:
+ *  - a mapped model (the read-only, private file mapping): the file and
+ *    the page cache are untouched, and a later read of those rows faults
+ *    them back in from the file;
+ *  - a model read into memory (--no-mmap; gguf.c's HEAP, which keeps the
+ *    file open): the pages are released and read as zeros, so the ranges
+ *    are recorded, and anyone who will read the file's layout of them
+ *    first calls model_file_layout, which reads them back from the file
+ *    and stops further drops. That is a Vulkan context uploading the
+ *    weights, or a CPU context at another kernel level (model_packed
+ *    does it). The token embedding is not dropped there, since every
+ *    token reads rows of it (get_rows) when the output matrix is tied to it.
+ * Models in the caller's memory (infer_model_load_memory) keep the file's
+ * layout: their rows cannot be dropped, and a second copy would double them.
  *
  * Lifetime and threads: the state lives in m->pack, allocated with the
  * model and freed with it; the mutex makes make-once-then-read safe for
  * contexts created on several threads, and a context only reads the
- * pointers after taking the mutex once. INFER_REPACK=0 in the environment
- * turns repacking off (for comparisons).
+ * pointers after taking the mutex once. The dropped ranges are written
+ * back under the same mutex. INFER_REPACK=0 in the environment turns
+ * repacking off (for comparisons).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -35,6 +45,12 @@ struct model_pack {
     uint8_t *mem;    /* all repacked tensors */
     size_t size;
     const void **at; /* [n_tensors]: repacked tensor by file index, or NULL */
+    /* A model read into memory: the page ranges dropped from it, [off, off
+     * + len) of the file, to read back before anyone reads them
+     * (model_file_layout); keep: the file's layout is wanted, drop no more. */
+    size_t *dropped_off, *dropped_len; /* [cap_dropped]: one per tensor at most */
+    size_t n_dropped, cap_dropped;
+    int keep;
 };
 
 infer_status model_pack_new(model_pack **out, infer_error *err) {
@@ -52,25 +68,60 @@ void model_pack_free(model_pack *p) {
     if (!p) return;
     infer_unmap(p->mem, p->size);
     infer_free((void *)p->at);
+    infer_free(p->dropped_off);
+    infer_free(p->dropped_len);
     pthread_mutex_destroy(&p->lock);
     infer_free(p);
 }
 
-/* Drop [p, p + n)'s whole pages of the file mapping from this process. */
-static void drop_pages(const void *p, size_t n) {
+/* Drop [q, q + n)'s whole pages of the file's data from this process: of
+ * the mapping (read back from the file on the next touch) or of the memory
+ * it was read into (zeros until model_file_layout; the range is recorded). */
+static void drop_pages(const infer_model *m, model_pack *p, const void *q, size_t n) {
     const long pg = sysconf(_SC_PAGESIZE);
+    const infer_gguf *g = m->gguf;
     if (pg <= 0) return;
-    uintptr_t a = (uintptr_t)p, e = a + n;
+    uintptr_t a = (uintptr_t)q, e = a + n;
     a = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
     e &= ~((uintptr_t)pg - 1);
-    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+    if (e <= a) return;
+    if (g->backing == GGUF_HEAP) {
+        if (p->keep || p->n_dropped >= p->cap_dropped) return; /* kept (never past the arrays) */
+        p->dropped_off[p->n_dropped] = (size_t)(a - (uintptr_t)g->data);
+        p->dropped_len[p->n_dropped++] = (size_t)(e - a);
+    }
+    (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* Read every dropped range back (the mutex held); from now on the file's
+ * layout stays whole. A range read back is struck off, so a failure can
+ * be retried. */
+static infer_status restore_locked(const infer_model *m, model_pack *p, infer_error *err) {
+    p->keep = 1;
+    while (p->n_dropped > 0) {
+        const size_t k = p->n_dropped - 1;
+        infer_status s = gguf_read_back(m->gguf, p->dropped_off[k], p->dropped_len[k], err);
+        if (s != INFER_OK) return s;
+        p->n_dropped = k;
+    }
+    return INFER_OK;
+}
+
+infer_status model_file_layout(const infer_model *m, infer_error *err) {
+    model_pack *p = m->pack;
+    if (!p) return INFER_OK;
+    pthread_mutex_lock(&p->lock);
+    infer_status s = restore_locked(m, p, err);
+    pthread_mutex_unlock(&p->lock);
+    return s;
 }
 
 static int repack_wanted(const infer_model *m, const kernel_table *kt) {
     const char *env = getenv("INFER_REPACK");
     if (env && strcmp(env, "0") == 0) return 0;
+    const infer_gguf *g = m->gguf;
     return kt->packed_size && kt->pack && kt->matmul_packed && kt->packed_rows > 0 && !m->vocab_only &&
-           m->gguf->backing == GGUF_MMAP;
+           (g->backing == GGUF_MMAP || (g->backing == GGUF_HEAP && g->fd >= 0));
 }
 
 /* The tensor index of matmul weight w, or -1 when it has no rows to pack. */
@@ -107,6 +158,17 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
         }
         total = (size_t)t;
     }
+    if (total > 0 && m->gguf->backing == GGUF_HEAP && !p->keep && !p->cap_dropped) {
+        infer_free(p->dropped_off); /* from an attempt that failed below */
+        infer_free(p->dropped_len);
+        p->dropped_off = infer_malloc_array(n_tensors, sizeof *p->dropped_off);
+        p->dropped_len = infer_malloc_array(n_tensors, sizeof *p->dropped_len);
+        if (!p->dropped_off || !p->dropped_len) {
+            s = set_error(err, INFER_ENOMEM, "out of memory");
+            goto out;
+        }
+        p->cap_dropped = n_tensors;
+    }
     if (total > 0) {
         p->mem = infer_map(total);
         if (!p->mem) {
@@ -122,7 +184,8 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
         const int64_t rows = w->rows / kt->packed_rows * kt->packed_rows;
         kt->pack(w->type, w->data, w->row_bytes, w->rows, w->cols, p->mem + offs[ti]);
         at[ti] = p->mem + offs[ti];
-        drop_pages(w->data, (size_t)rows * w->row_bytes);
+        /* at most one range per tensor (each tensor is packed once) */
+        if (m->gguf->backing != GGUF_HEAP || ti != m->tok_embd.index) drop_pages(m, p, w->data, (size_t)rows * w->row_bytes);
     }
     p->at = at;
     at = NULL;
@@ -146,6 +209,7 @@ infer_status model_packed(const infer_model *m, const kernel_table *kt, const vo
         }
     }
     if (s == INFER_OK && p->isa == kt->isa) *out = p->at;
+    else if (s == INFER_OK) s = restore_locked(m, p, err); /* another level: it reads the file's layout */
     pthread_mutex_unlock(&p->lock);
     return s;
 }

@@ -952,15 +952,18 @@ Test(kernels_simd_model, batch_logits_same_at_1_2_3_threads_q4_k_m) { batch_thre
 
 /* Repacked weights at model level: every quantized rand-small model at
  * each level that repacks, a 7-token prompt (batched matmuls) then 3 single tokens
- * (generation kernels), with the weights repacked (default) and with the
- * file's layout (INFER_REPACK=0 when the second copy's first context is
- * made): every logit identical bit for bit. */
-static void logits_run(const char *path, float *out, size_t n_vocab) {
+ * (generation kernels), with the weights repacked (default), repacked
+ * from a model read into memory (use_mmap = 0) and with the file's layout
+ * (INFER_REPACK=0 when the last copy's first context is made): every
+ * logit identical bit for bit. */
+static void logits_run(const char *path, int use_mmap, float *out, size_t n_vocab) {
     static const int32_t prompt[7] = {1, 15, 200, 7, 99, 300, 42};
     infer_error err = {0};
     infer_model *m = NULL;
     infer_context *c = NULL;
-    cr_assert_eq(infer_model_load(path, NULL, &m, &err), INFER_OK, "%s", err.message);
+    infer_model_params mp = infer_model_default_params();
+    mp.use_mmap = use_mmap;
+    cr_assert_eq(infer_model_load(path, &mp, &m, &err), INFER_OK, "%s", err.message);
     infer_context_params cp = infer_context_default_params();
     cp.n_ctx = 64;
     cp.n_threads = 2;
@@ -988,17 +991,22 @@ static void repacked_at_level(const char *level, infer_isa isa) {
         SHARED_OR_SKIP(path, rel);
         const size_t nv = 512; /* rand-small vocabulary */
         float *a = malloc(4 * nv * sizeof(float)), *b = malloc(4 * nv * sizeof(float));
+        float *r = malloc(4 * nv * sizeof(float));
         unsetenv("INFER_REPACK");
-        logits_run(path, a, nv);
+        logits_run(path, 1, a, nv);
+        logits_run(path, 0, r, nv);
         setenv("INFER_REPACK", "0", 1);
-        logits_run(path, b, nv);
+        logits_run(path, 1, b, nv);
         unsetenv("INFER_REPACK");
         int nfail = 0;
-        for (size_t k = 0; k < 4 * nv; k++)
+        for (size_t k = 0; k < 4 * nv; k++) {
             CHECK(nfail, same(a[k], b[k]), "%s: logit %zu (step %zu) repacked %a, file layout %a", models[i], k % nv,
                   k / nv, a[k], b[k]);
+            CHECK(nfail, same(r[k], b[k]), "%s: logit %zu (step %zu) read into memory %a, file layout %a", models[i],
+                  k % nv, k / nv, r[k], b[k]);
+        }
         cr_assert_eq(nfail, 0, "%s", models[i]);
-        free(a), free(b);
+        free(a), free(b), free(r);
     }
     LEAK_CHECK();
 }

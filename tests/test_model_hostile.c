@@ -277,28 +277,31 @@ Test(model_hostile, inf_weights_sampled) { generate_from_bad_weights(2, 1.5f);  
 
 /* Allocation failure at every point of a whole model load (and a context
  * on it): each fails with ENOMEM and frees everything (ASan/LSan checks).
- * From memory, and from a mapped file (1-D weight copies, the repacked
- * weights of the first context). */
-static void alloc_failure_at_every_allocation(int mapped) {
+ * From memory (mode 0), from a mapped file (1: 1-D weight copies, the
+ * repacked weights of the first context) and from a file read into memory
+ * (2: its buffer, the repacked weights and the record of rows dropped). */
+static void alloc_failure_at_every_allocation(int mode) {
     synth_params p = synth_default_params();
-    if (mapped) p.wtype = INFER_TYPE_Q4_0; /* repacked where the level repacks */
+    if (mode) p.wtype = INFER_TYPE_Q4_0; /* repacked where the level repacks */
     void *buf;
     size_t size;
     infer_error err = {0};
     cr_assert_eq(synth_model(&p, &buf, &size, &err), INFER_OK);
     char path[] = "/tmp/infer-allocfail-XXXXXX";
-    if (mapped) {
+    if (mode) {
         int fd = mkstemp(path);
         cr_assert(fd >= 0);
         cr_assert_eq(write(fd, buf, size), (ssize_t)size);
         close(fd);
     }
+    infer_model_params mp = infer_model_default_params();
+    mp.use_mmap = mode == 1;
     int succeeded = 0;
     for (uint64_t k = 1; k < 100000 && !succeeded; k++) {
         infer_model *m = NULL;
         infer_context *c = NULL;
         infer_alloc_fail_at(k);
-        infer_status s = mapped ? infer_model_load(path, NULL, &m, &err) : infer_model_load_memory(buf, size, NULL, &m, &err);
+        infer_status s = mode ? infer_model_load(path, &mp, &m, &err) : infer_model_load_memory(buf, size, NULL, &m, &err);
         if (s == INFER_OK) s = infer_context_new(m, NULL, &c, &err);
         infer_alloc_fail_at(0);
         if (s == INFER_OK) succeeded = 1;
@@ -307,12 +310,17 @@ static void alloc_failure_at_every_allocation(int mapped) {
         infer_model_release(m);
     }
     cr_assert(succeeded);
-    if (mapped) unlink(path);
+    if (mode) unlink(path);
     free(buf);
 }
 
 Test(model_hostile, alloc_failure_at_every_allocation_of_a_load) {
     alloc_failure_at_every_allocation(0);
+    LEAK_CHECK();
+}
+
+Test(model_hostile, alloc_failure_at_every_allocation_of_a_load_read_into_memory) {
+    alloc_failure_at_every_allocation(2);
     LEAK_CHECK();
 }
 

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "context.h"
+#include "synth.h"
 #include "vulkan_testutil.h"
 
 TestSuite(vulkan_model, .init = vk_test_init);
@@ -374,5 +375,53 @@ Test(vulkan_model, two_threads_two_contexts_one_model) {
         cr_expect_eq(memcmp(jobs[i].logits, one.logits, sizeof one.logits), 0, "thread %d's logits differ", i);
     }
     infer_model_release(m);
+    vk_expect_clean();
+}
+
+/* A model read into memory (use_mmap = 0) whose CPU context has repacked
+ * its matrices and dropped the file's rows: a Vulkan context made after it
+ * uploads the rows read back from the file, so its logits are those of a
+ * Vulkan context on the mapped model, bit for bit. */
+static void vk_logits(infer_context *c, float *out, size_t nv) {
+    int32_t ids[6] = {1, 260, 270, 280, 290, 299};
+    infer_error err = {0};
+    cr_assert_eq(infer_decode(c, ids, 6, 0, &err), INFER_OK, "%s", err.message);
+    memcpy(out, infer_logits(c), nv * sizeof(float));
+}
+
+Test(vulkan_model, upload_after_a_cpu_context_of_a_model_read_into_memory) {
+    synth_params p = synth_default_params();
+    p.n_embd = 256; /* matrices of whole pages */
+    p.n_ff = 512;
+    p.wtype = INFER_TYPE_Q8_0;
+    char path[] = "/tmp/infer-vkpack-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    infer_error err = {0};
+    cr_assert_eq(synth_model_file(&p, path, &err), INFER_OK, "%s", err.message);
+    infer_model_params mp = infer_model_default_params();
+    infer_model *mapped = NULL, *read = NULL;
+    cr_assert_eq(infer_model_load(path, &mp, &mapped, &err), INFER_OK, "%s", err.message);
+    mp.use_mmap = 0;
+    cr_assert_eq(infer_model_load(path, &mp, &read, &err), INFER_OK, "%s", err.message);
+    const size_t nv = (size_t)infer_model_n_vocab(mapped);
+    float *want = malloc(nv * sizeof(float)), *got = malloc(nv * sizeof(float));
+    infer_context *c = vk_context(mapped, 32, INFER_TYPE_F16, 0); /* skips without a device */
+    vk_logits(c, want, nv);
+    infer_context_free(c);
+    infer_model_release(mapped);
+
+    infer_context *cpu = cpu_context(read, 32, INFER_TYPE_F16, 0); /* repacks (where the level does) */
+    c = vk_context(read, 32, INFER_TYPE_F16, 0);
+    vk_logits(c, got, nv);
+    cr_assert(!memcmp(want, got, nv * sizeof(float)), "Vulkan after a CPU context, model read into memory: logits differ");
+    vk_logits(cpu, got, nv); /* the CPU context is unharmed */
+    infer_context_free(c);
+    infer_context_free(cpu);
+    infer_model_release(read);
+    free(want);
+    free(got);
+    unlink(path);
     vk_expect_clean();
 }

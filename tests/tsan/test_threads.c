@@ -6,7 +6,9 @@
  *
  *  - several contexts on several threads sharing one model give the same
  *    tokens as one thread alone (each context with a 2-thread pool), also
- *    when their creation races to repack a mapped model's weights;
+ *    when their creation races to repack a model's weights, mapped or read
+ *    into memory (there with a fifth thread asking for the file's layout
+ *    back, as a Vulkan upload does);
  *  - a second thread calling into a busy context gets INFER_EBUSY;
  *  - the last reference to a model dropped on another thread while a
  *    context still decodes;
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "infer.h"
+#include "model.h"
 #include "../pool_testutil.h"
 #include "synth.h"
 
@@ -105,14 +108,25 @@ static void shared_model_many_contexts(void) {
 
 /* ---- repacked weights made by whichever context comes first ------------------------ */
 
-/* A Q4_0 model from a file (mapped, so the CPU kernels repack it): four
- * threads create their contexts at once, racing to trigger the one-time
- * repacking, and must all sample what the same model read into memory
- * (file layout, never repacked) samples on one thread. */
-static void packed_model_many_contexts(void) {
+/* A Q4_0 model from a file (the CPU kernels repack it, mapped or read into
+ * memory): four threads create their contexts at once, racing to trigger
+ * the one-time repacking, and must all sample what the same model in the
+ * caller's memory (infer_model_load_memory: the file's layout, never
+ * repacked) samples on one thread. Read into memory, a fifth thread asks
+ * for the file's layout back meanwhile (model_file_layout, as a Vulkan
+ * upload does): before the repacking or after it. */
+static void *file_layout(void *arg) {
+    infer_error err;
+    if (model_file_layout(arg, &err) != INFER_OK) fprintf(stderr, "model_file_layout: %s\n", err.message);
+    return NULL;
+}
+
+static void packed_model_many_contexts(int use_mmap) {
     synth_params p = synth_default_params();
     p.std = 0.2f;
     p.wtype = INFER_TYPE_Q4_0;
+    p.n_embd = 256; /* matrices of whole pages: some are dropped */
+    p.n_ff = 512;
     void *buf = NULL;
     size_t size = 0;
     infer_error err;
@@ -123,21 +137,25 @@ static void packed_model_many_contexts(void) {
           "cannot write a Q4_0 model to %s", path);
     if (f) fclose(f);
     infer_model *mem = NULL, *file = NULL;
+    infer_model_params mp = infer_model_default_params();
+    mp.use_mmap = use_mmap;
     if (buf && infer_model_load_memory(buf, size, NULL, &mem, &err) == INFER_OK &&
-        infer_model_load(path, NULL, &file, &err) == INFER_OK) {
+        infer_model_load(path, &mp, &file, &err) == INFER_OK) {
         worker alone = {.m = mem};
         run_worker(&alone);
         CHECK(alone.ok, "single-thread run failed");
         worker ws[4];
-        pthread_t th[4];
+        pthread_t th[5];
         for (int i = 0; i < 4; i++) {
             ws[i] = (worker){.m = file};
             pthread_create(&th[i], NULL, run_worker, &ws[i]);
         }
-        for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+        if (!use_mmap) pthread_create(&th[4], NULL, file_layout, file);
+        for (int i = 0; i < 4 + !use_mmap; i++) pthread_join(th[i], NULL);
         for (int i = 0; i < 4; i++)
             CHECK(ws[i].ok && !memcmp(ws[i].out, alone.out, sizeof alone.out),
-                  "thread %d on the repacked model differs from the file layout", i);
+                  "thread %d on the repacked model (%s) differs from the file layout", i,
+                  use_mmap ? "mapped" : "read into memory");
     } else {
         CHECK(0, "load: %s", err.message);
     }
@@ -303,7 +321,8 @@ int main(void) {
         return 2;
     }
     shared_model_many_contexts();
-    packed_model_many_contexts();
+    packed_model_many_contexts(1);
+    packed_model_many_contexts(0);
     busy_context();
     release_under_live_context();
     concurrent_tokenize();

@@ -1,0 +1,223 @@
+/*
+ * test_model_pack.c - a model read into memory (use_mmap = 0, --no-mmap)
+ * gets the CPU kernels' repacked weights as a mapped one does: the same
+ * logits bit for bit, the file's rows they replace released from memory
+ * (the token embedding kept when the output is tied to it), and those rows
+ * read back from the file, byte for byte, for whoever reads the file's
+ * layout (model_file_layout: a Vulkan upload); refused, and retried later,
+ * when the file changed in between. Synthetic models: these always run.
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gguf_internal.h"
+
+#include "infer.h"
+#include "model.h"
+#include "synth.h"
+#include "testutil.h"
+
+#define NV 300 /* synth vocabulary */
+
+/* A Q8_0 model whose matrices span whole pages (256 x 256: 17 pages). */
+static void write_model(char *path, int tied) {
+    synth_params p = synth_default_params();
+    p.n_embd = 256;
+    p.n_ff = 512;
+    p.n_head = 4;
+    p.n_head_kv = 2;
+    p.wtype = INFER_TYPE_Q8_0;
+    p.tied = tied;
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    infer_error err = {0};
+    cr_assert_eq(synth_model_file(&p, path, &err), INFER_OK, "%s", err.message);
+}
+
+static infer_model *load(const char *path, int use_mmap) {
+    infer_model_params mp = infer_model_default_params();
+    mp.use_mmap = use_mmap;
+    infer_model *m = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_model_load(path, &mp, &m, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(m->gguf->backing, use_mmap ? GGUF_MMAP : GGUF_HEAP);
+    return m;
+}
+
+/* A 5-token prompt (batch kernels), then 2 single tokens (generation
+ * kernels): the 3 logit rows into out[3 * NV]. */
+static void logits_of(infer_context *c, float *out) {
+    static const int32_t prompt[5] = {1, 260, 270, 280, 290};
+    infer_error err = {0};
+    cr_assert_eq(infer_context_reset(c), INFER_OK);
+    cr_assert_eq(infer_decode(c, prompt, 5, 0, &err), INFER_OK, "%s", err.message);
+    memcpy(out, infer_logits(c), NV * sizeof(float));
+    for (int i = 0; i < 2; i++) {
+        const int32_t tok = 261 + 7 * i;
+        cr_assert_eq(infer_decode(c, &tok, 1, 0, &err), INFER_OK, "%s", err.message);
+        memcpy(out + (size_t)(i + 1) * NV, infer_logits(c), NV * sizeof(float));
+    }
+}
+
+static infer_context *context(infer_model *m) {
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 32;
+    cp.n_threads = 2;
+    infer_context *c = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    return c;
+}
+
+static void model_logits(infer_model *m, float *out) {
+    infer_context *c = context(m);
+    logits_of(c, out);
+    infer_context_free(c);
+}
+
+/* Resident pages among the whole pages inside [p, p + n), and how many. */
+static size_t resident(const void *p, size_t n, size_t *whole) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), e = ((uintptr_t)p + n) & ~(pg - 1);
+    *whole = e > a ? (size_t)((e - a) / pg) : 0;
+    if (!*whole) return 0;
+    unsigned char v[4096];
+    cr_assert_leq(*whole, sizeof v);
+    cr_assert_eq(mincore((void *)a, e - a, v), 0);
+    size_t r = 0;
+    for (size_t i = 0; i < *whole; i++) r += v[i] & 1;
+    return r;
+}
+
+static void skip_unless_repacking(void) {
+    const kernel_table *kt = kernels_get();
+    if (!kt->packed_size) cr_skip_test("the %s kernels keep the file's layout: nothing is repacked", kt->name);
+}
+
+/* Dropped and read back: every matrix's whole pages of its repacked rows
+ * are out of memory after the first context, and back, equal to the file,
+ * after model_file_layout; the logits never change. */
+Test(model_pack, read_into_memory_repacks_releases_and_reads_back) {
+    skip_unless_repacking();
+    char path[] = "/tmp/infer-pack-XXXXXX";
+    write_model(path, 0);
+    float want[3 * NV], got[3 * NV];
+    infer_model *mm = load(path, 1);
+    model_logits(mm, want);
+    infer_model_release(mm);
+
+    infer_model *m = load(path, 0);
+    const int64_t pr = kernels_get()->packed_rows;
+    infer_context *c = context(m);
+    logits_of(c, got);
+    cr_assert(!memcmp(want, got, sizeof want), "read into memory: logits differ from the mapped model's");
+    size_t n_dropped = 0;
+    for (size_t i = 0; i < model_n_matrices(m); i++) {
+        const weight *w = model_matrix(m, i);
+        size_t whole;
+        const size_t r = resident(w->data, (size_t)(w->rows / pr * pr) * w->row_bytes, &whole);
+        cr_assert_gt(whole, 0, "matrix %zu: no whole page (the test's shapes are too small)", i);
+        cr_assert_eq(r, 0, "matrix %zu: %zu of %zu pages still resident after repacking", i, r, whole);
+        n_dropped += whole;
+    }
+    size_t whole;
+    cr_assert_eq(resident(m->tok_embd.data, (size_t)m->tok_embd.rows * m->tok_embd.row_bytes, &whole), whole,
+                 "the token embedding (not a matmul weight) was dropped");
+
+    size_t fsize = 0;
+    void *file = read_file(path, &fsize);
+    cr_assert_not_null(file);
+    cr_assert_eq(fsize, m->gguf->size);
+    cr_assert(memcmp(file, m->gguf->data, fsize) != 0, "nothing reads as dropped");
+    infer_error err = {0};
+    cr_assert_eq(model_file_layout(m, &err), INFER_OK, "%s", err.message);
+    cr_assert(!memcmp(file, m->gguf->data, fsize), "the rows read back differ from the file");
+    cr_assert_eq(model_file_layout(m, &err), INFER_OK, "%s", err.message); /* again: nothing left to do */
+
+    /* The context made before, and one made after (no drops any more). */
+    logits_of(c, got);
+    cr_assert(!memcmp(want, got, sizeof want));
+    infer_context_free(c);
+    model_logits(m, got);
+    cr_assert(!memcmp(want, got, sizeof want));
+    cr_assert(!memcmp(file, m->gguf->data, fsize), "pages dropped after model_file_layout");
+    cr_assert_gt(n_dropped, 0);
+    infer_model_release(m);
+    free(file);
+    unlink(path);
+    LEAK_CHECK();
+}
+
+/* Tied output: the token embedding is a repacked matrix, and every token
+ * reads rows of it, so a model read into memory keeps it. */
+Test(model_pack, read_into_memory_keeps_a_tied_token_embedding) {
+    skip_unless_repacking();
+    char path[] = "/tmp/infer-pack-XXXXXX";
+    write_model(path, 1);
+    float want[3 * NV], got[3 * NV];
+    infer_model *mm = load(path, 1);
+    model_logits(mm, want);
+    infer_model_release(mm);
+    infer_model *m = load(path, 0);
+    cr_assert_eq(m->output.index, m->tok_embd.index, "the model is not tied");
+    model_logits(m, got);
+    cr_assert(!memcmp(want, got, sizeof want), "tied, read into memory: logits differ from the mapped model's");
+    size_t whole;
+    cr_assert_eq(resident(m->tok_embd.data, (size_t)m->tok_embd.rows * m->tok_embd.row_bytes, &whole), whole);
+    cr_assert_gt(whole, 0);
+    infer_model_release(m);
+    unlink(path);
+    LEAK_CHECK();
+}
+
+/* The file changed after it was read (its time, then its size): reading
+ * back is refused with a message, the model's contexts run on unharmed,
+ * and once the file is as it was (bytes and time) the read-back, retried,
+ * succeeds. */
+Test(model_pack, read_back_refused_while_the_file_is_changed) {
+    skip_unless_repacking();
+    char path[] = "/tmp/infer-pack-XXXXXX";
+    write_model(path, 0);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    size_t fsize = 0;
+    void *file = read_file(path, &fsize);
+    cr_assert_not_null(file);
+    float want[3 * NV], got[3 * NV];
+    infer_model *m = load(path, 0);
+    infer_context *c = context(m);
+    logits_of(c, want);
+
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    times[1].tv_sec += 10;
+    cr_assert_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+    infer_error err = {0};
+    cr_assert_eq(model_file_layout(m, &err), INFER_EIO);
+    cr_assert(strstr(err.message, "changed"), "%s", err.message);
+
+    cr_assert_eq(truncate(path, st.st_size / 2), 0);
+    cr_assert_eq(model_file_layout(m, &err), INFER_EIO);
+    cr_assert(strstr(err.message, "changed"), "%s", err.message);
+    logits_of(c, got);
+    cr_assert(!memcmp(want, got, sizeof want), "a refused read-back changed the context's results");
+
+    int fd = open(path, O_WRONLY); /* the same file: its bytes, then its time, back */
+    cr_assert(fd >= 0);
+    cr_assert_eq(pwrite(fd, file, fsize, 0), (ssize_t)fsize);
+    close(fd);
+    times[1] = st.st_mtim;
+    cr_assert_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+    cr_assert_eq(model_file_layout(m, &err), INFER_OK, "%s", err.message);
+    cr_assert(!memcmp(file, m->gguf->data, fsize), "the rows read back differ from the file");
+    logits_of(c, got);
+    cr_assert(!memcmp(want, got, sizeof want));
+    infer_context_free(c);
+    infer_model_release(m);
+    free(file);
+    unlink(path);
+    LEAK_CHECK();
+}
