@@ -168,8 +168,13 @@ static void gemv_float(uint32_t type, const uint8_t *W, size_t rb, int64_t n_row
     for (; r + 4 <= n_rows; r += 4) {
         const uint8_t *w0 = W + (size_t)r * rb, *w1 = w0 + rb, *w2 = w1 + rb, *w3 = w2 + rb;
         __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        const int next = r + 8 <= n_rows;
         for (int64_t k = 0; k < nfull; k += 8) {
             const size_t o = (size_t)k * es;
+            if ((o & 63) == 0) {
+                const uint8_t *ahead = x86_float_ahead(w0, rb, (size_t)nfull * es, next, o);
+                if (ahead) x86_prefetch_4rows(ahead, rb);
+            }
             const __m256 xv = load8(type, x + o);
             s0 = _mm256_fmadd_ps(load8(type, w0 + o), xv, s0);
             s1 = _mm256_fmadd_ps(load8(type, w1 + o), xv, s1);

@@ -91,6 +91,30 @@ static inline void x86_prefetch_rows(const uint8_t *W, size_t rb, int64_t r, int
         for (size_t l = 0; l < len; l += 64) _mm_prefetch((const char *)(W + (size_t)i * rb + off + l), _MM_HINT_T0);
 }
 
+/* One token over float rows (F32/F16/BF16, the file's layout), 4 rows at
+ * a time: at byte o of the rows (o a multiple of 64), the place
+ * X86_FLOAT_AHEAD bytes further in the first of the 4 rows from w0 (rows
+ * rb apart, rowb bytes read per row), or, past their end, as far into the
+ * next 4 rows where the call has them (next); NULL when there is none.
+ * Every such place and the same offset in the 3 rows after it lie inside
+ * the weight, so plain pointer arithmetic is fine (GCC 12 at -O2 dropped
+ * the prefetches altogether when this was written with addresses as
+ * integers and a loop over the 4 rows). Four rows are four streams of one
+ * page each (a 2048-value F16 row is 4 KB), too short for the hardware
+ * prefetcher to run ahead of. */
+#define X86_FLOAT_AHEAD 1024
+static inline const uint8_t *x86_float_ahead(const uint8_t *w0, size_t rb, size_t rowb, int next, size_t o) {
+    const size_t a = o + X86_FLOAT_AHEAD;
+    return a < rowb ? w0 + a : next && a - rowb < rowb ? w0 + 4 * rb + (a - rowb) : NULL;
+}
+
+static inline void x86_prefetch_4rows(const uint8_t *p, size_t rb) {
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
+    _mm_prefetch((const char *)(p + rb), _MM_HINT_T0);
+    _mm_prefetch((const char *)(p + 2 * rb), _MM_HINT_T0);
+    _mm_prefetch((const char *)(p + 3 * rb), _MM_HINT_T0);
+}
+
 /* The sum of the 32 int8 quants at q (an activation block): the sum of
  * (q ^ 0x80), which counts q + 128, by vpsadbw. */
 static inline int x86_sum_q8x32(const uint8_t *q) {
