@@ -87,7 +87,7 @@ typedef struct {
     const infer_model *m;
     const model_hparams *hp;
     const kernel_table *kt;
-    const void *const *packed; /* by tensor index: the model's repacked weights, or NULL (model_pack.c) */
+    model_pack_view packed;    /* by tensor index: the model's repacked (or copied) weights (model_pack.c) */
     uint32_t n_ctx, n_batch, kv_type;
     size_t esz;            /* bytes of one cached value */
     float *arena;          /* activations */
@@ -216,11 +216,20 @@ static void unit_starts(const weight *const *ws, int nw, int64_t ru, int64_t *u0
 }
 
 /* w's repacked copy (NULL when it has none) and how many of its rows are
- * in it: whole groups, rows [0, *full); the rest are read from the file. */
+ * in it: whole groups, rows [0, *full); the rest are read in the file's
+ * layout (rows_of). */
 static const void *packed_of(const cpu_backend *c, const weight *w, int64_t *full) {
-    const void *P = c->packed && w->index >= 0 ? c->packed[w->index] : NULL;
+    const int has = c->packed.at && w->index >= 0 && c->packed.at[w->index];
+    const void *P = has && !c->packed.plain[w->index] ? c->packed.at[w->index] : NULL;
     *full = P ? w->rows / c->kt->packed_rows * c->kt->packed_rows : 0;
     return P;
+}
+
+/* w's rows in the file's layout: a copy of them in huge pages where the
+ * model has one (float matrices of a mapped model), else the file's. */
+static const uint8_t *rows_of(const cpu_backend *c, const weight *w) {
+    const int has = c->packed.at && w->index >= 0 && c->packed.at[w->index];
+    return has && c->packed.plain[w->index] ? (const uint8_t *)c->packed.at[w->index] : (const uint8_t *)w->data;
 }
 
 /* Rows [b, e) of weight k. */
@@ -228,7 +237,7 @@ static void matmul_rows(const matmul_job *j, int k, int64_t b, int64_t e) {
     const weight *w = j->w[k];
     const void *acts = j->vt == INFER_TYPE_F32 ? (const void *)j->x : (const void *)j->c->qact;
     float *out = j->out[k];
-    const uint8_t *wrows = (const uint8_t *)w->data + (size_t)b * w->row_bytes;
+    const uint8_t *wrows = rows_of(j->c, w) + (size_t)b * w->row_bytes;
     if (j->blas) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(e - b), (int)w->cols, 1.0f, j->x,
                     (int)w->cols, (const float *)(const void *)wrows, (int)(w->row_bytes / sizeof(float)), 0.0f,
@@ -243,7 +252,7 @@ static void matmul_rows(const matmul_job *j, int k, int64_t b, int64_t e) {
         if (pe > b) kt->matmul_packed(w->type, P, b, pe - b, w->cols, acts, j->stride, j->n, out + b, (size_t)w->rows);
         if (e <= full) return;
         if (b < full) b = full;
-        wrows = (const uint8_t *)w->data + (size_t)b * w->row_bytes;
+        wrows = rows_of(j->c, w) + (size_t)b * w->row_bytes;
     }
     kt->matmul(w->type, wrows, w->row_bytes, e - b, w->cols, acts, j->stride, j->n, out + b, (size_t)w->rows);
 }
@@ -291,7 +300,7 @@ static void read_ahead_next(const matmul_job *j, int self, int nth) {
         int64_t full;
         const void *P = packed_of(c, w, &full);
         /* to the end of the rows' copy: the repacked whole groups, or the file's */
-        const uint8_t *base = r < full ? (const uint8_t *)P : (const uint8_t *)w->data;
+        const uint8_t *base = r < full ? (const uint8_t *)P : rows_of(c, w);
         const size_t left = (size_t)((r < full ? full : w->rows) - r) * w->row_bytes;
         pool_read_ahead(c->pool, self, base + (size_t)r * w->row_bytes, left < AHEAD_BYTES ? left : AHEAD_BYTES);
         return;

@@ -103,15 +103,20 @@ static inline const weight *model_matrix(const infer_model *m, size_t i) {
 }
 
 /* model_pack.c: the repacked form of the model's matmul weights for the
- * kernel level kt, made by the first caller (thread-safe): *out[i] is
- * tensor i's repacked rows (kernels/dispatch.h) or NULL where the file's
- * layout is used; *out NULL when nothing is repacked (level without
- * repacking, model in the caller's memory, INFER_REPACK=0). Valid while m
- * lives. The rows it replaces may be dropped from memory: whoever reads
+ * kernel level kt, made by the first caller (thread-safe): at[i] is
+ * tensor i's repacked rows (kernels/dispatch.h), or, where plain[i] is 1,
+ * a copy of its rows as in the file (a float matrix of a mapped model, in
+ * huge pages), or NULL where the file's rows are read; at NULL when
+ * nothing is repacked (level without repacking, model in the caller's
+ * memory, INFER_REPACK=0). Valid while m lives. The rows it replaces may be dropped from memory: whoever reads
  * the file's layout of a model's matrices otherwise (a Vulkan upload)
  * calls model_file_layout first, which reads them back where they would
  * read as zeros (a model read into memory), and keeps them from then on. */
-infer_status model_packed(const infer_model *m, const kernel_table *kt, const void *const **out, infer_error *err);
+typedef struct {
+    const void *const *at; /* [n_tensors] */
+    const uint8_t *plain;  /* [n_tensors] */
+} model_pack_view;
+infer_status model_packed(const infer_model *m, const kernel_table *kt, model_pack_view *out, infer_error *err);
 infer_status model_file_layout(const infer_model *m, infer_error *err);
 infer_status model_pack_new(model_pack **out, infer_error *err);
 void model_pack_free(model_pack *p);

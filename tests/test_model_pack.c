@@ -5,7 +5,9 @@
  * (the token embedding kept when the output is tied to it), and those rows
  * read back from the file, byte for byte, for whoever reads the file's
  * layout (model_file_layout: a Vulkan upload); refused, and retried later,
- * when the file changed in between. Synthetic models: these always run.
+ * when the file changed in between. Float matrices of a mapped model are
+ * copied as they are (into huge pages): the same logits, the copy equal to
+ * the file's rows. Synthetic models: these always run.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -22,14 +24,15 @@
 
 #define NV 300 /* synth vocabulary */
 
-/* A Q8_0 model whose matrices span whole pages (256 x 256: 17 pages). */
-static void write_model(char *path, int tied) {
+/* A model of n_embd and n_ff whose matrices span whole pages (Q8_0
+ * 256 x 256: 17 pages). */
+static void write_typed(char *path, int tied, uint32_t wtype, uint32_t n_embd, uint32_t n_ff) {
     synth_params p = synth_default_params();
-    p.n_embd = 256;
-    p.n_ff = 512;
+    p.n_embd = n_embd;
+    p.n_ff = n_ff;
     p.n_head = 4;
     p.n_head_kv = 2;
-    p.wtype = INFER_TYPE_Q8_0;
+    p.wtype = wtype;
     p.tied = tied;
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
@@ -37,6 +40,8 @@ static void write_model(char *path, int tied) {
     infer_error err = {0};
     cr_assert_eq(synth_model_file(&p, path, &err), INFER_OK, "%s", err.message);
 }
+
+static void write_model(char *path, int tied) { write_typed(path, tied, INFER_TYPE_Q8_0, 256, 512); }
 
 static infer_model *load(const char *path, int use_mmap) {
     infer_model_params mp = infer_model_default_params();
@@ -91,6 +96,26 @@ static size_t resident(const void *p, size_t n, size_t *whole) {
     size_t r = 0;
     for (size_t i = 0; i < *whole; i++) r += v[i] & 1;
     return r;
+}
+
+/* Resident kB of this process's mapping that holds p (/proc/self/smaps). */
+static long mapping_rss_kb(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    cr_assert_not_null(f);
+    char line[512];
+    int in = 0;
+    long kb = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        } else if (in && sscanf(line, "Rss: %ld kB", &kb) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    cr_assert_geq(kb, 0, "no mapping holds %p", p);
+    return kb;
 }
 
 static void skip_unless_repacking(void) {
@@ -219,5 +244,66 @@ Test(model_pack, read_back_refused_while_the_file_is_changed) {
     infer_model_release(m);
     free(file);
     unlink(path);
+    LEAK_CHECK();
+}
+
+/* Float matrices (F32, F16, BF16) of a mapped model: a CPU context reads a
+ * copy of each in memory of the pack (plain), equal to the file's rows, and
+ * gets the logits of the same model with INFER_REPACK=0 (the file's rows
+ * read through the mapping) bit for bit, prompt (F32: OpenBLAS) and
+ * single tokens alike. Read into memory, nothing is copied. */
+Test(model_pack, mapped_float_matrices_copied_as_they_are) {
+    skip_unless_repacking();
+    static const uint32_t types[] = {INFER_TYPE_F32, INFER_TYPE_F16, INFER_TYPE_BF16};
+    for (size_t ty = 0; ty < sizeof types / sizeof types[0]; ty++) {
+        char path[] = "/tmp/infer-pack-XXXXXX";
+        write_typed(path, 0, types[ty], 512, 2048);
+        float want[3 * NV], got[3 * NV];
+        setenv("INFER_REPACK", "0", 1);
+        infer_model *m0 = load(path, 1);
+        model_logits(m0, want);
+        infer_model_release(m0);
+        unsetenv("INFER_REPACK");
+
+        infer_model *m = load(path, 1);
+        infer_context *c = context(m);
+        /* Decoding reads the copies: of the mapping, only the token
+         * embedding's rows come back, with whatever the page cache maps
+         * around them (up to 2 MB folios), far less than half of the
+         * matrices (15 MB in BF16), which reading them there would map. */
+        long mat_kb = 0;
+        for (size_t i = 0; i < model_n_matrices(m); i++)
+            mat_kb += (long)((size_t)model_matrix(m, i)->rows * model_matrix(m, i)->row_bytes >> 10);
+        const long before = mapping_rss_kb(m->gguf->data);
+        logits_of(c, got);
+        const long after = mapping_rss_kb(m->gguf->data);
+        cr_assert_lt(after - before, mat_kb / 2, "type %u: decoding mapped %ld of the matrices' %ld kB back", types[ty],
+                     after - before, mat_kb);
+        cr_assert(!memcmp(want, got, sizeof want), "type %u: logits from the copies differ from the file's rows'",
+                  types[ty]);
+        model_pack_view v;
+        infer_error err = {0};
+        cr_assert_eq(model_packed(m, kernels_get(), &v, &err), INFER_OK, "%s", err.message);
+        cr_assert_not_null(v.at);
+        for (size_t i = 0; i < model_n_matrices(m); i++) {
+            const weight *w = model_matrix(m, i);
+            cr_assert(v.at[w->index] && v.plain[w->index], "type %u: matrix %zu not copied", types[ty], i);
+            cr_assert(v.at[w->index] != w->data);
+            cr_assert(!memcmp(v.at[w->index], w->data, (size_t)w->rows * w->row_bytes),
+                      "type %u: matrix %zu's copy differs from the file", types[ty], i);
+        }
+        cr_assert_null(v.at[m->tok_embd.index], "the token embedding (not a matmul weight) was copied");
+        infer_context_free(c);
+        infer_model_release(m);
+
+        m = load(path, 0);
+        model_logits(m, got);
+        cr_assert(!memcmp(want, got, sizeof want));
+        cr_assert_eq(model_packed(m, kernels_get(), &v, &err), INFER_OK, "%s", err.message);
+        for (size_t i = 0; v.at && i < model_n_matrices(m); i++)
+            cr_assert_null(v.at[model_matrix(m, i)->index], "read into memory: a float matrix was copied");
+        infer_model_release(m);
+        unlink(path);
+    }
     LEAK_CHECK();
 }
