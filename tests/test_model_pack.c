@@ -84,6 +84,13 @@ static void model_logits(infer_model *m, float *out) {
     infer_context_free(c);
 }
 
+/* The logits of the model at path, mapped, on a context of its own. */
+static void mapped_logits(const char *path, float *out) {
+    infer_model *m = load(path, 1);
+    model_logits(m, out);
+    infer_model_release(m);
+}
+
 /* Resident pages among the whole pages inside [p, p + n), and how many. */
 static size_t resident(const void *p, size_t n, size_t *whole) {
     const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -131,9 +138,7 @@ Test(model_pack, read_into_memory_repacks_releases_and_reads_back) {
     char path[] = "/tmp/infer-pack-XXXXXX";
     write_model(path, 0);
     float want[3 * NV], got[3 * NV];
-    infer_model *mm = load(path, 1);
-    model_logits(mm, want);
-    infer_model_release(mm);
+    mapped_logits(path, want);
 
     infer_model *m = load(path, 0);
     const int64_t pr = kernels_get()->packed_rows;
@@ -184,9 +189,7 @@ Test(model_pack, read_into_memory_keeps_a_tied_token_embedding) {
     char path[] = "/tmp/infer-pack-XXXXXX";
     write_model(path, 1);
     float want[3 * NV], got[3 * NV];
-    infer_model *mm = load(path, 1);
-    model_logits(mm, want);
-    infer_model_release(mm);
+    mapped_logits(path, want);
     infer_model *m = load(path, 0);
     cr_assert_eq(m->output.index, m->tok_embd.index, "the model is not tied");
     model_logits(m, got);
@@ -260,9 +263,7 @@ Test(model_pack, mapped_float_matrices_copied_as_they_are) {
         write_typed(path, 0, types[ty], 512, 2048);
         float want[3 * NV], got[3 * NV];
         setenv("INFER_REPACK", "0", 1);
-        infer_model *m0 = load(path, 1);
-        model_logits(m0, want);
-        infer_model_release(m0);
+        mapped_logits(path, want);
         unsetenv("INFER_REPACK");
 
         infer_model *m = load(path, 1);
