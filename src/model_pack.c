@@ -215,7 +215,8 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
         }
         at[ti] = p->mem + offs[ti];
         /* at most one range per tensor (each tensor is packed once) */
-        if (m->gguf->backing != GGUF_HEAP || ti != m->tok_embd.index) drop_pages(m, p, w->data, (size_t)rows * w->row_bytes);
+        if (m->gguf->backing != GGUF_HEAP || ti != m->tok_embd.index)
+            drop_pages(m, p, w->data, (size_t)rows * w->row_bytes);
     }
     p->at = at;
     p->plain = plain;

@@ -301,7 +301,8 @@ static void alloc_failure_at_every_allocation(int mode) {
         infer_model *m = NULL;
         infer_context *c = NULL;
         infer_alloc_fail_at(k);
-        infer_status s = mode ? infer_model_load(path, &mp, &m, &err) : infer_model_load_memory(buf, size, NULL, &m, &err);
+        infer_status s =
+            mode ? infer_model_load(path, &mp, &m, &err) : infer_model_load_memory(buf, size, NULL, &m, &err);
         if (s == INFER_OK) s = infer_context_new(m, NULL, &c, &err);
         infer_alloc_fail_at(0);
         if (s == INFER_OK) succeeded = 1;

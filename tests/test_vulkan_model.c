@@ -415,7 +415,8 @@ Test(vulkan_model, upload_after_a_cpu_context_of_a_model_read_into_memory) {
     infer_context *cpu = cpu_context(read, 32, INFER_TYPE_F16, 0); /* repacks (where the level does) */
     c = vk_context(read, 32, INFER_TYPE_F16, 0);
     vk_logits(c, got, nv);
-    cr_assert(!memcmp(want, got, nv * sizeof(float)), "Vulkan after a CPU context, model read into memory: logits differ");
+    cr_assert(!memcmp(want, got, nv * sizeof(float)),
+              "Vulkan after a CPU context, model read into memory: logits differ");
     vk_logits(cpu, got, nv); /* the CPU context is unharmed */
     infer_context_free(c);
     infer_context_free(cpu);
