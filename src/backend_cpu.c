@@ -215,12 +215,18 @@ static void unit_starts(const weight *const *ws, int nw, int64_t ru, int64_t *u0
     for (int k = 0; k < nw; k++) u0[k + 1] = u0[k] + (ws[k]->rows + ru - 1) / ru;
 }
 
+/* w's rows in the model's pack (model_pack.c): repacked (plain 0) or
+ * copied as in the file (plain 1); NULL where it has none. */
+static const void *pack_of(const cpu_backend *c, const weight *w, int plain) {
+    const int has = c->packed.at && w->index >= 0 && c->packed.at[w->index];
+    return has && c->packed.plain[w->index] == plain ? c->packed.at[w->index] : NULL;
+}
+
 /* w's repacked copy (NULL when it has none) and how many of its rows are
  * in it: whole groups, rows [0, *full); the rest are read in the file's
  * layout (rows_of). */
 static const void *packed_of(const cpu_backend *c, const weight *w, int64_t *full) {
-    const int has = c->packed.at && w->index >= 0 && c->packed.at[w->index];
-    const void *P = has && !c->packed.plain[w->index] ? c->packed.at[w->index] : NULL;
+    const void *P = pack_of(c, w, 0);
     *full = P ? w->rows / c->kt->packed_rows * c->kt->packed_rows : 0;
     return P;
 }
@@ -228,8 +234,8 @@ static const void *packed_of(const cpu_backend *c, const weight *w, int64_t *ful
 /* w's rows in the file's layout: a copy of them in huge pages where the
  * model has one (float matrices of a mapped model), else the file's. */
 static const uint8_t *rows_of(const cpu_backend *c, const weight *w) {
-    const int has = c->packed.at && w->index >= 0 && c->packed.at[w->index];
-    return has && c->packed.plain[w->index] ? (const uint8_t *)c->packed.at[w->index] : (const uint8_t *)w->data;
+    const void *copy = pack_of(c, w, 1);
+    return copy ? (const uint8_t *)copy : (const uint8_t *)w->data;
 }
 
 /* Rows [b, e) of weight k. */

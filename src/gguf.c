@@ -522,14 +522,21 @@ infer_status infer_gguf_open_memory(const void *data, size_t size, unsigned flag
     return INFER_OK;
 }
 
-static infer_status read_all(int fd, uint8_t *buf, size_t size, const char *path, infer_error *err) {
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
+/* A file's modification time in ns (what gguf_read_back compares). */
+static int64_t mtime_ns(const struct stat *st) {
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* Bytes [off, off + size) of the file into buf + off. */
+static infer_status read_all(int fd, uint8_t *buf, size_t off, size_t size, const char *path, infer_error *err) {
+    size_t end;
+    if (ck_add(off, size, &end)) return set_error(err, INFER_EINVAL, "%s: range past the address space", path);
+    while (off < end) {
+        ssize_t r = pread(fd, buf + off, end - off, (off_t)off);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return set_error(err, INFER_EIO, "%s: read failed: %s", path, strerror(errno));
         if (r == 0) return set_error(err, INFER_EIO, "%s: file shrank while being read", path);
-        got += (size_t)r;
+        off += (size_t)r;
     }
     return INFER_OK;
 }
@@ -583,9 +590,9 @@ infer_status infer_gguf_open(const char *path, unsigned flags, infer_gguf **out,
         }
         g->data = buf;
         g->backing = GGUF_HEAP;
-        if ((s = read_all(fd, buf, g->size, "file", err)) != INFER_OK) goto fail;
+        if ((s = read_all(fd, buf, 0, g->size, "file", err)) != INFER_OK) goto fail;
         g->fd = fd;
-        g->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        g->mtime_ns = mtime_ns(&st);
     } else {
         close(fd);
     }
@@ -616,17 +623,7 @@ infer_status gguf_read_back(const infer_gguf *g, size_t off, size_t len, infer_e
     if (!g || g->backing != GGUF_HEAP || g->fd < 0 || ck_add(off, len, &end) || end > g->size)
         return set_error(err, INFER_EINVAL, "gguf_read_back: no such range of a file read into memory");
     if (fstat(g->fd, &st) != 0) return set_error(err, INFER_EIO, "cannot stat the model file: %s", strerror(errno));
-    if ((uint64_t)st.st_size != (uint64_t)g->size ||
-        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != g->mtime_ns)
+    if ((uint64_t)st.st_size != (uint64_t)g->size || mtime_ns(&st) != g->mtime_ns)
         return set_error(err, INFER_EIO, "the model file changed after it was read into memory");
-    uint8_t *buf = (uint8_t *)g->data; /* HEAP: memory of our own */
-    while (len > 0) {
-        const ssize_t r = pread(g->fd, buf + off, len, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return set_error(err, INFER_EIO, "reading the model file again failed: %s", strerror(errno));
-        if (r == 0) return set_error(err, INFER_EIO, "the model file changed after it was read into memory");
-        off += (size_t)r;
-        len -= (size_t)r;
-    }
-    return INFER_OK;
+    return read_all(g->fd, (uint8_t *)g->data /* HEAP: memory of our own */, off, len, "the model file", err);
 }

@@ -53,7 +53,7 @@ struct model_pack {
     /* A model read into memory: the page ranges dropped from it, [off, off
      * + len) of the file, to read back before anyone reads them
      * (model_file_layout); keep: the file's layout is wanted, drop no more. */
-    size_t *dropped_off, *dropped_len; /* [cap_dropped]: one per tensor at most */
+    struct { size_t off, len; } *dropped; /* [cap_dropped]: one per tensor at most */
     size_t n_dropped, cap_dropped;
     int keep;
 };
@@ -74,16 +74,16 @@ void model_pack_free(model_pack *p) {
     infer_unmap(p->mem, p->size);
     infer_free((void *)p->at);
     infer_free(p->plain);
-    infer_free(p->dropped_off);
-    infer_free(p->dropped_len);
+    infer_free(p->dropped);
     pthread_mutex_destroy(&p->lock);
     infer_free(p);
 }
 
-/* Drop [q, q + n)'s whole pages of the file's data from this process: of
- * the mapping (read back from the file on the next touch) or of the memory
- * it was read into (zeros until model_file_layout; the range is recorded). */
-static void drop_pages(const infer_model *m, model_pack *p, const void *q, size_t n) {
+/* Drop [q, q + n)'s whole pages of the file's data (tensor ti's) from this
+ * process: of the mapping (read back from the file on the next touch) or
+ * of the memory it was read into (zeros until model_file_layout; the range
+ * is recorded; the token embedding kept, see the top). */
+static void drop_pages(const infer_model *m, model_pack *p, int64_t ti, const void *q, size_t n) {
     const long pg = sysconf(_SC_PAGESIZE);
     const infer_gguf *g = m->gguf;
     if (pg <= 0) return;
@@ -92,9 +92,9 @@ static void drop_pages(const infer_model *m, model_pack *p, const void *q, size_
     e &= ~((uintptr_t)pg - 1);
     if (e <= a) return;
     if (g->backing == GGUF_HEAP) {
-        if (p->keep || p->n_dropped >= p->cap_dropped) return; /* kept (never past the arrays) */
-        p->dropped_off[p->n_dropped] = (size_t)(a - (uintptr_t)g->data);
-        p->dropped_len[p->n_dropped++] = (size_t)(e - a);
+        if (p->keep || ti == m->tok_embd.index || p->n_dropped >= p->cap_dropped) return; /* never past the array */
+        p->dropped[p->n_dropped].off = (size_t)(a - (uintptr_t)g->data);
+        p->dropped[p->n_dropped++].len = (size_t)(e - a);
     }
     (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
@@ -106,7 +106,7 @@ static infer_status restore_locked(const infer_model *m, model_pack *p, infer_er
     p->keep = 1;
     while (p->n_dropped > 0) {
         const size_t k = p->n_dropped - 1;
-        infer_status s = gguf_read_back(m->gguf, p->dropped_off[k], p->dropped_len[k], err);
+        infer_status s = gguf_read_back(m->gguf, p->dropped[k].off, p->dropped[k].len, err);
         if (s != INFER_OK) return s;
         p->n_dropped = k;
     }
@@ -183,12 +183,9 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
         }
         total = (size_t)t;
     }
-    if (total > 0 && m->gguf->backing == GGUF_HEAP && !p->keep && !p->cap_dropped) {
-        infer_free(p->dropped_off); /* from an attempt that failed below */
-        infer_free(p->dropped_len);
-        p->dropped_off = infer_malloc_array(n_tensors, sizeof *p->dropped_off);
-        p->dropped_len = infer_malloc_array(n_tensors, sizeof *p->dropped_len);
-        if (!p->dropped_off || !p->dropped_len) {
+    if (total > 0 && m->gguf->backing == GGUF_HEAP && !p->keep && !p->dropped) {
+        p->dropped = infer_malloc_array(n_tensors, sizeof *p->dropped);
+        if (!p->dropped) {
             s = set_error(err, INFER_ENOMEM, "out of memory");
             goto out;
         }
@@ -214,9 +211,7 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
             kt->pack(w->type, w->data, w->row_bytes, w->rows, w->cols, p->mem + offs[ti]);
         }
         at[ti] = p->mem + offs[ti];
-        /* at most one range per tensor (each tensor is packed once) */
-        if (m->gguf->backing != GGUF_HEAP || ti != m->tok_embd.index)
-            drop_pages(m, p, w->data, (size_t)rows * w->row_bytes);
+        drop_pages(m, p, ti, w->data, (size_t)rows * w->row_bytes); /* once per tensor: one range each */
     }
     p->at = at;
     p->plain = plain;

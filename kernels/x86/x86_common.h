@@ -99,7 +99,10 @@ static inline void x86_prefetch_rows(const uint8_t *W, size_t rb, int64_t r, int
  * Every such place and the same offset in the 3 rows after it lie inside
  * the weight, so plain pointer arithmetic is fine (GCC 12 at -O2 dropped
  * the prefetches altogether when this was written with addresses as
- * integers and a loop over the 4 rows). Four rows are four streams of one
+ * integers and a loop over the 4 rows, and again when the 64-byte test and
+ * the prefetches were folded into one inline helper: the callers keep
+ * both, as written; count prefetcht0 in the objects after a change).
+ * Four rows are four streams of one
  * page each (a 2048-value F16 row is 4 KB), too short for the hardware
  * prefetcher to run ahead of. */
 #define X86_FLOAT_AHEAD 1024
