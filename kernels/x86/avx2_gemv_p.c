@@ -17,14 +17,18 @@
  * the reference's, and the float work per block or super-block is its
  * own, in its order: bit-identical to kernels/ref.
  *
- * Each thread reads one group (one stream) at a time: on the Zen 4
- * development VM (2 threads from memory, alternating) one stream beat two
- * read block by block or slice by slice in every pair, +5-20% tokens/s for
- * TinyLlama-shaped Q4_0, Q8_0 and Q4_K_M (the AVX-512 kernels, with half
- * the instructions per byte, read four). The kernels take NG streams, so
- * that stays a one-line change. They prefetch as the AVX-512 kernels do in
- * the process's style (kernels_sw_prefetch): none, near (L1, ~3.4 KB or one
- * super-block ahead) or far (L2, 6.75 KB or three super-blocks ahead).
+ * How many groups (streams) a thread reads at a time goes with the
+ * process's prefetch style (kernels_sw_prefetch), which goes with the CPU's
+ * vendor: one with the far style (L2, 6.75 KB or three super-blocks
+ * ahead; AMD) or none, two with the near one (L1, ~3.4 KB or one
+ * super-block ahead; Intel). On the Zen 4 development VM (2 threads from
+ * memory, alternating) one stream beat two in every pair, +5-20% tokens/s
+ * for TinyLlama-shaped Q4_0, Q8_0 and Q4_K_M; on an Intel Xeon (family 6
+ * model 167, near prefetch) two beat one, tg64 alternating: Q4_0 43.8 ->
+ * 51.0 t/s, Q8_0 23.5 -> 27.8, Q6_K 27.8 -> 30.3, Q4_K_M 40.3 -> 41.5-42.9;
+ * four no better than two; but Q2_K and Q3_K, bound by their arithmetic,
+ * 2-6% slower, so they read one (streams_for). (The AVX-512 kernels, with
+ * half the instructions per byte, read four.)
  */
 #include "avx2_internal.h"
 #include "dispatch.h"
@@ -32,7 +36,7 @@
 #define UNROLL X2_UNROLL
 #define INLINE X2_INLINE
 #define NOINLINE __attribute__((noinline))
-#define NG 1          /* groups (streams) a thread reads at a time (see the top) */
+#define NG_MAX 2      /* most groups (streams) a thread reads at a time (streams_for) */
 #define LEG_NB 512    /* legacy activation blocks prepared per chunk */
 #define K_NSB 128     /* K-quant activation super-blocks prepared per chunk */
 
@@ -72,6 +76,11 @@ INLINE void pf_line(const int pf, uintptr_t p) {
     else if (pf == 2) _mm_prefetch((const char *)p, _MM_HINT_T1);
 }
 INLINE size_t leg_dist(const int pf) { return pf == 2 ? 6912 : 3456; }
+/* Groups read at a time with prefetch style pf (see the top); Q2_K and
+ * Q3_K, bound by their arithmetic here, one (two: 2-6% slower). */
+INLINE int streams_for(const int pf, const uint32_t type) {
+    return pf == 1 && type != INFER_TYPE_Q2_K && type != INFER_TYPE_Q3_K ? 2 : 1;
+}
 INLINE size_t k_ahead(const int pf) { return pf == 2 ? 3 : 1; }
 
 /* Byte k (0..3) of every 32-bit lane in both int16 halves (K-quant scales,
@@ -163,14 +172,14 @@ INLINE void leg_run(const int ng, const int pf, const uint32_t type, const uint8
     }
 }
 
-/* Where a run of up to NG groups from g starts (blocks at b0 of nb per
+/* Where a run of up to ng groups from g starts (blocks at b0 of nb per
  * row) and its sums so far: 0 at b0 = 0, else what og (group g's outputs)
  * holds. Missing groups repeat g (their sums are never stored). Returns
  * how many are real. */
-INLINE int groups_begin(const uint8_t *P, int64_t g, int64_t g_end, int64_t nb, int64_t b0, size_t gb,
+INLINE int groups_begin(const int ng, const uint8_t *P, int64_t g, int64_t g_end, int64_t nb, int64_t b0, size_t gb,
                         const float *og, const uint8_t **G, __m256 (*f)[2]) {
-    const int n = g_end - g < NG ? (int)(g_end - g) : NG;
-    UNROLL for (int k = 0; k < NG; k++) {
+    const int n = g_end - g < ng ? (int)(g_end - g) : ng;
+    UNROLL for (int k = 0; k < ng; k++) {
         const int gk = k < n ? k : 0;
         G[k] = P + ((size_t)(g + gk) * (size_t)nb + (size_t)b0) * gb;
         UNROLL for (int h = 0; h < 2; h++) f[k][h] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(og + 16 * gk + 8 * h);
@@ -195,11 +204,11 @@ INLINE void gemv_legacy_packed(const int pf, const uint32_t type, const uint8_t 
         const int64_t n = nb - b0 < LEG_NB ? nb - b0 : LEG_NB;
         const uint8_t *a0 = act + (size_t)b0 * ab;
         x86_prep_leg_act(type, a0, n, 0, meta); /* Q8_0 read signed: no offset */
-        for (int64_t g = g0; g < g0 + ng; g += NG) {
-            const uint8_t *G[NG];
-            __m256 f[NG][2];
-            const int npg = groups_begin(P, g, g0 + ng, nb, b0, gb, out + 16 * (g - g0), G, f);
-            leg_run(NG, pf, type, G, n, gb, a0, ab, qa, meta, f);
+        for (int64_t g = g0; g < g0 + ng; g += streams_for(pf, type)) {
+            const uint8_t *G[NG_MAX];
+            __m256 f[NG_MAX][2];
+            const int npg = groups_begin(streams_for(pf, type), P, g, g0 + ng, nb, b0, gb, out + 16 * (g - g0), G, f);
+            leg_run(streams_for(pf, type), pf, type, G, n, gb, a0, ab, qa, meta, f);
             store_groups(out + 16 * (g - g0), npg, f);
         }
     }
@@ -239,12 +248,12 @@ INLINE __m256i q45k_scales(const uint8_t *B, int h, int q) {
 INLINE void q4k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
                    const x86_kact *m, __m256 (*f)[2]) {
     const __m256i m4 = b8(0x0f);
-    __m256i is[NG][2];
+    __m256i is[NG_MAX][2];
     UNROLL for (int k = 0; k < ng; k++) is[k][0] = is[k][1] = _mm256_setzero_si256();
     UNROLL for (int p = 0; p < 4; p++) {
         k_prefetch(ng, pf, INFER_TYPE_Q4_K, G, po, p);
         UNROLL for (int h = 0; h < 2; h++) {
-            __m256i lo[NG], hi[NG];
+            __m256i lo[NG_MAX], hi[NG_MAX];
             const uint8_t *a = launder(aq);
             UNROLL for (int k = 0; k < ng; k++) lo[k] = hi[k] = _mm256_setzero_si256();
             UNROLL for (int j = 0; j < 8; j++) {
@@ -276,7 +285,7 @@ INLINE __m256i bit4(__m256i v, int bit) {
 INLINE void q5k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
                    const x86_kact *m, __m256 (*f)[2]) {
     const __m256i m4 = b8(0x0f);
-    __m256i is[NG][2];
+    __m256i is[NG_MAX][2];
     UNROLL for (int k = 0; k < ng; k++) is[k][0] = is[k][1] = _mm256_setzero_si256();
     UNROLL for (int p = 0; p < 4; p++) {
         k_prefetch(ng, pf, INFER_TYPE_Q5_K, G, po, p);
@@ -312,7 +321,7 @@ INLINE void q5k_sb(const int ng, const int pf, const uint8_t *const *G, size_t a
  * * sum(scale x group sum). */
 INLINE void q6k_sb(const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po, const uint8_t *aq,
                    const x86_kact *m, __m256 (*f)[2]) {
-    __m256i is[NG][2];
+    __m256i is[NG_MAX][2];
     UNROLL for (int k = 0; k < ng; k++) is[k][0] = is[k][1] = _mm256_setzero_si256();
     UNROLL for (int p = 0; p < 4; p++) {
         const int c = p >> 1, q = p & 1;
@@ -375,8 +384,8 @@ INLINE void q6k_sb(const int ng, const int pf, const uint8_t *const *G, size_t a
  * stack. */
 INLINE void q23k_sb(const int q3, const int ng, const int pf, const uint8_t *const *G, size_t at, size_t po,
                     const uint8_t *aq, const x86_kact *m, __m256 (*f)[2]) {
-    __m256i is[NG][2], is4[NG][2];
-    _Alignas(32) uint8_t sv[NG][2][4][32];
+    __m256i is[NG_MAX][2], is4[NG_MAX][2];
+    _Alignas(32) uint8_t sv[NG_MAX][2][4][32];
     UNROLL for (int k = 0; k < ng; k++) {
         is[k][0] = is[k][1] = is4[k][0] = is4[k][1] = _mm256_setzero_si256();
         UNROLL for (int h = 0; h < 2 && q3; h++) {
@@ -450,13 +459,15 @@ typedef void sb_fn(const uint8_t *const *G, size_t at, size_t po, const uint8_t 
                                             const x86_kact *m, __m256 (*f)[2]) {                                  \
         name(ng, pf, G, at, po, aq, m, f);                                                                        \
     }
-#define SB_ALL(name) SB_INST(name, 1, 0) SB_INST(name, 1, 1) SB_INST(name, 1, 2) /* ng = NG */
-SB_ALL(q2k_sb) SB_ALL(q3k_sb) SB_ALL(q4k_sb) SB_ALL(q5k_sb) SB_ALL(q6k_sb)
+/* ng = streams_for(pf, type): n1 with the near style */
+#define SB_ALL(name, n1) SB_INST(name, 1, 0) SB_INST(name, n1, 1) SB_INST(name, 1, 2)
+SB_ALL(q2k_sb, 1) SB_ALL(q3k_sb, 1) SB_ALL(q4k_sb, 2) SB_ALL(q5k_sb, 2) SB_ALL(q6k_sb, 2)
 
 /* The instance of a type for prefetch style pf. */
 static sb_fn *k_instance(uint32_t type, int pf) {
-#define SB_ROW(name) {name##_1_0, name##_1_1, name##_1_2}
-    static sb_fn *const fns[5][3] = {SB_ROW(q2k_sb), SB_ROW(q3k_sb), SB_ROW(q4k_sb), SB_ROW(q5k_sb), SB_ROW(q6k_sb)};
+#define SB_ROW(name, n1) {name##_1_0, name##_##n1##_1, name##_1_2}
+    static sb_fn *const fns[5][3] = {SB_ROW(q2k_sb, 1), SB_ROW(q3k_sb, 1), SB_ROW(q4k_sb, 2), SB_ROW(q5k_sb, 2),
+                                     SB_ROW(q6k_sb, 2)};
 #undef SB_ROW
     const int t = type == INFER_TYPE_Q2_K   ? 0
                   : type == INFER_TYPE_Q3_K ? 1
@@ -475,10 +486,10 @@ static void gemv_k_packed(const int pf, const uint32_t type, const uint8_t *P, i
     for (int64_t c0 = 0; c0 < nsb; c0 += K_NSB) {
         const int64_t n = nsb - c0 < K_NSB ? nsb - c0 : K_NSB;
         x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
-        for (int64_t g = g0; g < g0 + ng; g += NG) {
-            const uint8_t *G[NG];
-            __m256 f[NG][2];
-            const int npg = groups_begin(P, g, g0 + ng, nsb, c0, gb, out + 16 * (g - g0), G, f);
+        for (int64_t g = g0; g < g0 + ng; g += streams_for(pf, type)) {
+            const uint8_t *G[NG_MAX];
+            __m256 f[NG_MAX][2];
+            const int npg = groups_begin(streams_for(pf, type), P, g, g0 + ng, nsb, c0, gb, out + 16 * (g - g0), G, f);
             for (int64_t sb = 0; sb < n; sb++) {
                 const size_t at = (size_t)sb * gb;
                 fn(G, at, at + k_ahead(pf) * gb, act + (size_t)(c0 + sb) * 292 + 4, &meta[sb], f);
