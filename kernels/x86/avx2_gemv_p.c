@@ -174,12 +174,13 @@ INLINE void leg_run(const int ng, const int pf, const uint32_t type, const uint8
 
 /* Where a run of up to ng groups from g starts (blocks at b0 of nb per
  * row) and its sums so far: 0 at b0 = 0, else what og (group g's outputs)
- * holds. Missing groups repeat g (their sums are never stored). Returns
- * how many are real. */
+ * holds. Missing groups, and slots ng .. NG_MAX - 1 (a loop of constant
+ * length: ng is not always known at compile time), repeat g; their sums
+ * are never stored. Returns how many are real. */
 INLINE int groups_begin(const int ng, const uint8_t *P, int64_t g, int64_t g_end, int64_t nb, int64_t b0, size_t gb,
                         const float *og, const uint8_t **G, __m256 (*f)[2]) {
     const int n = g_end - g < ng ? (int)(g_end - g) : ng;
-    UNROLL for (int k = 0; k < ng; k++) {
+    UNROLL for (int k = 0; k < NG_MAX; k++) {
         const int gk = k < n ? k : 0;
         G[k] = P + ((size_t)(g + gk) * (size_t)nb + (size_t)b0) * gb;
         UNROLL for (int h = 0; h < 2; h++) f[k][h] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(og + 16 * gk + 8 * h);
