@@ -20,8 +20,8 @@
  * How many groups (streams) a thread reads at a time goes with the
  * process's prefetch style (kernels_sw_prefetch), which goes with the CPU's
  * vendor: one with the far style (L2, 6.75 KB or three super-blocks
- * ahead; AMD) or none, two with the near one (L1, ~3.4 KB or one
- * super-block ahead; Intel). On the Zen 4 development VM (2 threads from
+ * ahead; AMD) or none, two with the near one (L1, ~3.4 KB, or one
+ * super-block split over the streams: k_lead; Intel). On the Zen 4 development VM (2 threads from
  * memory, alternating) one stream beat two in every pair, +5-20% tokens/s
  * for TinyLlama-shaped Q4_0, Q8_0 and Q4_K_M; on an Intel Xeon (family 6
  * model 167, near prefetch) two beat one, tg64 alternating: Q4_0 43.8 ->
@@ -81,7 +81,19 @@ INLINE size_t leg_dist(const int pf) { return pf == 2 ? 6912 : 3456; }
 INLINE int streams_for(const int pf, const uint32_t type) {
     return pf == 1 && type != INFER_TYPE_Q2_K && type != INFER_TYPE_Q3_K ? 2 : 1;
 }
-INLINE size_t k_ahead(const int pf) { return pf == 2 ? 3 : 1; }
+/* How far ahead of a K-quant super-block of group-block bytes gb its
+ * streams prefetch: three super-blocks far; near, one super-block split
+ * over the thread's streams (streams_for), so the thread keeps about one
+ * group-super-block in flight whatever their count. Intel Xeon (family 6
+ * model 167), INFER_CPU=avx2 tg64, two rounds alternating builds: two
+ * streams half a super-block ahead against one whole: Q4_K_M 43.5-44.8 ->
+ * 45.5-46.0 t/s, Q5_K_M 36.0-37.0 -> 37.6-39.0, Q6_K 30.8-32.0 ->
+ * 33.2-34.0; three quarters about the same, 2 or 3 super-blocks slower
+ * (one thread from memory 16 -> 12-13 GB/s). The AVX-512 kernels' four
+ * streams do best at one whole super-block (half: 2-9% slower). */
+INLINE size_t k_lead(const int pf, const uint32_t type, size_t gb) {
+    return pf == 2 ? 3 * gb : gb / (size_t)streams_for(pf, type);
+}
 
 /* Byte k (0..3) of every 32-bit lane in both int16 halves (K-quant scales,
  * 0..63): vpshufb within each 128-bit lane. */
@@ -218,7 +230,7 @@ INLINE void gemv_legacy_packed(const int pf, const uint32_t type, const uint8_t 
 /* ---- K-quants: Q2_K .. Q6_K --------------------------------------------------------------------- */
 
 /* Prefetch quarter p's share of the super-block lines of each stream
- * (po: the offset k_ahead(pf) super-blocks on). */
+ * (po: k_lead's offset on). */
 INLINE void k_prefetch(const int ng, const int pf, const uint32_t type, const uint8_t *const *G, size_t po, int p) {
     if (!pf) return;
     const size_t nl = (16 * x86_block_bytes(type) + 63) / 64;
@@ -493,7 +505,7 @@ static void gemv_k_packed(const int pf, const uint32_t type, const uint8_t *P, i
             const int npg = groups_begin(streams_for(pf, type), P, g, g0 + ng, nsb, c0, gb, out + 16 * (g - g0), G, f);
             for (int64_t sb = 0; sb < n; sb++) {
                 const size_t at = (size_t)sb * gb;
-                fn(G, at, at + k_ahead(pf) * gb, act + (size_t)(c0 + sb) * 292 + 4, &meta[sb], f);
+                fn(G, at, at + k_lead(pf, type, gb), act + (size_t)(c0 + sb) * 292 + 4, &meta[sb], f);
             }
             store_groups(out + 16 * (g - g0), npg, f);
         }
