@@ -20,7 +20,7 @@
  * How many groups (streams) a thread reads at a time goes with the
  * process's prefetch style (kernels_sw_prefetch), which goes with the CPU's
  * vendor: one with the far style (L2, 6.75 KB or three super-blocks
- * ahead; AMD) or none, two with the near one (L1, ~3.4 KB, or one
+ * ahead; AMD) or none, two with the near one (L1, 2.25 KB, or one
  * super-block split over the streams: k_lead; Intel). On the Zen 4 development VM (2 threads from
  * memory, alternating) one stream beat two in every pair, +5-20% tokens/s
  * for TinyLlama-shaped Q4_0, Q8_0 and Q4_K_M; on an Intel Xeon (family 6
@@ -75,7 +75,13 @@ INLINE void pf_line(const int pf, uintptr_t p) {
     if (pf == 1) _mm_prefetch((const char *)p, _MM_HINT_T0);
     else if (pf == 2) _mm_prefetch((const char *)p, _MM_HINT_T1);
 }
-INLINE size_t leg_dist(const int pf) { return pf == 2 ? 6912 : 3456; }
+/* How far ahead a legacy-type stream prefetches: 6.75 KB far; near
+ * (two streams) 2.25 KB, which beat 3.4 KB (the AVX-512 kernels' distance,
+ * where it makes no difference) in every alternating pair on the Intel
+ * Xeon (INFER_CPU=avx2 tg64, three runs): Q4_0 +1-3%, Q4_1 +1-2%, Q5_0
+ * +1-4%, Q8_0 +2-13%; 2 and 2.65 KB were about as good for Q4_0, less for
+ * Q8_0. */
+INLINE size_t leg_dist(const int pf) { return pf == 2 ? 6912 : 2304; }
 /* Groups read at a time with prefetch style pf (see the top); Q2_K and
  * Q3_K, bound by their arithmetic here, one (two: 2-6% slower). */
 INLINE int streams_for(const int pf, const uint32_t type) {
