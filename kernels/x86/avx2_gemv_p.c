@@ -21,8 +21,9 @@
  * process's prefetch style (kernels_sw_prefetch), which goes with the CPU's
  * vendor: one with the far style (L2, 6.75 KB or three super-blocks
  * ahead; AMD) or none, two with the near one (L1, 2.25 KB, or one
- * super-block split over the streams: k_lead; Intel). On the Zen 4 development VM (2 threads from
- * memory, alternating) one stream beat two in every pair, +5-20% tokens/s
+ * super-block split over the streams: leg_dist, k_lead; Intel). On the
+ * Zen 4 development VM (2 threads from memory, alternating) one stream
+ * beat two in every pair, +5-20% tokens/s
  * for TinyLlama-shaped Q4_0, Q8_0 and Q4_K_M; on an Intel Xeon (family 6
  * model 167, near prefetch) two beat one, tg64 alternating: Q4_0 43.8 ->
  * 51.0 t/s, Q8_0 23.5 -> 27.8, Q6_K 27.8 -> 30.3, Q4_K_M 40.3 -> 41.5-42.9;
@@ -219,15 +220,16 @@ INLINE void gemv_legacy_packed(const int pf, const uint32_t type, const uint8_t 
     const int64_t nb = n_cols / X86_QK;
     const int has_min = x86_legacy_has_min(type);
     const size_t gb = 16 * x86_block_bytes(type), ab = has_min ? 36 : 34, qa = has_min ? 4 : 2;
+    const int ns = streams_for(pf, type);
     for (int64_t b0 = 0; b0 < nb; b0 += LEG_NB) {
         const int64_t n = nb - b0 < LEG_NB ? nb - b0 : LEG_NB;
         const uint8_t *a0 = act + (size_t)b0 * ab;
         x86_prep_leg_act(type, a0, n, 0, meta); /* Q8_0 read signed: no offset */
-        for (int64_t g = g0; g < g0 + ng; g += streams_for(pf, type)) {
+        for (int64_t g = g0; g < g0 + ng; g += ns) {
             const uint8_t *G[NG_MAX];
             __m256 f[NG_MAX][2];
-            const int npg = groups_begin(streams_for(pf, type), P, g, g0 + ng, nb, b0, gb, out + 16 * (g - g0), G, f);
-            leg_run(streams_for(pf, type), pf, type, G, n, gb, a0, ab, qa, meta, f);
+            const int npg = groups_begin(ns, P, g, g0 + ng, nb, b0, gb, out + 16 * (g - g0), G, f);
+            leg_run(ns, pf, type, G, n, gb, a0, ab, qa, meta, f);
             store_groups(out + 16 * (g - g0), npg, f);
         }
     }
@@ -500,18 +502,19 @@ static void gemv_k_packed(const int pf, const uint32_t type, const uint8_t *P, i
                           const uint8_t *act, float *out) {
     x86_kact meta[K_NSB];
     const int64_t nsb = n_cols / X86_QKK;
-    const size_t gb = 16 * x86_block_bytes(type);
+    const size_t gb = 16 * x86_block_bytes(type), lead = k_lead(pf, type, gb);
+    const int ns = streams_for(pf, type);
     sb_fn *const fn = k_instance(type, pf);
     for (int64_t c0 = 0; c0 < nsb; c0 += K_NSB) {
         const int64_t n = nsb - c0 < K_NSB ? nsb - c0 : K_NSB;
         x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
-        for (int64_t g = g0; g < g0 + ng; g += streams_for(pf, type)) {
+        for (int64_t g = g0; g < g0 + ng; g += ns) {
             const uint8_t *G[NG_MAX];
             __m256 f[NG_MAX][2];
-            const int npg = groups_begin(streams_for(pf, type), P, g, g0 + ng, nsb, c0, gb, out + 16 * (g - g0), G, f);
+            const int npg = groups_begin(ns, P, g, g0 + ng, nsb, c0, gb, out + 16 * (g - g0), G, f);
             for (int64_t sb = 0; sb < n; sb++) {
                 const size_t at = (size_t)sb * gb;
-                fn(G, at, at + k_lead(pf, type, gb), act + (size_t)(c0 + sb) * 292 + 4, &meta[sb], f);
+                fn(G, at, at + lead, act + (size_t)(c0 + sb) * 292 + 4, &meta[sb], f);
             }
             store_groups(out + 16 * (g - g0), npg, f);
         }
