@@ -28,7 +28,7 @@
  * model 167, near prefetch) two beat one, tg64 alternating: Q4_0 43.8 ->
  * 51.0 t/s, Q8_0 23.5 -> 27.8, Q6_K 27.8 -> 30.3, Q4_K_M 40.3 -> 41.5-42.9;
  * four no better than two; but Q2_K and Q3_K, bound by their arithmetic,
- * 2-6% slower, so they read one (streams_for). (The AVX-512 kernels, with
+ * 2-6% slower, so they read one (k_instance). (The AVX-512 kernels, with
  * half the instructions per byte, read four.)
  */
 #include "avx2_internal.h"
@@ -37,7 +37,7 @@
 #define UNROLL X2_UNROLL
 #define INLINE X2_INLINE
 #define NOINLINE __attribute__((noinline))
-#define NG_MAX 2      /* most groups (streams) a thread reads at a time (streams_for) */
+#define NG_MAX 2      /* most groups (streams) a thread reads at a time (leg_streams, k_instance) */
 #define LEG_NB 512    /* legacy activation blocks prepared per chunk */
 #define K_NSB 128     /* K-quant activation super-blocks prepared per chunk */
 
@@ -83,14 +83,12 @@ INLINE void pf_line(const int pf, uintptr_t p) {
  * +1-4%, Q8_0 +2-13%; 2 and 2.65 KB were about as good for Q4_0, less for
  * Q8_0. */
 INLINE size_t leg_dist(const int pf) { return pf == 2 ? 6912 : 2304; }
-/* Groups read at a time with prefetch style pf (see the top); Q2_K and
- * Q3_K, bound by their arithmetic here, one (two: 2-6% slower). */
-INLINE int streams_for(const int pf, const uint32_t type) {
-    return pf == 1 && type != INFER_TYPE_Q2_K && type != INFER_TYPE_Q3_K ? 2 : 1;
-}
-/* How far ahead of a K-quant super-block of group-block bytes gb its
+/* Legacy-type groups read at a time with prefetch style pf (see the top;
+ * the K-quants' counts are their instances', k_instance). */
+INLINE int leg_streams(const int pf) { return pf == 1 ? 2 : 1; }
+/* How far ahead of a K-quant super-block of group-block bytes gb its ns
  * streams prefetch: three super-blocks far; near, one super-block split
- * over the thread's streams (streams_for), so the thread keeps about one
+ * over the thread's streams, so the thread keeps about one
  * group-super-block in flight whatever their count. Intel Xeon (family 6
  * model 167), INFER_CPU=avx2 tg64, two rounds alternating builds: two
  * streams half a super-block ahead against one whole: Q4_K_M 43.5-44.8 ->
@@ -98,9 +96,7 @@ INLINE int streams_for(const int pf, const uint32_t type) {
  * 33.2-34.0; three quarters about the same, 2 or 3 super-blocks slower
  * (one thread from memory 16 -> 12-13 GB/s). The AVX-512 kernels' four
  * streams do best at one whole super-block (half: 2-9% slower). */
-INLINE size_t k_lead(const int pf, const uint32_t type, size_t gb) {
-    return pf == 2 ? 3 * gb : gb / (size_t)streams_for(pf, type);
-}
+INLINE size_t k_lead(const int pf, int ns, size_t gb) { return pf == 2 ? 3 * gb : gb / (size_t)ns; }
 
 /* Byte k (0..3) of every 32-bit lane in both int16 halves (K-quant scales,
  * 0..63): vpshufb within each 128-bit lane. */
@@ -220,7 +216,7 @@ INLINE void gemv_legacy_packed(const int pf, const uint32_t type, const uint8_t 
     const int64_t nb = n_cols / X86_QK;
     const int has_min = x86_legacy_has_min(type);
     const size_t gb = 16 * x86_block_bytes(type), ab = has_min ? 36 : 34, qa = has_min ? 4 : 2;
-    const int ns = streams_for(pf, type);
+    const int ns = leg_streams(pf);
     for (int64_t b0 = 0; b0 < nb; b0 += LEG_NB) {
         const int64_t n = nb - b0 < LEG_NB ? nb - b0 : LEG_NB;
         const uint8_t *a0 = act + (size_t)b0 * ab;
@@ -480,14 +476,21 @@ typedef void sb_fn(const uint8_t *const *G, size_t at, size_t po, const uint8_t 
                                             const x86_kact *m, __m256 (*f)[2]) {                                  \
         name(ng, pf, G, at, po, aq, m, f);                                                                        \
     }
-/* ng = streams_for(pf, type): n1 with the near style */
+/* One stream with no prefetch or the far style, n1 with the near one
+ * (see the top): Q2_K and Q3_K, bound by their arithmetic here, one (two:
+ * 2-6% slower), the others two. */
 #define SB_ALL(name, n1) SB_INST(name, 1, 0) SB_INST(name, n1, 1) SB_INST(name, 1, 2)
 SB_ALL(q2k_sb, 1) SB_ALL(q3k_sb, 1) SB_ALL(q4k_sb, 2) SB_ALL(q5k_sb, 2) SB_ALL(q6k_sb, 2)
 
-/* The instance of a type for prefetch style pf. */
-static sb_fn *k_instance(uint32_t type, int pf) {
-#define SB_ROW(name, n1) {name##_1_0, name##_##n1##_1, name##_1_2}
-    static sb_fn *const fns[5][3] = {SB_ROW(q2k_sb, 1), SB_ROW(q3k_sb, 1), SB_ROW(q4k_sb, 2), SB_ROW(q5k_sb, 2),
+/* The instance of a type for prefetch style pf, and how many streams
+ * (groups at a time) it reads. */
+typedef struct {
+    sb_fn *fn;
+    int ng;
+} k_inst;
+static k_inst k_instance(uint32_t type, int pf) {
+#define SB_ROW(name, n1) {{name##_1_0, 1}, {name##_##n1##_1, n1}, {name##_1_2, 1}}
+    static const k_inst fns[5][3] = {SB_ROW(q2k_sb, 1), SB_ROW(q3k_sb, 1), SB_ROW(q4k_sb, 2), SB_ROW(q5k_sb, 2),
                                      SB_ROW(q6k_sb, 2)};
 #undef SB_ROW
     const int t = type == INFER_TYPE_Q2_K   ? 0
@@ -502,9 +505,10 @@ static void gemv_k_packed(const int pf, const uint32_t type, const uint8_t *P, i
                           const uint8_t *act, float *out) {
     x86_kact meta[K_NSB];
     const int64_t nsb = n_cols / X86_QKK;
-    const size_t gb = 16 * x86_block_bytes(type), lead = k_lead(pf, type, gb);
-    const int ns = streams_for(pf, type);
-    sb_fn *const fn = k_instance(type, pf);
+    const k_inst in = k_instance(type, pf);
+    sb_fn *const fn = in.fn;
+    const int ns = in.ng;
+    const size_t gb = 16 * x86_block_bytes(type), lead = k_lead(pf, ns, gb);
     for (int64_t c0 = 0; c0 < nsb; c0 += K_NSB) {
         const int64_t n = nsb - c0 < K_NSB ? nsb - c0 : K_NSB;
         x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
