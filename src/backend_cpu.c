@@ -805,7 +805,7 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     /* The threads split matmul rows at multiples of ROW_GROUP_TOKEN (or
      * ROW_GROUP, a multiple of it): repacked groups must not straddle them. */
     if (c->kt->packed_rows > 0 && ROW_GROUP_TOKEN % c->kt->packed_rows == 0) {
-        infer_status s = model_packed(m, c->kt, &c->packed, err);
+        infer_status s = model_packed(m, c->kt, c->pool, &c->packed, err);
         if (s != INFER_OK) {
             cpu_free(&c->base);
             return s;

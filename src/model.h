@@ -103,7 +103,8 @@ static inline const weight *model_matrix(const infer_model *m, size_t i) {
 }
 
 /* model_pack.c: the repacked form of the model's matmul weights for the
- * kernel level kt, made by the first caller (thread-safe): at[i] is
+ * kernel level kt, made by the first caller on pl's threads (NULL: the
+ * calling thread alone; the same bytes either way; thread-safe): at[i] is
  * tensor i's repacked rows (kernels/dispatch.h), or, where plain[i] is 1,
  * a copy of its rows as in the file (a float matrix of a mapped model, in
  * huge pages), or NULL where the file's rows are read; at NULL when
@@ -116,7 +117,9 @@ typedef struct {
     const void *const *at; /* [n_tensors] */
     const uint8_t *plain;  /* [n_tensors] */
 } model_pack_view;
-infer_status model_packed(const infer_model *m, const kernel_table *kt, model_pack_view *out, infer_error *err);
+typedef struct pool pool;
+infer_status model_packed(const infer_model *m, const kernel_table *kt, pool *pl, model_pack_view *out,
+                          infer_error *err);
 infer_status model_file_layout(const infer_model *m, infer_error *err);
 infer_status model_pack_new(model_pack **out, infer_error *err);
 void model_pack_free(model_pack *p);

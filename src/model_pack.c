@@ -26,13 +26,16 @@
  * layout: their rows cannot be dropped, and a second copy would double them.
  *
  * Lifetime and threads: the state lives in m->pack, allocated with the
- * model and freed with it; the mutex makes make-once-then-read safe for
+ * model and freed with it. The first context's thread pool does the work,
+ * a tensor per thread at a time (pack_part), while that context holds the
+ * mutex. The mutex makes make-once-then-read safe for
  * contexts created on several threads, and a context only reads the
  * pointers after taking the mutex once. The dropped ranges are written
  * back under the same mutex. INFER_REPACK=0 in the environment turns
  * repacking off (for comparisons).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -40,7 +43,12 @@
 
 #include "gguf_internal.h"
 #include "model.h"
+#include "pool.h"
 #include "util.h"
+
+struct dropped_range {
+    size_t off, len;
+};
 
 struct model_pack {
     pthread_mutex_t lock;
@@ -53,7 +61,7 @@ struct model_pack {
     /* A model read into memory: the page ranges dropped from it, [off, off
      * + len) of the file, to read back before anyone reads them
      * (model_file_layout); keep: the file's layout is wanted, drop no more. */
-    struct { size_t off, len; } *dropped; /* [cap_dropped]: one per tensor at most */
+    struct dropped_range *dropped; /* [cap_dropped]: one per tensor at most */
     size_t n_dropped, cap_dropped;
     int keep;
 };
@@ -79,22 +87,24 @@ void model_pack_free(model_pack *p) {
     infer_free(p);
 }
 
-/* Drop [q, q + n)'s whole pages of the file's data (tensor ti's) from this
- * process: of the mapping (read back from the file on the next touch) or
- * of the memory it was read into (zeros until model_file_layout; the range
- * is recorded; the token embedding kept, see the top). */
-static void drop_pages(const infer_model *m, model_pack *p, int64_t ti, const void *q, size_t n) {
+/* Drop [q, q + n)'s whole pages of the file's data from this process: of
+ * the mapping (read back from the file on the next touch) or of the memory
+ * it was read into (zeros until model_file_layout), whose range goes to
+ * *rec, its len 0 when there is none. rec NULL: a model read into memory
+ * keeps these pages (see make_packed). */
+static void drop_pages(const infer_model *m, const void *q, size_t n, struct dropped_range *rec) {
     const long pg = sysconf(_SC_PAGESIZE);
     const infer_gguf *g = m->gguf;
+    if (rec) rec->len = 0;
     if (pg <= 0) return;
     uintptr_t a = (uintptr_t)q, e = a + n;
     a = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
     e &= ~((uintptr_t)pg - 1);
     if (e <= a) return;
     if (g->backing == GGUF_HEAP) {
-        if (p->keep || ti == m->tok_embd.index || p->n_dropped >= p->cap_dropped) return; /* never past the array */
-        p->dropped[p->n_dropped].off = (size_t)(a - (uintptr_t)g->data);
-        p->dropped[p->n_dropped++].len = (size_t)(e - a);
+        if (!rec) return;
+        rec->off = (size_t)(a - (uintptr_t)g->data);
+        rec->len = (size_t)(e - a);
     }
     (void)madvise((void *)a, e - a, MADV_DONTNEED);
 }
@@ -151,18 +161,60 @@ static size_t plain_size(const infer_model *m, const weight *w) {
     return (size_t)n;
 }
 
+/* One tensor to repack or copy: the first weight that reads it, its place
+ * in p->mem, and where its dropped range is recorded (a model read into
+ * memory; NULL: its pages stay). */
+typedef struct {
+    const weight *w;
+    size_t off;
+    int plain;
+    struct dropped_range *rec;
+} pack_item;
+
+typedef struct {
+    const infer_model *m;
+    const kernel_table *kt;
+    uint8_t *mem;
+    const pack_item *items;
+    size_t n_items;
+    _Atomic size_t next; /* the next item to take */
+} pack_job;
+
+/* The threads take tensors one at a time: each is written by one thread,
+ * the same bytes whichever, and its file pages are dropped as soon as it
+ * is done, so the resident size stays about one model at any thread
+ * count. */
+static void pack_part(void *arg, int ith, int nth, int self) {
+    pack_job *j = arg;
+    size_t i;
+    while ((i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n_items) {
+        const pack_item *it = &j->items[i];
+        const weight *w = it->w;
+        int64_t rows = w->rows / j->kt->packed_rows * j->kt->packed_rows;
+        if (it->plain) {
+            rows = w->rows;
+            memcpy(j->mem + it->off, w->data, plain_size(j->m, w));
+        } else {
+            j->kt->pack(w->type, w->data, w->row_bytes, w->rows, w->cols, j->mem + it->off);
+        }
+        drop_pages(j->m, w->data, (size_t)rows * w->row_bytes, it->rec);
+    }
+}
+
 /* Repack every matmul weight the kernel level repacks, and copy the float
  * ones of a mapped model as they are (plain_size), into one mapping, each
- * tensor once however many weights share it (tied embeddings): offs holds
- * tensor i's place in p->mem (SIZE_MAX: neither), p->at its rows once
- * written. */
-static infer_status make_packed(const infer_model *m, const kernel_table *kt, model_pack *p, infer_error *err) {
+ * tensor once however many weights share it (tied embeddings), on pl's
+ * threads: offs holds tensor i's place in p->mem (SIZE_MAX: neither), p->at
+ * its rows once written. */
+static infer_status make_packed(const infer_model *m, const kernel_table *kt, model_pack *p, pool *pl,
+                                infer_error *err) {
     const size_t n_tensors = (size_t)infer_gguf_tensor_count(m->gguf);
     const void **at = infer_calloc(n_tensors, sizeof *at);
     uint8_t *plain = infer_calloc(n_tensors, 1);
     size_t *offs = infer_malloc_array(n_tensors, sizeof *offs);
+    pack_item *items = infer_malloc_array(n_tensors, sizeof *items);
     infer_status s = INFER_OK;
-    if (!at || !plain || !offs) {
+    if (!at || !plain || !offs || !items) {
         s = set_error(err, INFER_ENOMEM, "out of memory");
         goto out;
     }
@@ -199,20 +251,28 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
         }
         p->size = total;
     }
+    /* The tensors in matrix order, once each; a model read into memory
+     * records each dropped range in its own slot of p->dropped (never past
+     * the array; the token embedding kept, see the top). */
+    const size_t first_slot = p->n_dropped;
+    size_t n_items = 0, n_slots = 0;
     for (size_t i = 0; i < model_n_matrices(m); i++) {
         const weight *w = model_matrix(m, i);
         const int64_t ti = weight_tensor(w, n_tensors);
         if (ti < 0 || offs[ti] == SIZE_MAX || at[ti]) continue;
-        int64_t rows = w->rows / kt->packed_rows * kt->packed_rows;
-        if (plain[ti]) {
-            rows = w->rows;
-            memcpy(p->mem + offs[ti], w->data, plain_size(m, w));
-        } else {
-            kt->pack(w->type, w->data, w->row_bytes, w->rows, w->cols, p->mem + offs[ti]);
-        }
-        at[ti] = p->mem + offs[ti];
-        drop_pages(m, p, ti, w->data, (size_t)rows * w->row_bytes); /* once per tensor: one range each */
+        pack_item *it = &items[n_items++];
+        *it = (pack_item){.w = w, .off = offs[ti], .plain = plain[ti], .rec = NULL};
+        if (m->gguf->backing == GGUF_HEAP && !p->keep && ti != m->tok_embd.index &&
+            first_slot + n_slots < p->cap_dropped)
+            it->rec = &p->dropped[first_slot + n_slots++];
+        at[ti] = p->mem + offs[ti]; /* written by pool_run below, read by no one before it returns */
     }
+    pack_job job = {.m = m, .kt = kt, .mem = p->mem, .items = items, .n_items = n_items};
+    atomic_init(&job.next, 0);
+    if (n_items > 0) pool_run(pl, pack_part, &job);
+    /* The recorded ranges in tensor order, the empty ones left out. */
+    for (size_t k = 0; k < n_slots; k++)
+        if (p->dropped[first_slot + k].len > 0) p->dropped[p->n_dropped++] = p->dropped[first_slot + k];
     p->at = at;
     p->plain = plain;
     at = NULL;
@@ -221,17 +281,19 @@ out:
     infer_free((void *)at);
     infer_free(plain);
     infer_free(offs);
+    infer_free(items);
     return s;
 }
 
-infer_status model_packed(const infer_model *m, const kernel_table *kt, model_pack_view *out, infer_error *err) {
+infer_status model_packed(const infer_model *m, const kernel_table *kt, pool *pl, model_pack_view *out,
+                          infer_error *err) {
     model_pack *p = m->pack;
     infer_status s = INFER_OK;
     *out = (model_pack_view){NULL, NULL};
     if (!p || !repack_wanted(m, kt)) return INFER_OK;
     pthread_mutex_lock(&p->lock);
     if (!p->done) {
-        s = make_packed(m, kt, p, err);
+        s = make_packed(m, kt, p, pl, err);
         if (s == INFER_OK) {
             p->done = 1;
             p->isa = kt->isa;

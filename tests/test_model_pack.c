@@ -19,6 +19,7 @@
 
 #include "infer.h"
 #include "model.h"
+#include "pool.h"
 #include "synth.h"
 #include "testutil.h"
 
@@ -284,7 +285,7 @@ Test(model_pack, mapped_float_matrices_copied_as_they_are) {
                   types[ty]);
         model_pack_view v;
         infer_error err = {0};
-        cr_assert_eq(model_packed(m, kernels_get(), &v, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(model_packed(m, kernels_get(), NULL, &v, &err), INFER_OK, "%s", err.message);
         cr_assert_not_null(v.at);
         for (size_t i = 0; i < model_n_matrices(m); i++) {
             const weight *w = model_matrix(m, i);
@@ -300,11 +301,72 @@ Test(model_pack, mapped_float_matrices_copied_as_they_are) {
         m = load(path, 0);
         model_logits(m, got);
         cr_assert(!memcmp(want, got, sizeof want));
-        cr_assert_eq(model_packed(m, kernels_get(), &v, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(model_packed(m, kernels_get(), NULL, &v, &err), INFER_OK, "%s", err.message);
         for (size_t i = 0; v.at && i < model_n_matrices(m); i++)
             cr_assert_null(v.at[model_matrix(m, i)->index], "read into memory: a float matrix was copied");
         infer_model_release(m);
         unlink(path);
     }
+    LEAK_CHECK();
+}
+
+/* The threads share the repacking a tensor at a time: a pool of 3 writes
+ * the same bytes as the calling thread alone, for a quantized model mapped
+ * and read into memory (where every range it dropped is recorded: the
+ * file's bytes all read back) and for a mapped float model's copies. */
+static void nothing(void *arg, int ith, int nth, int self) {}
+
+Test(model_pack, threads_pack_the_same_bytes) {
+    skip_unless_repacking();
+    const kernel_table *kt = kernels_get();
+    const struct {
+        uint32_t type;
+        int use_mmap;
+    } cases[] = {{INFER_TYPE_Q4_0, 1}, {INFER_TYPE_Q4_0, 0}, {INFER_TYPE_Q6_K, 1}, {INFER_TYPE_F16, 1}};
+    pool *pl = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(3, &pl, &err), INFER_OK, "%s", err.message);
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        char path[] = "/tmp/infer-pack-XXXXXX";
+        write_typed(path, 0, cases[ci].type, 512, 1024);
+        infer_model *one = load(path, cases[ci].use_mmap), *many = load(path, cases[ci].use_mmap);
+        model_pack_view v1, vn;
+        cr_assert_eq(model_packed(one, kt, NULL, &v1, &err), INFER_OK, "%s", err.message);
+        pool_run(pl, nothing, NULL); /* the workers spin now: they take their share of the tensors */
+        cr_assert_eq(model_packed(many, kt, pl, &vn, &err), INFER_OK, "%s", err.message);
+        cr_assert(v1.at && vn.at, "case %zu: nothing repacked", ci);
+        size_t n_done = 0;
+        for (size_t i = 0; i < model_n_matrices(one); i++) {
+            const weight *w = model_matrix(one, i);
+            if (!v1.at[w->index]) continue;
+            cr_assert_not_null(vn.at[w->index], "case %zu: matrix %zu left out by the pool", ci, i);
+            cr_assert_eq(v1.plain[w->index], vn.plain[w->index]);
+            const size_t n = v1.plain[w->index] ? (size_t)w->rows * w->row_bytes
+                                                 : kt->packed_size(w->type, w->rows, w->cols);
+            cr_assert(n > 0 && !memcmp(v1.at[w->index], vn.at[w->index], n),
+                      "case %zu: matrix %zu packed differently by 3 threads", ci, i);
+            n_done++;
+        }
+        cr_assert_gt(n_done, 0);
+        if (!cases[ci].use_mmap) { /* every dropped range recorded: the file's bytes all come back */
+            const int64_t pr = kt->packed_rows;
+            for (size_t i = 0; i < model_n_matrices(many); i++) {
+                const weight *w = model_matrix(many, i);
+                size_t whole;
+                cr_assert_eq(resident(w->data, (size_t)(w->rows / pr * pr) * w->row_bytes, &whole), 0,
+                             "case %zu: matrix %zu not dropped", ci, i);
+            }
+            cr_assert_eq(model_file_layout(many, &err), INFER_OK, "%s", err.message);
+            size_t fsize = 0;
+            void *file = read_file(path, &fsize);
+            cr_assert(file && fsize == many->gguf->size && !memcmp(file, many->gguf->data, fsize),
+                      "case %zu: the rows read back differ from the file", ci);
+            free(file);
+        }
+        infer_model_release(one);
+        infer_model_release(many);
+        unlink(path);
+    }
+    pool_free(pl);
     LEAK_CHECK();
 }
