@@ -192,8 +192,8 @@ static void pack_part(void *arg, int ith, int nth, int self) {
         const weight *w = it->w;
         int64_t rows = w->rows / j->kt->packed_rows * j->kt->packed_rows;
         if (it->plain) {
-            rows = w->rows;
-            memcpy(j->mem + it->off, w->data, plain_size(j->m, w));
+            rows = w->rows; /* rows * row_bytes: plain_size, checked when it was sized */
+            memcpy(j->mem + it->off, w->data, (size_t)rows * w->row_bytes);
         } else {
             j->kt->pack(w->type, w->data, w->row_bytes, w->rows, w->cols, j->mem + it->off);
         }
