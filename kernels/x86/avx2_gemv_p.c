@@ -25,9 +25,11 @@
  * Zen 4 development VM (2 threads from memory, alternating) one stream
  * beat two in every pair, +5-20% tokens/s
  * for TinyLlama-shaped Q4_0, Q8_0 and Q4_K_M; on an Intel Xeon (family 6
- * model 167, near prefetch) two beat one, tg64 alternating: Q4_0 43.8 ->
- * 51.0 t/s, Q8_0 23.5 -> 27.8, Q6_K 27.8 -> 30.3, Q4_K_M 40.3 -> 41.5-42.9;
- * four no better than two; but Q2_K and Q3_K, bound by their arithmetic,
+ * model 167, near prefetch) two beat one, INFER_CPU=avx2 tg64, two rounds
+ * alternating builds (2026-11-24, with the leads below): Q4_0 43.6-46.7 ->
+ * 52.8-53.7 t/s, Q8_0 23.7-24.2 -> 29.2-29.4, Q6_K 28.7 -> 30.2-30.6,
+ * Q4_K_M 40.8-41.8 -> 43.6-43.7; four no better than two (measured a
+ * session earlier); but Q2_K and Q3_K, bound by their arithmetic,
  * 2-6% slower, so they read one (k_instance). (The AVX-512 kernels, with
  * half the instructions per byte, read four.)
  */
