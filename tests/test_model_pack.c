@@ -310,12 +310,13 @@ Test(model_pack, mapped_float_matrices_copied_as_they_are) {
     LEAK_CHECK();
 }
 
+/* A job with nothing to do: run once, it leaves the pool's workers spinning. */
+static void nothing(void *arg, int ith, int nth, int self) {}
+
 /* The threads share the repacking a tensor at a time: a pool of 3 writes
  * the same bytes as the calling thread alone, for a quantized model mapped
  * and read into memory (where every range it dropped is recorded: the
  * file's bytes all read back) and for a mapped float model's copies. */
-static void nothing(void *arg, int ith, int nth, int self) {}
-
 Test(model_pack, threads_pack_the_same_bytes) {
     skip_unless_repacking();
     const kernel_table *kt = kernels_get();
