@@ -8,8 +8,9 @@
  *   quantize_tool    infer-quantize against llama-quantize's files: legacy
  *                    and K types with --pure byte for byte, the Q4_K_M /
  *                    Q5_K_M tensor types, metadata, fallbacks, refusals
- *   quantize_synth   infer-synth shapes and presets, and a synthetic model
- *                    through infer-quantize into infer_model_load and decode
+ *   quantize_synth   infer-synth shapes and presets, a synthetic model
+ *                    through infer-quantize into infer_model_load and decode,
+ *                    and the Q3_K_M / Q3_K_L types on a 16-layer one
  *
  * The tools run as programs found next to $INFER_BIN (set by `make test`);
  * those tests skip without it. */
@@ -730,5 +731,79 @@ Test(quantize_synth, synthetic_model_through_quantize_loads_and_decodes, .timeou
     cr_expect_gt(cs, 0.95, "cosine %.5f", cs);
     free(lf);
     free(lq);
+    remove_dir(dir);
+}
+
+/* The type infer-quantize gave tensor name in g. */
+static uint32_t type_of(infer_gguf *g, const char *name) {
+    const int64_t j = infer_gguf_find_tensor(g, name);
+    cr_assert_geq(j, 0, "%s", name);
+    return infer_gguf_tensor_at(g, (uint64_t)j)->type;
+}
+
+Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
+    /* Q3_K_M and Q3_K_L as llama.cpp assigns them (non-Falcon, no experts),
+     * on 16 layers, where the two Q3_K_M bumps part: attn_v of the first
+     * two layers (i_attention_wv < 2) but ffn_down of the first sixteenth
+     * (layer 0) in Q5_K, the other attn_v and ffn_down in Q4_K, attn_output
+     * in Q4_K. Q3_K_L: attn_v, ffn_down and attn_output all Q5_K. The rest
+     * Q3_K, output.weight Q6_K. (Checked byte for byte against
+     * llama-quantize, outside the repository, on 32- and 40-layer models.) */
+    char dir[64], f16[600], q[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
+    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "16", "--n-head", "4", "--n-head-kv", "2",
+                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
+    int rc = run_tool("infer-synth", dir, sargs);
+    char *e = tool_stderr(dir);
+    cr_assert_eq(rc, 0, "infer-synth: %s", e);
+    free(e);
+    static const struct {
+        const char *type;
+        uint32_t ftype, v01, v_rest, down0, down1, down_rest, out;
+    } mix[] = {
+        {"Q3_K_M", 12, INFER_TYPE_Q5_K, INFER_TYPE_Q4_K, INFER_TYPE_Q5_K, INFER_TYPE_Q4_K, INFER_TYPE_Q4_K,
+         INFER_TYPE_Q4_K},
+        {"Q3_K_L", 13, INFER_TYPE_Q5_K, INFER_TYPE_Q5_K, INFER_TYPE_Q5_K, INFER_TYPE_Q5_K, INFER_TYPE_Q5_K,
+         INFER_TYPE_Q5_K},
+    };
+    for (size_t k = 0; k < sizeof mix / sizeof *mix; k++) {
+        snprintf(q, sizeof q, "%s/%s.gguf", dir, mix[k].type);
+        const char *qargs[] = {f16, q, mix[k].type, NULL};
+        rc = run_tool("infer-quantize", dir, qargs);
+        e = tool_stderr(dir);
+        cr_assert_eq(rc, 0, "infer-quantize %s: %s", mix[k].type, e);
+        free(e);
+        infer_gguf *g = test_open_gguf(q);
+        cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K, "%s", mix[k].type);
+        cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q3_K, "%s", mix[k].type);
+        for (int l = 0; l < 16; l++) {
+            char n[64];
+            static const char *const plain[] = {"attn_q", "attn_k", "ffn_gate", "ffn_up"};
+            for (int i = 0; i < 4; i++) {
+                snprintf(n, sizeof n, "blk.%d.%s.weight", l, plain[i]);
+                cr_expect_eq(type_of(g, n), INFER_TYPE_Q3_K, "%s %s", mix[k].type, n);
+            }
+            snprintf(n, sizeof n, "blk.%d.attn_v.weight", l);
+            cr_expect_eq(type_of(g, n), l < 2 ? mix[k].v01 : mix[k].v_rest, "%s %s: %s", mix[k].type, n,
+                         infer_type_name(type_of(g, n)));
+            snprintf(n, sizeof n, "blk.%d.ffn_down.weight", l);
+            cr_expect_eq(type_of(g, n), l == 0 ? mix[k].down0 : l == 1 ? mix[k].down1 : mix[k].down_rest,
+                         "%s %s: %s", mix[k].type, n, infer_type_name(type_of(g, n)));
+            snprintf(n, sizeof n, "blk.%d.attn_output.weight", l);
+            cr_expect_eq(type_of(g, n), mix[k].out, "%s %s", mix[k].type, n);
+            snprintf(n, sizeof n, "blk.%d.attn_norm.weight", l);
+            cr_expect_eq(type_of(g, n), INFER_TYPE_F32, "%s %s", mix[k].type, n);
+        }
+        uint32_t ft = 0;
+        cr_expect_eq(infer_gguf_get_u32(g, "general.file_type", &ft, NULL), INFER_OK);
+        cr_expect_eq(ft, mix[k].ftype, "%s: general.file_type %u", mix[k].type, ft);
+        infer_gguf_close(g);
+        /* and the result loads and decodes (decode_greedy checks that every
+         * step's logits are finite) */
+        const int32_t prompt[] = {1, 290, 17};
+        int32_t gen[4];
+        free(decode_greedy(q, prompt, 3, 4, gen));
+    }
     remove_dir(dir);
 }

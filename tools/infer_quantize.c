@@ -12,8 +12,9 @@
  *     else (1-D norms, biases) is copied unchanged;
  *   - the mixture rules for the file type: output.weight (or token_embd when
  *     the embeddings are tied) in Q6_K, attn_v / ffn_down bumped on the
- *     layers use_more_bits() picks for Q4_K_M and Q5_K_M, the Q2_K and
- *     Q4_K_S bumps, ... (choose_type below); --pure turns the rules off;
+ *     layers use_more_bits() picks for Q4_K_M and Q5_K_M, the Q2_K,
+ *     Q3_K_M, Q3_K_L and Q4_K_S bumps, ... (choose_type below); --pure
+ *     turns the rules off;
  *   - the counters those rules use (i-th attn_v, i-th ffn_down) advance in
  *     llama.cpp's tensor order: tensors outside "blk.N." first, then by
  *     layer number, each group sorted by name. Output keeps the input order;
@@ -49,7 +50,7 @@
 /* llama.cpp's llama_ftype numbers (general.file_type). */
 enum {
     FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
-    FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16, FT_Q5_K_M = 17,
+    FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16, FT_Q5_K_M = 17,
     FT_Q6_K = 18, FT_BF16 = 32,
 };
 
@@ -66,6 +67,7 @@ static const file_type FILE_TYPES[] = {
     {"Q5_0", FT_Q5_0, INFER_TYPE_Q5_0},     {"Q5_1", FT_Q5_1, INFER_TYPE_Q5_1},
     {"Q8_0", FT_Q8_0, INFER_TYPE_Q8_0},     {"Q2_K", FT_Q2_K, INFER_TYPE_Q2_K},
     {"Q3_K", FT_Q3_K_S, INFER_TYPE_Q3_K},   {"Q3_K_S", FT_Q3_K_S, INFER_TYPE_Q3_K},
+    {"Q3_K_M", FT_Q3_K_M, INFER_TYPE_Q3_K}, {"Q3_K_L", FT_Q3_K_L, INFER_TYPE_Q3_K},
     {"Q4_K", FT_Q4_K_S, INFER_TYPE_Q4_K},   {"Q4_K_S", FT_Q4_K_S, INFER_TYPE_Q4_K},
     {"Q4_K_M", FT_Q4_K_M, INFER_TYPE_Q4_K}, {"Q5_K", FT_Q5_K_S, INFER_TYPE_Q5_K},
     {"Q5_K_S", FT_Q5_K_S, INFER_TYPE_Q5_K}, {"Q5_K_M", FT_Q5_K_M, INFER_TYPE_Q5_K},
@@ -214,6 +216,10 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
     if (is_attn_v_like(cat)) {
         if (ft == FT_Q2_K)
             type = n_gqa(mi) >= 4 ? INFER_TYPE_Q4_K : INFER_TYPE_Q3_K;
+        else if (ft == FT_Q3_K_M)
+            type = rs->i_attention_wv < 2 ? INFER_TYPE_Q5_K : INFER_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_L)
+            type = INFER_TYPE_Q5_K;
         else if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && use_more_bits(rs->i_attention_wv, rs->n_attention_wv))
             type = INFER_TYPE_Q6_K;
         else if (ft == FT_Q4_K_S && rs->i_attention_wv < 4)
@@ -237,6 +243,11 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
         const int il = (int)i_layer;
         if (ft == FT_Q2_K)
             type = INFER_TYPE_Q3_K;
+        else if (ft == FT_Q3_K_M)
+            type = il < n_layer / 16 ? INFER_TYPE_Q5_K
+                   : !mi->falcon || use_more_bits(il, n_layer) ? INFER_TYPE_Q4_K : INFER_TYPE_Q3_K;
+        else if (ft == FT_Q3_K_L)
+            type = mi->falcon ? INFER_TYPE_Q4_K : INFER_TYPE_Q5_K;
         else if (ft == FT_Q4_K_M) {
             if (mi->falcon)
                 type = il < n_layer / 16 ? INFER_TYPE_Q6_K
@@ -251,10 +262,13 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
         return type;
     }
     if (cat == CAT_ATTN_OUTPUT) {
-        if (mi->falcon) return type;
-        if (mi->n_expert == 8)
-            return ft == FT_Q2_K || ft == FT_Q3_K_S || ft == FT_Q4_K_S || ft == FT_Q4_K_M ? INFER_TYPE_Q5_K : type;
-        return ft == FT_Q2_K ? INFER_TYPE_Q3_K : type;
+        if (mi->falcon) return ft == FT_Q3_K_L ? INFER_TYPE_Q4_K : type;
+        if (mi->n_expert == 8) /* Q3_K_L is not among these in llama.cpp */
+            return ft == FT_Q2_K || ft == FT_Q3_K_S || ft == FT_Q3_K_M || ft == FT_Q4_K_S || ft == FT_Q4_K_M
+                       ? INFER_TYPE_Q5_K : type;
+        return ft == FT_Q2_K ? INFER_TYPE_Q3_K
+               : ft == FT_Q3_K_M ? INFER_TYPE_Q4_K
+               : ft == FT_Q3_K_L ? INFER_TYPE_Q5_K : type;
     }
     if (cat == CAT_FFN_GATE) rs->i_ffn_gate++;
     if (cat == CAT_FFN_UP) rs->i_ffn_up++;
@@ -641,7 +655,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: infer-quantize IN.gguf OUT.gguf TYPE [--pure] [-t N]\n"
             "\n"
-            "  TYPE    Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K\n"
+            "  TYPE    Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M\n"
+            "          Q5_K_S Q5_K_M Q6_K\n"
             "          (Q3_K, Q4_K, Q5_K: the _S mixtures) or F16 BF16 F32\n"
             "  --pure  every quantizable weight in TYPE: no Q6_K output.weight, no\n"
             "          bumped attn_v / ffn_down layers (llama-quantize --pure)\n"
