@@ -10,7 +10,8 @@
  *                    Q5_K_M tensor types, metadata, fallbacks, refusals
  *   quantize_synth   infer-synth shapes and presets, a synthetic model
  *                    through infer-quantize into infer_model_load and decode,
- *                    and the Q3_K_M / Q3_K_L types on a 16-layer one
+ *                    the Q3_K_M / Q3_K_L types on a 16-layer one, and the
+ *                    output / token-embedding type options
  *
  * The tools run as programs found next to $INFER_BIN (set by `make test`);
  * those tests skip without it. */
@@ -805,5 +806,78 @@ Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
         int32_t gen[4];
         free(decode_greedy(q, prompt, 3, 4, gen));
     }
+    remove_dir(dir);
+}
+
+/* Run infer-quantize with args; assert it exits 0 and open its output. */
+static infer_gguf *quantize_ok(const char *dir, const char *const *args, const char *out) {
+    const int rc = run_tool("infer-quantize", dir, args);
+    char *e = tool_stderr(dir);
+    cr_assert_eq(rc, 0, "infer-quantize %s: exit %d: %s", args[2], rc, e);
+    free(e);
+    return test_open_gguf(out);
+}
+
+Test(quantize_synth, tensor_type_options_as_llama_quantize) {
+    /* --output-tensor-type / --token-embedding-type name those tensors'
+     * types before any rule, --pure or not; --leave-output-tensor copies
+     * output.weight. (Checked byte for byte against llama-quantize, outside
+     * the repository, on a 32-layer synthetic model, in six combinations.) */
+    char dir[64], f16[600], q[600], small[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
+    snprintf(q, sizeof q, "%s/q.gguf", dir);
+    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2",
+                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
+    cr_assert_eq(run_tool("infer-synth", dir, sargs), 0);
+
+    /* a mixture: the two tensors as named, the rules elsewhere (2 layers:
+     * use_more_bits picks layer 1's attn_v for Q6_K) */
+    const char *a1[] = {f16, q, "Q4_K_M", "--output-tensor-type", "q8_0", "--token-embedding-type", "F16", NULL};
+    infer_gguf *g = quantize_ok(dir, a1, q);
+    cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q8_0);
+    cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_F16);
+    cr_expect_eq(type_of(g, "blk.1.attn_v.weight"), INFER_TYPE_Q6_K);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q4_K);
+    infer_gguf_close(g);
+
+    /* --pure: every other weight in TYPE, output.weight still as named */
+    const char *a2[] = {f16, q, "Q4_0", "--pure", "--output-tensor-type", "Q6_K", NULL};
+    g = quantize_ok(dir, a2, q);
+    cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K);
+    cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q4_0);
+    cr_expect_eq(type_of(g, "blk.1.attn_v.weight"), INFER_TYPE_Q4_0);
+    infer_gguf_close(g);
+
+    /* --leave-output-tensor wins over --output-tensor-type: the input's
+     * bytes */
+    const char *a3[] = {f16, q, "Q8_0", "--output-tensor-type", "q4_0", "--leave-output-tensor", NULL};
+    g = quantize_ok(dir, a3, q);
+    infer_gguf *in = test_open_gguf(f16);
+    const infer_gguf_tensor *o = infer_gguf_tensor_at(g, (uint64_t)infer_gguf_find_tensor(g, "output.weight"));
+    const infer_gguf_tensor *oi = infer_gguf_tensor_at(in, (uint64_t)infer_gguf_find_tensor(in, "output.weight"));
+    cr_expect_eq(o->type, INFER_TYPE_F16);
+    cr_expect(o->n_bytes == oi->n_bytes && !memcmp(o->data, oi->data, o->n_bytes), "output.weight copied");
+    cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q8_0);
+    infer_gguf_close(in);
+    infer_gguf_close(g);
+
+    /* a named type that does not fit the rows is refused (no fallback, as
+     * in llama.cpp, which stops there), and leaves no file; an unknown type
+     * is a usage error */
+    snprintf(small, sizeof small, "%s/small.gguf", dir);
+    const char *s2[] = {small, NULL};
+    cr_assert_eq(run_tool("infer-synth", dir, s2), 0); /* n_embd 32 */
+    remove(q);
+    const char *a4[] = {small, q, "Q8_0", "--token-embedding-type", "q4_K", NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a4), 2);
+    char *e = tool_stderr(dir);
+    cr_expect(strstr(e, "token_embd.weight: rows of 32 values are not whole q4_K blocks (256)") != NULL, "%s", e);
+    free(e);
+    cr_expect_neq(access(q, F_OK), 0, "no output for a refused type");
+    const char *a5[] = {small, q, "Q8_0", "--output-tensor-type", "q7_0", NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a5), 1);
+    const char *a6[] = {small, q, "Q8_0", "--output-tensor-type", NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a6), 1);
     remove_dir(dir);
 }

@@ -3,7 +3,8 @@
  * quantized type, choosing per-tensor types the way llama.cpp's
  * llama-quantize does.
  *
- *   infer-quantize IN.gguf OUT.gguf TYPE [--pure] [-t N]
+ *   infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]
+ *                  [--token-embedding-type T] [--leave-output-tensor] [-t N]
  *
  * What it reproduces of llama-quantize (src/llama-quant.cpp), with no
  * importance matrix:
@@ -14,7 +15,10 @@
  *     the embeddings are tied) in Q6_K, attn_v / ffn_down bumped on the
  *     layers use_more_bits() picks for Q4_K_M and Q5_K_M, the Q2_K,
  *     Q3_K_M, Q3_K_L and Q4_K_S bumps, ... (choose_type below); --pure
- *     turns the rules off;
+ *     turns the rules off; --output-tensor-type / --token-embedding-type
+ *     name those two tensors' types before any rule (no fallback: a type
+ *     that does not fit the rows is refused), and --leave-output-tensor
+ *     copies output.weight;
  *   - the counters those rules use (i-th attn_v, i-th ffn_down) advance in
  *     llama.cpp's tensor order: tensors outside "blk.N." first, then by
  *     layer number, each group sorted by name. Output keeps the input order;
@@ -191,6 +195,7 @@ static long layer_of(const char *name) {
 typedef struct {
     const model_info *mi;
     uint32_t ftype;
+    int64_t output_type; /* --output-tensor-type, or -1 */
     int n_attention_wv, i_attention_wv;
     int n_ffn_down, i_ffn_down, i_ffn_gate, i_ffn_up;
 } rule_state;
@@ -209,6 +214,7 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
     const uint32_t ft = rs->ftype;
     const category cat = category_of(name);
     if (cat == CAT_OUTPUT || (mi->tied && cat == CAT_TOKEN_EMBD)) {
+        if (rs->output_type >= 0) return rs->output_type; /* the tied token_embd: the fallback still applies */
         if (mi->falcon || ncols % infer_type_block_size(type) != 0) return INFER_TYPE_Q8_0;
         return type != INFER_TYPE_Q8_0 ? INFER_TYPE_Q6_K : type;
     }
@@ -311,13 +317,35 @@ static int plan_order(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
+/* What the command line asks beyond TYPE (llama-quantize's options of
+ * the same names); -1: not given. */
+typedef struct {
+    int pure;
+    int leave_output;    /* --leave-output-tensor: output.weight copied as it is */
+    int64_t output_type; /* --output-tensor-type */
+    int64_t embd_type;   /* --token-embedding-type */
+} quant_options;
+
+/* A type given by name for one tensor: it must fit the rows (llama.cpp
+ * applies no fallback to these). */
+static infer_status forced_type(plan_entry *p, uint64_t ncols, uint32_t type, const char *option,
+                                infer_error *err) {
+    if (ncols % infer_type_block_size(type) != 0)
+        return set_error(err, INFER_EUNSUPPORTED, "%s: rows of %llu values are not whole %s blocks (%u): %s %s does not fit it",
+                         p->name, (unsigned long long)ncols, infer_type_name(type), infer_type_block_size(type), option,
+                         infer_type_name(type));
+    p->type = p->wanted = type;
+    return INFER_OK;
+}
+
 /* Decide every tensor's output type. */
-static infer_status make_plan(const infer_gguf *g, const file_type *ft, int pure, plan_entry *plan,
+static infer_status make_plan(const infer_gguf *g, const file_type *ft, const quant_options *qo, plan_entry *plan,
                               infer_error *err) {
     const uint64_t n = infer_gguf_tensor_count(g);
+    const int pure = qo->pure;
     model_info mi;
     model_info_read(g, &mi);
-    rule_state rs = {.mi = &mi, .ftype = ft->ftype};
+    rule_state rs = {.mi = &mi, .ftype = ft->ftype, .output_type = qo->output_type};
     plan_entry **order = infer_calloc(n ? n : 1, sizeof *order);
     if (!order) return set_error(err, INFER_ENOMEM, "out of memory");
     int n_ffn_down = 0;
@@ -344,6 +372,16 @@ static infer_status make_plan(const infer_gguf *g, const file_type *ft, int pure
         plan_entry *p = order[k];
         const infer_gguf_tensor *t = infer_gguf_tensor_at(g, p->index);
         if (!allows_quantization(p->name, t->n_dims)) continue;
+        if (qo->leave_output && !strcmp(p->name, "output.weight")) continue;
+        const category cat = category_of(p->name);
+        if (qo->embd_type >= 0 && cat == CAT_TOKEN_EMBD) { /* before the rules, --pure or not */
+            st = forced_type(p, t->ne[0], (uint32_t)qo->embd_type, "--token-embedding-type", err);
+            continue;
+        }
+        if (qo->output_type >= 0 && cat == CAT_OUTPUT) {
+            st = forced_type(p, t->ne[0], (uint32_t)qo->output_type, "--output-tensor-type", err);
+            continue;
+        }
         uint32_t type = ft->type;
         if (is_quantized(type)) {
             char msg[160];
@@ -651,15 +689,32 @@ static infer_status write_output(const char *path, const infer_gguf *g, plan_ent
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
+/* A tensor type infer-quantize can write, by its name (q8_0, Q6_K, f16, ...;
+ * any case), or -1. */
+static int64_t tensor_type_by_name(const char *name) {
+    static const uint32_t TYPES[] = {INFER_TYPE_F32,  INFER_TYPE_F16,  INFER_TYPE_BF16, INFER_TYPE_Q4_0, INFER_TYPE_Q4_1,
+                                     INFER_TYPE_Q5_0, INFER_TYPE_Q5_1, INFER_TYPE_Q8_0, INFER_TYPE_Q2_K, INFER_TYPE_Q3_K,
+                                     INFER_TYPE_Q4_K, INFER_TYPE_Q5_K, INFER_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof TYPES / sizeof *TYPES; i++)
+        if (!strcasecmp(infer_type_name(TYPES[i]), name)) return TYPES[i];
+    return -1;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: infer-quantize IN.gguf OUT.gguf TYPE [--pure] [-t N]\n"
+            "usage: infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]\n"
+            "                      [--token-embedding-type T] [--leave-output-tensor] [-t N]\n"
             "\n"
             "  TYPE    Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M\n"
             "          Q5_K_S Q5_K_M Q6_K\n"
             "          (Q3_K, Q4_K, Q5_K: the _S mixtures) or F16 BF16 F32\n"
             "  --pure  every quantizable weight in TYPE: no Q6_K output.weight, no\n"
             "          bumped attn_v / ffn_down layers (llama-quantize --pure)\n"
+            "  --output-tensor-type T, --token-embedding-type T\n"
+            "          output.weight / token_embd.weight in T (f32 f16 bf16 q4_0 q4_1\n"
+            "          q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K), --pure or not\n"
+            "  --leave-output-tensor\n"
+            "          output.weight copied as it is\n"
             "  -t N    threads (default: the CPUs it may run on); the output does not depend on it\n"
             "\n"
             "Tensor types follow llama-quantize's rules for TYPE; the quantizers are\n"
@@ -668,12 +723,23 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *tname = NULL;
-    int pure = 0;
+    quant_options qo = {.output_type = -1, .embd_type = -1};
     const int ncpu = infer_default_threads();
     int n_threads = ncpu > MAX_THREADS ? MAX_THREADS : ncpu;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--pure")) pure = 1;
-        else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) {
+        if (!strcmp(argv[i], "--pure")) qo.pure = 1;
+        else if (!strcmp(argv[i], "--leave-output-tensor")) qo.leave_output = 1;
+        else if (!strcmp(argv[i], "--output-tensor-type") || !strcmp(argv[i], "--token-embedding-type")) {
+            const int64_t t = i + 1 < argc ? tensor_type_by_name(argv[i + 1]) : -1;
+            if (t < 0) {
+                fprintf(stderr, "infer-quantize: %s wants a tensor type: f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K "
+                                "q3_K q4_K q5_K q6_K\n", argv[i]);
+                return 1;
+            }
+            if (argv[i][2] == 'o') qo.output_type = t;
+            else qo.embd_type = t;
+            i++;
+        } else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) {
             char *end;
             long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
             if (i + 1 >= argc || !argv[i + 1][0] || *end || v < 1 || v > MAX_THREADS) {
@@ -728,12 +794,12 @@ int main(int argc, char **argv) {
     if (!plan) {
         fprintf(stderr, "infer-quantize: out of memory\n");
         rc = 3;
-    } else if (make_plan(g, ft, pure, plan, &err) != INFER_OK) {
+    } else if (make_plan(g, ft, &qo, plan, &err) != INFER_OK) {
         fprintf(stderr, "infer-quantize: %s: %s\n", in, err.message);
         rc = 2;
     } else {
         printf("infer-quantize: %s -> %s, %s%s (file type %u), %llu tensors\n", in, out, ft->name,
-               pure ? " --pure" : "", ft->ftype, (unsigned long long)n);
+               qo.pure ? " --pure" : "", ft->ftype, (unsigned long long)n);
         infer_status st = write_output(out, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
         if (st != INFER_OK) {
             fprintf(stderr, "infer-quantize: %s\n", err.message);
