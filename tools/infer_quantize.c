@@ -54,8 +54,8 @@
 /* llama.cpp's llama_ftype numbers (general.file_type). */
 enum {
     FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
-    FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16, FT_Q5_K_M = 17,
-    FT_Q6_K = 18, FT_BF16 = 32,
+    FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15,
+    FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_BF16 = 32,
 };
 
 typedef struct {
@@ -331,9 +331,8 @@ typedef struct {
 static infer_status forced_type(plan_entry *p, uint64_t ncols, uint32_t type, const char *option,
                                 infer_error *err) {
     if (ncols % infer_type_block_size(type) != 0)
-        return set_error(err, INFER_EUNSUPPORTED, "%s: rows of %llu values are not whole %s blocks (%u): %s %s does not fit it",
-                         p->name, (unsigned long long)ncols, infer_type_name(type), infer_type_block_size(type), option,
-                         infer_type_name(type));
+        return set_error(err, INFER_EUNSUPPORTED, "%s: rows of %llu values are not whole %s blocks (%u): %s refused",
+                         p->name, (unsigned long long)ncols, infer_type_name(type), infer_type_block_size(type), option);
     p->type = p->wanted = type;
     return INFER_OK;
 }
@@ -736,7 +735,7 @@ int main(int argc, char **argv) {
                                 "q3_K q4_K q5_K q6_K\n", argv[i]);
                 return 1;
             }
-            if (argv[i][2] == 'o') qo.output_type = t;
+            if (!strcmp(argv[i], "--output-tensor-type")) qo.output_type = t;
             else qo.embd_type = t;
             i++;
         } else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) {
