@@ -10,8 +10,9 @@
  *                    Q5_K_M tensor types, metadata, fallbacks, refusals
  *   quantize_synth   infer-synth shapes and presets, a synthetic model
  *                    through infer-quantize into infer_model_load and decode,
- *                    the Q3_K_M / Q3_K_L types on a 16-layer one, and the
- *                    output / token-embedding type options
+ *                    the Q3_K_M / Q3_K_L types on a 16-layer one, the
+ *                    output / token-embedding type options, and tied
+ *                    embeddings
  *
  * The tools run as programs found next to $INFER_BIN (set by `make test`);
  * those tests skip without it. */
@@ -879,5 +880,42 @@ Test(quantize_synth, tensor_type_options_as_llama_quantize) {
     cr_expect_eq(run_tool("infer-quantize", dir, a5), 1);
     const char *a6[] = {small, q, "Q8_0", "--output-tensor-type", NULL};
     cr_expect_eq(run_tool("infer-quantize", dir, a6), 1);
+    remove_dir(dir);
+}
+
+Test(quantize_synth, tied_embeddings_take_the_output_rules) {
+    /* infer-synth --tied writes no output.weight; infer-quantize then gives
+     * token_embd the output's rules (Q6_K in a mixture, or
+     * --output-tensor-type), unless --token-embedding-type names it. The
+     * quantized model loads and decodes. (Checked byte for byte against
+     * llama-quantize, outside the repository, in seven combinations.) */
+    char dir[64], f16[600], q[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
+    snprintf(q, sizeof q, "%s/q.gguf", dir);
+    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-ff", "256", "--type", "F16", "--tied", NULL};
+    cr_assert_eq(run_tool("infer-synth", dir, sargs), 0);
+    infer_gguf *g = test_open_gguf(f16);
+    cr_expect_lt(infer_gguf_find_tensor(g, "output.weight"), 0, "--tied: no output.weight");
+    infer_gguf_close(g);
+    static const struct {
+        const char *args[6]; /* TYPE and options, NULL-terminated */
+        uint32_t embd;
+    } cases[] = {
+        {{"Q4_K_M", NULL}, INFER_TYPE_Q6_K},
+        {{"Q4_0", "--output-tensor-type", "q8_0", NULL}, INFER_TYPE_Q8_0},
+        {{"Q4_K_M", "--output-tensor-type", "q8_0", "--token-embedding-type", "q5_0", NULL}, INFER_TYPE_Q5_0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const char *a[8] = {f16, q};
+        for (int i = 0; i < 6 && cases[k].args[i]; i++) a[2 + i] = cases[k].args[i];
+        g = quantize_ok(dir, a, q);
+        cr_expect_eq(type_of(g, "token_embd.weight"), cases[k].embd, "case %zu: %s", k,
+                     infer_type_name(type_of(g, "token_embd.weight")));
+        infer_gguf_close(g);
+        const int32_t prompt[] = {1, 290, 17};
+        int32_t gen[4];
+        free(decode_greedy(q, prompt, 3, 4, gen));
+    }
     remove_dir(dir);
 }

@@ -4,7 +4,8 @@
  *
  *   infer-synth OUT.gguf [--preset tinyllama-1.1b|llama-7b] [--arch llama|qwen2|qwen3]
  *               [--n-embd N] [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]
- *               [--n-vocab N] [--n-ctx N] [--type T] [--seed S] [--std F] [--dry-run]
+ *               [--n-vocab N] [--n-ctx N] [--type T] [--seed S] [--std F] [--tied]
+ *               [--dry-run]
  *
  * A wrapper over synth_model_file (src/synth.h): weights N(0, std^2), norms
  * 1 + N(0, std^2) in F32, a synthetic SentencePiece vocabulary (<unk> <s>
@@ -72,6 +73,8 @@ static void usage(FILE *f) {
             "                  F16, then infer-quantize)\n"
             "  --seed S        random seed (default 1)\n"
             "  --std F         weight standard deviation (default 0.02)\n"
+            "  --tied          no output.weight: the output reuses token_embd (as Llama 3.2\n"
+            "                  1B, Qwen2.5 0.5B)\n"
             "  --dry-run       print the shapes and the size, write nothing\n");
 }
 
@@ -93,7 +96,7 @@ static double model_bytes(const synth_params *p) {
     const double E = p->n_embd, F = p->n_ff, V = p->n_vocab;
     const double hd = p->head_dim ? p->head_dim : E / p->n_head;
     const double per_layer = E * hd * (2.0 * p->n_head + 2.0 * p->n_head_kv) + 3.0 * E * F;
-    const double values = 2.0 * E * V + p->n_layer * per_layer;
+    const double values = (p->tied ? 1.0 : 2.0) * E * V + p->n_layer * per_layer;
     return values * infer_type_block_bytes(p->wtype) / infer_type_block_size(p->wtype);
 }
 
@@ -117,6 +120,10 @@ int main(int argc, char **argv) {
         }
         if (!strcmp(a, "--dry-run")) {
             dry_run = 1;
+            continue;
+        }
+        if (!strcmp(a, "--tied")) {
+            p.tied = 1;
             continue;
         }
         if (a[0] != '-') {
@@ -222,9 +229,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("infer-synth: %s, %s, n_embd %u, %u layers, %u/%u heads, n_ff %u, vocab %u, ctx %u, "
-           "%s, seed %llu: ~%.1f MiB\n",
+           "%s%s, seed %llu: ~%.1f MiB\n",
            out, p.arch, p.n_embd, p.n_layer, p.n_head, p.n_head_kv, p.n_ff, p.n_vocab, p.n_ctx,
-           infer_type_name(p.wtype), (unsigned long long)p.seed, bytes / 1048576.0);
+           infer_type_name(p.wtype), p.tied ? ", tied embeddings" : "", (unsigned long long)p.seed, bytes / 1048576.0);
     fflush(stdout);
     if (dry_run) return 0;
     infer_error err = {0};
