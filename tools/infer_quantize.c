@@ -332,7 +332,8 @@ static infer_status forced_type(plan_entry *p, uint64_t ncols, uint32_t type, co
                                 infer_error *err) {
     if (ncols % infer_type_block_size(type) != 0)
         return set_error(err, INFER_EUNSUPPORTED, "%s: rows of %llu values are not whole %s blocks (%u): %s refused",
-                         p->name, (unsigned long long)ncols, infer_type_name(type), infer_type_block_size(type), option);
+                         p->name, (unsigned long long)ncols, infer_type_name(type), infer_type_block_size(type),
+                         option);
     p->type = p->wanted = type;
     return INFER_OK;
 }
@@ -691,9 +692,10 @@ static infer_status write_output(const char *path, const infer_gguf *g, plan_ent
 /* A tensor type infer-quantize can write, by its name (q8_0, Q6_K, f16, ...;
  * any case), or -1. */
 static int64_t tensor_type_by_name(const char *name) {
-    static const uint32_t TYPES[] = {INFER_TYPE_F32,  INFER_TYPE_F16,  INFER_TYPE_BF16, INFER_TYPE_Q4_0, INFER_TYPE_Q4_1,
-                                     INFER_TYPE_Q5_0, INFER_TYPE_Q5_1, INFER_TYPE_Q8_0, INFER_TYPE_Q2_K, INFER_TYPE_Q3_K,
-                                     INFER_TYPE_Q4_K, INFER_TYPE_Q5_K, INFER_TYPE_Q6_K};
+    static const uint32_t TYPES[] = {INFER_TYPE_F32,  INFER_TYPE_F16,  INFER_TYPE_BF16, INFER_TYPE_Q4_0,
+                                     INFER_TYPE_Q4_1, INFER_TYPE_Q5_0, INFER_TYPE_Q5_1, INFER_TYPE_Q8_0,
+                                     INFER_TYPE_Q2_K, INFER_TYPE_Q3_K, INFER_TYPE_Q4_K, INFER_TYPE_Q5_K,
+                                     INFER_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof TYPES / sizeof *TYPES; i++)
         if (!strcasecmp(infer_type_name(TYPES[i]), name)) return TYPES[i];
     return -1;

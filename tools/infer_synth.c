@@ -231,7 +231,8 @@ int main(int argc, char **argv) {
     printf("infer-synth: %s, %s, n_embd %u, %u layers, %u/%u heads, n_ff %u, vocab %u, ctx %u, "
            "%s%s, seed %llu: ~%.1f MiB\n",
            out, p.arch, p.n_embd, p.n_layer, p.n_head, p.n_head_kv, p.n_ff, p.n_vocab, p.n_ctx,
-           infer_type_name(p.wtype), p.tied ? ", tied embeddings" : "", (unsigned long long)p.seed, bytes / 1048576.0);
+           infer_type_name(p.wtype), p.tied ? ", tied embeddings" : "", (unsigned long long)p.seed,
+           bytes / 1048576.0);
     fflush(stdout);
     if (dry_run) return 0;
     infer_error err = {0};
