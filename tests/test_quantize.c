@@ -736,6 +736,22 @@ Test(quantize_synth, synthetic_model_through_quantize_loads_and_decodes, .timeou
     remove_dir(dir);
 }
 
+/* Run tool with args and assert it exits 0 (its stderr in the message). */
+static void tool_ok(const char *tool, const char *dir, const char *const *args) {
+    const int rc = run_tool(tool, dir, args);
+    char *e = tool_stderr(dir);
+    const char *a1 = args[0] && args[1] ? args[1] : "", *a2 = args[0] && args[1] && args[2] ? args[2] : "";
+    cr_assert_eq(rc, 0, "%s %s %s %s: exit %d: %s", tool, args[0] ? args[0] : "", a1, a2, rc, e);
+    free(e);
+}
+
+/* Run infer-quantize with args (IN OUT TYPE ...), assert it exits 0 and
+ * open its output. */
+static infer_gguf *quantize_ok(const char *dir, const char *const *args) {
+    tool_ok("infer-quantize", dir, args);
+    return test_open_gguf(args[1]);
+}
+
 /* The type infer-quantize gave tensor name in g. */
 static uint32_t type_of(infer_gguf *g, const char *name) {
     const int64_t j = infer_gguf_find_tensor(g, name);
@@ -756,10 +772,7 @@ Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
     snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
     const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "16", "--n-head", "4", "--n-head-kv", "2",
                            "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
-    int rc = run_tool("infer-synth", dir, sargs);
-    char *e = tool_stderr(dir);
-    cr_assert_eq(rc, 0, "infer-synth: %s", e);
-    free(e);
+    tool_ok("infer-synth", dir, sargs);
     static const struct {
         const char *type;
         uint32_t ftype, v01, v_rest, down0, down1, down_rest, out;
@@ -772,11 +785,7 @@ Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
     for (size_t k = 0; k < sizeof mix / sizeof *mix; k++) {
         snprintf(q, sizeof q, "%s/%s.gguf", dir, mix[k].type);
         const char *qargs[] = {f16, q, mix[k].type, NULL};
-        rc = run_tool("infer-quantize", dir, qargs);
-        e = tool_stderr(dir);
-        cr_assert_eq(rc, 0, "infer-quantize %s: %s", mix[k].type, e);
-        free(e);
-        infer_gguf *g = test_open_gguf(q);
+        infer_gguf *g = quantize_ok(dir, qargs);
         cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K, "%s", mix[k].type);
         cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q3_K, "%s", mix[k].type);
         for (int l = 0; l < 16; l++) {
@@ -810,15 +819,6 @@ Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
     remove_dir(dir);
 }
 
-/* Run infer-quantize with args; assert it exits 0 and open its output. */
-static infer_gguf *quantize_ok(const char *dir, const char *const *args, const char *out) {
-    const int rc = run_tool("infer-quantize", dir, args);
-    char *e = tool_stderr(dir);
-    cr_assert_eq(rc, 0, "infer-quantize %s: exit %d: %s", args[2], rc, e);
-    free(e);
-    return test_open_gguf(out);
-}
-
 Test(quantize_synth, tensor_type_options_as_llama_quantize) {
     /* --output-tensor-type / --token-embedding-type name those tensors'
      * types before any rule, --pure or not; --leave-output-tensor copies
@@ -830,12 +830,12 @@ Test(quantize_synth, tensor_type_options_as_llama_quantize) {
     snprintf(q, sizeof q, "%s/q.gguf", dir);
     const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2",
                            "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
-    cr_assert_eq(run_tool("infer-synth", dir, sargs), 0);
+    tool_ok("infer-synth", dir, sargs);
 
     /* a mixture: the two tensors as named, the rules elsewhere (2 layers:
      * use_more_bits picks layer 1's attn_v for Q6_K) */
     const char *a1[] = {f16, q, "Q4_K_M", "--output-tensor-type", "q8_0", "--token-embedding-type", "F16", NULL};
-    infer_gguf *g = quantize_ok(dir, a1, q);
+    infer_gguf *g = quantize_ok(dir, a1);
     cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q8_0);
     cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_F16);
     cr_expect_eq(type_of(g, "blk.1.attn_v.weight"), INFER_TYPE_Q6_K);
@@ -844,7 +844,7 @@ Test(quantize_synth, tensor_type_options_as_llama_quantize) {
 
     /* --pure: every other weight in TYPE, output.weight still as named */
     const char *a2[] = {f16, q, "Q4_0", "--pure", "--output-tensor-type", "Q6_K", NULL};
-    g = quantize_ok(dir, a2, q);
+    g = quantize_ok(dir, a2);
     cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K);
     cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q4_0);
     cr_expect_eq(type_of(g, "blk.1.attn_v.weight"), INFER_TYPE_Q4_0);
@@ -853,7 +853,7 @@ Test(quantize_synth, tensor_type_options_as_llama_quantize) {
     /* --leave-output-tensor wins over --output-tensor-type: the input's
      * bytes */
     const char *a3[] = {f16, q, "Q8_0", "--output-tensor-type", "q4_0", "--leave-output-tensor", NULL};
-    g = quantize_ok(dir, a3, q);
+    g = quantize_ok(dir, a3);
     infer_gguf *in = test_open_gguf(f16);
     const infer_gguf_tensor *o = infer_gguf_tensor_at(g, (uint64_t)infer_gguf_find_tensor(g, "output.weight"));
     const infer_gguf_tensor *oi = infer_gguf_tensor_at(in, (uint64_t)infer_gguf_find_tensor(in, "output.weight"));
@@ -868,7 +868,7 @@ Test(quantize_synth, tensor_type_options_as_llama_quantize) {
      * is a usage error */
     snprintf(small, sizeof small, "%s/small.gguf", dir);
     const char *s2[] = {small, NULL};
-    cr_assert_eq(run_tool("infer-synth", dir, s2), 0); /* n_embd 32 */
+    tool_ok("infer-synth", dir, s2); /* n_embd 32 */
     remove(q);
     const char *a4[] = {small, q, "Q8_0", "--token-embedding-type", "q4_K", NULL};
     cr_expect_eq(run_tool("infer-quantize", dir, a4), 2);
@@ -894,7 +894,7 @@ Test(quantize_synth, tied_embeddings_take_the_output_rules) {
     snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
     snprintf(q, sizeof q, "%s/q.gguf", dir);
     const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-ff", "256", "--type", "F16", "--tied", NULL};
-    cr_assert_eq(run_tool("infer-synth", dir, sargs), 0);
+    tool_ok("infer-synth", dir, sargs);
     infer_gguf *g = test_open_gguf(f16);
     cr_expect_lt(infer_gguf_find_tensor(g, "output.weight"), 0, "--tied: no output.weight");
     infer_gguf_close(g);
@@ -909,7 +909,7 @@ Test(quantize_synth, tied_embeddings_take_the_output_rules) {
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         const char *a[8] = {f16, q};
         for (int i = 0; i < 6 && cases[k].args[i]; i++) a[2 + i] = cases[k].args[i];
-        g = quantize_ok(dir, a, q);
+        g = quantize_ok(dir, a);
         cr_expect_eq(type_of(g, "token_embd.weight"), cases[k].embd, "case %zu: %s", k,
                      infer_type_name(type_of(g, "token_embd.weight")));
         infer_gguf_close(g);

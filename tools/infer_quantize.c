@@ -372,8 +372,8 @@ static infer_status make_plan(const infer_gguf *g, const file_type *ft, const qu
         plan_entry *p = order[k];
         const infer_gguf_tensor *t = infer_gguf_tensor_at(g, p->index);
         if (!allows_quantization(p->name, t->n_dims)) continue;
-        if (qo->leave_output && !strcmp(p->name, "output.weight")) continue;
         const category cat = category_of(p->name);
+        if (qo->leave_output && cat == CAT_OUTPUT) continue;
         if (qo->embd_type >= 0 && cat == CAT_TOKEN_EMBD) { /* before the rules, --pure or not */
             st = forced_type(p, t->ne[0], (uint32_t)qo->embd_type, "--token-embedding-type", err);
             continue;
