@@ -260,16 +260,50 @@ Test(kernels_simd, matmul_quantized_bit_identical_to_ref) {
     }
 }
 
-/* Repacked weights (levels that have them): the whole groups through
- * matmul_packed, split at group boundaries as threads split them, the tail
- * rows through matmul: bit for bit the reference. Token counts 1 (the
- * generation kernels), 2, 9 and 600 (more than one internal chunk); rows
- * longer than every activation chunk, in fewer groups than the generation
- * kernels take at once and in more; arbitrary bytes as weights. */
+/* One case of check_packed: n_tok activations of the given kind (kind + t
+ * for token t) against W's reference, the whole groups through
+ * matmul_packed (first group alone, then the rest, as threads split
+ * them), the tail rows through matmul. Returns the failures. */
+static int packed_case(const kernel_table *kt, uint32_t wt, const uint8_t *W, const uint8_t *P, int64_t rows,
+                       int64_t cols, int64_t n_tok, int kind) {
+    const uint32_t at = infer_ref_vec_dot_type(wt);
+    const int64_t pr = kt->packed_rows, full = rows / pr * pr;
+    const size_t rb = row_size(wt, cols), ab = row_size(at, cols);
+    uint8_t *A = malloc(ab * (size_t)n_tok);
+    float *x = malloc(sizeof(float) * (size_t)cols);
+    float *want = malloc(sizeof(float) * (size_t)(rows * n_tok));
+    float *got = malloc(sizeof(float) * (size_t)(rows * n_tok));
+    int nfail = 0;
+    for (int64_t t = 0; t < n_tok; t++) {
+        fill(x, cols, (int)((t + kind) % N_KINDS));
+        infer_ref_quantize(at, x, A + (size_t)t * ab, cols);
+    }
+    infer_ref_matmul(wt, W, rb, rows, cols, A, ab, n_tok, want, (size_t)rows);
+    for (size_t i = 0; i < (size_t)(rows * n_tok); i++) got[i] = -777.0f;
+    const int64_t split = full > pr ? pr : full; /* first group alone, then the rest */
+    kt->matmul_packed(wt, P, 0, split, cols, A, ab, n_tok, got, (size_t)rows);
+    kt->matmul_packed(wt, P, split, full - split, cols, A, ab, n_tok, got + split, (size_t)rows);
+    if (rows > full) kt->matmul(wt, W + (size_t)full * rb, rb, rows - full, cols, A, ab, n_tok, got + full, (size_t)rows);
+    for (int64_t i = 0; i < rows * n_tok; i++)
+        CHECK(nfail, same(got[i], want[i]), "%s %s packed: cols %lld tok %lld rows %lld kind %d: [%lld] %a, ref %a",
+              kt->name, infer_type_name(wt), (long long)cols, (long long)n_tok, (long long)rows, kind, (long long)i,
+              got[i], want[i]);
+    free(A), free(x), free(want), free(got);
+    return nfail;
+}
+
+/* Repacked weights (levels that have them), bit for bit the reference
+ * (packed_case). Token counts 1 (the generation kernels), 2, 9 and 600
+ * (more than one internal chunk); rows longer than every activation
+ * chunk, in fewer groups than the generation kernels take at once and in
+ * more (their quarter streams: 4, 5 and 9 groups after the first); arbitrary
+ * bytes as weights. One token runs twice, with the case's kind of values
+ * and with ordinary ones: the special kinds can make every sum 0, inf or
+ * NaN, which would hide a block summed twice or into the wrong row. */
 static void check_packed(void) {
     static const struct {
         int64_t blocks, rows;
-    } PC[] = {{1, 16}, {3, 48}, {7, 80}, {2, 150}, {33, 64}, {528, 80}, {5, 96}, {528, 32}};
+    } PC[] = {{1, 16}, {3, 48}, {7, 80}, {2, 150}, {33, 64}, {528, 80}, {5, 96}, {528, 32}, {9, 160}};
     static const int64_t TOKS[] = {1, 2, 9, 600};
     int tested = 0;
     FOR_EACH_LEVEL(kt) {
@@ -280,13 +314,12 @@ static void check_packed(void) {
         cr_assert_eq(kt->packed_size(INFER_TYPE_F32, 64, 64), 0);
         cr_assert_eq(kt->packed_size(INFER_TYPE_Q4_0, kt->packed_rows - 1, 64), 0);
         for (size_t ti = 0; ti < sizeof QTYPES / sizeof QTYPES[0]; ti++) {
-            const uint32_t wt = QTYPES[ti], at = infer_ref_vec_dot_type(wt);
+            const uint32_t wt = QTYPES[ti];
             for (size_t ci = 0; ci < sizeof PC / sizeof PC[0]; ci++) {
                 const int64_t blocks = is_k(wt) ? (PC[ci].blocks == 528 ? 130 : (PC[ci].blocks + 1) / 2) : PC[ci].blocks;
                 const int64_t cols = (is_k(wt) ? 256 : 32) * blocks, rows = PC[ci].rows;
-                const int64_t pr = kt->packed_rows, full = rows / pr * pr;
-                const size_t rb = row_size(wt, cols), ab = row_size(at, cols);
-                const size_t psz = kt->packed_size(wt, rows, cols);
+                const int64_t full = rows / kt->packed_rows * kt->packed_rows;
+                const size_t rb = row_size(wt, cols), psz = kt->packed_size(wt, rows, cols);
                 /* a level that repacks (both x86 levels) repacks every quantized type */
                 cr_assert_eq(psz, (size_t)full * rb, "%s %s: packed size %zu for %lld whole rows of %zu bytes", kt->name,
                              infer_type_name(wt), psz, (long long)full, rb);
@@ -294,28 +327,9 @@ static void check_packed(void) {
                 weights(wt, W, rows, cols, ci % 2);
                 kt->pack(wt, W, rb, rows, cols, P);
                 for (size_t k = 0; k < sizeof TOKS / sizeof TOKS[0]; k++) {
-                    const int64_t n_tok = TOKS[k];
-                    if (n_tok > 9 && blocks > 8) continue; /* long rows: generation and short batches */
-                    uint8_t *A = malloc(ab * (size_t)n_tok);
-                    float *x = malloc(sizeof(float) * (size_t)cols);
-                    float *want = malloc(sizeof(float) * (size_t)(rows * n_tok));
-                    float *got = malloc(sizeof(float) * (size_t)(rows * n_tok));
-                    for (int64_t t = 0; t < n_tok; t++) {
-                        fill(x, cols, (int)((t + ci) % N_KINDS));
-                        infer_ref_quantize(at, x, A + (size_t)t * ab, cols);
-                    }
-                    infer_ref_matmul(wt, W, rb, rows, cols, A, ab, n_tok, want, (size_t)rows);
-                    for (size_t i = 0; i < (size_t)(rows * n_tok); i++) got[i] = -777.0f;
-                    const int64_t split = full > pr ? pr : full; /* first group alone, then the rest */
-                    kt->matmul_packed(wt, P, 0, split, cols, A, ab, n_tok, got, (size_t)rows);
-                    kt->matmul_packed(wt, P, split, full - split, cols, A, ab, n_tok, got + split, (size_t)rows);
-                    if (rows > full)
-                        kt->matmul(wt, W + (size_t)full * rb, rb, rows - full, cols, A, ab, n_tok, got + full, (size_t)rows);
-                    for (int64_t i = 0; i < rows * n_tok; i++)
-                        CHECK(nfail, same(got[i], want[i]), "%s %s packed: blocks %lld tok %lld rows %lld: [%lld] %a, ref %a",
-                              kt->name, infer_type_name(wt), (long long)blocks, (long long)n_tok, (long long)rows,
-                              (long long)i, got[i], want[i]);
-                    free(A), free(x), free(want), free(got);
+                    if (TOKS[k] > 9 && blocks > 8) continue; /* long rows: generation and short batches */
+                    nfail += packed_case(kt, wt, W, P, rows, cols, TOKS[k], (int)(ci % N_KINDS));
+                    if (TOKS[k] == 1 && ci % N_KINDS != 0) nfail += packed_case(kt, wt, W, P, rows, cols, 1, 0);
                 }
                 free(W), free(P);
             }

@@ -148,17 +148,71 @@ INLINE void leg_steps(const int ng, const uint32_t type, const uint8_t *const *G
     }
 }
 
+/* Near prefetch (Intel's): a run of four or more whole groups is read
+ * as four streams that are each a quarter of the run (q consecutive
+ * groups: one stretch of memory) instead of as sets of four neighbouring
+ * groups, and stream k runs LEG_LAG blocks behind stream k - 1 (each
+ * group's first steps leave the later streams out, its last steps the
+ * earlier ones). Without the lag, four quarters of a TinyLlama-shaped run
+ * (4 groups, 72 KB, a multiple of 4 KB) would read the same offset of
+ * four pages at once. Each group's sum still runs over its blocks in
+ * order: the same bits. Measured on the Intel Xeon (family 6 model 167),
+ * TinyLlama Q4_0's matmuls from memory, 2 threads taking 16-group runs as
+ * the pool does, alternating token by token in one process: quarters
+ * +2-4.5%, quarters with the lag +3-7.4% over the sets; a lag of 2, 3 or
+ * 6 blocks no better than 1; 2 or 8 streams no better than 4. Q8_0 goes
+ * to the AVX2 kernel here (avx512_repack.c); through this one, quarters
+ * did not help it. The far and no-prefetch builds (AMD's) keep the sets:
+ * not measured there. */
+#if !defined(X5_NO_PREFETCH) && !defined(X5_PREFETCH_L2)
+#define LEG_QUARTERS 1
+#else
+#define LEG_QUARTERS 0
+#endif
+#define LEG_LAG 1
+
+/* One group of each of four quarter streams G[0..3], nb blocks each. */
+INLINE void leg_quarter_groups(const uint32_t type, const uint8_t *const G[4], int64_t nb, size_t gb,
+                               const uint8_t *act, size_t ab, size_t qa, const x86_leg_act *meta, __m512 f[4]) {
+    for (int64_t j = 0; j < nb + 3 * LEG_LAG; j++) {
+        UNROLL for (int k = 0; k < 4; k++) {
+            const int64_t b = j - k * LEG_LAG;
+            if (b < 0 || b >= nb) continue;
+            /* a quarter is contiguous: past a group its stream goes on into the next */
+            x5_prefetch_stream(G[k], (size_t)b * gb, gb, X5_PF_DIST, SIZE_MAX, 0);
+            f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb, act + (size_t)b * ab + qa,
+                             &meta[b], f[k]);
+        }
+    }
+}
+
 INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                                const uint8_t *act, float *out) {
     x86_leg_act meta[GEMV_NB];
     const int64_t nb = n_cols / X86_QK;
     const size_t bb = x86_block_bytes(type), gb = 16 * bb, ab = x86_legacy_has_min(type) ? 36 : 34;
     const size_t qa = x86_legacy_has_min(type) ? 4 : 2;
-    for (int64_t b0 = 0; b0 < nb; b0 += GEMV_NB) {
+    int64_t gs = g0; /* the first group left to the sets */
+    if (LEG_QUARTERS && nb <= GEMV_NB && ng >= 4) {
+        const int64_t q = ng / 4;
+        x86_prep_leg_act(type, act, nb, 1, meta);
+        for (int64_t i = 0; i < q; i++) {
+            const uint8_t *G[4];
+            __m512 f[4];
+            UNROLL for (int k = 0; k < 4; k++) {
+                G[k] = P + (size_t)(g0 + k * q + i) * (size_t)nb * gb;
+                f[k] = _mm512_setzero_ps();
+            }
+            leg_quarter_groups(type, G, nb, gb, act, ab, qa, meta, f);
+            UNROLL for (int k = 0; k < 4; k++) _mm512_storeu_ps(out + 16 * (k * q + i), f[k]);
+        }
+        gs = g0 + 4 * q;
+    }
+    for (int64_t b0 = 0; b0 < nb && gs < g0 + ng; b0 += GEMV_NB) {
         const int64_t n = nb - b0 < GEMV_NB ? nb - b0 : GEMV_NB;
         const uint8_t *a0 = act + (size_t)b0 * ab;
         x86_prep_leg_act(type, a0, n, 1, meta);
-        for (int64_t g = g0; g < g0 + ng; g += PG) {
+        for (int64_t g = gs; g < g0 + ng; g += PG) {
             const uint8_t *G[PG];
             __m512 f[PG];
             const int npg = x5_groups_begin(P, g, g0 + ng, PG, nb, b0, gb, out + 16 * (g - g0), G, f);
