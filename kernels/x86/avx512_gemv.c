@@ -129,7 +129,9 @@ INLINE void gemv_legacy(const uint32_t type, const uint8_t *W, size_t rb, int64_
 }
 
 /* Repacked: PG groups at a time, each its own sequential stream (a few
- * streams per thread read faster than one), blocks in the outer loop.
+ * streams per thread read faster than one), blocks in the outer loop;
+ * with the near prefetch style only the groups a run's quarter streams
+ * leave (below).
  * A run's last one or two groups take a one- or two-stream instance
  * (leg_steps), three the four-stream one with the first repeated
  * (x5_groups_begin, x5_streams_for; the repeat's sums are never stored),
