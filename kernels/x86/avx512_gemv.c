@@ -173,19 +173,31 @@ INLINE void leg_steps(const int ng, const uint32_t type, const uint8_t *const *G
 #endif
 #define LEG_LAG 1
 
-/* One group of each of four quarter streams G[0..3], nb blocks each. */
+/* Step j of one group of each of four quarter streams G[0..3] (nb
+ * blocks each): block j - k * LEG_LAG of stream k, where that is a block
+ * (all: it is for every stream, no test). */
+INLINE void leg_quarter_step(const int all, const uint32_t type, const uint8_t *const G[4], int64_t j, int64_t nb,
+                             size_t gb, const uint8_t *act, size_t ab, size_t qa, const x86_leg_act *meta,
+                             __m512 f[4]) {
+    UNROLL for (int k = 0; k < 4; k++) {
+        const int64_t b = j - k * LEG_LAG;
+        if (!all && (b < 0 || b >= nb)) continue;
+        /* a quarter is contiguous: past a group its stream goes on into the next */
+        x5_prefetch_stream(G[k], (size_t)b * gb, gb, X5_PF_DIST, SIZE_MAX, 0);
+        f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb, act + (size_t)b * ab + qa,
+                         &meta[b], f[k]);
+    }
+}
+
+/* One group of each of four quarter streams: the steps where some stream
+ * has no block (the first and last 3 * LEG_LAG) tested, the rest not. */
 INLINE void leg_quarter_groups(const uint32_t type, const uint8_t *const G[4], int64_t nb, size_t gb,
                                const uint8_t *act, size_t ab, size_t qa, const x86_leg_act *meta, __m512 f[4]) {
-    for (int64_t j = 0; j < nb + 3 * LEG_LAG; j++) {
-        UNROLL for (int k = 0; k < 4; k++) {
-            const int64_t b = j - k * LEG_LAG;
-            if (b < 0 || b >= nb) continue;
-            /* a quarter is contiguous: past a group its stream goes on into the next */
-            x5_prefetch_stream(G[k], (size_t)b * gb, gb, X5_PF_DIST, SIZE_MAX, 0);
-            f[k] = leg_block(1, type, NULL, _mm512_setzero_si512(), 0, G[k] + (size_t)b * gb, act + (size_t)b * ab + qa,
-                             &meta[b], f[k]);
-        }
-    }
+    const int64_t edge = 3 * LEG_LAG, end = nb + edge;
+    int64_t j = 0;
+    for (; j < edge; j++) leg_quarter_step(0, type, G, j, nb, gb, act, ab, qa, meta, f);
+    for (; j < nb; j++) leg_quarter_step(1, type, G, j, nb, gb, act, ab, qa, meta, f);
+    for (; j < end; j++) leg_quarter_step(0, type, G, j, nb, gb, act, ab, qa, meta, f);
 }
 
 INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
