@@ -161,11 +161,12 @@ INLINE void leg_steps(const int ng, const uint32_t type, const uint8_t *const *G
  * order: the same bits. Measured on the Intel Xeon (family 6 model 167),
  * TinyLlama Q4_0's matmuls from memory, 2 threads taking 16-group runs as
  * the pool does, alternating token by token in one process: quarters
- * +2-4.5%, quarters with the lag +3-7.4% over the sets; a lag of 2, 3 or
- * 6 blocks no better than 1; 2 or 8 streams no better than 4. Q8_0 goes
- * to the AVX2 kernel here (avx512_repack.c); through this one, quarters
- * did not help it. The far and no-prefetch builds (AMD's) keep the sets:
- * not measured there. */
+ * alone +1-2% over the sets, with the lag +3-5%, and the steps where every
+ * stream has a block run without the test +1.5% more; a lag of 2, 3 or 6
+ * blocks no better than 1; 2 or 8 streams no better than 4. In the engine,
+ * alternating builds: Q4_0 tokens +6.7-7.2%. Q8_0 goes to the AVX2 kernel
+ * here (avx512_repack.c), still faster than this one with quarters. The
+ * far and no-prefetch builds (AMD's) keep the sets: not measured there. */
 #if !defined(X5_NO_PREFETCH) && !defined(X5_PREFETCH_L2)
 #define LEG_QUARTERS 1
 #else
