@@ -296,7 +296,7 @@ static int packed_case(const kernel_table *kt, uint32_t wt, const uint8_t *W, co
  * (packed_case). Token counts 1 (the generation kernels), 2, 9 and 600
  * (more than one internal chunk); rows longer than every activation
  * chunk, in fewer groups than the generation kernels take at once and in
- * more (their quarter streams: 4, 5 and 9 groups after the first); arbitrary
+ * more (their quarter streams: 4, 5, 8 and 9 groups after the first); arbitrary
  * bytes as weights. One token runs twice, with the case's kind of values
  * and with ordinary ones: the special kinds can make every sum 0, inf or
  * NaN, which would hide a block summed twice or into the wrong row. */
