@@ -201,32 +201,42 @@ INLINE void leg_quarter_groups(const uint32_t type, const uint8_t *const G[4], i
     for (; j < end; j++) leg_quarter_step(0, type, G, j, nb, gb, act, ab, qa, meta, f);
 }
 
+/* Groups [g0, g0 + 4q) of a run of ng (q = ng / 4, when ng >= 4 and the
+ * rows fit one activation chunk, else none) as four quarter streams into
+ * out (group g0's outputs first), meta prepared from act. Returns 4q. */
+INLINE int64_t leg_quarters(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t nb,
+                            const uint8_t *act, x86_leg_act *meta, float *out) {
+    if (nb > GEMV_NB || ng < 4) return 0;
+    const size_t gb = 16 * x86_block_bytes(type), ab = x86_legacy_has_min(type) ? 36 : 34;
+    const size_t qa = x86_legacy_has_min(type) ? 4 : 2;
+    const int64_t q = ng / 4;
+    x86_prep_leg_act(type, act, nb, 1, meta);
+    for (int64_t i = 0; i < q; i++) {
+        const uint8_t *G[4];
+        __m512 f[4];
+        UNROLL for (int k = 0; k < 4; k++) {
+            G[k] = P + (size_t)(g0 + k * q + i) * (size_t)nb * gb;
+            f[k] = _mm512_setzero_ps();
+        }
+        leg_quarter_groups(type, G, nb, gb, act, ab, qa, meta, f);
+        UNROLL for (int k = 0; k < 4; k++) _mm512_storeu_ps(out + 16 * (k * q + i), f[k]);
+    }
+    return 4 * q;
+}
+
 INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t n_cols,
                                const uint8_t *act, float *out) {
     x86_leg_act meta[GEMV_NB];
     const int64_t nb = n_cols / X86_QK;
     const size_t bb = x86_block_bytes(type), gb = 16 * bb, ab = x86_legacy_has_min(type) ? 36 : 34;
     const size_t qa = x86_legacy_has_min(type) ? 4 : 2;
-    int64_t gs = g0; /* the first group left to the sets */
-    if (LEG_QUARTERS && nb <= GEMV_NB && ng >= 4) {
-        const int64_t q = ng / 4;
-        x86_prep_leg_act(type, act, nb, 1, meta);
-        for (int64_t i = 0; i < q; i++) {
-            const uint8_t *G[4];
-            __m512 f[4];
-            UNROLL for (int k = 0; k < 4; k++) {
-                G[k] = P + (size_t)(g0 + k * q + i) * (size_t)nb * gb;
-                f[k] = _mm512_setzero_ps();
-            }
-            leg_quarter_groups(type, G, nb, gb, act, ab, qa, meta, f);
-            UNROLL for (int k = 0; k < 4; k++) _mm512_storeu_ps(out + 16 * (k * q + i), f[k]);
-        }
-        gs = g0 + 4 * q;
-    }
+    /* the groups the quarters leave to the sets; where the quarters ran, the
+     * rows are one activation chunk and meta holds it already */
+    const int64_t gs = g0 + (LEG_QUARTERS ? leg_quarters(type, P, g0, ng, nb, act, meta, out) : 0);
     for (int64_t b0 = 0; b0 < nb && gs < g0 + ng; b0 += GEMV_NB) {
         const int64_t n = nb - b0 < GEMV_NB ? nb - b0 : GEMV_NB;
         const uint8_t *a0 = act + (size_t)b0 * ab;
-        x86_prep_leg_act(type, a0, n, 1, meta);
+        if (gs == g0) x86_prep_leg_act(type, a0, n, 1, meta);
         for (int64_t g = gs; g < g0 + ng; g += PG) {
             const uint8_t *G[PG];
             __m512 f[PG];
