@@ -203,12 +203,11 @@ INLINE void leg_quarter_groups(const uint32_t type, const uint8_t *const G[4], i
 
 /* Groups [g0, g0 + 4q) of a run of ng (q = ng / 4, when ng >= 4 and the
  * rows fit one activation chunk, else none) as four quarter streams into
- * out (group g0's outputs first), meta prepared from act. Returns 4q. */
-INLINE int64_t leg_quarters(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t nb,
-                            const uint8_t *act, x86_leg_act *meta, float *out) {
+ * out (group g0's outputs first), meta prepared from act; gb, ab, qa as
+ * gemv_legacy_packed's. Returns 4q. */
+INLINE int64_t leg_quarters(const uint32_t type, const uint8_t *P, int64_t g0, int64_t ng, int64_t nb, size_t gb,
+                            const uint8_t *act, size_t ab, size_t qa, x86_leg_act *meta, float *out) {
     if (nb > GEMV_NB || ng < 4) return 0;
-    const size_t gb = 16 * x86_block_bytes(type), ab = x86_legacy_has_min(type) ? 36 : 34;
-    const size_t qa = x86_legacy_has_min(type) ? 4 : 2;
     const int64_t q = ng / 4;
     x86_prep_leg_act(type, act, nb, 1, meta);
     for (int64_t i = 0; i < q; i++) {
@@ -232,7 +231,7 @@ INLINE void gemv_legacy_packed(const uint32_t type, const uint8_t *P, int64_t g0
     const size_t qa = x86_legacy_has_min(type) ? 4 : 2;
     /* the groups the quarters leave to the sets; where the quarters ran, the
      * rows are one activation chunk and meta holds it already */
-    const int64_t gs = g0 + (LEG_QUARTERS ? leg_quarters(type, P, g0, ng, nb, act, meta, out) : 0);
+    const int64_t gs = g0 + (LEG_QUARTERS ? leg_quarters(type, P, g0, ng, nb, gb, act, ab, qa, meta, out) : 0);
     for (int64_t b0 = 0; b0 < nb && gs < g0 + ng; b0 += GEMV_NB) {
         const int64_t n = nb - b0 < GEMV_NB ? nb - b0 : GEMV_NB;
         const uint8_t *a0 = act + (size_t)b0 * ab;
