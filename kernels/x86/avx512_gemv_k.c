@@ -600,7 +600,7 @@ STEPS_NG(q6k_steps, 4) STEPS_NG(q6k_steps, 2) STEPS_NG(q6k_steps, 1)
  * 2 GB matrix, alternating: quarters +8.7% (5632 columns: quarters 198 KB
  * apart, 40.1 against 36.9 GB/s; the library built before and after,
  * +6.6-9.5%), +3% (2816 and 11008 columns); where the quarters start a
- * multiple of 4 KB apart, -6% (2048 columns: 72 KB) and -4-7% (3072), the
+ * multiple of 4 KB apart, -6% (2048 columns: 72 KB) and -3-7% (3072), the
  * same at 4096. Q6_K streamed no faster as quarters (34-35 GB/s either
  * way at 2048 and 5632 columns). A TinyLlama-shaped model has such rows
  * only in ffn_down (a quarter of a Q4_K file's bytes, an eighth of
