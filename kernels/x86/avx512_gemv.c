@@ -213,10 +213,7 @@ INLINE int64_t leg_quarters(const uint32_t type, const uint8_t *P, int64_t g0, i
     for (int64_t i = 0; i < q; i++) {
         const uint8_t *G[4];
         __m512 f[4];
-        UNROLL for (int k = 0; k < 4; k++) {
-            G[k] = P + (size_t)(g0 + k * q + i) * (size_t)nb * gb;
-            f[k] = _mm512_setzero_ps();
-        }
+        x5_quarters_begin(P, g0, q, i, nb, gb, G, f);
         leg_quarter_groups(type, G, nb, gb, act, ab, qa, meta, f);
         UNROLL for (int k = 0; k < 4; k++) _mm512_storeu_ps(out + 16 * (k * q + i), f[k]);
     }

@@ -624,10 +624,7 @@ INLINE int64_t k_quarters(const uint32_t type, const uint8_t *P, int64_t g0, int
     for (int64_t i = 0; i < q; i++) {
         const uint8_t *G[PG_MAX];
         __m512 f[PG_MAX];
-        UNROLL for (int k = 0; k < PG_MAX; k++) {
-            G[k] = P + (size_t)(g0 + k * q + i) * (size_t)nsb * gb;
-            f[k] = _mm512_setzero_ps();
-        }
+        x5_quarters_begin(P, g0, q, i, nsb, gb, G, f);
         for (int64_t sb = 0; sb < nsb; sb++) {
             const size_t at = (size_t)sb * gb;
             q4k_steps_4(G, at, at + X5_KPF_SB * gb, act + (size_t)sb * 292 + 4, &meta[sb], f);
@@ -643,7 +640,8 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
     const int64_t nsb = n_cols / X86_QKK;
     const size_t gb = 16 * x86_block_bytes(type);
     const size_t jump = (size_t)(PG_MAX - 1) * (size_t)nsb * gb;
-    /* the groups the quarters leave to the sets */
+    /* the groups the quarters leave to the sets; where the quarters ran, the
+     * rows are one activation chunk and meta holds it already */
     const int64_t done = K_QUARTERS ? k_quarters(type, P, g0, ng, nsb, gb, act, meta, out) : 0;
     out += 16 * done;
     g0 += done;
@@ -651,7 +649,7 @@ INLINE void gemv_k_packed(const uint32_t type, const uint8_t *P, int64_t g0, int
     for (int64_t c0 = 0; c0 < nsb && ng > 0; c0 += KV_NSB) {
         const int64_t n = nsb - c0 < KV_NSB ? nsb - c0 : KV_NSB;
         const size_t rem = (size_t)(nsb - c0) * gb;
-        x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
+        if (!done) x86_prep_kact(type, act + (size_t)c0 * 292, n, meta);
         for (int64_t g = g0; g < g0 + ng; g += PG_MAX) {
             const uint8_t *G[PG_MAX];
             __m512 f[PG_MAX];

@@ -211,6 +211,17 @@ X5_INLINE int x5_groups_begin(const uint8_t *P, int64_t g, int64_t g_end, int pg
     return n;
 }
 
+/* Step i of four quarter streams over a run from group g0 whose quarters
+ * are q groups each (nb blocks per row): group g0 + kq + i's group-block
+ * for stream k, and its running sum 0. */
+X5_INLINE void x5_quarters_begin(const uint8_t *P, int64_t g0, int64_t q, int64_t i, int64_t nb, size_t gb,
+                                 const uint8_t **G, __m512 *f) {
+    X5_UNROLL for (int k = 0; k < 4; k++) {
+        G[k] = P + (size_t)(g0 + k * q + i) * (size_t)nb * gb;
+        f[k] = _mm512_setzero_ps();
+    }
+}
+
 /* How many streams the four-stream kernels run for n (1..4) real
  * groups: 1 and 2 as they are, 3 as 4 (the first repeated). A run of one
  * group through the four-stream kernel computes it four times over, and
