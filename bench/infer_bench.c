@@ -379,7 +379,8 @@ static double probe_in_process(int n_threads) {
         probe_arg args[64];
         double t0 = now_s();
         for (int t = 0; t < n_threads; t++) {
-            args[t] = (probe_arg){buf + n / (size_t)n_threads * (size_t)t, n / (size_t)n_threads, pass % 2 ? 4 : 1, 0, 0};
+            args[t] = (probe_arg){.buf = buf + n / (size_t)n_threads * (size_t)t, .n = n / (size_t)n_threads,
+                                  .streams = pass % 2 ? 4 : 1};
             if (t) pthread_create(&th[t], NULL, probe_read, &args[t]);
         }
         probe_read(&args[0]);

@@ -215,7 +215,7 @@ INLINE int64_t leg_quarters(const uint32_t type, const uint8_t *P, int64_t g0, i
         __m512 f[4];
         x5_quarters_begin(P, g0, q, i, nb, gb, G, f);
         leg_quarter_groups(type, G, nb, gb, act, ab, qa, meta, f);
-        UNROLL for (int k = 0; k < 4; k++) _mm512_storeu_ps(out + 16 * (k * q + i), f[k]);
+        x5_quarters_end(out, q, i, f);
     }
     return 4 * q;
 }

@@ -629,7 +629,7 @@ INLINE int64_t k_quarters(const uint32_t type, const uint8_t *P, int64_t g0, int
             const size_t at = (size_t)sb * gb;
             q4k_steps_4(G, at, at + X5_KPF_SB * gb, act + (size_t)sb * 292 + 4, &meta[sb], f);
         }
-        UNROLL for (int k = 0; k < PG_MAX; k++) _mm512_storeu_ps(out + 16 * (k * q + i), f[k]);
+        x5_quarters_end(out, q, i, f);
     }
     return 4 * q;
 }

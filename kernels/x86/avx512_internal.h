@@ -222,6 +222,13 @@ X5_INLINE void x5_quarters_begin(const uint8_t *P, int64_t g0, int64_t q, int64_
     }
 }
 
+/* Step i's four sums of quarter streams (x5_quarters_begin) into out,
+ * which holds the run's outputs from group g0 on: stream k's group is
+ * g0 + kq + i. */
+X5_INLINE void x5_quarters_end(float *out, int64_t q, int64_t i, const __m512 *f) {
+    X5_UNROLL for (int k = 0; k < 4; k++) _mm512_storeu_ps(out + 16 * (k * q + i), f[k]);
+}
+
 /* How many streams the four-stream kernels run for n (1..4) real
  * groups: 1 and 2 as they are, 3 as 4 (the first repeated). A run of one
  * group through the four-stream kernel computes it four times over, and
