@@ -333,7 +333,8 @@ static int cmp_by_range(const void *x, const void *y) {
 }
 
 /* Duplicate keys and names, overlapping data: O(n log n) with one sort each,
- * so a file with millions of entries cannot make this quadratic. */
+ * so a file with millions of entries cannot make this quadratic. The name
+ * orders are kept (kv_by_name, tensor_by_name) for the lookups. */
 static infer_status check_unique_and_disjoint(infer_gguf *g, infer_error *err) {
     uint64_t n = g->n_kv > g->n_tensors ? g->n_kv : g->n_tensors;
     infer_status s = INFER_OK;
@@ -342,8 +343,16 @@ static infer_status check_unique_and_disjoint(infer_gguf *g, infer_error *err) {
     sort_item *it = infer_malloc_array((size_t)n, sizeof *it);
     if (!it) return set_error(err, INFER_ENOMEM, "out of memory checking %llu entries", (unsigned long long)n);
 
+    g->kv_by_name = g->n_kv > 1 ? infer_malloc_array((size_t)g->n_kv, sizeof *g->kv_by_name) : NULL;
+    g->tensor_by_name = g->n_tensors > 1 ? infer_malloc_array((size_t)g->n_tensors, sizeof *g->tensor_by_name) : NULL;
+    if ((g->n_kv > 1 && !g->kv_by_name) || (g->n_tensors > 1 && !g->tensor_by_name)) {
+        infer_free(it);
+        return set_error(err, INFER_ENOMEM, "out of memory indexing %llu entries", (unsigned long long)n);
+    }
+
     for (uint64_t i = 0; i < g->n_kv; i++) it[i] = (sort_item){g->kv[i].key, g->kv[i].offset, 0, i};
     qsort(it, (size_t)g->n_kv, sizeof *it, cmp_by_name);
+    for (uint64_t i = 0; g->kv_by_name && i < g->n_kv; i++) g->kv_by_name[i] = it[i].i;
     for (uint64_t i = 1; i < g->n_kv && s == INFER_OK; i++) {
         if (str_cmp(it[i - 1].name, it[i].name) == 0) {
             s = set_error(err, INFER_EFORMAT, "metadata key '%s' at offset 0x%llx is a duplicate",
@@ -355,6 +364,7 @@ static infer_status check_unique_and_disjoint(infer_gguf *g, infer_error *err) {
         it[i] = (sort_item){t->name, t->info_offset, 0, i};
     }
     if (s == INFER_OK) qsort(it, (size_t)g->n_tensors, sizeof *it, cmp_by_name);
+    for (uint64_t i = 0; g->tensor_by_name && i < g->n_tensors; i++) g->tensor_by_name[i] = it[i].i;
     for (uint64_t i = 1; i < g->n_tensors && s == INFER_OK; i++) {
         if (str_cmp(it[i - 1].name, it[i].name) == 0) {
             s = set_error(err, INFER_EFORMAT, "tensor '%s' at offset 0x%llx: duplicate name",
@@ -494,6 +504,8 @@ static void gguf_free_parsed(infer_gguf *g) {
         infer_free(g->kv);
     }
     infer_free(g->tensors);
+    infer_free(g->kv_by_name);
+    infer_free(g->tensor_by_name);
 }
 
 static infer_status gguf_parse(infer_gguf *g, infer_error *err) {

@@ -36,12 +36,42 @@ uint64_t infer_gguf_kv_arr_count(const infer_gguf *g, uint64_t i) {
     return kv && kv->type == INFER_GGUF_ARRAY ? kv->count : 0;
 }
 
-int64_t infer_gguf_find_key(const infer_gguf *g, const char *key) {
-    size_t n = strlen(key);
-    for (uint64_t i = 0; i < g->n_kv; i++) {
-        if (g->kv[i].key.len == n && memcmp(g->kv[i].key.ptr, key, n) == 0) return (int64_t)i;
+/* name against s[0..n): memcmp over the shorter, then the shorter first
+ * (the order gguf.c sorts names in). */
+static int name_cmp(infer_gguf_str name, const char *s, size_t n) {
+    int r = memcmp(name.ptr, s, name.len < n ? name.len : n);
+    return r != 0 ? r : (name.len > n) - (name.len < n);
+}
+
+/* Entry i's name, stride bytes apart from base (keys and tensors keep
+ * their names in different structs). */
+static infer_gguf_str name_at(const void *base, size_t stride, uint64_t i) {
+    return *(const infer_gguf_str *)((const char *)base + (size_t)i * stride);
+}
+
+/* The entry named s among count, through the name order by (NULL when
+ * count < 2: a plain scan), or -1. */
+static int64_t find_name(const void *base, size_t stride, uint64_t count, const uint64_t *by, const char *s) {
+    size_t n = strlen(s);
+    if (!by) {
+        for (uint64_t i = 0; i < count; i++) {
+            if (name_cmp(name_at(base, stride, i), s, n) == 0) return (int64_t)i;
+        }
+        return -1;
+    }
+    uint64_t lo = 0, hi = count; /* the name, if present, is at by[lo .. hi) */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        int r = name_cmp(name_at(base, stride, by[mid]), s, n);
+        if (r == 0) return (int64_t)by[mid];
+        if (r < 0) lo = mid + 1;
+        else hi = mid;
     }
     return -1;
+}
+
+int64_t infer_gguf_find_key(const infer_gguf *g, const char *key) {
+    return g->n_kv ? find_name(&g->kv[0].key, sizeof g->kv[0], g->n_kv, g->kv_by_name, key) : -1;
 }
 
 static infer_status type_mismatch(const gguf_kv *kv, uint32_t want, infer_error *err) {
@@ -181,10 +211,6 @@ const infer_gguf_tensor *infer_gguf_tensor_at(const infer_gguf *g, uint64_t i) {
 }
 
 int64_t infer_gguf_find_tensor(const infer_gguf *g, const char *name) {
-    size_t n = strlen(name);
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        const infer_gguf_tensor *t = &g->tensors[i];
-        if (t->name.len == n && memcmp(t->name.ptr, name, n) == 0) return (int64_t)i;
-    }
-    return -1;
+    return g->n_tensors ? find_name(&g->tensors[0].name, sizeof g->tensors[0], g->n_tensors, g->tensor_by_name, name)
+                        : -1;
 }

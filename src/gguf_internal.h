@@ -38,6 +38,10 @@ struct infer_gguf {
     gguf_kv *kv;               /* [n_kv] */
     uint64_t n_tensors;
     infer_gguf_tensor *tensors; /* [n_tensors], data pointers inside the file */
+    /* Indices into kv and tensors in name order (memcmp, then length), for
+     * lookups in O(log n): a loader's thousands of lookups in a file of
+     * millions of entries stay cheap. NULL when there are fewer than two. */
+    uint64_t *kv_by_name, *tensor_by_name;
 };
 
 /* Read bytes [off, off + len) of a HEAP gguf's file back into its data

@@ -23,14 +23,24 @@ typedef struct {
     size_t n_bytes;
 } wtensor;
 
+/* Names seen, for duplicate checks in O(1) each (a file copied from a
+ * hostile one may have millions): open addressing, slots hold index + 1
+ * into the writer's keys or tensors, 0 = empty; at most half full. */
+typedef struct {
+    size_t *slots;
+    size_t mask; /* capacity - 1 */
+} nameset;
+
 struct infer_gguf_writer {
     infer_error err; /* sticky: err.status != OK after the first failure */
     bytebuf kv;      /* serialised key/value pairs */
     uint64_t n_kv;
     char **keys;     /* copies, for duplicate checks */
     size_t n_keys, cap_keys;
+    nameset key_set;
     wtensor *tensors;
     size_t n_tensors, cap_tensors;
+    nameset tensor_set;
     uint32_t alignment;
 };
 
@@ -62,6 +72,51 @@ static int buf_u32(bytebuf *b, uint32_t v) { return buf_put(b, &v, 4); }
 static int buf_u64(bytebuf *b, uint64_t v) { return buf_put(b, &v, 8); }
 static int buf_str(bytebuf *b, const char *s, size_t n) {
     return buf_u64(b, n) || buf_put(b, s, n);
+}
+
+/* ---- name sets ------------------------------------------------------------ */
+
+static const char *name_of(const infer_gguf_writer *w, const nameset *set, size_t i) {
+    return set == &w->key_set ? w->keys[i] : w->tensors[i].name;
+}
+
+/* The slot holding name, or the empty slot where it would go. */
+static size_t set_slot(const infer_gguf_writer *w, const nameset *set, const char *name) {
+    size_t i = infer_hash_slot(infer_hash_bytes(name, strlen(name), INFER_HASH_SEED), set->mask);
+    while (set->slots[i] && strcmp(name_of(w, set, set->slots[i] - 1), name) != 0) i = (i + 1) & set->mask;
+    return i;
+}
+
+static int set_has(const infer_gguf_writer *w, const nameset *set, const char *name) {
+    return set->slots && set->slots[set_slot(w, set, name)] != 0;
+}
+
+/* Record entry index (its name already stored at index) among n - 1 names
+ * recorded before: -1 when out of memory. */
+static int set_add(infer_gguf_writer *w, nameset *set, size_t index, size_t n) {
+    size_t want;
+    if (ck_mul(n, (size_t)2, &want)) return -1;
+    if (!set->slots || want > set->mask + 1) {
+        size_t cap = set->slots ? set->mask + 1 : 16;
+        while (cap < want) {
+            if (ck_mul(cap, (size_t)2, &cap)) return -1;
+        }
+        nameset grown = {infer_calloc(cap, sizeof *grown.slots), cap - 1};
+        if (!grown.slots) return -1;
+        for (size_t i = 0; set->slots && i <= set->mask; i++) {
+            if (!set->slots[i]) continue;
+            size_t j = infer_hash_slot(infer_hash_bytes(name_of(w, set, set->slots[i] - 1),
+                                                        strlen(name_of(w, set, set->slots[i] - 1)),
+                                                        INFER_HASH_SEED),
+                                       grown.mask);
+            while (grown.slots[j]) j = (j + 1) & grown.mask;
+            grown.slots[j] = set->slots[i];
+        }
+        infer_free(set->slots);
+        *set = grown;
+    }
+    set->slots[set_slot(w, set, name_of(w, set, index))] = index + 1;
+    return 0;
 }
 
 /* ---- errors -------------------------------------------------------------- */
@@ -97,6 +152,8 @@ void infer_gguf_writer_free(infer_gguf_writer *w) {
     if (!w) return;
     for (size_t i = 0; i < w->n_keys; i++) infer_free(w->keys[i]);
     infer_free(w->keys);
+    infer_free(w->key_set.slots);
+    infer_free(w->tensor_set.slots);
     for (size_t i = 0; i < w->n_tensors; i++) infer_free(w->tensors[i].data);
     infer_free(w->tensors);
     infer_free(w->kv.p);
@@ -109,12 +166,12 @@ void infer_gguf_writer_free(infer_gguf_writer *w) {
 static infer_status begin_kv(infer_gguf_writer *w, const char *key, uint32_t type) {
     size_t n = key ? strlen(key) : 0;
     if (n == 0) return w_fail(w, INFER_EINVAL, "empty key", key);
-    for (size_t i = 0; i < w->n_keys; i++) {
-        if (strcmp(w->keys[i], key) == 0) return w_fail(w, INFER_EINVAL, "duplicate key", key);
-    }
+    if (set_has(w, &w->key_set, key)) return w_fail(w, INFER_EINVAL, "duplicate key", key);
     if (w->n_keys == w->cap_keys) {
-        size_t cap = w->cap_keys ? w->cap_keys * 2 : 16;
-        char **k = infer_realloc(w->keys, cap * sizeof *k);
+        size_t cap, bytes;
+        if (ck_mul(w->cap_keys ? w->cap_keys : 8, (size_t)2, &cap) || ck_mul(cap, sizeof *w->keys, &bytes))
+            return w_nomem(w, key);
+        char **k = infer_realloc(w->keys, bytes);
         if (!k) return w_nomem(w, key);
         w->keys = k;
         w->cap_keys = cap;
@@ -122,7 +179,12 @@ static infer_status begin_kv(infer_gguf_writer *w, const char *key, uint32_t typ
     char *copy = infer_malloc(n + 1);
     if (!copy) return w_nomem(w, key);
     memcpy(copy, key, n + 1);
-    w->keys[w->n_keys++] = copy;
+    w->keys[w->n_keys] = copy;
+    if (set_add(w, &w->key_set, w->n_keys, w->n_keys + 1)) {
+        infer_free(copy);
+        return w_nomem(w, key);
+    }
+    w->n_keys++;
     if (buf_str(&w->kv, key, n) || buf_u32(&w->kv, type)) return w_nomem(w, key);
     w->n_kv++;
     return INFER_OK;
@@ -209,11 +271,7 @@ infer_status infer_gguf_writer_add_tensor(infer_gguf_writer *w, const char *name
     size_t len = name ? strlen(name) : 0;
     uint64_t n_el = 1, bytes;
     if (len == 0 || len > INFER_GGUF_MAX_NAME) return w_fail(w, INFER_EINVAL, "bad tensor name", name);
-    for (size_t i = 0; i < w->n_tensors; i++) {
-        if (strcmp(w->tensors[i].name, name) == 0) {
-            return w_fail(w, INFER_EINVAL, "duplicate tensor", name);
-        }
-    }
+    if (set_has(w, &w->tensor_set, name)) return w_fail(w, INFER_EINVAL, "duplicate tensor", name);
     if (!infer_type_valid(type)) return w_fail(w, INFER_EINVAL, "unknown type for tensor", name);
     if (n_dims < 1 || n_dims > INFER_GGUF_MAX_DIMS) return w_fail(w, INFER_EINVAL, "bad n_dims for", name);
     for (uint32_t d = 0; d < n_dims; d++) {
@@ -226,8 +284,11 @@ infer_status infer_gguf_writer_add_tensor(infer_gguf_writer *w, const char *name
         return w_fail(w, INFER_EINVAL, "data size does not match type and shape of", name);
     }
     if (w->n_tensors == w->cap_tensors) {
-        size_t cap = w->cap_tensors ? w->cap_tensors * 2 : 16;
-        wtensor *t = infer_realloc(w->tensors, cap * sizeof *t);
+        size_t cap, cap_bytes;
+        if (ck_mul(w->cap_tensors ? w->cap_tensors : 8, (size_t)2, &cap) ||
+            ck_mul(cap, sizeof *w->tensors, &cap_bytes))
+            return w_nomem(w, name);
+        wtensor *t = infer_realloc(w->tensors, cap_bytes);
         if (!t) return w_nomem(w, name);
         w->tensors = t;
         w->cap_tensors = cap;
@@ -242,6 +303,11 @@ infer_status infer_gguf_writer_add_tensor(infer_gguf_writer *w, const char *name
     if (!t->data) return w_nomem(w, name);
     if (n_bytes) memcpy(t->data, data, n_bytes);
     t->n_bytes = n_bytes;
+    if (set_add(w, &w->tensor_set, w->n_tensors, w->n_tensors + 1)) {
+        infer_free(t->data);
+        t->data = NULL;
+        return w_nomem(w, name);
+    }
     w->n_tensors++;
     return INFER_OK;
 }

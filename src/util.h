@@ -25,6 +25,22 @@ static inline int ck_align_up(uint64_t x, uint64_t align, uint64_t *res) {
 
 static inline int is_pow2_u64(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+/* ---- hashing ------------------------------------------------------------ */
+/* FNV-1a over s[0..n) from h (start with INFER_HASH_SEED; chain to hash
+ * several pieces), and a table slot for it (mask = capacity - 1, a power
+ * of two): the high bits mixed down first. */
+#define INFER_HASH_SEED 0xcbf29ce484222325ull
+static inline uint64_t infer_hash_bytes(const char *s, size_t n, uint64_t h) {
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return h;
+}
+static inline size_t infer_hash_slot(uint64_t h, size_t mask) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (size_t)h & mask;
+}
+
 /* ---- allocation -------------------------------------------------------- */
 /* Thin wrappers over malloc/calloc/realloc/free (so free() releases what
  * they return). For tests, infer_alloc_fail_at(k) makes the k-th allocation

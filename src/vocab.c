@@ -33,18 +33,6 @@
 
 /* ---- hashing ------------------------------------------------------------- */
 
-uint64_t vocab_hash_bytes(const char *s, size_t n, uint64_t h) {
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static size_t hash_slot(uint64_t h, size_t mask) {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return (size_t)h & mask;
-}
-
 static int hash_init(vocab_hash *t, size_t n) {
     size_t cap = 16, want;
     if (ck_mul(n, (size_t)2, &want)) return -1;
@@ -57,11 +45,11 @@ static int hash_init(vocab_hash *t, size_t n) {
 }
 
 static uint64_t merge_hash(const char *l, size_t ln, const char *r, size_t rn) {
-    return vocab_hash_bytes(r, rn, vocab_hash_bytes(l, ln, VOCAB_HASH_SEED) ^ 0x9e3779b97f4a7c15ull);
+    return infer_hash_bytes(r, rn, infer_hash_bytes(l, ln, INFER_HASH_SEED) ^ 0x9e3779b97f4a7c15ull);
 }
 
 int32_t vocab_find(const infer_vocab *v, const char *s, size_t n) {
-    size_t i = hash_slot(vocab_hash_bytes(s, n, VOCAB_HASH_SEED), v->tok_hash.mask);
+    size_t i = infer_hash_slot(infer_hash_bytes(s, n, INFER_HASH_SEED), v->tok_hash.mask);
     for (;; i = (i + 1) & v->tok_hash.mask) {
         uint32_t e = v->tok_hash.slots[i];
         if (e == 0) return -1;
@@ -72,7 +60,7 @@ int32_t vocab_find(const infer_vocab *v, const char *s, size_t n) {
 
 int64_t vocab_merge_rank(const infer_vocab *v, const char *l, size_t ln, const char *r, size_t rn) {
     if (!v->merge_hash.slots) return -1;
-    size_t i = hash_slot(merge_hash(l, ln, r, rn), v->merge_hash.mask);
+    size_t i = infer_hash_slot(merge_hash(l, ln, r, rn), v->merge_hash.mask);
     for (;; i = (i + 1) & v->merge_hash.mask) {
         uint32_t e = v->merge_hash.slots[i];
         if (e == 0) return -1;
@@ -288,7 +276,7 @@ static infer_status load_tokens(infer_vocab *v, const infer_gguf *g, infer_error
     if (hash_init(&v->tok_hash, (size_t)v->n_tokens)) return set_error(err, INFER_ENOMEM, "out of memory");
     for (int32_t i = 0; i < v->n_tokens; i++) {
         const vocab_tok *tk = &v->toks[i];
-        size_t h = hash_slot(vocab_hash_bytes(v->text + tk->off, tk->len, VOCAB_HASH_SEED), v->tok_hash.mask);
+        size_t h = infer_hash_slot(infer_hash_bytes(v->text + tk->off, tk->len, INFER_HASH_SEED), v->tok_hash.mask);
         for (;; h = (h + 1) & v->tok_hash.mask) {
             uint32_t e = v->tok_hash.slots[h];
             if (e == 0) {
@@ -350,7 +338,7 @@ static infer_status load_merges(infer_vocab *v, const infer_gguf *g, infer_error
         mg->rlen = m.len - mg->llen - 1;
         off += m.len;
         if (mg->llen + mg->rlen > v->max_merge_len) v->max_merge_len = mg->llen + mg->rlen;
-        size_t h = hash_slot(merge_hash(m.ptr, mg->llen, sp + 1, mg->rlen), v->merge_hash.mask);
+        size_t h = infer_hash_slot(merge_hash(m.ptr, mg->llen, sp + 1, mg->rlen), v->merge_hash.mask);
         int dup = 0;
         for (;; h = (h + 1) & v->merge_hash.mask) {
             uint32_t e = v->merge_hash.slots[h];

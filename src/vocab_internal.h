@@ -96,9 +96,6 @@ int32_t vocab_find(const infer_vocab *v, const char *s, size_t n);
 /* Rank of the merge (left, right), or -1. */
 int64_t vocab_merge_rank(const infer_vocab *v, const char *l, size_t ln, const char *r, size_t rn);
 
-uint64_t vocab_hash_bytes(const char *s, size_t n, uint64_t h);
-#define VOCAB_HASH_SEED 0xcbf29ce484222325ull
-
 /* Token ids go here: written while they fit, always counted, so the caller
  * learns the size it needs without anything overflowing. */
 typedef struct {

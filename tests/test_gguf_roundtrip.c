@@ -626,3 +626,81 @@ Test(gguf_roundtrip, writer_rejects_bad_input_and_errors_stick) {
     infer_gguf_writer_free(NULL);
     LEAK_CHECK();
 }
+
+/* Lookups by name go through the reader's name order, and the writer's
+ * duplicate checks through its hash sets: many names that are prefixes of
+ * each other, differ only in a high byte or only in length are each found
+ * at their own index; names never written are not; a duplicate among
+ * thousands is caught, for keys and tensors alike. */
+Test(gguf_roundtrip, many_names_found_and_duplicates_caught) {
+    enum { NK = 3000, NT = 700 };
+    infer_gguf_writer *w = NULL;
+    infer_gguf *g = NULL;
+    infer_error err = {0};
+    void *buf = NULL;
+    size_t size = 0;
+    uint64_t ne[4] = {32, 1, 1, 1};
+    float data[32] = {0};
+    char name[80];
+    /* Key i: i in decimal, then i % 3 copies of '.', then a high byte or not. */
+#define KEY_NAME(i)                                                                              \
+    snprintf(name, sizeof name, "%d%.*s%s", (i) / 2, (i) % 3, "..", (i) % 2 ? "\xe9" : "")
+    cr_assert_eq(infer_gguf_writer_new(&w, &err), INFER_OK);
+    for (int i = 0; i < NK; i++) {
+        KEY_NAME(i);
+        cr_assert_eq(infer_gguf_writer_set_u32(w, name, (uint32_t)i), INFER_OK, "%s", name);
+    }
+    for (int i = 0; i < NT; i++) {
+        snprintf(name, sizeof name, "t%d%s", i / 2, i % 2 ? "x" : "");
+        cr_assert_eq(infer_gguf_writer_add_tensor(w, name, INFER_TYPE_F32, 1, ne, data, sizeof data), INFER_OK);
+    }
+    cr_assert_eq(infer_gguf_writer_finish(w, &buf, &size, &err), INFER_OK, "%s", err.message);
+    infer_gguf_writer_free(w);
+    cr_assert_eq(infer_gguf_open_memory(buf, size, 0, &g, &err), INFER_OK, "%s", err.message);
+    for (int i = 0; i < NK; i++) {
+        KEY_NAME(i);
+        cr_assert_eq(infer_gguf_find_key(g, name), i, "key '%s'", name);
+        uint32_t v = 0;
+        cr_assert_eq(infer_gguf_get_u32(g, name, &v, &err), INFER_OK);
+        cr_assert_eq(v, (uint32_t)i);
+    }
+    for (int i = 0; i < NT; i++) {
+        snprintf(name, sizeof name, "t%d%s", i / 2, i % 2 ? "x" : "");
+        cr_assert_eq(infer_gguf_find_tensor(g, name), i, "tensor '%s'", name);
+    }
+    static const char *const absent[] = {"", "-1", "1500", "0\xe8", "0\xea", "0...", "1..\xe9.", "t", "t350",
+                                         "t0y", "t0xx", "\xff", " "};
+    for (size_t i = 0; i < sizeof absent / sizeof *absent; i++) {
+        cr_assert_eq(infer_gguf_find_key(g, absent[i]), -1, "'%s'", absent[i]);
+        cr_assert_eq(infer_gguf_find_tensor(g, absent[i]), -1, "'%s'", absent[i]);
+    }
+    infer_gguf_close(g);
+    free(buf);
+
+    /* A duplicate after thousands of names: the last key, the first tensor. */
+    for (int c = 0; c < 2; c++) {
+        cr_assert_eq(infer_gguf_writer_new(&w, &err), INFER_OK);
+        for (int i = 0; i < NK; i++) {
+            KEY_NAME(i);
+            cr_assert_eq(infer_gguf_writer_set_u32(w, name, 1), INFER_OK);
+        }
+        for (int i = 0; i < NT; i++) {
+            snprintf(name, sizeof name, "t%d", i);
+            cr_assert_eq(infer_gguf_writer_add_tensor(w, name, INFER_TYPE_F32, 1, ne, data, sizeof data), INFER_OK);
+        }
+        infer_status s;
+        if (c == 0) {
+            KEY_NAME(NK - 1);
+            s = infer_gguf_writer_set_u32(w, name, 2);
+        } else {
+            s = infer_gguf_writer_add_tensor(w, "t0", INFER_TYPE_F32, 1, ne, data, sizeof data);
+        }
+        cr_assert_eq(s, INFER_EINVAL, "case %d", c);
+        memset(&err, 0, sizeof err);
+        cr_assert_eq(infer_gguf_writer_finish(w, &buf, &size, &err), INFER_EINVAL);
+        cr_assert(strstr(err.message, "duplicate"), "%s", err.message);
+        infer_gguf_writer_free(w);
+    }
+#undef KEY_NAME
+    LEAK_CHECK();
+}
