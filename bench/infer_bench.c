@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "infer.h"
+#include "util.h"
 
 #ifndef INFER_GIT_REV
 #define INFER_GIT_REV "unknown"
@@ -81,6 +82,7 @@ static int parse_kv_list(const char *flag, const char *s, uint32_t *list, int *n
         list[(*n)++] = t;
     }
     free(copy);
+    if (*n == 0) fprintf(stderr, "infer-bench: %s: bad value '%s' (f16 or f32)\n", flag, s);
     return *n ? 0 : -1;
 }
 
@@ -111,7 +113,7 @@ static int parse_list(const char *flag, const char *s, int *list, int *n, int ca
         const char *p = tok;
         long first, last, by = 1;
         char how = '+';
-        int ok = parse_num(&p, lo, &first) == 0;
+        int ok = parse_num(&p, lo, &first) == 0, full = 0;
         last = first;
         if (ok && *p == '-') {
             p++;
@@ -124,13 +126,16 @@ static int parse_list(const char *flag, const char *s, int *list, int *n, int ca
         for (long v = first; ok && v <= last; v = how == '+' ? v + by : v * by) {
             if (*n >= cap) {
                 ok = 0;
+                full = 1;
                 break;
             }
             list[(*n)++] = (int)v;
         }
         if (!ok || *p) {
-            if (cap == 1) fprintf(stderr, "infer-bench: %s: bad value '%s' (one number)\n", flag, tok);
-            else fprintf(stderr, "infer-bench: %s: bad value '%s' (at most %d values in all)\n", flag, tok, cap);
+            if (full && cap == 1) fprintf(stderr, "infer-bench: %s: bad value '%s' (one number)\n", flag, tok);
+            else if (full) fprintf(stderr, "infer-bench: %s: bad value '%s' (at most %d values in all)\n", flag, tok, cap);
+            else fprintf(stderr, "infer-bench: %s: bad value '%s' (whole numbers %d to %d%s)\n", flag, tok, lo, 1 << 24,
+                         cap == 1 ? "" : ", or ranges first-last, first-last+step, first-last*mult");
             free(copy);
             return -1;
         }
@@ -206,7 +211,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             if (IS("--device")) o->device = d;
             else o->backend = d > 0 ? INFER_BACKEND_VULKAN : INFER_BACKEND_CPU;
         }
-        else if (IS("-m") || IS("--model")) { NEEDV(); if (o->n_models == MAX_LIST) return -1; o->models[o->n_models++] = v; }
+        else if (IS("-m") || IS("--model")) { NEEDV(); if (o->n_models == MAX_LIST) { fprintf(stderr, "infer-bench: at most %d models\n", MAX_LIST); return -1; } o->models[o->n_models++] = v; }
         else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (parse_list(a, v, o->pp, &o->n_pp, MAX_LIST, 0)) return -1; }
         else if (IS("-n") || IS("--n-gen")) { NEEDV(); if (parse_list(a, v, o->tg, &o->n_tg, MAX_LIST, 0)) return -1; }
         else if (IS("-pg")) {
@@ -629,18 +634,6 @@ static void print_md_row(FILE *f, int shown, const result *r) {
     fprintf(f, " %15s | %20s | %8s | %6s | %9s | %8.1f | %8.1f |\n", test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
 }
 
-/* s as a JSON string: quotes, backslashes and control bytes escaped (a
- * model's path may hold any byte but NUL). */
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 /* s quoted by q, each q in it doubled: a CSV field (q '"', RFC 4180) or
  * an SQL string literal (q '\''). */
 static void quoted_str(FILE *f, const char *s, char q) {
@@ -711,7 +704,7 @@ static void print_record(FILE *f, const result *r, int fmt) {
         if (i) fputs(fmt == OUT_CSV ? "," : ", ", f);
         if (json) fprintf(f, "\"%s\": ", names[i]);
         if (!str[i] || (i == 23 && json)) fputs(str[i] ? str[i] : num[i], f);
-        else if (json) json_str(f, str[i]);
+        else if (json) json_put_str(f, str[i], strlen(str[i]));
         else quoted_str(f, str[i], sql ? '\'' : '"');
     }
     if (json) fputc('}', f);
@@ -790,7 +783,9 @@ int main(int argc, char **argv) {
         mp.use_mmap = use_mmap;
         double t0 = now_s();
         if (infer_model_load(o.models[mi], &mp, &m, &err) != INFER_OK) {
-            fprintf(stderr, "infer-bench: %s: %s\n", o.models[mi], err.message);
+            char qpath[512];
+            fprintf(stderr, "infer-bench: %s: %s\n", escape_bytes(o.models[mi], strlen(o.models[mi]), qpath, sizeof qpath),
+                    err.message);
             failed = 1;
             continue;
         }

@@ -15,40 +15,13 @@
 
 /* ---- strings ---------------------------------------------------------------- */
 
-/* JSON string for arbitrary bytes: valid UTF-8 passes through, other bytes
- * become \u00XX, control characters and quotes are escaped. */
-static void json_str(FILE *f, const char *s, size_t len) {
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', f);
-    for (size_t i = 0; i < len;) {
-        unsigned char c = p[i];
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = n > 1 && i + n <= len;
-        for (size_t k = 1; ok && k < n; k++) ok = (p[i + k] & 0xc0) == 0x80;
-        if (c == '"' || c == '\\') {
-            fprintf(f, "\\%c", c);
-            i++;
-        } else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !ok)) {
-            fprintf(f, "\\u%04x", c);
-            i++;
-        } else if (c < 0x80) {
-            fputc(c, f);
-            i++;
-        } else {
-            fwrite(p + i, 1, n, f);
-            i += n;
-        }
-    }
-    fputc('"', f);
-}
-
 static void text_str(FILE *f, const char *s, size_t len) {
     char buf[STRING_PREVIEW + 8];
     fprintf(f, "\"%s\"", escape_bytes(s, len, buf, sizeof buf));
 }
 
 static void put_str(FILE *f, int json, infer_gguf_str s) {
-    if (json) json_str(f, s.ptr, s.len);
+    if (json) json_put_str(f, s.ptr, s.len);
     else text_str(f, s.ptr, s.len);
 }
 
@@ -142,7 +115,8 @@ static void shape_str(const infer_gguf_tensor *t, char *buf, size_t cap, int jso
 static void inspect_text(FILE *f, const char *path, const infer_gguf *g) {
     uint64_t nkv = infer_gguf_kv_count(g), nt = infer_gguf_tensor_count(g);
     char name[128], shape[128];
-    fprintf(f, "file:        %s\n", path);
+    char qpath[512];
+    fprintf(f, "file:        %s\n", escape_bytes(path, strlen(path), qpath, sizeof qpath));
     fprintf(f, "gguf:        version %u, alignment %u, %" PRIu64 " bytes, tensor data at 0x%" PRIx64 "\n",
             infer_gguf_version(g), infer_gguf_alignment(g), infer_gguf_file_size(g),
             infer_gguf_data_offset(g));
@@ -174,7 +148,7 @@ static void inspect_json(FILE *f, const char *path, const infer_gguf *g) {
     uint64_t nkv = infer_gguf_kv_count(g), nt = infer_gguf_tensor_count(g);
     char shape[128];
     fputs("{\n  \"file\": ", f);
-    json_str(f, path, strlen(path));
+    json_put_str(f, path, strlen(path));
     fprintf(f, ",\n  \"version\": %u,\n  \"alignment\": %u,\n  \"file_size\": %" PRIu64
                ",\n  \"data_offset\": %" PRIu64 ",\n  \"metadata\": [",
             infer_gguf_version(g), infer_gguf_alignment(g), infer_gguf_file_size(g),
@@ -182,7 +156,7 @@ static void inspect_json(FILE *f, const char *path, const infer_gguf *g) {
     for (uint64_t i = 0; i < nkv; i++) {
         infer_gguf_str k = infer_gguf_kv_key(g, i);
         fputs(i ? ",\n    {\"key\": " : "\n    {\"key\": ", f);
-        json_str(f, k.ptr, k.len);
+        json_put_str(f, k.ptr, k.len);
         fprintf(f, ", \"type\": \"%s\", \"value\": ", infer_gguf_type_name(infer_gguf_kv_type(g, i)));
         put_value(f, 1, g, i);
         fputc('}', f);
@@ -192,7 +166,7 @@ static void inspect_json(FILE *f, const char *path, const infer_gguf *g) {
         const infer_gguf_tensor *t = infer_gguf_tensor_at(g, i);
         shape_str(t, shape, sizeof shape, 1);
         fputs(i ? ",\n    {\"name\": " : "\n    {\"name\": ", f);
-        json_str(f, t->name.ptr, t->name.len);
+        json_put_str(f, t->name.ptr, t->name.len);
         fprintf(f, ", \"type\": \"%s\", \"shape\": %s, \"offset\": %" PRIu64 ", \"bytes\": %" PRIu64 "}",
                 infer_type_name(t->type), shape, infer_gguf_data_offset(g) + t->offset, t->n_bytes);
     }

@@ -105,10 +105,16 @@ infer_status infer_gguf_kv_string(const infer_gguf *g, uint64_t i, infer_gguf_st
     return INFER_OK;
 }
 
+/* The caller's key may hold any byte: quoted escaped, as names from files are. */
+static infer_status not_found(const char *key, infer_error *err) {
+    char q[96];
+    return set_error(err, INFER_ENOTFOUND, "key '%s' not found", escape_bytes(key, strlen(key), q, sizeof q));
+}
+
 static infer_status get_by_key(const infer_gguf *g, const char *key, uint32_t type, void *out,
                                infer_error *err) {
     int64_t i = infer_gguf_find_key(g, key);
-    if (i < 0) return set_error(err, INFER_ENOTFOUND, "key '%s' not found", key);
+    if (i < 0) return not_found(key, err);
     if (type == INFER_GGUF_STRING) return infer_gguf_kv_string(g, (uint64_t)i, out, err);
     return infer_gguf_kv_scalar(g, (uint64_t)i, type, out, err);
 }
@@ -139,7 +145,7 @@ infer_status infer_gguf_get_bool(const infer_gguf *g, const char *key, int *out,
 infer_status infer_gguf_get_uint(const infer_gguf *g, const char *key, uint64_t *out,
                                  infer_error *err) {
     int64_t i = infer_gguf_find_key(g, key);
-    if (i < 0) return set_error(err, INFER_ENOTFOUND, "key '%s' not found", key);
+    if (i < 0) return not_found(key, err);
     const gguf_kv *kv = &g->kv[i];
     union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
             uint64_t u64; int64_t i64; } v;
@@ -159,7 +165,9 @@ infer_status infer_gguf_get_uint(const infer_gguf *g, const char *key, uint64_t 
     }
     if (is_signed) {
         if (sv < 0) {
-            return set_error(err, INFER_EFORMAT, "key '%s' is negative (%lld)", key, (long long)sv);
+            char q[96];
+            return set_error(err, INFER_EFORMAT, "key '%s' is negative (%lld)",
+                             escape_bytes(kv->key.ptr, kv->key.len, q, sizeof q), (long long)sv);
         }
         uv = (uint64_t)sv;
     }

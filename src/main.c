@@ -74,7 +74,7 @@ char *cli_read_file(const char *path, size_t *len) {
     char *buf = NULL;
     size_t cap = 0, n = 0;
     if (!f) {
-        fprintf(stderr, "infer: %s: %s\n", path, strerror(errno));
+        cli_reject(path, strerror(errno));
         return NULL;
     }
     for (;;) {
@@ -82,7 +82,7 @@ char *cli_read_file(const char *path, size_t *len) {
             size_t ncap = cap ? cap * 2 : 65536;
             char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
             if (!nb) {
-                fprintf(stderr, "infer: %s: out of memory\n", path);
+                cli_reject(path, "out of memory");
                 free(buf);
                 fclose(f);
                 return NULL;
@@ -97,7 +97,7 @@ char *cli_read_file(const char *path, size_t *len) {
     int bad = ferror(f);
     fclose(f);
     if (bad) {
-        fprintf(stderr, "infer: %s: read error\n", path);
+        cli_reject(path, "read error");
         free(buf);
         return NULL;
     }

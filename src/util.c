@@ -81,9 +81,8 @@ char *escape_bytes(const char *s, size_t len, char *out, size_t cap) {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : (c == '\\' ? 2 : 4);
-        if (o + need + 4 > cap) { /* room for "..." and NUL */
-            memcpy(out + o, "...", 3);
-            o += 3;
+        if (o + need + 4 > cap) { /* room for "..." and NUL, or as much of "..." as fits */
+            for (int k = 0; k < 3 && o + 1 < cap; k++) out[o++] = '.';
             break;
         }
         if (c == '\\') {
@@ -100,6 +99,36 @@ char *escape_bytes(const char *s, size_t len, char *out, size_t cap) {
     }
     out[o] = '\0';
     return out;
+}
+
+size_t utf8_valid_len(const unsigned char *s, size_t n, size_t i) {
+    const unsigned c = s[i];
+    size_t need;
+    unsigned lo = 0x80, hi = 0xbf; /* the second byte's range */
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) need = 2;
+    else if (c >= 0xe0 && c <= 0xef) need = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4) need = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else return 0; /* a continuation byte, an overlong lead (c0, c1), or past U+10FFFF (f5..ff) */
+    if (n - i < need || s[i + 1] < lo || s[i + 1] > hi) return 0;
+    for (size_t k = 2; k < need; k++) {
+        if ((s[i + k] & 0xc0) != 0x80) return 0;
+    }
+    return need;
+}
+
+void json_put_str(FILE *f, const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    fputc('"', f);
+    for (size_t i = 0; i < len;) {
+        const unsigned char c = p[i];
+        const size_t n = utf8_valid_len(p, len, i);
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f || n == 0) fprintf(f, "\\u%04x", c);
+        else fwrite(p + i, 1, n, f);
+        i += n > 1 ? n : 1;
+    }
+    fputc('"', f);
 }
 
 const char *infer_status_name(infer_status s) {

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "infer_gguf.h"
@@ -68,6 +69,17 @@ infer_status set_error(infer_error *err, infer_status status, const char *fmt, .
  * printable ASCII: other bytes become \xNN, and an ellipsis marks a cut.
  * Returns out. Used to quote names from files in messages. */
 char *escape_bytes(const char *s, size_t len, char *out, size_t cap);
+
+/* Bytes of the well-formed UTF-8 sequence at s[i] (i < n): 1 for ASCII,
+ * 2-4 for a code point of U+0080..U+10FFFF in its shortest form and not a
+ * surrogate, 0 for anything else. */
+size_t utf8_valid_len(const unsigned char *s, size_t n, size_t i);
+
+/* s (len bytes, any content) as a JSON string on f: well-formed UTF-8 as
+ * it is; quotes, backslashes and control characters escaped; every other
+ * byte as \u00XX (its Latin-1 reading), so the output is always valid
+ * UTF-8 and valid JSON (RFC 8259). */
+void json_put_str(FILE *f, const char *s, size_t len);
 
 /* cpus.c: CPUs a cgroup v2 cpu.max line ("QUOTA PERIOD") allows, rounded up; 0: no limit or unparsable */
 int cpus_from_quota(const char *s);

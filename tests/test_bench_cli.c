@@ -196,9 +196,10 @@ static int csv_field(const char *line, int i, char *buf, size_t cap) {
 
 /* -o csv: a header of llama-bench-style field names, then one line per
  * test; -o jsonl: one object per line, no array. A model path with a quote,
- * a comma and a backslash comes back whole from CSV and escaped in JSON. */
+ * a comma, a backslash and a byte that is not UTF-8 comes back whole from
+ * CSV and escaped in JSON (\u00ff: JSON must be UTF-8). */
 Test(bench_cli, csv_and_jsonl) {
-    char bin[600], a[] = "/tmp/infer-bench \"q\",\\-XXXXXX";
+    char bin[600], a[] = "/tmp/infer-bench \"q\",\\\xff-XXXXXX";
     bench_bin(bin, sizeof bin);
     make_model(a, INFER_TYPE_Q8_0, 8);
     char *csv[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "3", "-o", "csv", NULL};
@@ -231,7 +232,7 @@ Test(bench_cli, csv_and_jsonl) {
     cr_assert_eq(out[0], '{', "%s", out);
     cr_assert_eq(test_count(out, "\n"), 2, "one line per test: %s", out);
     cr_assert_eq(test_count(out, "}\n{"), 1, "%s", out);
-    cr_assert_eq(test_count(out, "\"/tmp/infer-bench \\\"q\\\",\\\\-"), 2, "the path escaped: %s", out);
+    cr_assert_eq(test_count(out, "\"/tmp/infer-bench \\\"q\\\",\\\\\\u00ff-"), 2, "the path escaped: %s", out);
     LEAK_CHECK();
 }
 
@@ -429,7 +430,7 @@ Test(bench_cli, lists_and_ranges_as_llama_bench) {
     static const char *const bad[][2] = {{"-p", "1-17"}, {"-p", "8-4"}, {"-p", "1-8+0"}, {"-p", "1-8*1"},
                                           {"-p", "1-"}, {"-p", "1-4x"}, {"-t", "0-2"}, {"-r", "3,4"},
                                           {"-r", "2-3"}, {"-ngl", "1,2"}, {"--delay", "1,1"}, {"-p", ""},
-                                          {"-t", ","}};
+                                          {"-t", ","}, {"-ctk", ","}, {"-ctv", ""}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv2[] = {bin, "-m", "x.gguf", (char *)bad[i][0], (char *)bad[i][1], NULL};
         cr_assert_eq(bench_run(argv2), 1, "%s %s must be refused: %s",
@@ -438,6 +439,11 @@ Test(bench_cli, lists_and_ranges_as_llama_bench) {
     }
     char *many[] = {bin, "-m", "x.gguf", "-p", "1-8", "-p", "9-17", NULL};
     cr_assert_eq(bench_run(many), 1, "17 values in two -p: %s", err);
+    cr_assert(strstr(err, "at most 16 values"), "%s", err);
+    char *models[40] = {bin};
+    for (int i = 0; i < 17; i++) models[1 + 2 * i] = "-m", models[2 + 2 * i] = "x.gguf";
+    cr_assert_eq(bench_run(models), 1, "17 models: %s", err);
+    cr_assert(strstr(err, "at most 16 models"), "%s", err);
     LEAK_CHECK();
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "util.h"
 
 typedef struct {
     char *out, *err;
@@ -291,4 +292,62 @@ Test(cli_inspect, usage_errors_exit_1) {
     r = run_cli((const char *[]){"--no-such-option", "x.gguf", "--inspect", NULL});
     cr_assert_eq(r.status, 1, "exit %d", r.status);
     free_result(&r);
+}
+
+/* Every byte of out[0..n) is well-formed UTF-8 (util.c's strict reading). */
+static int all_utf8(const char *out, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_valid_len((const unsigned char *)out, n, i);
+        if (k == 0) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* A good file whose strings hold bytes that only look like UTF-8 (an
+ * overlong NUL, a surrogate, code points past U+10FFFF, a lone
+ * continuation byte) beside real UTF-8, under a path with an escape
+ * sequence and a Latin-1 byte: the JSON stays valid UTF-8, with the real
+ * characters as they are and the rest as \u00XX; text mode escapes the
+ * path and names (no raw control byte on stdout). */
+Test(cli_inspect, hostile_bytes_in_a_good_file_stay_escaped) {
+    char dir[] = "/tmp/infer-cli-XXXXXX", path[256];
+    if (!getenv("INFER_BIN")) cr_skip_test("INFER_BIN is not set (run through `make test`)");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m\x1b[2J\xff.gguf", dir);
+    infer_gguf_writer *w = NULL;
+    infer_error e = {0};
+    cr_assert_eq(infer_gguf_writer_new(&w, &e), INFER_OK);
+    static const char bad[] = "\xc0\x80|\xed\xa0\x80|\xf4\x90\x80\x80|\xf7\xbf\xbf\xbf|\x80|\xe0\x80\x80";
+    static const char good[] = "caf\xc3\xa9 \xf0\x9d\x84\x9e \xe2\x82\xac";
+    infer_gguf_writer_set_str(w, "a.bad", bad, sizeof bad - 1);
+    infer_gguf_writer_set_str(w, "a.good", good, sizeof good - 1);
+    infer_gguf_writer_set_u32(w, "k\xc0\x80\x1b", 7);
+    float data[32] = {0};
+    uint64_t ne[4] = {32, 1, 1, 1};
+    infer_gguf_writer_add_tensor(w, "t\xed\xbf\xbf", INFER_TYPE_F32, 1, ne, data, sizeof data);
+    cr_assert_eq(infer_gguf_writer_write_file(w, path, &e), INFER_OK, "%s", e.message);
+    infer_gguf_writer_free(w);
+
+    run_result j = run_cli((const char *[]){"--inspect", "--json", path, NULL});
+    cr_assert_eq(j.status, 0, "exit %d: %s", j.status, j.err);
+    cr_assert(all_utf8(j.out, j.out_len), "not UTF-8: %s", j.out);
+    cr_assert(strstr(j.out, "\"\\u00c0\\u0080|\\u00ed\\u00a0\\u0080|\\u00f4\\u0090\\u0080\\u0080|"
+                            "\\u00f7\\u00bf\\u00bf\\u00bf|\\u0080|\\u00e0\\u0080\\u0080\""), "%s", j.out);
+    cr_assert(strstr(j.out, "\"caf\xc3\xa9 \xf0\x9d\x84\x9e \xe2\x82\xac\""), "%s", j.out);
+    cr_assert(strstr(j.out, "\"k\\u00c0\\u0080\\u001b\""), "%s", j.out);
+    cr_assert(strstr(j.out, "\"t\\u00ed\\u00bf\\u00bf\""), "%s", j.out);
+    cr_assert(strstr(j.out, "m\\u001b[2J\\u00ff.gguf"), "%s", j.out);
+    free_result(&j);
+
+    run_result t = run_cli((const char *[]){"--inspect", path, NULL});
+    cr_assert_eq(t.status, 0, "exit %d: %s", t.status, t.err);
+    for (size_t i = 0; i < t.out_len; i++) {
+        unsigned char c = (unsigned char)t.out[i];
+        cr_assert(c == '\n' || (c >= 0x20 && c < 0x7f), "raw byte 0x%02x at %zu: %s", c, i, t.out);
+    }
+    cr_assert(strstr(t.out, "m\\x1b[2J\\xff.gguf"), "%s", t.out);
+    free_result(&t);
+    unlink(path);
+    cr_assert_eq(rmdir(dir), 0);
 }

@@ -1227,3 +1227,50 @@ Test(gguf_hostile, getter_array_errors) {
     free(buf);
     LEAK_CHECK();
 }
+
+/* escape_bytes stays inside any capacity, even one too small for its
+ * ellipsis; utf8_valid_len takes only shortest-form, non-surrogate code
+ * points up to U+10FFFF. */
+Test(gguf_hostile, escape_and_utf8_helpers) {
+    static const char in[] = "\x01" "abc\\def\xff";
+    for (size_t cap = 1; cap <= 40; cap++) {
+        char buf[48];
+        memset(buf, 0x5a, sizeof buf);
+        escape_bytes(in, sizeof in - 1, buf, cap);
+        cr_assert_lt(strlen(buf), cap, "cap %zu: '%s'", cap, buf);
+        for (size_t i = cap; i < sizeof buf; i++) cr_assert_eq(buf[i], 0x5a, "cap %zu: byte %zu written", cap, i);
+    }
+    char full[64];
+    cr_assert_str_eq(escape_bytes(in, sizeof in - 1, full, sizeof full), "\\x01abc\\\\def\\xff");
+    static const struct { const char *s; size_t len; } ok[] = {
+        {"a", 1}, {"\xc2\x80", 2}, {"\xdf\xbf", 2}, {"\xe0\xa0\x80", 3}, {"\xed\x9f\xbf", 3}, {"\xee\x80\x80", 3},
+        {"\xef\xbf\xbf", 3}, {"\xf0\x90\x80\x80", 4}, {"\xf4\x8f\xbf\xbf", 4}};
+    static const char *const bad[] = {"\x80", "\xc0\x80", "\xc1\xbf", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf",
+                                       "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",
+                                       "\xc2", "\xe2\x82", "\xc2\x41", "\xe2\x28\xa1"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        cr_assert_eq(utf8_valid_len((const unsigned char *)ok[i].s, strlen(ok[i].s), 0), ok[i].len, "ok %zu", i);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(utf8_valid_len((const unsigned char *)bad[i], strlen(bad[i]), 0), 0, "bad %zu", i);
+
+    /* A caller's key in a getter's message is escaped like a file's. */
+    infer_gguf_writer *w = NULL;
+    infer_gguf *g = NULL;
+    infer_error err = {0};
+    void *buf = NULL;
+    size_t size = 0;
+    cr_assert_eq(infer_gguf_writer_new(&w, &err), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_u32(w, "a", 1), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_finish(w, &buf, &size, &err), INFER_OK);
+    infer_gguf_writer_free(w);
+    cr_assert_eq(infer_gguf_open_memory(buf, size, 0, &g, &err), INFER_OK);
+    uint32_t v;
+    uint64_t u;
+    cr_assert_eq(infer_gguf_get_u32(g, "\x1b[2J\n", &v, &err), INFER_ENOTFOUND);
+    cr_assert(strstr(err.message, "'\\x1b[2J\\x0a'"), "%s", err.message);
+    cr_assert_eq(infer_gguf_get_uint(g, "\x1b", &u, &err), INFER_ENOTFOUND);
+    cr_assert(strstr(err.message, "'\\x1b'"), "%s", err.message);
+    infer_gguf_close(g);
+    free(buf);
+    LEAK_CHECK();
+}
