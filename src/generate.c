@@ -51,6 +51,12 @@ infer_status infer_generate(infer_context *c, infer_sampler *smp, const int32_t 
     if (!smp || (!prompt && n_prompt)) return set_error(err, INFER_EINVAL, "infer_generate: NULL argument");
     if ((s = context_enter(c, err)) != INFER_OK) return s;
     const infer_model *m = c->model;
+    if (sampler_n_vocab(smp) != (int32_t)m->hp.n_vocab) {
+        /* It would read its own vocabulary's count of logits from this row. */
+        context_leave(c);
+        return set_error(err, INFER_EINVAL, "infer_generate: the sampler was made for a model of %d tokens, the context's has %u",
+                         (int)sampler_n_vocab(smp), m->hp.n_vocab);
+    }
     pb.cap = 1024;
     pb.piece = infer_malloc(pb.cap);
     pb.text = infer_malloc(pb.cap + 8);
@@ -60,7 +66,6 @@ infer_status infer_generate(infer_context *c, infer_sampler *smp, const int32_t 
     }
 
     double t0 = now_ms();
-    for (size_t i = 0; i < n_prompt; i++) infer_sampler_accept(smp, prompt[i]);
     if (n_prompt) {
         if (n_prompt > c->n_ctx - c->n_past) {
             s = set_error(err, INFER_ECTX_FULL, "the prompt (%zu tokens) does not fit in the context (%u of %u free)",
@@ -68,6 +73,9 @@ infer_status infer_generate(infer_context *c, infer_sampler *smp, const int32_t 
             goto done;
         }
         if ((s = context_decode_locked(c, prompt, n_prompt, 0, err)) != INFER_OK) goto done;
+        /* Into the sampler's history only once decoded: a refused prompt
+         * leaves the sampler as it leaves the cache. */
+        for (size_t i = 0; i < n_prompt; i++) infer_sampler_accept(smp, prompt[i]);
     } else if (c->n_logit_rows == 0) {
         s = set_error(err, INFER_EINVAL, "nothing to continue from: empty prompt and no previous decode");
         goto done;

@@ -127,4 +127,7 @@ void model_pack_free(model_pack *p);
 /* The bytes one activation row of n values takes in vec_dot_type(t). */
 infer_status model_act_row_bytes(uint32_t weight_type, int64_t n, size_t *out);
 
+/* sampler.c: the vocabulary size s was made for (the logits it reads). */
+int32_t sampler_n_vocab(const infer_sampler *s);
+
 #endif

@@ -56,7 +56,7 @@ infer_status infer_sampler_new(const infer_model *m, const infer_sampler_params 
     }
     int32_t nv = (int32_t)m->hp.n_vocab;
     if (p.repeat_last_n < 0) p.repeat_last_n = 0;
-    if (p.repeat_last_n > nv * 4) p.repeat_last_n = nv * 4; /* no point looking further */
+    if ((int64_t)p.repeat_last_n > (int64_t)nv * 4) p.repeat_last_n = nv * 4; /* no point looking further */
     infer_sampler *s = infer_calloc(1, sizeof *s);
     if (!s) return set_error(err, INFER_ENOMEM, "out of memory");
     s->p = p;
@@ -204,5 +204,11 @@ int32_t infer_sampler_sample(infer_sampler *s, const float *logits) {
         cum += c[i].p;
         if (r < cum) return c[i].id;
     }
-    return c[n - 1].id; /* rounding left r above the total */
+    /* Rounding left r above the total (float probabilities may sum to
+     * just under 1): the last candidate that had any chance, never one of
+     * probability 0 (a NaN or -inf logit the draw must not return). */
+    while (n > 1 && !(c[n - 1].p > 0.0f)) n--;
+    return c[n - 1].id;
 }
+
+int32_t sampler_n_vocab(const infer_sampler *s) { return s->n_vocab; }

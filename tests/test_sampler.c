@@ -167,3 +167,84 @@ Test(sampler, repeat_penalty_moves_greedy_choice) {
     infer_model_release(m);
     LEAK_CHECK();
 }
+
+/* The draw falls past the total when float probabilities sum to under 1
+ * (41 equal candidates: 0.99999996...). It then takes the last candidate
+ * that had a chance, never a NaN (-inf) one of probability 0. The seed
+ * that draws above the total is found with the sampler's own generator
+ * (splitmix64 from the seed, 53-bit uniform). */
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+Test(sampler, a_draw_past_the_total_never_takes_a_zero_probability_token) {
+    infer_model *m = vocab300();
+    float l[NV];
+    for (int i = 0; i < NV; i++) l[i] = i < 41 ? 0.0f : NAN;
+    const float p = (float)(1.0 / 41);
+    double total = 0.0;
+    for (int i = 0; i < 41; i++) total += p;
+    cr_assert_lt(total, 1.0);
+    uint64_t seed = 0;
+    for (;; seed++) {
+        cr_assert_lt(seed, 1ull << 30, "no seed draws above %.17g", total);
+        uint64_t st = seed;
+        if ((double)(splitmix(&st) >> 11) * (1.0 / 9007199254740992.0) >= total) break;
+    }
+    infer_sampler *s = sampler(m, 1.0f, 0, 1.0f, 0.0f, seed);
+    const int32_t t = infer_sampler_sample(s, l);
+    cr_assert(t >= 0 && t < 41, "seed %llu: token %d has a NaN logit", (unsigned long long)seed, t);
+    infer_sampler_free(s);
+    infer_model_release(m);
+    LEAK_CHECK();
+}
+
+/* infer_generate with a sampler made for another model (another vocabulary
+ * size) is refused before anything runs: it would read its own count of
+ * logits from this context's row. The cache and the sampler are left as
+ * they were; a prompt that does not fit leaves the sampler's history too. */
+Test(sampler, generate_refuses_a_sampler_of_another_vocabulary) {
+    infer_model *m = vocab300(), *big = NULL;
+    infer_error err = {0};
+    synth_params sp = synth_default_params();
+    sp.n_vocab = 4000;
+    void *buf = NULL;
+    size_t size = 0;
+    cr_assert_eq(synth_model(&sp, &buf, &size, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(infer_model_load_memory(buf, size, NULL, &big, &err), INFER_OK, "%s", err.message);
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 16;
+    infer_context *c = NULL;
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    infer_sampler *other = sampler(big, 0.0f, 0, 1.0f, 0.0f, 1);
+    const int32_t prompt[3] = {1, 5, 9};
+    infer_generate_params gp = {.n_predict = 4};
+    cr_assert_eq(infer_generate(c, other, prompt, 3, &gp, NULL, NULL, NULL, &err), INFER_EINVAL);
+    cr_assert(strstr(err.message, "sampler"), "%s", err.message);
+    cr_assert_eq(infer_context_n_past(c), 0);
+
+    /* Same vocabulary, a penalty on: a prompt past the context is refused
+     * and leaves the history empty (greedy still takes token 7). */
+    infer_sampler_params pp = infer_sampler_default_params();
+    pp.temp = 0.0f;
+    pp.repeat_penalty = 100.0f;
+    infer_sampler *own = NULL;
+    cr_assert_eq(infer_sampler_new(m, &pp, &own, &err), INFER_OK, "%s", err.message);
+    int32_t longp[17];
+    for (int i = 0; i < 17; i++) longp[i] = 7;
+    cr_assert_eq(infer_generate(c, own, longp, 17, &gp, NULL, NULL, NULL, &err), INFER_ECTX_FULL);
+    float l[NV];
+    for (int i = 0; i < NV; i++) l[i] = 0.5f;
+    l[7] = 1.0f; /* 0.01 after the penalty */
+    cr_assert_eq(infer_sampler_sample(own, l), 7, "the refused prompt went into the penalty's history");
+    infer_sampler_free(own);
+    infer_sampler_free(other);
+    infer_context_free(c);
+    infer_model_release(big);
+    infer_model_release(m);
+    free(buf);
+    LEAK_CHECK();
+}
