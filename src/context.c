@@ -38,6 +38,8 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
     if (n_ctx > MODEL_MAX_CTX) return set_error(err, INFER_EINVAL, "n_ctx %u is larger than %u", n_ctx, MODEL_MAX_CTX);
     uint32_t n_batch = p.n_batch ? p.n_batch : (n_ctx < 512 ? n_ctx : 512);
     if (n_batch > n_ctx) n_batch = n_ctx;
+    if ((uint64_t)n_batch * m->hp.n_head > INT32_MAX) /* the ops count a batch's heads in an int */
+        return set_error(err, INFER_EINVAL, "n_batch %u x %u heads is too large: lower n_batch", n_batch, m->hp.n_head);
 
     infer_context *c = infer_calloc(1, sizeof *c);
     if (!c) return set_error(err, INFER_ENOMEM, "out of memory");

@@ -135,11 +135,12 @@ static infer_status read_hparams(infer_model *m, infer_error *err) {
     char stype[32];
     float factor = 1.0f;
     TRY(hp_string(&r, "rope.scaling.type", stype, sizeof stype));
-    TRY(hp_float(&r, "rope.scale_linear", 1.0f, 0.0f, 1e6f, &factor));
-    if (!strcmp(stype, "linear")) TRY(hp_float(&r, "rope.scaling.factor", factor, 0.0f, 1e6f, &factor));
+    TRY(hp_float(&r, "rope.scale_linear", 1.0f, 1e-6f, 1e6f, &factor)); /* 1 / factor stays finite */
+    if (!strcmp(stype, "linear")) TRY(hp_float(&r, "rope.scaling.factor", factor, 1e-6f, 1e6f, &factor));
     else if (stype[0] && strcmp(stype, "none") && strcmp(stype, "llama3")) {
+        char q[sizeof stype * 4];
         return set_error(err, INFER_EUNSUPPORTED, "key '%s.rope.scaling.type' is '%s' (supported: none, linear, llama3)",
-                         m->arch_name, stype);
+                         m->arch_name, escape_bytes(stype, strlen(stype), q, sizeof q));
     }
     hp->rope_freq_scale = 1.0f / factor;
 #undef TRY
@@ -371,16 +372,21 @@ static weight *vector_at(infer_model *m, size_t i) {
     }
 }
 
-/* The 1-D weights (norms, biases) of a mapped file, copied into one
- * allocation of the model's own, each at a 64-byte boundary. They are read
- * on every token, and a read of the file mapping maps whatever the page
- * cache holds around it: with large folios (ext4 on recent kernels) up to
- * 2 MB of the neighbouring matrices, which the CPU backend has repacked
- * and dropped from the process. On TinyLlama Q4_0 that kept ~80 MB of the
- * file resident beside its repacked copy. The first pass sizes (checked),
- * the second copies at the same offsets. */
+/* The 1-D weights (norms, biases), copied into one allocation of the
+ * model's own, each at an offset that is a multiple of 64 bytes (so
+ * aligned as malloc's result is: 16 bytes on x86-64 and aarch64). The
+ * kernels read them as
+ * floats, and in the file they are only as aligned as general.alignment
+ * (which may be 1) and, for a model in the caller's memory, the caller's
+ * buffer. For a mapped file there is a second reason: they are read on
+ * every token, and a read of the file mapping maps whatever the page cache
+ * holds around it: with large folios (ext4 on recent kernels) up to 2 MB
+ * of the neighbouring matrices, which the CPU backend has repacked and
+ * dropped from the process. On TinyLlama Q4_0 that kept ~80 MB of the file
+ * resident beside its repacked copy. The matrices are read bytewise (the
+ * reference kernels through memcpy, the SIMD ones with unaligned loads).
+ * The first pass sizes (checked), the second copies at the same offsets. */
 static infer_status copy_vectors(infer_model *m, infer_error *err) {
-    if (m->gguf->backing != GGUF_MMAP) return INFER_OK;
     uint8_t *mem = NULL;
     for (int pass = 0; pass < 2; pass++) {
         uint64_t at = 0;

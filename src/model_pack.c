@@ -290,7 +290,8 @@ infer_status model_packed(const infer_model *m, const kernel_table *kt, pool *pl
     model_pack *p = m->pack;
     infer_status s = INFER_OK;
     *out = (model_pack_view){NULL, NULL};
-    if (!p || !repack_wanted(m, kt)) return INFER_OK;
+    if (!p) return INFER_OK;
+    if (!repack_wanted(m, kt)) return model_file_layout(m, err); /* read back what an earlier context dropped */
     pthread_mutex_lock(&p->lock);
     if (!p->done) {
         s = make_packed(m, kt, p, pl, err);

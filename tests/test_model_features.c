@@ -170,11 +170,13 @@ Test(model_features, linear_rope_scaling) {
     LEAK_CHECK();
 }
 
+/* An unknown scaling type is refused, its bytes escaped in the message;
+ * a scale factor so small that its inverse is not finite is refused. */
 Test(model_features, unknown_rope_scaling_rejected) {
     synth_params p = synth_default_params();
     p.set_key = "llama.rope.scaling.type";
     p.set_type = INFER_GGUF_STRING;
-    p.set_value = "yarn-ish";
+    p.set_value = "yarn\x1b[2J\n\xff";
     void *buf;
     size_t size;
     infer_error err = {0};
@@ -182,6 +184,15 @@ Test(model_features, unknown_rope_scaling_rejected) {
     infer_model *m = NULL;
     cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_EUNSUPPORTED);
     cr_assert(strstr(err.message, "rope.scaling.type") != NULL, "%s", err.message);
+    cr_assert(strstr(err.message, "'yarn\\x1b[2J\\x0a\\xff'") != NULL, "%s", err.message);
+    free(buf);
+    const float tiny = 1e-40f;
+    p.set_key = "llama.rope.scale_linear";
+    p.set_type = INFER_GGUF_FLOAT32;
+    p.set_value = &tiny;
+    cr_assert_eq(synth_model(&p, &buf, &size, &err), INFER_OK);
+    cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_EFORMAT);
+    cr_assert(strstr(err.message, "rope.scale_linear") != NULL, "%s", err.message);
     free(buf);
     LEAK_CHECK();
 }
@@ -190,7 +201,8 @@ Test(model_features, unknown_rope_scaling_rejected) {
  * of its own, byte for byte the file's, not from the mapping (a read there
  * maps the page cache's folio around it: up to 2 MB of repacked and
  * dropped matrices); the matrices stay in the mapping. Loaded from memory,
- * nothing is copied. */
+ * the vectors are copied too (aligned for float reads whatever the
+ * caller's buffer), the matrices read where they are. */
 /* w's bytes equal tensor name's in the file image buf (g: the file mapped). */
 static int file_bytes_equal(const infer_gguf *g, const void *buf, const char *name, const weight *w) {
     const int64_t i = infer_gguf_find_tensor(g, name);
@@ -241,8 +253,11 @@ static void check_vectors(const char *arch) {
     infer_model_release(m);
     m = NULL;
     cr_assert_eq(infer_model_load_memory(buf, size, NULL, &m, &err), INFER_OK, "%s", err.message);
-    cr_assert_null(m->vectors);
-    cr_assert((uintptr_t)m->layers[0].attn_norm.data >= (uintptr_t)buf && (uintptr_t)m->layers[0].attn_norm.data < (uintptr_t)buf + size);
+    cr_assert_not_null(m->vectors);
+    const weight *an = &m->layers[0].attn_norm, *wq = &m->layers[0].wq;
+    cr_assert((uintptr_t)an->data < (uintptr_t)buf || (uintptr_t)an->data >= (uintptr_t)buf + size);
+    cr_assert_eq((uintptr_t)an->data % 16, 0); /* malloc's alignment, at offsets of 64 bytes */
+    cr_assert((uintptr_t)wq->data >= (uintptr_t)buf && (uintptr_t)wq->data < (uintptr_t)buf + size);
     infer_model_release(m);
     free(buf);
 #undef IN_MAP

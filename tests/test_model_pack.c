@@ -371,3 +371,90 @@ Test(model_pack, threads_pack_the_same_bytes) {
     pool_free(pl);
     LEAK_CHECK();
 }
+
+/* A context that reads the file's layout (INFER_REPACK=0 here) on a model
+ * read into memory whose first context repacked and dropped its rows: it
+ * reads them back first, and gets the logits of the file (it once read
+ * the dropped pages as zeros). */
+Test(model_pack, a_later_context_on_the_files_layout_reads_back_first) {
+    skip_unless_repacking();
+    char path[] = "/tmp/infer-pack-XXXXXX";
+    write_model(path, 0);
+    float want[3 * NV], got[3 * NV];
+    setenv("INFER_REPACK", "0", 1);
+    mapped_logits(path, want);
+    unsetenv("INFER_REPACK");
+
+    infer_model *m = load(path, 0);
+    infer_context *c = context(m);
+    logits_of(c, got); /* repacked: the same up to the kernels' order */
+    size_t fsize = 0;
+    void *file = read_file(path, &fsize);
+    cr_assert_not_null(file);
+    cr_assert(memcmp(file, m->gguf->data, fsize) != 0, "nothing reads as dropped");
+    setenv("INFER_REPACK", "0", 1);
+    infer_context *c2 = context(m);
+    unsetenv("INFER_REPACK");
+    cr_assert(!memcmp(file, m->gguf->data, fsize), "the rows were not read back");
+    logits_of(c2, got);
+    cr_assert(!memcmp(want, got, sizeof want), "the file's layout read with rows missing");
+    infer_context_free(c2);
+    infer_context_free(c);
+    infer_model_release(m);
+    free(file);
+    unlink(path);
+    LEAK_CHECK();
+}
+
+/* general.alignment 1 puts the tensors at odd offsets: the 1-D weights
+ * (norms, qwen2's biases, read as floats) are copied to aligned memory for
+ * every way of loading, and the caller's buffer may sit at an odd address
+ * too. The logits agree bit for bit (the sanitizer run catches a
+ * misaligned float read). */
+Test(model_pack, tensors_at_odd_offsets_load_every_way) {
+    static const char *const arch[] = {"llama", "qwen2"};
+    for (int a = 0; a < 2; a++) {
+        const uint32_t one = 1;
+        void *buf = NULL;
+        size_t size = 0;
+        infer_error err = {0};
+        for (uint32_t nv = NV;; nv++) { /* a vocabulary size that leaves the data at an odd offset */
+            cr_assert_lt(nv, NV + 16);
+            synth_params p = synth_default_params();
+            p.arch = arch[a];
+            p.n_vocab = nv; /* the compared logits are the first NV of each row */
+            p.set_key = "general.alignment";
+            p.set_type = INFER_GGUF_UINT32;
+            p.set_value = &one;
+            cr_assert_eq(synth_model(&p, &buf, &size, &err), INFER_OK, "%s", err.message);
+            infer_gguf *g = NULL;
+            cr_assert_eq(infer_gguf_open_memory(buf, size, 0, &g, &err), INFER_OK, "%s", err.message);
+            const int odd = infer_gguf_data_offset(g) % 2 == 1;
+            infer_gguf_close(g);
+            if (odd) break;
+            free(buf);
+        }
+        char path[] = "/tmp/infer-odd-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert(fd >= 0);
+        cr_assert_eq(write(fd, buf, size), (ssize_t)size);
+        close(fd);
+        float want[3 * NV], got[3 * NV];
+        mapped_logits(path, want);
+        infer_model *m = load(path, 0);
+        model_logits(m, got);
+        infer_model_release(m);
+        cr_assert(!memcmp(want, got, sizeof want), "%s read into memory", arch[a]);
+        uint8_t *odd = malloc(size + 1);
+        cr_assert_not_null(odd);
+        memcpy(odd + 1, buf, size);
+        cr_assert_eq(infer_model_load_memory(odd + 1, size, NULL, &m, &err), INFER_OK, "%s", err.message);
+        model_logits(m, got);
+        infer_model_release(m);
+        cr_assert(!memcmp(want, got, sizeof want), "%s from memory at an odd address", arch[a]);
+        free(odd);
+        free(buf);
+        unlink(path);
+    }
+    LEAK_CHECK();
+}
