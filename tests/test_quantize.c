@@ -919,3 +919,64 @@ Test(quantize_synth, tied_embeddings_take_the_output_rules) {
     }
     remove_dir(dir);
 }
+
+/* The output is written beside OUT and renamed over it once read back: a
+ * failed run leaves an existing OUT as it was and no file of its own; OUT
+ * may not be a FIFO or a directory (as root, writing through and then
+ * removing a path once deleted /dev/null); a run leaves nothing but OUT,
+ * with the permissions a new file gets. Tensor names are escaped in the
+ * progress lines. */
+Test(quantize_tool, output_written_beside_and_renamed) {
+    char dir[64], in[600], out[600], fifo[600], sub[600], bad[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(in, sizeof in, "%s/in.gguf", dir);
+    const char *synth[] = {in, "--n-embd", "64", "--n-ff", "128", "--n-layer", "1", "--n-head", "2",
+                           "--n-head-kv", "1", "--n-vocab", "300", "--type", "F32", NULL};
+    cr_assert_eq(run_tool("infer-synth", dir, synth), 0);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    FILE *f = fopen(out, "wb");
+    cr_assert_not_null(f);
+    fputs("keep me", f);
+    fclose(f);
+    /* a refused input: OUT untouched */
+    snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
+    f = fopen(bad, "wb");
+    cr_assert_not_null(f);
+    fputs("GGUF", f);
+    fclose(f);
+    const char *refused[] = {bad, out, "Q8_0", NULL};
+    cr_assert_eq(run_tool("infer-quantize", dir, refused), 2);
+    size_t n = 0;
+    char *kept = read_file(out, &n);
+    cr_assert(kept && n == 7 && !memcmp(kept, "keep me", 7), "OUT changed by a failed run");
+    free(kept);
+    /* a FIFO and a directory are refused, and stay */
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    for (int k = 0; k < 2; k++) {
+        const char *args[] = {in, k ? sub : fifo, "Q8_0", NULL};
+        cr_assert_eq(run_tool("infer-quantize", dir, args), 1);
+        char *e = tool_stderr(dir);
+        cr_assert(strstr(e, "not a regular file"), "%s", e);
+        free(e);
+        struct stat st;
+        cr_assert_eq(stat(k ? sub : fifo, &st), 0);
+        cr_assert(k ? S_ISDIR(st.st_mode) : S_ISFIFO(st.st_mode));
+    }
+    /* success: OUT replaced, mode from the umask, no other file left */
+    const mode_t um = umask(022);
+    const char *ok[] = {in, out, "Q8_0", NULL};
+    cr_assert_eq(run_tool("infer-quantize", dir, ok), 0);
+    umask(um);
+    struct stat st;
+    cr_assert_eq(stat(out, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0644, "mode %o", (unsigned)(st.st_mode & 0777));
+    infer_gguf *g = test_open_gguf(out);
+    infer_gguf_close(g);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 7", dir); /* in bad out fifo sub out.txt err.txt */
+    cr_assert_eq(system(cmd), 0, "a file was left beside OUT");
+    remove_dir(dir);
+}

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "infer.h"
 #include "ref/quants.h"
@@ -242,7 +243,9 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
         if (mi->n_expert > 1) { /* experts are not consecutive: the name says */
             i_layer = layer_of(name);
             if (i_layer < 0 || i_layer >= n_layer) {
-                snprintf(msg, msg_cap, "%s: cannot tell its layer (of %d)", name, n_layer);
+                char q[4 * INFER_GGUF_MAX_NAME + 8];
+                snprintf(msg, msg_cap, "%s: cannot tell its layer (of %d)", escape_bytes(name, strlen(name), q, sizeof q),
+                         n_layer);
                 return -1;
             }
         }
@@ -301,6 +304,7 @@ static uint32_t fallback_type(uint32_t type, uint64_t ncols) {
 
 typedef struct {
     char name[INFER_GGUF_MAX_NAME + 1];
+    char shown[4 * INFER_GGUF_MAX_NAME + 8]; /* name escaped, for messages */
     long layer;            /* N of blk.N., or -1 */
     uint64_t index;        /* in the input */
     uint32_t type;         /* output type */
@@ -332,7 +336,7 @@ static infer_status forced_type(plan_entry *p, uint64_t ncols, uint32_t type, co
                                 infer_error *err) {
     if (ncols % infer_type_block_size(type) != 0)
         return set_error(err, INFER_EUNSUPPORTED, "%s: rows of %llu values are not whole %s blocks (%u): %s refused",
-                         p->name, (unsigned long long)ncols, infer_type_name(type), infer_type_block_size(type),
+                         p->shown, (unsigned long long)ncols, infer_type_name(type), infer_type_block_size(type),
                          option);
     p->type = p->wanted = type;
     return INFER_OK;
@@ -354,6 +358,7 @@ static infer_status make_plan(const infer_gguf *g, const file_type *ft, const qu
         plan_entry *p = &plan[i];
         memcpy(p->name, t->name.ptr, t->name.len); /* 1..63 bytes, no NUL: the reader checked */
         p->name[t->name.len] = '\0';
+        escape_bytes(p->name, t->name.len, p->shown, sizeof p->shown);
         p->layer = layer_of(p->name);
         p->index = i;
         p->type = t->type;
@@ -438,9 +443,12 @@ static infer_status copy_kv(const infer_gguf *g, uint64_t i, const char *key, in
         return st;
     }
     const size_t esize = infer_gguf_type_size(et);
-    if (esize == 0) return set_error(err, INFER_EUNSUPPORTED, "%s: arrays of %s are not copied", key, infer_gguf_type_name(et));
+    char q[96];
+    if (esize == 0)
+        return set_error(err, INFER_EUNSUPPORTED, "%s: arrays of %s are not copied",
+                         escape_bytes(key, strlen(key), q, sizeof q), infer_gguf_type_name(et));
     void *buf = infer_malloc_array(n ? (size_t)n : 1, esize);
-    if (!buf) return set_error(err, INFER_ENOMEM, "%s: out of memory", key);
+    if (!buf) return set_error(err, INFER_ENOMEM, "%s: out of memory", escape_bytes(key, strlen(key), q, sizeof q));
     st = infer_gguf_arr_read(g, i, et, 0, n, buf, err);
     if (st == INFER_OK) st = infer_gguf_writer_set_arr(w, key, et, buf, n);
     infer_free(buf);
@@ -504,7 +512,7 @@ static void *convert_rows(void *arg) {
 /* Convert tensor t to type `to` into out (its exact size), rows split
  * among n_threads threads. Rows are independent, so the bytes do not
  * depend on the thread count. */
-static infer_status convert_tensor(const infer_gguf_tensor *t, const char *name, uint32_t to,
+static infer_status convert_tensor(const infer_gguf_tensor *t, const char *name /* escaped */, uint32_t to,
                                    uint8_t *out, int n_threads, infer_error *err) {
     const uint32_t from = t->type;
     if (from != INFER_TYPE_F32 && from != INFER_TYPE_F16 && from != INFER_TYPE_BF16 &&
@@ -614,7 +622,7 @@ static infer_status write_header(out_file *o, const infer_gguf *g, plan_entry *p
         const infer_gguf_tensor *t = infer_gguf_tensor_at(g, i);
         plan_entry *p = &plan[i];
         if (bytes_for(p->type, t->n_elements, &p->size) || ck_align_up(off + p->size, alignment, &p->end))
-            return set_error(err, INFER_EFORMAT, "%s: too large", p->name);
+            return set_error(err, INFER_EFORMAT, "%s: too large", p->shown);
         st = out_u64(o, t->name.len, err);
         if (st == INFER_OK) st = out_put(o, p->name, t->name.len, err);
         if (st == INFER_OK) st = out_u32(o, t->n_dims, err);
@@ -636,12 +644,12 @@ static infer_status write_data(out_file *o, const infer_gguf *g, const plan_entr
         const infer_gguf_tensor *t = infer_gguf_tensor_at(g, i);
         const plan_entry *p = &plan[i];
         printf("[%4llu/%4llu] %-36s %-5s -> %-5s %10.3f MiB -> %10.3f MiB\n", (unsigned long long)i + 1,
-               (unsigned long long)n, p->name, infer_type_name(t->type), infer_type_name(p->type),
+               (unsigned long long)n, p->shown, infer_type_name(t->type), infer_type_name(p->type),
                t->n_bytes / 1048576.0, p->size / 1048576.0);
         if (p->fell_back) {
             fflush(stdout);
             fprintf(stderr, "infer-quantize: %s: rows of %llu values are not whole %s blocks (%u): using %s%s\n",
-                    p->name, (unsigned long long)t->ne[0], infer_type_name(p->wanted),
+                    p->shown, (unsigned long long)t->ne[0], infer_type_name(p->wanted),
                     infer_type_block_size(p->wanted), infer_type_name(p->type),
                     infer_type_block_size(p->wanted) == 256 ? " (as llama-quantize does)"
                                                             : " (llama-quantize refuses such a tensor)");
@@ -651,9 +659,9 @@ static infer_status write_data(out_file *o, const infer_gguf *g, const plan_entr
             st = out_put(o, t->data, (size_t)t->n_bytes, err);
         } else {
             uint8_t *buf = infer_malloc(p->size ? (size_t)p->size : 1);
-            if (!buf) return set_error(err, INFER_ENOMEM, "%s: out of memory (%llu bytes)", p->name,
+            if (!buf) return set_error(err, INFER_ENOMEM, "%s: out of memory (%llu bytes)", p->shown,
                                        (unsigned long long)p->size);
-            st = convert_tensor(t, p->name, p->type, buf, n_threads, err);
+            st = convert_tensor(t, p->shown, p->type, buf, n_threads, err);
             if (st == INFER_OK) st = out_put(o, buf, (size_t)p->size, err);
             infer_free(buf);
         }
@@ -666,24 +674,55 @@ static infer_status write_data(out_file *o, const infer_gguf *g, const plan_entr
     return INFER_OK;
 }
 
-/* Write the whole output file; remove it on failure. */
+/* The process's umask (umask has no read-only form; no other thread runs
+ * yet when this is called). */
+static mode_t current_umask(void) {
+    const mode_t m = umask(0);
+    umask(m);
+    return m;
+}
+
+/* Write the whole output file: into a new file beside it (PATH.XXXXXX),
+ * read back and checked, then renamed over PATH; on any failure the new
+ * file is removed and PATH is left as it was (never removed: it may be a
+ * device or a link, see main). */
 static infer_status write_output(const char *path, const infer_gguf *g, plan_entry *plan, uint32_t ftype,
                                  int n_threads, uint64_t *bytes_in, uint64_t *bytes_out, infer_error *err) {
-    out_file o = {.f = fopen(path, "wb"), .path = path};
-    if (!o.f) return set_error(err, INFER_EIO, "%s: cannot create: %s", path, strerror(errno));
+    char qpath[512];
+    escape_bytes(path, strlen(path), qpath, sizeof qpath);
+    const size_t len = strlen(path);
+    char *tmp = len < SIZE_MAX - 8 ? infer_malloc(len + 8) : NULL;
+    if (!tmp) return set_error(err, INFER_ENOMEM, "out of memory");
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, ".XXXXXX", 8);
+    const int fd = mkstemp(tmp);
+    out_file o = {.f = fd >= 0 ? fdopen(fd, "wb") : NULL, .path = qpath};
+    if (!o.f) {
+        infer_status s = set_error(err, INFER_EIO, "%s: cannot create a file beside it: %s", qpath, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        infer_free(tmp);
+        return s;
+    }
+    (void)fchmod(fd, 0644 & ~current_umask()); /* mkstemp's 0600 is not what a new output file gets */
     infer_status st = write_header(&o, g, plan, ftype, err);
     if (st == INFER_OK) st = write_data(&o, g, plan, n_threads, bytes_in, bytes_out, err);
-    if (fclose(o.f) != 0 && st == INFER_OK) st = set_error(err, INFER_EIO, "%s: close failed", path);
+    if (fclose(o.f) != 0 && st == INFER_OK) st = set_error(err, INFER_EIO, "%s: close failed", qpath);
     if (st == INFER_OK) { /* read back what was written: a complete, valid GGUF file */
         infer_gguf *check = NULL;
         infer_error e2 = {0};
-        if (infer_gguf_open(path, 0, &check, &e2) != INFER_OK)
-            st = set_error(err, INFER_EFORMAT, "%s: the written file does not read back: %s", path, e2.message);
+        if (infer_gguf_open(tmp, 0, &check, &e2) != INFER_OK)
+            st = set_error(err, INFER_EFORMAT, "%s: the written file does not read back: %s", qpath, e2.message);
         else if (infer_gguf_tensor_count(check) != infer_gguf_tensor_count(g))
-            st = set_error(err, INFER_EFORMAT, "%s: the written file has the wrong tensor count", path);
+            st = set_error(err, INFER_EFORMAT, "%s: the written file has the wrong tensor count", qpath);
         infer_gguf_close(check);
     }
-    if (st != INFER_OK) remove(path);
+    if (st == INFER_OK && rename(tmp, path) != 0)
+        st = set_error(err, INFER_EIO, "%s: cannot rename the written file to it: %s", qpath, strerror(errno));
+    if (st != INFER_OK) unlink(tmp);
+    infer_free(tmp);
     return st;
 }
 
@@ -775,17 +814,26 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 1;
     }
+    char qin[512], qout[512]; /* the paths as messages show them */
+    escape_bytes(in, strlen(in), qin, sizeof qin);
+    escape_bytes(out, strlen(out), qout, sizeof qout);
     /* Writing over the (mapped) input would pull the bytes from under us. */
     struct stat si, so;
     if (stat(in, &si) == 0 && stat(out, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
-        fprintf(stderr, "infer-quantize: %s: output and input are the same file\n", out);
+        fprintf(stderr, "infer-quantize: %s: output and input are the same file\n", qout);
+        return 1;
+    }
+    /* The output is written beside and renamed over OUT: not over a device,
+     * a FIFO or a directory (as root that would replace /dev/null). */
+    if (stat(out, &so) == 0 && !S_ISREG(so.st_mode)) {
+        fprintf(stderr, "infer-quantize: %s: not a regular file\n", qout);
         return 1;
     }
 
     infer_error err = {0};
     infer_gguf *g = NULL;
     if (infer_gguf_open(in, 0, &g, &err) != INFER_OK) {
-        fprintf(stderr, "infer-quantize: %s: %s\n", in, err.message);
+        fprintf(stderr, "infer-quantize: %s: %s\n", qin, err.message);
         return 2;
     }
     int rc = 0;
@@ -796,10 +844,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "infer-quantize: out of memory\n");
         rc = 3;
     } else if (make_plan(g, ft, &qo, plan, &err) != INFER_OK) {
-        fprintf(stderr, "infer-quantize: %s: %s\n", in, err.message);
+        fprintf(stderr, "infer-quantize: %s: %s\n", qin, err.message);
         rc = 2;
     } else {
-        printf("infer-quantize: %s -> %s, %s%s (file type %u), %llu tensors\n", in, out, ft->name,
+        printf("infer-quantize: %s -> %s, %s%s (file type %u), %llu tensors\n", qin, qout, ft->name,
                qo.pure ? " --pure" : "", ft->ftype, (unsigned long long)n);
         infer_status st = write_output(out, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
         if (st != INFER_OK) {
@@ -807,7 +855,7 @@ int main(int argc, char **argv) {
             rc = st == INFER_EUNSUPPORTED || st == INFER_EFORMAT ? 2 : 3;
         } else {
             printf("infer-quantize: tensors %.2f MiB -> %.2f MiB, wrote %s\n", bytes_in / 1048576.0,
-                   bytes_out / 1048576.0, out);
+                   bytes_out / 1048576.0, qout);
         }
     }
     infer_free(plan);

@@ -221,11 +221,18 @@ int main(int argc, char **argv) {
     const double bytes = model_bytes(&p);
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     const double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
-    if (ram > 0 && 2 * bytes > ram) {
+    /* The writer's copy of the tensors, the finished file image, and 8
+     * bytes of scratch per value of the largest tensor (synth_model). */
+    const double E = p.n_embd, hd = p.head_dim ? p.head_dim : E / p.n_head;
+    double big = E * (p.n_vocab + 1.0);
+    if ((E + 1) * (p.n_ff + 1.0) > big) big = (E + 1) * (p.n_ff + 1.0);
+    if ((p.n_head * hd + 1) * (E + 1) > big) big = (p.n_head * hd + 1) * (E + 1);
+    const double need = 2 * bytes + 8 * big;
+    if (ram > 0 && need > ram) {
         fprintf(stderr,
                 "infer-synth: a %.2f GB %s model is built in memory (about %.1f GB needed, %.1f GB "
-                "here): choose a smaller type\n",
-                bytes / 1e9, infer_type_name(p.wtype), 2 * bytes / 1e9, ram / 1e9);
+                "here): choose a smaller type or shape\n",
+                bytes / 1e9, infer_type_name(p.wtype), need / 1e9, ram / 1e9);
         return 1;
     }
     printf("infer-synth: %s, %s, n_embd %u, %u layers, %u/%u heads, n_ff %u, vocab %u, ctx %u, "
