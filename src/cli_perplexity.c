@@ -41,7 +41,12 @@ int cli_perplexity(const cli_options *o, infer_model *m, const char *text, size_
     cp.all_logits = 1;
     if (cp.n_ctx == 0) cp.n_ctx = infer_model_n_ctx_train(m) < 512 ? infer_model_n_ctx_train(m) : 512;
     const size_t n_ctx = cp.n_ctx;
-    if (n_ctx < 2 || n < 2 * n_ctx) {
+    if (n_ctx < 3) { /* it scores positions n_ctx / 2 + 1 .. n_ctx - 1 of each chunk: none below 3 */
+        fprintf(stderr, "infer: perplexity: a context of %zu scores no token; it needs at least 3\n", n_ctx);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (n < 2 * n_ctx) {
         fprintf(stderr, "infer: perplexity: the text has %zu tokens; a context of %zu needs at least %zu\n", n, n_ctx,
                 2 * n_ctx);
         rc = CLI_EXIT_USAGE;

@@ -11,6 +11,7 @@
  * 3 runtime error.
  */
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,7 +125,8 @@ static int parse_float(const char *flag, const char *s, float *out) {
     char *end;
     errno = 0;
     float v = strtof(s, &end);
-    if (errno || end == s || *end || v != v) {
+    /* ERANGE on underflow (1e-45 is a denormal) is fine; on overflow not */
+    if ((errno && !(errno == ERANGE && !isinf(v))) || end == s || *end || v != v) {
         fprintf(stderr, "infer: %s needs a number, got '%s'\n", flag, s);
         return -1;
     }
@@ -205,8 +207,8 @@ static int parse_args(int argc, char **argv, cli_options *o) {
         fprintf(stderr, "infer: give the prompt with -p or -f, not both\n");
         return 1;
     }
-    if (o->sp.repeat_penalty <= 0.0f) {
-        fprintf(stderr, "infer: --repeat-penalty must be > 0\n");
+    if (!(o->sp.repeat_penalty > 0.0f) || isinf(o->sp.repeat_penalty)) {
+        fprintf(stderr, "infer: --repeat-penalty must be a finite number > 0\n");
         return 1;
     }
     return 0;

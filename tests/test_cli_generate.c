@@ -5,6 +5,9 @@
  * INFER_BIN (set by `make test`) names the binary.
  */
 
+#include <math.h>
+
+#include "synth.h"
 #include "testutil.h"
 
 Test(cli_generate, greedy_text_alone_on_stdout) {
@@ -49,6 +52,8 @@ Test(cli_generate, exit_statuses) {
     cr_assert_eq(test_run(usage, NULL, out, sizeof out, err, sizeof err), 1);
     char *bad_n[] = {(char *)test_infer_bin(), "m.gguf", "-p", "x", "-n", "many", NULL};
     cr_assert_eq(test_run(bad_n, NULL, out, sizeof out, err, sizeof err), 1);
+    char *inf_pen[] = {(char *)test_infer_bin(), "m.gguf", "-p", "x", "--repeat-penalty", "inf", NULL};
+    cr_assert_eq(test_run(inf_pen, NULL, out, sizeof out, err, sizeof err), 1, "%s", err);
     char *missing[] = {(char *)test_infer_bin(), "/nonexistent/model.gguf", "-p", "x", NULL};
     cr_assert_eq(test_run(missing, NULL, out, sizeof out, err, sizeof err), 2);
     cr_assert_str_empty(out);
@@ -73,4 +78,38 @@ Test(cli_generate, full_context_stops_with_a_message) {
     cr_assert_eq(test_run(shift, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
     cr_assert(strstr(err, "context full") == NULL, "%s", err);
     cr_assert(strstr(err, "100 runs") != NULL, "all 100 tokens generated: %s", err);
+}
+
+/* --perplexity on a synthetic model (always built): a context of 2 scores
+ * no position and is refused with a message (it printed PPL = -nan and
+ * exited 0); a context of 8 prints a finite estimate. A read error names
+ * the path escaped. */
+Test(cli_generate, perplexity_context_too_small_refused) {
+    char model[] = "/tmp/infer-ppl-XXXXXX", text[] = "/tmp/infer-ppl-text-XXXXXX";
+    int fd = mkstemp(model);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    synth_params p = synth_default_params();
+    infer_error e = {0};
+    cr_assert_eq(synth_model_file(&p, model, &e), INFER_OK, "%s", e.message);
+    fd = mkstemp(text);
+    cr_assert_geq(fd, 0);
+    for (int i = 0; i < 40; i++) cr_assert_eq(write(fd, "one two three four ", 19), 19);
+    close(fd);
+    static char out[65536], err[65536];
+    char *two[] = {(char *)test_infer_bin(), model, "--perplexity", text, "-c", "2", NULL};
+    cr_assert_eq(test_run(two, NULL, out, sizeof out, err, sizeof err), 1, "%s%s", out, err);
+    cr_assert(strstr(err, "at least 3"), "%s", err);
+    cr_assert(!strstr(out, "nan"), "%s", out);
+    char *eight[] = {(char *)test_infer_bin(), model, "--perplexity", text, "-c", "8", NULL};
+    cr_assert_eq(test_run(eight, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
+    const char *fin = strstr(out, "Final estimate: PPL = ");
+    cr_assert_not_null(fin, "%s", out);
+    const double ppl = atof(fin + 22);
+    cr_assert(isfinite(ppl) && ppl >= 1.0, "%s", out);
+    char *missing[] = {(char *)test_infer_bin(), model, "--perplexity", "/nonexistent/\x1b[2J", NULL};
+    cr_assert_neq(test_run(missing, NULL, out, sizeof out, err, sizeof err), 0);
+    cr_assert(strstr(err, "/nonexistent/\\x1b[2J"), "%s", err);
+    unlink(model);
+    unlink(text);
 }
