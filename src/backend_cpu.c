@@ -66,6 +66,17 @@
 #define ATT_BLOCK 512     /* cached positions per online-softmax block (a multiple of KV_TILE) */
 #define PAR_MIN 65536     /* elementwise ops this large or larger run on the pool */
 #define BLAS_MIN_TOK 2    /* F32 matmuls of 2+ tokens use OpenBLAS (faster than ours at every size measured) */
+/* OpenBLAS's sgemm (0.3.21) rounds a row differently with the number of
+ * rows in the call when the batch is small: a sweep of shapes (2,048-5,632
+ * columns, 96-5,632 rows) and 2-4 thread splits changed bits at 2-36
+ * tokens (75 of 486 cases at 2, 3, 8 and 32 tokens) and never at 40-512
+ * (2,500 cases). Batches under BLAS_CHUNK_TOK tokens are therefore called
+ * on fixed chunks of BLAS_ROWS rows, the threads' shares made of whole
+ * chunks, so their bits do not depend on the thread count; larger ones
+ * take one call per thread (fixed chunks cost 7-13% of F32 pp512 there:
+ * OpenBLAS is faster on more rows). */
+#define BLAS_CHUNK_TOK 64
+#define BLAS_ROWS 256
 
 /* Per-thread scratch. */
 typedef struct {
@@ -244,10 +255,14 @@ static void matmul_rows(const matmul_job *j, int k, int64_t b, int64_t e) {
     const void *acts = j->vt == INFER_TYPE_F32 ? (const void *)j->x : (const void *)j->c->qact;
     float *out = j->out[k];
     const uint8_t *wrows = rows_of(j->c, w) + (size_t)b * w->row_bytes;
-    if (j->blas) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)(e - b), (int)w->cols, 1.0f, j->x,
-                    (int)w->cols, (const float *)(const void *)wrows, (int)(w->row_bytes / sizeof(float)), 0.0f,
-                    out + b, (int)w->rows);
+    if (j->blas) { /* b is a multiple of the unit: BLAS_ROWS for the small batches chunked */
+        const int64_t chunk = j->n < BLAS_CHUNK_TOK ? BLAS_ROWS : e - b;
+        for (int64_t r = b; r < e; r += chunk) {
+            const int64_t nr = e - r < chunk ? e - r : chunk;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, (int)nr, (int)w->cols, 1.0f, j->x,
+                        (int)w->cols, (const float *)(const void *)(wrows + (size_t)(r - b) * w->row_bytes),
+                        (int)(w->row_bytes / sizeof(float)), 0.0f, out + r, (int)w->rows);
+        }
         return;
     }
     const kernel_table *kt = j->c->kt;
@@ -375,7 +390,7 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
         }
         return;
     }
-    j.row_unit = n == 1 ? ROW_GROUP_TOKEN : ROW_GROUP;
+    j.row_unit = n == 1 ? ROW_GROUP_TOKEN : j.blas && n < BLAS_CHUNK_TOK ? BLAS_ROWS : ROW_GROUP;
     if (n == 1) {
         j.next_nw = c->next_nw;
         for (int k = 0; k < c->next_nw; k++) j.next_w[k] = c->next_w[k];
@@ -395,7 +410,7 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
         if (n > 1) pool_run(c->pool, matmul_quantize_part, &j);
         else matmul_quantize_part(&j, 0, 1, 0);
     }
-    /* OpenBLAS gets one contiguous share per thread (one call each). */
+    /* OpenBLAS gets one contiguous share per thread (of whole chunks for a small batch). */
     if (!j.blas && pool_size(c->pool) > 1 && pool_shares_init(c->pool, j.unit0[nw]))
         pool_run(c->pool, matmul_steal_part, &j);
     else
