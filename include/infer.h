@@ -155,7 +155,9 @@ enum {
 infer_status infer_decode(infer_context *c, const int32_t *ids, size_t n, unsigned flags,
                           infer_error *err);
 /* Logits ([n_vocab] floats) of the last decoded token, or of token i of the
- * last batch decoded with INFER_DECODE_ALL_LOGITS. NULL when there are none.
+ * last batch decoded with INFER_DECODE_ALL_LOGITS. NULL when there are none,
+ * or while another thread is inside a call on this context (these take the
+ * same busy flag: on a GPU they may copy the row to host memory).
  * Valid until the next call on the context. */
 const float *infer_logits(const infer_context *c);
 const float *infer_logits_ith(const infer_context *c, size_t i);
@@ -163,7 +165,9 @@ const float *infer_logits_ith(const infer_context *c, size_t i);
 /* Forget everything in the KV cache. */
 infer_status infer_context_reset(infer_context *c);
 /* Drop n_discard cached tokens after the first n_keep and slide the rest
- * down (re-rotating their keys), as llama.cpp's context shift does. */
+ * down (re-rotating their keys), as llama.cpp's context shift does.
+ * INFER_EINVAL for a range past the cache; INFER_EBACKEND when the GPU
+ * fails, after which the cache holds only the first n_keep tokens. */
 infer_status infer_context_shift(infer_context *c, uint32_t n_keep, uint32_t n_discard);
 
 /* ---- sampling ------------------------------------------------------------------ */

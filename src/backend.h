@@ -52,8 +52,10 @@ typedef struct {
     /* Host pointer to count floats at off after sync (CPU: the arena). */
     const float *(*host)(backend *b, act off, size_t count);
     /* Cache maintenance: move cached positions [src, src+n) to dst and
-     * re-rotate their keys by (dst - src) positions. */
-    void (*kv_move)(backend *b, uint32_t dst, uint32_t src, uint32_t n);
+     * re-rotate their keys by (dst - src) positions; done when it returns
+     * (GPU: submitted and waited for). On failure positions below dst are
+     * as they were, the rest undefined. */
+    infer_status (*kv_move)(backend *b, uint32_t dst, uint32_t src, uint32_t n, infer_error *err);
     void (*free)(backend *b);
 } backend_ops;
 

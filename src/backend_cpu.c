@@ -651,7 +651,7 @@ static infer_status cpu_sync(backend *b, infer_error *err) { return INFER_OK; }
 
 static const float *cpu_host(backend *b, act off, size_t count) { return A(b, off); }
 
-static void cpu_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
+static infer_status cpu_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n, infer_error *err) {
     cpu_backend *c = CPU(b);
     const model_hparams *hp = c->hp;
     const float delta = (float)dst - (float)src;
@@ -672,6 +672,7 @@ static void cpu_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
             memmove(v_at(c, (int)l, h, dst), v_at(c, (int)l, h, src), (size_t)n * c->v_head);
         }
     }
+    return INFER_OK;
 }
 
 static void cpu_free(backend *b) {

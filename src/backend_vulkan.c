@@ -143,6 +143,12 @@ static infer_status make_buffers(vk_backend *v, const backend_config *cfg, infer
 
     /* Upload area: ids, two RoPE tables, a few context-shift tables. */
     uint64_t table = (uint64_t)v->n_batch * hp->n_rot, words = v->n_batch + 2 * table + 8 * (uint64_t)hp->n_rot + 64;
+    if (words * 4 > d->ssbo_range) /* bound whole as one storage buffer */
+        return set_error(err, INFER_EUNSUPPORTED,
+                         "Vulkan: n_batch %u x rope dims %u needs a %llu MiB upload buffer, past the device's %llu MiB "
+                         "storage-buffer range: lower n_batch",
+                         v->n_batch, hp->n_rot, (unsigned long long)(words * 4 >> 20),
+                         (unsigned long long)(d->ssbo_range >> 20));
     if ((s = vk_buffer_new(d, words * 4, st, VK_MEM_HOST, &v->upload, err)) != INFER_OK) return s;
     v->upload_words = (size_t)words;
 

@@ -243,6 +243,13 @@ static void dev_limits(vk_dev *d) {
             if (d->max_texels > c / 16) d->max_texels = c / 16;
         }
     }
+    /* Tests: texel views of up to this many texels whatever the binding
+     * cap (real devices' texel limits far exceed their binding range). */
+    const char *tcap = getenv("INFER_VK_MAX_TEXELS");
+    if (tcap && *tcap) {
+        unsigned long long c = strtoull(tcap, NULL, 10);
+        if (c >= 256) d->max_texels = c < L->maxTexelBufferElements && c <= 0x7fffffffu ? (uint32_t)c : d->max_texels;
+    }
     /* Windows are placed at aligned offsets: keep their size aligned too. */
     d->ssbo_range &= ~(d->ssbo_align - 1);
 }

@@ -543,19 +543,21 @@ static const float *vk_host(backend *b, act off, size_t count) {
 }
 
 /* Context shift: K re-rotated by (dst - src) positions, V copied, in
- * chunks of (src - dst) positions so no dispatch reads what it writes.
- * Submitted at once (errors surface at the next sync). */
-static void vk_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
+ * chunks of at most (src - dst) positions so no dispatch reads what it
+ * writes, and at most what the KV window holds (the sources are read
+ * through the layer's texel views). Submitted and waited for. */
+static infer_status vk_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n, infer_error *err) {
     vk_backend *v = VKB(b);
     const model_hparams *hp = v->hp;
-    if (n == 0 || !vkb_begin(v)) return;
-    if (dst >= src || src > v->n_ctx || n > v->n_ctx - src) {
+    if (n == 0) return INFER_OK;
+    if (dst >= src || src > v->n_ctx || n > v->n_ctx - src)
         vkb_fail(v, INFER_EBACKEND, "Vulkan: kv_move: bad range");
-        return;
-    }
+    uint64_t per = v->kv_win / kv_row_bytes(v, 0);
+    if (v->kv_win / kv_row_bytes(v, 1) < per) per = v->kv_win / kv_row_bytes(v, 1);
+    if (per == 0) vkb_fail(v, INFER_EBACKEND, "Vulkan: kv_move: a position exceeds the window");
     uint32_t table;
-    if (!rope_table(v, (float)dst - (float)src, 1, 0, &table)) return;
-    const uint32_t step = src - dst, f16 = v->kv_type != INFER_TYPE_F32;
+    if (!vkb_begin(v) || !rope_table(v, (float)dst - (float)src, 1, 0, &table)) return vk_sync(b, err);
+    const uint32_t step = (uint64_t)(src - dst) < per ? src - dst : (uint32_t)per, f16 = v->kv_type != INFER_TYPE_F32;
     for (uint32_t k0 = 0; k0 < n; k0 += step) {
         const uint32_t nk = n - k0 < step ? n - k0 : step;
         for (uint32_t l = 0; l < hp->n_layer; l++) {
@@ -563,7 +565,7 @@ static void vk_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
                 const uint32_t hd = part ? hp->n_embd_head_v : hp->n_embd_head_k, pad = part ? v->hdv_pad : v->hdk_pad;
                 vk_binds bd = {0};
                 uint32_t dof;
-                if (!kv_window(v, &bd, &v->kv[l], part, dst + k0, nk, &dof)) return;
+                if (!kv_window(v, &bd, &v->kv[l], part, dst + k0, nk, &dof)) return vk_sync(b, err);
                 const uint32_t push[16] = {nk, src + k0, dst + k0, hp->n_head_kv, hd, pad, hp->n_rot,
                                            hp->rope_type == ROPE_NEOX, f16, (uint32_t)part, table, dof};
                 /* Within a chunk all layers and parts are independent:
@@ -573,8 +575,7 @@ static void vk_kv_move(backend *b, uint32_t dst, uint32_t src, uint32_t n) {
         }
     }
     v->out_count = 0;
-    infer_error e;
-    if (vk_sync(b, &e) != INFER_OK) vkb_fail(v, e.status, "%s", e.message);
+    return vk_sync(b, err);
 }
 
 extern void vk_backend_free(backend *b);

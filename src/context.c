@@ -134,15 +134,26 @@ infer_status infer_decode(infer_context *c, const int32_t *ids, size_t n, unsign
     return s;
 }
 
-const float *infer_logits_ith(const infer_context *c, size_t i) {
-    if (!c || i >= c->n_logit_rows) return NULL;
-    size_t nv = c->model->hp.n_vocab;
-    return c->be->ops->host(c->be, c->layout.logits + i * nv, nv);
+/* Under the busy flag like every call: reading logits may submit work on
+ * a GPU backend (a copy to host memory) and replace the buffer it reads
+ * into. The context is never a const object (infer_context_new makes it),
+ * so taking the flag through the const pointer is defined. */
+static const float *logits_row(const infer_context *cc, int last, size_t i) {
+    infer_context *c = (infer_context *)cc;
+    if (context_enter(c, NULL) != INFER_OK) return NULL;
+    const float *r = NULL;
+    if (last && c->n_logit_rows) i = c->n_logit_rows - 1;
+    if (i < c->n_logit_rows) {
+        const size_t nv = c->model->hp.n_vocab;
+        r = c->be->ops->host(c->be, c->layout.logits + i * nv, nv);
+    }
+    context_leave(c);
+    return r;
 }
 
-const float *infer_logits(const infer_context *c) {
-    return c && c->n_logit_rows ? infer_logits_ith(c, c->n_logit_rows - 1) : NULL;
-}
+const float *infer_logits_ith(const infer_context *c, size_t i) { return logits_row(c, 0, i); }
+
+const float *infer_logits(const infer_context *c) { return logits_row(c, 1, 0); }
 
 infer_status infer_context_reset(infer_context *c) {
     infer_status s = context_enter(c, NULL);
@@ -156,10 +167,11 @@ infer_status infer_context_reset(infer_context *c) {
 infer_status context_shift_locked(infer_context *c, uint32_t n_keep, uint32_t n_discard) {
     if (n_keep > c->n_past || n_discard > c->n_past - n_keep) return INFER_EINVAL;
     uint32_t src = n_keep + n_discard, moved = c->n_past - src;
-    if (n_discard && moved) c->be->ops->kv_move(c->be, n_keep, src, moved);
-    c->n_past -= n_discard;
+    infer_status s = n_discard && moved ? c->be->ops->kv_move(c->be, n_keep, src, moved, NULL) : INFER_OK;
+    /* A failed move leaves only the first n_keep positions as they were. */
+    c->n_past = s == INFER_OK ? c->n_past - n_discard : n_keep;
     c->n_logit_rows = 0;
-    return INFER_OK;
+    return s;
 }
 
 infer_status infer_context_shift(infer_context *c, uint32_t n_keep, uint32_t n_discard) {

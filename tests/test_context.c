@@ -221,6 +221,7 @@ typedef struct {
     pthread_cond_t cv;
     int inside, tried;
     infer_status other;
+    int logits_while_busy; /* infer_logits gave a row while the other thread was inside */
 } busy_state;
 
 static int hold_inside(void *user, int32_t tok, const char *text, size_t len) {
@@ -241,6 +242,7 @@ static void *call_while_busy(void *arg) {
     int32_t tok = 5;
     infer_error err = {0};
     b->other = infer_decode(b->c, &tok, 1, 0, &err);
+    b->logits_while_busy = infer_logits(b->c) != NULL || infer_logits_ith(b->c, 0) != NULL;
     pthread_mutex_lock(&b->mu);
     b->tried = 1;
     pthread_cond_broadcast(&b->cv);
@@ -265,6 +267,7 @@ Test(context, second_thread_gets_ebusy) {
     cr_assert_eq(st, INFER_OK, "%s", err.message);
     cr_assert_eq(b.inside, 1, "the callback never ran");
     cr_assert_eq(b.other, INFER_EBUSY, "second thread got %s", infer_status_name(b.other));
+    cr_assert_not(b.logits_while_busy, "logits read while another thread was inside (a GPU copy may run there)");
     /* Free again afterwards. */
     int32_t tok = 5;
     cr_assert_eq(infer_decode(b.c, &tok, 1, 0, &err), INFER_OK);

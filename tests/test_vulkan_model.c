@@ -45,9 +45,12 @@ static size_t read_ids(const char *path, int32_t *ids, size_t cap) {
 }
 
 /* A context on the Vulkan backend (skips the test without a device). */
+static uint32_t g_vk_batch; /* n_batch of the next Vulkan contexts; 0: the default */
+
 static infer_context *vk_context(infer_model *m, uint32_t n_ctx, uint32_t kv_type, int all_logits) {
     infer_context_params cp = infer_context_default_params();
     cp.n_ctx = n_ctx;
+    cp.n_batch = g_vk_batch;
     cp.kv_type = kv_type;
     cp.all_logits = all_logits;
     cp.backend = INFER_BACKEND_VULKAN;
@@ -234,37 +237,50 @@ Test(vulkan_model, greedy_stories260K_gpu_shapes) {
     check_greedy(2);
 }
 
-/* Fill a small context, shift it (keys re-rotated on the device), go on:
- * the logits follow the CPU's through the shift, with an F16 and an F32
- * cache. */
-static void check_shift(uint32_t kv_type) {
+/* Fill a small context (n_ctx, fill tokens), shift it (keys re-rotated on
+ * the device), go on: the logits follow the CPU's through the shift, with
+ * an F16 and an F32 cache. */
+static void check_shift_shaped(uint32_t kv_type, uint32_t n_ctx, int fill, uint32_t keep, uint32_t discard) {
     char mpath[512];
     SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
     infer_error err = {0};
     infer_model *m = NULL;
     cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
-    infer_context *v = vk_context(m, 64, kv_type, 0), *c = cpu_context(m, 64, kv_type, 0);
+    infer_context *v = vk_context(m, n_ctx, kv_type, 0), *c = cpu_context(m, n_ctx, kv_type, 0);
     const tolerance tol = {"stories260K", 0.03, 0.004, 1};
-    int32_t ids[60];
-    for (int i = 0; i < 60; i++) ids[i] = i == 0 ? 1 : 40 + (i * 37) % 400;
+    int32_t ids[128];
+    cr_assert_leq(fill, 128);
+    for (int i = 0; i < fill; i++) ids[i] = i == 0 ? 1 : 40 + (i * 37) % 400;
     for (int round = 0; round < 3; round++) {
-        cr_assert_eq(infer_decode(v, ids, 60 - (size_t)infer_context_n_past(v), 0, &err), INFER_OK, "%s", err.message);
-        cr_assert_eq(infer_decode(c, ids, 60 - (size_t)infer_context_n_past(c), 0, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(infer_decode(v, ids, (size_t)fill - infer_context_n_past(v), 0, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(infer_decode(c, ids, (size_t)fill - infer_context_n_past(c), 0, &err), INFER_OK, "%s", err.message);
         const float *l = infer_logits(v);
         char what[64];
         snprintf(what, sizeof what, "shift round %d (kv %s)", round, infer_type_name(kv_type));
         expect_within(what, &tol, diff_rows(&l, infer_logits(c), 1, (size_t)infer_model_n_vocab(m)), 1);
-        cr_assert_eq(infer_context_shift(v, 5, 23), INFER_OK);
-        cr_assert_eq(infer_context_shift(c, 5, 23), INFER_OK);
+        cr_assert_eq(infer_context_shift(v, keep, discard), INFER_OK);
+        cr_assert_eq(infer_context_shift(c, keep, discard), INFER_OK);
     }
     infer_context_free(v);
     infer_context_free(c);
     infer_model_release(m);
     vk_expect_clean();
 }
+static void check_shift(uint32_t kv_type) { check_shift_shaped(kv_type, 64, 60, 5, 23); }
 
 Test(vulkan_model, context_shift_follows_cpu_f16_cache) { check_shift(INFER_TYPE_F16); }
 Test(vulkan_model, context_shift_follows_cpu_f32_cache) { check_shift(INFER_TYPE_F32); }
+/* Bindings of 4 KB (a device's storage-buffer range, scaled down: 32
+ * positions of this model's F32 K): a shift that moves 58 positions 40
+ * down no longer fits one KV window, so the move is split by the window
+ * as well (it failed, reported only at the next decode, after the shift
+ * had said OK). */
+Test(vulkan_model, context_shift_split_by_a_small_kv_window) {
+    setenv("INFER_VK_MAX_BINDING", "4096", 1);
+    setenv("INFER_VK_MAX_TEXELS", "1048576", 1); /* the layer's texel views stay whole */
+    g_vk_batch = 16;                                /* its upload area within 4 KB */
+    check_shift_shaped(INFER_TYPE_F32, 128, 100, 2, 40);
+}
 
 /* Two contexts of one model share the device and the uploaded weights;
  * freeing the model first is fine (the contexts hold it). */
@@ -425,4 +441,31 @@ Test(vulkan_model, upload_after_a_cpu_context_of_a_model_read_into_memory) {
     free(got);
     unlink(path);
     vk_expect_clean();
+}
+
+/* The upload area (token ids, RoPE tables) is bound whole as one storage
+ * buffer: a context whose n_batch x rope dims would take it past the
+ * device's storage-buffer range (4 KB here) is refused with a note naming
+ * n_batch, rather than bound past the limit (undefined behaviour). */
+Test(vulkan_model, upload_area_past_the_binding_range_refused) {
+    char mpath[512];
+    SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
+    setenv("INFER_VK_MAX_BINDING", "4096", 1);
+    setenv("INFER_VK_MAX_TEXELS", "1048576", 1);
+    infer_error err = {0};
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
+    g_vk_batch = 16;
+    infer_context *ok = vk_context(m, 128, INFER_TYPE_F32, 0); /* skips without a device */
+    infer_context_free(ok);
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_batch = 128;
+    cp.backend = INFER_BACKEND_VULKAN;
+    infer_context *c = NULL;
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(infer_context_backend(c), INFER_BACKEND_CPU);
+    cr_assert(strstr(infer_context_backend_note(c), "lower n_batch"), "%s", infer_context_backend_note(c));
+    infer_context_free(c);
+    infer_model_release(m);
 }

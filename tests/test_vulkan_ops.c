@@ -367,7 +367,7 @@ static void check_kv_move(int neox) {
         store_rows(b, k, v, kvrow, 50);
         infer_error err = {0};
         cr_assert_eq(b->ops->sync(b, &err), INFER_OK, "%s", err.message);
-        b->ops->kv_move(b, 4, 17, 33); /* 13 dropped: 3 overlapping chunks */
+        cr_assert_eq(b->ops->kv_move(b, 4, 17, 33, &err), INFER_OK, "%s", err.message); /* 13 dropped: 3 overlapping chunks */
         b->ops->attention(b, 0, q, out, 2, 35);
     }
     sync_both(&r);
