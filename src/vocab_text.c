@@ -184,9 +184,15 @@ static void put(piece_out *o, const char *s, size_t n) {
 }
 
 /* llama.cpp's llama_decode_text: GPT-2 stand-ins back to bytes; a code
- * point outside the map is written as [UNK_BYTE_0x<its utf8 hex><text>]. */
+ * point outside the map is written as [UNK_BYTE_0x<its utf8 hex><text>].
+ * llama.cpp appends the whole token's text for every such code point, so a
+ * hostile token of L bytes of them renders as ~L^2/3 bytes (1.4 GB from a
+ * 64 KB token); here the text follows the first one only, the later ones
+ * are [UNK_BYTE_0x<hex>], and a piece stays under 8 x L + 16 bytes. Real
+ * byte-level vocabularies have no such code points in normal tokens. */
 static void bpe_decode(const char *t, size_t len, piece_out *o) {
     static const char hex[] = "0123456789abcdef";
+    int text_shown = 0;
     for (size_t i = 0; i < len;) {
         size_t adv;
         int64_t c = vocab_utf8_decode((const unsigned char *)t, len, i, &adv);
@@ -204,7 +210,8 @@ static void bpe_decode(const char *t, size_t len, piece_out *o) {
                 h[1] = hex[(unsigned char)u[k] & 15];
                 put(o, h, 2);
             }
-            put(o, t, len);
+            if (!text_shown) put(o, t, len);
+            text_shown = 1;
             put(o, "]", 1);
         }
         i += adv;

@@ -113,13 +113,16 @@ Test(vocab_behavior, llama3_pre_tokenizer_ignores_merges_for_whole_words) {
     vocab_free(v);
 }
 
+/* One code point outside the map renders as llama.cpp's does; after it,
+ * the token's text is not repeated for each further one (llama.cpp's
+ * rendering grows with the square of the token: a bounded piece here). */
 Test(vocab_behavior, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
-    const char *t[] = {"a", "\xe4\xb8\xad", "\xff"};
+    const char *t[] = {"a", "\xe4\xb8\xad", "\xff", "\xe4\xb8\xad\xe4\xb8\xad"};
     const char *m[] = {"a a"};
     infer_gguf_writer *w = wnew();
     wstr(w, "tokenizer.ggml.model", "gpt2");
     wstr(w, "tokenizer.ggml.pre", "gpt-2");
-    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 3), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 4), INFER_OK);
     cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
     infer_vocab *v;
     cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
@@ -131,7 +134,28 @@ Test(vocab_behavior, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
     cr_assert_eq(vocab_token_to_piece(v, 2, 0, piece, sizeof piece, &len), INFER_OK);
     const char want2[] = "[UNK_BYTE_0xefbfbd\xff]";
     cr_assert(len == sizeof want2 - 1 && memcmp(piece, want2, len) == 0, "'%.*s'", (int)len, piece);
+    cr_assert_eq(vocab_token_to_piece(v, 3, 0, piece, sizeof piece, &len), INFER_OK);
+    const char want3[] = "[UNK_BYTE_0xe4b8ad\xe4\xb8\xad\xe4\xb8\xad][UNK_BYTE_0xe4b8ad]";
+    cr_assert(len == sizeof want3 - 1 && memcmp(piece, want3, len) == 0, "'%.*s'", (int)len, piece);
     /* text with no tokens at all yields nothing, not garbage */
     expect_ids(v, "zz", 2, 0, 0, IDS(-1));
+    vocab_free(v);
+
+    /* A 64 KB token of such code points: a piece of under 8 x its length. */
+    enum { REP = 21845 };
+    char *big = malloc(3 * REP + 1);
+    cr_assert_not_null(big);
+    for (int i = 0; i < REP; i++) memcpy(big + 3 * i, "\xe4\xb8\xad", 3);
+    big[3 * REP] = '\0';
+    const char *t2[] = {"a", big};
+    w = wnew();
+    wstr(w, "tokenizer.ggml.model", "gpt2");
+    wstr(w, "tokenizer.ggml.pre", "gpt-2");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t2, NULL, 2), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    cr_assert_eq(vocab_token_to_piece(v, 1, 0, NULL, 0, &len), INFER_EINVAL); /* too small: the size it needs */
+    cr_assert_lt(len, (size_t)8 * 3 * REP + 16, "a piece of %zu bytes from a %d-byte token", len, 3 * REP);
+    free(big);
     vocab_free(v);
 }
