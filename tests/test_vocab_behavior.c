@@ -159,3 +159,28 @@ Test(vocab_behavior, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
     free(big);
     vocab_free(v);
 }
+
+/* Thousands of user-defined tokens of one length (a table of their
+ * hashes rolled over the text finds the few that occur; the others are
+ * never tried): the ones in the text are split out wherever they stand,
+ * first window and last included, the rest of the text as before. */
+Test(vocab_behavior, many_special_tokens_only_those_in_the_text_split) {
+    enum { NU = 3000 };
+    static char texts[NU][8];
+    const char *t[NU + 5];
+    int32_t types[NU + 5];
+    const char *head[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "x"};
+    const int32_t htypes[] = {2, 3, 3, 1, 1};
+    for (int i = 0; i < 5; i++) t[i] = head[i], types[i] = htypes[i];
+    for (int i = 0; i < NU; i++) {
+        snprintf(texts[i], sizeof texts[i], "t%04d", i);
+        t[5 + i] = texts[i];
+        types[5 + i] = 4;
+    }
+    infer_vocab *v = llama_vocab_of(t, NULL, types, NU + 5);
+    expect_ids(v, "t0007", 5, 0, 0, IDS(5 + 7));
+    expect_ids(v, "t2999xt0000", 11, 0, 0, IDS(5 + 2999, 3, 4, 5 + 0));
+    expect_ids(v, "xt1234t12345", 12, 0, 0, IDS(3, 4, 5 + 1234, 5 + 1234, 3, 0));
+    expect_ids(v, "t123", 4, 0, 0, IDS(3, 0, 0, 0, 0)); /* a prefix of many, equal to none */
+    vocab_free(v);
+}
