@@ -198,21 +198,30 @@ infer_status pool_new(int n_threads, pool **out, infer_error *err) {
         return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
     }
     p->slots = (thread_slot *)(((uintptr_t)p->slots_mem + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
+    /* Workers' stacks of a size of our own, not the default (the stack
+     * ulimit under glibc, 128 KB under musl): the SIMD batch kernels keep
+     * their panels on the stack (up to ~131 KB a frame). */
+    pthread_attr_t attr;
+    const int have_attr = pthread_attr_init(&attr) == 0;
+    if (have_attr) (void)pthread_attr_setstacksize(&attr, POOL_STACK_BYTES);
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = infer_malloc(sizeof *wa);
         if (!wa) {
+            if (have_attr) pthread_attr_destroy(&attr);
             pool_free(p);
             return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
         }
         *wa = (worker_arg){p, i};
         /* Workers read p->n only inside jobs, after this loop has finished. */
-        if (pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
+        if (pthread_create(&p->threads[i - 1], have_attr ? &attr : NULL, worker_main, wa) != 0) {
             infer_free(wa);
+            if (have_attr) pthread_attr_destroy(&attr);
             pool_free(p);
             return set_error(err, INFER_ENOMEM, "cannot start thread %d of %d", i + 1, n_threads);
         }
         p->n = i + 1;
     }
+    if (have_attr) pthread_attr_destroy(&attr);
     *out = p;
     return INFER_OK;
 }

@@ -5,6 +5,7 @@
 #include "util.h"
 
 #define POOL_MAX_THREADS 256
+#define POOL_STACK_BYTES ((size_t)2 << 20) /* each worker's stack (see INFER_MIN_CALLER_STACK) */
 
 typedef struct pool pool;
 /* Part ith of a job's nth, run by thread self (0 to pool_size - 1). A

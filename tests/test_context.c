@@ -396,3 +396,48 @@ Test(context, generate_stops_or_shifts_when_full) {
     infer_model_release(m);
     LEAK_CHECK();
 }
+
+/* Decoding (a batch and single tokens, 2 threads) from a thread whose stack
+ * is INFER_MIN_CALLER_STACK, with the default thread stack shrunk to 128 KB
+ * (musl's size): the pool's workers have stacks of their own size. */
+typedef struct {
+    infer_model *m;
+    infer_status s;
+} small_stack_arg;
+
+static void *decode_on_small_stack(void *arg) {
+    small_stack_arg *a = arg;
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    infer_context *c = NULL;
+    a->s = infer_context_new(a->m, &cp, &c, NULL);
+    int32_t ids[24];
+    ids_for(ids, 24, 3);
+    if (a->s == INFER_OK) a->s = infer_decode(c, ids, 24, 0, NULL);
+    for (int i = 0; i < 4 && a->s == INFER_OK; i++) a->s = infer_decode(c, &ids[i], 1, 0, NULL);
+    infer_context_free(c);
+    return NULL;
+}
+
+Test(context, decode_from_a_thread_with_the_minimum_stack) {
+    pthread_attr_t dflt;
+    cr_assert_eq(pthread_getattr_default_np(&dflt), 0);
+    pthread_attr_t small;
+    cr_assert_eq(pthread_attr_init(&small), 0);
+    cr_assert_eq(pthread_attr_setstacksize(&small, 128 << 10), 0);
+    cr_assert_eq(pthread_setattr_default_np(&small), 0); /* what the pool's workers would get by default */
+    small_stack_arg a = {.m = load_synth(), .s = INFER_EINVAL};
+    pthread_attr_t caller;
+    cr_assert_eq(pthread_attr_init(&caller), 0);
+    cr_assert_eq(pthread_attr_setstacksize(&caller, INFER_MIN_CALLER_STACK), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, &caller, decode_on_small_stack, &a), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(pthread_setattr_default_np(&dflt), 0);
+    cr_assert_eq(a.s, INFER_OK, "%s", infer_status_name(a.s));
+    pthread_attr_destroy(&caller);
+    pthread_attr_destroy(&small);
+    pthread_attr_destroy(&dflt);
+    infer_model_release(a.m);
+}
