@@ -307,6 +307,18 @@ static infer_status dev_create(int index, vk_dev **out, infer_error *err) {
                       d->wg);
         goto fail;
     }
+    /* The pipeline layout (vk_layouts_create): 6 storage buffers (4 of
+     * them dynamic) and 4 uniform texel buffers in the compute stage, 3
+     * sets. The spec's minimums allow a device with only 4 storage buffers
+     * per stage. */
+    const VkPhysicalDeviceLimits *DL = &d->props.limits;
+    if (DL->maxPerStageDescriptorStorageBuffers < 6 || DL->maxDescriptorSetStorageBuffers < 6 ||
+        DL->maxDescriptorSetStorageBuffersDynamic < 4 || DL->maxPerStageDescriptorSampledImages < 4 ||
+        DL->maxDescriptorSetSampledImages < 4 || DL->maxPerStageResources < 10 || DL->maxBoundDescriptorSets < 3) {
+        s = set_error(err, INFER_EBACKEND, "Vulkan: %s allows fewer descriptors per stage than infer binds (6 storage buffers, 4 dynamic)",
+                      d->props.deviceName);
+        goto fail;
+    }
     /* A GPU hides memory latency with many lane groups in flight: matrix x
      * vector takes 1-2 rows per group (8 on a CPU device, where a group's
      * texel reads are what costs), RMSNorm a whole workgroup per row
