@@ -4,8 +4,11 @@
  * keys re-rotated by the RoPE angle of (dst - src) (cos/sin in U, written
  * by the host as the CPU computes them) and rounded back to the cache
  * type; values are copied. The host keeps each dispatch's source and
- * destination ranges apart. part 0 moves K, part 1 moves V. */
+ * destination ranges apart. part 0 moves K, part 1 moves V. With to_arena
+ * the rows go, in the cache's layout, to the arena window A (read as
+ * words) at dst_off instead, for the host to copy into place. */
 #include "bindings.glsl"
+layout(set = 0, binding = 0, std430) writeonly buffer WinAWords { uint AW[]; }; /* window A as words */
 layout(local_size_x_id = 0) in;
 
 layout(push_constant) uniform Params {
@@ -18,7 +21,8 @@ layout(push_constant) uniform Params {
     uint f16;
     uint part;
     uint table_off;    /* U offset of (cos, sin) for the n_rot/2 pairs */
-    uint dst_off;      /* KVW word offset of position dst, head 0 */
+    uint dst_off;      /* KVW word offset of position dst, head 0 (to_arena: A's) */
+    uint to_arena;
 } p;
 
 float elem(uint pos, uint h, uint d) {
@@ -57,6 +61,7 @@ void main() {
         uint word;
         if (p.f16 != 0u) word = f32_to_f16(moved(pos, h, 2u * w)) | (f32_to_f16(moved(pos, h, 2u * w + 1u)) << 16);
         else word = floatBitsToUint(moved(pos, h, w));
-        KVW[p.dst_off + i] = word;
+        if (p.to_arena != 0u) AW[p.dst_off + i] = word;
+        else KVW[p.dst_off + i] = word;
     }
 }

@@ -54,7 +54,8 @@ typedef struct {
     /* Cache maintenance: move cached positions [src, src+n) to dst and
      * re-rotate their keys by (dst - src) positions; done when it returns
      * (GPU: submitted and waited for). On failure positions below dst are
-     * as they were, the rest undefined. */
+     * as they were, the rest undefined. The arena's contents are undefined
+     * after it (a GPU stages rows there). */
     infer_status (*kv_move)(backend *b, uint32_t dst, uint32_t src, uint32_t n, infer_error *err);
     void (*free)(backend *b);
 } backend_ops;

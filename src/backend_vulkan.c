@@ -135,7 +135,8 @@ static infer_status make_buffers(vk_backend *v, const backend_config *cfg, infer
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         vk_layer_kv *L = &v->kv[l];
         L->v_off = v_off;
-        s = vk_buffer_new(d, layer_bytes, st | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT, VK_MEM_DEVICE, &L->b, err);
+        s = vk_buffer_new(d, layer_bytes, st | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                          VK_MEM_DEVICE, &L->b, err); /* transfers: the staged context shift */
         if (s == INFER_OK) s = vk_view_new(d, L->b.buf, kvf, 0, k_bytes, &L->kview, err);
         if (s == INFER_OK) s = vk_view_new(d, L->b.buf, kvf, v_off, v_bytes, &L->vview, err);
         if (s != INFER_OK) return s;

@@ -270,6 +270,9 @@ static void check_shift(uint32_t kv_type) { check_shift_shaped(kv_type, 64, 60, 
 
 Test(vulkan_model, context_shift_follows_cpu_f16_cache) { check_shift(INFER_TYPE_F16); }
 Test(vulkan_model, context_shift_follows_cpu_f32_cache) { check_shift(INFER_TYPE_F32); }
+/* A shift by one token: staged through the arena (it took one dispatch per
+ * position, layer and part). */
+Test(vulkan_model, context_shift_by_one_follows_cpu) { check_shift_shaped(INFER_TYPE_F16, 64, 60, 5, 1); }
 /* Bindings of 4 KB (a device's storage-buffer range, scaled down: 32
  * positions of this model's F32 K): a shift that moves 58 positions 40
  * down no longer fits one KV window, so the move is split by the window
