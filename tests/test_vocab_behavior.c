@@ -166,7 +166,7 @@ Test(vocab_behavior, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
  * first window and last included, the rest of the text as before. */
 Test(vocab_behavior, many_special_tokens_only_those_in_the_text_split) {
     enum { NU = 3000 };
-    static char texts[NU][8];
+    static char texts[NU][16];
     const char *t[NU + 5];
     int32_t types[NU + 5];
     const char *head[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "x"};
