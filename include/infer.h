@@ -196,7 +196,10 @@ infer_status infer_sampler_new(const infer_model *m, const infer_sampler_params 
 void infer_sampler_free(infer_sampler *s);
 uint64_t infer_sampler_seed(const infer_sampler *s);
 /* Pick a token from n_vocab logits (NaN / inf tolerated: never crashes or
- * loops; all-NaN logits give token 0). Does not record it. */
+ * loops; all-NaN logits give token 0). Does not record it. -1 for a NULL
+ * sampler or logits. Every function here takes NULL (answering 0, -1,
+ * NULL or INFER_EINVAL, or doing nothing); so do the model and context
+ * getters. */
 int32_t infer_sampler_sample(infer_sampler *s, const float *logits);
 /* Record a token in the repeat-penalty history (prompt and generated). */
 void infer_sampler_accept(infer_sampler *s, int32_t token);

@@ -482,7 +482,7 @@ static void device_info(VkPhysicalDevice pd, infer_device_info *o) {
 }
 
 infer_status infer_vulkan_devices(infer_device_info *out, size_t cap, size_t *n, infer_error *err) {
-    if (!n) return set_error(err, INFER_EINVAL, "infer_vulkan_devices: NULL count");
+    if (!n || (!out && cap)) return set_error(err, INFER_EINVAL, "infer_vulkan_devices: NULL argument");
     *n = 0;
     VkInstance inst;
     VkDebugUtilsMessengerEXT msgr;

@@ -90,8 +90,8 @@ void infer_context_free(infer_context *c) {
 int infer_context_backend(const infer_context *c) { return c ? c->backend : INFER_BACKEND_CPU; }
 const char *infer_context_backend_note(const infer_context *c) { return c ? c->backend_note : ""; }
 
-uint32_t infer_context_n_ctx(const infer_context *c) { return c->n_ctx; }
-uint32_t infer_context_n_past(const infer_context *c) { return c->n_past; }
+uint32_t infer_context_n_ctx(const infer_context *c) { return c ? c->n_ctx : 0; }
+uint32_t infer_context_n_past(const infer_context *c) { return c ? c->n_past : 0; }
 
 infer_status context_decode_locked(infer_context *c, const int32_t *ids, size_t n, unsigned flags,
                                    infer_error *err) {

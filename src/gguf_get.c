@@ -1,19 +1,20 @@
 /* gguf_get.c - typed access to a parsed GGUF file. The parse guaranteed
- * every range; these functions check only indexes and types. */
+ * every range; these functions check only the caller's arguments: NULL
+ * pointers, indexes and types. */
 #include "gguf_internal.h"
 
 #include <string.h>
 
-uint32_t infer_gguf_version(const infer_gguf *g) { return g->version; }
-uint32_t infer_gguf_alignment(const infer_gguf *g) { return g->alignment; }
-uint64_t infer_gguf_data_offset(const infer_gguf *g) { return g->data_offset; }
-uint64_t infer_gguf_file_size(const infer_gguf *g) { return g->size; }
-const void *infer_gguf_file_data(const infer_gguf *g) { return g->data; }
-uint64_t infer_gguf_kv_count(const infer_gguf *g) { return g->n_kv; }
-uint64_t infer_gguf_tensor_count(const infer_gguf *g) { return g->n_tensors; }
+uint32_t infer_gguf_version(const infer_gguf *g) { return g ? g->version : 0; }
+uint32_t infer_gguf_alignment(const infer_gguf *g) { return g ? g->alignment : 0; }
+uint64_t infer_gguf_data_offset(const infer_gguf *g) { return g ? g->data_offset : 0; }
+uint64_t infer_gguf_file_size(const infer_gguf *g) { return g ? g->size : 0; }
+const void *infer_gguf_file_data(const infer_gguf *g) { return g ? g->data : NULL; }
+uint64_t infer_gguf_kv_count(const infer_gguf *g) { return g ? g->n_kv : 0; }
+uint64_t infer_gguf_tensor_count(const infer_gguf *g) { return g ? g->n_tensors : 0; }
 
 static const gguf_kv *kv_at(const infer_gguf *g, uint64_t i) {
-    return i < g->n_kv ? &g->kv[i] : NULL;
+    return g && i < g->n_kv ? &g->kv[i] : NULL;
 }
 
 infer_gguf_str infer_gguf_kv_key(const infer_gguf *g, uint64_t i) {
@@ -71,7 +72,7 @@ static int64_t find_name(const void *base, size_t stride, uint64_t count, const 
 }
 
 int64_t infer_gguf_find_key(const infer_gguf *g, const char *key) {
-    return g->n_kv ? find_name(&g->kv[0].key, sizeof g->kv[0], g->n_kv, g->kv_by_name, key) : -1;
+    return g && key && g->n_kv ? find_name(&g->kv[0].key, sizeof g->kv[0], g->n_kv, g->kv_by_name, key) : -1;
 }
 
 static infer_status type_mismatch(const gguf_kv *kv, uint32_t want, infer_error *err) {
@@ -87,9 +88,12 @@ static infer_status bad_index(uint64_t i, infer_error *err) {
     return set_error(err, INFER_EINVAL, "metadata index %llu is out of range", (unsigned long long)i);
 }
 
+static infer_status null_arg(infer_error *err) { return set_error(err, INFER_EINVAL, "gguf: NULL argument"); }
+
 infer_status infer_gguf_kv_scalar(const infer_gguf *g, uint64_t i, uint32_t type, void *out,
                                   infer_error *err) {
     const gguf_kv *kv = kv_at(g, i);
+    if (!g || !out) return null_arg(err);
     if (!kv) return bad_index(i, err);
     if (kv->type != type || infer_gguf_type_size(type) == 0) return type_mismatch(kv, type, err);
     memcpy(out, kv->val, infer_gguf_type_size(type));
@@ -99,6 +103,7 @@ infer_status infer_gguf_kv_scalar(const infer_gguf *g, uint64_t i, uint32_t type
 infer_status infer_gguf_kv_string(const infer_gguf *g, uint64_t i, infer_gguf_str *out,
                                   infer_error *err) {
     const gguf_kv *kv = kv_at(g, i);
+    if (!g || !out) return null_arg(err);
     if (!kv) return bad_index(i, err);
     if (kv->type != INFER_GGUF_STRING) return type_mismatch(kv, INFER_GGUF_STRING, err);
     *out = kv->str;
@@ -113,6 +118,7 @@ static infer_status not_found(const char *key, infer_error *err) {
 
 static infer_status get_by_key(const infer_gguf *g, const char *key, uint32_t type, void *out,
                                infer_error *err) {
+    if (!g || !key || !out) return null_arg(err);
     int64_t i = infer_gguf_find_key(g, key);
     if (i < 0) return not_found(key, err);
     if (type == INFER_GGUF_STRING) return infer_gguf_kv_string(g, (uint64_t)i, out, err);
@@ -137,6 +143,7 @@ GETTER(infer_gguf_get_str, infer_gguf_str, INFER_GGUF_STRING)
 
 infer_status infer_gguf_get_bool(const infer_gguf *g, const char *key, int *out, infer_error *err) {
     uint8_t b;
+    if (!out) return null_arg(err);
     infer_status s = get_by_key(g, key, INFER_GGUF_BOOL, &b, err);
     if (s == INFER_OK) *out = b != 0;
     return s;
@@ -144,6 +151,7 @@ infer_status infer_gguf_get_bool(const infer_gguf *g, const char *key, int *out,
 
 infer_status infer_gguf_get_uint(const infer_gguf *g, const char *key, uint64_t *out,
                                  infer_error *err) {
+    if (!g || !key || !out) return null_arg(err);
     int64_t i = infer_gguf_find_key(g, key);
     if (i < 0) return not_found(key, err);
     const gguf_kv *kv = &g->kv[i];
@@ -180,6 +188,7 @@ infer_status infer_gguf_arr_read(const infer_gguf *g, uint64_t i, uint32_t elem_
     const gguf_kv *kv = kv_at(g, i);
     uint64_t end;
     size_t es = infer_gguf_type_size(elem_type);
+    if (!g || (!dst && n)) return null_arg(err);
     if (!kv) return bad_index(i, err);
     if (kv->type != INFER_GGUF_ARRAY || kv->arr_type != elem_type || es == 0) {
         char q[96];
@@ -193,13 +202,14 @@ infer_status infer_gguf_arr_read(const infer_gguf *g, uint64_t i, uint32_t elem_
                          (unsigned long long)kv->count);
     }
     /* first*es and n*es cannot overflow: count*es was checked at parse. */
-    memcpy(dst, kv->val + first * es, (size_t)(n * es));
+    if (n) memcpy(dst, kv->val + first * es, (size_t)(n * es));
     return INFER_OK;
 }
 
 infer_status infer_gguf_arr_str(const infer_gguf *g, uint64_t i, uint64_t j, infer_gguf_str *out,
                                 infer_error *err) {
     const gguf_kv *kv = kv_at(g, i);
+    if (!g || !out) return null_arg(err);
     if (!kv) return bad_index(i, err);
     if (kv->type != INFER_GGUF_ARRAY || kv->arr_type != INFER_GGUF_STRING) {
         char q[96];
@@ -215,10 +225,10 @@ infer_status infer_gguf_arr_str(const infer_gguf *g, uint64_t i, uint64_t j, inf
 }
 
 const infer_gguf_tensor *infer_gguf_tensor_at(const infer_gguf *g, uint64_t i) {
-    return i < g->n_tensors ? &g->tensors[i] : NULL;
+    return g && i < g->n_tensors ? &g->tensors[i] : NULL;
 }
 
 int64_t infer_gguf_find_tensor(const infer_gguf *g, const char *name) {
-    return g->n_tensors ? find_name(&g->tensors[0].name, sizeof g->tensors[0], g->n_tensors, g->tensor_by_name, name)
+    return g && name && g->n_tensors ? find_name(&g->tensors[0].name, sizeof g->tensors[0], g->n_tensors, g->tensor_by_name, name)
                         : -1;
 }

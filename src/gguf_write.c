@@ -195,6 +195,7 @@ infer_status infer_gguf_writer_set(infer_gguf_writer *w, const char *key, uint32
     W_CHECK(w);
     size_t size = infer_gguf_type_size(type);
     if (size == 0) return w_fail(w, INFER_EINVAL, "not a fixed-size value type for", key);
+    if (!value) return w_fail(w, INFER_EINVAL, "NULL value for", key);
     if (key && strcmp(key, "general.alignment") == 0) {
         uint32_t a;
         if (type != INFER_GGUF_UINT32) return w_fail(w, INFER_EINVAL, "must be uint32:", key);
@@ -226,6 +227,7 @@ infer_status infer_gguf_writer_set_alignment(infer_gguf_writer *w, uint32_t alig
 infer_status infer_gguf_writer_set_str(infer_gguf_writer *w, const char *key, const char *s,
                                        size_t len) {
     W_CHECK(w);
+    if (!s && len) return w_fail(w, INFER_EINVAL, "NULL string for", key);
     infer_status st = begin_kv(w, key, INFER_GGUF_STRING);
     if (st != INFER_OK) return st;
     if (buf_str(&w->kv, s, len)) return w_nomem(w, key);
@@ -237,6 +239,7 @@ infer_status infer_gguf_writer_set_arr(infer_gguf_writer *w, const char *key, ui
     W_CHECK(w);
     size_t size = infer_gguf_type_size(elem_type), bytes;
     if (size == 0) return w_fail(w, INFER_EINVAL, "not a fixed-size element type for", key);
+    if (!elems && n) return w_fail(w, INFER_EINVAL, "NULL elements for", key);
     if (n > SIZE_MAX || ck_mul((size_t)n, size, &bytes)) {
         return w_fail(w, INFER_EINVAL, "array too large:", key);
     }
@@ -252,6 +255,9 @@ infer_status infer_gguf_writer_set_arr_str(infer_gguf_writer *w, const char *key
                                            const char *const *strs, const size_t *lens,
                                            uint64_t n) {
     W_CHECK(w);
+    if (!strs && n) return w_fail(w, INFER_EINVAL, "NULL strings for", key);
+    for (uint64_t i = 0; i < n; i++)
+        if (!strs[i] && (lens ? lens[i] : 1)) return w_fail(w, INFER_EINVAL, "a NULL string in", key);
     infer_status s = begin_kv(w, key, INFER_GGUF_ARRAY);
     if (s != INFER_OK) return s;
     if (buf_u32(&w->kv, INFER_GGUF_STRING) || buf_u64(&w->kv, n)) return w_nomem(w, key);
@@ -269,6 +275,7 @@ infer_status infer_gguf_writer_add_tensor(infer_gguf_writer *w, const char *name
                                           size_t n_bytes) {
     W_CHECK(w);
     size_t len = name ? strlen(name) : 0;
+    if (!ne || (!data && n_bytes)) return w_fail(w, INFER_EINVAL, "NULL shape or data for tensor", name);
     uint64_t n_el = 1, bytes;
     if (len == 0 || len > INFER_GGUF_MAX_NAME) return w_fail(w, INFER_EINVAL, "bad tensor name", name);
     if (set_has(w, &w->tensor_set, name)) return w_fail(w, INFER_EINVAL, "duplicate tensor", name);
@@ -354,6 +361,7 @@ infer_status infer_gguf_writer_write_file(infer_gguf_writer *w, const char *path
                                           infer_error *err) {
     void *buf;
     size_t size;
+    if (!path) return set_error(err, INFER_EINVAL, "gguf writer: NULL path");
     infer_status s = infer_gguf_writer_finish(w, &buf, &size, err);
     if (s != INFER_OK) return s;
     FILE *f = fopen(path, "wb");

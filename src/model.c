@@ -565,24 +565,26 @@ void infer_model_release(infer_model *m) {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) free_model(m);
 }
 
-const char *infer_model_arch(const infer_model *m) { return m->arch_name; }
-const char *infer_model_desc(const infer_model *m) { return m->desc; }
-int32_t infer_model_n_vocab(const infer_model *m) { return (int32_t)m->hp.n_vocab; }
-uint32_t infer_model_n_ctx_train(const infer_model *m) { return m->hp.n_ctx_train; }
-uint32_t infer_model_n_embd(const infer_model *m) { return m->hp.n_embd; }
-uint32_t infer_model_n_layer(const infer_model *m) { return m->hp.n_layer; }
-uint64_t infer_model_n_params(const infer_model *m) { return m->n_params; }
-uint64_t infer_model_size(const infer_model *m) { return m->n_bytes; }
+/* The getters: NULL, 0 or -1 for a NULL model. */
+const char *infer_model_arch(const infer_model *m) { return m ? m->arch_name : NULL; }
+const char *infer_model_desc(const infer_model *m) { return m ? m->desc : NULL; }
+int32_t infer_model_n_vocab(const infer_model *m) { return m ? (int32_t)m->hp.n_vocab : 0; }
+uint32_t infer_model_n_ctx_train(const infer_model *m) { return m ? m->hp.n_ctx_train : 0; }
+uint32_t infer_model_n_embd(const infer_model *m) { return m ? m->hp.n_embd : 0; }
+uint32_t infer_model_n_layer(const infer_model *m) { return m ? m->hp.n_layer : 0; }
+uint64_t infer_model_n_params(const infer_model *m) { return m ? m->n_params : 0; }
+uint64_t infer_model_size(const infer_model *m) { return m ? m->n_bytes : 0; }
 
 uint64_t infer_model_streamed_bytes(const infer_model *m) {
+    if (!m) return 0;
     if (m->vocab_only || !m->tok_embd.data || m->output.data == m->tok_embd.data) return m->n_bytes;
     const uint64_t embd = (uint64_t)m->tok_embd.row_bytes * (uint64_t)m->tok_embd.rows;
     return embd < m->n_bytes ? m->n_bytes - embd : 0;
 }
 
-int32_t infer_token_bos(const infer_model *m) { return vocab_bos(m->vocab); }
-int32_t infer_token_eos(const infer_model *m) { return vocab_eos(m->vocab); }
-int infer_token_is_eog(const infer_model *m, int32_t id) { return vocab_is_eog(m->vocab, id); }
+int32_t infer_token_bos(const infer_model *m) { return m ? vocab_bos(m->vocab) : -1; }
+int32_t infer_token_eos(const infer_model *m) { return m ? vocab_eos(m->vocab) : -1; }
+int infer_token_is_eog(const infer_model *m, int32_t id) { return m ? vocab_is_eog(m->vocab, id) : 0; }
 
 infer_status infer_tokenize(const infer_model *m, const char *text, size_t len, unsigned flags,
                             int32_t *ids, size_t cap, size_t *n, infer_error *err) {

@@ -87,9 +87,10 @@ void infer_sampler_free(infer_sampler *s) {
     infer_free(s);
 }
 
-uint64_t infer_sampler_seed(const infer_sampler *s) { return s->p.seed; }
+uint64_t infer_sampler_seed(const infer_sampler *s) { return s ? s->p.seed : 0; }
 
 void infer_sampler_reset(infer_sampler *s) {
+    if (!s) return;
     s->n_hist = 0;
     s->hist_pos = 0;
     s->rng = s->p.seed;
@@ -150,6 +151,7 @@ static void top_k_sort(candidate *c, int32_t n, int32_t k) {
 }
 
 int32_t infer_sampler_sample(infer_sampler *s, const float *logits) {
+    if (!s || !logits) return -1;
     const infer_sampler_params *p = &s->p;
     const int32_t nv = s->n_vocab;
     candidate *c = s->cand;
