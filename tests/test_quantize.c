@@ -980,3 +980,29 @@ Test(quantize_tool, output_written_beside_and_renamed) {
     cr_assert_eq(system(cmd), 0, "a file was left beside OUT");
     remove_dir(dir);
 }
+
+/* Which tensors are converted follows ggml_n_dims, as llama-quantize's
+ * does: a weight stored as [256, 1] is 1-D (copied as it is), [256, 2] is
+ * converted. */
+Test(quantize_tool, trailing_unit_dimensions_count_as_one_d) {
+    char dir[64], in[600], out[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(in, sizeof in, "%s/in.gguf", dir);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    infer_gguf_writer *w = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_gguf_writer_new(&w, &err), INFER_OK);
+    static float data[512];
+    const uint64_t one[4] = {256, 1, 1, 1}, two[4] = {256, 2, 1, 1};
+    cr_assert_eq(infer_gguf_writer_add_tensor(w, "a.weight", INFER_TYPE_F32, 2, one, data, 256 * 4), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_add_tensor(w, "b.weight", INFER_TYPE_F32, 2, two, data, 512 * 4), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_write_file(w, in, &err), INFER_OK, "%s", err.message);
+    infer_gguf_writer_free(w);
+    const char *args[] = {in, out, "Q8_0", "--pure", NULL};
+    cr_assert_eq(run_tool("infer-quantize", dir, args), 0);
+    infer_gguf *g = test_open_gguf(out);
+    cr_assert_eq(infer_gguf_tensor_at(g, 0)->type, INFER_TYPE_F32, "[256, 1] converted");
+    cr_assert_eq(infer_gguf_tensor_at(g, 1)->type, INFER_TYPE_Q8_0);
+    infer_gguf_close(g);
+    remove_dir(dir);
+}

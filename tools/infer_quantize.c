@@ -145,6 +145,14 @@ static const char *const KEEP_FRAGMENTS[] = {
     "mm.a.code_embd",
 };
 
+/* ggml_n_dims: the dimensions up to the last one above 1 (a [256, 1]
+ * tensor is 1-D to llama-quantize, whatever n_dims the file says). */
+static uint32_t effective_dims(const infer_gguf_tensor *t) {
+    for (uint32_t d = t->n_dims; d > 1; d--)
+        if (t->ne[d - 1] > 1) return d;
+    return 1;
+}
+
 static int allows_quantization(const char *name, uint32_t n_dims) {
     const size_t len = strlen(name);
     if (n_dims < 2 || len < 6 || strcmp(name + len - 6, "weight") != 0) return 0;
@@ -363,7 +371,7 @@ static infer_status make_plan(const infer_gguf *g, const file_type *ft, const qu
         p->index = i;
         p->type = t->type;
         order[i] = p;
-        if (allows_quantization(p->name, t->n_dims)) {
+        if (allows_quantization(p->name, effective_dims(t))) {
             category c = category_of(p->name);
             rs.n_attention_wv += is_attn_v_like(c);
             n_ffn_down += c == CAT_FFN_DOWN;
@@ -376,7 +384,7 @@ static infer_status make_plan(const infer_gguf *g, const file_type *ft, const qu
     for (uint64_t k = 0; k < n && st == INFER_OK; k++) {
         plan_entry *p = order[k];
         const infer_gguf_tensor *t = infer_gguf_tensor_at(g, p->index);
-        if (!allows_quantization(p->name, t->n_dims)) continue;
+        if (!allows_quantization(p->name, effective_dims(t))) continue;
         const category cat = category_of(p->name);
         if (qo->leave_output && cat == CAT_OUTPUT) continue;
         if (qo->embd_type >= 0 && cat == CAT_TOKEN_EMBD) { /* before the rules, --pure or not */
