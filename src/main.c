@@ -207,6 +207,10 @@ static int parse_args(int argc, char **argv, cli_options *o) {
         fprintf(stderr, "infer: give the prompt with -p or -f, not both\n");
         return 1;
     }
+    if (o->ppl_file && (o->prompt || o->prompt_file)) {
+        fprintf(stderr, "infer: --perplexity reads its text from its FILE: no -p or -f with it\n");
+        return 1;
+    }
     if (!(o->sp.repeat_penalty > 0.0f) || isinf(o->sp.repeat_penalty)) {
         fprintf(stderr, "infer: --repeat-penalty must be a finite number > 0\n");
         return 1;

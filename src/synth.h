@@ -17,7 +17,7 @@ typedef struct {
     uint32_t wtype;        /* type of the 2-D weights (infer_type) */
     uint64_t seed;
     int tied;              /* 1: no output.weight */
-    float std;             /* weight standard deviation (0: 0.02) */
+    float std;             /* weight standard deviation (synth_default_params: 0.02) */
 
     /* Test hooks, to build files the loader must reject: */
     const char *omit_key;      /* do not write this metadata key */

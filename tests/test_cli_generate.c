@@ -54,6 +54,8 @@ Test(cli_generate, exit_statuses) {
     cr_assert_eq(test_run(bad_n, NULL, out, sizeof out, err, sizeof err), 1);
     char *inf_pen[] = {(char *)test_infer_bin(), "m.gguf", "-p", "x", "--repeat-penalty", "inf", NULL};
     cr_assert_eq(test_run(inf_pen, NULL, out, sizeof out, err, sizeof err), 1, "%s", err);
+    char *ppl_p[] = {(char *)test_infer_bin(), "m.gguf", "--perplexity", "t.txt", "-p", "x", NULL};
+    cr_assert_eq(test_run(ppl_p, NULL, out, sizeof out, err, sizeof err), 1, "%s", err);
     char *missing[] = {(char *)test_infer_bin(), "/nonexistent/model.gguf", "-p", "x", NULL};
     cr_assert_eq(test_run(missing, NULL, out, sizeof out, err, sizeof err), 2);
     cr_assert_str_empty(out);

@@ -618,6 +618,7 @@ Test(quantize_synth, bad_options_are_refused) {
         {out, "--type", "Q4_K_M", NULL},        /* a mixture: infer-quantize's job */
         {out, "--type", "Q4_K", NULL},          /* n_embd 32: not whole 256-value blocks */
         {out, "--n-head", "3", NULL},           /* does not divide n_embd */
+        {out, "--n-head", "32", "--n-head-kv", "32", NULL}, /* head size 1: the loader refuses odd rope dims */
         {out, "--n-vocab", "100", NULL},        /* below the 259 fixed tokens */
         {out, "--n-embd", "0", NULL},
         {out, "--n-layer", "99999999999", NULL},

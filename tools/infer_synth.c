@@ -213,6 +213,10 @@ int main(int argc, char **argv) {
                 p.n_head, p.n_embd, p.n_head_kv);
         return 1;
     }
+    if ((p.n_embd / p.n_head) % 2) { /* RoPE rotates pairs: the loader refuses an odd rope dimension */
+        fprintf(stderr, "infer-synth: the head size n_embd / n_head (%u) must be even\n", p.n_embd / p.n_head);
+        return 1;
+    }
     if (p.n_embd % blk || p.n_ff % blk) {
         fprintf(stderr, "infer-synth: %s needs n_embd (%u) and n_ff (%u) to be multiples of %u\n",
                 infer_type_name(p.wtype), p.n_embd, p.n_ff, blk);
