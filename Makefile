@@ -40,7 +40,7 @@ endif
 ISA_AVX2   = -mavx2 -mfma -mf16c
 ISA_AVXVNNI = $(ISA_AVX2) -mavxvnni
 ISA_AVX512 = $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512dq
-ISA_NEON   = -march=armv8.2-a+dotprod+fp16
+ISA_NEON   = -march=armv8.2-a+dotprod
 CLI_SRC  = src/main.c $(wildcard src/cli_*.c)
 TEST_SRC = $(wildcard tests/*.c)
 # Programs in tools/: tools/infer_NAME.c becomes $(B)/infer-NAME, linked with libinfer.a

@@ -13,6 +13,7 @@
 
 #include "infer_gguf.h"
 #include "ref/quants.h"
+#include "util.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -238,7 +239,11 @@ static void choose(void) {
             if (kernels_for((infer_isa)i)) best = kernels_for((infer_isa)i);
             else fprintf(stderr, "infer: INFER_CPU=%s: not available on this machine, using %s\n", want, best->name);
         }
-        if (!found) fprintf(stderr, "infer: INFER_CPU=%s: unknown (ref, avx2, avxvnni, avx512, neon), using %s\n", want, best->name);
+        if (!found) {
+            char q[64];
+            fprintf(stderr, "infer: INFER_CPU=%s: unknown (ref, avx2, avxvnni, avx512, neon), using %s\n",
+                    escape_bytes(want, strlen(want), q, sizeof q), best->name);
+        }
     }
     chosen = best;
 }

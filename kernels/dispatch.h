@@ -47,7 +47,9 @@ typedef struct {
      * type), with W stored by column: value (r, k) at W + k * k_bytes +
      * r * (its size), the attention's V cache kept by position. Each output
      * is the same float sum in the same order as matmul's batch path on the
-     * transposed copy (bit-identical at the SIMD levels for n_tok >= 2). */
+     * transposed copy (bit-identical at the x86 SIMD levels for n_tok >= 2;
+     * NEON's float tiles sum four lanes, its matmul_kn column by column:
+     * both within the reference's tolerance, not equal). */
     void (*matmul_kn)(uint32_t type, const void *W, size_t k_bytes, int64_t n_rows, int64_t n_cols, const void *act,
                       size_t act_stride, int64_t n_tok, float *out, size_t out_stride);
 

@@ -34,7 +34,7 @@
 #include "ref/quants.h"
 
 #if !defined(__ARM_FEATURE_DOTPROD)
-#error "kernels/arm needs -march=armv8.2-a+dotprod+fp16 (see the Makefile's ISA_NEON)"
+#error "kernels/arm needs -march=armv8.2-a+dotprod (see the Makefile's ISA_NEON)"
 #endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "kernels/arm reads GGUF's little-endian fields natively"
