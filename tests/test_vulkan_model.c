@@ -446,6 +446,20 @@ Test(vulkan_model, upload_after_a_cpu_context_of_a_model_read_into_memory) {
     vk_expect_clean();
 }
 
+/* Staged shifts over several arena chunks (a 4 KB window: 32 F32 or 64
+ * F16 positions a chunk): steps of 5, 1 and 31 (one under a chunk), F32
+ * and F16 caches, 2-4 chunks a layer. A copy into the wrong place for any
+ * chunk after the first fails them (the tests above stage one chunk). */
+static void check_staged(uint32_t kv_type, int fill, uint32_t keep, uint32_t discard) {
+    setenv("INFER_VK_MAX_BINDING", "4096", 1);
+    setenv("INFER_VK_MAX_TEXELS", "1048576", 1);
+    g_vk_batch = 16;
+    check_shift_shaped(kv_type, 128, fill, keep, discard);
+}
+Test(vulkan_model, context_shift_staged_in_chunks_f32) { check_staged(INFER_TYPE_F32, 100, 2, 5); }
+Test(vulkan_model, context_shift_staged_in_chunks_f16_by_one) { check_staged(INFER_TYPE_F16, 120, 0, 1); }
+Test(vulkan_model, context_shift_staged_step_one_under_a_chunk) { check_staged(INFER_TYPE_F32, 110, 3, 31); }
+
 /* The upload area (token ids, RoPE tables) is bound whole as one storage
  * buffer: a context whose n_batch x rope dims would take it past the
  * device's storage-buffer range (4 KB here) is refused with a note naming
