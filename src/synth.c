@@ -152,7 +152,7 @@ static infer_status write_tensor(synth *s, const char *name, uint64_t cols, uint
     }
     uint64_t row_bytes;
     if (infer_type_row_bytes(type, cols, &row_bytes) != INFER_OK) return INFER_EINVAL;
-    if (retyped) memset(s->qbuf, 0, (size_t)(row_bytes * rows)); /* fits: <= 4 bytes per value */
+    if (retyped) memset(s->qbuf, 0, (size_t)(row_bytes * rows)); /* fits: <= 8 bytes per value */
     for (uint64_t r = 0; r < rows && !retyped; r++) {
         if (infer_ref_quantize(type, s->buf + r * cols, s->qbuf + r * row_bytes, (int64_t)cols) != 0) {
             return INFER_EUNSUPPORTED;
@@ -247,7 +247,7 @@ infer_status synth_model(const synth_params *p, void **out, size_t *size, infer_
     if (ffn > big) big = ffn;
     if (att > big) big = att;
     s.buf = infer_malloc_array((size_t)big + 8, sizeof(float));
-    s.qbuf = infer_malloc_array((size_t)big + 8, sizeof(float)); /* any type: <= 4 B per value (F32) */
+    s.qbuf = infer_malloc_array((size_t)big + 8, sizeof(double)); /* any type: <= 8 B per value (the retype hook's F64) */
     infer_status st = infer_gguf_writer_new(&s.w, err);
     if (st == INFER_OK && (!s.buf || !s.qbuf)) st = set_error(err, INFER_ENOMEM, "synth: out of memory");
     if (st == INFER_OK) st = write_metadata(&s);

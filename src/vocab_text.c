@@ -278,7 +278,8 @@ static void put(piece_out *o, const char *s, size_t n) {
  * llama.cpp appends the whole token's text for every such code point, so a
  * hostile token of L bytes of them renders as ~L^2/3 bytes (1.4 GB from a
  * 64 KB token); here the text follows the first one only, the later ones
- * are [UNK_BYTE_0x<hex>], and a piece stays under 8 x L + 16 bytes. Real
+ * are [UNK_BYTE_0x<hex>], and a piece stays within 20 x L bytes (a byte
+ * that is not UTF-8 becomes U+FFFD: 19 bytes of marker, plus the text once). Real
  * byte-level vocabularies have no such code points in normal tokens. */
 static void bpe_decode(const char *t, size_t len, piece_out *o) {
     static const char hex[] = "0123456789abcdef";

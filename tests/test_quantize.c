@@ -925,8 +925,8 @@ Test(quantize_synth, tied_embeddings_take_the_output_rules) {
  * failed run leaves an existing OUT as it was and no file of its own; OUT
  * may not be a FIFO or a directory (as root, writing through and then
  * removing a path once deleted /dev/null); a run leaves nothing but OUT,
- * with the permissions a new file gets. Tensor names are escaped in the
- * progress lines. */
+ * with the mode writing into it would give (an existing OUT's, else 0666
+ * less the umask), and a link to a file stays a link. */
 Test(quantize_tool, output_written_beside_and_renamed) {
     char dir[64], in[600], out[600], fifo[600], sub[600], bad[600];
     temp_dir(dir, sizeof dir);
@@ -966,18 +966,37 @@ Test(quantize_tool, output_written_beside_and_renamed) {
         cr_assert_eq(stat(k ? sub : fifo, &st), 0);
         cr_assert(k ? S_ISDIR(st.st_mode) : S_ISFIFO(st.st_mode));
     }
-    /* success: OUT replaced, mode from the umask, no other file left */
-    const mode_t um = umask(022);
+    /* success: OUT replaced keeping its mode; a new OUT gets 0666 less the
+     * umask; a link to OUT stays a link; no other file left */
+    cr_assert_eq(chmod(out, 0640), 0);
     const char *ok[] = {in, out, "Q8_0", NULL};
     cr_assert_eq(run_tool("infer-quantize", dir, ok), 0);
-    umask(um);
     struct stat st;
     cr_assert_eq(stat(out, &st), 0);
-    cr_assert_eq(st.st_mode & 0777, 0644, "mode %o", (unsigned)(st.st_mode & 0777));
+    cr_assert_eq(st.st_mode & 0777, 0640, "mode %o", (unsigned)(st.st_mode & 0777));
     infer_gguf *g = test_open_gguf(out);
     infer_gguf_close(g);
+    char fresh[600], link[600];
+    snprintf(fresh, sizeof fresh, "%s/fresh.gguf", dir);
+    const mode_t um = umask(002);
+    const char *ok2[] = {in, fresh, "Q8_0", NULL};
+    cr_assert_eq(run_tool("infer-quantize", dir, ok2), 0);
+    umask(um);
+    cr_assert_eq(stat(fresh, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0664, "mode %o", (unsigned)(st.st_mode & 0777));
+    snprintf(link, sizeof link, "%s/link.gguf", dir);
+    cr_assert_eq(symlink("out.gguf", link), 0);
+    const char *ok3[] = {in, link, "Q4_0", NULL};
+    cr_assert_eq(run_tool("infer-quantize", dir, ok3), 0);
+    cr_assert_eq(lstat(link, &st), 0);
+    cr_assert(S_ISLNK(st.st_mode), "the link was replaced by a file");
+    g = test_open_gguf(out);
+    int q4 = 0;
+    for (uint64_t i = 0; i < infer_gguf_tensor_count(g); i++) q4 += infer_gguf_tensor_at(g, i)->type == INFER_TYPE_Q4_0;
+    cr_assert_gt(q4, 0, "the linked file was not written");
+    infer_gguf_close(g);
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 7", dir); /* in bad out fifo sub out.txt err.txt */
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 9", dir); /* in bad out fifo sub out.txt err.txt fresh link */
     cr_assert_eq(system(cmd), 0, "a file was left beside OUT");
     remove_dir(dir);
 }

@@ -141,7 +141,8 @@ Test(vocab_behavior, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
     expect_ids(v, "zz", 2, 0, 0, IDS(-1));
     vocab_free(v);
 
-    /* A 64 KB token of such code points: a piece of under 8 x its length. */
+    /* A 64 KB token of such code points, and one of bytes that are not
+     * UTF-8 at all: pieces within 20 x their length. */
     enum { REP = 21845 };
     char *big = malloc(3 * REP + 1);
     cr_assert_not_null(big);
@@ -156,6 +157,16 @@ Test(vocab_behavior, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
     cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
     cr_assert_eq(vocab_token_to_piece(v, 1, 0, NULL, 0, &len), INFER_EINVAL); /* too small: the size it needs */
     cr_assert_lt(len, (size_t)8 * 3 * REP + 16, "a piece of %zu bytes from a %d-byte token", len, 3 * REP);
+    vocab_free(v);
+    memset(big, 0xff, 3 * REP);
+    w = wnew();
+    wstr(w, "tokenizer.ggml.model", "gpt2");
+    wstr(w, "tokenizer.ggml.pre", "gpt-2");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t2, NULL, 2), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    cr_assert_eq(vocab_token_to_piece(v, 1, 0, NULL, 0, &len), INFER_EINVAL);
+    cr_assert_leq(len, (size_t)20 * 3 * REP, "a piece of %zu bytes from a %d-byte token", len, 3 * REP);
     free(big);
     vocab_free(v);
 }

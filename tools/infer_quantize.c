@@ -694,7 +694,7 @@ static mode_t current_umask(void) {
  * read back and checked, then renamed over PATH; on any failure the new
  * file is removed and PATH is left as it was (never removed: it may be a
  * device or a link, see main). */
-static infer_status write_output(const char *path, const infer_gguf *g, plan_entry *plan, uint32_t ftype,
+static infer_status write_output(const char *path, mode_t mode, const infer_gguf *g, plan_entry *plan, uint32_t ftype,
                                  int n_threads, uint64_t *bytes_in, uint64_t *bytes_out, infer_error *err) {
     char qpath[512];
     escape_bytes(path, strlen(path), qpath, sizeof qpath);
@@ -714,7 +714,7 @@ static infer_status write_output(const char *path, const infer_gguf *g, plan_ent
         infer_free(tmp);
         return s;
     }
-    (void)fchmod(fd, 0644 & ~current_umask()); /* mkstemp's 0600 is not what a new output file gets */
+    (void)fchmod(fd, mode); /* mkstemp's 0600 is not what the output should have */
     infer_status st = write_header(&o, g, plan, ftype, err);
     if (st == INFER_OK) st = write_data(&o, g, plan, n_threads, bytes_in, bytes_out, err);
     if (fclose(o.f) != 0 && st == INFER_OK) st = set_error(err, INFER_EIO, "%s: close failed", qpath);
@@ -833,15 +833,23 @@ int main(int argc, char **argv) {
     }
     /* The output is written beside and renamed over OUT: not over a device,
      * a FIFO or a directory (as root that would replace /dev/null). */
-    if (stat(out, &so) == 0 && !S_ISREG(so.st_mode)) {
+    const int exists = stat(out, &so) == 0;
+    if (exists && !S_ISREG(so.st_mode)) {
         fprintf(stderr, "infer-quantize: %s: not a regular file\n", qout);
         return 1;
     }
+    /* As writing into OUT would: an existing OUT keeps its mode, a new one
+     * gets 0666 less the umask; a link to a file stays a link (the file it
+     * names is the one replaced). */
+    const mode_t mode = exists ? so.st_mode & 07777 : 0666 & ~current_umask();
+    char *real = exists ? realpath(out, NULL) : NULL;
+    const char *dest = real ? real : out;
 
     infer_error err = {0};
     infer_gguf *g = NULL;
     if (infer_gguf_open(in, 0, &g, &err) != INFER_OK) {
         fprintf(stderr, "infer-quantize: %s: %s\n", qin, err.message);
+        free(real);
         return 2;
     }
     int rc = 0;
@@ -857,7 +865,7 @@ int main(int argc, char **argv) {
     } else {
         printf("infer-quantize: %s -> %s, %s%s (file type %u), %llu tensors\n", qin, qout, ft->name,
                qo.pure ? " --pure" : "", ft->ftype, (unsigned long long)n);
-        infer_status st = write_output(out, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
+        infer_status st = write_output(dest, mode, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
         if (st != INFER_OK) {
             fprintf(stderr, "infer-quantize: %s\n", err.message);
             rc = st == INFER_EUNSUPPORTED || st == INFER_EFORMAT ? 2 : 3;
@@ -868,5 +876,6 @@ int main(int argc, char **argv) {
     }
     infer_free(plan);
     infer_gguf_close(g);
+    free(real);
     return rc;
 }

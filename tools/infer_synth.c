@@ -225,13 +225,14 @@ int main(int argc, char **argv) {
     const double bytes = model_bytes(&p);
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     const double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
-    /* The writer's copy of the tensors, the finished file image, and 8
-     * bytes of scratch per value of the largest tensor (synth_model). */
+    /* The writer's copy of the tensors, the finished file image, and 12
+     * bytes of scratch per value of the largest tensor (synth_model: 4 of
+     * floats, 8 for its bytes in any type). */
     const double E = p.n_embd, hd = p.head_dim ? p.head_dim : E / p.n_head;
     double big = E * (p.n_vocab + 1.0);
     if ((E + 1) * (p.n_ff + 1.0) > big) big = (E + 1) * (p.n_ff + 1.0);
     if ((p.n_head * hd + 1) * (E + 1) > big) big = (p.n_head * hd + 1) * (E + 1);
-    const double need = 2 * bytes + 8 * big;
+    const double need = 2 * bytes + 12 * big;
     if (ram > 0 && need > ram) {
         fprintf(stderr,
                 "infer-synth: a %.2f GB %s model is built in memory (about %.1f GB needed, %.1f GB "
