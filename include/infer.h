@@ -161,7 +161,8 @@ infer_status infer_decode(infer_context *c, const int32_t *ids, size_t n, unsign
 /* Logits ([n_vocab] floats) of the last decoded token, or of token i of the
  * last batch decoded with INFER_DECODE_ALL_LOGITS. NULL when there are none,
  * or while another thread is inside a call on this context (these take the
- * same busy flag: on a GPU they may copy the row to host memory).
+ * same busy flag: on a GPU they may copy the row to host memory); from
+ * infer_generate's callback, on its own thread, they read.
  * Valid until the next call on the context. */
 const float *infer_logits(const infer_context *c);
 const float *infer_logits_ith(const infer_context *c, size_t i);

@@ -15,15 +15,31 @@ infer_context_params infer_context_default_params(void) {
     return p;
 }
 
+/* The contexts this thread is inside, innermost first (each entry links
+ * to the one before): a piece callback of infer_generate may read the
+ * logits of the context it runs in. */
+static _Thread_local infer_context *tl_inside;
+
 infer_status context_enter(infer_context *c, infer_error *err) {
     if (!c) return set_error(err, INFER_EINVAL, "NULL context");
     if (atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire)) {
         return set_error(err, INFER_EBUSY, "context is in use by another thread");
     }
+    c->outer = tl_inside;
+    tl_inside = c;
     return INFER_OK;
 }
 
-void context_leave(infer_context *c) { atomic_flag_clear_explicit(&c->busy, memory_order_release); }
+void context_leave(infer_context *c) {
+    tl_inside = c->outer;
+    atomic_flag_clear_explicit(&c->busy, memory_order_release);
+}
+
+static int inside_on_this_thread(const infer_context *c) {
+    for (const infer_context *x = tl_inside; x; x = x->outer)
+        if (x == c) return 1;
+    return 0;
+}
 
 infer_status infer_context_new(infer_model *m, const infer_context_params *params, infer_context **out,
                                infer_error *err) {
@@ -140,14 +156,16 @@ infer_status infer_decode(infer_context *c, const int32_t *ids, size_t n, unsign
  * so taking the flag through the const pointer is defined. */
 static const float *logits_row(const infer_context *cc, int last, size_t i) {
     infer_context *c = (infer_context *)cc;
-    if (context_enter(c, NULL) != INFER_OK) return NULL;
+    if (!c) return NULL;
+    const int held = inside_on_this_thread(c); /* a callback of this thread's own call: between its steps */
+    if (!held && context_enter(c, NULL) != INFER_OK) return NULL;
     const float *r = NULL;
     if (last && c->n_logit_rows) i = c->n_logit_rows - 1;
     if (i < c->n_logit_rows) {
         const size_t nv = c->model->hp.n_vocab;
         r = c->be->ops->host(c->be, c->layout.logits + i * nv, nv);
     }
-    context_leave(c);
+    if (!held) context_leave(c);
     return r;
 }
 

@@ -19,6 +19,7 @@ struct infer_context {
     char backend_note[INFER_ERROR_MSG_MAX]; /* why Vulkan was not used, or "" */
     uint32_t n_past;      /* tokens in the cache */
     size_t n_logit_rows;  /* rows of logits from the last decode (0: none) */
+    infer_context *outer; /* while busy: the context this thread was inside before (context_enter) */
 };
 
 /* Try-lock for the public entry points; INFER_EBUSY when held. */

@@ -222,10 +222,12 @@ typedef struct {
     int inside, tried;
     infer_status other;
     int logits_while_busy; /* infer_logits gave a row while the other thread was inside */
+    int logits_in_callback; /* ... and in generate's own callback, on its thread */
 } busy_state;
 
 static int hold_inside(void *user, int32_t tok, const char *text, size_t len) {
     busy_state *b = user;
+    b->logits_in_callback = infer_logits(b->c) != NULL;
     pthread_mutex_lock(&b->mu);
     b->inside = 1;
     pthread_cond_broadcast(&b->cv);
@@ -268,6 +270,7 @@ Test(context, second_thread_gets_ebusy) {
     cr_assert_eq(b.inside, 1, "the callback never ran");
     cr_assert_eq(b.other, INFER_EBUSY, "second thread got %s", infer_status_name(b.other));
     cr_assert_not(b.logits_while_busy, "logits read while another thread was inside (a GPU copy may run there)");
+    cr_assert(b.logits_in_callback, "the callback, on generate's own thread, could not read the logits");
     /* Free again afterwards. */
     int32_t tok = 5;
     cr_assert_eq(infer_decode(b.c, &tok, 1, 0, &err), INFER_OK);
