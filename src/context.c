@@ -182,10 +182,10 @@ infer_status infer_context_reset(infer_context *c) {
     return INFER_OK;
 }
 
-infer_status context_shift_locked(infer_context *c, uint32_t n_keep, uint32_t n_discard) {
+infer_status context_shift_locked(infer_context *c, uint32_t n_keep, uint32_t n_discard, infer_error *err) {
     if (n_keep > c->n_past || n_discard > c->n_past - n_keep) return INFER_EINVAL;
     uint32_t src = n_keep + n_discard, moved = c->n_past - src;
-    infer_status s = n_discard && moved ? c->be->ops->kv_move(c->be, n_keep, src, moved, NULL) : INFER_OK;
+    infer_status s = n_discard && moved ? c->be->ops->kv_move(c->be, n_keep, src, moved, err) : INFER_OK;
     /* A failed move leaves only the first n_keep positions as they were. */
     c->n_past = s == INFER_OK ? c->n_past - n_discard : n_keep;
     c->n_logit_rows = 0;
@@ -195,7 +195,7 @@ infer_status context_shift_locked(infer_context *c, uint32_t n_keep, uint32_t n_
 infer_status infer_context_shift(infer_context *c, uint32_t n_keep, uint32_t n_discard) {
     infer_status s = context_enter(c, NULL);
     if (s != INFER_OK) return s;
-    s = context_shift_locked(c, n_keep, n_discard);
+    s = context_shift_locked(c, n_keep, n_discard, NULL);
     context_leave(c);
     return s;
 }

@@ -29,6 +29,6 @@ void context_leave(infer_context *c);
 /* decode without taking the lock (for callers that hold it). */
 infer_status context_decode_locked(infer_context *c, const int32_t *ids, size_t n, unsigned flags,
                                    infer_error *err);
-infer_status context_shift_locked(infer_context *c, uint32_t n_keep, uint32_t n_discard);
+infer_status context_shift_locked(infer_context *c, uint32_t n_keep, uint32_t n_discard, infer_error *err);
 
 #endif

@@ -112,10 +112,8 @@ infer_status infer_generate(infer_context *c, infer_sampler *smp, const int32_t 
                 st.stopped_by = INFER_STOP_CTX_FULL;
                 break;
             }
-            if ((s = context_shift_locked(c, gp.n_keep, n_discard)) != INFER_OK) {
-                set_error(err, s, "context shift failed (the cache keeps its first %u tokens)", gp.n_keep);
-                goto done;
-            }
+            if ((s = context_shift_locked(c, gp.n_keep, n_discard, err)) != INFER_OK)
+                goto done; /* err says why; the cache keeps its first n_keep tokens */
         }
         if ((s = context_decode_locked(c, &tok, 1, 0, err)) != INFER_OK) goto done;
     }
