@@ -5,19 +5,25 @@
  * INFER_GGUF_BLOCKS_ACROSS_ROWS. A failure must come with a non-empty,
  * printable message. On success every accessor is exercised and every
  * range the reader hands out is touched and checked against the file, so a
- * range the parse got wrong shows up as a sanitizer report or a trap here. */
+ * range the parse got wrong shows up as a sanitizer report or a trap here.
+ * Every key and tensor is found by its name (binary searches of the name
+ * order); names one byte longer or shorter are looked up too, checked
+ * against a linear scan over the first entries. Every string goes through
+ * json_put_str (--inspect --json's writer): its output must be valid
+ * UTF-8 holding only escaped control characters. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "infer_gguf.h"
+#include "util.h"
 
 #define CHECK(cond)                        \
     do {                                   \
         if (!(cond)) __builtin_trap();     \
     } while (0)
 
-#define LOOKUPS 256 /* entries also looked up by name */
+#define LOOKUPS 256 /* entries checked against a linear scan */
 
 static volatile uint8_t sink;
 
@@ -44,6 +50,55 @@ static char *cstr(infer_gguf_str s) {
     z[s.len] = '\0';
     CHECK(strlen(z) == s.len);
     return z;
+}
+
+/* The first of the first LOOKUPS keys (tensors: names) equal to z, by a
+ * plain scan; -2 when it lies past them (unknown here). */
+static int64_t scan(const infer_gguf *g, int tensors, const char *z) {
+    const uint64_t n = tensors ? infer_gguf_tensor_count(g) : infer_gguf_kv_count(g), zl = strlen(z);
+    for (uint64_t i = 0; i < n && i < LOOKUPS; i++) {
+        infer_gguf_str s = tensors ? infer_gguf_tensor_at(g, i)->name : infer_gguf_kv_key(g, i);
+        if (s.len == zl && memcmp(s.ptr, z, zl) == 0) return (int64_t)i;
+    }
+    return n > LOOKUPS ? -2 : -1;
+}
+
+/* z with its last byte dropped, and with one byte appended: looked up, the
+ * answers agree with the scan's wherever the scan can tell. */
+static void near_names(const infer_gguf *g, int tensors, const char *z) {
+    const size_t zl = strlen(z);
+    char *v = malloc(zl + 2);
+    CHECK(v != NULL);
+    for (int k = 0; k < 3; k++) {
+        memcpy(v, z, zl + 1);
+        if (k == 0 && zl > 0) v[zl - 1] = '\0';
+        if (k > 0) v[zl] = k == 1 ? 'x' : (char)0xff, v[zl + 1] = '\0';
+        const int64_t found = tensors ? infer_gguf_find_tensor(g, v) : infer_gguf_find_key(g, v), want = scan(g, tensors, v);
+        if (want != -2) CHECK(found == want);
+        if (found >= 0) { /* whatever it found has that name */
+            infer_gguf_str s = tensors ? infer_gguf_tensor_at(g, (uint64_t)found)->name : infer_gguf_kv_key(g, (uint64_t)found);
+            CHECK(s.len == strlen(v) && memcmp(s.ptr, v, s.len) == 0);
+        }
+    }
+    free(v);
+}
+
+/* s through json_put_str: a quoted string of valid UTF-8 with no raw
+ * control character. */
+static void check_json(infer_gguf_str s) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    CHECK(f != NULL);
+    json_put_str(f, s.ptr, s.len);
+    CHECK(fclose(f) == 0);
+    CHECK(n >= 2 && buf[0] == '"' && buf[n - 1] == '"');
+    for (size_t i = 0; i < n;) {
+        const size_t k = utf8_valid_len((const unsigned char *)buf, n, i);
+        CHECK(k > 0 && (k > 1 || ((unsigned char)buf[i] >= 0x20 && buf[i] != 0x7f)));
+        i += k;
+    }
+    free(buf);
 }
 
 static void check_error(const infer_error *err, infer_status s) {
@@ -90,14 +145,16 @@ static void exercise_kv(const infer_gguf *g, uint64_t i) {
     CHECK(key.len > 0);
     touch_all(g, key);
     char *z = cstr(key);
-    /* Keys are unique: the first match is this one. (Lookups are linear:
-     * only the first entries, so the target stays fast on huge tables.) */
-    if (i < LOOKUPS) CHECK(infer_gguf_find_key(g, z) == (int64_t)i);
+    /* Keys are unique: the match is this one. */
+    CHECK(infer_gguf_find_key(g, z) == (int64_t)i);
+    if (i < LOOKUPS) near_names(g, 0, z);
+    check_json(key);
     CHECK(t < INFER_GGUF_VALUE_TYPE_COUNT);
 
     if (t == INFER_GGUF_STRING) {
         CHECK(infer_gguf_kv_string(g, i, &s, NULL) == INFER_OK);
         touch_all(g, s);
+        check_json(s);
         if (i < LOOKUPS) CHECK(infer_gguf_get_str(g, z, &s, NULL) == INFER_OK);
         CHECK(infer_gguf_kv_scalar(g, i, INFER_GGUF_UINT32, raw, NULL) == INFER_EFORMAT);
     } else if (t != INFER_GGUF_ARRAY) {
@@ -117,6 +174,7 @@ static void exercise_kv(const infer_gguf *g, uint64_t i) {
             for (uint64_t j = 0; j < n; j++) {
                 CHECK(infer_gguf_arr_str(g, i, j, &s, NULL) == INFER_OK);
                 touch(g, s.ptr, s.len);
+                if (j < LOOKUPS) check_json(s);
             }
             CHECK(infer_gguf_arr_str(g, i, n, &s, NULL) == INFER_EINVAL);
         } else {
@@ -144,7 +202,9 @@ static void exercise_tensor(const infer_gguf *g, uint64_t i) {
     CHECK(t->name.len >= 1 && t->name.len <= INFER_GGUF_MAX_NAME);
     touch_all(g, t->name);
     char *z = cstr(t->name);
-    if (i < LOOKUPS) CHECK(infer_gguf_find_tensor(g, z) == (int64_t)i);
+    CHECK(infer_gguf_find_tensor(g, z) == (int64_t)i);
+    if (i < LOOKUPS) near_names(g, 1, z);
+    check_json(t->name);
     free(z);
     CHECK(infer_type_valid(t->type));
     CHECK(t->n_dims >= 1 && t->n_dims <= INFER_GGUF_MAX_DIMS);
