@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "infer.h"
+#include "pool.h"
 #include "util.h"
 
 #ifndef INFER_GIT_REV
@@ -226,7 +227,15 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             o->pg[o->n_pg++][1] = pair[1];
         }
         else if (IS("-d") || IS("--n-depth")) { NEEDV(); if (parse_list(a, v, o->depth, &o->n_depth, MAX_LIST, 0)) return -1; }
-        else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_list(a, v, o->threads, &o->n_threads, MAX_LIST, 1)) return -1; }
+        else if (IS("-t") || IS("--threads")) {
+            NEEDV();
+            if (parse_list(a, v, o->threads, &o->n_threads, MAX_LIST, 1)) return -1;
+            for (int k = 0; k < o->n_threads; k++)
+                if (o->threads[k] > POOL_MAX_THREADS) { /* the pool's cap: the row would name a count it did not run */
+                    fprintf(stderr, "infer-bench: -t: bad value %d (at most %d threads)\n", o->threads[k], POOL_MAX_THREADS);
+                    return -1;
+                }
+        }
         else if (IS("-b") || IS("--batch-size")) {
             NEEDV();
             if (parse_list(a, v, o->batch, &o->n_batch, MAX_LIST, 1)) return -1;

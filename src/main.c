@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "pool.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -172,7 +173,7 @@ static int parse_args(int argc, char **argv, cli_options *o) {
         else if (IS("-n") || IS("--n-predict")) { NEEDV(); if (parse_long(a, v, -1, INT_MAX, &n)) return 1; o->n_predict = (int)n; }
         else if (IS("-c") || IS("--ctx-size")) { NEEDV(); if (parse_long(a, v, 0, 1L << 24, &n)) return 1; o->cp.n_ctx = (uint32_t)n; }
         else if (IS("-b") || IS("--batch-size")) { NEEDV(); if (parse_long(a, v, 1, 1L << 24, &n)) return 1; o->cp.n_batch = (uint32_t)n; }
-        else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_long(a, v, 0, 1024, &n)) return 1; o->cp.n_threads = (int)n; }
+        else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_long(a, v, 0, POOL_MAX_THREADS, &n)) return 1; o->cp.n_threads = (int)n; }
         else if (IS("-s") || IS("--seed")) { NEEDV(); if (parse_long(a, v, -1, LONG_MAX, &n)) return 1; o->sp.seed = n < 0 ? INFER_SEED_RANDOM : (uint64_t)n; }
         else if (IS("--temp")) { NEEDV(); if (parse_float(a, v, &o->sp.temp)) return 1; }
         else if (IS("--top-k")) { NEEDV(); if (parse_long(a, v, INT32_MIN, INT32_MAX, &n)) return 1; o->sp.top_k = (int32_t)n; }

@@ -430,7 +430,7 @@ Test(bench_cli, lists_and_ranges_as_llama_bench) {
     static const char *const bad[][2] = {{"-p", "1-17"}, {"-p", "8-4"}, {"-p", "1-8+0"}, {"-p", "1-8*1"},
                                           {"-p", "1-"}, {"-p", "1-4x"}, {"-t", "0-2"}, {"-r", "3,4"},
                                           {"-r", "2-3"}, {"-ngl", "1,2"}, {"--delay", "1,1"}, {"-p", ""},
-                                          {"-t", ","}, {"-ctk", ","}, {"-ctv", ""}};
+                                          {"-t", ","}, {"-ctk", ","}, {"-ctv", ""}, {"-t", "300"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv2[] = {bin, "-m", "x.gguf", (char *)bad[i][0], (char *)bad[i][1], NULL};
         cr_assert_eq(bench_run(argv2), 1, "%s %s must be refused: %s",

@@ -626,6 +626,8 @@ Test(quantize_synth, bad_options_are_refused) {
         {out, "--arch", "gpt2", NULL},
         {out, "--bogus", "1", NULL},
         {out, "--seed", NULL},
+        {out, "--seed", " -1", NULL},           /* strtoull would wrap it */
+        {out, "--std", "1e-60", NULL},          /* 0 as a float */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cr_expect_eq(run_tool("infer-synth", dir, bad[i]), 1, "case %zu (%s %s)", i, bad[i][1], bad[i][2] ? bad[i][2] : "");

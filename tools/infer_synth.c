@@ -83,7 +83,7 @@ static int parse_u32(const char *opt, const char *s, uint32_t lo, uint32_t hi, u
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (!s[0] || *end || errno || s[0] == '-' || v < lo || v > hi) {
+    if (!s[0] || *end || errno || strchr(s, '-') || v < lo || v > hi) { /* strtoull wraps " -1" */
         fprintf(stderr, "infer-synth: %s wants an integer in %u..%u, not '%s'\n", opt, lo, hi, s);
         return -1;
     }
@@ -172,14 +172,14 @@ int main(int argc, char **argv) {
             char *end;
             errno = 0;
             p.seed = strtoull(v, &end, 0);
-            if (!v[0] || *end || errno || v[0] == '-') {
+            if (!v[0] || *end || errno || strchr(v, '-')) { /* strtoull wraps " -1" */
                 fprintf(stderr, "infer-synth: bad seed '%s'\n", v);
                 return 1;
             }
         } else if (!strcmp(a, "--std")) {
             char *end;
             double d = strtod(v, &end);
-            if (!v[0] || *end || !(d > 0 && d <= 100)) {
+            if (!v[0] || *end || !(d > 0 && d <= 100) || !((float)d > 0)) { /* 1e-60 rounds to 0 as a float */
                 fprintf(stderr, "infer-synth: --std wants a number in (0, 100], not '%s'\n", v);
                 return 1;
             }
