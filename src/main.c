@@ -294,7 +294,9 @@ static int generate(const cli_options *o, infer_model *m, const char *text, size
         goto out;
     }
     if (st.stopped_by == INFER_STOP_CTX_FULL) {
-        fprintf(stderr, "\ninfer: context full (%u tokens): stopping (--context-shift keeps going)\n", infer_context_n_ctx(c));
+        fprintf(stderr, "\ninfer: context full (%u tokens): stopping (%s)\n", infer_context_n_ctx(c),
+                !o->context_shift ? "--context-shift keeps going"
+                                  : "--context-shift had nothing to drop: the tokens kept (--keep) fill it");
     }
     fprintf(stderr, "\n");
     fprintf(stderr, "infer:        load time = %10.2f ms\n", load_ms);
