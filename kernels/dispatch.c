@@ -266,7 +266,9 @@ kernels_prefetch kernels_prefetch_choose(const char *want, kernels_prefetch cpu)
     if (!want || !*want) return cpu;
     if (strcmp(want, "0") == 0 || strcmp(want, "1") == 0 || strcmp(want, "2") == 0)
         return (kernels_prefetch)(want[0] - '0');
-    fprintf(stderr, "infer: INFER_CPU_PREFETCH=%s: unknown (0 none, 1 near, 2 far), using the CPU's default\n", want);
+    char q[64];
+    fprintf(stderr, "infer: INFER_CPU_PREFETCH=%s: unknown (0 none, 1 near, 2 far), using the CPU's default\n",
+            escape_bytes(want, strlen(want), q, sizeof q));
     return cpu;
 }
 

@@ -919,6 +919,7 @@ static void logits_at_level(const char *level, infer_isa isa) {
     LEAK_CHECK();
 }
 
+Test(kernels_simd_model, reference_logits_ref) { logits_at_level("ref", INFER_ISA_REF); }
 Test(kernels_simd_model, reference_logits_avx2) { logits_at_level("avx2", INFER_ISA_AVX2); }
 Test(kernels_simd_model, reference_logits_avxvnni) { logits_at_level("avxvnni", INFER_ISA_AVXVNNI); }
 Test(kernels_simd_model, reference_logits_avx512) { logits_at_level("avx512", INFER_ISA_AVX512); }
