@@ -115,3 +115,35 @@ Test(cli_generate, perplexity_context_too_small_refused) {
     unlink(model);
     unlink(text);
 }
+
+/* --perplexity on the shared story with stories260K (-c 128) lands within
+ * 0.5% of llama.cpp's 4.3614, and each chunk's running figure within 0.5%
+ * of the [i] values of its output. */
+Test(cli_generate, perplexity_matches_llama_cpp) {
+    char model[512], text[512], ref[512];
+    SHARED_OR_SKIP(model, "models/stories260K.gguf");
+    SHARED_OR_SKIP(text, "reference/ppl/story.txt");
+    SHARED_OR_SKIP(ref, "reference/ppl/stories260K.c128.txt");
+    static char out[65536], err[65536];
+    char *argv[] = {(char *)test_infer_bin(), model, "--perplexity", text, "-c", "128", NULL};
+    cr_assert_eq(test_run(argv, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
+    const char *fin = strstr(out, "Final estimate: PPL = ");
+    cr_assert_not_null(fin, "%s", out);
+    const double ppl = atof(fin + 22);
+    cr_assert(fabs(ppl - 4.3614) / 4.3614 <= 0.005, "PPL %.4f, llama.cpp 4.3614", ppl);
+    size_t n;
+    char *want = read_file(ref, &n);
+    cr_assert_not_null(want);
+    int chunks = 0;
+    for (int i = 1; i <= 12; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "[%d]", i);
+        const char *a = strstr(out, key), *b = strstr(want, key);
+        cr_assert(a && b, "chunk %d missing: %s", i, out);
+        const double x = atof(a + strlen(key)), y = atof(b + strlen(key));
+        cr_assert(fabs(x - y) / y <= 0.005, "chunk %d: %.4f against llama.cpp's %.4f", i, x, y);
+        chunks++;
+    }
+    cr_assert_eq(chunks, 12);
+    free(want);
+}

@@ -286,6 +286,7 @@ typedef struct {
     infer_model *m;
     int32_t out[48];
     uint64_t seed;
+    int done; /* tokens decoded: all 48 */
 } worker;
 
 static void *run_worker(void *arg) {
@@ -305,6 +306,7 @@ static void *run_worker(void *arg) {
         if (infer_decode(c, &tok, 1, 0, NULL) != INFER_OK) break;
         tok = w->out[i] = infer_sampler_sample(s, infer_logits(c));
         infer_sampler_accept(s, tok);
+        w->done++;
     }
     infer_sampler_free(s);
     infer_context_free(c);
@@ -323,7 +325,11 @@ Test(context, threads_sharing_a_model_match_one_thread) {
     }
     for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
     infer_model_release(m);
-    for (int i = 0; i < 4; i++) cr_assert_arr_eq(ws[i].out, alone.out, sizeof alone.out, "thread %d differs", i);
+    cr_assert_eq(alone.done, 48, "one thread alone decoded %d of 48", alone.done);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(ws[i].done, 48, "thread %d decoded %d of 48", i, ws[i].done);
+        cr_assert_arr_eq(ws[i].out, alone.out, sizeof alone.out, "thread %d differs", i);
+    }
     LEAK_CHECK();
 }
 

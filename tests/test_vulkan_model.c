@@ -61,7 +61,8 @@ static infer_context *vk_context(infer_model *m, uint32_t n_ctx, uint32_t kv_typ
         char note[INFER_ERROR_MSG_MAX];
         snprintf(note, sizeof note, "%s", infer_context_backend_note(c));
         infer_context_free(c);
-        cr_skip_test("no usable Vulkan device: %s", note);
+        vk_skip_unless_device();
+        cr_assert_fail("a Vulkan device is present, but the context fell back to the CPU: %s", note);
     }
     return c;
 }
