@@ -210,3 +210,50 @@ Test(cpu_attention, one_block_same_bits_in_any_context) {
     free(b);
     LEAK_CHECK();
 }
+
+/* RoPE on the CPU with linear scaling (rope_freq_scale 0.25) and Llama 3
+ * frequency factors, normal and NeoX pairs: each rotated pair against the
+ * angle computed in double, pos * scale * base^(-2i / n_rot) / factor[i]
+ * (the scaling reached the CPU only through the Vulkan suite's
+ * comparison before). Dims past n_rot stay as they were. */
+static void check_rope_scaled(int neox) {
+    att_shape s = {.n_head = 2, .n_head_kv = 2, .hd = 16, .kv_type = INFER_TYPE_F32, .n_ctx = 64, .n_threads = 1};
+    att_rig r;
+    memset(&r, 0, sizeof r);
+    test_rig_hparams(&r.m.hp, s.n_head, s.n_head_kv, s.hd, 12, neox);
+    r.m.hp.rope_freq_scale = 0.25f;
+    float factors[6] = {1.0f, 1.0f, 2.0f, 4.0f, 8.0f, 8.0f};
+    r.m.rope_freq_factors = factors;
+    r.m.layers = &r.layer;
+    backend_config cfg = {.model = &r.m, .n_ctx = s.n_ctx, .n_batch = 8, .kv_type = s.kv_type, .arena_floats = 1u << 16,
+                          .n_threads = 1};
+    infer_error err = {0};
+    cr_assert_eq(backend_cpu_new(&cfg, &r.b, &err), INFER_OK, "%s", err.message);
+    backend *b = r.b;
+    const int n = 3, row = 2 * 16;
+    const uint32_t pos0 = 37;
+    float *x = (float *)b->ops->host(b, 0, (size_t)n * row), before[3 * 32];
+    for (int i = 0; i < n * row; i++) x[i] = before[i] = 0.25f + 0.01f * (float)(i % 17) - 0.003f * (float)i;
+    b->ops->rope(b, 0, n, 2, 16, pos0);
+    cr_assert_eq(b->ops->sync(b, &err), INFER_OK);
+    const float *y = b->ops->host(b, 0, (size_t)n * row);
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < 2; h++) {
+            const float *in = before + t * row + h * 16, *out = y + t * row + h * 16;
+            for (int i = 0; i < 6; i++) {
+                const int a = neox ? i : 2 * i, c = neox ? i + 6 : 2 * i + 1;
+                const double th = (double)(pos0 + (uint32_t)t) * 0.25 * pow(10000.0, -2.0 * i / 12.0) / factors[i];
+                const double ya = in[a] * cos(th) - in[c] * sin(th), yc = in[a] * sin(th) + in[c] * cos(th);
+                cr_assert(fabs(out[a] - ya) < 1e-4 && fabs(out[c] - yc) < 1e-4,
+                          "%s token %d head %d pair %d: (%g, %g), want (%g, %g)", neox ? "neox" : "normal", t, h, i,
+                          out[a], out[c], ya, yc);
+            }
+            for (int d = 12; d < 16; d++) cr_assert_eq(out[d], in[d], "dim %d past n_rot changed", d);
+        }
+    b->ops->free(b);
+}
+
+Test(cpu_attention, rope_linear_scale_and_freq_factors) {
+    check_rope_scaled(0);
+    check_rope_scaled(1);
+}
