@@ -113,19 +113,25 @@ Test(vocab_behavior, llama3_pre_tokenizer_ignores_merges_for_whole_words) {
     vocab_free(v);
 }
 
+/* A gpt2 vocabulary of these n tokens and the one merge "a a". */
+static infer_vocab *gpt2_vocab_of(const char *const *tokens, size_t n) {
+    const char *m[] = {"a a"};
+    infer_gguf_writer *w = wnew();
+    wstr(w, "tokenizer.ggml.model", "gpt2");
+    wstr(w, "tokenizer.ggml.pre", "gpt-2");
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", tokens, NULL, n), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
+    infer_vocab *v;
+    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    return v;
+}
+
 /* One code point outside the map renders as llama.cpp's does; after it,
  * the token's text is not repeated for each further one (llama.cpp's
  * rendering grows with the square of the token: a bounded piece here). */
 Test(vocab_behavior, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
     const char *t[] = {"a", "\xe4\xb8\xad", "\xff", "\xe4\xb8\xad\xe4\xb8\xad"};
-    const char *m[] = {"a a"};
-    infer_gguf_writer *w = wnew();
-    wstr(w, "tokenizer.ggml.model", "gpt2");
-    wstr(w, "tokenizer.ggml.pre", "gpt-2");
-    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, 4), INFER_OK);
-    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
-    infer_vocab *v;
-    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    infer_vocab *v = gpt2_vocab_of(t, 4);
     char piece[64];
     size_t len;
     cr_assert_eq(vocab_token_to_piece(v, 1, 0, piece, sizeof piece, &len), INFER_OK);
@@ -149,22 +155,12 @@ Test(vocab_behavior, bpe_pieces_outside_the_byte_map_render_as_llama_cpp_does) {
     for (int i = 0; i < REP; i++) memcpy(big + 3 * i, "\xe4\xb8\xad", 3);
     big[3 * REP] = '\0';
     const char *t2[] = {"a", big};
-    w = wnew();
-    wstr(w, "tokenizer.ggml.model", "gpt2");
-    wstr(w, "tokenizer.ggml.pre", "gpt-2");
-    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t2, NULL, 2), INFER_OK);
-    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
-    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    v = gpt2_vocab_of(t2, 2);
     cr_assert_eq(vocab_token_to_piece(v, 1, 0, NULL, 0, &len), INFER_EINVAL); /* too small: the size it needs */
     cr_assert_lt(len, (size_t)8 * 3 * REP + 16, "a piece of %zu bytes from a %d-byte token", len, 3 * REP);
     vocab_free(v);
     memset(big, 0xff, 3 * REP);
-    w = wnew();
-    wstr(w, "tokenizer.ggml.model", "gpt2");
-    wstr(w, "tokenizer.ggml.pre", "gpt-2");
-    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", t2, NULL, 2), INFER_OK);
-    cr_assert_eq(infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, NULL, 1), INFER_OK);
-    cr_assert_eq(open_vocab(w, &v, NULL), INFER_OK);
+    v = gpt2_vocab_of(t2, 2);
     cr_assert_eq(vocab_token_to_piece(v, 1, 0, NULL, 0, &len), INFER_EINVAL);
     cr_assert_leq(len, (size_t)20 * 3 * REP, "a piece of %zu bytes from a %d-byte token", len, 3 * REP);
     free(big);
