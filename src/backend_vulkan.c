@@ -21,6 +21,11 @@ void vk_backend_free(backend *b) {
     vk_dev *d = v->d;
     if (d) {
         if (v->recording) vkEndCommandBuffer(v->cmd);
+        if (v->broken) { /* a submission may still hold these: let the queue finish (or report the loss) first */
+            pthread_mutex_lock(&d->lock);
+            (void)vkQueueWaitIdle(d->queue);
+            pthread_mutex_unlock(&d->lock);
+        }
         vk_profile_report(v);
         if (v->prof.pool) vkDestroyQueryPool(d->dev, v->prof.pool, NULL);
         if (v->fence) vkDestroyFence(d->dev, v->fence, NULL);

@@ -153,8 +153,11 @@ infer_status vk_buffer_new(vk_dev *d, VkDeviceSize size, VkBufferUsageFlags usag
 void vk_buffer_free(vk_dev *d, vk_buffer *b);
 infer_status vk_view_new(vk_dev *d, VkBuffer buf, VkFormat fmt, VkDeviceSize off, VkDeviceSize range,
                          VkBufferView *out, infer_error *err);
-/* Submit one command buffer to the queue and wait (device lock taken). */
-infer_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, VkFence fence, infer_error *err);
+/* Submit one command buffer to the queue and wait (device lock taken).
+ * *pending: 1 when it was submitted but is not known finished, or its
+ * fence could not be reset: neither may be used again (wait for the
+ * queue before destroying them). */
+infer_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, VkFence fence, int *pending, infer_error *err);
 /* The model's weights on d (uploaded on first use), one reference. */
 infer_status vk_weights_get(vk_dev *d, const infer_model *m, vk_weights **out, infer_error *err);
 void vk_weights_put(vk_dev *d, vk_weights *w);
@@ -215,6 +218,9 @@ typedef struct {
     VkCommandBuffer cmd;
     VkFence fence;
     int recording;
+    int broken;                 /* a submission failed: its command buffer and fence may still be
+                                   in use, so nothing more is recorded or submitted (a device
+                                   error, e.g. VK_ERROR_DEVICE_LOST) */
     vk_pipes p;
     infer_status status;        /* first failure since the last sync */
     char msg[INFER_ERROR_MSG_MAX];

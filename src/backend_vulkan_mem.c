@@ -87,7 +87,8 @@ infer_status vk_view_new(vk_dev *d, VkBuffer buf, VkFormat fmt, VkDeviceSize off
     return INFER_OK;
 }
 
-infer_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, VkFence fence, infer_error *err) {
+infer_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, VkFence fence, int *pending, infer_error *err) {
+    *pending = 0;
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
     pthread_mutex_lock(&d->lock); /* the queue is shared by the device's contexts */
     VkResult r = vkQueueSubmit(d->queue, 1, &si, fence);
@@ -95,8 +96,10 @@ infer_status vk_submit_wait(vk_dev *d, VkCommandBuffer cb, VkFence fence, infer_
     if (r != VK_SUCCESS) return vk_fail(err, r, "vkQueueSubmit");
     do r = vkWaitForFences(d->dev, 1, &fence, VK_TRUE, UINT64_MAX);
     while (r == VK_TIMEOUT);
+    *pending = r != VK_SUCCESS; /* not known finished; or finished with its fence still signalled: */
     if (r != VK_SUCCESS) return vk_fail(err, r, "vkWaitForFences");
     r = vkResetFences(d->dev, 1, &fence);
+    *pending = r != VK_SUCCESS; /* either way the buffer and fence must not be used again */
     return r == VK_SUCCESS ? INFER_OK : vk_fail(err, r, "vkResetFences");
 }
 
@@ -198,6 +201,7 @@ typedef struct {
     VkFence fence;
     VkDeviceSize used;
     int recording;
+    int broken; /* a submission not known finished (vk_submit_wait's pending) */
 } uploader;
 
 static infer_status up_begin(uploader *u, infer_error *err) {
@@ -215,8 +219,12 @@ static infer_status up_flush(uploader *u, infer_error *err) {
     u->recording = 0;
     VkResult r = vkEndCommandBuffer(u->cb);
     if (r != VK_SUCCESS) return vk_fail(err, r, "vkEndCommandBuffer");
-    infer_status s = vk_submit_wait(u->d, u->cb, u->fence, err);
-    if (s != INFER_OK) return s;
+    int pending;
+    infer_status s = vk_submit_wait(u->d, u->cb, u->fence, &pending, err);
+    if (s != INFER_OK) {
+        u->broken = pending;
+        return s;
+    }
     r = vkResetCommandBuffer(u->cb, 0);
     u->used = 0;
     return r == VK_SUCCESS ? INFER_OK : vk_fail(err, r, "vkResetCommandBuffer");
@@ -319,6 +327,11 @@ static infer_status weights_upload(vk_dev *d, vk_weights *w, const weight_list *
     }
     if (s == INFER_OK) s = up_flush(&u, err);
     if (u.recording) vkEndCommandBuffer(u.cb);
+    if (u.broken) { /* the queue may still read the staging buffer: let it finish (or report the loss) */
+        pthread_mutex_lock(&d->lock);
+        (void)vkQueueWaitIdle(d->queue);
+        pthread_mutex_unlock(&d->lock);
+    }
     if (u.fence) vkDestroyFence(d->dev, u.fence, NULL);
     if (u.cb) vkFreeCommandBuffers(d->dev, d->upload_pool, 1, &u.cb);
     vk_buffer_free(d, &u.staging);

@@ -32,6 +32,10 @@ static void profile_begin(vk_backend *v);
 
 int vkb_begin(vk_backend *v) {
     if (v->status != INFER_OK) return 0;
+    if (v->broken) {
+        vkb_fail(v, INFER_EBACKEND, "Vulkan: the device failed earlier in this context; make a new context");
+        return 0;
+    }
     if (v->recording) return 1;
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
@@ -501,7 +505,13 @@ static infer_status vk_sync(backend *b, infer_error *err) {
     v->table_valid = 0;
     v->rb_count = 0;
     VkResult r = vkEndCommandBuffer(v->cmd);
-    infer_status s = r == VK_SUCCESS ? vk_submit_wait(v->d, v->cmd, v->fence, err) : vk_fail(err, r, "vkEndCommandBuffer");
+    int pending = 0;
+    infer_status s = r == VK_SUCCESS ? vk_submit_wait(v->d, v->cmd, v->fence, &pending, err)
+                                     : vk_fail(err, r, "vkEndCommandBuffer");
+    if (pending) {
+        v->broken = 1; /* never reset or reuse the buffer and fence it may still hold */
+        return s;
+    }
     r = vkResetCommandBuffer(v->cmd, 0);
     if (s == INFER_OK && r != VK_SUCCESS) s = vk_fail(err, r, "vkResetCommandBuffer");
     if (s == INFER_OK) profile_collect(v);
