@@ -793,7 +793,7 @@ int main(int argc, char **argv) {
         double t0 = now_s();
         if (infer_model_load(o.models[mi], &mp, &m, &err) != INFER_OK) {
             char qpath[512];
-            fprintf(stderr, "infer-bench: %s: %s\n", escape_bytes(o.models[mi], strlen(o.models[mi]), qpath, sizeof qpath),
+            fprintf(stderr, "infer-bench: %s: %s\n", escape_cstr(o.models[mi], qpath, sizeof qpath),
                     err.message);
             failed = 1;
             continue;

@@ -242,7 +242,7 @@ static void choose(void) {
         if (!found) {
             char q[64];
             fprintf(stderr, "infer: INFER_CPU=%s: unknown (ref, avx2, avxvnni, avx512, neon), using %s\n",
-                    escape_bytes(want, strlen(want), q, sizeof q), best->name);
+                    escape_cstr(want, q, sizeof q), best->name);
         }
     }
     chosen = best;
@@ -268,7 +268,7 @@ kernels_prefetch kernels_prefetch_choose(const char *want, kernels_prefetch cpu)
         return (kernels_prefetch)(want[0] - '0');
     char q[64];
     fprintf(stderr, "infer: INFER_CPU_PREFETCH=%s: unknown (0 none, 1 near, 2 far), using the CPU's default\n",
-            escape_bytes(want, strlen(want), q, sizeof q));
+            escape_cstr(want, q, sizeof q));
     return cpu;
 }
 

@@ -820,9 +820,8 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     }
     /* The threads split matmul rows at multiples of ROW_GROUP_TOKEN (or
      * ROW_GROUP, a multiple of it): repacked groups must not straddle them. */
-    infer_status s = c->kt->packed_rows > 0 && ROW_GROUP_TOKEN % c->kt->packed_rows == 0
-                         ? model_packed(m, c->kt, c->pool, &c->packed, err)
-                         : model_file_layout(m, err); /* it reads the file's rows: none may be dropped */
+    const int packs = c->kt->packed_rows > 0 && ROW_GROUP_TOKEN % c->kt->packed_rows == 0;
+    infer_status s = model_packed(m, packs ? c->kt : NULL, c->pool, &c->packed, err);
     if (s != INFER_OK) {
         cpu_free(&c->base);
         return s;

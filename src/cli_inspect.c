@@ -116,7 +116,7 @@ static void inspect_text(FILE *f, const char *path, const infer_gguf *g) {
     uint64_t nkv = infer_gguf_kv_count(g), nt = infer_gguf_tensor_count(g);
     char name[128], shape[128];
     char qpath[512];
-    fprintf(f, "file:        %s\n", escape_bytes(path, strlen(path), qpath, sizeof qpath));
+    fprintf(f, "file:        %s\n", escape_cstr(path, qpath, sizeof qpath));
     fprintf(f, "gguf:        version %u, alignment %u, %" PRIu64 " bytes, tensor data at 0x%" PRIx64 "\n",
             infer_gguf_version(g), infer_gguf_alignment(g), infer_gguf_file_size(g),
             infer_gguf_data_offset(g));

@@ -113,7 +113,7 @@ infer_status infer_gguf_kv_string(const infer_gguf *g, uint64_t i, infer_gguf_st
 /* The caller's key may hold any byte: quoted escaped, as names from files are. */
 static infer_status not_found(const char *key, infer_error *err) {
     char q[96];
-    return set_error(err, INFER_ENOTFOUND, "key '%s' not found", escape_bytes(key, strlen(key), q, sizeof q));
+    return set_error(err, INFER_ENOTFOUND, "key '%s' not found", escape_cstr(key, q, sizeof q));
 }
 
 static infer_status get_by_key(const infer_gguf *g, const char *key, uint32_t type, void *out,

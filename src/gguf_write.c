@@ -80,9 +80,14 @@ static const char *name_of(const infer_gguf_writer *w, const nameset *set, size_
     return set == &w->key_set ? w->keys[i] : w->tensors[i].name;
 }
 
+/* Where a table of mask + 1 slots starts looking for name. */
+static size_t name_home(const char *name, size_t mask) {
+    return infer_hash_slot(infer_hash_bytes(name, strlen(name), INFER_HASH_SEED), mask);
+}
+
 /* The slot holding name, or the empty slot where it would go. */
 static size_t set_slot(const infer_gguf_writer *w, const nameset *set, const char *name) {
-    size_t i = infer_hash_slot(infer_hash_bytes(name, strlen(name), INFER_HASH_SEED), set->mask);
+    size_t i = name_home(name, set->mask);
     while (set->slots[i] && strcmp(name_of(w, set, set->slots[i] - 1), name) != 0) i = (i + 1) & set->mask;
     return i;
 }
@@ -94,21 +99,14 @@ static int set_has(const infer_gguf_writer *w, const nameset *set, const char *n
 /* Record entry index (its name already stored at index) among n - 1 names
  * recorded before: -1 when out of memory. */
 static int set_add(infer_gguf_writer *w, nameset *set, size_t index, size_t n) {
-    size_t want;
-    if (ck_mul(n, (size_t)2, &want)) return -1;
-    if (!set->slots || want > set->mask + 1) {
-        size_t cap = set->slots ? set->mask + 1 : 16;
-        while (cap < want) {
-            if (ck_mul(cap, (size_t)2, &cap)) return -1;
-        }
+    size_t cap;
+    if (infer_hash_capacity(n, &cap)) return -1;
+    if (!set->slots || cap > set->mask + 1) {
         nameset grown = {infer_calloc(cap, sizeof *grown.slots), cap - 1};
         if (!grown.slots) return -1;
         for (size_t i = 0; set->slots && i <= set->mask; i++) {
             if (!set->slots[i]) continue;
-            size_t j = infer_hash_slot(infer_hash_bytes(name_of(w, set, set->slots[i] - 1),
-                                                        strlen(name_of(w, set, set->slots[i] - 1)),
-                                                        INFER_HASH_SEED),
-                                       grown.mask);
+            size_t j = name_home(name_of(w, set, set->slots[i] - 1), grown.mask);
             while (grown.slots[j]) j = (j + 1) & grown.mask;
             grown.slots[j] = set->slots[i];
         }
@@ -129,8 +127,7 @@ static int set_add(infer_gguf_writer *w, nameset *set, size_t index, size_t n) {
 
 static infer_status w_fail(infer_gguf_writer *w, infer_status s, const char *msg, const char *name) {
     char q[96];
-    escape_bytes(name ? name : "", name ? strlen(name) : 0, q, sizeof q);
-    return set_error(&w->err, s, "gguf writer: %s '%s'", msg, q);
+    return set_error(&w->err, s, "gguf writer: %s '%s'", msg, escape_cstr(name, q, sizeof q));
 }
 
 static infer_status w_nomem(infer_gguf_writer *w, const char *name) {

@@ -62,7 +62,7 @@ static void usage(FILE *f) {
 
 void cli_reject(const char *path, const char *message) {
     char q[512];
-    fprintf(stderr, "infer: %s: %s\n", escape_bytes(path, strlen(path), q, sizeof q), message);
+    fprintf(stderr, "infer: %s: %s\n", escape_cstr(path, q, sizeof q), message);
 }
 
 double cli_now_ms(void) {

@@ -140,7 +140,7 @@ static infer_status read_hparams(infer_model *m, infer_error *err) {
     else if (stype[0] && strcmp(stype, "none") && strcmp(stype, "llama3")) {
         char q[sizeof stype * 4];
         return set_error(err, INFER_EUNSUPPORTED, "key '%s.rope.scaling.type' is '%s' (supported: none, linear, llama3)",
-                         m->arch_name, escape_bytes(stype, strlen(stype), q, sizeof q));
+                         m->arch_name, escape_cstr(stype, q, sizeof q));
     }
     hp->rope_freq_scale = 1.0f / factor;
 #undef TRY

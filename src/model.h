@@ -108,8 +108,10 @@ static inline const weight *model_matrix(const infer_model *m, size_t i) {
  * tensor i's repacked rows (kernels/dispatch.h), or, where plain[i] is 1,
  * a copy of its rows as in the file (a float matrix of a mapped model, in
  * huge pages), or NULL where the file's rows are read; at NULL when
- * nothing is repacked (level without repacking, model in the caller's
- * memory, INFER_REPACK=0). Valid while m lives. The rows it replaces may be dropped from memory: whoever reads
+ * nothing is repacked (level without repacking, kt NULL for a caller that
+ * reads the file's layout, model in the caller's memory, INFER_REPACK=0:
+ * then, as model_file_layout, rows an earlier caller dropped are read
+ * back). Valid while m lives. The rows it replaces may be dropped from memory: whoever reads
  * the file's layout of a model's matrices otherwise (a Vulkan upload)
  * calls model_file_layout first, which reads them back where they would
  * read as zeros (a model read into memory), and keeps them from then on. */

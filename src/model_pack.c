@@ -291,7 +291,8 @@ infer_status model_packed(const infer_model *m, const kernel_table *kt, pool *pl
     infer_status s = INFER_OK;
     *out = (model_pack_view){NULL, NULL};
     if (!p) return INFER_OK;
-    if (!repack_wanted(m, kt)) return model_file_layout(m, err); /* read back what an earlier context dropped */
+    /* A context on the file's layout: read back what an earlier one dropped */
+    if (!kt || !repack_wanted(m, kt)) return model_file_layout(m, err);
     pthread_mutex_lock(&p->lock);
     if (!p->done) {
         s = make_packed(m, kt, p, pl, err);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "infer_gguf.h"
 
@@ -41,6 +42,17 @@ static inline size_t infer_hash_slot(uint64_t h, size_t mask) {
     h ^= h >> 33;
     return (size_t)h & mask;
 }
+/* Slots for an open-addressing table of n entries kept at most half full:
+ * the least power of two >= 2n, at least 16, into *cap; -1 on overflow. */
+static inline int infer_hash_capacity(size_t n, size_t *cap) {
+    size_t want, c = 16;
+    if (__builtin_mul_overflow(n, (size_t)2, &want)) return -1;
+    while (c < want) {
+        if (__builtin_mul_overflow(c, (size_t)2, &c)) return -1;
+    }
+    *cap = c;
+    return 0;
+}
 
 /* ---- allocation -------------------------------------------------------- */
 /* Thin wrappers over malloc/calloc/realloc/free (so free() releases what
@@ -69,6 +81,10 @@ infer_status set_error(infer_error *err, infer_status status, const char *fmt, .
  * printable ASCII: other bytes become \xNN, and an ellipsis marks a cut.
  * Returns out. Used to quote names from files in messages. */
 char *escape_bytes(const char *s, size_t len, char *out, size_t cap);
+/* escape_bytes of a C string (NULL: ""). */
+static inline char *escape_cstr(const char *s, char *out, size_t cap) {
+    return escape_bytes(s ? s : "", s ? strlen(s) : 0, out, cap);
+}
 
 /* Bytes of the well-formed UTF-8 sequence at s[i] (i < n): 1 for ASCII,
  * 2-4 for a code point of U+0080..U+10FFFF in its shortest form and not a

@@ -34,11 +34,8 @@
 /* ---- hashing ------------------------------------------------------------- */
 
 static int hash_init(vocab_hash *t, size_t n) {
-    size_t cap = 16, want;
-    if (ck_mul(n, (size_t)2, &want)) return -1;
-    while (cap < want) {
-        if (ck_mul(cap, (size_t)2, &cap)) return -1;
-    }
+    size_t cap;
+    if (infer_hash_capacity(n, &cap)) return -1;
     t->slots = infer_calloc(cap, sizeof *t->slots);
     t->mask = cap - 1;
     return t->slots ? 0 : -1;

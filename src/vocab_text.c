@@ -96,11 +96,10 @@ static uint64_t roll_hash(const char *s, size_t n) {
 }
 
 static int find_occurring(const infer_vocab *v, const char *text, size_t len, const uint8_t *cand, uint8_t *occurs) {
-    size_t n = 0, cap = 16, bytes;
+    size_t n = 0, cap = 0;
     for (size_t k = 0; k < v->n_specials; k++) n += cand[k];
     len_k *lk = infer_malloc_array(n ? n : 1, sizeof *lk);
-    while (cap < 2 * n) cap *= 2;
-    roll_slot *tab = ck_mul(cap, sizeof *tab, &bytes) ? NULL : infer_malloc(bytes);
+    roll_slot *tab = infer_hash_capacity(n, &cap) ? NULL : infer_malloc_array(cap, sizeof *tab);
     if (!lk || !tab) {
         infer_free(lk);
         infer_free(tab);
@@ -118,10 +117,14 @@ static int find_occurring(const infer_vocab *v, const char *text, size_t len, co
                 occurs[lk[i].k] = memmem(text, len, vocab_text(v, v->specials[lk[i].k]), L) != NULL;
             continue;
         }
-        size_t mask = 16;
-        while (mask < 2 * (g1 - g0)) mask *= 2;
+        size_t mask = 0;
+        if (infer_hash_capacity(g1 - g0, &mask)) { /* not reached: g1 - g0 <= n, whose capacity fit */
+            infer_free(lk);
+            infer_free(tab);
+            return -1;
+        }
+        memset(tab, 0, mask * sizeof *tab); /* at most cap slots */
         mask--;
-        memset(tab, 0, (mask + 1) * sizeof *tab);
         for (size_t i = g0; i < g1; i++) {
             const uint64_t h = roll_hash(vocab_text(v, v->specials[lk[i].k]), L);
             size_t j = infer_hash_slot(h, mask);

@@ -252,7 +252,7 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
             i_layer = layer_of(name);
             if (i_layer < 0 || i_layer >= n_layer) {
                 char q[4 * INFER_GGUF_MAX_NAME + 8];
-                snprintf(msg, msg_cap, "%s: cannot tell its layer (of %d)", escape_bytes(name, strlen(name), q, sizeof q),
+                snprintf(msg, msg_cap, "%s: cannot tell its layer (of %d)", escape_cstr(name, q, sizeof q),
                          n_layer);
                 return -1;
             }
@@ -454,9 +454,9 @@ static infer_status copy_kv(const infer_gguf *g, uint64_t i, const char *key, in
     char q[96];
     if (esize == 0)
         return set_error(err, INFER_EUNSUPPORTED, "%s: arrays of %s are not copied",
-                         escape_bytes(key, strlen(key), q, sizeof q), infer_gguf_type_name(et));
+                         escape_cstr(key, q, sizeof q), infer_gguf_type_name(et));
     void *buf = infer_malloc_array(n ? (size_t)n : 1, esize);
-    if (!buf) return set_error(err, INFER_ENOMEM, "%s: out of memory", escape_bytes(key, strlen(key), q, sizeof q));
+    if (!buf) return set_error(err, INFER_ENOMEM, "%s: out of memory", escape_cstr(key, q, sizeof q));
     st = infer_gguf_arr_read(g, i, et, 0, n, buf, err);
     if (st == INFER_OK) st = infer_gguf_writer_set_arr(w, key, et, buf, n);
     infer_free(buf);
@@ -693,13 +693,14 @@ static mode_t current_umask(void) {
 /* Write the whole output file: into a new file beside it (PATH.XXXXXX),
  * read back and checked, then renamed over PATH; on any failure the new
  * file is removed and PATH is left as it was (never removed: it may be a
- * device or a link, see main). */
-static infer_status write_output(const char *path, mode_t mode, const infer_gguf *g, plan_entry *plan, uint32_t ftype,
-                                 int n_threads, uint64_t *bytes_in, uint64_t *bytes_out, infer_error *err) {
-    char qpath[512];
-    escape_bytes(path, strlen(path), qpath, sizeof qpath);
+ * device or a link, see main). qpath: the path the user gave, escaped,
+ * for messages. */
+static infer_status write_output(const char *path, const char *qpath, mode_t mode, const infer_gguf *g,
+                                 plan_entry *plan, uint32_t ftype, int n_threads, uint64_t *bytes_in,
+                                 uint64_t *bytes_out, infer_error *err) {
     const size_t len = strlen(path);
-    char *tmp = len < SIZE_MAX - 8 ? infer_malloc(len + 8) : NULL;
+    size_t tmp_bytes;
+    char *tmp = ck_add(len, (size_t)8, &tmp_bytes) ? NULL : infer_malloc(tmp_bytes);
     if (!tmp) return set_error(err, INFER_ENOMEM, "out of memory");
     memcpy(tmp, path, len);
     memcpy(tmp + len, ".XXXXXX", 8);
@@ -823,8 +824,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     char qin[512], qout[512]; /* the paths as messages show them */
-    escape_bytes(in, strlen(in), qin, sizeof qin);
-    escape_bytes(out, strlen(out), qout, sizeof qout);
+    escape_cstr(in, qin, sizeof qin);
+    escape_cstr(out, qout, sizeof qout);
     /* Writing over the (mapped) input would pull the bytes from under us. */
     struct stat si, so;
     if (stat(in, &si) == 0 && stat(out, &so) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
@@ -865,7 +866,7 @@ int main(int argc, char **argv) {
     } else {
         printf("infer-quantize: %s -> %s, %s%s (file type %u), %llu tensors\n", qin, qout, ft->name,
                qo.pure ? " --pure" : "", ft->ftype, (unsigned long long)n);
-        infer_status st = write_output(dest, mode, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
+        infer_status st = write_output(dest, qout, mode, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
         if (st != INFER_OK) {
             fprintf(stderr, "infer-quantize: %s\n", err.message);
             rc = st == INFER_EUNSUPPORTED || st == INFER_EFORMAT ? 2 : 3;
