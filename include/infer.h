@@ -153,9 +153,10 @@ enum {
  * INFER_ECTX_FULL, cache untouched, when n_past + n > n_ctx.
  * INFER_EBUSY when another thread is inside a call on this context.
  * The calling thread does a share of the work: it needs INFER_MIN_CALLER_STACK
- * bytes of stack free (the SIMD kernels keep panels there); the context's
- * own threads get stacks of their own size. */
-#define INFER_MIN_CALLER_STACK ((size_t)512 << 10)
+ * bytes of stack free, and on the CPU backend the kernels' scratch (136 KB,
+ * from the heap, kept until the thread exits: INFER_ENOMEM without it);
+ * the context's own threads get stacks of their own size. */
+#define INFER_MIN_CALLER_STACK ((size_t)64 << 10)
 infer_status infer_decode(infer_context *c, const int32_t *ids, size_t n, unsigned flags,
                           infer_error *err);
 /* Logits ([n_vocab] floats) of the last decoded token, or of token i of the

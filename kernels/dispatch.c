@@ -285,3 +285,40 @@ const kernel_table *kernels_get(void) {
     pthread_once(&chosen_once, choose);
     return chosen;
 }
+
+/* ---- per-thread scratch -------------------------------------------------- */
+
+static _Thread_local void *tl_scratch;    /* 64-aligned, inside tl_scratch_raw */
+static pthread_key_t scratch_key;          /* its destructor frees the raw block */
+static int scratch_key_ok;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *raw) {
+    tl_scratch = NULL; /* runs on the exiting thread: a later destructor's kernel reserves afresh */
+    infer_free(raw);
+}
+
+static void scratch_key_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+int kernels_scratch_reserve(void) {
+    if (tl_scratch) return 0;
+    pthread_once(&scratch_once, scratch_key_init);
+    if (!scratch_key_ok) return -1;
+    void *raw = infer_malloc(KERNELS_SCRATCH_BYTES + 63);
+    if (!raw) return -1;
+    if (pthread_setspecific(scratch_key, raw) != 0) {
+        infer_free(raw);
+        return -1;
+    }
+    tl_scratch = (void *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    return 0;
+}
+
+void *kernels_scratch(void) {
+    if (tl_scratch) return tl_scratch;
+    if (kernels_scratch_reserve() != 0) {
+        fprintf(stderr, "infer: out of memory for a kernel's scratch (%zu bytes)\n", KERNELS_SCRATCH_BYTES);
+        abort();
+    }
+    return tl_scratch;
+}

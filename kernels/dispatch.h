@@ -124,6 +124,24 @@ kernels_prefetch kernels_sw_prefetch(void);
 kernels_prefetch kernels_prefetch_default(void);
 kernels_prefetch kernels_prefetch_choose(const char *want, kernels_prefetch cpu);
 
+/* Scratch memory for the batch kernels' panels, one buffer per thread
+ * (KERNELS_SCRATCH_BYTES, 64-byte aligned), from the heap: they kept them
+ * on the stack, up to ~131 KB a frame, which a caller's thread (musl's
+ * 128 KB default, a small pthread_attr stack) may not have.
+ * kernels_scratch_reserve: makes sure this thread has its buffer; 0, or -1
+ * when there is no memory for it. The library reserves it wherever a
+ * thread enters the kernels (a CPU decode's caller, each pool worker as it
+ * starts), so that running out is an error there, not in a kernel.
+ * kernels_scratch: this thread's buffer, reserving it first if it was not
+ * (for code that calls a kernel table directly, as the tests and
+ * infer-bench --kernels do); there only, no memory is fatal (a message on
+ * stderr, then abort).
+ * The buffer is freed when its thread exits. A kernel may use it only
+ * between its entry and return: no kernel that holds it calls another. */
+#define KERNELS_SCRATCH_BYTES ((size_t)136 << 10)
+int kernels_scratch_reserve(void);
+void *kernels_scratch(void);
+
 /* What decides the x86 levels: cpuid leaf 1 ECX, leaf 7 subleaf 0 EBX
  * and ECX, leaf 7 subleaf 1 EAX, and XCR0 (xgetbv 0; 0 when OSXSAVE is
  * clear). */

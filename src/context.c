@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "dispatch.h"
 #include "ref/quants.h"
 
 infer_context_params infer_context_default_params(void) {
@@ -130,6 +131,10 @@ infer_status context_decode_locked(infer_context *c, const int32_t *ids, size_t 
                              ids[i], nv - 1);
         }
     }
+    /* The calling thread runs a share of the CPU kernels: their scratch
+     * (dispatch.h) is reserved here, where running out can be reported. */
+    if (c->backend == INFER_BACKEND_CPU && kernels_scratch_reserve() != 0)
+        return set_error(err, INFER_ENOMEM, "decode: out of memory for the kernels' scratch");
     c->n_logit_rows = 0;
     for (size_t done = 0; done < n;) {
         size_t chunk = n - done < c->n_batch ? n - done : c->n_batch;

@@ -42,6 +42,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 
+#include "dispatch.h"
+
 #define SPIN_ITERATIONS 20000 /* a worker waiting for a job: ~0.5 ms at ~25 ns a spin (Zen 4) */
 /* The caller waiting for the parts others have begun spins less (~50 us),
  * then sleeps. A part that runs longer than that has usually lost its CPU
@@ -92,6 +94,7 @@ struct pool {
     _Atomic uint64_t gen;      /* bumped per job */
     _Atomic int pending;       /* parts of the current job not yet done */
     _Atomic int stop;
+    int ready, unready;        /* workers started with / without their kernel scratch (under mu) */
     pool_fn fn;                /* the current job (published by gen) */
     void *arg;
 };
@@ -160,6 +163,15 @@ static void *worker_main(void *v) {
     thread_slot *me = &p->slots[wa.ith];
     uint64_t seen = 0;
     infer_free(v);
+    /* Its kernel scratch first (dispatch.h): pool_new waits for every
+     * worker's, so that running out of memory fails pool_new, not a kernel. */
+    const int scratch_ok = kernels_scratch_reserve() == 0;
+    pthread_mutex_lock(&p->mu);
+    if (scratch_ok) p->ready++;
+    else p->unready++;
+    pthread_cond_signal(&p->done_cv);
+    pthread_mutex_unlock(&p->mu);
+    if (!scratch_ok) return NULL; /* pool_new stops the others and joins */
     for (;;) {
         uint64_t g;
         int spins = 0;
@@ -199,8 +211,8 @@ infer_status pool_new(int n_threads, pool **out, infer_error *err) {
     }
     p->slots = (thread_slot *)(((uintptr_t)p->slots_mem + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
     /* Workers' stacks of a size of our own, not the default (the stack
-     * ulimit under glibc, 128 KB under musl): the SIMD batch kernels keep
-     * their panels on the stack (up to ~131 KB a frame). */
+     * ulimit under glibc, 128 KB under musl), which may be smaller than a
+     * forward pass needs (the batch kernels' panels are in their scratch). */
     pthread_attr_t attr;
     const int have_attr = pthread_attr_init(&attr) == 0;
     if (have_attr) (void)pthread_attr_setstacksize(&attr, POOL_STACK_BYTES);
@@ -222,6 +234,14 @@ infer_status pool_new(int n_threads, pool **out, infer_error *err) {
         p->n = i + 1;
     }
     if (have_attr) pthread_attr_destroy(&attr);
+    pthread_mutex_lock(&p->mu);
+    while (p->ready + p->unready < p->n - 1) pthread_cond_wait(&p->done_cv, &p->mu);
+    const int unready = p->unready;
+    pthread_mutex_unlock(&p->mu);
+    if (unready) {
+        pool_free(p);
+        return set_error(err, INFER_ENOMEM, "out of memory for the kernels' scratch of %d threads", unready);
+    }
     *out = p;
     return INFER_OK;
 }

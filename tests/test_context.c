@@ -170,6 +170,12 @@ Test(context, no_allocation_in_the_token_loop) {
     infer_error err = {0};
     uint64_t used[2];
     const size_t lens[2] = {4, 40};
+    { /* a thread's first decode makes its kernel scratch, once per thread */
+        infer_context *c = new_ctx(m, 16, INFER_TYPE_F16);
+        const int32_t one = 1;
+        cr_assert_eq(infer_decode(c, &one, 1, 0, &err), INFER_OK, "%s", err.message);
+        infer_context_free(c);
+    }
     for (int r = 0; r < 2; r++) {
         infer_context *c = new_ctx(m, 128, INFER_TYPE_F16);
         infer_sampler *s = NULL;
@@ -406,16 +412,41 @@ Test(context, generate_stops_or_shifts_when_full) {
     LEAK_CHECK();
 }
 
-/* Decoding (a batch and single tokens, 2 threads) from a thread whose stack
- * is INFER_MIN_CALLER_STACK, with the default thread stack shrunk to 128 KB
- * (musl's size): the pool's workers have stacks of their own size. */
+/* Decoding (a batch and single tokens, 2 threads) from a thread with
+ * INFER_MIN_CALLER_STACK of stack free, with the default thread stack
+ * shrunk to 128 KB (musl's size): the pool's workers have stacks of their
+ * own size, and the batch kernels' panels (up to ~131 KB) live in
+ * per-thread scratch, not on the stack. Float, legacy and K-quant weights
+ * (each family's batch kernel). glibc carves the process's static TLS
+ * (OpenBLAS's alone is 60 KB) out of a thread's stack, so the size asked
+ * for is the minimum plus what a probe thread finds taken. */
 typedef struct {
     infer_model *m;
     infer_status s;
+    size_t free_at_entry;
 } small_stack_arg;
+
+/* Bytes of stack below this frame, above the guard. */
+static size_t stack_free_here(void) {
+    pthread_attr_t at;
+    void *addr = NULL;
+    size_t size = 0, guard = 0;
+    if (pthread_getattr_np(pthread_self(), &at) != 0) return 0;
+    pthread_attr_getstack(&at, &addr, &size);
+    pthread_attr_getguardsize(&at, &guard);
+    pthread_attr_destroy(&at);
+    const uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    return sp > (uintptr_t)addr + guard ? sp - (uintptr_t)addr - guard : 0;
+}
+
+static void *probe_stack(void *arg) {
+    *(size_t *)arg = stack_free_here();
+    return NULL;
+}
 
 static void *decode_on_small_stack(void *arg) {
     small_stack_arg *a = arg;
+    a->free_at_entry = stack_free_here();
     infer_context_params cp = infer_context_default_params();
     cp.n_ctx = 64;
     cp.n_threads = 2;
@@ -430,23 +461,79 @@ static void *decode_on_small_stack(void *arg) {
 }
 
 Test(context, decode_from_a_thread_with_the_minimum_stack) {
+    cr_assert_leq(INFER_MIN_CALLER_STACK, (size_t)64 << 10);
     pthread_attr_t dflt;
     cr_assert_eq(pthread_getattr_default_np(&dflt), 0);
     pthread_attr_t small;
     cr_assert_eq(pthread_attr_init(&small), 0);
     cr_assert_eq(pthread_attr_setstacksize(&small, 128 << 10), 0);
-    cr_assert_eq(pthread_setattr_default_np(&small), 0); /* what the pool's workers would get by default */
-    small_stack_arg a = {.m = load_synth(), .s = INFER_EINVAL};
     pthread_attr_t caller;
     cr_assert_eq(pthread_attr_init(&caller), 0);
-    cr_assert_eq(pthread_attr_setstacksize(&caller, INFER_MIN_CALLER_STACK), 0);
+    const size_t probe_size = (size_t)1 << 20;
+    cr_assert_eq(pthread_attr_setstacksize(&caller, probe_size), 0);
+    size_t probe_free = 0;
     pthread_t th;
-    cr_assert_eq(pthread_create(&th, &caller, decode_on_small_stack, &a), 0);
+    cr_assert_eq(pthread_create(&th, &caller, probe_stack, &probe_free), 0);
     pthread_join(th, NULL);
-    cr_assert_eq(pthread_setattr_default_np(&dflt), 0);
-    cr_assert_eq(a.s, INFER_OK, "%s", infer_status_name(a.s));
+    cr_assert(probe_free > 0 && probe_free < probe_size);
+    const size_t taken = (probe_size - probe_free + 4095) & ~(size_t)4095;
+    cr_assert_eq(pthread_attr_setstacksize(&caller, INFER_MIN_CALLER_STACK + taken), 0);
+    const uint32_t types[] = {INFER_TYPE_F32, INFER_TYPE_F16, INFER_TYPE_Q4_0, INFER_TYPE_Q8_0, INFER_TYPE_Q4_K,
+                              INFER_TYPE_Q6_K};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        synth_params p = synth_default_params();
+        p.wtype = types[t];
+        p.n_embd = 256, p.n_ff = 512, p.n_head = 4, p.n_head_kv = 2, p.n_layer = 2; /* K-quant rows: 256 wide */
+        void *buf = NULL;
+        size_t size = 0;
+        infer_error err = {0};
+        cr_assert_eq(synth_model(&p, &buf, &size, &err), INFER_OK, "%s", err.message);
+        small_stack_arg a = {.s = INFER_EINVAL, .free_at_entry = 0};
+        cr_assert_eq(infer_model_load_memory(buf, size, NULL, &a.m, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(pthread_setattr_default_np(&small), 0); /* what the pool's workers would get by default */
+        cr_assert_eq(pthread_create(&th, &caller, decode_on_small_stack, &a), 0);
+        pthread_join(th, NULL);
+        cr_assert_eq(pthread_setattr_default_np(&dflt), 0);
+        /* What it had: the minimum, give or take a page. */
+        cr_assert(a.free_at_entry + 4096 >= INFER_MIN_CALLER_STACK && a.free_at_entry <= INFER_MIN_CALLER_STACK + 8192,
+                  "%zu bytes free", a.free_at_entry);
+        cr_assert_eq(a.s, INFER_OK, "type %s: %s", infer_type_name(types[t]), infer_status_name(a.s));
+        infer_model_release(a.m);
+        free(buf);
+    }
     pthread_attr_destroy(&caller);
     pthread_attr_destroy(&small);
     pthread_attr_destroy(&dflt);
+}
+
+/* Running out of memory for the kernels' scratch is an error where a
+ * thread enters them: a pool whose worker cannot have its scratch is not
+ * made, and a decode whose calling thread cannot have its scratch says so
+ * (the next decode, with memory, works). */
+static void *decode_with_scratch_failing(void *arg) {
+    small_stack_arg *a = arg;
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 1;
+    infer_context *c = NULL;
+    a->s = infer_context_new(a->m, &cp, &c, NULL);
+    if (a->s != INFER_OK) return NULL;
+    int32_t ids[4];
+    ids_for(ids, 4, 5);
+    infer_error err = {0};
+    infer_alloc_fail_at(1); /* this fresh thread's scratch is the decode's first allocation */
+    a->s = infer_decode(c, ids, 4, 0, &err);
+    infer_alloc_fail_at(0);
+    if (a->s == INFER_ENOMEM && infer_decode(c, ids, 4, 0, NULL) != INFER_OK) a->s = INFER_EBACKEND;
+    infer_context_free(c);
+    return NULL;
+}
+
+Test(context, kernel_scratch_out_of_memory_is_an_error) {
+    small_stack_arg a = {.m = load_synth(), .s = INFER_OK};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, decode_with_scratch_failing, &a), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(a.s, INFER_ENOMEM, "%s", infer_status_name(a.s));
     infer_model_release(a.m);
 }

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "dispatch.h"
 #include "pool.h"
 #include "testutil.h"
 
@@ -349,5 +350,43 @@ Test(pool, late_worker_takes_no_part_of_a_finished_job) {
     pool_run(p, stale_run, &a); /* the caller alone */
     cr_assert_eq(atomic_load(&a.got), 77 * 76 / 2);
     pool_free(p); /* held workers still stop */
+    LEAK_CHECK();
+}
+
+/* Each worker has its kernel scratch (dispatch.h) before pool_new returns:
+ * whichever allocation fails, pool_new says ENOMEM and frees all it made
+ * (LEAK_CHECK in the sanitizer build); with memory, a job asks every
+ * thread for its scratch and nothing more is allocated. */
+static void scratch_part(void *arg, int ith, int nth, int self) {
+    (void)ith, (void)nth;
+    ((void **)arg)[self] = kernels_scratch();
+}
+
+Test(pool, worker_scratch_out_of_memory_fails_pool_new) {
+    cr_assert_eq(kernels_scratch_reserve(), 0); /* the caller's own */
+    pool *p = NULL;
+    infer_error err = {0};
+    uint64_t k = 1;
+    for (; k < 100; k++) {
+        infer_alloc_fail_at(k);
+        infer_status s = pool_new(3, &p, &err);
+        infer_alloc_fail_at(0);
+        if (s == INFER_OK) break;
+        cr_assert_eq(s, INFER_ENOMEM, "allocation %llu: %s", (unsigned long long)k, err.message);
+        cr_assert_null(p);
+        LEAK_CHECK();
+    }
+    cr_assert_gt(k, 6, "pool_new of 3 threads made only %llu allocations", (unsigned long long)k - 1);
+    cr_assert_lt(k, 100);
+    void *seen[3] = {0};
+    const uint64_t before = infer_alloc_count();
+    for (int r = 0; r < 50; r++) pool_run(p, scratch_part, seen);
+    cr_assert_eq(infer_alloc_count(), before, "a thread's scratch was not reserved by pool_new");
+    for (int i = 0; i < 3; i++) {
+        if (!seen[i]) continue; /* a worker may have taken no part */
+        cr_assert_eq((uintptr_t)seen[i] % 64, 0);
+        for (int j = 0; j < i; j++) cr_assert_neq(seen[i], seen[j]);
+    }
+    pool_free(p);
     LEAK_CHECK();
 }

@@ -384,9 +384,11 @@ static void prep_act(uint32_t type, const uint8_t *act, size_t as, int64_t ntc, 
  * one K chunk at a time. */
 static void matmul_quant(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                          const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
-    _Alignas(32) meta_t meta[TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T];
-    _Alignas(32) uint8_t panel[PANEL_BYTES];
-    _Alignas(32) uint8_t rows16[16 * KC_VALS / X86_QK * 34]; /* packed: one group's K chunk (legacy is the larger) */
+    enum { META = TC / X2_T * (KC_VALS / X86_QK) * 2 * X2_T, ROWS16 = 16 * KC_VALS / X86_QK * 34 };
+    _Static_assert(X86_UP64(sizeof(meta_t) * META) + X86_UP64(PANEL_BYTES) + ROWS16 <= KERNELS_SCRATCH_BYTES, "scratch");
+    meta_t *const meta = kernels_scratch(); /* [META] */
+    uint8_t *const panel = (uint8_t *)meta + X86_UP64(sizeof(meta_t) * META);
+    uint8_t *const rows16 = panel + X86_UP64(PANEL_BYTES); /* packed: one group's K chunk (legacy is the larger) */
     const int k = x86_family_of(type) == X86_FAM_K, has_min = k ? x86_k_has_min(type) : x86_legacy_has_min(type);
     const int bs = k ? X86_QKK : X86_QK;
     const size_t ab = k ? 292 : has_min ? 36 : 34, bb = x86_block_bytes(type);

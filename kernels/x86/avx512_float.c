@@ -140,8 +140,9 @@ static const mk_float_fn MK_FLOAT_FNS[F_T] = {mk_float_1, mk_float_2, mk_float_3
 /* kn: W stored by column, rb bytes between its columns' starts (pack_float_kn). */
 static void gemm_float(uint32_t type, int kn, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                        const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
-    _Alignas(64) float panel[F_KC * F_R];
-    _Alignas(64) float xa[F_TC * F_KC]; /* F16/BF16 activations as floats */
+    _Static_assert(sizeof(float) * (F_KC * F_R + F_TC * F_KC) <= KERNELS_SCRATCH_BYTES, "scratch too small");
+    float *const panel = kernels_scratch();      /* [F_KC * F_R] */
+    float *const xa = panel + F_KC * F_R;        /* [F_TC * F_KC]: F16/BF16 activations as floats */
     const size_t es = type == INFER_TYPE_F32 ? 4 : 2;
     for (int64_t tok0 = 0; tok0 < n_tok; tok0 += F_TC) {
         const int64_t ntc = n_tok - tok0 < F_TC ? n_tok - tok0 : F_TC;

@@ -145,9 +145,11 @@ static const mk_legacy_fn MK_LEGACY_FNS[2][X5_T] = {
  * group-blocks put back in row order. */
 static void gemm_legacy(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                         const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
-    _Alignas(64) uint8_t panel[LEG_KC * X5_LEG_BLOCK];
-    _Alignas(64) uint8_t rows16[16 * LEG_KC * 34]; /* packed: one panel's rows */
-    _Alignas(64) meta_t meta[LEG_TC / X5_T * LEG_KC * 2 * X5_T];
+    enum { PANEL = LEG_KC * X5_LEG_BLOCK, ROWS16 = 16 * LEG_KC * 34, META = LEG_TC / X5_T * LEG_KC * 2 * X5_T };
+    _Static_assert(X86_UP64(PANEL) + X86_UP64(ROWS16) + sizeof(meta_t) * META <= KERNELS_SCRATCH_BYTES, "scratch");
+    uint8_t *const panel = kernels_scratch();
+    uint8_t *const rows16 = panel + X86_UP64(PANEL);                    /* packed: one panel's rows */
+    meta_t *const meta = (meta_t *)(void *)(rows16 + X86_UP64(ROWS16)); /* [META] */
     const int has_min = x86_legacy_has_min(type);
     const size_t ab = has_min ? 36 : 34, qoff = has_min ? 4 : 2;
     const int64_t nb = n_cols / X86_QK;
@@ -242,8 +244,9 @@ static const mk_k_fn MK_K_FNS[3][X5_T] = {MK_K_ROW(16, 0), MK_K_ROW(16, 1), MK_K
 
 static void gemm_k(const int packed, uint32_t type, const uint8_t *W, size_t rb, int64_t n_rows, int64_t n_cols,
                    const uint8_t *act, size_t as, int64_t n_tok, float *out, size_t os) {
-    _Alignas(64) uint8_t panel[K_KC * X5_K_BLOCK];
-    _Alignas(64) uint8_t rows16[16 * K_KC * 210]; /* packed: one panel's rows */
+    _Static_assert(X86_UP64(K_KC * X5_K_BLOCK) + 16 * K_KC * 210 <= KERNELS_SCRATCH_BYTES, "scratch too small");
+    uint8_t *const panel = kernels_scratch();                            /* [K_KC * X5_K_BLOCK] */
+    uint8_t *const rows16 = panel + X86_UP64(K_KC * X5_K_BLOCK);        /* packed: one panel's rows */
     const int64_t nsb = n_cols / X86_QKK;
     const int kind = x86_k_sub(type) == 32 ? 2 : x86_k_has_min(type) ? 1 : 0;
     for (int64_t tok0 = 0; tok0 < n_tok; tok0 += K_TC) {

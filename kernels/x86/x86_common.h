@@ -28,6 +28,11 @@
 #include <string.h>
 
 #include "infer_gguf.h"
+#include "dispatch.h"
+
+/* n rounded up to 64 bytes: the batch kernels carve their panels out of
+ * kernels_scratch() (64-byte aligned) at such offsets. */
+#define X86_UP64(n) (((size_t)(n) + 63) & ~(size_t)63)
 
 #define X86_QK 32   /* values per legacy block */
 #define X86_QKK 256 /* values per K-quant super-block */
