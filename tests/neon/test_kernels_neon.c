@@ -1,7 +1,8 @@
 /*
  * test_kernels_neon.c - every entry of kernels_neon against kernels_ref on
  * random inputs, cross-compiled for aarch64 and run under qemu-aarch64
- * (`make test-neon`). No Criterion (there is none for arm64 here): a plain
+ * (`make test-neon`; with --no-dotprod, on a CPU without it, the dispatch
+ * falling back to the reference). No Criterion (there is none for arm64 here): a plain
  * program whose last line is "N passed, M failed" and whose exit status is
  * non-zero on any failure.
  *
@@ -641,11 +642,49 @@ static void test_dispatch(void) {
     printf("dispatch      %3d passed %d failed\n", n_passed - passed, n_failed - failed);
 }
 
+/* --no-dotprod, run on a CPU without it (`qemu-aarch64 -cpu cortex-a53`):
+ * the NEON level is not offered, every way of choosing lands on the
+ * reference, and the chosen table runs each weight type's matmul (built,
+ * like the library, for plain ARMv8-A outside kernels/arm: an instruction
+ * this CPU lacks would fault) to the reference's own bits. */
+static int test_without_dotprod(void) {
+    report(kernels_for(INFER_ISA_NEON) == NULL, "no dotprod: kernels_for(NEON) is NULL");
+    report(isa_chosen_with(NULL) == INFER_ISA_REF, "no dotprod: kernels_get() picks ref");
+    report(isa_chosen_with("neon") == INFER_ISA_REF, "no dotprod: INFER_CPU=neon falls back to ref");
+    const kernel_table *kt = kernels_get();
+    report(kt && kt->isa == INFER_ISA_REF, "no dotprod: this process's table is ref");
+    enum { ROWS = 5, TOK = 3, COLS = 512 };
+    float *x = malloc(sizeof(float) * COLS);
+    uint8_t *w = malloc(ROWS * row_size(INFER_TYPE_F32, COLS)), *a = malloc(TOK * row_size(INFER_TYPE_F32, COLS));
+    float got[ROWS * TOK], want[ROWS * TOK];
+    for (size_t ti = 0; kt && x && w && a && ti < N_WEIGHT_TYPES; ti++) {
+        const uint32_t type = WEIGHT_TYPES[ti], at = kt->vec_dot_type(type);
+        const size_t wrb = row_size(type, COLS), arb = row_size(at, COLS);
+        for (int r = 0; r < ROWS; r++) fill_weights(type, w + (size_t)r * wrb, COLS, W_NORMAL);
+        for (int t = 0; t < TOK; t++) {
+            fill(x, COLS, IN_NORMAL, 1e15f);
+            kt->quantize_act(at, x, a + (size_t)t * arb, COLS);
+        }
+        kt->matmul(type, w, wrb, ROWS, COLS, a, arb, TOK, got, ROWS);
+        infer_ref_matmul(type, w, wrb, ROWS, COLS, a, arb, TOK, want, ROWS);
+        report(memcmp(got, want, sizeof got) == 0, "no dotprod: %s matmul through the chosen table",
+               infer_type_name(type));
+    }
+    report(x && w && a, "no dotprod: buffers");
+    free(x), free(w), free(a);
+    printf("no dotprod   %3d passed %d failed\n", n_passed, n_failed);
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed != 0;
+}
+
 int main(int argc, char **argv) {
+    int no_dotprod = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-v") == 0) verbose = 1;
+        else if (strcmp(argv[i], "--no-dotprod") == 0) no_dotprod = 1;
         else rng = strtoull(argv[i], NULL, 0);
     }
+    if (no_dotprod) return test_without_dotprod();
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("test_kernels_neon [-v] [seed]: seed %#llx\n", (unsigned long long)rng);
     const clock_t t0 = clock();
