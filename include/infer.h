@@ -139,6 +139,8 @@ typedef struct {
  * a message when there is no Vulkan driver or device. */
 infer_status infer_vulkan_devices(infer_device_info *out, size_t cap, size_t *n, infer_error *err);
 
+/* These two take no busy flag: any thread may read them, also while
+ * another decodes (n_past then says the count before or after a chunk). */
 uint32_t infer_context_n_ctx(const infer_context *c);
 uint32_t infer_context_n_past(const infer_context *c); /* tokens in the KV cache */
 

@@ -108,7 +108,12 @@ int infer_context_backend(const infer_context *c) { return c ? c->backend : INFE
 const char *infer_context_backend_note(const infer_context *c) { return c ? c->backend_note : ""; }
 
 uint32_t infer_context_n_ctx(const infer_context *c) { return c ? c->n_ctx : 0; }
-uint32_t infer_context_n_past(const infer_context *c) { return c ? c->n_past : 0; }
+/* Without the busy flag: another thread may read it during a decode (a
+ * progress display) and sees the count before or after a chunk. n_ctx is
+ * fixed when the context is made. */
+uint32_t infer_context_n_past(const infer_context *c) {
+    return c ? atomic_load_explicit(&c->n_past, memory_order_relaxed) : 0;
+}
 
 infer_status context_decode_locked(infer_context *c, const int32_t *ids, size_t n, unsigned flags,
                                    infer_error *err) {

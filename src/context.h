@@ -17,7 +17,8 @@ struct infer_context {
     int all_logits;       /* logits reserved for every token of a batch */
     int backend;          /* INFER_BACKEND_CPU or _VULKAN: what runs */
     char backend_note[INFER_ERROR_MSG_MAX]; /* why Vulkan was not used, or "" */
-    uint32_t n_past;      /* tokens in the cache */
+    _Atomic uint32_t n_past; /* tokens in the cache: written under busy, read by
+                                infer_context_n_past from any thread */
     size_t n_logit_rows;  /* rows of logits from the last decode (0: none) */
     infer_context *outer; /* while busy: the context this thread was inside before (context_enter) */
 };

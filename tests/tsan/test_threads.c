@@ -20,6 +20,7 @@
  * Last line: "N passed, M failed".
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,52 @@ static void busy_context(void) {
     infer_model_release(m);
 }
 
+/* ---- counters read during a decode ------------------------------------------------------- */
+
+/* infer_context_n_past and _n_ctx may be read from another thread while a
+ * decode runs (a progress display): no data race, and what they say only
+ * grows, up to what was decoded. */
+typedef struct {
+    infer_context *c;
+    atomic_int done;
+    uint32_t last, max_seen, n_ctx_seen;
+    int backwards;
+} poll_state;
+
+static void *poll_counters(void *arg) {
+    poll_state *ps = arg;
+    while (!atomic_load(&ps->done)) {
+        const uint32_t n = infer_context_n_past(ps->c);
+        if (n < ps->last) ps->backwards = 1;
+        ps->last = n;
+        if (n > ps->max_seen) ps->max_seen = n;
+        ps->n_ctx_seen = infer_context_n_ctx(ps->c);
+    }
+    return NULL;
+}
+
+static void counters_during_decode(void) {
+    infer_model *m = load();
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    poll_state ps = {0};
+    if (infer_context_new(m, &cp, &ps.c, NULL) != INFER_OK) exit(2);
+    pthread_t th;
+    pthread_create(&th, NULL, poll_counters, &ps);
+    int ok = 1;
+    for (int32_t i = 0; i < 40 && ok; i++) {
+        const int32_t tok = 3 + i;
+        ok = infer_decode(ps.c, &tok, 1, 0, NULL) == INFER_OK;
+    }
+    atomic_store(&ps.done, 1);
+    pthread_join(th, NULL);
+    CHECK(ok, "decode failed");
+    CHECK(!ps.backwards && ps.max_seen <= 40, "n_past read as %u, went backwards: %d", ps.max_seen, ps.backwards);
+    CHECK(ps.n_ctx_seen == 0 || ps.n_ctx_seen == 64, "n_ctx read as %u", ps.n_ctx_seen);
+    infer_context_free(ps.c);
+    infer_model_release(m);
+}
+
 /* ---- release on another thread ---------------------------------------------------------- */
 
 static void *release_model(void *arg) {
@@ -324,6 +371,7 @@ int main(void) {
     packed_model_many_contexts(1);
     packed_model_many_contexts(0);
     busy_context();
+    counters_during_decode();
     release_under_live_context();
     concurrent_tokenize();
     pool_late_workers();
