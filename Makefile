@@ -12,7 +12,10 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 WERROR  ?= -Werror
 OPT     ?= -O2
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra $(WERROR) -Wshadow \
+# -ffp-contract=off: a*b+c stays two roundings, as the reference kernels
+# and llama.cpp's numerics have it. GCC in ISO C mode does so already;
+# clang (make fuzz, CC=clang) would fuse such scalar steps where FMA exists.
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -ffp-contract=off -Wall -Wextra $(WERROR) -Wshadow \
               -Wno-unused-parameter -Iinclude -Isrc -Ikernels -MMD -MP
 LDLIBS_BASE = -lpcre2-8 -lopenblas -lm -lpthread
 
@@ -167,7 +170,7 @@ tsan:
 # (gcc, every check) runs every kernel at every level the machine has.
 FUZZ_TARGETS = $(patsubst fuzz/%.c,build-fuzz/%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_CORPORA = $(patsubst build-fuzz/fuzz_%,build-fuzz/corpus/%,$(FUZZ_TARGETS))
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Ikernels \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -ffp-contract=off -Iinclude -Isrc -Ikernels \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: | build-fuzz/.deps-fuzz
 	$(MAKE) B=build-fuzz CC=clang WERROR= \
@@ -227,7 +230,7 @@ clean:
 # dotprod (qemu's Cortex-A53), checks that the reference is chosen and runs.
 NEON_CC   = aarch64-linux-gnu-gcc
 DEPS_NEON = gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-NEON_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra $(WERROR) -Wshadow -Wno-unused-parameter \
+NEON_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O2 -ffp-contract=off -Wall -Wextra $(WERROR) -Wshadow -Wno-unused-parameter \
               -Iinclude -Isrc -Ikernels
 NEON_OBJ  = $(patsubst %.c,build-neon/obj/%.o,tests/neon/test_kernels_neon.c $(wildcard kernels/ref/*.c) \
               $(wildcard kernels/arm/*.c) kernels/dispatch.c src/types.c src/util.c)
