@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,21 +411,49 @@ static double probe_in_process(int n_threads) {
 }
 
 /* The probe runs in a child process so that its buffer never counts in
- * this process's peak RSS. */
+ * this process's peak RSS: this program again (/proc/self/exe), started
+ * with PROBE_CHILD_ARG and the thread count, printing its GB/s on stdout.
+ * A new program, not a fork: this process has threads (the context's pool,
+ * OpenBLAS's), and a forked child of a threaded process may only call
+ * async-signal-safe functions, where the probe allocates and starts
+ * threads. 0.0 when it cannot run (no share of it is printed then). */
+#define PROBE_CHILD_ARG "--probe-child"
+extern char **environ;
+
 static double probe_bandwidth(int n_threads) {
     int fd[2];
     double gbs = 0.0;
     if (pipe(fd) != 0) return 0.0;
-    pid_t pid = fork();
-    if (pid == 0) {
-        double v = probe_in_process(n_threads);
-        ssize_t w = write(fd[1], &v, sizeof v);
-        _exit(w == (ssize_t)sizeof v ? 0 : 1);
+    char nbuf[16];
+    snprintf(nbuf, sizeof nbuf, "%d", n_threads);
+    char *args[] = {"infer-bench", PROBE_CHILD_ARG, nbuf, NULL};
+    posix_spawn_file_actions_t fa;
+    pid_t pid = -1;
+    if (posix_spawn_file_actions_init(&fa) == 0) {
+        if (posix_spawn_file_actions_adddup2(&fa, fd[1], STDOUT_FILENO) == 0 &&
+            posix_spawn_file_actions_addclose(&fa, fd[0]) == 0 &&
+            posix_spawn(&pid, "/proc/self/exe", &fa, NULL, args, environ) != 0)
+            pid = -1;
+        posix_spawn_file_actions_destroy(&fa);
     }
     close(fd[1]);
-    if (pid > 0 && read(fd[0], &gbs, sizeof gbs) != (ssize_t)sizeof gbs) gbs = 0.0;
+    char text[64] = "";
+    size_t got = 0;
+    for (ssize_t r; pid > 0 && got + 1 < sizeof text && (r = read(fd[0], text + got, sizeof text - 1 - got)) != 0;) {
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        got += (size_t)r;
+    }
+    text[got] = '\0';
     close(fd[0]);
-    if (pid > 0) waitpid(pid, NULL, 0);
+    int st = 0;
+    if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        char *end = NULL;
+        gbs = strtod(text, &end);
+        if (end == text || !(gbs > 0.0 && gbs < 1e6)) gbs = 0.0;
+    }
     return gbs;
 }
 
@@ -765,6 +794,11 @@ static void out_end(printer *p) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], PROBE_CHILD_ARG) == 0) { /* probe_bandwidth's child */
+        const long n = strtol(argv[2], NULL, 10);
+        printf("%.6f\n", probe_in_process(n >= 1 && n <= 64 ? (int)n : 1));
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     bench_opts o;
     if (parse_args(argc, argv, &o) != 0) return 1;
     if (o.kernels) return bench_kernels(stdout) == 0 ? 0 : 3;

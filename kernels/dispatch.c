@@ -288,7 +288,7 @@ const kernel_table *kernels_get(void) {
 
 /* ---- per-thread scratch -------------------------------------------------- */
 
-static _Thread_local void *tl_scratch;    /* 64-aligned, inside tl_scratch_raw */
+static _Thread_local void *tl_scratch;    /* 64-aligned, inside the block scratch_key holds */
 static pthread_key_t scratch_key;          /* its destructor frees the raw block */
 static int scratch_key_ok;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;

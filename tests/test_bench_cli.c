@@ -108,7 +108,10 @@ Test(bench_cli, markdown_rows_as_llama_bench) {
     }
     cr_assert_not(test_md_row(out, 6, row, sizeof row), "one row per model and test: %s", out);
     cr_assert(strstr(out, "\nbuild: "), "a build line ends the table: %s", out);
-    cr_assert(strstr(err, "read bandwidth probe: "), "%s", err);
+    const char *probe = strstr(err, "read bandwidth probe: ");
+    cr_assert(probe, "%s", err);
+    /* The probe runs in a child program (infer-bench --probe-child): 0.00 if it could not. */
+    cr_assert_gt(atof(probe + strlen("read bandwidth probe: ")), 0.0, "%s", err);
     cr_assert_eq(test_count(err, "probe before each repetition"), 2, "one paired-probe line per tg test: %s", err);
     LEAK_CHECK();
 }
