@@ -171,4 +171,19 @@ int64_t vocab_utf8_decode(const unsigned char *s, size_t n, size_t i, size_t *ad
 /* UTF-8 bytes of cp (<= 0x10FFFF) into o[0..4); returns how many. */
 size_t vocab_utf8_put(char *o, uint32_t cp);
 
+/* Special-token splitting (vocab_text.c): text as a list of fragments,
+ * each a token (tok >= 0) or plain text [off, off + len) (tok < 0), as
+ * llama.cpp's tokenizer_st_partition makes them. fl starts empty; its
+ * array is the caller's to free, also after an error. */
+typedef struct {
+    size_t off, len;
+    int32_t tok;
+} vocab_frag;
+typedef struct {
+    vocab_frag *a;
+    size_t n, cap;
+} vocab_frag_list;
+infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len, int parse_special,
+                             vocab_frag_list *fl, infer_error *err);
+
 #endif

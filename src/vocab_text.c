@@ -13,67 +13,45 @@
  * As llama.cpp's tokenizer_st_partition: for each special token, longest
  * first, every plain-text fragment is split at each (leftmost,
  * non-overlapping) occurrence of its text. User-defined tokens are split out
- * even when parse_special is off; control and unknown ones only when on. */
+ * even when parse_special is off; control and unknown ones only when on.
+ *
+ * That algorithm passes over every fragment once per special it tries: a
+ * hostile vocabulary of thousands of short user-defined tokens that all
+ * occur made a 100 KB prompt take seconds and a 1 MB one minutes. Here
+ * each special visits only the places its text occurs. Fragments are the
+ * maximal runs of bytes still live (a split token and the whitespace its
+ * lstrip/rstrip removes are dead, and two fragments always have a dead
+ * byte between them), so "the leftmost occurrence inside the fragment,
+ * then on after it" is: in text order, an occurrence is taken when all its
+ * bytes are live (a Fenwick tree of dead bytes answers that), which also
+ * excludes overlapping this special's last one. The same splits: tested against
+ * the fragment-by-fragment algorithm on random vocabularies and texts
+ * (test_vocab_split.c). */
 
-typedef struct {
-    size_t off, len; /* plain text [off, off+len) when tok < 0 */
-    int32_t tok;
-} frag;
-
-typedef struct {
-    frag *a;
-    size_t n, cap;
-} frag_list;
-
-static int frag_add(frag_list *l, size_t off, size_t len, int32_t tok) {
+static int frag_add(vocab_frag_list *l, size_t off, size_t len, int32_t tok) {
     if (tok < 0 && len == 0) return 0;
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 16, bytes;
-        if (ck_mul(nc, sizeof(frag), &bytes)) return -1;
-        frag *na = infer_realloc(l->a, bytes);
+        if (ck_mul(nc, sizeof(vocab_frag), &bytes)) return -1;
+        vocab_frag *na = infer_realloc(l->a, bytes);
         if (!na) return -1;
         l->a = na;
         l->cap = nc;
     }
-    l->a[l->n++] = (frag){off, len, tok};
+    l->a[l->n++] = (vocab_frag){off, len, tok};
     return 0;
 }
 
 static int c_isspace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
-static int split_fragment(const infer_vocab *v, const char *text, frag f, int32_t id, frag_list *out) {
-    const char *tt = vocab_text(v, id);
-    size_t tl = v->toks[id].len;
-    unsigned attr = v->toks[id].attr;
-    size_t base = f.off, blen = f.len;
-    for (;;) {
-        const char *m = blen >= tl ? memmem(text + base, blen, tt, tl) : NULL;
-        if (!m) return frag_add(out, base, blen, -1);
-        size_t mo = (size_t)(m - text), left = mo - base;
-        if (attr & ATTR_LSTRIP) {
-            while (left > 0 && c_isspace(text[base + left - 1])) left--;
-        }
-        if (frag_add(out, base, left, -1) || frag_add(out, 0, 0, id)) return -1;
-        size_t rs = mo + tl, rl = base + blen - rs;
-        if (attr & ATTR_RSTRIP) {
-            while (rl > 0 && c_isspace(text[rs])) rs++, rl--;
-        }
-        if (rl == 0) return 0;
-        base = rs;
-        blen = rl;
-    }
-}
-
 /* Which of the candidate specials (cand[k]: may be split out here) occur
- * in text at all, into occurs[k]. Splitting costs a pass over every
- * fragment per special it tries, so a vocabulary of 256 k user-defined
- * tokens made a 1 MB prompt take minutes; the ones that occur nowhere are
- * now skipped. Per distinct length L among them: when many share it, a
- * table of their polynomial hashes with every L-byte window of the text
- * rolled through it (each hit confirmed by memcmp); when few do, memmem
- * for each (glibc's skips ahead: many lengths of one token each, a case
- * where rolling once per length was 180x slower, stay as fast as before).
- * O(text x (groups of ROLL_MIN or more + tokens in smaller groups)). */
+ * in text at all, into occurs[k], and (positions not NULL) where: every
+ * start of an occurrence of a candidate of length L, overlapping ones too,
+ * as pairs in text order. Per distinct length L among them: when many
+ * share it, a table of their polynomial hashes with every L-byte window of
+ * the text rolled through it (each hit confirmed by memcmp); when few do,
+ * memmem for each (glibc's skips ahead: many lengths of one token each, a
+ * case where rolling once per length was 180x slower, stay fast). */
 #define ROLL_MIN 8
 #define ROLL_B 0x100000001b3ull
 typedef struct {
@@ -83,6 +61,13 @@ typedef struct {
 typedef struct {
     size_t len, k;
 } len_k;
+typedef struct {
+    size_t pos, k;
+} hit;
+typedef struct {
+    hit *a;
+    size_t n, cap;
+} hit_list;
 
 static int by_len(const void *a, const void *b) {
     const len_k *x = a, *y = b;
@@ -95,68 +80,142 @@ static uint64_t roll_hash(const char *s, size_t n) {
     return h;
 }
 
+static int hit_add(hit_list *l, size_t pos, size_t k) {
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64, bytes;
+        if (ck_mul(nc, sizeof(hit), &bytes)) return -1;
+        hit *na = infer_realloc(l->a, bytes);
+        if (!na) return -1;
+        l->a = na;
+        l->cap = nc;
+    }
+    l->a[l->n++] = (hit){pos, k};
+    return 0;
+}
+
+/* The occurrences of the specials lk[0, n) (all of one length L) in text:
+ * occurs[] set for each found; with hits, every start appended (text order
+ * for the rolled case, special by special for memmem; the caller sorts). */
+static int find_group(const infer_vocab *v, const char *text, size_t len, const len_k *lk, size_t n, roll_slot *tab,
+                      uint8_t *occurs, hit_list *hits) {
+    const size_t L = lk[0].len;
+    if (n < ROLL_MIN) {
+        for (size_t i = 0; i < n; i++) {
+            const char *t = vocab_text(v, v->specials[lk[i].k]);
+            for (size_t from = 0; from + L <= len;) {
+                const char *m = memmem(text + from, len - from, t, L);
+                if (!m) break;
+                occurs[lk[i].k] = 1;
+                if (!hits) break;
+                if (hit_add(hits, (size_t)(m - text), lk[i].k)) return -1;
+                from = (size_t)(m - text) + 1;
+            }
+        }
+        return 0;
+    }
+    size_t mask = 0;
+    if (infer_hash_capacity(n, &mask)) return -1; /* not reached: the caller's table held more */
+    memset(tab, 0, mask * sizeof *tab);
+    mask--;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t h = roll_hash(vocab_text(v, v->specials[lk[i].k]), L);
+        size_t j = infer_hash_slot(h, mask);
+        while (tab[j].k) j = (j + 1) & mask;
+        tab[j] = (roll_slot){h, lk[i].k + 1};
+    }
+    uint64_t top = 1; /* ROLL_B^(L-1) */
+    for (size_t i = 1; i < L; i++) top *= ROLL_B;
+    uint64_t h = roll_hash(text, L);
+    for (size_t p = 0;; p++) { /* window [p, p + L) */
+        for (size_t j = infer_hash_slot(h, mask); tab[j].k; j = (j + 1) & mask) {
+            const size_t k = tab[j].k - 1;
+            if (tab[j].h != h || (!hits && occurs[k]) || memcmp(text + p, vocab_text(v, v->specials[k]), L)) continue;
+            occurs[k] = 1;
+            if (hits && hit_add(hits, p, k)) return -1; /* every match: a vocabulary may repeat a text */
+        }
+        if (p + L >= len) break;
+        h = (h - (unsigned char)text[p] * top) * ROLL_B + (unsigned char)text[p + L];
+    }
+    return 0;
+}
+
+/* occurs[k] for the candidates, by groups of equal length. */
 static int find_occurring(const infer_vocab *v, const char *text, size_t len, const uint8_t *cand, uint8_t *occurs) {
     size_t n = 0, cap = 0;
     for (size_t k = 0; k < v->n_specials; k++) n += cand[k];
     len_k *lk = infer_malloc_array(n ? n : 1, sizeof *lk);
     roll_slot *tab = infer_hash_capacity(n, &cap) ? NULL : infer_malloc_array(cap, sizeof *tab);
-    if (!lk || !tab) {
-        infer_free(lk);
-        infer_free(tab);
-        return -1;
-    }
+    int r = lk && tab ? 0 : -1;
     n = 0;
-    for (size_t k = 0; k < v->n_specials; k++)
+    for (size_t k = 0; !r && k < v->n_specials; k++)
         if (cand[k]) lk[n++] = (len_k){v->toks[v->specials[k]].len, k};
-    qsort(lk, n, sizeof *lk, by_len);
-    for (size_t g0 = 0, g1; g0 < n; g0 = g1) { /* the group of length L: lk[g0 .. g1) */
-        const size_t L = lk[g0].len;
-        for (g1 = g0; g1 < n && lk[g1].len == L; g1++) {}
-        if (g1 - g0 < ROLL_MIN) {
-            for (size_t i = g0; i < g1; i++)
-                occurs[lk[i].k] = memmem(text, len, vocab_text(v, v->specials[lk[i].k]), L) != NULL;
-            continue;
-        }
-        size_t mask = 0;
-        if (infer_hash_capacity(g1 - g0, &mask)) { /* not reached: g1 - g0 <= n, whose capacity fit */
-            infer_free(lk);
-            infer_free(tab);
-            return -1;
-        }
-        memset(tab, 0, mask * sizeof *tab); /* at most cap slots */
-        mask--;
-        for (size_t i = g0; i < g1; i++) {
-            const uint64_t h = roll_hash(vocab_text(v, v->specials[lk[i].k]), L);
-            size_t j = infer_hash_slot(h, mask);
-            while (tab[j].k) j = (j + 1) & mask;
-            tab[j] = (roll_slot){h, lk[i].k + 1};
-        }
-        uint64_t top = 1; /* ROLL_B^(L-1) */
-        for (size_t i = 1; i < L; i++) top *= ROLL_B;
-        uint64_t h = roll_hash(text, L);
-        for (size_t p = 0;; p++) { /* window [p, p + L) */
-            for (size_t j = infer_hash_slot(h, mask); tab[j].k; j = (j + 1) & mask) {
-                const size_t k = tab[j].k - 1;
-                if (tab[j].h == h && !occurs[k] && !memcmp(text + p, vocab_text(v, v->specials[k]), L)) occurs[k] = 1;
-            }
-            if (p + L >= len) break;
-            h = (h - (unsigned char)text[p] * top) * ROLL_B + (unsigned char)text[p + L];
-        }
+    if (!r) qsort(lk, n, sizeof *lk, by_len);
+    for (size_t g0 = 0, g1; !r && g0 < n; g0 = g1) {
+        for (g1 = g0; g1 < n && lk[g1].len == lk[g0].len; g1++) {}
+        r = find_group(v, text, len, lk + g0, g1 - g0, tab, occurs, NULL);
     }
     infer_free(lk);
     infer_free(tab);
-    return 0;
+    return r;
 }
 
-static infer_status partition(const infer_vocab *v, const char *text, size_t len, int parse_special,
-                              frag_list *fl, infer_error *err) {
-    frag_list other = {0};
+/* Dead bytes, counted in a Fenwick tree over [0, n): a window is inside one
+ * fragment when none of its bytes is dead. */
+static void dead_add(size_t *fw, size_t n, size_t i) {
+    for (i++; i <= n; i += i & (~i + 1)) fw[i]++;
+}
+
+static size_t dead_before(const size_t *fw, size_t i) { /* dead bytes in [0, i) */
+    size_t s = 0;
+    for (; i > 0; i -= i & (~i + 1)) s += fw[i];
+    return s;
+}
+
+enum { LIVE = -1, DEAD = -2 };
+
+static void mark_dead(int32_t *st, size_t *fw, size_t n, size_t i, int32_t as) {
+    st[i] = as;
+    dead_add(fw, n, i);
+}
+
+/* Special k (id, text length L) at its occurrences pos[0, np), ascending. */
+static void split_special(const infer_vocab *v, const char *text, size_t len, int32_t id, const size_t *pos,
+                          size_t np, int32_t *st, size_t *fw) {
+    const size_t L = v->toks[id].len;
+    const unsigned attr = v->toks[id].attr;
+    for (size_t i = 0; i < np; i++) {
+        const size_t p = pos[i];
+        /* All live: inside a fragment, and past this special's last match
+         * (whose bytes, and what its rstrip took, are dead). */
+        if (dead_before(fw, p + L) != dead_before(fw, p)) continue;
+        if (attr & ATTR_LSTRIP)
+            for (size_t q = p; q > 0 && st[q - 1] == LIVE && c_isspace(text[q - 1]); q--) mark_dead(st, fw, len, q - 1, DEAD);
+        mark_dead(st, fw, len, p, id);
+        for (size_t q = p + 1; q < p + L; q++) mark_dead(st, fw, len, q, DEAD);
+        if (attr & ATTR_RSTRIP)
+            for (size_t q = p + L; q < len && st[q] == LIVE && c_isspace(text[q]); q++) mark_dead(st, fw, len, q, DEAD);
+    }
+}
+
+static int by_hit(const void *a, const void *b) {
+    const hit *x = a, *y = b;
+    if (x->k != y->k) return (x->k > y->k) - (x->k < y->k);
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len, int parse_special,
+                             vocab_frag_list *fl, infer_error *err) {
     uint8_t present[256] = {0};
     uint8_t *cand = NULL;
+    int32_t *st = NULL;
+    size_t *fw = NULL, *pos = NULL;
+    len_k *lk = NULL;
+    roll_slot *tab = NULL;
+    hit_list hits = {0};
     infer_status s = INFER_OK;
+    size_t any = 0, n_cand = 0, cap = 0;
 
     if (len == 0) return INFER_OK;
-    if (frag_add(fl, 0, len, -1)) goto nomem;
     for (size_t i = 0; i < len; i++) present[(unsigned char)text[i]] = 1;
     /* cand[k]: special k may be split out here; then cand[k + n]: it occurs */
     if (v->n_specials && !(cand = infer_calloc(v->n_specials, 2))) goto nomem;
@@ -166,26 +225,60 @@ static infer_status partition(const infer_vocab *v, const char *text, size_t len
                   present[(unsigned char)v->text[t->off]];
     }
     if (v->n_specials && find_occurring(v, text, len, cand, cand + v->n_specials)) goto nomem;
+    for (size_t k = 0; k < v->n_specials; k++) any += cand[v->n_specials + k];
+    if (!any) {
+        if (frag_add(fl, 0, len, -1)) goto nomem;
+        goto out;
+    }
 
-    for (size_t k = 0; k < v->n_specials; k++) {
-        int32_t id = v->specials[k];
-        if (!cand[v->n_specials + k]) continue;
-        other.n = 0;
-        for (size_t i = 0; i < fl->n; i++) {
-            frag f = fl->a[i];
-            int r = f.tok >= 0 ? frag_add(&other, f.off, f.len, f.tok) : split_fragment(v, text, f, id, &other);
-            if (r) goto nomem;
+    /* Specials are ordered longest first (ties by id): each group of one
+     * length gets its occurrences in one pass, then each special of it in
+     * order takes what is still live. */
+    st = infer_malloc_array(len, sizeof *st);
+    size_t n1 = 0;
+    fw = ck_add(len, 1, &n1) ? NULL : infer_calloc(n1, sizeof *fw);
+    lk = infer_malloc_array(any, sizeof *lk);
+    if (!st || !fw || !lk || infer_hash_capacity(any, &cap) || !(tab = infer_malloc_array(cap, sizeof *tab))) goto nomem;
+    for (size_t i = 0; i < len; i++) st[i] = LIVE;
+    for (size_t k = 0; k < v->n_specials; k++)
+        if (cand[v->n_specials + k]) lk[n_cand++] = (len_k){v->toks[v->specials[k]].len, k};
+    for (size_t g0 = 0, g1; g0 < n_cand; g0 = g1) { /* lk is in the specials' order: lengths descending */
+        for (g1 = g0; g1 < n_cand && lk[g1].len == lk[g0].len; g1++) {}
+        hits.n = 0;
+        if (find_group(v, text, len, lk + g0, g1 - g0, tab, cand + v->n_specials, &hits)) goto nomem;
+        qsort(hits.a, hits.n, sizeof *hits.a, by_hit); /* by special (their order), then position */
+        infer_free(pos);
+        if (!(pos = infer_malloc_array(hits.n ? hits.n : 1, sizeof *pos))) goto nomem;
+        for (size_t i = 0; i < hits.n; i++) pos[i] = hits.a[i].pos;
+        for (size_t i = 0, j; i < hits.n; i = j) {
+            for (j = i; j < hits.n && hits.a[j].k == hits.a[i].k; j++) {}
+            split_special(v, text, len, v->specials[hits.a[i].k], pos + i, j - i, st, fw);
         }
-        frag_list tmp = *fl;
-        *fl = other;
-        other = tmp;
+    }
+    for (size_t i = 0; i < len;) {
+        if (st[i] >= 0) {
+            if (frag_add(fl, 0, 0, st[i])) goto nomem;
+            i++;
+        } else if (st[i] == DEAD) {
+            i++;
+        } else {
+            size_t j = i;
+            while (j < len && st[j] == LIVE) j++;
+            if (frag_add(fl, i, j - i, -1)) goto nomem;
+            i = j;
+        }
     }
     goto out;
 nomem:
     s = set_error(err, INFER_ENOMEM, "out of memory splitting special tokens");
 out:
-    infer_free(other.a);
     infer_free(cand);
+    infer_free(st);
+    infer_free(fw);
+    infer_free(pos);
+    infer_free(lk);
+    infer_free(tab);
+    infer_free(hits.a);
     return s;
 }
 
@@ -222,7 +315,7 @@ infer_status vocab_tokenize(const infer_vocab *v, const char *text, size_t len, 
                             int parse_special, int32_t *ids, size_t cap, size_t *n_out,
                             infer_error *err) {
     vocab_sink out = {ids, cap, 0};
-    frag_list fl = {0};
+    vocab_frag_list fl = {0};
     char *buf = NULL;
     size_t buf_cap = 0;
     infer_status s = INFER_OK;
@@ -231,12 +324,12 @@ infer_status vocab_tokenize(const infer_vocab *v, const char *text, size_t len, 
     if (!v || !n_out || (!text && len) || (!ids && cap)) {
         return set_error(err, INFER_EINVAL, "vocab_tokenize: NULL argument");
     }
-    if ((s = partition(v, text, len, parse_special, &fl, err)) != INFER_OK) goto done;
+    if ((s = vocab_partition(v, text, len, parse_special, &fl, err)) != INFER_OK) goto done;
 
     if (add_special && v->add_bos) sink_push(&out, v->bos);
     int prev_special = 1; /* SPM: a space prefix goes before text that starts the prompt or follows a special */
     for (size_t i = 0; i < fl.n && s == INFER_OK; i++) {
-        const frag *f = &fl.a[i];
+        const vocab_frag *f = &fl.a[i];
         if (f->tok >= 0) {
             sink_push(&out, f->tok);
             prev_special = 1;

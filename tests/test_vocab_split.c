@@ -1,0 +1,217 @@
+/*
+ * test_vocab_split.c - special-token splitting (vocab_partition) against
+ * the algorithm it replaced, llama.cpp's tokenizer_st_partition written
+ * out plainly: for each special in order (longest first), every plain
+ * fragment is split at each leftmost, non-overlapping occurrence of its
+ * text, lstrip/rstrip taking the whitespace beside it within the fragment.
+ * Random vocabularies over a small alphabet (so that specials overlap,
+ * nest, and share lengths in groups both smaller and larger
+ * than the rolled-hash threshold) and random texts; then the hostile case
+ * that made the old algorithm slow.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "testutil.h"
+#include "vocab_build.h"
+#include "vocab_internal.h"
+
+/* ---- the oracle --------------------------------------------------------- */
+
+static void oracle_add(vocab_frag_list *l, size_t off, size_t len, int32_t tok) {
+    if (tok < 0 && len == 0) return;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->a = realloc(l->a, l->cap * sizeof *l->a);
+        cr_assert_not_null(l->a);
+    }
+    l->a[l->n++] = (vocab_frag){off, len, tok};
+}
+
+static int is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+static void oracle_split(const infer_vocab *v, const char *text, vocab_frag f, int32_t id, vocab_frag_list *out) {
+    const char *tt = vocab_text(v, id);
+    const size_t tl = v->toks[id].len;
+    const unsigned attr = v->toks[id].attr;
+    size_t base = f.off, blen = f.len;
+    for (;;) {
+        const char *m = blen >= tl ? memmem(text + base, blen, tt, tl) : NULL;
+        if (!m) {
+            oracle_add(out, base, blen, -1);
+            return;
+        }
+        size_t mo = (size_t)(m - text), left = mo - base;
+        if (attr & ATTR_LSTRIP)
+            while (left > 0 && is_space(text[base + left - 1])) left--;
+        oracle_add(out, base, left, -1);
+        oracle_add(out, 0, 0, id);
+        size_t rs = mo + tl, rl = base + blen - rs;
+        if (attr & ATTR_RSTRIP)
+            while (rl > 0 && is_space(text[rs])) rs++, rl--;
+        if (rl == 0) return;
+        base = rs;
+        blen = rl;
+    }
+}
+
+static vocab_frag_list oracle_partition(const infer_vocab *v, const char *text, size_t len, int parse_special) {
+    vocab_frag_list fl = {0}, other = {0};
+    if (len == 0) return fl;
+    oracle_add(&fl, 0, len, -1);
+    for (size_t k = 0; k < v->n_specials; k++) {
+        const int32_t id = v->specials[k];
+        const vocab_tok *t = &v->toks[id];
+        if (!parse_special && (t->attr & (ATTR_CONTROL | ATTR_UNKNOWN))) continue;
+        if (t->len == 0) continue;
+        other.n = 0;
+        for (size_t i = 0; i < fl.n; i++) {
+            if (fl.a[i].tok >= 0) oracle_add(&other, 0, 0, fl.a[i].tok);
+            else oracle_split(v, text, fl.a[i], id, &other);
+        }
+        vocab_frag_list tmp = fl;
+        fl = other;
+        other = tmp;
+    }
+    free(other.a);
+    return fl;
+}
+
+static double test_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- random cases -------------------------------------------------------- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(uint32_t n) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (uint32_t)(rng % n);
+}
+
+static const char ALPHA[] = "aab  b\nc";
+
+/* A SentencePiece vocabulary: <unk> <s> </s>, 256 byte tokens, then n
+ * random specials of lengths 1-12 (user-defined or control), all
+ * distinct; lstrip/rstrip set at random on the specials afterwards. */
+static infer_vocab *random_vocab(size_t n) {
+    const size_t total = 259 + n;
+    char **toks = calloc(total, sizeof *toks);
+    size_t *lens = calloc(total, sizeof *lens);
+    int32_t *types = calloc(total, sizeof *types);
+    cr_assert(toks && lens && types);
+    const char *fixed[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) toks[i] = strdup(fixed[i]), types[i] = i == 0 ? 2 : 3;
+    for (int i = 0; i < 256; i++) {
+        toks[3 + i] = malloc(8);
+        snprintf(toks[3 + i], 8, "<0x%02X>", i);
+        types[3 + i] = 6;
+    }
+    const size_t spread = 1 + rnd(12); /* how many lengths the specials use */
+    for (size_t i = 259; i < total; i++) {
+        toks[i] = malloc(40);
+        for (int again = 1, tries = 0; again; tries++) { /* a vocabulary repeats no text (vocab_load refuses) */
+            const size_t L = 1 + rnd((uint32_t)spread) + (size_t)tries / 8;
+            for (size_t j = 0; j < L; j++) toks[i][j] = ALPHA[rnd(sizeof ALPHA - 1)];
+            toks[i][L] = 0;
+            again = 0;
+            for (size_t j = 259; j < i && !again; j++) again = strcmp(toks[i], toks[j]) == 0;
+        }
+        types[i] = rnd(3) ? 4 : 3;
+    }
+    for (size_t i = 0; i < total; i++) lens[i] = strlen(toks[i]);
+    infer_vocab *v = llama_vocab_of((const char *const *)toks, lens, types, total);
+    for (size_t i = 0; i < total; i++) free(toks[i]);
+    free(toks), free(lens), free(types);
+    for (size_t k = 0; k < v->n_specials; k++) {
+        vocab_tok *t = &v->toks[v->specials[k]];
+        const uint32_t r = rnd(4);
+        if (r & 1) t->attr |= ATTR_LSTRIP;
+        if (r & 2) t->attr |= ATTR_RSTRIP;
+    }
+    return v;
+}
+
+static void expect_same(const infer_vocab *v, const char *text, size_t len, int parse_special, int round) {
+    vocab_frag_list got = {0};
+    infer_error err = {0};
+    cr_assert_eq(vocab_partition(v, text, len, parse_special, &got, &err), INFER_OK, "%s", err.message);
+    vocab_frag_list want = oracle_partition(v, text, len, parse_special);
+    cr_assert_eq(got.n, want.n, "round %d: %zu fragments, the old algorithm %zu (text '%.*s')", round, got.n, want.n,
+                 (int)len, text);
+    for (size_t i = 0; i < got.n; i++) {
+        const vocab_frag a = got.a[i], b = want.a[i];
+        cr_assert(a.tok == b.tok && (a.tok >= 0 || (a.off == b.off && a.len == b.len)),
+                  "round %d fragment %zu: tok %d [%zu, +%zu), the old algorithm tok %d [%zu, +%zu] (text '%.*s')",
+                  round, i, a.tok, a.off, a.len, b.tok, b.off, b.len, (int)len, text);
+    }
+    free(got.a);
+    free(want.a);
+}
+
+Test(vocab_split, same_splits_as_the_fragment_by_fragment_algorithm) {
+    char text[400];
+    long splits = 0;
+    for (int round = 0; round < 300; round++) {
+        const size_t n = 1 + rnd(round % 3 == 0 ? 60 : 12); /* length groups above and below ROLL_MIN */
+        infer_vocab *v = random_vocab(n);
+        for (int t = 0; t < 20; t++) {
+            const size_t len = rnd(sizeof text);
+            for (size_t i = 0; i < len; i++) text[i] = ALPHA[rnd(sizeof ALPHA - 1)];
+            expect_same(v, text, len, (int)rnd(2), round);
+            splits++;
+        }
+        vocab_free(v);
+    }
+    cr_assert_eq(splits, 6000);
+}
+
+/* Every 2-byte text over 95 printable characters as a user-defined token
+ * (9025 specials, all of one length, nearly all occurring): the old
+ * algorithm passed over every fragment once per special, seconds for
+ * 100 KB (minutes for 1 MB); now one pass of the group. Checked against
+ * the old algorithm on 20 KB (~0.6 s for it here). */
+Test(vocab_split, thousands_of_occurring_specials) {
+    enum { A = 95 };
+    const size_t total = 259 + A * A;
+    char **toks = calloc(total, sizeof *toks);
+    size_t *lens = calloc(total, sizeof *lens);
+    int32_t *types = calloc(total, sizeof *types);
+    cr_assert(toks && lens && types);
+    const char *fixed[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) toks[i] = strdup(fixed[i]), types[i] = i == 0 ? 2 : 3;
+    for (int i = 0; i < 256; i++) {
+        toks[3 + i] = malloc(8);
+        snprintf(toks[3 + i], 8, "<0x%02X>", i);
+        types[3 + i] = 6;
+    }
+    for (size_t i = 0; i < (size_t)A * A; i++) {
+        toks[259 + i] = malloc(3);
+        toks[259 + i][0] = (char)(32 + i / A), toks[259 + i][1] = (char)(32 + i % A), toks[259 + i][2] = 0;
+        types[259 + i] = 4;
+    }
+    for (size_t i = 0; i < total; i++) lens[i] = strlen(toks[i]);
+    infer_vocab *v = llama_vocab_of((const char *const *)toks, lens, types, total);
+    for (size_t i = 0; i < total; i++) free(toks[i]);
+    free(toks), free(lens), free(types);
+
+    const size_t big = (size_t)1 << 20;
+    char *text = malloc(big);
+    cr_assert_not_null(text);
+    for (size_t i = 0; i < big; i++) text[i] = (char)(32 + rnd(A));
+    expect_same(v, text, 20000, 0, 0);
+    vocab_frag_list fl = {0};
+    const double t0 = test_now_s();
+    cr_assert_eq(vocab_partition(v, text, big, 0, &fl, NULL), INFER_OK);
+    const double t = test_now_s() - t0;
+    size_t toks_out = 0;
+    for (size_t i = 0; i < fl.n; i++) toks_out += fl.a[i].tok >= 0;
+    cr_assert_gt(toks_out, big / 8, "%zu specials split out of 1 MB", toks_out);
+    cr_log_info("vocab_split: 1 MB, 9025 two-byte specials: %zu split out in %.3f s", toks_out, t);
+    free(fl.a);
+    free(text);
+    vocab_free(v);
+}
