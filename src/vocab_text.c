@@ -6,8 +6,11 @@
  */
 #include "vocab_internal.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- special-token splitting ---------------------------------------------
  * As llama.cpp's tokenizer_st_partition: for each special token, longest
@@ -26,7 +29,8 @@
  * bytes are live (a Fenwick tree of dead bytes answers that), which also
  * excludes overlapping this special's last one. The same splits: tested against
  * the fragment-by-fragment algorithm on random vocabularies and texts
- * (test_vocab_split.c). */
+ * (test_vocab_split.c). A length group searches only the runs still live,
+ * so text a longer special took is not read again. */
 
 static int frag_add(vocab_frag_list *l, size_t off, size_t len, int32_t tok) {
     if (tok < 0 && len == 0) return 0;
@@ -53,7 +57,12 @@ static int c_isspace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
  * memmem for each (glibc's skips ahead: many lengths of one token each, a
  * case where rolling once per length was 180x slower, stay fast). */
 #define ROLL_MIN 8
-#define ROLL_B 0x100000001b3ull
+/* Polynomial hashes modulo the prime 2^61 - 1 with a base drawn once per
+ * process: modulo 2^64 any odd base has colliding texts (Thue-Morse), and
+ * with a fixed base colliding texts can be computed; a collision costs a
+ * comparison of L bytes, so a text built to collide everywhere would cost
+ * L per byte. */
+#define ROLL_M ((1ull << 61) - 1)
 typedef struct {
     uint64_t h;
     size_t k;
@@ -74,9 +83,32 @@ static int by_len(const void *a, const void *b) {
     return (x->len > y->len) - (x->len < y->len);
 }
 
+static uint64_t roll_mul(uint64_t a, uint64_t b) { /* a * b mod ROLL_M, for a, b < ROLL_M */
+    const unsigned __int128 r = (unsigned __int128)a * b;
+    uint64_t x = ((uint64_t)r & ROLL_M) + (uint64_t)(r >> 61);
+    return x >= ROLL_M ? x - ROLL_M : x;
+}
+
+static uint64_t roll_base;
+static pthread_once_t roll_once = PTHREAD_ONCE_INIT;
+
+static void roll_init(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t z = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)&ts; /* splitmix64 */
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    roll_base = 256 + z % (ROLL_M - 512);
+}
+
 static uint64_t roll_hash(const char *s, size_t n) {
     uint64_t h = 0;
-    for (size_t i = 0; i < n; i++) h = h * ROLL_B + (unsigned char)s[i];
+    for (size_t i = 0; i < n; i++) {
+        h = roll_mul(h, roll_base) + (unsigned char)s[i];
+        if (h >= ROLL_M) h -= ROLL_M;
+    }
     return h;
 }
 
@@ -93,26 +125,26 @@ static int hit_add(hit_list *l, size_t pos, size_t k) {
     return 0;
 }
 
-/* The occurrences of the specials lk[0, n) (all of one length L) in text:
- * occurs[] set for each found; with hits, every start appended (text order
- * for the rolled case, special by special for memmem; the caller sorts). */
-static int find_group(const infer_vocab *v, const char *text, size_t len, const len_k *lk, size_t n, roll_slot *tab,
-                      uint8_t *occurs, hit_list *hits) {
+/* The specials lk[0, n) (all of one length L) inside the runs of text
+ * runs[0, n_runs) (tok unused). Without hits: occurs[] set for each that
+ * occurs (few specials over few runs: memmem for each; else their hashes
+ * in tab, every L-byte window of each run rolled through it, a hit
+ * confirmed by memcmp). With hits: every window whose hash is a special's,
+ * appended unconfirmed (a special that overlaps itself, "aaaa" in a run of
+ * a's, matches at every byte; confirming each would cost L a window, where
+ * the taker confirms only those it could take). */
+static int find_group(const infer_vocab *v, const char *text, const vocab_frag *runs, size_t n_runs, const len_k *lk,
+                      size_t n, roll_slot *tab, uint8_t *occurs, hit_list *hits) {
     const size_t L = lk[0].len;
-    if (n < ROLL_MIN) {
+    if (!hits && n < ROLL_MIN && n_runs <= 64) {
         for (size_t i = 0; i < n; i++) {
             const char *t = vocab_text(v, v->specials[lk[i].k]);
-            for (size_t from = 0; from + L <= len;) {
-                const char *m = memmem(text + from, len - from, t, L);
-                if (!m) break;
-                occurs[lk[i].k] = 1;
-                if (!hits) break;
-                if (hit_add(hits, (size_t)(m - text), lk[i].k)) return -1;
-                from = (size_t)(m - text) + 1;
-            }
+            for (size_t r = 0; r < n_runs && !occurs[lk[i].k]; r++)
+                occurs[lk[i].k] = runs[r].len >= L && memmem(text + runs[r].off, runs[r].len, t, L) != NULL;
         }
         return 0;
     }
+    pthread_once(&roll_once, roll_init);
     size_t mask = 0;
     if (infer_hash_capacity(n, &mask)) return -1; /* not reached: the caller's table held more */
     memset(tab, 0, mask * sizeof *tab);
@@ -123,18 +155,27 @@ static int find_group(const infer_vocab *v, const char *text, size_t len, const 
         while (tab[j].k) j = (j + 1) & mask;
         tab[j] = (roll_slot){h, lk[i].k + 1};
     }
-    uint64_t top = 1; /* ROLL_B^(L-1) */
-    for (size_t i = 1; i < L; i++) top *= ROLL_B;
-    uint64_t h = roll_hash(text, L);
-    for (size_t p = 0;; p++) { /* window [p, p + L) */
-        for (size_t j = infer_hash_slot(h, mask); tab[j].k; j = (j + 1) & mask) {
-            const size_t k = tab[j].k - 1;
-            if (tab[j].h != h || (!hits && occurs[k]) || memcmp(text + p, vocab_text(v, v->specials[k]), L)) continue;
-            occurs[k] = 1;
-            if (hits && hit_add(hits, p, k)) return -1; /* every match: a vocabulary may repeat a text */
+    uint64_t top = 1; /* roll_base^(L-1) */
+    for (size_t i = 1; i < L; i++) top = roll_mul(top, roll_base);
+    for (size_t r = 0; r < n_runs; r++) {
+        if (runs[r].len < L) continue;
+        const size_t end = runs[r].off + runs[r].len;
+        uint64_t h = roll_hash(text + runs[r].off, L);
+        for (size_t p = runs[r].off;; p++) { /* window [p, p + L) */
+            for (size_t j = infer_hash_slot(h, mask); tab[j].k; j = (j + 1) & mask) {
+                const size_t k = tab[j].k - 1;
+                if (tab[j].h != h) continue;
+                if (hits) { /* unconfirmed: the taker compares only where the bytes are still live */
+                    if (hit_add(hits, p, k)) return -1;
+                } else if (!occurs[k] && !memcmp(text + p, vocab_text(v, v->specials[k]), L)) {
+                    occurs[k] = 1;
+                }
+            }
+            if (p + L >= end) break;
+            const uint64_t out = roll_mul((unsigned char)text[p], top);
+            h = roll_mul(h >= out ? h - out : h + ROLL_M - out, roll_base) + (unsigned char)text[p + L];
+            if (h >= ROLL_M) h -= ROLL_M;
         }
-        if (p + L >= len) break;
-        h = (h - (unsigned char)text[p] * top) * ROLL_B + (unsigned char)text[p + L];
     }
     return 0;
 }
@@ -152,7 +193,8 @@ static int find_occurring(const infer_vocab *v, const char *text, size_t len, co
     if (!r) qsort(lk, n, sizeof *lk, by_len);
     for (size_t g0 = 0, g1; !r && g0 < n; g0 = g1) {
         for (g1 = g0; g1 < n && lk[g1].len == lk[g0].len; g1++) {}
-        r = find_group(v, text, len, lk + g0, g1 - g0, tab, occurs, NULL);
+        const vocab_frag whole = {0, len, -1};
+        r = find_group(v, text, &whole, 1, lk + g0, g1 - g0, tab, occurs, NULL);
     }
     infer_free(lk);
     infer_free(tab);
@@ -187,7 +229,7 @@ static void split_special(const infer_vocab *v, const char *text, size_t len, in
         const size_t p = pos[i];
         /* All live: inside a fragment, and past this special's last match
          * (whose bytes, and what its rstrip took, are dead). */
-        if (dead_before(fw, p + L) != dead_before(fw, p)) continue;
+        if (dead_before(fw, p + L) != dead_before(fw, p) || memcmp(text + p, vocab_text(v, id), L)) continue;
         if (attr & ATTR_LSTRIP)
             for (size_t q = p; q > 0 && st[q - 1] == LIVE && c_isspace(text[q - 1]); q--) mark_dead(st, fw, len, q - 1, DEAD);
         mark_dead(st, fw, len, p, id);
@@ -212,6 +254,7 @@ infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len,
     len_k *lk = NULL;
     roll_slot *tab = NULL;
     hit_list hits = {0};
+    vocab_frag_list runs = {0}, next = {0}; /* the runs of live bytes */
     infer_status s = INFER_OK;
     size_t any = 0, n_cand = 0, cap = 0;
 
@@ -242,10 +285,11 @@ infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len,
     for (size_t i = 0; i < len; i++) st[i] = LIVE;
     for (size_t k = 0; k < v->n_specials; k++)
         if (cand[v->n_specials + k]) lk[n_cand++] = (len_k){v->toks[v->specials[k]].len, k};
-    for (size_t g0 = 0, g1; g0 < n_cand; g0 = g1) { /* lk is in the specials' order: lengths descending */
+    if (frag_add(&runs, 0, len, -1)) goto nomem;
+    for (size_t g0 = 0, g1; g0 < n_cand && runs.n; g0 = g1) { /* lk is in the specials' order: lengths descending */
         for (g1 = g0; g1 < n_cand && lk[g1].len == lk[g0].len; g1++) {}
         hits.n = 0;
-        if (find_group(v, text, len, lk + g0, g1 - g0, tab, cand + v->n_specials, &hits)) goto nomem;
+        if (find_group(v, text, runs.a, runs.n, lk + g0, g1 - g0, tab, cand + v->n_specials, &hits)) goto nomem;
         qsort(hits.a, hits.n, sizeof *hits.a, by_hit); /* by special (their order), then position */
         infer_free(pos);
         if (!(pos = infer_malloc_array(hits.n ? hits.n : 1, sizeof *pos))) goto nomem;
@@ -254,6 +298,25 @@ infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len,
             for (j = i; j < hits.n && hits.a[j].k == hits.a[i].k; j++) {}
             split_special(v, text, len, v->specials[hits.a[i].k], pos + i, j - i, st, fw);
         }
+        /* The live runs left, for the next (shorter) group: only they are
+         * searched, so text a longer special took is not read again. */
+        next.n = 0;
+        for (size_t r = 0; r < runs.n; r++) {
+            const size_t end = runs.a[r].off + runs.a[r].len;
+            for (size_t i = runs.a[r].off; i < end;) {
+                if (st[i] != LIVE) {
+                    i++;
+                    continue;
+                }
+                size_t j = i;
+                while (j < end && st[j] == LIVE) j++;
+                if (frag_add(&next, i, j - i, -1)) goto nomem;
+                i = j;
+            }
+        }
+        const vocab_frag_list t = runs;
+        runs = next;
+        next = t;
     }
     for (size_t i = 0; i < len;) {
         if (st[i] >= 0) {
@@ -279,6 +342,8 @@ out:
     infer_free(lk);
     infer_free(tab);
     infer_free(hits.a);
+    infer_free(runs.a);
+    infer_free(next.a);
     return s;
 }
 

@@ -215,3 +215,43 @@ Test(vocab_split, thousands_of_occurring_specials) {
     free(text);
     vocab_free(v);
 }
+
+/* Specials that overlap themselves: "a", "aa", ... 300 a's, over a text of
+ * a's. The longest takes nearly everything, so the shorter ones find
+ * little still live: their search covers only the live runs, and each
+ * window of a's is a hash hit confirmed only where it could be taken (a
+ * first version confirmed every one: seconds for 100 KB, where the old
+ * algorithm took a millisecond). */
+Test(vocab_split, long_self_overlapping_specials) {
+    enum { N = 300 };
+    const size_t total = 259 + N;
+    char **toks = calloc(total, sizeof *toks);
+    size_t *lens = calloc(total, sizeof *lens);
+    int32_t *types = calloc(total, sizeof *types);
+    cr_assert(toks && lens && types);
+    const char *fixed[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) toks[i] = strdup(fixed[i]), types[i] = i == 0 ? 2 : 3;
+    for (int i = 0; i < 256; i++) {
+        toks[3 + i] = malloc(8);
+        snprintf(toks[3 + i], 8, "<0x%02X>", i);
+        types[3 + i] = 6;
+    }
+    for (size_t i = 0; i < N; i++) {
+        toks[259 + i] = malloc(i + 2);
+        memset(toks[259 + i], 'a', i + 1);
+        toks[259 + i][i + 1] = 0;
+        types[259 + i] = 4;
+    }
+    for (size_t i = 0; i < total; i++) lens[i] = strlen(toks[i]);
+    infer_vocab *v = llama_vocab_of((const char *const *)toks, lens, types, total);
+    for (size_t i = 0; i < total; i++) free(toks[i]);
+    free(toks), free(lens), free(types);
+    char *text = malloc(20000);
+    cr_assert_not_null(text);
+    memset(text, 'a', 20000);
+    for (size_t len = 19000; len <= 20000; len += 71) expect_same(v, text, len, 0, (int)len);
+    text[777] = 'b', text[12345] = ' ';
+    expect_same(v, text, 20000, 0, 1);
+    free(text);
+    vocab_free(v);
+}
