@@ -8,7 +8,10 @@
  * then for real; every id must be in range; the ids are detokenized through
  * the UTF-8 stream. Byte-level BPE must give the text back exactly (invalid
  * UTF-8 as U+FFFD, as llama.cpp); SentencePiece likewise, up to the space
- * prefix and "▁", when no user-defined token is in the text. */
+ * prefix and "▁", when no user-defined token is in the text. A third
+ * vocabulary of 30 overlapping specials (user-defined and control, with
+ * lstrip and rstrip) has the input split both ways and compared with the
+ * fragment-by-fragment algorithm (tests/vocab_split_oracle.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +19,14 @@
 
 #include "infer_gguf.h"
 #include "vocab.h"
+#include "../tests/vocab_split_oracle.h"
 
 #define CHECK(cond)                    \
     do {                               \
         if (!(cond)) __builtin_trap(); \
     } while (0)
 
-static infer_vocab *spm, *bpe;
+static infer_vocab *spm, *bpe, *spl;
 
 static infer_vocab *load(infer_gguf_writer *w) {
     void *buf = NULL;
@@ -99,6 +103,42 @@ static void build_bpe(void) {
     infer_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", eot);
     infer_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", eot);
     bpe = load(w);
+}
+
+/* Specials over "ab \n": every text of 1-2 characters, then longer ones
+ * that overlap them and each other, a third control; lstrip and rstrip
+ * on a pattern. */
+static void build_split(void) {
+    static char bytes[256][8], texts[64][8];
+    static const char *const longer[] = {"aaa", "aab", "ab a", "a\nb", " a ", "bbbb", "abab", "aaaaa", "b  b", "\n a"};
+    const char *strs[3 + 256 + 64];
+    int32_t types[3 + 256 + 64];
+    const char *head[] = {"<unk>", "<s>", "</s>"};
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) strs[n] = head[i], types[n++] = i ? 3 : 2;
+    for (int b = 0; b < 256; b++) {
+        snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
+        strs[n] = bytes[b], types[n++] = 6;
+    }
+    const char alpha[] = "ab \n";
+    size_t t = 0;
+    for (int i = 0; i < 4; i++) {
+        texts[t][0] = alpha[i], texts[t][1] = 0, t++;
+        for (int j = 0; j < 4; j++) texts[t][0] = alpha[i], texts[t][1] = alpha[j], texts[t][2] = 0, t++;
+    }
+    for (size_t i = 0; i < sizeof longer / sizeof longer[0]; i++) strcpy(texts[t++], longer[i]);
+    for (size_t i = 0; i < t; i++) strs[n] = texts[i], types[n++] = i % 3 == 2 ? 3 : 4;
+    infer_gguf_writer *w = NULL;
+    CHECK(infer_gguf_writer_new(&w, NULL) == INFER_OK);
+    infer_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", 5);
+    infer_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, NULL, n);
+    infer_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", INFER_GGUF_INT32, types, n);
+    spl = load(w);
+    for (size_t k = 0; k < spl->n_specials; k++) {
+        vocab_tok *tk = &spl->toks[spl->specials[k]];
+        if (k % 4 == 1 || k % 4 == 3) tk->attr |= ATTR_LSTRIP;
+        if (k % 4 >= 2) tk->attr |= ATTR_RSTRIP;
+    }
 }
 
 /* The text as llama.cpp's BPE sees it: each byte that does not start a
@@ -181,6 +221,15 @@ static uint8_t *round_trip(const infer_vocab *v, const uint8_t *data, size_t siz
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!spm) build_spm();
     if (!bpe) build_bpe();
+    if (!spl) build_split();
+    for (int parse = 0; parse < 2; parse++) {
+        vocab_frag_list got = {0};
+        CHECK(vocab_partition(spl, (const char *)data, size, parse, &got, NULL) == INFER_OK);
+        vocab_frag_list want = oracle_partition(spl, (const char *)data, size, parse);
+        CHECK(oracle_same(&got, &want));
+        free(got.a);
+        free(want.a);
+    }
     for (int mode = 0; mode < 2; mode++) {
         size_t len;
         uint8_t *t = round_trip(bpe, data, size, mode, mode, &len);
