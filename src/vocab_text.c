@@ -32,16 +32,23 @@
  * (test_vocab_split.c). A length group searches only the runs still live,
  * so text a longer special took is not read again. */
 
+/* The array a of *cap elements of size elem (n in use) with room for one
+ * more: a itself, or doubled when full (the size arithmetic checked); NULL
+ * when out of memory, a then unchanged. */
+static void *room_for_one(void *a, size_t *cap, size_t n, size_t elem) {
+    if (n < *cap) return a;
+    size_t nc = *cap ? *cap : 16, bytes;
+    if ((*cap && ck_mul(nc, (size_t)2, &nc)) || ck_mul(nc, elem, &bytes)) return NULL;
+    void *na = infer_realloc(a, bytes);
+    if (na) *cap = nc;
+    return na;
+}
+
 static int frag_add(vocab_frag_list *l, size_t off, size_t len, int32_t tok) {
     if (tok < 0 && len == 0) return 0;
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 16, bytes;
-        if (ck_mul(nc, sizeof(vocab_frag), &bytes)) return -1;
-        vocab_frag *na = infer_realloc(l->a, bytes);
-        if (!na) return -1;
-        l->a = na;
-        l->cap = nc;
-    }
+    vocab_frag *a = room_for_one(l->a, &l->cap, l->n, sizeof *a);
+    if (!a) return -1;
+    l->a = a;
     l->a[l->n++] = (vocab_frag){off, len, tok};
     return 0;
 }
@@ -113,14 +120,9 @@ static uint64_t roll_hash(const char *s, size_t n) {
 }
 
 static int hit_add(hit_list *l, size_t pos, size_t k) {
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 64, bytes;
-        if (ck_mul(nc, sizeof(hit), &bytes)) return -1;
-        hit *na = infer_realloc(l->a, bytes);
-        if (!na) return -1;
-        l->a = na;
-        l->cap = nc;
-    }
+    hit *a = room_for_one(l->a, &l->cap, l->n, sizeof *a);
+    if (!a) return -1;
+    l->a = a;
     l->a[l->n++] = (hit){pos, k};
     return 0;
 }

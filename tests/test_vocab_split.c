@@ -34,38 +34,50 @@ static uint32_t rnd(uint32_t n) {
 
 static const char ALPHA[] = "aab  b\nc";
 
+/* A SentencePiece vocabulary: <unk> <s> </s>, 256 byte tokens, then the
+ * n texts given (malloc'd; freed here) with their types. */
+static infer_vocab *vocab_with(char **texts, const int32_t *ttypes, size_t n) {
+    const size_t total = 259 + n;
+    const char **toks = calloc(total, sizeof *toks);
+    size_t *lens = calloc(total, sizeof *lens);
+    int32_t *types = calloc(total, sizeof *types);
+    cr_assert(toks && lens && types);
+    static char bytes[256][8];
+    const char *fixed[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) toks[i] = fixed[i], types[i] = i == 0 ? 2 : 3;
+    for (int i = 0; i < 256; i++) {
+        snprintf(bytes[i], sizeof bytes[i], "<0x%02X>", i);
+        toks[3 + i] = bytes[i], types[3 + i] = 6;
+    }
+    for (size_t i = 0; i < n; i++) toks[259 + i] = texts[i], types[259 + i] = ttypes[i];
+    for (size_t i = 0; i < total; i++) lens[i] = strlen(toks[i]);
+    infer_vocab *v = llama_vocab_of(toks, lens, types, total);
+    for (size_t i = 0; i < n; i++) free(texts[i]);
+    free(toks), free(lens), free(types);
+    return v;
+}
+
 /* A SentencePiece vocabulary: <unk> <s> </s>, 256 byte tokens, then n
  * random specials of lengths 1-12 (user-defined or control), all
  * distinct; lstrip/rstrip set at random on the specials afterwards. */
 static infer_vocab *random_vocab(size_t n) {
-    const size_t total = 259 + n;
-    char **toks = calloc(total, sizeof *toks);
-    size_t *lens = calloc(total, sizeof *lens);
-    int32_t *types = calloc(total, sizeof *types);
-    cr_assert(toks && lens && types);
-    const char *fixed[3] = {"<unk>", "<s>", "</s>"};
-    for (int i = 0; i < 3; i++) toks[i] = strdup(fixed[i]), types[i] = i == 0 ? 2 : 3;
-    for (int i = 0; i < 256; i++) {
-        toks[3 + i] = malloc(8);
-        snprintf(toks[3 + i], 8, "<0x%02X>", i);
-        types[3 + i] = 6;
-    }
+    char **texts = calloc(n, sizeof *texts);
+    int32_t *types = calloc(n, sizeof *types);
+    cr_assert(texts && types);
     const size_t spread = 1 + rnd(12); /* how many lengths the specials use */
-    for (size_t i = 259; i < total; i++) {
-        toks[i] = malloc(40);
+    for (size_t i = 0; i < n; i++) {
+        texts[i] = malloc(40);
         for (int again = 1, tries = 0; again; tries++) { /* a vocabulary repeats no text (vocab_load refuses) */
             const size_t L = 1 + rnd((uint32_t)spread) + (size_t)tries / 8;
-            for (size_t j = 0; j < L; j++) toks[i][j] = ALPHA[rnd(sizeof ALPHA - 1)];
-            toks[i][L] = 0;
+            for (size_t j = 0; j < L; j++) texts[i][j] = ALPHA[rnd(sizeof ALPHA - 1)];
+            texts[i][L] = 0;
             again = 0;
-            for (size_t j = 259; j < i && !again; j++) again = strcmp(toks[i], toks[j]) == 0;
+            for (size_t j = 0; j < i && !again; j++) again = strcmp(texts[i], texts[j]) == 0;
         }
         types[i] = rnd(3) ? 4 : 3;
     }
-    for (size_t i = 0; i < total; i++) lens[i] = strlen(toks[i]);
-    infer_vocab *v = llama_vocab_of((const char *const *)toks, lens, types, total);
-    for (size_t i = 0; i < total; i++) free(toks[i]);
-    free(toks), free(lens), free(types);
+    infer_vocab *v = vocab_with(texts, types, n);
+    free(texts), free(types);
     for (size_t k = 0; k < v->n_specials; k++) {
         vocab_tok *t = &v->toks[v->specials[k]];
         const uint32_t r = rnd(4);
@@ -116,27 +128,16 @@ Test(vocab_split, same_splits_as_the_fragment_by_fragment_algorithm) {
  * the old algorithm on 20 KB (~0.6 s for it here). */
 Test(vocab_split, thousands_of_occurring_specials) {
     enum { A = 95 };
-    const size_t total = 259 + A * A;
-    char **toks = calloc(total, sizeof *toks);
-    size_t *lens = calloc(total, sizeof *lens);
-    int32_t *types = calloc(total, sizeof *types);
-    cr_assert(toks && lens && types);
-    const char *fixed[3] = {"<unk>", "<s>", "</s>"};
-    for (int i = 0; i < 3; i++) toks[i] = strdup(fixed[i]), types[i] = i == 0 ? 2 : 3;
-    for (int i = 0; i < 256; i++) {
-        toks[3 + i] = malloc(8);
-        snprintf(toks[3 + i], 8, "<0x%02X>", i);
-        types[3 + i] = 6;
-    }
+    char **texts = calloc((size_t)A * A, sizeof *texts);
+    int32_t *types = calloc((size_t)A * A, sizeof *types);
+    cr_assert(texts && types);
     for (size_t i = 0; i < (size_t)A * A; i++) {
-        toks[259 + i] = malloc(3);
-        toks[259 + i][0] = (char)(32 + i / A), toks[259 + i][1] = (char)(32 + i % A), toks[259 + i][2] = 0;
-        types[259 + i] = 4;
+        texts[i] = malloc(3);
+        texts[i][0] = (char)(32 + i / A), texts[i][1] = (char)(32 + i % A), texts[i][2] = 0;
+        types[i] = 4;
     }
-    for (size_t i = 0; i < total; i++) lens[i] = strlen(toks[i]);
-    infer_vocab *v = llama_vocab_of((const char *const *)toks, lens, types, total);
-    for (size_t i = 0; i < total; i++) free(toks[i]);
-    free(toks), free(lens), free(types);
+    infer_vocab *v = vocab_with(texts, types, (size_t)A * A);
+    free(texts), free(types);
 
     const size_t big = (size_t)1 << 20;
     char *text = malloc(big);
@@ -164,28 +165,17 @@ Test(vocab_split, thousands_of_occurring_specials) {
  * algorithm took a millisecond). */
 Test(vocab_split, long_self_overlapping_specials) {
     enum { N = 300 };
-    const size_t total = 259 + N;
-    char **toks = calloc(total, sizeof *toks);
-    size_t *lens = calloc(total, sizeof *lens);
-    int32_t *types = calloc(total, sizeof *types);
-    cr_assert(toks && lens && types);
-    const char *fixed[3] = {"<unk>", "<s>", "</s>"};
-    for (int i = 0; i < 3; i++) toks[i] = strdup(fixed[i]), types[i] = i == 0 ? 2 : 3;
-    for (int i = 0; i < 256; i++) {
-        toks[3 + i] = malloc(8);
-        snprintf(toks[3 + i], 8, "<0x%02X>", i);
-        types[3 + i] = 6;
-    }
+    char **texts = calloc(N, sizeof *texts);
+    int32_t *types = calloc(N, sizeof *types);
+    cr_assert(texts && types);
     for (size_t i = 0; i < N; i++) {
-        toks[259 + i] = malloc(i + 2);
-        memset(toks[259 + i], 'a', i + 1);
-        toks[259 + i][i + 1] = 0;
-        types[259 + i] = 4;
+        texts[i] = malloc(i + 2);
+        memset(texts[i], 'a', i + 1);
+        texts[i][i + 1] = 0;
+        types[i] = 4;
     }
-    for (size_t i = 0; i < total; i++) lens[i] = strlen(toks[i]);
-    infer_vocab *v = llama_vocab_of((const char *const *)toks, lens, types, total);
-    for (size_t i = 0; i < total; i++) free(toks[i]);
-    free(toks), free(lens), free(types);
+    infer_vocab *v = vocab_with(texts, types, N);
+    free(texts), free(types);
     char *text = malloc(20000);
     cr_assert_not_null(text);
     memset(text, 'a', 20000);
