@@ -18,19 +18,23 @@
  * non-overlapping) occurrence of its text. User-defined tokens are split out
  * even when parse_special is off; control and unknown ones only when on.
  *
- * That algorithm passes over every fragment once per special it tries: a
- * hostile vocabulary of thousands of short user-defined tokens that all
- * occur made a 100 KB prompt take seconds and a 1 MB one minutes. Here
- * each special visits only the places its text occurs. Fragments are the
- * maximal runs of bytes still live (a split token and the whitespace its
- * lstrip/rstrip removes are dead, and two fragments always have a dead
- * byte between them), so "the leftmost occurrence inside the fragment,
- * then on after it" is: in text order, an occurrence is taken when all its
- * bytes are live (a Fenwick tree of dead bytes answers that), which also
- * excludes overlapping this special's last one. The same splits: tested against
- * the fragment-by-fragment algorithm on random vocabularies and texts
- * (test_vocab_split.c). A length group searches only the runs still live,
- * so text a longer special took is not read again. */
+ * The same splits, kept as the runs of text still plain (two runs always
+ * have a split token's byte between them) and the tokens split out so far,
+ * merged at the end. Specials that occur nowhere are skipped. The others go
+ * by groups of one length, longest first:
+ * - a group of few (ROLL_MIN) does llama.cpp's loop, memmem over each run
+ *   per special, without copying the tokens already split out;
+ * - a larger group is found in one pass: each L-byte window of each run
+ *   hashed and looked up among the group's hashes, then each special in
+ *   order takes, in text order, the windows that are its text and have no
+ *   byte an earlier take of this group has claimed (a Fenwick tree of them),
+ *   with lstrip/rstrip claiming the whitespace beside. A hostile vocabulary
+ *   of 9025 two-byte user-defined tokens, all occurring, made llama.cpp's
+ *   loop take 43 s on a 1 MB prompt (a pass over every fragment per
+ *   special); this 0.3 s.
+ * Tested against the fragment-by-fragment algorithm (tests/
+ * vocab_split_oracle.h) on random vocabularies and texts and by the
+ * tokenizer fuzz target. */
 
 /* The array a of *cap elements of size elem (n in use) with room for one
  * more: a itself, or doubled when full (the size arithmetic checked); NULL
@@ -128,13 +132,14 @@ static int hit_add(hit_list *l, size_t pos, size_t k) {
 }
 
 /* The specials lk[0, n) (all of one length L) inside the runs of text
- * runs[0, n_runs) (tok unused). Without hits: occurs[] set for each that
- * occurs (few specials over few runs: memmem for each; else their hashes
- * in tab, every L-byte window of each run rolled through it, a hit
+ * runs[0, n_runs) (tok unused). Without hits: occurs[lk[i].k] set for each
+ * that occurs (few specials over few runs: memmem for each; else their
+ * hashes in tab, every L-byte window of each run rolled through it, a hit
  * confirmed by memcmp). With hits: every window whose hash is a special's,
- * appended unconfirmed (a special that overlaps itself, "aaaa" in a run of
- * a's, matches at every byte; confirming each would cost L a window, where
- * the taker confirms only those it could take). */
+ * appended unconfirmed as (position, index i in lk), in text order (a
+ * special that overlaps itself, "aaaa" in a run of a's, matches at every
+ * byte; confirming each would cost L a window, where the taker confirms
+ * only those it could take). */
 static int find_group(const infer_vocab *v, const char *text, const vocab_frag *runs, size_t n_runs, const len_k *lk,
                       size_t n, roll_slot *tab, uint8_t *occurs, hit_list *hits) {
     const size_t L = lk[0].len;
@@ -155,7 +160,7 @@ static int find_group(const infer_vocab *v, const char *text, const vocab_frag *
         const uint64_t h = roll_hash(vocab_text(v, v->specials[lk[i].k]), L);
         size_t j = infer_hash_slot(h, mask);
         while (tab[j].k) j = (j + 1) & mask;
-        tab[j] = (roll_slot){h, lk[i].k + 1};
+        tab[j] = (roll_slot){h, i + 1};
     }
     uint64_t top = 1; /* roll_base^(L-1) */
     for (size_t i = 1; i < L; i++) top = roll_mul(top, roll_base);
@@ -165,10 +170,10 @@ static int find_group(const infer_vocab *v, const char *text, const vocab_frag *
         uint64_t h = roll_hash(text + runs[r].off, L);
         for (size_t p = runs[r].off;; p++) { /* window [p, p + L) */
             for (size_t j = infer_hash_slot(h, mask); tab[j].k; j = (j + 1) & mask) {
-                const size_t k = tab[j].k - 1;
+                const size_t g = tab[j].k - 1, k = lk[g].k;
                 if (tab[j].h != h) continue;
-                if (hits) { /* unconfirmed: the taker compares only where the bytes are still live */
-                    if (hit_add(hits, p, k)) return -1;
+                if (hits) { /* unconfirmed: the taker compares only where it could take */
+                    if (hit_add(hits, p, g)) return -1;
                 } else if (!occurs[k] && !memcmp(text + p, vocab_text(v, v->specials[k]), L)) {
                     occurs[k] = 1;
                 }
@@ -203,60 +208,156 @@ static int find_occurring(const infer_vocab *v, const char *text, size_t len, co
     return r;
 }
 
-/* Dead bytes, counted in a Fenwick tree over [0, n): a window is inside one
- * fragment when none of its bytes is dead. */
-static void dead_add(size_t *fw, size_t n, size_t i) {
+typedef struct {
+    size_t pos;
+    int32_t id;
+} taken; /* a special split out at pos */
+typedef struct {
+    taken *a;
+    size_t n, cap;
+} taken_list;
+
+static int taken_add(taken_list *l, size_t pos, int32_t id) {
+    taken *a = room_for_one(l->a, &l->cap, l->n, sizeof *a);
+    if (!a) return -1;
+    l->a = a;
+    l->a[l->n++] = (taken){pos, id};
+    return 0;
+}
+
+/* A group of few: special id split out of every run (llama.cpp's loop over
+ * the plain fragments), the runs left into next. */
+static int split_runs(const infer_vocab *v, const char *text, int32_t id, const vocab_frag_list *runs,
+                      vocab_frag_list *next, taken_list *tk) {
+    const char *tt = vocab_text(v, id);
+    const size_t tl = v->toks[id].len;
+    const unsigned attr = v->toks[id].attr;
+    for (size_t r = 0; r < runs->n; r++) {
+        size_t base = runs->a[r].off, blen = runs->a[r].len;
+        for (;;) {
+            const char *m = blen >= tl ? memmem(text + base, blen, tt, tl) : NULL;
+            if (!m) {
+                if (frag_add(next, base, blen, -1)) return -1;
+                break;
+            }
+            const size_t mo = (size_t)(m - text);
+            size_t left = mo - base;
+            if (attr & ATTR_LSTRIP)
+                while (left > 0 && c_isspace(text[base + left - 1])) left--;
+            if (frag_add(next, base, left, -1) || taken_add(tk, mo, id)) return -1;
+            size_t rs = mo + tl, rl = base + blen - rs;
+            if (attr & ATTR_RSTRIP)
+                while (rl > 0 && c_isspace(text[rs])) rs++, rl--;
+            if (rl == 0) break;
+            base = rs;
+            blen = rl;
+        }
+    }
+    return 0;
+}
+
+/* Bytes claimed by a large group's takes, in a Fenwick tree over [0, n). */
+static void claim(size_t *fw, size_t n, size_t i) {
     for (i++; i <= n; i += i & (~i + 1)) fw[i]++;
 }
 
-static size_t dead_before(const size_t *fw, size_t i) { /* dead bytes in [0, i) */
-    size_t s = 0;
-    for (; i > 0; i -= i & (~i + 1)) s += fw[i];
-    return s;
+static size_t claimed_before(const size_t *fw, size_t i) { /* claimed bytes in [0, i) */
+    size_t c = 0;
+    for (; i > 0; i -= i & (~i + 1)) c += fw[i];
+    return c;
 }
 
-enum { LIVE = -1, DEAD = -2 };
+static int claimed_at(const size_t *fw, size_t i) { return claimed_before(fw, i + 1) != claimed_before(fw, i); }
 
-static void mark_dead(int32_t *st, size_t *fw, size_t n, size_t i, int32_t as) {
-    st[i] = as;
-    dead_add(fw, n, i);
+typedef struct {
+    size_t off, end;
+} span;
+
+static int by_off(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    return (x->off > y->off) - (x->off < y->off);
 }
 
-/* Special k (id, text length L) at its occurrences pos[0, np), ascending. */
-static void split_special(const infer_vocab *v, const char *text, size_t len, int32_t id, const size_t *pos,
-                          size_t np, int32_t *st, size_t *fw) {
-    const size_t L = v->toks[id].len;
-    const unsigned attr = v->toks[id].attr;
-    for (size_t i = 0; i < np; i++) {
-        const size_t p = pos[i];
-        /* All live: inside a fragment, and past this special's last match
-         * (whose bytes, and what its rstrip took, are dead). */
-        if (dead_before(fw, p + L) != dead_before(fw, p) || memcmp(text + p, vocab_text(v, id), L)) continue;
-        if (attr & ATTR_LSTRIP)
-            for (size_t q = p; q > 0 && st[q - 1] == LIVE && c_isspace(text[q - 1]); q--) mark_dead(st, fw, len, q - 1, DEAD);
-        mark_dead(st, fw, len, p, id);
-        for (size_t q = p + 1; q < p + L; q++) mark_dead(st, fw, len, q, DEAD);
-        if (attr & ATTR_RSTRIP)
-            for (size_t q = p + L; q < len && st[q] == LIVE && c_isspace(text[q]); q++) mark_dead(st, fw, len, q, DEAD);
-    }
-}
-
-static int by_hit(const void *a, const void *b) {
-    const hit *x = a, *y = b;
-    if (x->k != y->k) return (x->k > y->k) - (x->k < y->k);
+static int by_pos(const void *a, const void *b) {
+    const taken *x = a, *y = b;
     return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* A large group: the specials lk[0, n) (one length L, in their order) split
+ * out of the runs, the runs left into next. fw: n_text + 1 words, zeroed
+ * here. */
+static int split_group(const infer_vocab *v, const char *text, size_t n_text, const len_k *lk, size_t n,
+                       roll_slot *tab, const vocab_frag_list *runs, vocab_frag_list *next, taken_list *tk, size_t *fw) {
+    const size_t L = lk[0].len;
+    hit_list hits = {0};
+    size_t *count = NULL, *order = NULL;
+    span *cuts = NULL;
+    size_t n_cuts = 0;
+    int r = -1;
+    /* the windows whose hash is one of the group's, by run, in text order;
+     * hit.k is the special's index in the group */
+    if (find_group(v, text, runs->a, runs->n, lk, n, tab, NULL, &hits)) goto out;
+    count = infer_calloc(n + 1, sizeof *count);
+    order = infer_malloc_array(hits.n ? hits.n : 1, sizeof *order);
+    cuts = infer_malloc_array(hits.n ? hits.n : 1, sizeof *cuts);
+    if (!count || !order || !cuts) goto out;
+    for (size_t i = 0; i < hits.n; i++) count[hits.a[i].k + 1]++;
+    for (size_t g = 0; g < n; g++) count[g + 1] += count[g];
+    for (size_t i = 0; i < hits.n; i++) order[count[hits.a[i].k]++] = i; /* stable: by special, then text */
+    memset(fw, 0, (n_text + 1) * sizeof *fw);
+    size_t run = 0; /* the run of the hit at hand: hits are in run order within a special */
+    for (size_t i = 0, j; i < hits.n; i = j) {
+        const size_t g = hits.a[order[i]].k;
+        const int32_t id = v->specials[lk[g].k];
+        const char *tt = vocab_text(v, id);
+        const unsigned attr = v->toks[id].attr;
+        size_t cursor = 0; /* the end of this special's last take */
+        run = 0;
+        for (j = i; j < hits.n && hits.a[order[j]].k == g; j++) {
+            const size_t p = hits.a[order[j]].pos;
+            if (p < cursor || claimed_before(fw, p + L) != claimed_before(fw, p) || memcmp(text + p, tt, L)) continue;
+            while (runs->a[run].off + runs->a[run].len < p + L) run++; /* the hit's window lies in one run */
+            const size_t r0 = runs->a[run].off, r1 = r0 + runs->a[run].len;
+            size_t start = p, end = p + L;
+            if (attr & ATTR_LSTRIP)
+                while (start > r0 && c_isspace(text[start - 1]) && !claimed_at(fw, start - 1)) start--;
+            if (attr & ATTR_RSTRIP)
+                while (end < r1 && c_isspace(text[end]) && !claimed_at(fw, end)) end++;
+            for (size_t q = start; q < end; q++) claim(fw, n_text, q);
+            cuts[n_cuts++] = (span){start, end};
+            if (taken_add(tk, p, id)) goto out;
+            cursor = end;
+        }
+    }
+    /* the runs less what was claimed */
+    qsort(cuts, n_cuts, sizeof *cuts, by_off);
+    for (size_t i = 0, c = 0; i < runs->n; i++) {
+        size_t at = runs->a[i].off;
+        const size_t end = at + runs->a[i].len;
+        for (; c < n_cuts && cuts[c].off < end; c++) {
+            if (frag_add(next, at, cuts[c].off - at, -1)) goto out;
+            at = cuts[c].end;
+        }
+        if (frag_add(next, at, end - at, -1)) goto out;
+    }
+    r = 0;
+out:
+    infer_free(hits.a);
+    infer_free(count);
+    infer_free(order);
+    infer_free(cuts);
+    return r;
 }
 
 infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len, int parse_special,
                              vocab_frag_list *fl, infer_error *err) {
     uint8_t present[256] = {0};
     uint8_t *cand = NULL;
-    int32_t *st = NULL;
-    size_t *fw = NULL, *pos = NULL;
+    size_t *fw = NULL;
     len_k *lk = NULL;
     roll_slot *tab = NULL;
-    hit_list hits = {0};
-    vocab_frag_list runs = {0}, next = {0}; /* the runs of live bytes */
+    vocab_frag_list runs = {0}, next = {0}; /* the text still plain */
+    taken_list tk = {0};
     infer_status s = INFER_OK;
     size_t any = 0, n_cand = 0, cap = 0;
 
@@ -276,76 +377,49 @@ infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len,
         goto out;
     }
 
-    /* Specials are ordered longest first (ties by id): each group of one
-     * length gets its occurrences in one pass, then each special of it in
-     * order takes what is still live. */
-    st = infer_malloc_array(len, sizeof *st);
-    size_t n1 = 0;
-    fw = ck_add(len, 1, &n1) ? NULL : infer_calloc(n1, sizeof *fw);
     lk = infer_malloc_array(any, sizeof *lk);
-    if (!st || !fw || !lk || infer_hash_capacity(any, &cap) || !(tab = infer_malloc_array(cap, sizeof *tab))) goto nomem;
-    for (size_t i = 0; i < len; i++) st[i] = LIVE;
-    for (size_t k = 0; k < v->n_specials; k++)
+    if (!lk || infer_hash_capacity(any, &cap) || !(tab = infer_malloc_array(cap, sizeof *tab))) goto nomem;
+    for (size_t k = 0; k < v->n_specials; k++) /* the specials' order: lengths descending */
         if (cand[v->n_specials + k]) lk[n_cand++] = (len_k){v->toks[v->specials[k]].len, k};
     if (frag_add(&runs, 0, len, -1)) goto nomem;
-    for (size_t g0 = 0, g1; g0 < n_cand && runs.n; g0 = g1) { /* lk is in the specials' order: lengths descending */
+    for (size_t g0 = 0, g1; g0 < n_cand && runs.n; g0 = g1) {
         for (g1 = g0; g1 < n_cand && lk[g1].len == lk[g0].len; g1++) {}
-        hits.n = 0;
-        if (find_group(v, text, runs.a, runs.n, lk + g0, g1 - g0, tab, cand + v->n_specials, &hits)) goto nomem;
-        qsort(hits.a, hits.n, sizeof *hits.a, by_hit); /* by special (their order), then position */
-        infer_free(pos);
-        if (!(pos = infer_malloc_array(hits.n ? hits.n : 1, sizeof *pos))) goto nomem;
-        for (size_t i = 0; i < hits.n; i++) pos[i] = hits.a[i].pos;
-        for (size_t i = 0, j; i < hits.n; i = j) {
-            for (j = i; j < hits.n && hits.a[j].k == hits.a[i].k; j++) {}
-            split_special(v, text, len, v->specials[hits.a[i].k], pos + i, j - i, st, fw);
-        }
-        /* The live runs left, for the next (shorter) group: only they are
-         * searched, so text a longer special took is not read again. */
-        next.n = 0;
-        for (size_t r = 0; r < runs.n; r++) {
-            const size_t end = runs.a[r].off + runs.a[r].len;
-            for (size_t i = runs.a[r].off; i < end;) {
-                if (st[i] != LIVE) {
-                    i++;
-                    continue;
-                }
-                size_t j = i;
-                while (j < end && st[j] == LIVE) j++;
-                if (frag_add(&next, i, j - i, -1)) goto nomem;
-                i = j;
+        if (g1 - g0 < ROLL_MIN) {
+            for (size_t i = g0; i < g1 && runs.n; i++) {
+                next.n = 0;
+                if (split_runs(v, text, v->specials[lk[i].k], &runs, &next, &tk)) goto nomem;
+                const vocab_frag_list t = runs;
+                runs = next;
+                next = t;
             }
+            continue;
         }
+        size_t n1 = 0;
+        if (!fw && (ck_add(len, 1, &n1) || !(fw = infer_malloc_array(n1, sizeof *fw)))) goto nomem;
+        next.n = 0;
+        if (split_group(v, text, len, lk + g0, g1 - g0, tab, &runs, &next, &tk, fw)) goto nomem;
         const vocab_frag_list t = runs;
         runs = next;
         next = t;
     }
-    for (size_t i = 0; i < len;) {
-        if (st[i] >= 0) {
-            if (frag_add(fl, 0, 0, st[i])) goto nomem;
-            i++;
-        } else if (st[i] == DEAD) {
-            i++;
-        } else {
-            size_t j = i;
-            while (j < len && st[j] == LIVE) j++;
-            if (frag_add(fl, i, j - i, -1)) goto nomem;
-            i = j;
-        }
+    /* the tokens and the plain runs, in text order */
+    qsort(tk.a, tk.n, sizeof *tk.a, by_pos);
+    for (size_t i = 0, r = 0; i < tk.n || r < runs.n;) {
+        const int tok_first = i < tk.n && (r == runs.n || tk.a[i].pos < runs.a[r].off);
+        if (tok_first ? frag_add(fl, 0, 0, tk.a[i++].id) : frag_add(fl, runs.a[r].off, runs.a[r].len, -1)) goto nomem;
+        if (!tok_first) r++;
     }
     goto out;
 nomem:
     s = set_error(err, INFER_ENOMEM, "out of memory splitting special tokens");
 out:
     infer_free(cand);
-    infer_free(st);
     infer_free(fw);
-    infer_free(pos);
     infer_free(lk);
     infer_free(tab);
-    infer_free(hits.a);
     infer_free(runs.a);
     infer_free(next.a);
+    infer_free(tk.a);
     return s;
 }
 
