@@ -449,7 +449,10 @@ static double probe_bandwidth(int n_threads) {
     text[got] = '\0';
     close(fd[0]);
     int st = 0;
-    if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+    pid_t w = -1;
+    if (pid > 0)
+        while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {}
+    if (pid > 0 && w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         char *end = NULL;
         gbs = strtod(text, &end);
         if (end == text || !(gbs > 0.0 && gbs < 1e6)) gbs = 0.0;
@@ -796,7 +799,7 @@ static void out_end(printer *p) {
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], PROBE_CHILD_ARG) == 0) { /* probe_bandwidth's child */
         const long n = strtol(argv[2], NULL, 10);
-        printf("%.6f\n", probe_in_process(n >= 1 && n <= 64 ? (int)n : 1));
+        printf("%.6f\n", probe_in_process(n < 1 ? 1 : n > 64 ? 64 : (int)n)); /* as probe_in_process clamps */
         return fflush(stdout) == 0 ? 0 : 1;
     }
     bench_opts o;
