@@ -27,11 +27,12 @@
  * - a larger group is found in one pass: each L-byte window of each run
  *   hashed and looked up among the group's hashes, then each special in
  *   order takes, in text order, the windows that are its text and have no
- *   byte an earlier take of this group has claimed (a Fenwick tree of them),
- *   with lstrip/rstrip claiming the whitespace beside. A hostile vocabulary
- *   of 9025 two-byte user-defined tokens, all occurring, made llama.cpp's
- *   loop take 43 s on a 1 MB prompt (a pass over every fragment per
- *   special); this 0.3 s.
+ *   byte an earlier take of this group has claimed (a byte map), with
+ *   lstrip/rstrip claiming the whitespace beside; a special that overlaps
+ *   itself too often to list its windows does the loop above in its turn.
+ *   A hostile vocabulary of 9025 two-byte user-defined tokens, all
+ *   occurring, made llama.cpp's loop take 43 s on a 1 MB prompt (a pass
+ *   over every fragment per special); this 0.23 s.
  * Tested against the fragment-by-fragment algorithm (tests/
  * vocab_split_oracle.h) on random vocabularies and texts and by the
  * tokenizer fuzz target. */
@@ -141,7 +142,7 @@ static int hit_add(hit_list *l, size_t pos, size_t k) {
  * byte; confirming each would cost L a window, where the taker confirms
  * only those it could take). */
 static int find_group(const infer_vocab *v, const char *text, const vocab_frag *runs, size_t n_runs, const len_k *lk,
-                      size_t n, roll_slot *tab, uint8_t *occurs, hit_list *hits) {
+                      size_t n, roll_slot *tab, uint8_t *occurs, hit_list *hits, size_t *cnt, size_t cap) {
     const size_t L = lk[0].len;
     if (!hits && n < ROLL_MIN && n_runs <= 64) {
         for (size_t i = 0; i < n; i++) {
@@ -173,6 +174,12 @@ static int find_group(const infer_vocab *v, const char *text, const vocab_frag *
                 const size_t g = tab[j].k - 1, k = lk[g].k;
                 if (tab[j].h != h) continue;
                 if (hits) { /* unconfirmed: the taker compares only where it could take */
+                    if (cnt[g] == SIZE_MAX) continue;
+                    if (cnt[g] == cap) {
+                        cnt[g] = SIZE_MAX;
+                        continue;
+                    }
+                    cnt[g]++;
                     if (hit_add(hits, p, g)) return -1;
                 } else if (!occurs[k] && !memcmp(text + p, vocab_text(v, v->specials[k]), L)) {
                     occurs[k] = 1;
@@ -201,7 +208,7 @@ static int find_occurring(const infer_vocab *v, const char *text, size_t len, co
     for (size_t g0 = 0, g1; !r && g0 < n; g0 = g1) {
         for (g1 = g0; g1 < n && lk[g1].len == lk[g0].len; g1++) {}
         const vocab_frag whole = {0, len, -1};
-        r = find_group(v, text, &whole, 1, lk + g0, g1 - g0, tab, occurs, NULL);
+        r = find_group(v, text, &whole, 1, lk + g0, g1 - g0, tab, occurs, NULL, NULL, 0);
     }
     infer_free(lk);
     infer_free(tab);
@@ -256,19 +263,6 @@ static int split_runs(const infer_vocab *v, const char *text, int32_t id, const 
     return 0;
 }
 
-/* Bytes claimed by a large group's takes, in a Fenwick tree over [0, n). */
-static void claim(size_t *fw, size_t n, size_t i) {
-    for (i++; i <= n; i += i & (~i + 1)) fw[i]++;
-}
-
-static size_t claimed_before(const size_t *fw, size_t i) { /* claimed bytes in [0, i) */
-    size_t c = 0;
-    for (; i > 0; i -= i & (~i + 1)) c += fw[i];
-    return c;
-}
-
-static int claimed_at(const size_t *fw, size_t i) { return claimed_before(fw, i + 1) != claimed_before(fw, i); }
-
 typedef struct {
     size_t off, end;
 } span;
@@ -283,69 +277,144 @@ static int by_pos(const void *a, const void *b) {
     return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+typedef struct {
+    span *a;
+    size_t n, cap;
+} span_list;
+
+/* A take by a large group: [start, end) claimed (the take at p with what its
+ * strips took), recorded as a cut of the runs and a token. */
+static int take(uint8_t *cl, span_list *cuts, taken_list *tk, size_t start, size_t end, size_t p, int32_t id) {
+    span *a = room_for_one(cuts->a, &cuts->cap, cuts->n, sizeof *a);
+    if (!a) return -1;
+    cuts->a = a;
+    cuts->a[cuts->n++] = (span){start, end};
+    memset(cl + start, 1, end - start);
+    return taken_add(tk, p, id);
+}
+
+/* The run holding position p (runs sorted, p inside one). */
+static size_t run_of(const vocab_frag_list *runs, size_t p) {
+    size_t lo = 0, hi = runs->n; /* the last run with off <= p */
+    while (hi - lo > 1) {
+        const size_t mid = lo + (hi - lo) / 2;
+        if (runs->a[mid].off <= p) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* One special of a large group whose text overlaps itself too often to
+ * list (see split_group): llama.cpp's loop over the pieces of the runs not
+ * yet claimed, as for a small group. */
+static int split_unlisted(const infer_vocab *v, const char *text, int32_t id, const vocab_frag_list *runs, uint8_t *cl,
+                          span_list *cuts, taken_list *tk) {
+    const char *tt = vocab_text(v, id);
+    const size_t L = v->toks[id].len;
+    const unsigned attr = v->toks[id].attr;
+    for (size_t r = 0; r < runs->n; r++) {
+        const size_t r1 = runs->a[r].off + runs->a[r].len;
+        for (size_t a = runs->a[r].off, b; a < r1; a = b) {
+            while (a < r1 && cl[a]) a++;
+            for (b = a; b < r1 && !cl[b]; b++) {}
+            for (size_t base = a; b - base >= L;) { /* the piece [a, b): nothing in it claimed */
+                const char *m = memmem(text + base, b - base, tt, L);
+                if (!m) break;
+                const size_t mo = (size_t)(m - text);
+                size_t start = mo, end = mo + L;
+                if (attr & ATTR_LSTRIP)
+                    while (start > base && c_isspace(text[start - 1])) start--;
+                if (attr & ATTR_RSTRIP)
+                    while (end < b && c_isspace(text[end])) end++;
+                if (take(cl, cuts, tk, start, end, mo, id)) return -1;
+                base = end;
+            }
+        }
+    }
+    return 0;
+}
+
 /* A large group: the specials lk[0, n) (one length L, in their order) split
- * out of the runs, the runs left into next. fw: n_text + 1 words, zeroed
- * here. */
-static int split_group(const infer_vocab *v, const char *text, size_t n_text, const len_k *lk, size_t n,
-                       roll_slot *tab, const vocab_frag_list *runs, vocab_frag_list *next, taken_list *tk, size_t *fw) {
+ * out of the runs, the runs left into next. cl: one byte per text byte, 0
+ * on entry and on return; 1 where this group has claimed. Every claimed
+ * span holds a take of L bytes, so an L-byte window touches one exactly
+ * when its first or last byte is claimed. A special with more windows
+ * than 2 x (plain bytes) / L + 16 overlaps itself (a run of a's for "aaaa"):
+ * its windows are not kept (that would be memory per text byte for each
+ * such special) and it goes by split_unlisted in its turn. */
+static int split_group(const infer_vocab *v, const char *text, const len_k *lk, size_t n, roll_slot *tab,
+                       const vocab_frag_list *runs, vocab_frag_list *next, taken_list *tk, uint8_t *cl) {
     const size_t L = lk[0].len;
     hit_list hits = {0};
-    size_t *count = NULL, *order = NULL;
-    span *cuts = NULL;
-    size_t n_cuts = 0;
+    size_t *cnt = NULL, *first = NULL, *order = NULL;
+    uint8_t *over = NULL; /* over[g]: special g's windows were dropped */
+    span_list cuts = {0};
     int r = -1;
-    /* the windows whose hash is one of the group's, by run, in text order;
-     * hit.k is the special's index in the group */
-    if (find_group(v, text, runs->a, runs->n, lk, n, tab, NULL, &hits)) goto out;
-    count = infer_calloc(n + 1, sizeof *count);
+    size_t live = 0;
+    for (size_t i = 0; i < runs->n; i++) live += runs->a[i].len;
+    cnt = infer_calloc(n, sizeof *cnt);
+    first = infer_calloc(n + 1, sizeof *first);
+    over = infer_calloc(n, 1);
+    if (!cnt || !first || !over) goto out;
+    /* the windows whose hash is one of the group's, in text order (hit.k:
+     * the special's index in the group); cnt[k]: how many, SIZE_MAX for a
+     * special over the cap (its windows dropped) */
+    if (find_group(v, text, runs->a, runs->n, lk, n, tab, NULL, &hits, cnt, live / L * 2 + 16)) goto out;
+    size_t kept = 0;
+    for (size_t i = 0; i < hits.n; i++)
+        if (cnt[hits.a[i].k] != SIZE_MAX) hits.a[kept++] = hits.a[i];
+    hits.n = kept;
+    for (size_t g = 0; g < n; g++) {
+        over[g] = cnt[g] == SIZE_MAX;
+        first[g + 1] = first[g] + (over[g] ? 0 : cnt[g]);
+    }
     order = infer_malloc_array(hits.n ? hits.n : 1, sizeof *order);
-    cuts = infer_malloc_array(hits.n ? hits.n : 1, sizeof *cuts);
-    if (!count || !order || !cuts) goto out;
-    for (size_t i = 0; i < hits.n; i++) count[hits.a[i].k + 1]++;
-    for (size_t g = 0; g < n; g++) count[g + 1] += count[g];
-    for (size_t i = 0; i < hits.n; i++) order[count[hits.a[i].k]++] = i; /* stable: by special, then text */
-    memset(fw, 0, (n_text + 1) * sizeof *fw);
-    size_t run = 0; /* the run of the hit at hand: hits are in run order within a special */
-    for (size_t i = 0, j; i < hits.n; i = j) {
-        const size_t g = hits.a[order[i]].k;
+    if (!order) goto out;
+    memcpy(cnt, first, n * sizeof *cnt); /* now where special g's next hit goes */
+    for (size_t i = 0; i < hits.n; i++) order[cnt[hits.a[i].k]++] = i; /* stable: by special, then text */
+    for (size_t g = 0; g < n; g++) {
         const int32_t id = v->specials[lk[g].k];
+        if (over[g]) {
+            if (split_unlisted(v, text, id, runs, cl, &cuts, tk)) goto out;
+            continue;
+        }
         const char *tt = vocab_text(v, id);
         const unsigned attr = v->toks[id].attr;
-        size_t cursor = 0; /* the end of this special's last take */
-        run = 0;
-        for (j = i; j < hits.n && hits.a[order[j]].k == g; j++) {
+        size_t cursor = 0, run = 0; /* the end of this special's last take; the run of the hit at hand */
+        for (size_t j = first[g]; j < first[g + 1]; j++) {
             const size_t p = hits.a[order[j]].pos;
-            if (p < cursor || claimed_before(fw, p + L) != claimed_before(fw, p) || memcmp(text + p, tt, L)) continue;
-            while (runs->a[run].off + runs->a[run].len < p + L) run++; /* the hit's window lies in one run */
+            if (p < cursor || cl[p] || cl[p + L - 1] || memcmp(text + p, tt, L)) continue;
+            if (runs->a[run].off + runs->a[run].len < p + L) run = run_of(runs, p); /* p only grows */
             const size_t r0 = runs->a[run].off, r1 = r0 + runs->a[run].len;
             size_t start = p, end = p + L;
             if (attr & ATTR_LSTRIP)
-                while (start > r0 && c_isspace(text[start - 1]) && !claimed_at(fw, start - 1)) start--;
+                while (start > r0 && c_isspace(text[start - 1]) && !cl[start - 1]) start--;
             if (attr & ATTR_RSTRIP)
-                while (end < r1 && c_isspace(text[end]) && !claimed_at(fw, end)) end++;
-            for (size_t q = start; q < end; q++) claim(fw, n_text, q);
-            cuts[n_cuts++] = (span){start, end};
-            if (taken_add(tk, p, id)) goto out;
+                while (end < r1 && c_isspace(text[end]) && !cl[end]) end++;
+            if (take(cl, &cuts, tk, start, end, p, id)) goto out;
             cursor = end;
         }
     }
-    /* the runs less what was claimed */
-    qsort(cuts, n_cuts, sizeof *cuts, by_off);
+    /* the runs less what was claimed; the map cleared for the next group */
+    qsort(cuts.a, cuts.n, sizeof *cuts.a, by_off);
     for (size_t i = 0, c = 0; i < runs->n; i++) {
         size_t at = runs->a[i].off;
         const size_t end = at + runs->a[i].len;
-        for (; c < n_cuts && cuts[c].off < end; c++) {
-            if (frag_add(next, at, cuts[c].off - at, -1)) goto out;
-            at = cuts[c].end;
+        for (; c < cuts.n && cuts.a[c].off < end; c++) {
+            if (frag_add(next, at, cuts.a[c].off - at, -1)) goto out;
+            at = cuts.a[c].end;
         }
         if (frag_add(next, at, end - at, -1)) goto out;
     }
     r = 0;
 out:
+    for (size_t c = 0; c < cuts.n; c++) memset(cl + cuts.a[c].off, 0, cuts.a[c].end - cuts.a[c].off);
     infer_free(hits.a);
-    infer_free(count);
+    infer_free(cnt);
+    infer_free(first);
     infer_free(order);
-    infer_free(cuts);
+    infer_free(over);
+    infer_free(cuts.a);
     return r;
 }
 
@@ -353,7 +422,7 @@ infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len,
                              vocab_frag_list *fl, infer_error *err) {
     uint8_t present[256] = {0};
     uint8_t *cand = NULL;
-    size_t *fw = NULL;
+    uint8_t *cl = NULL; /* a large group's claimed bytes (split_group) */
     len_k *lk = NULL;
     roll_slot *tab = NULL;
     vocab_frag_list runs = {0}, next = {0}; /* the text still plain */
@@ -394,10 +463,9 @@ infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len,
             }
             continue;
         }
-        size_t n1 = 0;
-        if (!fw && (ck_add(len, 1, &n1) || !(fw = infer_malloc_array(n1, sizeof *fw)))) goto nomem;
+        if (!cl && !(cl = infer_calloc(len, 1))) goto nomem;
         next.n = 0;
-        if (split_group(v, text, len, lk + g0, g1 - g0, tab, &runs, &next, &tk, fw)) goto nomem;
+        if (split_group(v, text, lk + g0, g1 - g0, tab, &runs, &next, &tk, cl)) goto nomem;
         const vocab_frag_list t = runs;
         runs = next;
         next = t;
@@ -414,7 +482,7 @@ nomem:
     s = set_error(err, INFER_ENOMEM, "out of memory splitting special tokens");
 out:
     infer_free(cand);
-    infer_free(fw);
+    infer_free(cl);
     infer_free(lk);
     infer_free(tab);
     infer_free(runs.a);

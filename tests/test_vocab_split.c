@@ -185,3 +185,39 @@ Test(vocab_split, long_self_overlapping_specials) {
     free(text);
     vocab_free(v);
 }
+
+/* One large group (all 16 four-byte texts over "a "), so that it is found
+ * in one pass, over texts of long runs of a's and spaces: "aaaa" and "    "
+ * then match at most bytes, more often than a group keeps windows for, and
+ * go by the per-special loop inside the group's pass. Random lstrip/rstrip,
+ * user-defined and control, both parse_special values. */
+Test(vocab_split, large_group_with_self_overlapping_specials) {
+    char text[3000];
+    for (int round = 0; round < 200; round++) {
+        char *texts[16];
+        int32_t types[16];
+        for (int i = 0; i < 16; i++) {
+            texts[i] = malloc(5);
+            for (int b = 0; b < 4; b++) texts[i][b] = (i >> b) & 1 ? ' ' : 'a';
+            texts[i][4] = 0;
+            types[i] = rnd(4) ? 4 : 3;
+        }
+        infer_vocab *v = vocab_with(texts, types, 16);
+        for (size_t k = 0; k < v->n_specials; k++) {
+            vocab_tok *t = &v->toks[v->specials[k]];
+            const uint32_t r = rnd(4);
+            if (r & 1) t->attr |= ATTR_LSTRIP;
+            if (r & 2) t->attr |= ATTR_RSTRIP;
+        }
+        for (int t = 0; t < 5; t++) {
+            size_t len = 0;
+            const size_t want = 1 + rnd(sizeof text);
+            while (len < want) { /* runs of a's (mostly) and of spaces */
+                const char c = rnd(10) < 7 ? 'a' : ' ';
+                for (size_t n = 1 + rnd(200); n > 0 && len < want; n--) text[len++] = c;
+            }
+            expect_same(v, text, len, (int)rnd(2), round);
+        }
+        vocab_free(v);
+    }
+}
