@@ -396,7 +396,7 @@ static int split_group(const infer_vocab *v, const char *text, const len_k *lk, 
         }
     }
     /* the runs less what was claimed; the map cleared for the next group */
-    qsort(cuts.a, cuts.n, sizeof *cuts.a, by_off);
+    if (cuts.n) qsort(cuts.a, cuts.n, sizeof *cuts.a, by_off); /* (none: cuts.a may be NULL) */
     for (size_t i = 0, c = 0; i < runs->n; i++) {
         size_t at = runs->a[i].off;
         const size_t end = at + runs->a[i].len;
@@ -471,7 +471,7 @@ infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len,
         next = t;
     }
     /* the tokens and the plain runs, in text order */
-    qsort(tk.a, tk.n, sizeof *tk.a, by_pos);
+    if (tk.n) qsort(tk.a, tk.n, sizeof *tk.a, by_pos); /* (none: tk.a may be NULL: hash hits all refused) */
     for (size_t i = 0, r = 0; i < tk.n || r < runs.n;) {
         const int tok_first = i < tk.n && (r == runs.n || tk.a[i].pos < runs.a[r].off);
         if (tok_first ? frag_add(fl, 0, 0, tk.a[i++].id) : frag_add(fl, runs.a[r].off, runs.a[r].len, -1)) goto nomem;

@@ -221,3 +221,19 @@ Test(vocab_split, large_group_with_self_overlapping_specials) {
         vocab_free(v);
     }
 }
+
+/* A large group whose every occurrence a longer special took first: the
+ * group finds nothing left and splits nothing (fuzz_tokenizer found it
+ * passing a NULL array to qsort, under UBSan). */
+Test(vocab_split, large_group_left_nothing) {
+    /* "aabba  b a" holds nine distinct two-byte texts, all specials too */
+    static const char *const two[] = {"aa", "ab", "bb", "ba", "a ", "  ", " b", "b ", " a"};
+    char *texts[10];
+    int32_t types[10];
+    for (int i = 0; i < 9; i++) texts[i] = strdup(two[i]), types[i] = 4;
+    texts[9] = strdup("aabba  b a"), types[9] = 4;
+    infer_vocab *v = vocab_with(texts, types, 10);
+    expect_same(v, "aabba  b acaabba  b a", 21, 0, 0); /* the group's specials occur, only inside the long one */
+    expect_same(v, "aabba  b a", 10, 1, 1);
+    vocab_free(v);
+}
