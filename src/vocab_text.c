@@ -232,33 +232,34 @@ static int taken_add(taken_list *l, size_t pos, int32_t id) {
     return 0;
 }
 
+/* llama.cpp's step over a plain piece [base, end): the leftmost occurrence
+ * of special id, at *at, and [*start, *stop): it with the whitespace its
+ * lstrip/rstrip takes inside the piece. 0 when it does not occur there. */
+static int next_take(const infer_vocab *v, const char *text, int32_t id, size_t base, size_t end, size_t *at,
+                     size_t *start, size_t *stop) {
+    const size_t L = v->toks[id].len;
+    const unsigned attr = v->toks[id].attr;
+    const char *m = end - base >= L ? memmem(text + base, end - base, vocab_text(v, id), L) : NULL;
+    if (!m) return 0;
+    *at = *start = (size_t)(m - text);
+    *stop = *at + L;
+    if (attr & ATTR_LSTRIP)
+        while (*start > base && c_isspace(text[*start - 1])) (*start)--;
+    if (attr & ATTR_RSTRIP)
+        while (*stop < end && c_isspace(text[*stop])) (*stop)++;
+    return 1;
+}
+
 /* A group of few: special id split out of every run (llama.cpp's loop over
  * the plain fragments), the runs left into next. */
 static int split_runs(const infer_vocab *v, const char *text, int32_t id, const vocab_frag_list *runs,
                       vocab_frag_list *next, taken_list *tk) {
-    const char *tt = vocab_text(v, id);
-    const size_t tl = v->toks[id].len;
-    const unsigned attr = v->toks[id].attr;
     for (size_t r = 0; r < runs->n; r++) {
-        size_t base = runs->a[r].off, blen = runs->a[r].len;
-        for (;;) {
-            const char *m = blen >= tl ? memmem(text + base, blen, tt, tl) : NULL;
-            if (!m) {
-                if (frag_add(next, base, blen, -1)) return -1;
-                break;
-            }
-            const size_t mo = (size_t)(m - text);
-            size_t left = mo - base;
-            if (attr & ATTR_LSTRIP)
-                while (left > 0 && c_isspace(text[base + left - 1])) left--;
-            if (frag_add(next, base, left, -1) || taken_add(tk, mo, id)) return -1;
-            size_t rs = mo + tl, rl = base + blen - rs;
-            if (attr & ATTR_RSTRIP)
-                while (rl > 0 && c_isspace(text[rs])) rs++, rl--;
-            if (rl == 0) break;
-            base = rs;
-            blen = rl;
-        }
+        size_t base = runs->a[r].off, at, start, stop;
+        const size_t end = base + runs->a[r].len;
+        for (; next_take(v, text, id, base, end, &at, &start, &stop); base = stop)
+            if (frag_add(next, base, start - base, -1) || taken_add(tk, at, id)) return -1;
+        if (frag_add(next, base, end - base, -1)) return -1;
     }
     return 0;
 }
@@ -309,26 +310,14 @@ static size_t run_of(const vocab_frag_list *runs, size_t p) {
  * yet claimed, as for a small group. */
 static int split_unlisted(const infer_vocab *v, const char *text, int32_t id, const vocab_frag_list *runs, uint8_t *cl,
                           span_list *cuts, taken_list *tk) {
-    const char *tt = vocab_text(v, id);
-    const size_t L = v->toks[id].len;
-    const unsigned attr = v->toks[id].attr;
     for (size_t r = 0; r < runs->n; r++) {
         const size_t r1 = runs->a[r].off + runs->a[r].len;
-        for (size_t a = runs->a[r].off, b; a < r1; a = b) {
+        for (size_t a = runs->a[r].off, b; a < r1; a = b) { /* the pieces [a, b) with nothing claimed */
             while (a < r1 && cl[a]) a++;
             for (b = a; b < r1 && !cl[b]; b++) {}
-            for (size_t base = a; b - base >= L;) { /* the piece [a, b): nothing in it claimed */
-                const char *m = memmem(text + base, b - base, tt, L);
-                if (!m) break;
-                const size_t mo = (size_t)(m - text);
-                size_t start = mo, end = mo + L;
-                if (attr & ATTR_LSTRIP)
-                    while (start > base && c_isspace(text[start - 1])) start--;
-                if (attr & ATTR_RSTRIP)
-                    while (end < b && c_isspace(text[end])) end++;
-                if (take(cl, cuts, tk, start, end, mo, id)) return -1;
-                base = end;
-            }
+            size_t at, start, stop;
+            for (size_t base = a; next_take(v, text, id, base, b, &at, &start, &stop); base = stop)
+                if (take(cl, cuts, tk, start, stop, at, id)) return -1;
         }
     }
     return 0;
