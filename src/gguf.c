@@ -124,9 +124,12 @@ static infer_status parse_value(cursor *c, gguf_kv *kv, const char *qkey) {
     char what[160];
 
     if (kv->type == INFER_GGUF_STRING) {
+        infer_gguf_str v;
         snprintf(what, sizeof what, "key '%s': string value", qkey);
-        kv->count = 1;
-        return cur_str(c, &kv->str, what);
+        if ((s = cur_str(c, &v, what)) != INFER_OK) return s;
+        kv->chars = v.ptr;
+        kv->count = v.len;
+        return INFER_OK;
     }
     if (kv->type != INFER_GGUF_ARRAY) {
         snprintf(what, sizeof what, "key '%s': %s value", qkey, infer_gguf_type_name(kv->type));
@@ -136,17 +139,19 @@ static infer_status parse_value(cursor *c, gguf_kv *kv, const char *qkey) {
 
     /* An array: element type, count, elements. */
     size_t at = c->pos;
+    uint32_t et;
     snprintf(what, sizeof what, "key '%s': array element type", qkey);
-    if ((s = cur_u32(c, &kv->arr_type, what)) != INFER_OK) return s;
-    if (kv->arr_type == INFER_GGUF_ARRAY) {
+    if ((s = cur_u32(c, &et, what)) != INFER_OK) return s;
+    if (et == INFER_GGUF_ARRAY) {
         return set_error(err, INFER_EUNSUPPORTED,
                          "key '%s' at offset 0x%zx: arrays of arrays are not supported", qkey, at);
     }
-    if (kv->arr_type >= INFER_GGUF_VALUE_TYPE_COUNT) {
+    if (et >= INFER_GGUF_VALUE_TYPE_COUNT) {
         return set_error(err, INFER_EFORMAT,
                          "key '%s' at offset 0x%zx: array element type %u is out of range (0..12)",
-                         qkey, at, kv->arr_type);
+                         qkey, at, et);
     }
+    kv->arr_type = (uint8_t)et;
     at = c->pos;
     snprintf(what, sizeof what, "key '%s': array count", qkey);
     if ((s = cur_count(c, &kv->count, what)) != INFER_OK) return s;
@@ -173,7 +178,6 @@ static infer_status parse_value(cursor *c, gguf_kv *kv, const char *qkey) {
                          "bytes left",
                          qkey, at, (unsigned long long)kv->count, cur_left(c));
     }
-    kv->val = c->p + c->pos;
     kv->strs = infer_malloc_array((size_t)kv->count, sizeof *kv->strs);
     if (!kv->strs) {
         return set_error(err, INFER_ENOMEM, "key '%s': out of memory for %llu strings", qkey,
@@ -198,14 +202,14 @@ static infer_status check_alignment_key(infer_gguf *g, const gguf_kv *kv, infer_
     if (kv->type != INFER_GGUF_UINT32) {
         return set_error(err, INFER_EFORMAT,
                          "key 'general.alignment' at offset 0x%llx: type %s, expected uint32",
-                         (unsigned long long)kv->offset, infer_gguf_type_name(kv->type));
+                         (unsigned long long)gguf_kv_offset(g, kv), infer_gguf_type_name(kv->type));
     }
     memcpy(&a, kv->val, 4);
     if (!is_pow2_u64(a) || a > INFER_GGUF_MAX_ALIGNMENT) {
         return set_error(err, INFER_EFORMAT,
                          "key 'general.alignment' at offset 0x%llx: %u is not a power of two in "
                          "1..%u",
-                         (unsigned long long)kv->offset, a, INFER_GGUF_MAX_ALIGNMENT);
+                         (unsigned long long)gguf_kv_offset(g, kv), a, INFER_GGUF_MAX_ALIGNMENT);
     }
     g->alignment = a;
     return INFER_OK;
@@ -215,27 +219,28 @@ static infer_status parse_kv(cursor *c, infer_gguf *g, gguf_kv *kv) {
     infer_error *err = c->err;
     infer_status s;
     char qkey[96];
+    const size_t start = c->pos;
+    uint32_t type;
 
-    kv->offset = c->pos;
     if ((s = cur_str(c, &kv->key, "metadata key")) != INFER_OK) return s;
     if (kv->key.len == 0) {
-        return set_error(err, INFER_EFORMAT, "metadata key at offset 0x%llx is empty",
-                         (unsigned long long)kv->offset);
+        return set_error(err, INFER_EFORMAT, "metadata key at offset 0x%zx is empty", start);
     }
     QUOTE(qkey, kv->key);
     if (memchr(kv->key.ptr, '\0', kv->key.len)) {
-        return set_error(err, INFER_EFORMAT, "metadata key '%s' at offset 0x%llx contains a NUL byte",
-                         qkey, (unsigned long long)kv->offset);
+        return set_error(err, INFER_EFORMAT, "metadata key '%s' at offset 0x%zx contains a NUL byte",
+                         qkey, start);
     }
     size_t at = c->pos;
     char what[128];
     snprintf(what, sizeof what, "key '%s': value type", qkey);
-    if ((s = cur_u32(c, &kv->type, what)) != INFER_OK) return s;
-    if (kv->type >= INFER_GGUF_VALUE_TYPE_COUNT) {
+    if ((s = cur_u32(c, &type, what)) != INFER_OK) return s;
+    if (type >= INFER_GGUF_VALUE_TYPE_COUNT) {
         return set_error(err, INFER_EFORMAT,
                          "key '%s' at offset 0x%zx: value type %u is out of range (0..12)", qkey, at,
-                         kv->type);
+                         type);
     }
+    kv->type = (uint8_t)type;
     if ((s = parse_value(c, kv, qkey)) != INFER_OK) return s;
     if (str_eq(kv->key, "general.alignment")) return check_alignment_key(g, kv, err);
     return INFER_OK;
@@ -313,23 +318,42 @@ static infer_status parse_tensor_info(cursor *c, unsigned flags, infer_gguf_tens
 
 /* ---- whole-file checks ------------------------------------------------------ */
 
-/* Sorting without global state: each item carries its own key. */
-typedef struct {
-    infer_gguf_str name; /* key or tensor name */
-    uint64_t a, b;       /* offset range, or (info offset, 0) */
-    uint64_t i;          /* index of the entry */
-} sort_item;
+/* Orders of entries as arrays of their indices, merge-sorted with a
+ * scratch array of the same length: 8 bytes an entry beside the kept
+ * order, where items carrying their own keys took 40 (and qsort more).
+ * Each comparison says whether entry i goes strictly after entry j. */
+typedef int (*entry_after)(const infer_gguf *g, uint64_t i, uint64_t j);
 
-static int cmp_by_name(const void *x, const void *y) {
-    const sort_item *p = x, *q = y;
-    int r = str_cmp(p->name, q->name);
-    if (r != 0) return r;
-    return (p->a > q->a) - (p->a < q->a);
+static int key_after(const infer_gguf *g, uint64_t i, uint64_t j) {
+    return str_cmp(g->kv[i].key, g->kv[j].key) > 0;
 }
 
-static int cmp_by_range(const void *x, const void *y) {
-    const sort_item *p = x, *q = y;
-    return (p->a > q->a) - (p->a < q->a);
+static int name_after(const infer_gguf *g, uint64_t i, uint64_t j) {
+    return str_cmp(g->tensors[i].name, g->tensors[j].name) > 0;
+}
+
+static int start_after(const infer_gguf *g, uint64_t i, uint64_t j) {
+    return g->tensors[i].offset > g->tensors[j].offset;
+}
+
+/* idx = 0 .. n-1 in the order after gives, ties in index order (the file's:
+ * a duplicate's second occurrence comes second). tmp: n scratch slots. */
+static void sort_entries(const infer_gguf *g, uint64_t *idx, uint64_t *tmp, uint64_t n, entry_after after) {
+    uint64_t *src = idx, *dst = tmp;
+    for (uint64_t i = 0; i < n; i++) idx[i] = i;
+    for (uint64_t w = 1; w < n; w *= 2) { /* n < 2^61 (entries are bytes of the file): no wrap */
+        for (uint64_t lo = 0; lo < n; lo += 2 * w) {
+            uint64_t mid = n - lo < w ? n : lo + w, hi = n - lo < 2 * w ? n : lo + 2 * w;
+            uint64_t a = lo, b = mid, o = lo;
+            while (a < mid && b < hi) dst[o++] = after(g, src[a], src[b]) ? src[b++] : src[a++];
+            while (a < mid) dst[o++] = src[a++];
+            while (b < hi) dst[o++] = src[b++];
+        }
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != idx) memcpy(idx, src, (size_t)n * sizeof *idx);
 }
 
 /* Duplicate keys and names, overlapping data: O(n log n) with one sort each,
@@ -340,54 +364,56 @@ static infer_status check_unique_and_disjoint(infer_gguf *g, infer_error *err) {
     infer_status s = INFER_OK;
     char qa[96], qb[96];
     if (n < 2) return INFER_OK;
-    sort_item *it = infer_malloc_array((size_t)n, sizeof *it);
-    if (!it) return set_error(err, INFER_ENOMEM, "out of memory checking %llu entries", (unsigned long long)n);
+    /* scratch for the sorts, and the tensors' order by data range after it */
+    uint64_t n_tmp = g->n_tensors > 1 && 2 * g->n_tensors > n ? 2 * g->n_tensors : n;
+    uint64_t *tmp = infer_malloc_array((size_t)n_tmp, sizeof *tmp);
+    if (!tmp) return set_error(err, INFER_ENOMEM, "out of memory checking %llu entries", (unsigned long long)n);
 
     g->kv_by_name = g->n_kv > 1 ? infer_malloc_array((size_t)g->n_kv, sizeof *g->kv_by_name) : NULL;
     g->tensor_by_name = g->n_tensors > 1 ? infer_malloc_array((size_t)g->n_tensors, sizeof *g->tensor_by_name) : NULL;
     if ((g->n_kv > 1 && !g->kv_by_name) || (g->n_tensors > 1 && !g->tensor_by_name)) {
-        infer_free(it);
+        infer_free(tmp);
         return set_error(err, INFER_ENOMEM, "out of memory indexing %llu entries", (unsigned long long)n);
     }
 
-    for (uint64_t i = 0; i < g->n_kv; i++) it[i] = (sort_item){g->kv[i].key, g->kv[i].offset, 0, i};
-    qsort(it, (size_t)g->n_kv, sizeof *it, cmp_by_name);
-    for (uint64_t i = 0; g->kv_by_name && i < g->n_kv; i++) g->kv_by_name[i] = it[i].i;
-    for (uint64_t i = 1; i < g->n_kv && s == INFER_OK; i++) {
-        if (str_cmp(it[i - 1].name, it[i].name) == 0) {
-            s = set_error(err, INFER_EFORMAT, "metadata key '%s' at offset 0x%llx is a duplicate",
-                          QUOTE(qa, it[i].name), (unsigned long long)it[i].a);
+    if (g->kv_by_name) {
+        const uint64_t *by = g->kv_by_name;
+        sort_entries(g, g->kv_by_name, tmp, g->n_kv, key_after);
+        for (uint64_t i = 1; i < g->n_kv && s == INFER_OK; i++) {
+            const gguf_kv *p = &g->kv[by[i - 1]], *q = &g->kv[by[i]];
+            if (str_cmp(p->key, q->key) == 0) {
+                s = set_error(err, INFER_EFORMAT, "metadata key '%s' at offset 0x%llx is a duplicate",
+                              QUOTE(qa, q->key), (unsigned long long)gguf_kv_offset(g, q));
+            }
         }
     }
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        const infer_gguf_tensor *t = &g->tensors[i];
-        it[i] = (sort_item){t->name, t->info_offset, 0, i};
-    }
-    if (s == INFER_OK) qsort(it, (size_t)g->n_tensors, sizeof *it, cmp_by_name);
-    for (uint64_t i = 0; g->tensor_by_name && i < g->n_tensors; i++) g->tensor_by_name[i] = it[i].i;
-    for (uint64_t i = 1; i < g->n_tensors && s == INFER_OK; i++) {
-        if (str_cmp(it[i - 1].name, it[i].name) == 0) {
-            s = set_error(err, INFER_EFORMAT, "tensor '%s' at offset 0x%llx: duplicate name",
-                          QUOTE(qa, it[i].name), (unsigned long long)it[i].a);
+    if (g->tensor_by_name && s == INFER_OK) {
+        const uint64_t *by = g->tensor_by_name;
+        sort_entries(g, g->tensor_by_name, tmp, g->n_tensors, name_after);
+        for (uint64_t i = 1; i < g->n_tensors && s == INFER_OK; i++) {
+            const infer_gguf_tensor *p = &g->tensors[by[i - 1]], *q = &g->tensors[by[i]];
+            if (str_cmp(p->name, q->name) == 0) {
+                s = set_error(err, INFER_EFORMAT, "tensor '%s' at offset 0x%llx: duplicate name",
+                              QUOTE(qa, q->name), (unsigned long long)q->info_offset);
+            }
         }
     }
     /* Ranges are file offsets, already checked to lie inside the file. */
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        const infer_gguf_tensor *t = &g->tensors[i];
-        uint64_t start = g->data_offset + t->offset;
-        it[i] = (sort_item){t->name, start, start + t->n_bytes, i};
-    }
-    if (s == INFER_OK) qsort(it, (size_t)g->n_tensors, sizeof *it, cmp_by_range);
-    for (uint64_t i = 1; i < g->n_tensors && s == INFER_OK; i++) {
-        const sort_item *p = &it[i - 1], *q = &it[i];
-        if (p->b > q->a) {
-            s = set_error(err, INFER_EFORMAT,
-                          "tensor '%s': data [0x%llx, 0x%llx) overlaps tensor '%s' [0x%llx, 0x%llx)",
-                          QUOTE(qa, q->name), (unsigned long long)q->a, (unsigned long long)q->b,
-                          QUOTE(qb, p->name), (unsigned long long)p->a, (unsigned long long)p->b);
+    if (g->n_tensors > 1 && s == INFER_OK) {
+        uint64_t *by = tmp + g->n_tensors;
+        sort_entries(g, by, tmp, g->n_tensors, start_after);
+        for (uint64_t i = 1; i < g->n_tensors && s == INFER_OK; i++) {
+            const infer_gguf_tensor *p = &g->tensors[by[i - 1]], *q = &g->tensors[by[i]];
+            const uint64_t pa = g->data_offset + p->offset, qa0 = g->data_offset + q->offset;
+            if (pa + p->n_bytes > qa0) {
+                s = set_error(err, INFER_EFORMAT,
+                              "tensor '%s': data [0x%llx, 0x%llx) overlaps tensor '%s' [0x%llx, 0x%llx)",
+                              QUOTE(qa, q->name), (unsigned long long)qa0, (unsigned long long)(qa0 + q->n_bytes),
+                              QUOTE(qb, p->name), (unsigned long long)pa, (unsigned long long)(pa + p->n_bytes));
+            }
         }
     }
-    infer_free(it);
+    infer_free(tmp);
     return s;
 }
 
@@ -500,7 +526,9 @@ static infer_status parse_header(cursor *c, infer_gguf *g) {
 
 static void gguf_free_parsed(infer_gguf *g) {
     if (g->kv) {
-        for (uint64_t i = 0; i < g->n_kv; i++) infer_free(g->kv[i].strs); /* calloc'd: NULL if unused */
+        for (uint64_t i = 0; i < g->n_kv; i++) { /* calloc'd: strs NULL until allocated */
+            if (g->kv[i].type == INFER_GGUF_ARRAY && g->kv[i].arr_type == INFER_GGUF_STRING) infer_free(g->kv[i].strs);
+        }
         infer_free(g->kv);
     }
     infer_free(g->tensors);

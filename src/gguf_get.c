@@ -75,11 +75,11 @@ int64_t infer_gguf_find_key(const infer_gguf *g, const char *key) {
     return g && key && g->n_kv ? find_name(&g->kv[0].key, sizeof g->kv[0], g->n_kv, g->kv_by_name, key) : -1;
 }
 
-static infer_status type_mismatch(const gguf_kv *kv, uint32_t want, infer_error *err) {
+static infer_status type_mismatch(const infer_gguf *g, const gguf_kv *kv, uint32_t want, infer_error *err) {
     char q[96];
     return set_error(err, INFER_EFORMAT, "key '%s' (offset 0x%llx) has type %s, expected %s",
                      escape_bytes(kv->key.ptr, kv->key.len, q, sizeof q),
-                     (unsigned long long)kv->offset,
+                     (unsigned long long)gguf_kv_offset(g, kv),
                      kv->type == INFER_GGUF_ARRAY ? "array" : infer_gguf_type_name(kv->type),
                      infer_gguf_type_name(want));
 }
@@ -95,7 +95,7 @@ infer_status infer_gguf_kv_scalar(const infer_gguf *g, uint64_t i, uint32_t type
     const gguf_kv *kv = kv_at(g, i);
     if (!g || !out) return null_arg(err);
     if (!kv) return bad_index(i, err);
-    if (kv->type != type || infer_gguf_type_size(type) == 0) return type_mismatch(kv, type, err);
+    if (kv->type != type || infer_gguf_type_size(type) == 0) return type_mismatch(g, kv, type, err);
     memcpy(out, kv->val, infer_gguf_type_size(type));
     return INFER_OK;
 }
@@ -105,8 +105,8 @@ infer_status infer_gguf_kv_string(const infer_gguf *g, uint64_t i, infer_gguf_st
     const gguf_kv *kv = kv_at(g, i);
     if (!g || !out) return null_arg(err);
     if (!kv) return bad_index(i, err);
-    if (kv->type != INFER_GGUF_STRING) return type_mismatch(kv, INFER_GGUF_STRING, err);
-    *out = kv->str;
+    if (kv->type != INFER_GGUF_STRING) return type_mismatch(g, kv, INFER_GGUF_STRING, err);
+    *out = (infer_gguf_str){kv->chars, (size_t)kv->count};
     return INFER_OK;
 }
 
@@ -169,7 +169,7 @@ infer_status infer_gguf_get_uint(const infer_gguf *g, const char *key, uint64_t 
     case INFER_GGUF_INT16: memcpy(&v.i16, kv->val, 2); sv = v.i16; is_signed = 1; break;
     case INFER_GGUF_INT32: memcpy(&v.i32, kv->val, 4); sv = v.i32; is_signed = 1; break;
     case INFER_GGUF_INT64: memcpy(&v.i64, kv->val, 8); sv = v.i64; is_signed = 1; break;
-    default: return type_mismatch(kv, INFER_GGUF_UINT32, err);
+    default: return type_mismatch(g, kv, INFER_GGUF_UINT32, err);
     }
     if (is_signed) {
         if (sv < 0) {

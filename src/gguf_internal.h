@@ -8,15 +8,19 @@
 
 #include "util.h"
 
+/* One metadata entry: 40 bytes, so that a file of the smallest entries
+ * (14 bytes each) costs about 4x its size in the reader's memory, sorting
+ * included (gguf.c). */
 typedef struct {
-    infer_gguf_str key;    /* non-empty, no NUL, unique */
-    uint32_t type;         /* infer_gguf_type */
-    uint32_t arr_type;     /* element type when type == ARRAY */
-    uint64_t count;        /* array elements; 1 for scalars */
-    const uint8_t *val;    /* fixed-size payload: scalar or packed array elements */
-    infer_gguf_str str;    /* STRING scalar */
-    infer_gguf_str *strs;  /* STRING array: one entry per element (owned) */
-    uint64_t offset;       /* file offset where this entry begins */
+    infer_gguf_str key; /* non-empty, no NUL, unique; its length field starts the entry */
+    union {
+        const uint8_t *val;   /* fixed-size payload: scalar or packed array elements */
+        const char *chars;    /* STRING scalar: count bytes */
+        infer_gguf_str *strs; /* STRING array: one entry per element (owned) */
+    };
+    uint64_t count;   /* array elements; a STRING scalar's length; 1 for other scalars */
+    uint8_t type;     /* infer_gguf_type */
+    uint8_t arr_type; /* element type when type == ARRAY */
 } gguf_kv;
 
 /* BORROWED: the caller's memory; MMAP: the file mapped (read-only,
@@ -49,6 +53,11 @@ struct infer_gguf {
  * Fails (INFER_EIO) when the file's size or modification time changed
  * since it was read, or on a short read; INFER_EINVAL for any other
  * backing or a range outside the file. */
+/* File offset where entry kv begins: its key's length field. */
+static inline uint64_t gguf_kv_offset(const infer_gguf *g, const gguf_kv *kv) {
+    return (uint64_t)((const uint8_t *)kv->key.ptr - g->data) - (g->version == 1 ? 4u : 8u);
+}
+
 infer_status gguf_read_back(const infer_gguf *g, size_t off, size_t len, infer_error *err);
 
 #endif

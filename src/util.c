@@ -1,6 +1,7 @@
 /* util.c - allocator wrappers with failure injection, error formatting. */
 #include "util.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +25,46 @@ static int alloc_should_fail(void) {
     return f != 0 && seq == f;
 }
 
+/* Byte tracking (tests): while on, held counts what the wrappers hand out
+ * (malloc_usable_size of each block, a map's length) less what comes back
+ * through them, and peak its most since tracking was turned on. Blocks
+ * allocated before then count negative when freed; signed, so that cannot
+ * wrap. One relaxed load per call when off. */
+static _Atomic int track_on;
+static _Atomic int64_t track_held, track_peak;
+
+void infer_alloc_track(int on) {
+    atomic_store(&track_held, 0);
+    atomic_store(&track_peak, 0);
+    atomic_store(&track_on, on != 0);
+}
+
+uint64_t infer_alloc_peak(void) {
+    int64_t p = atomic_load(&track_peak);
+    return p > 0 ? (uint64_t)p : 0;
+}
+
+static void track(int64_t d) {
+    int64_t now = atomic_fetch_add(&track_held, d) + d, p = atomic_load(&track_peak);
+    while (now > p && !atomic_compare_exchange_weak(&track_peak, &p, now)) {
+    }
+}
+
+static void *tracked(void *p) {
+    if (p && atomic_load_explicit(&track_on, memory_order_relaxed)) track((int64_t)malloc_usable_size(p));
+    return p;
+}
+
 void *infer_malloc(size_t n) {
     if (alloc_should_fail()) return NULL;
-    return malloc(n ? n : 1);
+    return tracked(malloc(n ? n : 1));
 }
 
 void *infer_calloc(size_t n, size_t size) {
     size_t total;
     if (ck_mul(n, size, &total)) return NULL;
     if (alloc_should_fail()) return NULL;
-    return calloc(total ? total : 1, 1);
+    return tracked(calloc(total ? total : 1, 1));
 }
 
 void *infer_malloc_array(size_t n, size_t size) {
@@ -44,15 +75,23 @@ void *infer_malloc_array(size_t n, size_t size) {
 
 void *infer_realloc(void *p, size_t n) {
     if (alloc_should_fail()) return NULL;
-    return realloc(p, n ? n : 1);
+    if (!atomic_load_explicit(&track_on, memory_order_relaxed)) return realloc(p, n ? n : 1);
+    const size_t was = p ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, n ? n : 1);
+    if (q) track((int64_t)malloc_usable_size(q) - (int64_t)was);
+    return q;
 }
 
-void infer_free(void *p) { free(p); }
+void infer_free(void *p) {
+    if (p && atomic_load_explicit(&track_on, memory_order_relaxed)) track(-(int64_t)malloc_usable_size(p));
+    free(p);
+}
 
 void *infer_map(size_t n) {
     if (alloc_should_fail()) return NULL;
     void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
+    if (atomic_load_explicit(&track_on, memory_order_relaxed)) track((int64_t)(n ? n : 1));
 #ifdef MADV_HUGEPAGE
     (void)madvise(p, n ? n : 1, MADV_HUGEPAGE); /* fewer TLB misses when streaming weights; advisory */
 #endif
@@ -60,7 +99,9 @@ void *infer_map(size_t n) {
 }
 
 void infer_unmap(void *p, size_t n) {
-    if (p) munmap(p, n ? n : 1);
+    if (!p) return;
+    if (atomic_load_explicit(&track_on, memory_order_relaxed)) track(-(int64_t)(n ? n : 1));
+    munmap(p, n ? n : 1);
 }
 
 infer_status set_error(infer_error *err, infer_status status, const char *fmt, ...) {

@@ -70,6 +70,12 @@ void infer_alloc_fail_at(uint64_t k);
 void *infer_map(size_t n);
 void infer_unmap(void *p, size_t n);
 uint64_t infer_alloc_count(void); /* allocations made since start */
+/* For tests: infer_alloc_track(1) starts counting the bytes these wrappers
+ * hold (usable sizes of blocks, lengths of maps) from zero, 0 stops;
+ * infer_alloc_peak is the most held since the start. free() of a wrapper's
+ * block bypasses the count. */
+void infer_alloc_track(int on);
+uint64_t infer_alloc_peak(void);
 
 /* ---- errors ------------------------------------------------------------ */
 /* Fill err (if not NULL) with status and a printf-style message; returns
