@@ -34,6 +34,7 @@
 #include "infer_gguf.h"
 #include "ref/quants.h"
 #include "synth.h"
+#include "reference_testutil.h"
 #include "testutil.h"
 
 #define CHECK(nfail, cond, ...)                                  \
@@ -804,15 +805,6 @@ static int force_level(const char *name, infer_isa isa) {
     return 1;
 }
 
-static size_t read_ids(const char *path, int32_t *ids, size_t cap) {
-    FILE *f = fopen(path, "r");
-    size_t n = 0;
-    cr_assert_not_null(f, "cannot open %s", path);
-    while (n < cap && fscanf(f, "%d", &ids[n]) == 1) n++;
-    fclose(f);
-    return n;
-}
-
 static void greedy_at_level(const char *level, infer_isa isa) {
     char mpath[512];
     SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
@@ -821,33 +813,16 @@ static void greedy_at_level(const char *level, infer_isa isa) {
     infer_model *m = NULL;
     cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
     for (int p = 1; p <= 4; p++) {
-        char ppath[512], gpath[512], rel[256];
-        snprintf(rel, sizeof rel, "reference/greedy/stories260K.%d.prompt_ids.txt", p);
-        SHARED_OR_SKIP(ppath, rel);
-        snprintf(rel, sizeof rel, "reference/greedy/stories260K.%d.ids.txt", p);
-        SHARED_OR_SKIP(gpath, rel);
-        int32_t prompt[64], want[128];
-        const size_t np = read_ids(ppath, prompt, 64);
-        cr_assert_eq(read_ids(gpath, want, 128), 128);
         /* prompt 1 at 1, 2 and 3 threads; the others at one count each */
         for (int nt = p == 1 ? 1 : (p + 1) % 3 + 1; nt <= (p == 1 ? 3 : (p + 1) % 3 + 1); nt++) {
             infer_context_params cp = infer_context_default_params();
             cp.n_ctx = 256;
             cp.n_threads = nt;
             infer_context *c = NULL;
-            infer_sampler *s = NULL;
             cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
-            infer_sampler_params sp = infer_sampler_default_params();
-            sp.temp = 0.0f;
-            cr_assert_eq(infer_sampler_new(m, &sp, &s, &err), INFER_OK);
-            cr_assert_eq(infer_decode(c, prompt, np, 0, &err), INFER_OK, "%s", err.message);
-            for (size_t i = 0; i < 128; i++) {
-                int32_t tok = infer_sampler_sample(s, infer_logits(c));
-                cr_assert_eq(tok, want[i], "%s, %d threads, prompt %d: token %zu is %d, llama.cpp chose %d", level, nt, p,
-                             i, tok, want[i]);
-                cr_assert_eq(infer_decode(c, &tok, 1, 0, &err), INFER_OK, "%s", err.message);
-            }
-            infer_sampler_free(s);
+            char what[64];
+            snprintf(what, sizeof what, "%s, %d threads", level, nt);
+            ref_expect_greedy(c, m, p, what);
             infer_context_free(c);
         }
     }
@@ -860,61 +835,31 @@ Test(kernels_simd_model, greedy_stories260K_avx2_1_2_3_threads) { greedy_at_leve
 Test(kernels_simd_model, greedy_stories260K_avxvnni_1_2_3_threads) { greedy_at_level("avxvnni", INFER_ISA_AVXVNNI); }
 Test(kernels_simd_model, greedy_stories260K_avx512_1_2_3_threads) { greedy_at_level("avx512", INFER_ISA_AVX512); }
 
-/* reference/README.md's tolerances. */
-typedef struct {
-    const char *model;
-    double max_abs, mean_abs;
-} tolerance;
-static const tolerance TOL[] = {
-    {"rand-small-q4_0", 0.06, 0.01}, {"rand-small-q4_k_m", 0.06, 0.01}, {"rand-small-q8_0", 0.06, 0.01},
-    {"rand-small-q6_k", 0.06, 0.01}, {"rand-small-f16", 3e-3, 5e-4},    {"rand-small-q2_k", 0.10, 0.015},
-    {"rand-small-bf16", 1e-2, 2e-3}, {"rand-small-f32", 1e-3, 2e-4},
-};
+/* Reference logits at each level, for one model of each kind of kernel. */
+static const char *const LOGITS_MODELS[] = {"rand-small-q4_0", "rand-small-q4_k_m", "rand-small-q8_0", "rand-small-q6_k",
+                                            "rand-small-f16",  "rand-small-q2_k",   "rand-small-bf16", "rand-small-f32"};
 
 static void logits_at_level(const char *level, infer_isa isa) {
     char probe[512];
     SHARED_OR_SKIP(probe, "reference/logits/prompt.txt");
     if (!force_level(level, isa)) cr_skip_test("%s: not available on this machine", level);
-    for (size_t mi = 0; mi < sizeof TOL / sizeof TOL[0]; mi++) {
-        const tolerance *tol = &TOL[mi];
-        char mpath[512], tpath[512], lpath[512], rel[256];
-        snprintf(rel, sizeof rel, "models/%s.gguf", tol->model);
-        SHARED_OR_SKIP(mpath, rel);
-        snprintf(rel, sizeof rel, "reference/logits/%s.tokens.txt", tol->model);
-        SHARED_OR_SKIP(tpath, rel);
-        snprintf(rel, sizeof rel, "reference/logits/%s.logits.f32", tol->model);
-        SHARED_OR_SKIP(lpath, rel);
+    for (size_t mi = 0; mi < sizeof LOGITS_MODELS / sizeof LOGITS_MODELS[0]; mi++) {
+        const char *model = LOGITS_MODELS[mi];
+        ref_logits r;
+        ref_logits_load(&r, model);
         infer_error err = {0};
-        infer_model *m = NULL;
-        cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s: %s", tol->model, err.message);
-        int32_t ids[128];
-        const size_t n = read_ids(tpath, ids, 128);
-        size_t nv = (size_t)infer_model_n_vocab(m), bytes = 0;
-        float *ref = read_file(lpath, &bytes);
-        cr_assert(ref && bytes == n * nv * sizeof(float), "%s: reference logits", tol->model);
         infer_context_params cp = infer_context_default_params();
         cp.n_ctx = 512;
         cp.n_threads = 2;
         cp.all_logits = 1;
         infer_context *c = NULL;
-        cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
-        cr_assert_eq(infer_decode(c, ids, n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
-        double max_abs = 0.0, sum = 0.0;
-        for (size_t t = 0; t < n; t++) {
-            const float *l = infer_logits_ith(c, t), *r = ref + t * nv;
-            for (size_t i = 0; i < nv; i++) {
-                const double d = fabs((double)l[i] - (double)r[i]);
-                max_abs = d > max_abs || isnan(d) ? d : max_abs;
-                sum += d;
-            }
-        }
-        const double mean = sum / (double)(n * nv);
-        cr_log_info("%s %s: max %.5f mean %.6f", level, tol->model, max_abs, mean);
-        cr_expect(max_abs <= tol->max_abs && mean <= tol->mean_abs, "%s %s: max %.5f (<= %g) mean %.6f (<= %g)", level,
-                  tol->model, max_abs, tol->max_abs, mean, tol->mean_abs);
-        free(ref);
+        cr_assert_eq(infer_context_new(r.m, &cp, &c, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(infer_decode(c, r.ids, r.n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
+        char what[96];
+        snprintf(what, sizeof what, "%s %s", level, model);
+        ref_expect_within(what, ref_tolerance_of(model), ref_diff_context(c, &r), r.n);
         infer_context_free(c);
-        infer_model_release(m);
+        ref_logits_free(&r);
     }
     LEAK_CHECK();
 }

@@ -11,38 +11,10 @@
 
 #include "context.h"
 #include "synth.h"
+#include "reference_testutil.h"
 #include "vulkan_testutil.h"
 
 TestSuite(vulkan_model, .init = vk_test_init);
-
-typedef struct {
-    const char *model;
-    double max_abs, mean_abs;
-    int min_argmax; /* -1: not asked */
-} tolerance;
-
-/* reference/README.md, "Tolerances for infer". */
-static const tolerance TOL[] = {
-    {"rand-small-f32", 1e-3, 2e-4, 62},      {"rand-small-qwen2-f32", 1e-3, 2e-4, 62},
-    {"rand-small-qwen3-f32", 1e-3, 2e-4, 62}, {"rand-small-f16", 3e-3, 5e-4, 62},
-    {"llama-2-tiny-random", 3e-3, 5e-4, 52},  {"rand-small-bf16", 1e-2, 2e-3, 60},
-    {"rand-small-q8_0", 0.06, 0.01, -1},      {"rand-small-q6_k", 0.06, 0.01, -1},
-    {"rand-small-q5_0", 0.06, 0.01, -1},      {"rand-small-q5_1", 0.06, 0.01, -1},
-    {"rand-small-q5_k_s", 0.06, 0.01, -1},    {"rand-small-q5_k_m", 0.06, 0.01, -1},
-    {"rand-small-q4_0", 0.06, 0.01, -1},      {"rand-small-q4_1", 0.06, 0.01, -1},
-    {"rand-small-q4_k_s", 0.06, 0.01, -1},    {"rand-small-q4_k_m", 0.06, 0.01, -1},
-    {"rand-small-q3_k_s", 0.10, 0.015, -1},   {"rand-small-q2_k", 0.10, 0.015, -1},
-    {"stories260K", 0.03, 0.004, 64},
-};
-
-static size_t read_ids(const char *path, int32_t *ids, size_t cap) {
-    FILE *f = fopen(path, "r");
-    size_t n = 0;
-    cr_assert_not_null(f, "cannot open %s", path);
-    while (n < cap && fscanf(f, "%d", &ids[n]) == 1) n++;
-    fclose(f);
-    return n;
-}
 
 /* A context on the Vulkan backend (skips the test without a device). */
 static uint32_t g_vk_batch; /* n_batch of the next Vulkan contexts; 0: the default */
@@ -78,62 +50,15 @@ static infer_context *cpu_context(infer_model *m, uint32_t n_ctx, uint32_t kv_ty
     return c;
 }
 
-typedef struct {
-    double max_abs, mean;
-    int agree;
-} diff_stats;
-
-static diff_stats diff_rows(const float *const *a, const float *b, size_t n, size_t nv) {
-    diff_stats d = {0};
-    double sum = 0.0;
-    for (size_t t = 0; t < n; t++) {
-        const float *l = a[t], *r = b + t * nv;
-        size_t ia = 0, ib = 0;
-        for (size_t i = 0; i < nv; i++) {
-            cr_assert(isfinite(l[i]), "logit [%zu][%zu] is not finite", t, i);
-            double x = fabs((double)l[i] - (double)r[i]);
-            if (x > d.max_abs) d.max_abs = x;
-            sum += x;
-            if (l[i] > l[ia]) ia = i;
-            if (r[i] > r[ib]) ib = i;
-        }
-        d.agree += ia == ib;
-    }
-    d.mean = sum / (double)(n * nv);
-    return d;
-}
-
-static void expect_within(const char *what, const tolerance *tol, diff_stats d, size_t n) {
-    cr_log_info("%s: max %.5f mean %.6f argmax %d/%zu", what, d.max_abs, d.mean, d.agree, n);
-    cr_expect(d.max_abs <= tol->max_abs, "%s: max |diff| %.5f > %.5f", what, d.max_abs, tol->max_abs);
-    cr_expect(d.mean <= tol->mean_abs, "%s: mean |diff| %.6f > %.6f", what, d.mean, tol->mean_abs);
-    if (tol->min_argmax >= 0) cr_expect(d.agree >= tol->min_argmax, "%s: argmax agrees %d/%zu", what, d.agree, n);
-}
-
 static void check_logits(const char *name) {
-    const tolerance *tol = NULL;
-    for (size_t i = 0; i < sizeof TOL / sizeof TOL[0]; i++) if (!strcmp(TOL[i].model, name)) tol = &TOL[i];
-    cr_assert_not_null(tol);
-    char mpath[512], tpath[512], lpath[512], rel[256];
-    snprintf(rel, sizeof rel, "models/%s.gguf", name);
-    SHARED_OR_SKIP(mpath, rel);
-    snprintf(rel, sizeof rel, "reference/logits/%s.tokens.txt", name);
-    SHARED_OR_SKIP(tpath, rel);
-    snprintf(rel, sizeof rel, "reference/logits/%s.logits.f32", name);
-    SHARED_OR_SKIP(lpath, rel);
-
+    const ref_tolerance *tol = ref_tolerance_of(name);
+    ref_logits r;
+    ref_logits_load(&r, name);
     infer_error err = {0};
-    infer_model *m = NULL;
-    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s: %s", name, err.message);
-    int32_t ids[128];
-    size_t n = read_ids(tpath, ids, 128), nv = (size_t)infer_model_n_vocab(m), bytes = 0;
-    float *ref = read_file(lpath, &bytes);
-    cr_assert_not_null(ref);
-    cr_assert_eq(bytes, n * nv * sizeof(float));
-
-    infer_context *v = vk_context(m, 512, INFER_TYPE_F16, 1), *c = cpu_context(m, 512, INFER_TYPE_F16, 1);
-    cr_assert_eq(infer_decode(v, ids, n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
-    cr_assert_eq(infer_decode(c, ids, n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
+    const size_t n = r.n, nv = r.nv;
+    infer_context *v = vk_context(r.m, 512, INFER_TYPE_F16, 1), *c = cpu_context(r.m, 512, INFER_TYPE_F16, 1);
+    cr_assert_eq(infer_decode(v, r.ids, n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(infer_decode(c, r.ids, n, INFER_DECODE_ALL_LOGITS, &err), INFER_OK, "%s", err.message);
     const float *rows[128];
     float *cpu = malloc(n * nv * sizeof *cpu);
     cr_assert_not_null(cpu);
@@ -144,24 +69,23 @@ static void check_logits(const char *name) {
     }
     char what[128];
     snprintf(what, sizeof what, "%s: Vulkan vs llama.cpp", name);
-    expect_within(what, tol, diff_rows(rows, ref, n, nv), n);
+    ref_expect_within(what, tol, ref_diff_rows(rows, r.logits, n, nv), n);
     snprintf(what, sizeof what, "%s: Vulkan vs CPU", name);
-    expect_within(what, tol, diff_rows(rows, cpu, n, nv), n);
+    ref_expect_within(what, tol, ref_diff_rows(rows, cpu, n, nv), n);
 
     /* One token at a time after the batch reproduces the last row. */
     cr_assert_eq(infer_context_reset(v), INFER_OK);
-    for (size_t t = 0; t < n; t++) cr_assert_eq(infer_decode(v, &ids[t], 1, 0, &err), INFER_OK, "%s", err.message);
+    for (size_t t = 0; t < n; t++) cr_assert_eq(infer_decode(v, &r.ids[t], 1, 0, &err), INFER_OK, "%s", err.message);
     const float *last = infer_logits(v);
-    tolerance one = *tol;
+    ref_tolerance one = *tol;
     one.min_argmax = tol->min_argmax >= 0 ? 1 : -1;
     snprintf(what, sizeof what, "%s: Vulkan token by token vs CPU (last row)", name);
-    expect_within(what, &one, diff_rows(&last, cpu + (n - 1) * nv, 1, nv), 1);
+    ref_expect_within(what, &one, ref_diff_rows(&last, cpu + (n - 1) * nv, 1, nv), 1);
 
     free(cpu);
-    free(ref);
     infer_context_free(v);
     infer_context_free(c);
-    infer_model_release(m);
+    ref_logits_free(&r);
     vk_expect_clean();
 }
 
@@ -200,30 +124,13 @@ Test(vulkan_model, logits_q4_k_m_gpu_shapes) {
 
 /* Greedy continuation of reference prompt n: llama.cpp's 128 ids. */
 static void check_greedy(int n) {
-    char mpath[512], ppath[512], gpath[512], rel[256];
+    char mpath[512];
     SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
-    snprintf(rel, sizeof rel, "reference/greedy/stories260K.%d.prompt_ids.txt", n);
-    SHARED_OR_SKIP(ppath, rel);
-    snprintf(rel, sizeof rel, "reference/greedy/stories260K.%d.ids.txt", n);
-    SHARED_OR_SKIP(gpath, rel);
-    int32_t prompt[64], want[128];
-    size_t np = read_ids(ppath, prompt, 64), nw = read_ids(gpath, want, 128);
-    cr_assert_eq(nw, 128);
     infer_error err = {0};
     infer_model *m = NULL;
-    infer_sampler *s = NULL;
     cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
     infer_context *c = vk_context(m, 2048, INFER_TYPE_F16, 0);
-    infer_sampler_params sp = infer_sampler_default_params();
-    sp.temp = 0.0f;
-    cr_assert_eq(infer_sampler_new(m, &sp, &s, &err), INFER_OK);
-    cr_assert_eq(infer_decode(c, prompt, np, 0, &err), INFER_OK, "%s", err.message);
-    for (size_t i = 0; i < 128; i++) {
-        int32_t tok = infer_sampler_sample(s, infer_logits(c));
-        cr_assert_eq(tok, want[i], "prompt %d: token %zu is %d, llama.cpp chose %d", n, i, tok, want[i]);
-        cr_assert_eq(infer_decode(c, &tok, 1, 0, &err), INFER_OK, "%s", err.message);
-    }
-    infer_sampler_free(s);
+    ref_expect_greedy(c, m, n, "Vulkan");
     infer_context_free(c);
     infer_model_release(m);
     vk_expect_clean();
@@ -248,7 +155,7 @@ static void check_shift_shaped(uint32_t kv_type, uint32_t n_ctx, int fill, uint3
     infer_model *m = NULL;
     cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
     infer_context *v = vk_context(m, n_ctx, kv_type, 0), *c = cpu_context(m, n_ctx, kv_type, 0);
-    const tolerance tol = {"stories260K", 0.03, 0.004, 1};
+    const ref_tolerance tol = {"stories260K", 0.03, 0.004, 1};
     int32_t ids[128];
     cr_assert_leq(fill, 128);
     for (int i = 0; i < fill; i++) ids[i] = i == 0 ? 1 : 40 + (i * 37) % 400;
@@ -258,7 +165,7 @@ static void check_shift_shaped(uint32_t kv_type, uint32_t n_ctx, int fill, uint3
         const float *l = infer_logits(v);
         char what[64];
         snprintf(what, sizeof what, "shift round %d (kv %s)", round, infer_type_name(kv_type));
-        expect_within(what, &tol, diff_rows(&l, infer_logits(c), 1, (size_t)infer_model_n_vocab(m)), 1);
+        ref_expect_within(what, &tol, ref_diff_rows(&l, infer_logits(c), 1, (size_t)infer_model_n_vocab(m)), 1);
         cr_assert_eq(infer_context_shift(v, keep, discard), INFER_OK);
         cr_assert_eq(infer_context_shift(c, keep, discard), INFER_OK);
     }
