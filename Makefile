@@ -204,8 +204,8 @@ $(B)/obj/bench/infer_bench.o: $(B)/git-rev.stamp
 $(B)/git-rev.stamp: FORCE
 	@mkdir -p $(B) && { echo '$(INFER_GIT_REV)' | cmp -s - $@ || echo '$(INFER_GIT_REV)' > $@; }
 FORCE:
-$(B)/infer-bench: $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o $(B)/libinfer.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o \
+$(B)/infer-bench: $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_probe.o $(B)/libinfer.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_probe.o \
 	    $(B)/libinfer.a $(LDLIBS)
 
 run: all

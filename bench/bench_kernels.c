@@ -25,12 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "dispatch.h"
 #include "infer.h"
 #include "pool.h"
 #include "ref/quants.h"
 
-int bench_kernels(FILE *out);
 static int bench_ops(FILE *out);
 
 #define PP_TOK 512

@@ -2,6 +2,6 @@
  * on stdout (infer-bench --kernels prints the same). */
 #include <stdio.h>
 
-int bench_kernels(FILE *out);
+#include "bench.h"
 
 int main(void) { return bench_kernels(stdout); }
