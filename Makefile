@@ -47,7 +47,7 @@ ISA_NEON   = -march=armv8.2-a+dotprod
 CLI_SRC  = src/main.c $(wildcard src/cli_*.c)
 TEST_SRC = $(wildcard tests/*.c)
 # Programs in tools/: tools/infer_NAME.c becomes $(B)/infer-NAME, linked with libinfer.a
-# (infer-quantize, infer-synth).
+# (infer-quantize, infer-synth) and the objects named below for it (quantize_rules.o).
 TOOL_SRC = $(wildcard tools/infer_*.c)
 TOOL_BIN = $(patsubst tools/infer_%.c,$(B)/infer-%,$(TOOL_SRC))
 
@@ -129,7 +129,8 @@ $(B)/infer: $(CLI_OBJ) $(B)/libinfer.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libinfer.a $(LDLIBS)
 
 $(B)/infer-%: $(B)/obj/tools/infer_%.o $(B)/libinfer.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libinfer.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libinfer.a $(LDLIBS)
+$(B)/infer-quantize: $(B)/obj/tools/quantize_rules.o
 
 $(B)/test_infer: $(TEST_OBJ) $(B)/libinfer.a | $(B)/.deps-test
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(B)/libinfer.a -lcriterion $(LDLIBS)

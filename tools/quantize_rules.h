@@ -1,0 +1,61 @@
+/* quantize_rules.h - infer-quantize's choice of types: the file types it
+ * writes and, per tensor, the type llama-quantize's rules give it
+ * (quantize_rules.c). infer_quantize.c converts and writes. */
+#ifndef INFER_QUANTIZE_RULES_H
+#define INFER_QUANTIZE_RULES_H
+
+#include <stdint.h>
+
+#include "infer.h"
+
+/* llama.cpp's llama_ftype numbers (general.file_type). */
+enum {
+    FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
+    FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15,
+    FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_BF16 = 32,
+};
+
+typedef struct {
+    const char *name;
+    uint32_t ftype;
+    uint32_t type; /* the default tensor type */
+} file_type;
+
+/* The file type named name (any case), or NULL. */
+const file_type *file_type_by_name(const char *name);
+/* Not F32, F16 or BF16. */
+int is_quantized(uint32_t type);
+/* A tensor type infer-quantize can write, by its name (q8_0, Q6_K, f16,
+ * ...; any case), or -1. */
+int64_t tensor_type_by_name(const char *name);
+
+/* ---- the plan: one entry per tensor ---- */
+
+typedef struct {
+    char name[INFER_GGUF_MAX_NAME + 1];
+    char shown[4 * INFER_GGUF_MAX_NAME + 8]; /* name escaped, for messages */
+    long layer;            /* N of blk.N., or -1 */
+    uint64_t index;        /* in the input */
+    uint32_t type;         /* output type */
+    int fell_back;         /* the chosen type did not fit the rows */
+    uint32_t wanted;       /* the type before the fallback */
+    uint64_t size;         /* output bytes */
+    uint64_t end;          /* output offset after it, aligned */
+} plan_entry;
+
+/* What the command line asks beyond TYPE (llama-quantize's options of
+ * the same names); -1: not given. */
+typedef struct {
+    int pure;
+    int leave_output;    /* --leave-output-tensor: output.weight copied as it is */
+    int64_t output_type; /* --output-tensor-type */
+    int64_t embd_type;   /* --token-embedding-type */
+} quant_options;
+
+/* Decide every tensor's output type into plan (one entry per tensor of g,
+ * in g's order): INFER_EUNSUPPORTED naming the tensor when a type asked
+ * for cannot hold its rows. */
+infer_status make_plan(const infer_gguf *g, const file_type *ft, const quant_options *qo, plan_entry *plan,
+                       infer_error *err);
+
+#endif
