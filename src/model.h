@@ -11,6 +11,7 @@
 
 #include "dispatch.h"
 #include "infer.h"
+#include "pool.h"
 #include "util.h"
 #include "vocab.h"
 
@@ -119,7 +120,6 @@ typedef struct {
     const void *const *at; /* [n_tensors] */
     const uint8_t *plain;  /* [n_tensors] */
 } model_pack_view;
-typedef struct pool pool;
 infer_status model_packed(const infer_model *m, const kernel_table *kt, pool *pl, model_pack_view *out,
                           infer_error *err);
 infer_status model_file_layout(const infer_model *m, infer_error *err);

@@ -267,8 +267,7 @@ static infer_status make_packed(const infer_model *m, const kernel_table *kt, mo
             it->rec = &p->dropped[first_slot + n_slots++];
         at[ti] = p->mem + offs[ti]; /* written by pool_run below, read by no one before it returns */
     }
-    pack_job job = {.m = m, .kt = kt, .mem = p->mem, .items = items, .n_items = n_items};
-    atomic_init(&job.next, 0);
+    pack_job job = {.m = m, .kt = kt, .mem = p->mem, .items = items, .n_items = n_items}; /* next: 0 */
     if (n_items > 0) pool_run(pl, pack_part, &job);
     /* The recorded ranges in tensor order, the empty ones left out. */
     for (size_t k = 0; k < n_slots; k++)
