@@ -22,6 +22,7 @@ typedef struct {
     uint8_t type;     /* infer_gguf_type */
     uint8_t arr_type; /* element type when type == ARRAY */
 } gguf_kv;
+_Static_assert(sizeof(void *) != 8 || sizeof(gguf_kv) == 40, "gguf_kv: 40 bytes (test_gguf_scale.c's bound)");
 
 /* BORROWED: the caller's memory; MMAP: the file mapped (read-only,
  * private); HEAP: the file read into an anonymous mapping of our own, the

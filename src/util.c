@@ -28,14 +28,19 @@ static int alloc_should_fail(void) {
 /* Byte tracking (tests): while on, held counts what the wrappers hand out
  * (malloc_usable_size of each block, a map's length) less what comes back
  * through them, and peak its most since tracking was turned on. Blocks
- * allocated before then count negative when freed; signed, so that cannot
- * wrap. One relaxed load per call when off. */
+ * allocated before then count negative when freed (or by their full size
+ * less the growth when reallocated), so held may go below what is really
+ * held and peak under-report: start tracking before what is measured
+ * allocates. Signed, so that cannot wrap. One relaxed load per call when
+ * off. */
 static _Atomic int track_on;
 static _Atomic int64_t track_held, track_peak;
 
 void infer_alloc_track(int on) {
-    atomic_store(&track_held, 0);
-    atomic_store(&track_peak, 0);
+    if (on) {
+        atomic_store(&track_held, 0);
+        atomic_store(&track_peak, 0);
+    }
     atomic_store(&track_on, on != 0);
 }
 

@@ -72,8 +72,9 @@ void infer_unmap(void *p, size_t n);
 uint64_t infer_alloc_count(void); /* allocations made since start */
 /* For tests: infer_alloc_track(1) starts counting the bytes these wrappers
  * hold (usable sizes of blocks, lengths of maps) from zero, 0 stops;
- * infer_alloc_peak is the most held since the start. free() of a wrapper's
- * block bypasses the count. */
+ * infer_alloc_peak is the most held between the start and the stop (kept
+ * until the next start). Blocks from before the start count against it
+ * when freed; free() of a wrapper's block bypasses the count. */
 void infer_alloc_track(int on);
 uint64_t infer_alloc_peak(void);
 
