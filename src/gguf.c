@@ -336,6 +336,18 @@ static int start_after(const infer_gguf *g, uint64_t i, uint64_t j) {
     return g->tensors[i].offset > g->tensors[j].offset;
 }
 
+static infer_gguf_str key_of(const infer_gguf *g, uint64_t i) { return g->kv[i].key; }
+static infer_gguf_str name_of(const infer_gguf *g, uint64_t i) { return g->tensors[i].name; }
+
+/* In by[0, n), sorted by name: the position of the first entry named as the
+ * one before it (a duplicate's second occurrence), or 0 when none is. */
+static uint64_t first_duplicate(const infer_gguf *g, const uint64_t *by, uint64_t n,
+                                infer_gguf_str (*name)(const infer_gguf *, uint64_t)) {
+    for (uint64_t i = 1; i < n; i++)
+        if (str_cmp(name(g, by[i - 1]), name(g, by[i])) == 0) return i;
+    return 0;
+}
+
 /* idx = 0 .. n-1 in the order after gives, ties in index order (the file's:
  * a duplicate's second occurrence comes second). tmp: n scratch slots. */
 static void sort_entries(const infer_gguf *g, uint64_t *idx, uint64_t *tmp, uint64_t n, entry_after after) {
@@ -377,25 +389,21 @@ static infer_status check_unique_and_disjoint(infer_gguf *g, infer_error *err) {
     }
 
     if (g->kv_by_name) {
-        const uint64_t *by = g->kv_by_name;
         sort_entries(g, g->kv_by_name, tmp, g->n_kv, key_after);
-        for (uint64_t i = 1; i < g->n_kv && s == INFER_OK; i++) {
-            const gguf_kv *p = &g->kv[by[i - 1]], *q = &g->kv[by[i]];
-            if (str_cmp(p->key, q->key) == 0) {
-                s = set_error(err, INFER_EFORMAT, "metadata key '%s' at offset 0x%llx is a duplicate",
-                              QUOTE(qa, q->key), (unsigned long long)gguf_kv_offset(g, q));
-            }
+        const uint64_t d = first_duplicate(g, g->kv_by_name, g->n_kv, key_of);
+        if (d) {
+            const gguf_kv *q = &g->kv[g->kv_by_name[d]];
+            s = set_error(err, INFER_EFORMAT, "metadata key '%s' at offset 0x%llx is a duplicate", QUOTE(qa, q->key),
+                          (unsigned long long)gguf_kv_offset(g, q));
         }
     }
     if (g->tensor_by_name && s == INFER_OK) {
-        const uint64_t *by = g->tensor_by_name;
         sort_entries(g, g->tensor_by_name, tmp, g->n_tensors, name_after);
-        for (uint64_t i = 1; i < g->n_tensors && s == INFER_OK; i++) {
-            const infer_gguf_tensor *p = &g->tensors[by[i - 1]], *q = &g->tensors[by[i]];
-            if (str_cmp(p->name, q->name) == 0) {
-                s = set_error(err, INFER_EFORMAT, "tensor '%s' at offset 0x%llx: duplicate name",
-                              QUOTE(qa, q->name), (unsigned long long)q->info_offset);
-            }
+        const uint64_t d = first_duplicate(g, g->tensor_by_name, g->n_tensors, name_of);
+        if (d) {
+            const infer_gguf_tensor *q = &g->tensors[g->tensor_by_name[d]];
+            s = set_error(err, INFER_EFORMAT, "tensor '%s' at offset 0x%llx: duplicate name", QUOTE(qa, q->name),
+                          (unsigned long long)q->info_offset);
         }
     }
     /* Ranges are file offsets, already checked to lie inside the file. */

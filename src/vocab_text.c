@@ -407,6 +407,13 @@ out:
     return r;
 }
 
+/* The runs left by a split (next) become the runs (their storage reused). */
+static void frags_swap(vocab_frag_list *runs, vocab_frag_list *next) {
+    const vocab_frag_list t = *runs;
+    *runs = *next;
+    *next = t;
+}
+
 infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len, int parse_special,
                              vocab_frag_list *fl, infer_error *err) {
     uint8_t present[256] = {0};
@@ -446,18 +453,14 @@ infer_status vocab_partition(const infer_vocab *v, const char *text, size_t len,
             for (size_t i = g0; i < g1 && runs.n; i++) {
                 next.n = 0;
                 if (split_runs(v, text, v->specials[lk[i].k], &runs, &next, &tk)) goto nomem;
-                const vocab_frag_list t = runs;
-                runs = next;
-                next = t;
+                frags_swap(&runs, &next);
             }
-            continue;
+        } else {
+            if (!cl && !(cl = infer_calloc(len, 1))) goto nomem;
+            next.n = 0;
+            if (split_group(v, text, lk + g0, g1 - g0, tab, &runs, &next, &tk, cl)) goto nomem;
+            frags_swap(&runs, &next);
         }
-        if (!cl && !(cl = infer_calloc(len, 1))) goto nomem;
-        next.n = 0;
-        if (split_group(v, text, lk + g0, g1 - g0, tab, &runs, &next, &tk, cl)) goto nomem;
-        const vocab_frag_list t = runs;
-        runs = next;
-        next = t;
     }
     /* the tokens and the plain runs, in text order */
     if (tk.n) qsort(tk.a, tk.n, sizeof *tk.a, by_pos); /* (none: tk.a may be NULL: hash hits all refused) */
