@@ -1,8 +1,9 @@
 /* reference_testutil.h - llama.cpp's own results in ../shared/reference
  * (reference/README.md gives the formats and tolerances), for the suites
  * that hold the engine to them: on the CPU (test_model_ref.c), at every
- * kernel level (test_kernels_simd.c) and on Vulkan (test_vulkan_model.c).
- * Everything here skips the test when ../shared lacks the file. */
+ * kernel level (test_kernels_simd_model.c) and on Vulkan
+ * (test_vulkan_model.c). Everything here skips the test when ../shared
+ * lacks the file. */
 #ifndef INFER_TEST_REFERENCE_TESTUTIL_H
 #define INFER_TEST_REFERENCE_TESTUTIL_H
 
