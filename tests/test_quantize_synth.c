@@ -1,0 +1,392 @@
+/* test_quantize_synth.c - infer-synth (suite quantize_synth): shapes and
+ * presets, a synthetic model through infer-quantize into infer_model_load
+ * and decode, the Q3_K_M / Q3_K_L types on a 16-layer one, the output /
+ * token-embedding type options, and tied embeddings.
+ *
+ * The tools run as programs found next to $INFER_BIN (set by `make test`);
+ * those tests skip without it. */
+#include <math.h>
+#include <unistd.h>
+
+#include "infer.h"
+#include "testutil.h"
+#include "quantize_testutil.h"
+
+/* ======================= infer-synth ============================================ */
+
+/* dir/out.txt (malloc'd, NUL-terminated). */
+static char *tool_stdout(const char *dir) {
+    char path[600];
+    size_t n;
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    char *s = read_file(path, &n);
+    cr_assert_not_null(s);
+    return s;
+}
+
+Test(quantize_synth, presets_have_the_models_shapes) {
+    char dir[64], out[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/t.gguf", dir);
+    static const struct {
+        const char *preset, *shapes;
+    } presets[] = {
+        {"tinyllama-1.1b", "n_embd 2048, 22 layers, 32/4 heads, n_ff 5632, vocab 32000, ctx 2048, q4_0"},
+        {"llama-7b", "n_embd 4096, 32 layers, 32/32 heads, n_ff 11008, vocab 32000, ctx 4096, q4_0"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        const char *args[] = {out, "--preset", presets[i].preset, "--type", "Q4_0", "--dry-run", NULL};
+        cr_assert_eq(run_tool("infer-synth", dir, args), 0);
+        char *o = tool_stdout(dir);
+        cr_expect(strstr(o, presets[i].shapes) != NULL, "%s: %s", presets[i].preset, o);
+        free(o);
+        cr_expect_neq(access(out, F_OK), 0, "--dry-run wrote a file");
+    }
+    remove_dir(dir);
+}
+
+Test(quantize_synth, options_override_the_preset) {
+    char dir[64], out[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/t.gguf", dir);
+    /* TinyLlama's KV heads and context, the rest made small */
+    const char *args[] = {out, "--n-embd", "512", "--preset", "tinyllama-1.1b", "--n-head", "8", "--n-layer", "1",
+                          "--n-ff", "256", "--n-vocab", "300", "--type", "Q8_0", "--seed", "3", NULL};
+    int rc = run_tool("infer-synth", dir, args);
+    char *e = tool_stderr(dir);
+    cr_assert_eq(rc, 0, "%s", e);
+    free(e);
+    infer_gguf *g = test_open_gguf(out);
+    static const struct {
+        const char *key;
+        uint64_t v;
+    } want[] = {{"llama.embedding_length", 512},     {"llama.block_count", 1},
+                {"llama.attention.head_count", 8},   {"llama.attention.head_count_kv", 4},
+                {"llama.feed_forward_length", 256},  {"llama.context_length", 2048}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        uint64_t v = 0;
+        cr_expect_eq(infer_gguf_get_uint(g, want[i].key, &v, NULL), INFER_OK, "%s", want[i].key);
+        cr_expect_eq(v, want[i].v, "%s = %llu", want[i].key, (unsigned long long)v);
+    }
+    const infer_gguf_tensor *t = infer_gguf_tensor_at(g, (uint64_t)infer_gguf_find_tensor(g, "blk.0.attn_k.weight"));
+    cr_expect_eq(t->type, INFER_TYPE_Q8_0);
+    cr_expect_eq(t->ne[1], 256); /* 4 KV heads of 64 */
+    const int64_t tok = infer_gguf_find_key(g, "tokenizer.ggml.tokens");
+    cr_assert_geq(tok, 0);
+    cr_expect_eq(infer_gguf_kv_arr_count(g, (uint64_t)tok), 300);
+    infer_gguf_close(g);
+    remove_dir(dir);
+}
+
+Test(quantize_synth, bad_options_are_refused) {
+    char dir[64], out[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/t.gguf", dir);
+    const char *const bad[][6] = {
+        {out, "--type", "Q4_K_M", NULL},        /* a mixture: infer-quantize's job */
+        {out, "--type", "Q4_K", NULL},          /* n_embd 32: not whole 256-value blocks */
+        {out, "--n-head", "3", NULL},           /* does not divide n_embd */
+        {out, "--n-head", "32", "--n-head-kv", "32", NULL}, /* head size 1: the loader refuses odd rope dims */
+        {out, "--n-vocab", "100", NULL},        /* below the 259 fixed tokens */
+        {out, "--n-embd", "0", NULL},
+        {out, "--n-layer", "99999999999", NULL},
+        {out, "--preset", "gpt-5", NULL},
+        {out, "--arch", "gpt2", NULL},
+        {out, "--bogus", "1", NULL},
+        {out, "--seed", NULL},
+        {out, "--seed", " -1", NULL},           /* strtoull would wrap it */
+        {out, "--std", "1e-60", NULL},          /* 0 as a float */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_expect_eq(run_tool("infer-synth", dir, bad[i]), 1, "case %zu (%s %s)", i, bad[i][1], bad[i][2] ? bad[i][2] : "");
+        cr_expect_neq(access(out, F_OK), 0, "case %zu wrote a file", i);
+    }
+    remove_dir(dir);
+}
+
+/* Greedy next token after decoding ids. */
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Decode the prompt ids, keep its logits (malloc'd, n_vocab floats), then
+ * generate n_gen greedy tokens into out, checking every logit is finite. */
+static float *decode_greedy(const char *path, const int32_t *ids, size_t n_ids, int n_gen, int32_t *out) {
+    infer_model *m = NULL;
+    infer_context *c = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_model_load(path, NULL, &m, &err), INFER_OK, "%s: %s", path, err.message);
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    const int32_t nv = infer_model_n_vocab(m);
+    cr_assert_eq(infer_decode(c, ids, n_ids, 0, &err), INFER_OK, "%s", err.message);
+    float *first = malloc((size_t)nv * sizeof(float));
+    cr_assert_not_null(first);
+    memcpy(first, infer_logits(c), (size_t)nv * sizeof(float));
+    for (int i = 0; i < n_gen; i++) {
+        const float *l = infer_logits(c);
+        for (int32_t k = 0; k < nv; k++) cr_assert(isfinite(l[k]), "%s: logit %d of step %d", path, k, i);
+        out[i] = argmax(l, nv);
+        cr_assert_eq(infer_decode(c, &out[i], 1, 0, &err), INFER_OK, "%s", err.message);
+    }
+    infer_context_free(c);
+    infer_model_release(m);
+    return first;
+}
+
+static double cosine(const float *a, const float *b, int n) {
+    double dot = 0, na = 0, nb = 0;
+    for (int i = 0; i < n; i++) {
+        dot += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+    }
+    return dot / sqrt(na * nb);
+}
+
+Test(quantize_synth, synthetic_model_through_quantize_loads_and_decodes, .timeout = 60) {
+    /* infer-synth (F16) -> infer-quantize Q4_K_M -> infer_model_load ->
+     * decode: the mixture's types, and logits close to the F16 model's. */
+    char dir[64], f16[600], q[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
+    snprintf(q, sizeof q, "%s/q4km.gguf", dir);
+    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "4", "--n-head", "4", "--n-head-kv", "2",
+                           "--n-ff", "512", "--n-vocab", "320", "--type", "F16", NULL};
+    int rc = run_tool("infer-synth", dir, sargs);
+    char *e = tool_stderr(dir);
+    cr_assert_eq(rc, 0, "infer-synth: %s", e);
+    free(e);
+    const char *qargs[] = {f16, q, "Q4_K_M", NULL};
+    rc = run_tool("infer-quantize", dir, qargs);
+    e = tool_stderr(dir);
+    cr_assert_eq(rc, 0, "infer-quantize: %s", e);
+    free(e);
+
+    infer_gguf *g = test_open_gguf(q);
+    /* 4 layers: use_more_bits picks layer 3 (>= 7*4/8) and 2 ((2 - 4/8) % 3
+     * == 2); the first eighth (4/8 = 0 layers) is empty */
+    static const struct {
+        const char *name;
+        uint32_t type;
+    } want[] = {
+        {"output.weight", INFER_TYPE_Q6_K},         {"token_embd.weight", INFER_TYPE_Q4_K},
+        {"blk.0.attn_v.weight", INFER_TYPE_Q4_K},   {"blk.1.attn_v.weight", INFER_TYPE_Q4_K},
+        {"blk.2.attn_v.weight", INFER_TYPE_Q6_K},   {"blk.3.attn_v.weight", INFER_TYPE_Q6_K},
+        {"blk.2.ffn_down.weight", INFER_TYPE_Q6_K}, {"blk.1.ffn_down.weight", INFER_TYPE_Q4_K},
+        {"blk.3.ffn_up.weight", INFER_TYPE_Q4_K},   {"blk.3.ffn_norm.weight", INFER_TYPE_F32},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        int64_t j = infer_gguf_find_tensor(g, want[i].name);
+        cr_assert_geq(j, 0, "%s", want[i].name);
+        cr_expect_eq(infer_gguf_tensor_at(g, (uint64_t)j)->type, want[i].type, "%s: %s", want[i].name,
+                     infer_type_name(infer_gguf_tensor_at(g, (uint64_t)j)->type));
+    }
+    uint32_t ft = 0;
+    cr_expect_eq(infer_gguf_get_u32(g, "general.file_type", &ft, NULL), INFER_OK);
+    cr_expect_eq(ft, 15);
+    infer_gguf_close(g);
+
+    /* the quantized model's logits after a prompt follow the F16 model's
+     * (quantization noise grows through a random network: measured cosine
+     * 0.983 at the default std 0.02; a broken layout gives ~0) */
+    const int32_t prompt[] = {1, 300, 17, 261, 290, 5};
+    int32_t gen_f16[8], gen_q[8];
+    float *lf = decode_greedy(f16, prompt, 6, 8, gen_f16);
+    float *lq = decode_greedy(q, prompt, 6, 8, gen_q);
+    const double cs = cosine(lf, lq, 320);
+    cr_log_info("F16 vs Q4_K_M prompt logits: cosine %.5f; greedy %d %d %d %d vs %d %d %d %d", cs, gen_f16[0],
+                gen_f16[1], gen_f16[2], gen_f16[3], gen_q[0], gen_q[1], gen_q[2], gen_q[3]);
+    cr_expect_gt(cs, 0.95, "cosine %.5f", cs);
+    free(lf);
+    free(lq);
+    remove_dir(dir);
+}
+
+/* Run tool with args and assert it exits 0 (its stderr in the message). */
+static void tool_ok(const char *tool, const char *dir, const char *const *args) {
+    const int rc = run_tool(tool, dir, args);
+    char *e = tool_stderr(dir);
+    const char *a1 = args[0] && args[1] ? args[1] : "", *a2 = args[0] && args[1] && args[2] ? args[2] : "";
+    cr_assert_eq(rc, 0, "%s %s %s %s: exit %d: %s", tool, args[0] ? args[0] : "", a1, a2, rc, e);
+    free(e);
+}
+
+/* Run infer-quantize with args (IN OUT TYPE ...), assert it exits 0 and
+ * open its output. */
+static infer_gguf *quantize_ok(const char *dir, const char *const *args) {
+    tool_ok("infer-quantize", dir, args);
+    return test_open_gguf(args[1]);
+}
+
+/* The type infer-quantize gave tensor name in g. */
+static uint32_t type_of(infer_gguf *g, const char *name) {
+    const int64_t j = infer_gguf_find_tensor(g, name);
+    cr_assert_geq(j, 0, "%s", name);
+    return infer_gguf_tensor_at(g, (uint64_t)j)->type;
+}
+
+Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
+    /* Q3_K_M and Q3_K_L as llama.cpp assigns them (non-Falcon, no experts),
+     * on 16 layers, where the two Q3_K_M bumps part: attn_v of the first
+     * two layers (i_attention_wv < 2) but ffn_down of the first sixteenth
+     * (layer 0) in Q5_K, the other attn_v and ffn_down in Q4_K, attn_output
+     * in Q4_K. Q3_K_L: attn_v, ffn_down and attn_output all Q5_K. The rest
+     * Q3_K, output.weight Q6_K. (Checked byte for byte against
+     * llama-quantize, outside the repository, on 32- and 40-layer models.) */
+    char dir[64], f16[600], q[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
+    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "16", "--n-head", "4", "--n-head-kv", "2",
+                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
+    tool_ok("infer-synth", dir, sargs);
+    static const struct {
+        const char *type;
+        uint32_t ftype, v01, v_rest, down0, down1, down_rest, out;
+    } mix[] = {
+        {"Q3_K_M", 12, INFER_TYPE_Q5_K, INFER_TYPE_Q4_K, INFER_TYPE_Q5_K, INFER_TYPE_Q4_K, INFER_TYPE_Q4_K,
+         INFER_TYPE_Q4_K},
+        {"Q3_K_L", 13, INFER_TYPE_Q5_K, INFER_TYPE_Q5_K, INFER_TYPE_Q5_K, INFER_TYPE_Q5_K, INFER_TYPE_Q5_K,
+         INFER_TYPE_Q5_K},
+    };
+    for (size_t k = 0; k < sizeof mix / sizeof *mix; k++) {
+        snprintf(q, sizeof q, "%s/%s.gguf", dir, mix[k].type);
+        const char *qargs[] = {f16, q, mix[k].type, NULL};
+        infer_gguf *g = quantize_ok(dir, qargs);
+        cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K, "%s", mix[k].type);
+        cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q3_K, "%s", mix[k].type);
+        for (int l = 0; l < 16; l++) {
+            char n[64];
+            static const char *const plain[] = {"attn_q", "attn_k", "ffn_gate", "ffn_up"};
+            for (int i = 0; i < 4; i++) {
+                snprintf(n, sizeof n, "blk.%d.%s.weight", l, plain[i]);
+                cr_expect_eq(type_of(g, n), INFER_TYPE_Q3_K, "%s %s", mix[k].type, n);
+            }
+            snprintf(n, sizeof n, "blk.%d.attn_v.weight", l);
+            cr_expect_eq(type_of(g, n), l < 2 ? mix[k].v01 : mix[k].v_rest, "%s %s: %s", mix[k].type, n,
+                         infer_type_name(type_of(g, n)));
+            snprintf(n, sizeof n, "blk.%d.ffn_down.weight", l);
+            cr_expect_eq(type_of(g, n), l == 0 ? mix[k].down0 : l == 1 ? mix[k].down1 : mix[k].down_rest,
+                         "%s %s: %s", mix[k].type, n, infer_type_name(type_of(g, n)));
+            snprintf(n, sizeof n, "blk.%d.attn_output.weight", l);
+            cr_expect_eq(type_of(g, n), mix[k].out, "%s %s", mix[k].type, n);
+            snprintf(n, sizeof n, "blk.%d.attn_norm.weight", l);
+            cr_expect_eq(type_of(g, n), INFER_TYPE_F32, "%s %s", mix[k].type, n);
+        }
+        uint32_t ft = 0;
+        cr_expect_eq(infer_gguf_get_u32(g, "general.file_type", &ft, NULL), INFER_OK);
+        cr_expect_eq(ft, mix[k].ftype, "%s: general.file_type %u", mix[k].type, ft);
+        infer_gguf_close(g);
+        /* and the result loads and decodes (decode_greedy checks that every
+         * step's logits are finite) */
+        const int32_t prompt[] = {1, 290, 17};
+        int32_t gen[4];
+        free(decode_greedy(q, prompt, 3, 4, gen));
+    }
+    remove_dir(dir);
+}
+
+Test(quantize_synth, tensor_type_options_as_llama_quantize) {
+    /* --output-tensor-type / --token-embedding-type name those tensors'
+     * types before any rule, --pure or not; --leave-output-tensor copies
+     * output.weight. (Checked byte for byte against llama-quantize, outside
+     * the repository, on a 32-layer synthetic model, in six combinations.) */
+    char dir[64], f16[600], q[600], small[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
+    snprintf(q, sizeof q, "%s/q.gguf", dir);
+    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2",
+                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
+    tool_ok("infer-synth", dir, sargs);
+
+    /* a mixture: the two tensors as named, the rules elsewhere (2 layers:
+     * use_more_bits picks layer 1's attn_v for Q6_K) */
+    const char *a1[] = {f16, q, "Q4_K_M", "--output-tensor-type", "q8_0", "--token-embedding-type", "F16", NULL};
+    infer_gguf *g = quantize_ok(dir, a1);
+    cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q8_0);
+    cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_F16);
+    cr_expect_eq(type_of(g, "blk.1.attn_v.weight"), INFER_TYPE_Q6_K);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q4_K);
+    infer_gguf_close(g);
+
+    /* --pure: every other weight in TYPE, output.weight still as named */
+    const char *a2[] = {f16, q, "Q4_0", "--pure", "--output-tensor-type", "Q6_K", NULL};
+    g = quantize_ok(dir, a2);
+    cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K);
+    cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q4_0);
+    cr_expect_eq(type_of(g, "blk.1.attn_v.weight"), INFER_TYPE_Q4_0);
+    infer_gguf_close(g);
+
+    /* --leave-output-tensor wins over --output-tensor-type: the input's
+     * bytes */
+    const char *a3[] = {f16, q, "Q8_0", "--output-tensor-type", "q4_0", "--leave-output-tensor", NULL};
+    g = quantize_ok(dir, a3);
+    infer_gguf *in = test_open_gguf(f16);
+    const infer_gguf_tensor *o = infer_gguf_tensor_at(g, (uint64_t)infer_gguf_find_tensor(g, "output.weight"));
+    const infer_gguf_tensor *oi = infer_gguf_tensor_at(in, (uint64_t)infer_gguf_find_tensor(in, "output.weight"));
+    cr_expect_eq(o->type, INFER_TYPE_F16);
+    cr_expect(o->n_bytes == oi->n_bytes && !memcmp(o->data, oi->data, o->n_bytes), "output.weight copied");
+    cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q8_0);
+    infer_gguf_close(in);
+    infer_gguf_close(g);
+
+    /* a named type that does not fit the rows is refused (no fallback, as
+     * in llama.cpp, which stops there), and leaves no file; an unknown type
+     * is a usage error */
+    snprintf(small, sizeof small, "%s/small.gguf", dir);
+    const char *s2[] = {small, NULL};
+    tool_ok("infer-synth", dir, s2); /* n_embd 32 */
+    remove(q);
+    const char *a4[] = {small, q, "Q8_0", "--token-embedding-type", "q4_K", NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a4), 2);
+    char *e = tool_stderr(dir);
+    cr_expect(strstr(e, "token_embd.weight: rows of 32 values are not whole q4_K blocks (256)") != NULL, "%s", e);
+    free(e);
+    cr_expect_neq(access(q, F_OK), 0, "no output for a refused type");
+    const char *a5[] = {small, q, "Q8_0", "--output-tensor-type", "q7_0", NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a5), 1);
+    const char *a6[] = {small, q, "Q8_0", "--output-tensor-type", NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a6), 1);
+    remove_dir(dir);
+}
+
+Test(quantize_synth, tied_embeddings_take_the_output_rules) {
+    /* infer-synth --tied writes no output.weight; infer-quantize then gives
+     * token_embd the output's rules (Q6_K in a mixture, or
+     * --output-tensor-type), unless --token-embedding-type names it. The
+     * quantized model loads and decodes. (Checked byte for byte against
+     * llama-quantize, outside the repository, in seven combinations.) */
+    char dir[64], f16[600], q[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
+    snprintf(q, sizeof q, "%s/q.gguf", dir);
+    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-ff", "256", "--type", "F16", "--tied", NULL};
+    tool_ok("infer-synth", dir, sargs);
+    infer_gguf *g = test_open_gguf(f16);
+    cr_expect_lt(infer_gguf_find_tensor(g, "output.weight"), 0, "--tied: no output.weight");
+    infer_gguf_close(g);
+    static const struct {
+        const char *args[6]; /* TYPE and options, NULL-terminated */
+        uint32_t embd;
+    } cases[] = {
+        {{"Q4_K_M", NULL}, INFER_TYPE_Q6_K},
+        {{"Q4_0", "--output-tensor-type", "q8_0", NULL}, INFER_TYPE_Q8_0},
+        {{"Q4_K_M", "--output-tensor-type", "q8_0", "--token-embedding-type", "q5_0", NULL}, INFER_TYPE_Q5_0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const char *a[8] = {f16, q};
+        for (int i = 0; i < 6 && cases[k].args[i]; i++) a[2 + i] = cases[k].args[i];
+        g = quantize_ok(dir, a);
+        cr_expect_eq(type_of(g, "token_embd.weight"), cases[k].embd, "case %zu: %s", k,
+                     infer_type_name(type_of(g, "token_embd.weight")));
+        infer_gguf_close(g);
+        const int32_t prompt[] = {1, 290, 17};
+        int32_t gen[4];
+        free(decode_greedy(q, prompt, 3, 4, gen));
+    }
+    remove_dir(dir);
+}
