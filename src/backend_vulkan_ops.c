@@ -240,20 +240,24 @@ static void vk_get_rows(backend *b, const weight *w, const int32_t *ids, int n, 
     }
     for (int t0 = 0; t0 < n; t0 += (int)per) {
         const int nt = n - t0 < (int)per ? n - t0 : (int)per;
+        /* The window's ids once, for every chunk: n words a pass whatever
+         * the chunk count (the upload area holds n_batch of them). */
+        uint32_t ids_off;
+        uint32_t *u = upload_alloc(v, (size_t)nt, &ids_off);
+        if (!u) return;
+        for (int k = 0; k < nt; k++) u[k] = (uint32_t)ids[t0 + k];
         for (uint32_t c = 0; c < t->n_chunks; c++) {
             const vk_chunk *ch = &t->chunks[c];
-            vk_binds bd = {.wset = ch->set};
-            uint32_t ids_off, o;
-            uint32_t *u = upload_alloc(v, (size_t)nt, &ids_off);
-            if (!u || !arena_window(v, &bd, 1, out + (size_t)t0 * t->cols, (size_t)nt * t->cols, &o)) return;
             int any = 0;
-            for (int k = 0; k < nt; k++) {
-                uint32_t row = (uint32_t)ids[t0 + k];
-                u[k] = row >= ch->row0 && row - ch->row0 < ch->rows ? row - ch->row0 : 0xffffffffu;
-                any |= u[k] != 0xffffffffu;
+            for (int k = 0; k < nt && !any; k++) {
+                const uint32_t id = (uint32_t)ids[t0 + k];
+                any = id >= ch->row0 && id - ch->row0 < ch->rows;
             }
             if (!any) continue;
-            const uint32_t push[16] = {(uint32_t)nt, t->cols, t->units, t->row_texels, ids_off, o};
+            vk_binds bd = {.wset = ch->set};
+            uint32_t o;
+            if (!arena_window(v, &bd, 1, out + (size_t)t0 * t->cols, (size_t)nt * t->cols, &o)) return;
+            const uint32_t push[16] = {(uint32_t)nt, t->cols, t->units, t->row_texels, ids_off, o, ch->row0, ch->rows};
             dispatch(v, "get_rows", v->p.get_rows[t->type], &bd, push, (uint64_t)nt * t->units, 64);
         }
     }

@@ -368,6 +368,37 @@ Test(vulkan_model, context_shift_staged_in_chunks_f32) { check_staged(INFER_TYPE
 Test(vulkan_model, context_shift_staged_in_chunks_f16_by_one) { check_staged(INFER_TYPE_F16, 120, 0, 1); }
 Test(vulkan_model, context_shift_staged_step_one_under_a_chunk) { check_staged(INFER_TYPE_F32, 110, 3, 31); }
 
+/* Texel views of 256 texels (4 KB bindings, no texel override): the token
+ * embedding (512 rows of 16 texels) is cut into 32 chunks, more chunks
+ * than stories260K's rope dimension (8). A batch of 16 tokens then reads
+ * its ids across every chunk; the ids went into the upload area once per
+ * chunk (512 words of 400), and the decode failed with "upload area
+ * full". The logits follow the CPU's. */
+Test(vulkan_model, embedding_in_more_chunks_than_rope_dims) {
+    char mpath[512];
+    SHARED_OR_SKIP(mpath, "models/stories260K.gguf");
+    setenv("INFER_VK_MAX_BINDING", "4096", 1);
+    infer_error err = {0};
+    infer_model *m = NULL;
+    cr_assert_eq(infer_model_load(mpath, NULL, &m, &err), INFER_OK, "%s", err.message);
+    g_vk_batch = 16;
+    infer_context *v = vk_context(m, 32, INFER_TYPE_F16, 0), *c = cpu_context(m, 32, INFER_TYPE_F16, 0);
+    const vk_tensor *t = vk_tensor_of(((const vk_backend *)v->be)->w, &m->tok_embd);
+    cr_assert_not_null(t);
+    cr_assert_gt(t->n_chunks, m->hp.n_rot, "the embedding should be cut finer (%u chunks)", t->n_chunks);
+    int32_t ids[16];
+    for (int i = 0; i < 16; i++) ids[i] = i == 0 ? 1 : (i * 37) % 512; /* rows in every other chunk at least */
+    cr_assert_eq(infer_decode(v, ids, 16, 0, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(infer_decode(c, ids, 16, 0, &err), INFER_OK, "%s", err.message);
+    const ref_tolerance tol = {"stories260K", 0.03, 0.004, 1};
+    const float *l = infer_logits(v);
+    ref_expect_within("embedding in 32 chunks", &tol, ref_diff_rows(&l, infer_logits(c), 1, (size_t)infer_model_n_vocab(m)), 1);
+    infer_context_free(v);
+    infer_context_free(c);
+    infer_model_release(m);
+    vk_expect_clean();
+}
+
 /* The upload area (token ids, RoPE tables) is bound whole as one storage
  * buffer: a context whose n_batch x rope dims would take it past the
  * device's storage-buffer range (4 KB here) is refused with a note naming
