@@ -354,6 +354,91 @@ Test(quantize_synth, tensor_type_options_as_llama_quantize) {
     remove_dir(dir);
 }
 
+Test(quantize_synth, tensor_type_patterns_as_llama_quantize) {
+    /* --tensor-type PATTERN=T: T for the weights whose name the regex
+     * matches anywhere, lowercased, the last matching option winning; after
+     * the rules, under --output-tensor-type / --token-embedding-type; not
+     * with --pure, a float TYPE, or where the rules' type fell back. */
+    char dir[64], f16[600], q[600], small[600];
+    temp_dir(dir, sizeof dir);
+    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
+    snprintf(q, sizeof q, "%s/q.gguf", dir);
+    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2",
+                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
+    tool_ok("infer-synth", dir, sargs);
+
+    const char *a1[] = {f16, q, "Q4_K_M", "--tensor-type", "attn_q=q8_0", "--tensor-type", "BLK\\.1\\.ffn_(up|gate)=Q5_0",
+                        "--tensor-type", "blk\\.0\\.attn_q=f16", NULL};
+    infer_gguf *g = quantize_ok(dir, a1);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_F16, "the last match wins");
+    cr_expect_eq(type_of(g, "blk.1.attn_q.weight"), INFER_TYPE_Q8_0);
+    cr_expect_eq(type_of(g, "blk.1.ffn_up.weight"), INFER_TYPE_Q5_0, "the pattern is lowercased");
+    cr_expect_eq(type_of(g, "blk.1.ffn_gate.weight"), INFER_TYPE_Q5_0);
+    cr_expect_eq(type_of(g, "blk.0.ffn_up.weight"), INFER_TYPE_Q4_K, "no match: the rules' type");
+    cr_expect_eq(type_of(g, "blk.1.attn_v.weight"), INFER_TYPE_Q6_K, "no match: the rules' bump");
+    cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K);
+    infer_gguf_close(g);
+
+    /* "output" is found inside attn_output too; --output-tensor-type still
+     * names output.weight's; norms are never converted */
+    const char *a2[] = {f16, q, "Q4_K_M", "--tensor-type", "output=q8_0", "--tensor-type", "^token_embd=q5_1",
+                        "--output-tensor-type", "q4_0", NULL};
+    g = quantize_ok(dir, a2);
+    cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q4_0);
+    cr_expect_eq(type_of(g, "blk.0.attn_output.weight"), INFER_TYPE_Q8_0);
+    cr_expect_eq(type_of(g, "blk.1.attn_output.weight"), INFER_TYPE_Q8_0);
+    cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q5_1);
+    cr_expect_eq(type_of(g, "output_norm.weight"), INFER_TYPE_F32);
+    infer_gguf_close(g);
+
+    /* not with --pure, not for a float TYPE */
+    const char *a3[] = {f16, q, "Q4_0", "--pure", "--tensor-type", "attn_q=q8_0", NULL};
+    g = quantize_ok(dir, a3);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q4_0);
+    infer_gguf_close(g);
+    const char *a4[] = {f16, q, "F16", "--tensor-type", "attn_q=q8_0", NULL};
+    g = quantize_ok(dir, a4);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_F16);
+    infer_gguf_close(g);
+
+    /* n_embd 32: Q4_K_M's q4_K falls back to q5_0, and the pattern is then
+     * skipped; where the rules' type fits (Q8_0), a T that does not is
+     * refused, with no file left */
+    snprintf(small, sizeof small, "%s/small.gguf", dir);
+    const char *s2[] = {small, NULL};
+    tool_ok("infer-synth", dir, s2);
+    const char *a5[] = {small, q, "Q4_K_M", "--tensor-type", "attn_q=q8_0", NULL};
+    g = quantize_ok(dir, a5);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q5_0);
+    infer_gguf_close(g);
+    remove(q);
+    const char *a6[] = {small, q, "Q8_0", "--tensor-type", "attn_q=q4_K", NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a6), 2);
+    char *e = tool_stderr(dir);
+    cr_expect(strstr(e, "blk.0.attn_q.weight: rows of 32 values are not whole q4_K blocks (256): "
+                        "--tensor-type attn_q=q4_K refused") != NULL, "%s", e);
+    free(e);
+    cr_expect_neq(access(q, F_OK), 0, "no output for a refused type");
+
+    /* usage errors: exit 1, saying what is wrong */
+    static const struct {
+        const char *arg, *says;
+    } bad[] = {
+        {"attn_(=q8_0", "bad pattern"}, {"attn_q=q9_0", "unknown type"}, {"=q8_0", "PATTERN=TYPE"},
+        {"attn_q=", "PATTERN=TYPE"},    {"attn_q", "PATTERN=TYPE"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        const char *a7[] = {small, q, "Q8_0", "--tensor-type", bad[k].arg, NULL};
+        cr_expect_eq(run_tool("infer-quantize", dir, a7), 1, "%s", bad[k].arg);
+        e = tool_stderr(dir);
+        cr_expect(strstr(e, bad[k].says) != NULL, "%s: %s", bad[k].arg, e);
+        free(e);
+    }
+    const char *a8[] = {small, q, "Q8_0", "--tensor-type", NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a8), 1);
+    remove_dir(dir);
+}
+
 Test(quantize_synth, tied_embeddings_take_the_output_rules) {
     /* infer-synth --tied writes no output.weight; infer-quantize then gives
      * token_embd the output's rules (Q6_K in a mixture, or

@@ -4,7 +4,8 @@
  * llama-quantize does.
  *
  *   infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]
- *                  [--token-embedding-type T] [--leave-output-tensor] [-t N]
+ *                  [--token-embedding-type T] [--leave-output-tensor]
+ *                  [--tensor-type PATTERN=T ...] [-t N]
  *
  * What it reproduces of llama-quantize (src/llama-quant.cpp), with no
  * importance matrix:
@@ -17,8 +18,11 @@
  *     Q3_K_M, Q3_K_L and Q4_K_S bumps, ... (choose_type in quantize_rules.c); --pure
  *     turns the rules off; --output-tensor-type / --token-embedding-type
  *     name those two tensors' types before any rule (no fallback: a type
- *     that does not fit the rows is refused), and --leave-output-tensor
- *     copies output.weight;
+ *     that does not fit the rows is refused), --leave-output-tensor
+ *     copies output.weight, and --tensor-type PATTERN=T gives T to the
+ *     tensors whose names the pattern matches (PCRE2, lowercased; the last
+ *     match wins; after the rules, not with --pure or a non-quantized TYPE,
+ *     not where the rules' type fell back; refused where T does not fit);
  *   - the counters those rules use (i-th attn_v, i-th ffn_down) advance in
  *     llama.cpp's tensor order: tensors outside "blk.N." first, then by
  *     layer number, each group sorted by name. Output keeps the input order;
@@ -373,7 +377,8 @@ static infer_status write_output(const char *path, const char *qpath, mode_t mod
 static void usage(FILE *f) {
     fprintf(f,
             "usage: infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]\n"
-            "                      [--token-embedding-type T] [--leave-output-tensor] [-t N]\n"
+            "                      [--token-embedding-type T] [--leave-output-tensor]\n"
+            "                      [--tensor-type PATTERN=T ...] [-t N]\n"
             "\n"
             "  TYPE    Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M\n"
             "          Q5_K_S Q5_K_M Q6_K\n"
@@ -385,20 +390,35 @@ static void usage(FILE *f) {
             "          q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K), --pure or not\n"
             "  --leave-output-tensor\n"
             "          output.weight copied as it is\n"
+            "  --tensor-type PATTERN=T (repeatable)\n"
+            "          tensors whose name PATTERN (a regex, searched) matches in T; the\n"
+            "          last match wins; not with --pure, not for a non-quantized TYPE,\n"
+            "          and not where the rules' type fell back (as llama-quantize)\n"
             "  -t N    threads (default: the CPUs it may run on); the output does not depend on it\n"
             "\n"
             "Tensor types follow llama-quantize's rules for TYPE; the quantizers are\n"
             "byte-identical to llama.cpp's reference ones. 1-D tensors (norms) are copied.\n");
 }
 
-int main(int argc, char **argv) {
+/* main less the options' release: qo is filled from argv. */
+static int quantize_main(int argc, char **argv, quant_options *qo) {
     const char *in = NULL, *out = NULL, *tname = NULL;
-    quant_options qo = {.output_type = -1, .embd_type = -1};
     const int ncpu = infer_default_threads();
     int n_threads = ncpu > MAX_THREADS ? MAX_THREADS : ncpu;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--pure")) qo.pure = 1;
-        else if (!strcmp(argv[i], "--leave-output-tensor")) qo.leave_output = 1;
+        if (!strcmp(argv[i], "--pure")) qo->pure = 1;
+        else if (!strcmp(argv[i], "--leave-output-tensor")) qo->leave_output = 1;
+        else if (!strcmp(argv[i], "--tensor-type")) {
+            char msg[256];
+            if (i + 1 >= argc) {
+                fprintf(stderr, "infer-quantize: --tensor-type wants PATTERN=TYPE\n");
+                return 1;
+            }
+            if (quant_override_add(qo, argv[++i], msg, sizeof msg) != 0) {
+                fprintf(stderr, "infer-quantize: %s\n", msg);
+                return 1;
+            }
+        }
         else if (!strcmp(argv[i], "--output-tensor-type") || !strcmp(argv[i], "--token-embedding-type")) {
             const int64_t t = i + 1 < argc ? tensor_type_by_name(argv[i + 1]) : -1;
             if (t < 0) {
@@ -406,8 +426,8 @@ int main(int argc, char **argv) {
                                 "q3_K q4_K q5_K q6_K\n", argv[i]);
                 return 1;
             }
-            if (!strcmp(argv[i], "--output-tensor-type")) qo.output_type = t;
-            else qo.embd_type = t;
+            if (!strcmp(argv[i], "--output-tensor-type")) qo->output_type = t;
+            else qo->embd_type = t;
             i++;
         } else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) {
             char *end;
@@ -481,12 +501,12 @@ int main(int argc, char **argv) {
     if (!plan) {
         fprintf(stderr, "infer-quantize: out of memory\n");
         rc = 3;
-    } else if (make_plan(g, ft, &qo, plan, &err) != INFER_OK) {
+    } else if (make_plan(g, ft, qo, plan, &err) != INFER_OK) {
         fprintf(stderr, "infer-quantize: %s: %s\n", qin, err.message);
         rc = 2;
     } else {
         printf("infer-quantize: %s -> %s, %s%s (file type %u), %llu tensors\n", qin, qout, ft->name,
-               qo.pure ? " --pure" : "", ft->ftype, (unsigned long long)n);
+               qo->pure ? " --pure" : "", ft->ftype, (unsigned long long)n);
         infer_status st = write_output(dest, qout, mode, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
         if (st != INFER_OK) {
             fprintf(stderr, "infer-quantize: %s\n", err.message);
@@ -499,5 +519,12 @@ int main(int argc, char **argv) {
     infer_free(plan);
     infer_gguf_close(g);
     free(real);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    quant_options qo = {.output_type = -1, .embd_type = -1};
+    const int rc = quantize_main(argc, argv, &qo);
+    quant_options_free(&qo);
     return rc;
 }

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "quantize_rules.h"
 #include "util.h"
 
@@ -257,6 +260,97 @@ static uint32_t fallback_type(uint32_t type, uint64_t ncols) {
     return ncols % infer_type_block_size(fb) == 0 ? fb : INFER_TYPE_F16;
 }
 
+/* ---- --tensor-type ---------------------------------------------------------------------- */
+
+int quant_override_add(quant_options *qo, const char *arg, char *msg, size_t cap) {
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1]) {
+        snprintf(msg, cap, "--tensor-type wants PATTERN=TYPE (e.g. attn_v=q8_0), not '%s'", arg);
+        return -1;
+    }
+    const int64_t type = tensor_type_by_name(eq + 1);
+    if (type < 0) {
+        snprintf(msg, cap, "--tensor-type %s: unknown type '%s' (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K "
+                           "q4_K q5_K q6_K)", arg, eq + 1);
+        return -1;
+    }
+    size_t n_more, bytes;
+    if (ck_add(qo->n_overrides, 1, &n_more) || ck_mul(n_more, sizeof *qo->overrides, &bytes)) {
+        snprintf(msg, cap, "--tensor-type: too many");
+        return -1;
+    }
+    type_override *grown = infer_realloc(qo->overrides, bytes);
+    if (!grown) {
+        snprintf(msg, cap, "out of memory");
+        return -1;
+    }
+    qo->overrides = grown;
+    type_override *o = &grown[qo->n_overrides];
+    *o = (type_override){.type = (uint32_t)type};
+    const size_t plen = (size_t)(eq - arg);
+    char *pattern = infer_malloc(plen + 1);
+    o->arg = infer_malloc(strlen(arg) + 1);
+    if (!pattern || !o->arg) {
+        infer_free(pattern);
+        infer_free(o->arg);
+        snprintf(msg, cap, "out of memory");
+        return -1;
+    }
+    strcpy(o->arg, arg);
+    for (size_t i = 0; i < plen; i++) pattern[i] = (char)tolower((unsigned char)arg[i]); /* as llama-quantize */
+    pattern[plen] = '\0';
+    int code;
+    PCRE2_SIZE at;
+    o->code = pcre2_compile((PCRE2_SPTR)pattern, plen, 0, &code, &at, NULL);
+    infer_free(pattern);
+    if (!o->code) {
+        PCRE2_UCHAR why[120];
+        if (pcre2_get_error_message(code, why, sizeof why) < 0) snprintf((char *)why, sizeof why, "error %d", code);
+        snprintf(msg, cap, "--tensor-type %s: bad pattern at offset %zu: %s", arg, (size_t)at, (const char *)why);
+        infer_free(o->arg);
+        return -1;
+    }
+    o->match = pcre2_match_data_create_from_pattern(o->code, NULL);
+    if (!o->match) {
+        pcre2_code_free(o->code);
+        infer_free(o->arg);
+        snprintf(msg, cap, "out of memory");
+        return -1;
+    }
+    qo->n_overrides = n_more;
+    return 0;
+}
+
+void quant_options_free(quant_options *qo) {
+    for (size_t i = 0; i < qo->n_overrides; i++) {
+        pcre2_match_data_free(qo->overrides[i].match);
+        pcre2_code_free(qo->overrides[i].code);
+        infer_free(qo->overrides[i].arg);
+    }
+    infer_free(qo->overrides);
+    qo->overrides = NULL;
+    qo->n_overrides = 0;
+}
+
+/* The last --tensor-type whose pattern matches name (llama-quantize: "the
+ * last match wins"), NULL for none; *bad names a pattern PCRE2 could not
+ * run to an answer (its match limit). */
+static const type_override *override_of(const quant_options *qo, const char *name, size_t len,
+                                        const type_override **bad) {
+    const type_override *hit = NULL;
+    *bad = NULL;
+    for (size_t i = 0; i < qo->n_overrides; i++) {
+        const type_override *o = &qo->overrides[i];
+        const int r = pcre2_match(o->code, (PCRE2_SPTR)name, len, 0, 0, o->match, NULL);
+        if (r >= 0) hit = o;
+        else if (r != PCRE2_ERROR_NOMATCH) {
+            *bad = o;
+            return NULL;
+        }
+    }
+    return hit;
+}
+
 /* ---- the plan: one entry per tensor --------------------------------------------------- */
 
 /* llama.cpp's weight_name_comparer: layer (-1 first), then name. */
@@ -333,6 +427,22 @@ infer_status make_plan(const infer_gguf *g, const file_type *ft, const quant_opt
                     break;
                 }
                 type = (uint32_t)c;
+                /* --tensor-type, where the rules' type fits the rows (llama-quantize
+                 * skips the patterns for a tensor that fell back) */
+                const type_override *o = NULL, *bad = NULL;
+                if (qo->n_overrides && fallback_type(type, t->ne[0]) == type)
+                    o = override_of(qo, p->name, t->name.len, &bad);
+                if (bad) {
+                    st = set_error(err, INFER_EUNSUPPORTED, "%s: --tensor-type %s: the pattern could not be matched",
+                                   p->shown, bad->arg);
+                    break;
+                }
+                if (o) {
+                    char opt[96];
+                    snprintf(opt, sizeof opt, "--tensor-type %s", o->arg);
+                    st = forced_type(p, t->ne[0], o->type, opt, err);
+                    continue;
+                }
             }
             p->wanted = type;
             type = fallback_type(type, t->ne[0]);
