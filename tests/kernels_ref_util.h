@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "infer_gguf.h"
+#include "ref/quants.h" /* infer_f16_to_f32, infer_f32_to_f16 */
 #include "testutil.h"
 
 #define CHECK(nfail, cond, ...)                                  \

@@ -1,12 +1,12 @@
 /* kernels_simd_testutil.h - helpers shared by the kernels_simd suites
  * (test_kernels_simd.c, test_kernels_simd_matmul.c,
- * test_kernels_simd_model.c): CHECK, which counts failures in tight loops
- * and logs the first few; FOR_EACH_LEVEL over the SIMD kernel tables this
- * machine runs (logging the absent ones); row sizes; bit-identical
- * comparison (any NaN matching any NaN); activation-like inputs of every
- * kind from a fixed seed. Header-only; each suite file gets its own static
- * copy (and its own rng, which starts from the seed in every test's
- * process). */
+ * test_kernels_simd_model.c), beside the reference suites' ones
+ * (kernels_ref_util.h: CHECK, row sizes, bit casts): FOR_EACH_LEVEL over
+ * the SIMD kernel tables this machine runs (logging the absent ones);
+ * bit-identical comparison (any NaN matching any NaN); activation-like
+ * inputs of every kind from a fixed seed. Header-only; each suite file
+ * gets its own static copy (and its own rng, which starts from the seed in
+ * every test's process). */
 #ifndef INFER_TEST_KERNELS_SIMD_TESTUTIL_H
 #define INFER_TEST_KERNELS_SIMD_TESTUTIL_H
 
@@ -14,13 +14,7 @@
 #include <math.h>
 
 #include "dispatch.h"
-#include "infer_gguf.h"
-#include "testutil.h"
-
-#define CHECK(nfail, cond, ...)                                  \
-    do {                                                         \
-        if (!(cond) && (nfail)++ < 5) cr_log_error(__VA_ARGS__); \
-    } while (0)
+#include "kernels_ref_util.h" /* CHECK, row_size, fbits */
 
 /* The SIMD levels this build and machine have (logging the others). */
 static inline int simd_levels(const kernel_table **out) {
@@ -41,18 +35,6 @@ static inline int simd_levels(const kernel_table **out) {
     if (n_levels_ == 0) cr_skip_test("no SIMD kernel level on this machine");       \
     for (int li_ = 0; li_ < n_levels_; li_++)                                       \
         for (const kernel_table *kt = levels_[li_]; kt; kt = NULL)
-
-static inline size_t row_size(uint32_t type, int64_t n) {
-    uint64_t b = 0;
-    cr_assert_eq(infer_type_row_bytes(type, (uint64_t)n, &b), INFER_OK);
-    return (size_t)b;
-}
-
-static inline uint32_t fbits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
 
 /* Bit-identical, any NaN matching any NaN. */
 static inline int same(float a, float b) { return (isnan(a) && isnan(b)) || fbits(a) == fbits(b); }
