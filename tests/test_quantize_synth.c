@@ -290,18 +290,39 @@ Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
     remove_dir(dir);
 }
 
+/* The option tests' inputs in a new temporary dir: f16, a 2-layer F16
+ * model of n_embd 256, and small, infer-synth's defaults (n_embd 32); q
+ * names the output. Each path holds 600 bytes. */
+static void option_models(char dir[64], char *f16, char *small, char *q) {
+    temp_dir(dir, 64);
+    snprintf(f16, 600, "%s/f16.gguf", dir);
+    snprintf(small, 600, "%s/small.gguf", dir);
+    snprintf(q, 600, "%s/q.gguf", dir);
+    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2",
+                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
+    tool_ok("infer-synth", dir, sargs);
+    const char *s2[] = {small, NULL};
+    tool_ok("infer-synth", dir, s2);
+}
+
+/* infer-quantize args (IN OUT TYPE ...) exits 2 saying says, and leaves no
+ * OUT. */
+static void expect_refused(const char *dir, const char *const *args, const char *says) {
+    remove(args[1]);
+    cr_expect_eq(run_tool("infer-quantize", dir, args), 2, "%s", says);
+    char *e = tool_stderr(dir);
+    cr_expect(strstr(e, says) != NULL, "%s", e);
+    free(e);
+    cr_expect_neq(access(args[1], F_OK), 0, "no output for a refused type");
+}
+
 Test(quantize_synth, tensor_type_options_as_llama_quantize) {
     /* --output-tensor-type / --token-embedding-type name those tensors'
      * types before any rule, --pure or not; --leave-output-tensor copies
      * output.weight. (Checked byte for byte against llama-quantize, outside
      * the repository, on a 32-layer synthetic model, in six combinations.) */
     char dir[64], f16[600], q[600], small[600];
-    temp_dir(dir, sizeof dir);
-    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
-    snprintf(q, sizeof q, "%s/q.gguf", dir);
-    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2",
-                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
-    tool_ok("infer-synth", dir, sargs);
+    option_models(dir, f16, small, q);
 
     /* a mixture: the two tensors as named, the rules elsewhere (2 layers:
      * use_more_bits picks layer 1's attn_v for Q6_K) */
@@ -337,16 +358,8 @@ Test(quantize_synth, tensor_type_options_as_llama_quantize) {
     /* a named type that does not fit the rows is refused (no fallback, as
      * in llama.cpp, which stops there), and leaves no file; an unknown type
      * is a usage error */
-    snprintf(small, sizeof small, "%s/small.gguf", dir);
-    const char *s2[] = {small, NULL};
-    tool_ok("infer-synth", dir, s2); /* n_embd 32 */
-    remove(q);
     const char *a4[] = {small, q, "Q8_0", "--token-embedding-type", "q4_K", NULL};
-    cr_expect_eq(run_tool("infer-quantize", dir, a4), 2);
-    char *e = tool_stderr(dir);
-    cr_expect(strstr(e, "token_embd.weight: rows of 32 values are not whole q4_K blocks (256)") != NULL, "%s", e);
-    free(e);
-    cr_expect_neq(access(q, F_OK), 0, "no output for a refused type");
+    expect_refused(dir, a4, "token_embd.weight: rows of 32 values are not whole q4_K blocks (256)");
     const char *a5[] = {small, q, "Q8_0", "--output-tensor-type", "q7_0", NULL};
     cr_expect_eq(run_tool("infer-quantize", dir, a5), 1);
     const char *a6[] = {small, q, "Q8_0", "--output-tensor-type", NULL};
@@ -360,12 +373,7 @@ Test(quantize_synth, tensor_type_patterns_as_llama_quantize) {
      * the rules, under --output-tensor-type / --token-embedding-type; not
      * with --pure, a float TYPE, or where the rules' type fell back. */
     char dir[64], f16[600], q[600], small[600];
-    temp_dir(dir, sizeof dir);
-    snprintf(f16, sizeof f16, "%s/f16.gguf", dir);
-    snprintf(q, sizeof q, "%s/q.gguf", dir);
-    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2",
-                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
-    tool_ok("infer-synth", dir, sargs);
+    option_models(dir, f16, small, q);
 
     const char *a1[] = {f16, q, "Q4_K_M", "--tensor-type", "attn_q=q8_0", "--tensor-type", "BLK\\.1\\.ffn_(up|gate)=Q5_0",
                         "--tensor-type", "blk\\.0\\.attn_q=f16", NULL};
@@ -404,21 +412,13 @@ Test(quantize_synth, tensor_type_patterns_as_llama_quantize) {
     /* n_embd 32: Q4_K_M's q4_K falls back to q5_0, and the pattern is then
      * skipped; where the rules' type fits (Q8_0), a T that does not is
      * refused, with no file left */
-    snprintf(small, sizeof small, "%s/small.gguf", dir);
-    const char *s2[] = {small, NULL};
-    tool_ok("infer-synth", dir, s2);
     const char *a5[] = {small, q, "Q4_K_M", "--tensor-type", "attn_q=q8_0", NULL};
     g = quantize_ok(dir, a5);
     cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q5_0);
     infer_gguf_close(g);
-    remove(q);
     const char *a6[] = {small, q, "Q8_0", "--tensor-type", "attn_q=q4_K", NULL};
-    cr_expect_eq(run_tool("infer-quantize", dir, a6), 2);
-    char *e = tool_stderr(dir);
-    cr_expect(strstr(e, "blk.0.attn_q.weight: rows of 32 values are not whole q4_K blocks (256): "
-                        "--tensor-type attn_q=q4_K refused") != NULL, "%s", e);
-    free(e);
-    cr_expect_neq(access(q, F_OK), 0, "no output for a refused type");
+    expect_refused(dir, a6, "blk.0.attn_q.weight: rows of 32 values are not whole q4_K blocks (256): "
+                            "--tensor-type attn_q=q4_K refused");
 
     /* usage errors: exit 1, saying what is wrong */
     static const struct {
@@ -430,7 +430,7 @@ Test(quantize_synth, tensor_type_patterns_as_llama_quantize) {
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         const char *a7[] = {small, q, "Q8_0", "--tensor-type", bad[k].arg, NULL};
         cr_expect_eq(run_tool("infer-quantize", dir, a7), 1, "%s", bad[k].arg);
-        e = tool_stderr(dir);
+        char *e = tool_stderr(dir);
         cr_expect(strstr(e, bad[k].says) != NULL, "%s: %s", bad[k].arg, e);
         free(e);
     }
