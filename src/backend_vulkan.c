@@ -147,7 +147,10 @@ static infer_status make_buffers(vk_backend *v, const backend_config *cfg, infer
         if (s != INFER_OK) return s;
     }
 
-    /* Upload area: ids, two RoPE tables, a few context-shift tables. */
+    /* Upload area: a pass's token ids (n_batch words: get_rows uploads them
+     * once, whatever the embedding's chunks) and its one RoPE table
+     * (n_batch x n_rot); a context shift's table (n_rot) is a pass of its
+     * own. Sized with room for a second table and a margin. */
     uint64_t table = (uint64_t)v->n_batch * hp->n_rot, words = v->n_batch + 2 * table + 8 * (uint64_t)hp->n_rot + 64;
     if (words * 4 > d->ssbo_range) /* bound whole as one storage buffer */
         return set_error(err, INFER_EUNSUPPORTED,

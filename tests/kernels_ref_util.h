@@ -1,5 +1,6 @@
 /* kernels_ref_util.h - helpers shared by the reference-kernel suites
- * (test_kernels_ref.c, test_kernels_ref_dot.c): bit casts, f16 bytes,
+ * (test_kernels_ref.c, test_kernels_ref_dot.c; kernels_simd_testutil.h
+ * takes CHECK, row_size and fbits from here too): bit casts, f16 bytes,
  * row sizes, a relative comparison, random blocks with sane scales, and
  * CHECK, which counts failures in tight loops and logs the first few. */
 #ifndef INFER_KERNELS_REF_UTIL_H

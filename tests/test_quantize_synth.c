@@ -368,17 +368,18 @@ Test(quantize_synth, tensor_type_options_as_llama_quantize) {
 }
 
 Test(quantize_synth, tensor_type_patterns_as_llama_quantize) {
-    /* --tensor-type PATTERN=T: T for the weights whose name the regex
-     * matches anywhere, lowercased, the last matching option winning; after
-     * the rules, under --output-tensor-type / --token-embedding-type; not
-     * with --pure, a float TYPE, or where the rules' type fell back. */
+    /* --tensor-type PATTERN=T, as current llama-quantize: T for the weights
+     * whose name the regex matches anywhere (lowercased; the first matching
+     * option wins) in place of the rules, whose counters a matched tensor
+     * does not advance; --pure or not; the fallback applies to T; under
+     * --output-tensor-type / --token-embedding-type; a float TYPE ignores it. */
     char dir[64], f16[600], q[600], small[600];
     option_models(dir, f16, small, q);
 
-    const char *a1[] = {f16, q, "Q4_K_M", "--tensor-type", "attn_q=q8_0", "--tensor-type", "BLK\\.1\\.ffn_(up|gate)=Q5_0",
-                        "--tensor-type", "blk\\.0\\.attn_q=f16", NULL};
+    const char *a1[] = {f16, q, "Q4_K_M", "--tensor-type", "blk\\.0\\.attn_q=f16", "--tensor-type", "attn_q=q8_0",
+                        "--tensor-type", "BLK\\.1\\.ffn_(up|gate)=Q5_0", NULL};
     infer_gguf *g = quantize_ok(dir, a1);
-    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_F16, "the last match wins");
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_F16, "the first match wins");
     cr_expect_eq(type_of(g, "blk.1.attn_q.weight"), INFER_TYPE_Q8_0);
     cr_expect_eq(type_of(g, "blk.1.ffn_up.weight"), INFER_TYPE_Q5_0, "the pattern is lowercased");
     cr_expect_eq(type_of(g, "blk.1.ffn_gate.weight"), INFER_TYPE_Q5_0);
@@ -387,55 +388,93 @@ Test(quantize_synth, tensor_type_patterns_as_llama_quantize) {
     cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K);
     infer_gguf_close(g);
 
-    /* "output" is found inside attn_output too; --output-tensor-type still
-     * names output.weight's; norms are never converted */
-    const char *a2[] = {f16, q, "Q4_K_M", "--tensor-type", "output=q8_0", "--tensor-type", "^token_embd=q5_1",
-                        "--output-tensor-type", "q4_0", NULL};
+    /* layer 0's attn_v matched: the rules never count it, so layer 1's is
+     * their first (use_more_bits(0, 2): no bump) */
+    const char *a2[] = {f16, q, "Q4_K_M", "--tensor-type", "blk\\.0\\.attn_v=q8_0", NULL};
     g = quantize_ok(dir, a2);
+    cr_expect_eq(type_of(g, "blk.0.attn_v.weight"), INFER_TYPE_Q8_0);
+    cr_expect_eq(type_of(g, "blk.1.attn_v.weight"), INFER_TYPE_Q4_K, "the counter stayed put");
+    infer_gguf_close(g);
+
+    /* "output" is found inside attn_output too; the two named types win over
+     * patterns; norms are never converted */
+    const char *a3[] = {f16, q, "Q4_K_M", "--tensor-type", "output=q8_0", "--tensor-type", "^token_embd=q5_1",
+                        "--output-tensor-type", "q4_0", NULL};
+    g = quantize_ok(dir, a3);
     cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q4_0);
     cr_expect_eq(type_of(g, "blk.0.attn_output.weight"), INFER_TYPE_Q8_0);
     cr_expect_eq(type_of(g, "blk.1.attn_output.weight"), INFER_TYPE_Q8_0);
     cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q5_1);
     cr_expect_eq(type_of(g, "output_norm.weight"), INFER_TYPE_F32);
     infer_gguf_close(g);
-
-    /* not with --pure, not for a float TYPE */
-    const char *a3[] = {f16, q, "Q4_0", "--pure", "--tensor-type", "attn_q=q8_0", NULL};
-    g = quantize_ok(dir, a3);
-    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q4_0);
-    infer_gguf_close(g);
-    const char *a4[] = {f16, q, "F16", "--tensor-type", "attn_q=q8_0", NULL};
+    const char *a4[] = {f16, q, "Q4_K_M", "--tensor-type", "token_embd=q4_0", "--token-embedding-type", "q5_0", NULL};
     g = quantize_ok(dir, a4);
+    cr_expect_eq(type_of(g, "token_embd.weight"), INFER_TYPE_Q5_0);
+    infer_gguf_close(g);
+
+    /* --pure keeps the patterns; a float TYPE ignores them, and says so */
+    const char *a5[] = {f16, q, "Q4_0", "--pure", "--tensor-type", "attn_q=q8_0", NULL};
+    g = quantize_ok(dir, a5);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q8_0);
+    cr_expect_eq(type_of(g, "blk.0.attn_k.weight"), INFER_TYPE_Q4_0);
+    infer_gguf_close(g);
+    const char *a6[] = {f16, q, "F16", "--tensor-type", "attn_q=q8_0", NULL};
+    g = quantize_ok(dir, a6);
     cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_F16);
     infer_gguf_close(g);
+    char *e = tool_stderr(dir);
+    cr_expect(strstr(e, "--tensor-type ignored") != NULL, "%s", e);
+    free(e);
 
-    /* n_embd 32: Q4_K_M's q4_K falls back to q5_0, and the pattern is then
-     * skipped; where the rules' type fits (Q8_0), a T that does not is
-     * refused, with no file left */
-    const char *a5[] = {small, q, "Q4_K_M", "--tensor-type", "attn_q=q8_0", NULL};
-    g = quantize_ok(dir, a5);
-    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q5_0);
+    /* n_embd 32: a pattern's q8_0 fits where the rules' q4_K would fall
+     * back; a pattern's q4_K falls back to q5_0 as the rules' would */
+    const char *a7[] = {small, q, "Q4_K_M", "--tensor-type", "attn_q=q8_0", "--tensor-type", "attn_k=q4_K", NULL};
+    g = quantize_ok(dir, a7);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q8_0);
+    cr_expect_eq(type_of(g, "blk.0.attn_k.weight"), INFER_TYPE_Q5_0);
     infer_gguf_close(g);
-    const char *a6[] = {small, q, "Q8_0", "--tensor-type", "attn_q=q4_K", NULL};
-    expect_refused(dir, a6, "blk.0.attn_q.weight: rows of 32 values are not whole q4_K blocks (256): "
-                            "--tensor-type attn_q=q4_K refused");
+    e = tool_stderr(dir);
+    cr_expect(strstr(e, "blk.0.attn_k.weight: rows of 32 values are not whole q4_K blocks (256): using q5_0") != NULL,
+              "%s", e);
+    free(e);
 
-    /* usage errors: exit 1, saying what is wrong */
+    /* `.` does not match \r (as ECMAScript's): "attn.v" finds attn_v but not
+     * attn\rv */
+    char odd[600];
+    snprintf(odd, sizeof odd, "%s/odd.gguf", dir);
+    infer_gguf_writer *w = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_gguf_writer_new(&w, &err), INFER_OK);
+    static float data[64 * 2];
+    const uint64_t ne[2] = {64, 2};
+    cr_assert_eq(infer_gguf_writer_add_tensor(w, "x.attn_v.weight", INFER_TYPE_F32, 2, ne, data, sizeof data), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_add_tensor(w, "x.attn\rv.weight", INFER_TYPE_F32, 2, ne, data, sizeof data), INFER_OK);
+    cr_assert_eq(infer_gguf_writer_write_file(w, odd, &err), INFER_OK, "%s", err.message);
+    infer_gguf_writer_free(w);
+    const char *a8[] = {odd, q, "Q8_0", "--pure", "--tensor-type", "attn.v=q4_0", NULL};
+    g = quantize_ok(dir, a8);
+    cr_expect_eq(infer_gguf_tensor_at(g, 0)->type, INFER_TYPE_Q4_0);
+    cr_expect_eq(infer_gguf_tensor_at(g, 1)->type, INFER_TYPE_Q8_0, "'.' matched \\r");
+    infer_gguf_close(g);
+
+    /* usage errors: exit 1, saying what is wrong; so is a pattern that
+     * cannot be matched within PCRE2's limits */
     static const struct {
         const char *arg, *says;
     } bad[] = {
-        {"attn_(=q8_0", "bad pattern"}, {"attn_q=q9_0", "unknown type"}, {"=q8_0", "PATTERN=TYPE"},
-        {"attn_q=", "PATTERN=TYPE"},    {"attn_q", "PATTERN=TYPE"},
+        {"attn_(=q8_0", "bad pattern"},    {"attn_q=q9_0", "unknown type"}, {"=q8_0", "PATTERN=TYPE"},
+        {"attn_q=", "PATTERN=TYPE"},       {"attn_q", "PATTERN=TYPE"},
+        {"^(.|.|.)*a$=q4_0", "could not be matched"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        const char *a7[] = {small, q, "Q8_0", "--tensor-type", bad[k].arg, NULL};
-        cr_expect_eq(run_tool("infer-quantize", dir, a7), 1, "%s", bad[k].arg);
-        char *e = tool_stderr(dir);
+        const char *a9[] = {small, q, "Q8_0", "--tensor-type", bad[k].arg, NULL};
+        cr_expect_eq(run_tool("infer-quantize", dir, a9), 1, "%s", bad[k].arg);
+        e = tool_stderr(dir);
         cr_expect(strstr(e, bad[k].says) != NULL, "%s: %s", bad[k].arg, e);
         free(e);
     }
-    const char *a8[] = {small, q, "Q8_0", "--tensor-type", NULL};
-    cr_expect_eq(run_tool("infer-quantize", dir, a8), 1);
+    const char *a10[] = {small, q, "Q8_0", "--tensor-type", NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a10), 1);
     remove_dir(dir);
 }
 

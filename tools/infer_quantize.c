@@ -20,9 +20,9 @@
  *     name those two tensors' types before any rule (no fallback: a type
  *     that does not fit the rows is refused), --leave-output-tensor
  *     copies output.weight, and --tensor-type PATTERN=T gives T to the
- *     tensors whose names the pattern matches (PCRE2, lowercased; the last
- *     match wins; after the rules, not with --pure or a non-quantized TYPE,
- *     not where the rules' type fell back; refused where T does not fit);
+ *     weights whose names the pattern matches (PCRE2, lowercased; the first
+ *     match wins) in place of the rules, --pure or not, the fallback below
+ *     applying to it as to the rules' types (a float TYPE ignores it);
  *   - the counters those rules use (i-th attn_v, i-th ffn_down) advance in
  *     llama.cpp's tensor order: tensors outside "blk.N." first, then by
  *     layer number, each group sorted by name. Output keeps the input order;
@@ -391,9 +391,9 @@ static void usage(FILE *f) {
             "  --leave-output-tensor\n"
             "          output.weight copied as it is\n"
             "  --tensor-type PATTERN=T (repeatable)\n"
-            "          tensors whose name PATTERN (a regex, searched) matches in T; the\n"
-            "          last match wins; not with --pure, not for a non-quantized TYPE,\n"
-            "          and not where the rules' type fell back (as llama-quantize)\n"
+            "          weights whose name PATTERN (a regex, searched) matches are written\n"
+            "          in T instead of the rules' type, --pure or not; the first match wins\n"
+            "          (a float TYPE ignores it; as llama-quantize)\n"
             "  -t N    threads (default: the CPUs it may run on); the output does not depend on it\n"
             "\n"
             "Tensor types follow llama-quantize's rules for TYPE; the quantizers are\n"
@@ -414,9 +414,10 @@ static int quantize_main(int argc, char **argv, quant_options *qo) {
                 fprintf(stderr, "infer-quantize: --tensor-type wants PATTERN=TYPE\n");
                 return 1;
             }
-            if (quant_override_add(qo, argv[++i], msg, sizeof msg) != 0) {
+            const int r = quant_override_add(qo, argv[++i], msg, sizeof msg);
+            if (r != 0) {
                 fprintf(stderr, "infer-quantize: %s\n", msg);
-                return 1;
+                return r == -2 ? 3 : 1;
             }
         }
         else if (!strcmp(argv[i], "--output-tensor-type") || !strcmp(argv[i], "--token-embedding-type")) {
@@ -464,6 +465,9 @@ static int quantize_main(int argc, char **argv, quant_options *qo) {
         usage(stderr);
         return 1;
     }
+    if (qo->n_overrides && !is_quantized(ft->type))
+        fprintf(stderr, "infer-quantize: %s is not a quantized type: --tensor-type ignored (as llama-quantize)\n",
+                ft->name);
     char qin[512], qout[512]; /* the paths as messages show them */
     escape_cstr(in, qin, sizeof qin);
     escape_cstr(out, qout, sizeof qout);
@@ -495,19 +499,20 @@ static int quantize_main(int argc, char **argv, quant_options *qo) {
         return 2;
     }
     int rc = 0;
+    infer_status st;
     const uint64_t n = infer_gguf_tensor_count(g);
     plan_entry *plan = infer_calloc(n ? n : 1, sizeof *plan);
     uint64_t bytes_in = 0, bytes_out = 0;
     if (!plan) {
         fprintf(stderr, "infer-quantize: out of memory\n");
         rc = 3;
-    } else if (make_plan(g, ft, qo, plan, &err) != INFER_OK) {
+    } else if ((st = make_plan(g, ft, qo, plan, &err)) != INFER_OK) {
         fprintf(stderr, "infer-quantize: %s: %s\n", qin, err.message);
-        rc = 2;
+        rc = st == INFER_EINVAL ? 1 : st == INFER_ENOMEM ? 3 : 2;
     } else {
         printf("infer-quantize: %s -> %s, %s%s (file type %u), %llu tensors\n", qin, qout, ft->name,
                qo->pure ? " --pure" : "", ft->ftype, (unsigned long long)n);
-        infer_status st = write_output(dest, qout, mode, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
+        st = write_output(dest, qout, mode, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
         if (st != INFER_OK) {
             fprintf(stderr, "infer-quantize: %s\n", err.message);
             rc = st == INFER_EUNSUPPORTED || st == INFER_EFORMAT ? 2 : 3;

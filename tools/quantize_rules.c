@@ -262,16 +262,53 @@ static uint32_t fallback_type(uint32_t type, uint64_t ncols) {
 
 /* ---- --tensor-type ---------------------------------------------------------------------- */
 
+/* PCRE2 as llama-quantize's std::regex (ECMAScript) reads these patterns:
+ * `$` only at the very end (not before a final newline), `.` not across
+ * \r or \n; its memory through the project's allocator; and one match
+ * bounded, so a pathological pattern fails instead of running on. */
+struct override_regex {
+    pcre2_general_context *gctx;
+    pcre2_compile_context *cctx;
+    pcre2_match_context *mctx;
+};
+
+static void *override_malloc(PCRE2_SIZE n, void *ud) {
+    (void)ud;
+    return infer_malloc(n);
+}
+static void override_free(void *p, void *ud) {
+    (void)ud;
+    infer_free(p);
+}
+
+static int override_regex_init(quant_options *qo) {
+    if (qo->re) return 0;
+    override_regex *re = infer_calloc(1, sizeof *re);
+    if (!re) return -1;
+    qo->re = re;
+    re->gctx = pcre2_general_context_create(override_malloc, override_free, NULL);
+    if (!re->gctx) return -1;
+    re->cctx = pcre2_compile_context_create(re->gctx);
+    re->mctx = pcre2_match_context_create(re->gctx);
+    if (!re->cctx || !re->mctx) return -1;
+    pcre2_set_newline(re->cctx, PCRE2_NEWLINE_ANYCRLF);
+    pcre2_set_match_limit(re->mctx, 10u * 1000 * 1000);
+    pcre2_set_heap_limit(re->mctx, 64u * 1024); /* KiB */
+    return 0;
+}
+
 int quant_override_add(quant_options *qo, const char *arg, char *msg, size_t cap) {
+    char shown[sizeof qo->overrides->shown];
+    escape_cstr(arg, shown, sizeof shown);
     const char *eq = strchr(arg, '=');
     if (!eq || eq == arg || !eq[1]) {
-        snprintf(msg, cap, "--tensor-type wants PATTERN=TYPE (e.g. attn_v=q8_0), not '%s'", arg);
+        snprintf(msg, cap, "--tensor-type wants PATTERN=TYPE (e.g. attn_v=q8_0), not '%s'", shown);
         return -1;
     }
     const int64_t type = tensor_type_by_name(eq + 1);
     if (type < 0) {
-        snprintf(msg, cap, "--tensor-type %s: unknown type '%s' (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K "
-                           "q4_K q5_K q6_K)", arg, eq + 1);
+        snprintf(msg, cap, "--tensor-type %s: unknown type (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K "
+                           "q6_K)", shown);
         return -1;
     }
     size_t n_more, bytes;
@@ -279,43 +316,38 @@ int quant_override_add(quant_options *qo, const char *arg, char *msg, size_t cap
         snprintf(msg, cap, "--tensor-type: too many");
         return -1;
     }
-    type_override *grown = infer_realloc(qo->overrides, bytes);
+    type_override *grown = override_regex_init(qo) ? NULL : infer_realloc(qo->overrides, bytes);
     if (!grown) {
         snprintf(msg, cap, "out of memory");
-        return -1;
+        return -2;
     }
     qo->overrides = grown;
     type_override *o = &grown[qo->n_overrides];
     *o = (type_override){.type = (uint32_t)type};
+    memcpy(o->shown, shown, sizeof shown);
     const size_t plen = (size_t)(eq - arg);
     char *pattern = infer_malloc(plen + 1);
-    o->arg = infer_malloc(strlen(arg) + 1);
-    if (!pattern || !o->arg) {
-        infer_free(pattern);
-        infer_free(o->arg);
+    if (!pattern) {
         snprintf(msg, cap, "out of memory");
-        return -1;
+        return -2;
     }
-    strcpy(o->arg, arg);
     for (size_t i = 0; i < plen; i++) pattern[i] = (char)tolower((unsigned char)arg[i]); /* as llama-quantize */
     pattern[plen] = '\0';
     int code;
     PCRE2_SIZE at;
-    o->code = pcre2_compile((PCRE2_SPTR)pattern, plen, 0, &code, &at, NULL);
+    o->code = pcre2_compile((PCRE2_SPTR)pattern, plen, PCRE2_DOLLAR_ENDONLY, &code, &at, qo->re->cctx);
     infer_free(pattern);
     if (!o->code) {
         PCRE2_UCHAR why[120];
         if (pcre2_get_error_message(code, why, sizeof why) < 0) snprintf((char *)why, sizeof why, "error %d", code);
-        snprintf(msg, cap, "--tensor-type %s: bad pattern at offset %zu: %s", arg, (size_t)at, (const char *)why);
-        infer_free(o->arg);
-        return -1;
+        snprintf(msg, cap, "--tensor-type: bad pattern (%s, at offset %zu): %s", (const char *)why, (size_t)at, shown);
+        return code == PCRE2_ERROR_HEAP_FAILED ? -2 : -1;
     }
-    o->match = pcre2_match_data_create_from_pattern(o->code, NULL);
+    o->match = pcre2_match_data_create_from_pattern(o->code, qo->re->gctx);
     if (!o->match) {
         pcre2_code_free(o->code);
-        infer_free(o->arg);
         snprintf(msg, cap, "out of memory");
-        return -1;
+        return -2;
     }
     qo->n_overrides = n_more;
     return 0;
@@ -325,30 +357,40 @@ void quant_options_free(quant_options *qo) {
     for (size_t i = 0; i < qo->n_overrides; i++) {
         pcre2_match_data_free(qo->overrides[i].match);
         pcre2_code_free(qo->overrides[i].code);
-        infer_free(qo->overrides[i].arg);
     }
     infer_free(qo->overrides);
     qo->overrides = NULL;
     qo->n_overrides = 0;
+    if (qo->re) {
+        pcre2_match_context_free(qo->re->mctx);
+        pcre2_compile_context_free(qo->re->cctx);
+        pcre2_general_context_free(qo->re->gctx);
+        infer_free(qo->re);
+        qo->re = NULL;
+    }
 }
 
-/* The last --tensor-type whose pattern matches name (llama-quantize: "the
- * last match wins"), NULL for none; *bad names a pattern PCRE2 could not
- * run to an answer (its match limit). */
-static const type_override *override_of(const quant_options *qo, const char *name, size_t len,
-                                        const type_override **bad) {
-    const type_override *hit = NULL;
-    *bad = NULL;
+/* The first --tensor-type whose pattern matches name (llama-quantize stops
+ * at the first), or NULL; INFER_EINVAL naming the pattern when PCRE2 could
+ * not run it to an answer (its match or heap limit). */
+static infer_status override_of(const quant_options *qo, const plan_entry *p, size_t len, const type_override **hit,
+                                infer_error *err) {
+    *hit = NULL;
     for (size_t i = 0; i < qo->n_overrides; i++) {
         const type_override *o = &qo->overrides[i];
-        const int r = pcre2_match(o->code, (PCRE2_SPTR)name, len, 0, 0, o->match, NULL);
-        if (r >= 0) hit = o;
-        else if (r != PCRE2_ERROR_NOMATCH) {
-            *bad = o;
-            return NULL;
+        const int r = pcre2_match(o->code, (PCRE2_SPTR)p->name, len, 0, 0, o->match, qo->re->mctx);
+        if (r >= 0) {
+            *hit = o;
+            return INFER_OK;
+        }
+        if (r != PCRE2_ERROR_NOMATCH) {
+            PCRE2_UCHAR why[120];
+            if (pcre2_get_error_message(r, why, sizeof why) < 0) snprintf((char *)why, sizeof why, "error %d", r);
+            return set_error(err, INFER_EINVAL, "%s: --tensor-type %s: the pattern could not be matched: %s", p->shown,
+                             o->shown, (const char *)why);
         }
     }
-    return hit;
+    return INFER_OK;
 }
 
 /* ---- the plan: one entry per tensor --------------------------------------------------- */
@@ -419,30 +461,21 @@ infer_status make_plan(const infer_gguf *g, const file_type *ft, const quant_opt
         }
         uint32_t type = ft->type;
         if (is_quantized(type)) {
-            char msg[160];
-            if (!pure) {
+            /* as llama-quantize: a tensor a --tensor-type pattern matches takes
+             * its type (--pure or not) and skips the rules (their counters
+             * stay put); the fallback then applies to either */
+            const type_override *o = NULL;
+            if ((st = override_of(qo, p, t->name.len, &o, err)) != INFER_OK) break;
+            if (o) {
+                type = o->type;
+            } else if (!pure) {
+                char msg[160];
                 int64_t c = choose_type(&rs, p->name, t->ne[0], type, msg, sizeof msg);
                 if (c < 0) {
                     st = set_error(err, INFER_EUNSUPPORTED, "%s", msg);
                     break;
                 }
                 type = (uint32_t)c;
-                /* --tensor-type, where the rules' type fits the rows (llama-quantize
-                 * skips the patterns for a tensor that fell back) */
-                const type_override *o = NULL, *bad = NULL;
-                if (qo->n_overrides && fallback_type(type, t->ne[0]) == type)
-                    o = override_of(qo, p->name, t->name.len, &bad);
-                if (bad) {
-                    st = set_error(err, INFER_EUNSUPPORTED, "%s: --tensor-type %s: the pattern could not be matched",
-                                   p->shown, bad->arg);
-                    break;
-                }
-                if (o) {
-                    char opt[96];
-                    snprintf(opt, sizeof opt, "--tensor-type %s", o->arg);
-                    st = forced_type(p, t->ne[0], o->type, opt, err);
-                    continue;
-                }
             }
             p->wanted = type;
             type = fallback_type(type, t->ne[0]);

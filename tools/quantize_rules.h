@@ -47,11 +47,13 @@ typedef struct {
  * PCRE2 regex, lowercased as llama-quantize lowercases it) finds a match
  * take TYPE. */
 typedef struct {
-    char *arg;   /* the option's text, for messages */
-    void *code;  /* pcre2_code */
-    void *match; /* pcre2_match_data */
+    char shown[80]; /* the option's text, escaped (and cut), for messages */
+    void *code;     /* pcre2_code */
+    void *match;    /* pcre2_match_data */
     uint32_t type;
 } type_override;
+
+typedef struct override_regex override_regex; /* the overrides' PCRE2 contexts */
 
 /* What the command line asks beyond TYPE (llama-quantize's options of
  * the same names); -1: not given. */
@@ -62,18 +64,20 @@ typedef struct {
     int64_t embd_type;   /* --token-embedding-type */
     type_override *overrides; /* --tensor-type, in the command line's order */
     size_t n_overrides;
+    override_regex *re;
 } quant_options;
 
-/* Add --tensor-type's argument arg (PATTERN=TYPE) to qo: 0, or -1 with
- * why in msg (no '=', an empty pattern or type, an unknown type, a
- * pattern PCRE2 refuses, out of memory). */
+/* Add --tensor-type's argument arg (PATTERN=TYPE) to qo: 0; -1 with why
+ * in msg (no '=', an empty pattern or type, an unknown type, a pattern
+ * PCRE2 refuses); -2 out of memory. */
 int quant_override_add(quant_options *qo, const char *arg, char *msg, size_t cap);
 /* Release what quant_override_add took. */
 void quant_options_free(quant_options *qo);
 
 /* Decide every tensor's output type into plan (one entry per tensor of g,
  * in g's order): INFER_EUNSUPPORTED naming the tensor when a type asked
- * for cannot hold its rows or a --tensor-type pattern fails to run. */
+ * for cannot hold its rows, INFER_EINVAL when a --tensor-type pattern
+ * cannot be run to an answer. */
 infer_status make_plan(const infer_gguf *g, const file_type *ft, const quant_options *qo, plan_entry *plan,
                        infer_error *err);
 
