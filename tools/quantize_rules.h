@@ -41,6 +41,7 @@ typedef struct {
     uint32_t wanted;       /* the type before the fallback */
     uint64_t size;         /* output bytes */
     uint64_t end;          /* output offset after it, aligned */
+    const float *qw;       /* importance weights (infer_quantize.c), or NULL */
 } plan_entry;
 
 /* One --tensor-type PATTERN=TYPE: tensors in whose name the pattern (a
@@ -57,6 +58,7 @@ typedef struct {
  * the same names); -1: not given. */
 typedef struct {
     int pure;
+    int has_imatrix;     /* --imatrix given (and entries left): llama.cpp's has_imatrix rules */
     int leave_output;    /* --leave-output-tensor: output.weight copied as it is */
     int64_t output_type; /* --output-tensor-type */
     int64_t embd_type;   /* --token-embedding-type */
