@@ -5,10 +5,10 @@
  *
  *   infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]
  *                  [--token-embedding-type T] [--leave-output-tensor]
- *                  [--tensor-type PATTERN=T ...] [-t N]
+ *                  [--tensor-type PATTERN=T ...] [--imatrix FILE]
+ *                  [--include-weights NAME ... | --exclude-weights NAME ...] [-t N]
  *
- * What it reproduces of llama-quantize (src/llama-quant.cpp), with no
- * importance matrix:
+ * What it reproduces of llama-quantize (src/llama-quant.cpp):
  *   - which tensors are quantized: 2-D (or more) tensors whose name ends in
  *     "weight", except norms and a few small special tensors; everything
  *     else (1-D norms, biases) is copied unchanged;
@@ -30,7 +30,15 @@
  *     (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16);
  *   - the quantizers themselves (kernels/ref: byte-identical to llama.cpp's
  *     reference quantizers) and the metadata: every key copied, then
- *     general.quantization_version = 2 and general.file_type = the ftype.
+ *     general.quantization_version = 2 and general.file_type = the ftype;
+ *   - with --imatrix (llama-imatrix's legacy file, tools/imatrix.c): each
+ *     converted tensor with an entry of its name takes llama.cpp's
+ *     importance-weighted quantizer (kernels/ref/quantize_imatrix.c), an
+ *     entry of the wrong size is refused (but for token_embd), the
+ *     has_imatrix rules apply (Q4_0 / Q5_0: the first eighth of ffn_down in
+ *     Q4_1 / Q5_1), Q2_K_S is allowed (only with it), and the
+ *     quantize.imatrix.* keys follow general.file_type;
+ *     --include-weights / --exclude-weights filter the entries by name.
  *
  * The input is any GGUF file (validated by the reader before anything is
  * used); tensors to convert may be F32, F16, BF16 or a quantized type infer
@@ -468,23 +476,31 @@ static int imatrix_open(const imatrix_opts *io, quant_options *qo, imatrix **im,
  * ne[0] values per expert (ne[2]). llama-quantize refuses an entry of
  * another size, except for token_embd.weight, which it then quantizes
  * without (it is never a matmul weight llama-imatrix saw); a tensor with
- * no entry is quantized without one, as there. */
-static infer_status imatrix_attach(const infer_gguf *g, plan_entry *plan, const imatrix *im, infer_error *err) {
+ * no entry is quantized without one, as there, but in a Q2_K_S file a Q2_K
+ * tensor other than token_embd.weight must have one (llama-quantize:
+ * "the result will be garbage"). */
+static infer_status imatrix_attach(const infer_gguf *g, plan_entry *plan, const imatrix *im, uint32_t ftype,
+                                   infer_error *err) {
     uint64_t found = 0, converted = 0;
     for (uint64_t i = 0; i < infer_gguf_tensor_count(g); i++) {
         const infer_gguf_tensor *t = infer_gguf_tensor_at(g, i);
         plan_entry *p = &plan[i];
         if (p->type == t->type) continue; /* copied */
         converted++;
+        const int embd = !strcmp(p->name, "token_embd.weight");
         const imatrix_entry *e = imatrix_find(im, p->name);
-        if (!e) continue;
         uint64_t want;
-        if (ck_mul(t->ne[0], t->n_dims > 2 ? t->ne[2] : 1, &want) || e->n != want) {
-            if (!strcmp(p->name, "token_embd.weight")) continue;
-            return set_error(err, INFER_EFORMAT, "%s: the importance matrix has %llu values for it, the tensor "
-                             "wants %llu (ne[0] x ne[2])", p->shown, (unsigned long long)e->n,
-                             (unsigned long long)want);
+        if (e && (ck_mul(t->ne[0], t->n_dims > 2 ? t->ne[2] : 1, &want) || e->n != want)) {
+            if (!embd)
+                return set_error(err, INFER_EFORMAT, "%s: the importance matrix has %llu values for it, the "
+                                 "tensor wants %llu (ne[0] x ne[2])", p->shown, (unsigned long long)e->n,
+                                 (unsigned long long)want);
+            e = NULL;
         }
+        if (!e && ftype == FT_Q2_K_S && p->type == INFER_TYPE_Q2_K && !embd)
+            return set_error(err, INFER_EFORMAT, "%s: no importance matrix entry for it: Q2_K_S quantizes its "
+                             "Q2_K tensors only with one (as llama-quantize)", p->shown);
+        if (!e) continue;
         p->qw = e->values;
         found++;
     }
@@ -499,10 +515,11 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]\n"
             "                      [--token-embedding-type T] [--leave-output-tensor]\n"
-            "                      [--tensor-type PATTERN=T ...] [-t N]\n"
+            "                      [--tensor-type PATTERN=T ...] [--imatrix FILE]\n"
+            "                      [--include-weights NAME ... | --exclude-weights NAME ...] [-t N]\n"
             "\n"
             "  TYPE    Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M\n"
-            "          Q5_K_S Q5_K_M Q6_K\n"
+            "          Q5_K_S Q5_K_M Q6_K, Q2_K_S (with --imatrix only)\n"
             "          (Q3_K, Q4_K, Q5_K: the _S mixtures) or F16 BF16 F32\n"
             "  --pure  every quantizable weight in TYPE: no Q6_K output.weight, no\n"
             "          bumped attn_v / ffn_down layers (llama-quantize --pure)\n"
@@ -641,7 +658,13 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
     imatrix *im = NULL;
     imatrix_record rec = {0};
     int rc = imatrix_open(io, qo, &im, &rec);
+    if (rc == 0 && ft->ftype == FT_Q2_K_S && !qo->has_imatrix) {
+        fprintf(stderr, "infer-quantize: Q2_K_S needs an importance matrix (--imatrix; llama-quantize refuses it "
+                        "without one too)\n");
+        rc = 1;
+    }
     if (rc != 0) {
+        imatrix_free(im);
         free(real);
         return rc;
     }
@@ -658,7 +681,7 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
         fprintf(stderr, "infer-quantize: out of memory\n");
         rc = 3;
     } else if (make_plan(g, ft, qo, plan, &err) != INFER_OK ||
-               (qo->has_imatrix && imatrix_attach(g, plan, im, &err) != INFER_OK)) {
+               (qo->has_imatrix && imatrix_attach(g, plan, im, ft->ftype, &err) != INFER_OK)) {
         fprintf(stderr, "infer-quantize: %s: %s\n", qin, err.message);
         rc = 2;
     } else {

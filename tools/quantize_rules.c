@@ -29,7 +29,8 @@ static const file_type FILE_TYPES[] = {
     {"Q4_K", FT_Q4_K_S, INFER_TYPE_Q4_K},   {"Q4_K_S", FT_Q4_K_S, INFER_TYPE_Q4_K},
     {"Q4_K_M", FT_Q4_K_M, INFER_TYPE_Q4_K}, {"Q5_K", FT_Q5_K_S, INFER_TYPE_Q5_K},
     {"Q5_K_S", FT_Q5_K_S, INFER_TYPE_Q5_K}, {"Q5_K_M", FT_Q5_K_M, INFER_TYPE_Q5_K},
-    {"Q6_K", FT_Q6_K, INFER_TYPE_Q6_K},     {"F16", FT_F16, INFER_TYPE_F16},
+    {"Q6_K", FT_Q6_K, INFER_TYPE_Q6_K},     {"Q2_K_S", FT_Q2_K_S, INFER_TYPE_Q2_K},
+    {"F16", FT_F16, INFER_TYPE_F16},
     {"BF16", FT_BF16, INFER_TYPE_BF16},     {"F32", FT_F32, INFER_TYPE_F32},
 };
 
@@ -185,6 +186,8 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
     if (is_attn_v_like(cat)) {
         if (ft == FT_Q2_K)
             type = n_gqa(mi) >= 4 ? INFER_TYPE_Q4_K : INFER_TYPE_Q3_K;
+        else if (ft == FT_Q2_K_S && n_gqa(mi) >= 4)
+            type = INFER_TYPE_Q4_K;
         else if (ft == FT_Q3_K_M)
             type = rs->i_attention_wv < 2 ? INFER_TYPE_Q5_K : INFER_TYPE_Q4_K;
         else if (ft == FT_Q3_K_L)
@@ -214,7 +217,9 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
         const int il = (int)i_layer;
         if (ft == FT_Q2_K)
             type = INFER_TYPE_Q3_K;
-        else if (ft == FT_Q3_K_M)
+        else if (ft == FT_Q2_K_S) {
+            if (il < n_layer / 8) type = INFER_TYPE_Q4_K;
+        } else if (ft == FT_Q3_K_M)
             type = il < n_layer / 16 ? INFER_TYPE_Q5_K
                    : !mi->falcon || use_more_bits(il, n_layer) ? INFER_TYPE_Q4_K : INFER_TYPE_Q3_K;
         else if (ft == FT_Q3_K_L)
