@@ -19,9 +19,11 @@
  *
  * The output is byte-identical to llama.cpp's (c392e5094) on the same input:
  * same float operations in the same order (see quantize_k.c's note on
- * contraction), the same truncating conversions to uint8_t / int8_t. The
- * legacy types need the whole row for sigma2, so the entry point takes one
- * row at a time.
+ * contraction), the same truncating conversions to uint8_t / int8_t. One
+ * exception, on degenerate input only: where llama.cpp computes a scale of
+ * 0/0 (NaN: every weight of a super-block zero), the scale here is 0 (see
+ * search_pos_scale). The legacy types need the whole row for sigma2, so
+ * the entry point takes one row at a time.
  */
 #include "ref_internal.h"
 
@@ -95,7 +97,11 @@ static float search_pos_scale(int n, int nmax, const float *x, uint8_t *L, const
         }
         if (!changed) break;
     }
-    return sumlx / suml2;
+    /* llama.cpp returns sumlx / suml2 unguarded: 0/0, a NaN scale, when
+     * every weight is 0 (a super-block of columns the matrix calls
+     * unimportant, or values whose squares underflow). 0 here: the only
+     * bytes that differ from llama.cpp's are those NaN scales. */
+    return suml2 != 0 ? sumlx / suml2 : 0.0f;
 }
 
 /* ---- per-value weights -------------------------------------------------------------- */
