@@ -85,6 +85,11 @@ static inline char *tool_stderr(const char *dir) {
     return s;
 }
 
+/* dir/name (path: 600 bytes), an F16 infer-synth model of n_embd 256 and 4
+ * heads with the shape given (numbers as the options take them). */
+static inline void synth_f16(const char *dir, const char *name, char *path, const char *n_layer,
+                             const char *n_head_kv, const char *n_ff, const char *n_vocab);
+
 /* ======================= results of the tools ===================================== */
 
 /* Greedy next token after decoding ids. */
@@ -128,6 +133,14 @@ static inline void tool_ok(const char *tool, const char *dir, const char *const 
     const char *a1 = args[0] && args[1] ? args[1] : "", *a2 = args[0] && args[1] && args[2] ? args[2] : "";
     cr_assert_eq(rc, 0, "%s %s %s %s: exit %d: %s", tool, args[0] ? args[0] : "", a1, a2, rc, e);
     free(e);
+}
+
+static inline void synth_f16(const char *dir, const char *name, char *path, const char *n_layer,
+                             const char *n_head_kv, const char *n_ff, const char *n_vocab) {
+    snprintf(path, 600, "%s/%s", dir, name);
+    const char *args[] = {path, "--n-embd", "256", "--n-layer", n_layer, "--n-head", "4", "--n-head-kv", n_head_kv,
+                          "--n-ff", n_ff, "--n-vocab", n_vocab, "--type", "F16", NULL};
+    tool_ok("infer-synth", dir, args);
 }
 
 /* Run infer-quantize with args (IN OUT TYPE ...), assert it exits 0 and

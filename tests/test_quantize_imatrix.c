@@ -201,12 +201,34 @@ static void write_imatrix_for(const char *model_path, const char *path, const ch
     infer_gguf_close(g);
 }
 
-/* A model of 8 layers (the first eighth: layer 0) in F16 at dir/f16.gguf. */
-static void synth_model(const char *dir, char *f16) {
-    snprintf(f16, 600, "%s/f16.gguf", dir);
-    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "8", "--n-head", "4", "--n-head-kv", "1",
-                           "--n-ff", "512", "--n-vocab", "320", "--type", "F16", NULL};
-    tool_ok("infer-synth", dir, sargs);
+/* A new temporary dir holding f16.gguf: 8 layers (the first eighth is
+ * layer 0), 1 KV head for 4 (n_gqa 4), n_ff 512; imx and q name a matrix
+ * and an output beside it (600 bytes each). */
+static void tool_setup(char dir[64], char *f16, char *imx, char *q) {
+    temp_dir(dir, 64);
+    synth_f16(dir, "f16.gguf", f16, "8", "1", "512", "320");
+    snprintf(imx, 600, "%s/imatrix.dat", dir);
+    snprintf(q, 600, "%s/q.gguf", dir);
+}
+
+/* path: a matrix of one entry, name with n values v (ncall 1). */
+static void write_one_entry(imx_buf *b, const char *path, const char *name, const float *v, int32_t n) {
+    b->n = 0;
+    imx_i32(b, 1);
+    imx_entry(b, name, 1, v, n);
+    imx_write(b, path);
+}
+
+typedef struct {
+    const char *name;
+    uint32_t type;
+} tensor_type;
+
+/* Each tensor of want[0..n) has its type in g. */
+static void expect_types(infer_gguf *g, const tensor_type *want, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        cr_expect_eq(type_of(g, want[i].name), want[i].type, "%s: %s is %s", what, want[i].name,
+                     infer_type_name(type_of(g, want[i].name)));
 }
 
 /* Key key of g as int32 (it must be one). */
@@ -228,10 +250,7 @@ static void expect_key_str(infer_gguf *g, const char *key, const char *want) {
 
 Test(quantize_imatrix_tool, q4_0_with_imatrix_loads_decodes_and_records_it, .timeout = 90) {
     char dir[64], f16[600], imx[600], q[600], plain[600];
-    temp_dir(dir, sizeof dir);
-    synth_model(dir, f16);
-    snprintf(imx, sizeof imx, "%s/imatrix.dat", dir);
-    snprintf(q, sizeof q, "%s/q4_0.gguf", dir);
+    tool_setup(dir, f16, imx, q);
     snprintf(plain, sizeof plain, "%s/plain.gguf", dir);
     write_imatrix_for(f16, imx, NULL);
     const char *args[] = {f16, q, "Q4_0", "--imatrix", imx, NULL};
@@ -240,10 +259,12 @@ Test(quantize_imatrix_tool, q4_0_with_imatrix_loads_decodes_and_records_it, .tim
     infer_gguf *p = quantize_ok(dir, pargs);
     /* has_imatrix: ffn_down of the first eighth (layer 0 of 8) in Q4_1,
      * only with the matrix */
-    cr_expect_eq(type_of(g, "blk.0.ffn_down.weight"), INFER_TYPE_Q4_1);
-    cr_expect_eq(type_of(g, "blk.1.ffn_down.weight"), INFER_TYPE_Q4_0);
-    cr_expect_eq(type_of(p, "blk.0.ffn_down.weight"), INFER_TYPE_Q4_0);
-    cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K);
+    static const tensor_type with[] = {{"blk.0.ffn_down.weight", INFER_TYPE_Q4_1},
+                                       {"blk.1.ffn_down.weight", INFER_TYPE_Q4_0},
+                                       {"output.weight", INFER_TYPE_Q6_K}},
+                             without[] = {{"blk.0.ffn_down.weight", INFER_TYPE_Q4_0}};
+    expect_types(g, with, 3, "Q4_0 --imatrix");
+    expect_types(p, without, 1, "Q4_0");
     /* the matrix changed the weights' bytes (the quantizer is its own
      * test above); token_embd has no entry in a real matrix but has here */
     const infer_gguf_tensor *a = infer_gguf_tensor_at(g, (uint64_t)infer_gguf_find_tensor(g, "blk.3.attn_q.weight"));
@@ -269,10 +290,7 @@ Test(quantize_imatrix_tool, q4_0_with_imatrix_loads_decodes_and_records_it, .tim
 
 Test(quantize_imatrix_tool, filters_and_q2_k_s_as_llama_quantize, .timeout = 90) {
     char dir[64], f16[600], imx[600], q[600];
-    temp_dir(dir, sizeof dir);
-    synth_model(dir, f16);
-    snprintf(imx, sizeof imx, "%s/imatrix.dat", dir);
-    snprintf(q, sizeof q, "%s/q.gguf", dir);
+    tool_setup(dir, f16, imx, q);
     write_imatrix_for(f16, imx, NULL);
     /* --exclude-weights: fewer entries recorded */
     const char *ex[] = {f16, q, "Q4_K_M", "--imatrix", imx, "--exclude-weights", "ffn_", NULL};
@@ -287,11 +305,12 @@ Test(quantize_imatrix_tool, filters_and_q2_k_s_as_llama_quantize, .timeout = 90)
     cr_expect_neq(access(q, F_OK), 0);
     const char *with[] = {f16, q, "Q2_K_S", "--imatrix", imx, NULL};
     g = quantize_ok(dir, with);
-    cr_expect_eq(type_of(g, "blk.3.attn_q.weight"), INFER_TYPE_Q2_K);
-    cr_expect_eq(type_of(g, "blk.3.attn_v.weight"), INFER_TYPE_Q4_K);
-    cr_expect_eq(type_of(g, "blk.0.ffn_down.weight"), INFER_TYPE_Q4_K);
-    cr_expect_eq(type_of(g, "blk.1.ffn_down.weight"), INFER_TYPE_Q2_K);
-    cr_expect_eq(type_of(g, "output.weight"), INFER_TYPE_Q6_K);
+    static const tensor_type q2_k_s[] = {
+        {"blk.3.attn_q.weight", INFER_TYPE_Q2_K},   {"blk.3.attn_v.weight", INFER_TYPE_Q4_K},
+        {"blk.0.ffn_down.weight", INFER_TYPE_Q4_K}, {"blk.1.ffn_down.weight", INFER_TYPE_Q2_K},
+        {"output.weight", INFER_TYPE_Q6_K},
+    };
+    expect_types(g, q2_k_s, sizeof q2_k_s / sizeof *q2_k_s, "Q2_K_S");
     uint32_t ft = 0;
     cr_expect_eq(infer_gguf_get_u32(g, "general.file_type", &ft, NULL), INFER_OK);
     cr_expect_eq(ft, 21);
@@ -308,31 +327,20 @@ Test(quantize_imatrix_tool, filters_and_q2_k_s_as_llama_quantize, .timeout = 90)
 
 Test(quantize_imatrix_tool, hostile_matrices_refused_with_no_file, .timeout = 60) {
     char dir[64], f16[600], imx[600], q[600];
-    temp_dir(dir, sizeof dir);
-    synth_model(dir, f16);
-    snprintf(imx, sizeof imx, "%s/bad.dat", dir);
-    snprintf(q, sizeof q, "%s/q.gguf", dir);
+    tool_setup(dir, f16, imx, q);
     const char *args[] = {f16, q, "Q4_K_M", "--imatrix", imx, NULL};
     static float ones[512];
     const float nan1[2] = {1, NAN};
     for (int i = 0; i < 512; i++) ones[i] = 1;
     imx_buf b = {0};
     /* the wrong size for a weight (llama-quantize refuses it) */
-    imx_i32(&b, 1);
-    imx_entry(&b, "blk.2.attn_k.weight", 1, ones, 255);
-    imx_write(&b, imx);
+    write_one_entry(&b, imx, "blk.2.attn_k.weight", ones, 255);
     expect_refused(dir, args, "blk.2.attn_k.weight: the importance matrix has 255 values for it, the tensor wants 256");
     /* but token_embd of the wrong size is quantized without (as there) */
-    b.n = 0;
-    imx_i32(&b, 1);
-    imx_entry(&b, "token_embd.weight", 1, ones, 512);
-    imx_write(&b, imx);
+    write_one_entry(&b, imx, "token_embd.weight", ones, 512);
     infer_gguf_close(quantize_ok(dir, args));
     /* what the reader refuses, through the tool */
-    b.n = 0;
-    imx_i32(&b, 1);
-    imx_entry(&b, "blk.0.attn_q.weight", 1, nan1, 2);
-    imx_write(&b, imx);
+    write_one_entry(&b, imx, "blk.0.attn_q.weight", nan1, 2);
     expect_refused(dir, args, "value 1 at byte");
     b.n = 0;
     imx_i32(&b, 2);

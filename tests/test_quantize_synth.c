@@ -238,12 +238,9 @@ Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
  * names the output. Each path holds 600 bytes. */
 static void option_models(char dir[64], char *f16, char *small, char *q) {
     temp_dir(dir, 64);
-    snprintf(f16, 600, "%s/f16.gguf", dir);
     snprintf(small, 600, "%s/small.gguf", dir);
     snprintf(q, 600, "%s/q.gguf", dir);
-    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2",
-                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
-    tool_ok("infer-synth", dir, sargs);
+    synth_f16(dir, "f16.gguf", f16, "2", "2", "256", "300");
     const char *s2[] = {small, NULL};
     tool_ok("infer-synth", dir, s2);
 }
