@@ -1,5 +1,6 @@
 /*
- * imatrix.c - the importance-matrix reader (file format: imatrix.h).
+ * imatrix.c - the importance-matrix reader, legacy and GGUF (the formats:
+ * imatrix.h).
  *
  * The file comes from anywhere, so it is read as the GGUF reader reads a
  * model: every field is bounds-checked before it is used, every count is
@@ -192,6 +193,140 @@ infer_status imatrix_parse(const uint8_t *buf, size_t size, imatrix **out, infer
     return INFER_OK;
 }
 
+/* ---- the GGUF file (llama.cpp from mid-2025) ------------------------------------------------ */
+
+#define SUMS_SUFFIX ".in_sum2"
+#define COUNTS_SUFFIX ".counts"
+
+/* name less suffix into base (INFER_GGUF_MAX_NAME + 1 bytes) when name
+ * ends in suffix after at least one byte; 0 otherwise. */
+static int base_of(infer_gguf_str name, const char *suffix, char *base) {
+    const size_t k = strlen(suffix);
+    if (name.len <= k || memcmp(name.ptr + name.len - k, suffix, k) != 0) return 0;
+    memcpy(base, name.ptr, name.len - k); /* names are < 64 bytes, without NUL (the reader checked) */
+    base[name.len - k] = '\0';
+    return 1;
+}
+
+/* The tensor named base + suffix, or NULL. */
+static const infer_gguf_tensor *tensor_named(const infer_gguf *g, const char *base, const char *suffix) {
+    char name[INFER_GGUF_MAX_NAME + 1];
+    const size_t nb = strlen(base), ns = strlen(suffix);
+    if (nb + ns > INFER_GGUF_MAX_NAME) return NULL;
+    memcpy(name, base, nb);
+    memcpy(name + nb, suffix, ns + 1);
+    const int64_t i = infer_gguf_find_tensor(g, name);
+    return i < 0 ? NULL : infer_gguf_tensor_at(g, (uint64_t)i);
+}
+
+static float f32_at(const void *data, uint64_t i) {
+    float v;
+    memcpy(&v, (const uint8_t *)data + 4 * i, sizeof v);
+    return v;
+}
+
+/* Entry i from the tensors NAME.in_sum2 (F32, ne0 values by n_mat
+ * matrices: experts) and NAME.counts (F32, n_mat): sum / count per matrix,
+ * 1 for a matrix whose count is not positive (it saw no input), as
+ * llama-quantize reads them. */
+static infer_status gguf_entry(const infer_gguf *g, const infer_gguf_tensor *sums, const char *base, imatrix *m,
+                               size_t i, infer_error *err) {
+    imatrix_entry *e = &m->entries[i];
+    char q[160];
+    escape_cstr(base, q, sizeof q);
+    const infer_gguf_tensor *counts = tensor_named(g, base, COUNTS_SUFFIX);
+    if (!counts) return set_error(err, INFER_EFORMAT, "%s" SUMS_SUFFIX " (tensor info at byte %llu): no %s" COUNTS_SUFFIX,
+                                  q, (unsigned long long)sums->info_offset, q);
+    const uint64_t ne0 = sums->ne[0], n_mat = sums->n_elements / ne0;
+    if (sums->type != INFER_TYPE_F32 || counts->type != INFER_TYPE_F32 || sums->n_dims > 2 || counts->n_elements != n_mat)
+        return set_error(err, INFER_EFORMAT, "%s" SUMS_SUFFIX " (tensor info at byte %llu): want F32 sums of ne0 x "
+                         "matrices and F32 counts, one per matrix; have %s with %u dims, %s of %llu values", q,
+                         (unsigned long long)sums->info_offset, infer_type_name(sums->type), sums->n_dims,
+                         infer_type_name(counts->type), (unsigned long long)counts->n_elements);
+    if (!(e->name = copy_bytes((const uint8_t *)base, strlen(base)))) return set_error(err, INFER_ENOMEM, "out of memory");
+    e->name_len = strlen(base);
+    names_insert(m, i); /* tensor names are unique: no duplicate */
+    if (!(e->values = infer_malloc_array((size_t)sums->n_elements, sizeof(float))))
+        return set_error(err, INFER_ENOMEM, "out of memory");
+    e->n = sums->n_elements;
+    const uint64_t data_at = (uint64_t)((const uint8_t *)sums->data - (const uint8_t *)infer_gguf_file_data(g));
+    for (uint64_t j = 0; j < n_mat; j++) {
+        const float c = f32_at(counts->data, j);
+        for (uint64_t k = 0; k < ne0; k++) {
+            const uint64_t at = j * ne0 + k;
+            const float v = c > 0 ? f32_at(sums->data, at) / c : 1.0f;
+            if (!isfinite(v))
+                return set_error(err, INFER_EFORMAT, "%s: value %llu (byte %llu) over count %g: not finite (%g)", q,
+                                 (unsigned long long)at, (unsigned long long)(data_at + 4 * at), (double)c, (double)v);
+            e->values[at] = v;
+        }
+    }
+    return INFER_OK;
+}
+
+/* llama-imatrix's keys: imatrix.datasets (strings; the first is the one
+ * recorded), imatrix.chunk_count, imatrix.chunk_size (UINT32 each). */
+static infer_status gguf_keys(const infer_gguf *g, imatrix *m, infer_error *err) {
+    const int64_t ds = infer_gguf_find_key(g, "imatrix.datasets");
+    uint32_t chunks, chunk_size;
+    if (ds < 0 || infer_gguf_kv_type(g, (uint64_t)ds) != INFER_GGUF_ARRAY ||
+        infer_gguf_kv_arr_type(g, (uint64_t)ds) != INFER_GGUF_STRING)
+        return set_error(err, INFER_EFORMAT, "imatrix.datasets: missing or not an array of strings");
+    if (infer_gguf_get_u32(g, "imatrix.chunk_count", &chunks, NULL) != INFER_OK ||
+        infer_gguf_get_u32(g, "imatrix.chunk_size", &chunk_size, NULL) != INFER_OK)
+        return set_error(err, INFER_EFORMAT, "imatrix.chunk_count / imatrix.chunk_size: missing or not UINT32");
+    m->chunks = chunks > INT32_MAX ? 0 : (int32_t)chunks; /* llama-quantize's int goes negative: none recorded */
+    if (infer_gguf_kv_arr_count(g, (uint64_t)ds) == 0) return INFER_OK;
+    infer_gguf_str first;
+    infer_status st = infer_gguf_arr_str(g, (uint64_t)ds, 0, &first, err);
+    if (st != INFER_OK) return st;
+    if (!(m->dataset = copy_bytes((const uint8_t *)first.ptr, first.len))) return set_error(err, INFER_ENOMEM, "out of memory");
+    m->dataset_len = first.len;
+    return INFER_OK;
+}
+
+/* The entries of an open GGUF imatrix: one per NAME.in_sum2 tensor. */
+static infer_status gguf_read(const infer_gguf *g, imatrix **out, infer_error *err) {
+    char base[INFER_GGUF_MAX_NAME + 1], q[160];
+    const uint64_t nt = infer_gguf_tensor_count(g);
+    size_t n = 0;
+    for (uint64_t i = 0; i < nt; i++) {
+        const infer_gguf_tensor *t = infer_gguf_tensor_at(g, i);
+        if (base_of(t->name, SUMS_SUFFIX, base)) n++;
+        else if (base_of(t->name, COUNTS_SUFFIX, base) && !tensor_named(g, base, SUMS_SUFFIX)) /* llama-quantize refuses it too */
+            return set_error(err, INFER_EFORMAT, "%s" COUNTS_SUFFIX " (tensor info at byte %llu): no %s" SUMS_SUFFIX,
+                             escape_cstr(base, q, sizeof q), (unsigned long long)t->info_offset, q);
+    }
+    if (n == 0) return set_error(err, INFER_EFORMAT, "no NAME" SUMS_SUFFIX " tensors (%llu tensors)", (unsigned long long)nt);
+    imatrix *m = infer_calloc(1, sizeof *m);
+    if (!m) return set_error(err, INFER_ENOMEM, "out of memory");
+    infer_status st = INFER_OK;
+    m->entries = infer_calloc(n, sizeof *m->entries);
+    if (!m->entries || infer_hash_capacity(n, &m->n_slots) != 0 || !(m->slots = infer_calloc(m->n_slots, sizeof *m->slots)))
+        st = set_error(err, INFER_ENOMEM, "out of memory");
+    if (m->entries) m->n_entries = n;
+    for (uint64_t i = 0, k = 0; i < nt && st == INFER_OK; i++) {
+        const infer_gguf_tensor *t = infer_gguf_tensor_at(g, i);
+        if (base_of(t->name, SUMS_SUFFIX, base)) st = gguf_entry(g, t, base, m, k++, err);
+    }
+    if (st == INFER_OK) st = gguf_keys(g, m, err);
+    if (st != INFER_OK) {
+        imatrix_free(m);
+        return st;
+    }
+    *out = m;
+    return INFER_OK;
+}
+
+infer_status imatrix_parse_gguf(const uint8_t *buf, size_t size, imatrix **out, infer_error *err) {
+    infer_gguf *g = NULL;
+    *out = NULL;
+    infer_status st = infer_gguf_open_memory(buf, size, 0, &g, err);
+    if (st == INFER_OK) st = gguf_read(g, out, err);
+    infer_gguf_close(g);
+    return st;
+}
+
 /* ---- the file ---------------------------------------------------------------------------- */
 
 /* The whole of fd (a regular file) into a new buffer. */
@@ -226,7 +361,11 @@ infer_status imatrix_load(const char *path, imatrix **out, infer_error *err) {
     size_t size = 0;
     infer_status st = read_all(fd, &buf, &size, err);
     close(fd);
-    if (st == INFER_OK) st = imatrix_parse(buf, size, out, err);
+    /* a GGUF file starts "GGUF"; as a legacy file that would be 1,179,993,927
+     * entries, more than any file holds */
+    if (st == INFER_OK)
+        st = size >= 4 && !memcmp(buf, "GGUF", 4) ? imatrix_parse_gguf(buf, size, out, err)
+                                                   : imatrix_parse(buf, size, out, err);
     infer_free(buf);
     return st;
 }

@@ -1,5 +1,6 @@
 /* imatrix.h - importance matrices for infer-quantize: llama-imatrix's
- * legacy binary file (.dat), read as a hostile file (imatrix.c).
+ * legacy binary file (.dat) and its GGUF file (imatrix_parse_gguf), read
+ * as hostile files (imatrix.c).
  *
  * The file, all integers int32 little-endian:
  *   n_entries (>= 1)
@@ -47,7 +48,20 @@ typedef struct {
  * error. */
 infer_status imatrix_parse(const uint8_t *buf, size_t size, imatrix **out, infer_error *err);
 
-/* Read and parse the file at path (INFER_EIO when it cannot be read). */
+/* Parse a GGUF imatrix (llama-imatrix from mid-2025) from memory, with
+ * the project's GGUF reader: one entry per tensor NAME.in_sum2 (F32, ne0
+ * by n_mat matrices) with NAME.counts (F32, n_mat): values sum / count,
+ * 1 for a matrix whose count is not positive (as llama-quantize reads
+ * them); imatrix.datasets (array of strings; the first is the dataset),
+ * imatrix.chunk_count and imatrix.chunk_size (UINT32) must be present.
+ * Refused (INFER_EFORMAT): what the GGUF reader refuses, no .in_sum2
+ * tensor, a .in_sum2 without .counts or the reverse, a type other than
+ * F32, counts that are not one per matrix, a non-finite value, missing or
+ * mistyped keys. */
+infer_status imatrix_parse_gguf(const uint8_t *buf, size_t size, imatrix **out, infer_error *err);
+
+/* Read and parse the file at path, GGUF when it starts "GGUF", legacy
+ * otherwise (INFER_EIO when it cannot be read). */
 infer_status imatrix_load(const char *path, imatrix **out, infer_error *err);
 
 void imatrix_free(imatrix *m);

@@ -31,7 +31,7 @@
  *   - the quantizers themselves (kernels/ref: byte-identical to llama.cpp's
  *     reference quantizers) and the metadata: every key copied, then
  *     general.quantization_version = 2 and general.file_type = the ftype;
- *   - with --imatrix (llama-imatrix's legacy file, tools/imatrix.c): each
+ *   - with --imatrix (llama-imatrix's legacy or GGUF file, tools/imatrix.c): each
  *     converted tensor with an entry of its name takes llama.cpp's
  *     importance-weighted quantizer (kernels/ref/quantize_imatrix.c), an
  *     entry of the wrong size is refused (but for token_embd), the
@@ -533,7 +533,7 @@ static void usage(FILE *f) {
             "          last match wins; not with --pure, not for a non-quantized TYPE,\n"
             "          and not where the rules' type fell back (as llama-quantize)\n"
             "  --imatrix FILE\n"
-            "          importance matrix from llama-imatrix (its legacy .dat file): the\n"
+            "          importance matrix from llama-imatrix (legacy .dat or GGUF): the\n"
             "          weighted quantizers and the has_imatrix rules, as llama-quantize\n"
             "  --include-weights NAME, --exclude-weights NAME (repeatable, not both)\n"
             "          use the matrix only for / not for tensors whose name contains NAME\n"
