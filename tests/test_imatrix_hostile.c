@@ -5,7 +5,8 @@
  *                   dataset, lookups, --include/--exclude-weights); every
  *                   malformed field refused with its name and byte offset;
  *                   truncation at every byte; allocation failure at every
- *                   allocation, with no leak
+ *                   allocation, with no leak; the same for the GGUF form
+ *                   (sums over counts, its keys and tensor pairs)
  */
 #include <float.h>
 #include <math.h>
@@ -244,5 +245,123 @@ Test(imatrix_reader, load_reads_files_and_refuses_others) {
     snprintf(path, sizeof path, "rm -rf '%s'", dir);
     cr_expect_eq(system(path), 0);
     free(b.p);
+    LEAK_CHECK();
+}
+
+/* ======================= the GGUF imatrix ========================================= */
+
+/* What a GGUF imatrix holds, each part removable or breakable. */
+typedef struct {
+    int no_datasets, chunk_count_i32, no_counts, no_sums, f16_sums, short_counts, inf_sum, only_other;
+} gguf_imx_spec;
+
+/* A GGUF imatrix: "a.weight" sums 4 x 2 matrices with counts {2, 0} (the
+ * second matrix saw no input), "b.weight" 3 x 1 with count 4; datasets
+ * {"first.txt", "second.txt"}, 12 chunks of 512. malloc'd bytes. */
+static uint8_t *gguf_imatrix(const gguf_imx_spec *sp, size_t *size) {
+    infer_gguf_writer *w = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_gguf_writer_new(&w, &err), INFER_OK);
+    const char *ds[] = {"first.txt", "second.txt"};
+    const int32_t twelve = 12;
+    if (!sp->no_datasets) infer_gguf_writer_set_arr_str(w, "imatrix.datasets", ds, NULL, 2);
+    if (sp->chunk_count_i32) infer_gguf_writer_set(w, "imatrix.chunk_count", INFER_GGUF_INT32, &twelve);
+    else infer_gguf_writer_set_u32(w, "imatrix.chunk_count", 12);
+    infer_gguf_writer_set_u32(w, "imatrix.chunk_size", 512);
+    float a[8] = {2, 4, 6, 8, 5, 6, 7, 8}, ac[2] = {2, 0}, b[3] = {4, 8, 12}, bc[1] = {4};
+    const uint16_t a16[8] = {0};
+    if (sp->inf_sum) a[2] = INFINITY;
+    const uint64_t ane[2] = {4, 2}, acne[2] = {1, sp->short_counts ? 1 : 2}, bne[2] = {3, 1}, bcne[2] = {1, 1};
+    if (!sp->only_other) {
+        if (sp->f16_sums) infer_gguf_writer_add_tensor(w, "a.weight.in_sum2", INFER_TYPE_F16, 2, ane, a16, sizeof a16);
+        else infer_gguf_writer_add_tensor(w, "a.weight.in_sum2", INFER_TYPE_F32, 2, ane, a, sizeof a);
+        if (!sp->no_counts)
+            infer_gguf_writer_add_tensor(w, "a.weight.counts", INFER_TYPE_F32, 2, acne, ac, sp->short_counts ? 4 : 8);
+        if (!sp->no_sums) infer_gguf_writer_add_tensor(w, "b.weight.in_sum2", INFER_TYPE_F32, 2, bne, b, sizeof b);
+        infer_gguf_writer_add_tensor(w, "b.weight.counts", INFER_TYPE_F32, 2, bcne, bc, sizeof bc);
+    }
+    infer_gguf_writer_add_tensor(w, "other", INFER_TYPE_F32, 2, bcne, bc, sizeof bc);
+    void *buf = NULL;
+    cr_assert_eq(infer_gguf_writer_finish(w, &buf, size, &err), INFER_OK, "%s", err.message);
+    infer_gguf_writer_free(w);
+    return buf;
+}
+
+Test(imatrix_reader, gguf_values_are_sums_over_counts) {
+    const gguf_imx_spec good = {0};
+    size_t n = 0;
+    uint8_t *buf = gguf_imatrix(&good, &n);
+    imatrix *m = NULL;
+    infer_error err = {0};
+    cr_assert_eq(imatrix_parse_gguf(buf, n, &m, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(m->n_entries, 2, "one entry per .in_sum2; 'other' ignored");
+    const imatrix_entry *a = imatrix_find(m, "a.weight"), *b = imatrix_find(m, "b.weight");
+    cr_assert(a && b);
+    static const float want_a[8] = {1, 2, 3, 4, 1, 1, 1, 1}; /* matrix 1 saw nothing: 1s, as llama-quantize */
+    cr_assert_eq(a->n, 8);
+    for (int i = 0; i < 8; i++) cr_expect_eq(a->values[i], want_a[i], "a value %d: %g", i, a->values[i]);
+    cr_expect(b->n == 3 && b->values[0] == 1 && b->values[1] == 2 && b->values[2] == 3);
+    cr_expect(m->dataset && !strcmp(m->dataset, "first.txt"), "the first dataset is the one recorded");
+    cr_expect_eq(m->chunks, 12);
+    imatrix_free(m);
+    free(buf);
+    LEAK_CHECK();
+}
+
+Test(imatrix_reader, gguf_malformed_refused) {
+    const struct {
+        gguf_imx_spec sp;
+        const char *says;
+    } cases[] = {
+        {{.no_datasets = 1}, "imatrix.datasets: missing"},
+        {{.chunk_count_i32 = 1}, "imatrix.chunk_count / imatrix.chunk_size: missing or not UINT32"},
+        {{.no_counts = 1}, "a.weight.in_sum2 (tensor info at byte "},
+        {{.no_sums = 1}, "b.weight.counts (tensor info at byte "},
+        {{.f16_sums = 1}, "want F32 sums"},
+        {{.short_counts = 1}, "f32 of 1 values"},
+        {{.inf_sum = 1}, "a.weight: value 2 (byte "},
+        {{.only_other = 1}, "no NAME.in_sum2 tensors (1 tensors)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t n = 0;
+        uint8_t *buf = gguf_imatrix(&cases[i].sp, &n);
+        imatrix *m = (imatrix *)(uintptr_t)1;
+        infer_error err = {0};
+        cr_expect_eq(imatrix_parse_gguf(buf, n, &m, &err), INFER_EFORMAT, "case %zu accepted", i);
+        cr_expect_null(m, "case %zu", i);
+        cr_expect(strstr(err.message, cases[i].says) != NULL, "case %zu: '%s' does not say '%s'", i, err.message,
+                  cases[i].says);
+        /* every truncation of the file: the GGUF reader refuses it */
+        for (size_t k = 0; k < n && i == 0; k += 7) {
+            cr_assert_neq(imatrix_parse_gguf(buf, k, &m, &err), INFER_OK, "cut at %zu", k);
+            cr_assert_null(m);
+        }
+        free(buf);
+    }
+    LEAK_CHECK();
+}
+
+Test(imatrix_reader, gguf_allocation_failure_at_every_allocation) {
+    const gguf_imx_spec good = {0};
+    size_t n = 0;
+    uint8_t *buf = gguf_imatrix(&good, &n);
+    uint64_t k;
+    for (k = 1; k < 1000; k++) {
+        imatrix *m = (imatrix *)(uintptr_t)1;
+        infer_error err = {0};
+        infer_alloc_fail_at(k);
+        const infer_status st = imatrix_parse_gguf(buf, n, &m, &err);
+        infer_alloc_fail_at(0);
+        if (st == INFER_OK) {
+            imatrix_free(m);
+            break;
+        }
+        cr_assert_eq(st, INFER_ENOMEM, "k=%llu: %s", (unsigned long long)k, err.message);
+        cr_assert_null(m, "k=%llu", (unsigned long long)k);
+        LEAK_CHECK();
+    }
+    cr_expect_gt(k, 8, "succeeded at allocation %llu", (unsigned long long)k);
+    cr_expect_lt(k, 1000);
+    free(buf);
     LEAK_CHECK();
 }

@@ -173,11 +173,27 @@ Test(quantize_imatrix, deterministic_and_defined_on_hostile_values) {
 
 /* ======================= infer-quantize --imatrix ================================ */
 
+static void write_imatrix_both(const char *model_path, const char *path, const char *skip, const char *gguf_path);
+
+/* The legacy file alone. */
+static void write_imatrix_for(const char *model_path, const char *path, const char *skip) {
+    write_imatrix_both(model_path, path, skip, NULL);
+}
+
 /* An imatrix file for every 2-D weight of the model at model_path (ne[0]
  * values each, log-normal, ncall 3, 7 chunks of "synthetic.txt"), written
- * to path; skip names a tensor to leave out (NULL: none). */
-static void write_imatrix_for(const char *model_path, const char *path, const char *skip) {
+ * to path; skip names a tensor to leave out (NULL: none). The same matrix
+ * in the GGUF form (NAME.in_sum2 the stored sums, NAME.counts 3) at
+ * gguf_path unless NULL. */
+static void write_imatrix_both(const char *model_path, const char *path, const char *skip, const char *gguf_path) {
     infer_gguf *g = test_open_gguf(model_path);
+    infer_gguf_writer *w = NULL;
+    cr_assert_eq(infer_gguf_writer_new(&w, NULL), INFER_OK);
+    const char *ds = "synthetic.txt";
+    const float three = 3;
+    infer_gguf_writer_set_arr_str(w, "imatrix.datasets", &ds, NULL, 1);
+    infer_gguf_writer_set_u32(w, "imatrix.chunk_count", 7);
+    infer_gguf_writer_set_u32(w, "imatrix.chunk_size", 512);
     imx_buf b = {0};
     int32_t n = 0;
     uint64_t rng = 31;
@@ -191,13 +207,22 @@ static void write_imatrix_for(const char *model_path, const char *path, const ch
         cr_assert_not_null(v);
         for (uint64_t j = 0; j < t->ne[0]; j++) v[j] = 3 * expf(gaussian(&rng));
         imx_entry(&b, name, 3, v, (int32_t)t->ne[0]);
+        char tn[INFER_GGUF_MAX_NAME + 1];
+        const uint64_t ne[2] = {t->ne[0], 1}, one[2] = {1, 1};
+        snprintf(tn, sizeof tn, "%s.in_sum2", name);
+        infer_gguf_writer_add_tensor(w, tn, INFER_TYPE_F32, 2, ne, v, t->ne[0] * sizeof *v);
+        snprintf(tn, sizeof tn, "%s.counts", name);
+        infer_gguf_writer_add_tensor(w, tn, INFER_TYPE_F32, 2, one, &three, sizeof three);
         free(v);
         n++;
     }
-    imx_tail(&b, 7, "synthetic.txt");
+    imx_tail(&b, 7, ds);
     memcpy(b.p, &n, 4); /* little-endian host, as the tests' machines are */
     imx_write(&b, path);
     free(b.p);
+    infer_error err = {0};
+    if (gguf_path) cr_assert_eq(infer_gguf_writer_write_file(w, gguf_path, &err), INFER_OK, "%s", err.message);
+    infer_gguf_writer_free(w);
     infer_gguf_close(g);
 }
 
@@ -358,5 +383,31 @@ Test(quantize_imatrix_tool, hostile_matrices_refused_with_no_file, .timeout = 60
     snprintf(imx, sizeof imx, "%s/none.dat", dir);
     expect_refused(dir, args, "cannot open");
     free(b.p);
+    remove_dir(dir);
+}
+
+Test(quantize_imatrix_tool, gguf_matrix_quantizes_as_the_legacy_one, .timeout = 60) {
+    /* The same matrix as a GGUF file (sums and counts) and as a legacy one
+     * (sums and ncall): the same tensors, the same recorded keys but the
+     * file's name. */
+    char dir[64], f16[600], imx[600], q[600], gimx[600], gq[600];
+    tool_setup(dir, f16, imx, q);
+    snprintf(gimx, sizeof gimx, "%s/imatrix.gguf", dir);
+    snprintf(gq, sizeof gq, "%s/gq.gguf", dir);
+    write_imatrix_both(f16, imx, NULL, gimx);
+    const char *a1[] = {f16, q, "Q3_K_M", "--imatrix", imx, NULL}, *a2[] = {f16, gq, "Q3_K_M", "--imatrix", gimx, NULL};
+    infer_gguf *g1 = quantize_ok(dir, a1), *g2 = quantize_ok(dir, a2);
+    cr_assert_eq(infer_gguf_tensor_count(g1), infer_gguf_tensor_count(g2));
+    for (uint64_t i = 0; i < infer_gguf_tensor_count(g1); i++) {
+        const infer_gguf_tensor *t1 = infer_gguf_tensor_at(g1, i), *t2 = infer_gguf_tensor_at(g2, i);
+        cr_assert(t1->type == t2->type && t1->n_bytes == t2->n_bytes);
+        cr_expect_eq(memcmp(t1->data, t2->data, t1->n_bytes), 0, "tensor %llu differs", (unsigned long long)i);
+    }
+    expect_key_str(g2, "quantize.imatrix.file", gimx);
+    expect_key_str(g2, "quantize.imatrix.dataset", "synthetic.txt");
+    cr_expect_eq(key_i32(g2, "quantize.imatrix.chunks_count"), 7);
+    cr_expect_eq(key_i32(g2, "quantize.imatrix.entries_count"), key_i32(g1, "quantize.imatrix.entries_count"));
+    infer_gguf_close(g1);
+    infer_gguf_close(g2);
     remove_dir(dir);
 }
