@@ -201,17 +201,20 @@ Test(imatrix_reader, truncation_at_every_byte_refused) {
     LEAK_CHECK();
 }
 
-Test(imatrix_reader, allocation_failure_at_every_allocation) {
-    imx_buf b = good_file();
+/* parse buf with the k-th allocation failing, k = 1, 2, ...: INFER_ENOMEM,
+ * nothing returned, nothing leaked, until it succeeds with an entry
+ * named has; returns that k (1000: never). */
+static uint64_t fail_every_allocation(infer_status (*parse)(const uint8_t *, size_t, imatrix **, infer_error *),
+                                      const uint8_t *buf, size_t n, const char *has) {
     uint64_t k;
     for (k = 1; k < 1000; k++) {
         imatrix *m = (imatrix *)(uintptr_t)1;
         infer_error err = {0};
         infer_alloc_fail_at(k);
-        const infer_status st = imatrix_parse(b.p, b.n, &m, &err);
+        const infer_status st = parse(buf, n, &m, &err);
         infer_alloc_fail_at(0);
         if (st == INFER_OK) {
-            cr_assert_not_null(imatrix_find(m, "output.weight"));
+            cr_assert_not_null(imatrix_find(m, has));
             imatrix_free(m);
             break;
         }
@@ -219,6 +222,12 @@ Test(imatrix_reader, allocation_failure_at_every_allocation) {
         cr_assert_null(m, "k=%llu", (unsigned long long)k);
         LEAK_CHECK();
     }
+    return k;
+}
+
+Test(imatrix_reader, allocation_failure_at_every_allocation) {
+    imx_buf b = good_file();
+    const uint64_t k = fail_every_allocation(imatrix_parse, b.p, b.n, "output.weight");
     /* the struct, entries, slots, 2 names, 2 value arrays, the dataset */
     cr_expect_eq(k, 9, "succeeded at allocation %llu", (unsigned long long)k);
     free(b.p);
@@ -345,22 +354,8 @@ Test(imatrix_reader, gguf_allocation_failure_at_every_allocation) {
     const gguf_imx_spec good = {0};
     size_t n = 0;
     uint8_t *buf = gguf_imatrix(&good, &n);
-    uint64_t k;
-    for (k = 1; k < 1000; k++) {
-        imatrix *m = (imatrix *)(uintptr_t)1;
-        infer_error err = {0};
-        infer_alloc_fail_at(k);
-        const infer_status st = imatrix_parse_gguf(buf, n, &m, &err);
-        infer_alloc_fail_at(0);
-        if (st == INFER_OK) {
-            imatrix_free(m);
-            break;
-        }
-        cr_assert_eq(st, INFER_ENOMEM, "k=%llu: %s", (unsigned long long)k, err.message);
-        cr_assert_null(m, "k=%llu", (unsigned long long)k);
-        LEAK_CHECK();
-    }
-    cr_expect_gt(k, 8, "succeeded at allocation %llu", (unsigned long long)k);
+    const uint64_t k = fail_every_allocation(imatrix_parse_gguf, buf, n, "b.weight");
+    cr_expect_gt(k, 8, "succeeded at allocation %llu", (unsigned long long)k); /* the GGUF reader's and ours */
     cr_expect_lt(k, 1000);
     free(buf);
     LEAK_CHECK();
