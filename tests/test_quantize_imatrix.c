@@ -207,7 +207,7 @@ static void write_imatrix_both(const char *model_path, const char *path, const c
         cr_assert_not_null(v);
         for (uint64_t j = 0; j < t->ne[0]; j++) v[j] = 3 * expf(gaussian(&rng));
         imx_entry(&b, name, 3, v, (int32_t)t->ne[0]);
-        char tn[INFER_GGUF_MAX_NAME + 1];
+        char tn[INFER_GGUF_MAX_NAME + 16]; /* name + suffix; the writer refuses over 63 bytes */
         const uint64_t ne[2] = {t->ne[0], 1}, one[2] = {1, 1};
         snprintf(tn, sizeof tn, "%s.in_sum2", name);
         infer_gguf_writer_add_tensor(w, tn, INFER_TYPE_F32, 2, ne, v, t->ne[0] * sizeof *v);

@@ -122,6 +122,10 @@ static float importance(const float *x, const float *qw, float sigma2, int n, fl
 
 /* ---- K types ------------------------------------------------------------------------- */
 
+/* One Q2_K super-block: 16 sub-blocks fitted as scale * L - min (L 0..3)
+ * with the importance weights (sigma2: the block's mean square), then the
+ * 16 scales and the 16 minima as 4-bit levels of two f16 scales, each
+ * sub-block weighing by its weights' sum. */
 static void quant_q2_k_block(const float *x, uint8_t *y, const float *qw) {
     uint8_t L[QK_K], aux[16], ls[16], lm[16];
     float w[16], sw[16], mins[16], scales[16];
@@ -138,6 +142,9 @@ static void quant_q2_k_block(const float *x, uint8_t *y, const float *qw) {
     ref_finish_q2_k(x, y, L);
 }
 
+/* One Q3_K super-block: 16 symmetric sub-block fits (levels -4..3; sigma2
+ * twice the block's mean square), their scales as signed 6-bit levels of
+ * one f16 scale, fitted with the same weights summed per sub-block. */
 static void quant_q3_k_block(const float *x, uint8_t *y, const float *qw) {
     int8_t L[QK_K], ls[16];
     float w[16], sw[16], scales[16];
