@@ -130,13 +130,16 @@ $(B)/infer: $(CLI_OBJ) $(B)/libinfer.a
 
 $(B)/infer-%: $(B)/obj/tools/infer_%.o $(B)/libinfer.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libinfer.a $(LDLIBS)
-$(B)/infer-quantize: $(B)/obj/tools/quantize_rules.o
+$(B)/infer-quantize: $(B)/obj/tools/quantize_rules.o $(B)/obj/tools/imatrix.o
 # Kept: reached only through the pattern rule above, make would count them
 # intermediate, delete them after the first build and compile them again.
 .SECONDARY: $(TOOL_SRC:%.c=$(B)/obj/%.o)
 
-$(B)/test_infer: $(TEST_OBJ) $(B)/libinfer.a | $(B)/.deps-test
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(B)/libinfer.a -lcriterion $(LDLIBS)
+# The tests link the importance-matrix reader of infer-quantize (its
+# allocation-failure tests call it directly).
+TEST_TOOL_OBJ = $(B)/obj/tools/imatrix.o
+$(B)/test_infer: $(TEST_OBJ) $(TEST_TOOL_OBJ) $(B)/libinfer.a | $(B)/.deps-test
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(TEST_TOOL_OBJ) $(B)/libinfer.a -lcriterion $(LDLIBS)
 
 $(B)/obj/tests/%.o: tests/%.c | $(B)/.deps-test $(B)/.deps-build
 	@mkdir -p $(dir $@)

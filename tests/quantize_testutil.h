@@ -1,8 +1,10 @@
 /* quantize_testutil.h - helpers shared by the quantize suites
- * (test_quantize.c, test_quantize_tool.c, test_quantize_synth.c): normal
- * random values from a seed, and the tools run as programs (found next to
- * $INFER_BIN, the test skipped when they are not built) in a fresh
- * directory that holds their stdout and stderr. Header-only; each suite
+ * (test_quantize.c, test_quantize_tool.c, test_quantize_synth.c,
+ * test_quantize_imatrix.c): normal random values from a seed, the tools
+ * run as programs (found next to $INFER_BIN, the test skipped when they
+ * are not built) in a fresh directory that holds their stdout and stderr,
+ * and checks of what they made (exit status, tensor types, a refusal, a
+ * model that decodes). Header-only; each suite
  * file gets its own static copy. */
 #ifndef INFER_TEST_QUANTIZE_TESTUTIL_H
 #define INFER_TEST_QUANTIZE_TESTUTIL_H
@@ -12,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "infer.h"
 #include "testutil.h"
 
 /* A normal random value (Box-Muller). */
@@ -80,6 +83,89 @@ static inline char *tool_stderr(const char *dir) {
     char *s = read_file(path, &n);
     cr_assert_not_null(s);
     return s;
+}
+
+/* dir/name (path: 600 bytes), an F16 infer-synth model of n_embd 256 and 4
+ * heads with the shape given (numbers as the options take them). */
+static inline void synth_f16(const char *dir, const char *name, char *path, const char *n_layer,
+                             const char *n_head_kv, const char *n_ff, const char *n_vocab);
+
+/* ======================= results of the tools ===================================== */
+
+/* Greedy next token after decoding ids. */
+static inline int32_t argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Decode the prompt ids, keep its logits (malloc'd, n_vocab floats), then
+ * generate n_gen greedy tokens into out, checking every logit is finite. */
+static inline float *decode_greedy(const char *path, const int32_t *ids, size_t n_ids, int n_gen, int32_t *out) {
+    infer_model *m = NULL;
+    infer_context *c = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_model_load(path, NULL, &m, &err), INFER_OK, "%s: %s", path, err.message);
+    infer_context_params cp = infer_context_default_params();
+    cp.n_ctx = 64;
+    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
+    const int32_t nv = infer_model_n_vocab(m);
+    cr_assert_eq(infer_decode(c, ids, n_ids, 0, &err), INFER_OK, "%s", err.message);
+    float *first = malloc((size_t)nv * sizeof(float));
+    cr_assert_not_null(first);
+    memcpy(first, infer_logits(c), (size_t)nv * sizeof(float));
+    for (int i = 0; i < n_gen; i++) {
+        const float *l = infer_logits(c);
+        for (int32_t k = 0; k < nv; k++) cr_assert(isfinite(l[k]), "%s: logit %d of step %d", path, k, i);
+        out[i] = argmax(l, nv);
+        cr_assert_eq(infer_decode(c, &out[i], 1, 0, &err), INFER_OK, "%s", err.message);
+    }
+    infer_context_free(c);
+    infer_model_release(m);
+    return first;
+}
+
+/* Run tool with args and assert it exits 0 (its stderr in the message). */
+static inline void tool_ok(const char *tool, const char *dir, const char *const *args) {
+    const int rc = run_tool(tool, dir, args);
+    char *e = tool_stderr(dir);
+    const char *a1 = args[0] && args[1] ? args[1] : "", *a2 = args[0] && args[1] && args[2] ? args[2] : "";
+    cr_assert_eq(rc, 0, "%s %s %s %s: exit %d: %s", tool, args[0] ? args[0] : "", a1, a2, rc, e);
+    free(e);
+}
+
+static inline void synth_f16(const char *dir, const char *name, char *path, const char *n_layer,
+                             const char *n_head_kv, const char *n_ff, const char *n_vocab) {
+    snprintf(path, 600, "%s/%s", dir, name);
+    const char *args[] = {path, "--n-embd", "256", "--n-layer", n_layer, "--n-head", "4", "--n-head-kv", n_head_kv,
+                          "--n-ff", n_ff, "--n-vocab", n_vocab, "--type", "F16", NULL};
+    tool_ok("infer-synth", dir, args);
+}
+
+/* Run infer-quantize with args (IN OUT TYPE ...), assert it exits 0 and
+ * open its output. */
+static inline infer_gguf *quantize_ok(const char *dir, const char *const *args) {
+    tool_ok("infer-quantize", dir, args);
+    return test_open_gguf(args[1]);
+}
+
+/* The type infer-quantize gave tensor name in g. */
+static inline uint32_t type_of(infer_gguf *g, const char *name) {
+    const int64_t j = infer_gguf_find_tensor(g, name);
+    cr_assert_geq(j, 0, "%s", name);
+    return infer_gguf_tensor_at(g, (uint64_t)j)->type;
+}
+
+/* infer-quantize args (IN OUT TYPE ...) exits 2 saying says, and leaves no
+ * OUT. */
+static inline void expect_refused(const char *dir, const char *const *args, const char *says) {
+    remove(args[1]);
+    cr_expect_eq(run_tool("infer-quantize", dir, args), 2, "%s", says);
+    char *e = tool_stderr(dir);
+    cr_expect(strstr(e, says) != NULL, "%s", e);
+    free(e);
+    cr_expect_neq(access(args[1], F_OK), 0, "no output for a refused type");
 }
 
 #endif

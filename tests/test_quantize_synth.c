@@ -104,40 +104,6 @@ Test(quantize_synth, bad_options_are_refused) {
     remove_dir(dir);
 }
 
-/* Greedy next token after decoding ids. */
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-/* Decode the prompt ids, keep its logits (malloc'd, n_vocab floats), then
- * generate n_gen greedy tokens into out, checking every logit is finite. */
-static float *decode_greedy(const char *path, const int32_t *ids, size_t n_ids, int n_gen, int32_t *out) {
-    infer_model *m = NULL;
-    infer_context *c = NULL;
-    infer_error err = {0};
-    cr_assert_eq(infer_model_load(path, NULL, &m, &err), INFER_OK, "%s: %s", path, err.message);
-    infer_context_params cp = infer_context_default_params();
-    cp.n_ctx = 64;
-    cr_assert_eq(infer_context_new(m, &cp, &c, &err), INFER_OK, "%s", err.message);
-    const int32_t nv = infer_model_n_vocab(m);
-    cr_assert_eq(infer_decode(c, ids, n_ids, 0, &err), INFER_OK, "%s", err.message);
-    float *first = malloc((size_t)nv * sizeof(float));
-    cr_assert_not_null(first);
-    memcpy(first, infer_logits(c), (size_t)nv * sizeof(float));
-    for (int i = 0; i < n_gen; i++) {
-        const float *l = infer_logits(c);
-        for (int32_t k = 0; k < nv; k++) cr_assert(isfinite(l[k]), "%s: logit %d of step %d", path, k, i);
-        out[i] = argmax(l, nv);
-        cr_assert_eq(infer_decode(c, &out[i], 1, 0, &err), INFER_OK, "%s", err.message);
-    }
-    infer_context_free(c);
-    infer_model_release(m);
-    return first;
-}
-
 static double cosine(const float *a, const float *b, int n) {
     double dot = 0, na = 0, nb = 0;
     for (int i = 0; i < n; i++) {
@@ -207,29 +173,6 @@ Test(quantize_synth, synthetic_model_through_quantize_loads_and_decodes, .timeou
     remove_dir(dir);
 }
 
-/* Run tool with args and assert it exits 0 (its stderr in the message). */
-static void tool_ok(const char *tool, const char *dir, const char *const *args) {
-    const int rc = run_tool(tool, dir, args);
-    char *e = tool_stderr(dir);
-    const char *a1 = args[0] && args[1] ? args[1] : "", *a2 = args[0] && args[1] && args[2] ? args[2] : "";
-    cr_assert_eq(rc, 0, "%s %s %s %s: exit %d: %s", tool, args[0] ? args[0] : "", a1, a2, rc, e);
-    free(e);
-}
-
-/* Run infer-quantize with args (IN OUT TYPE ...), assert it exits 0 and
- * open its output. */
-static infer_gguf *quantize_ok(const char *dir, const char *const *args) {
-    tool_ok("infer-quantize", dir, args);
-    return test_open_gguf(args[1]);
-}
-
-/* The type infer-quantize gave tensor name in g. */
-static uint32_t type_of(infer_gguf *g, const char *name) {
-    const int64_t j = infer_gguf_find_tensor(g, name);
-    cr_assert_geq(j, 0, "%s", name);
-    return infer_gguf_tensor_at(g, (uint64_t)j)->type;
-}
-
 Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
     /* Q3_K_M and Q3_K_L as llama.cpp assigns them (non-Falcon, no experts),
      * on 16 layers, where the two Q3_K_M bumps part: attn_v of the first
@@ -295,25 +238,11 @@ Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
  * names the output. Each path holds 600 bytes. */
 static void option_models(char dir[64], char *f16, char *small, char *q) {
     temp_dir(dir, 64);
-    snprintf(f16, 600, "%s/f16.gguf", dir);
     snprintf(small, 600, "%s/small.gguf", dir);
     snprintf(q, 600, "%s/q.gguf", dir);
-    const char *sargs[] = {f16, "--n-embd", "256", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2",
-                           "--n-ff", "256", "--n-vocab", "300", "--type", "F16", NULL};
-    tool_ok("infer-synth", dir, sargs);
+    synth_f16(dir, "f16.gguf", f16, "2", "2", "256", "300");
     const char *s2[] = {small, NULL};
     tool_ok("infer-synth", dir, s2);
-}
-
-/* infer-quantize args (IN OUT TYPE ...) exits 2 saying says, and leaves no
- * OUT. */
-static void expect_refused(const char *dir, const char *const *args, const char *says) {
-    remove(args[1]);
-    cr_expect_eq(run_tool("infer-quantize", dir, args), 2, "%s", says);
-    char *e = tool_stderr(dir);
-    cr_expect(strstr(e, says) != NULL, "%s", e);
-    free(e);
-    cr_expect_neq(access(args[1], F_OK), 0, "no output for a refused type");
 }
 
 Test(quantize_synth, tensor_type_options_as_llama_quantize) {

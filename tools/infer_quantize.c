@@ -5,10 +5,10 @@
  *
  *   infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]
  *                  [--token-embedding-type T] [--leave-output-tensor]
- *                  [--tensor-type PATTERN=T ...] [-t N]
+ *                  [--tensor-type PATTERN=T ...] [--imatrix FILE]
+ *                  [--include-weights NAME ... | --exclude-weights NAME ...] [-t N]
  *
- * What it reproduces of llama-quantize (src/llama-quant.cpp), with no
- * importance matrix:
+ * What it reproduces of llama-quantize (src/llama-quant.cpp):
  *   - which tensors are quantized: 2-D (or more) tensors whose name ends in
  *     "weight", except norms and a few small special tensors; everything
  *     else (1-D norms, biases) is copied unchanged;
@@ -30,7 +30,15 @@
  *     (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16);
  *   - the quantizers themselves (kernels/ref: byte-identical to llama.cpp's
  *     reference quantizers) and the metadata: every key copied, then
- *     general.quantization_version = 2 and general.file_type = the ftype.
+ *     general.quantization_version = 2 and general.file_type = the ftype;
+ *   - with --imatrix (llama-imatrix's legacy or GGUF file, tools/imatrix.c): each
+ *     converted tensor with an entry of its name takes llama.cpp's
+ *     importance-weighted quantizer (kernels/ref/quantize_imatrix.c), an
+ *     entry of the wrong size is refused (but for token_embd), the
+ *     has_imatrix rules apply (Q4_0 / Q5_0: the first eighth of ffn_down in
+ *     Q4_1 / Q5_1), Q2_K_S is allowed (only with it), and the
+ *     quantize.imatrix.* keys follow general.file_type;
+ *     --include-weights / --exclude-weights filter the entries by name.
  *
  * The input is any GGUF file (validated by the reader before anything is
  * used); tensors to convert may be F32, F16, BF16 or a quantized type infer
@@ -48,6 +56,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "imatrix.h"
 #include "infer.h"
 #include "quantize_rules.h"
 #include "ref/quants.h"
@@ -100,8 +109,45 @@ static infer_status copy_kv(const infer_gguf *g, uint64_t i, const char *key, in
     return st;
 }
 
-static infer_status copy_metadata(const infer_gguf *g, uint32_t ftype, infer_gguf_writer *w,
-                                  infer_error *err) {
+/* llama-quantize's record of the importance matrix used (its
+ * quantize.imatrix.* keys), NULL when none was. */
+typedef struct {
+    const char *file;        /* the path as given */
+    const imatrix *im;
+    size_t n_entries;        /* after --include-weights / --exclude-weights */
+} imatrix_record;
+
+#define IMATRIX_STR_MAX 127 /* llama-quantize copies its strings into 128-byte fields */
+
+/* The quantize.imatrix.* keys in llama-quantize's order: the path, the
+ * dataset (when the file names one), the entry count, the chunk count
+ * (when positive). Strings end at 127 bytes or a NUL, as there. */
+static infer_status set_imatrix_keys(const imatrix_record *r, infer_gguf_writer *w) {
+    const char *ds = r->im->dataset;
+    const int32_t v_entries = (int32_t)r->n_entries, v_chunks = r->im->chunks;
+    infer_status st = infer_gguf_writer_set_str(w, "quantize.imatrix.file", r->file, strnlen(r->file, IMATRIX_STR_MAX));
+    if (st == INFER_OK && r->im->dataset_len > 0)
+        st = infer_gguf_writer_set_str(w, "quantize.imatrix.dataset", ds, strnlen(ds, IMATRIX_STR_MAX));
+    if (st == INFER_OK)
+        st = infer_gguf_writer_set(w, "quantize.imatrix.entries_count", INFER_GGUF_INT32, &v_entries);
+    if (st == INFER_OK && v_chunks > 0)
+        st = infer_gguf_writer_set(w, "quantize.imatrix.chunks_count", INFER_GGUF_INT32, &v_chunks);
+    return st;
+}
+
+/* Whether key is one the output sets after the copied ones (llama.cpp's
+ * gguf_set_val_* removes an existing key and appends it: such a key of
+ * the input moves to the end). */
+static int set_later(const char *key, const imatrix_record *r) {
+    if (!strcmp(key, "general.quantization_version") || !strcmp(key, "general.file_type")) return 1;
+    if (!r || strncmp(key, "quantize.imatrix.", 17) != 0) return 0;
+    return (!strcmp(key, "quantize.imatrix.file")) || (!strcmp(key, "quantize.imatrix.entries_count")) ||
+           (!strcmp(key, "quantize.imatrix.dataset") && r->im->dataset_len > 0) ||
+           (!strcmp(key, "quantize.imatrix.chunks_count") && r->im->chunks > 0);
+}
+
+static infer_status copy_metadata(const infer_gguf *g, uint32_t ftype, const imatrix_record *imx,
+                                  infer_gguf_writer *w, infer_error *err) {
     infer_status st = INFER_OK;
     for (uint64_t i = 0; i < infer_gguf_kv_count(g) && st == INFER_OK; i++) {
         infer_gguf_str k = infer_gguf_kv_key(g, i);
@@ -111,13 +157,12 @@ static infer_status copy_metadata(const infer_gguf *g, uint32_t ftype, infer_ggu
                              (unsigned long long)i);
         memcpy(key, k.ptr, k.len);
         key[k.len] = '\0';
-        /* llama.cpp sets these two last (re-adding an existing key moves it
-         * to the end) */
-        if (!strcmp(key, "general.quantization_version") || !strcmp(key, "general.file_type")) continue;
+        if (set_later(key, imx)) continue;
         st = copy_kv(g, i, key, w, err);
     }
     if (st == INFER_OK) st = infer_gguf_writer_set_u32(w, "general.quantization_version", 2);
     if (st == INFER_OK) st = infer_gguf_writer_set_u32(w, "general.file_type", ftype);
+    if (st == INFER_OK && imx) st = set_imatrix_keys(imx, w);
     return st;
 }
 
@@ -135,8 +180,25 @@ typedef struct {
     uint8_t *out;
     uint32_t from, to;
     uint64_t ncols, src_row, dst_row, chunk, row0, row1;
+    const float *qw;      /* importance matrix entry (ncols per expert), or NULL */
+    uint64_t rows_per_qw; /* rows of one expert (ne[1]); qw's n_qw blocks repeat */
+    uint64_t n_qw;        /* experts (ne[2]) */
     infer_status st; /* INFER_OK, ENOMEM (scratch) or EUNSUPPORTED (type) */
 } convert_job;
+
+/* k rows from row r, dequantized into f: quantized in one call, or one
+ * row at a time with the importance weights of the row's expert (the
+ * weighted 32-value types weigh by the row's own mean square). */
+static int quantize_rows(const convert_job *j, const float *f, uint64_t r, uint64_t k) {
+    if (!j->qw) return infer_ref_quantize(j->to, f, j->out + r * j->dst_row, (int64_t)(k * j->ncols));
+    for (uint64_t i = 0; i < k; i++) {
+        const float *qw = j->qw + ((r + i) / j->rows_per_qw % j->n_qw) * j->ncols;
+        if (infer_ref_quantize_imatrix(j->to, f + i * j->ncols, j->out + (r + i) * j->dst_row, (int64_t)j->ncols,
+                                       qw) != 0)
+            return -1;
+    }
+    return 0;
+}
 
 static void *convert_rows(void *arg) {
     convert_job *j = arg;
@@ -144,9 +206,8 @@ static void *convert_rows(void *arg) {
     j->st = f ? INFER_OK : INFER_ENOMEM;
     for (uint64_t r = j->row0; r < j->row1 && j->st == INFER_OK; r += j->chunk) {
         const uint64_t k = j->row1 - r < j->chunk ? j->row1 - r : j->chunk;
-        const int64_t nv = (int64_t)(k * j->ncols);
-        infer_ref_dequantize(j->from, j->src + r * j->src_row, f, nv);
-        if (infer_ref_quantize(j->to, f, j->out + r * j->dst_row, nv) != 0) j->st = INFER_EUNSUPPORTED;
+        infer_ref_dequantize(j->from, j->src + r * j->src_row, f, (int64_t)(k * j->ncols));
+        if (quantize_rows(j, f, r, k) != 0) j->st = INFER_EUNSUPPORTED;
     }
     infer_free(f);
     return NULL;
@@ -158,7 +219,7 @@ static void *convert_rows(void *arg) {
  * among n_threads threads. Rows are independent, so the bytes do not
  * depend on the thread count. */
 static infer_status convert_tensor(const infer_gguf_tensor *t, const char *name /* escaped */, uint32_t to,
-                                   uint8_t *out, int n_threads, infer_error *err) {
+                                   const float *qw, uint8_t *out, int n_threads, infer_error *err) {
     const uint32_t from = t->type;
     if (from != INFER_TYPE_F32 && from != INFER_TYPE_F16 && from != INFER_TYPE_BF16 &&
         !infer_ref_weight_type_supported(from))
@@ -185,7 +246,9 @@ static infer_status convert_tensor(const infer_gguf_tensor *t, const char *name 
         const uint64_t c0 = n_chunks * (uint64_t)i / (uint64_t)nt, c1 = n_chunks * (uint64_t)(i + 1) / (uint64_t)nt;
         jobs[i] = (convert_job){.src = t->data, .out = out, .from = from, .to = to, .ncols = ncols,
                                 .src_row = src_row, .dst_row = dst_row, .chunk = chunk,
-                                .row0 = c0 * chunk, .row1 = c1 * chunk < nrows ? c1 * chunk : nrows};
+                                .row0 = c0 * chunk, .row1 = c1 * chunk < nrows ? c1 * chunk : nrows,
+                                .qw = qw, .rows_per_qw = t->n_dims > 1 && t->ne[1] ? t->ne[1] : 1,
+                                .n_qw = t->n_dims > 2 && t->ne[2] ? t->ne[2] : 1};
         if (i > 0) started[i] = pthread_create(&tid[i], NULL, convert_rows, &jobs[i]) == 0;
     }
     convert_rows(&jobs[0]);
@@ -240,14 +303,14 @@ static infer_status out_pad(out_file *o, uint32_t alignment, infer_error *err) {
 
 /* Header, metadata and tensor infos. Fills each plan entry's size. */
 static infer_status write_header(out_file *o, const infer_gguf *g, plan_entry *plan, uint32_t ftype,
-                                 infer_error *err) {
+                                 const imatrix_record *imx, infer_error *err) {
     const uint64_t n = infer_gguf_tensor_count(g);
     const uint32_t alignment = infer_gguf_alignment(g); /* general.alignment is copied */
     infer_gguf_writer *w = NULL;
     void *blob = NULL;
     size_t blob_size = 0;
     infer_status st = infer_gguf_writer_new(&w, err);
-    if (st == INFER_OK) st = copy_metadata(g, ftype, w, err);
+    if (st == INFER_OK) st = copy_metadata(g, ftype, imx, w, err);
     if (st == INFER_OK || err->message[0] == '\0') {
         /* on a writer failure (sticky, no message yet) finish reports it */
         infer_status fs = infer_gguf_writer_finish(w, &blob, &blob_size, err);
@@ -306,7 +369,7 @@ static infer_status write_data(out_file *o, const infer_gguf *g, const plan_entr
             uint8_t *buf = infer_malloc(p->size ? (size_t)p->size : 1);
             if (!buf) return set_error(err, INFER_ENOMEM, "%s: out of memory (%llu bytes)", p->shown,
                                        (unsigned long long)p->size);
-            st = convert_tensor(t, p->shown, p->type, buf, n_threads, err);
+            st = convert_tensor(t, p->shown, p->type, p->qw, buf, n_threads, err);
             if (st == INFER_OK) st = out_put(o, buf, (size_t)p->size, err);
             infer_free(buf);
         }
@@ -333,7 +396,8 @@ static mode_t current_umask(void) {
  * device or a link, see main). qpath: the path the user gave, escaped,
  * for messages. */
 static infer_status write_output(const char *path, const char *qpath, mode_t mode, const infer_gguf *g,
-                                 plan_entry *plan, uint32_t ftype, int n_threads, uint64_t *bytes_in,
+                                 plan_entry *plan, uint32_t ftype, const imatrix_record *imx, int n_threads,
+                                 uint64_t *bytes_in,
                                  uint64_t *bytes_out, infer_error *err) {
     const size_t len = strlen(path);
     size_t tmp_bytes;
@@ -353,7 +417,7 @@ static infer_status write_output(const char *path, const char *qpath, mode_t mod
         return s;
     }
     (void)fchmod(fd, mode); /* mkstemp's 0600 is not what the output should have */
-    infer_status st = write_header(&o, g, plan, ftype, err);
+    infer_status st = write_header(&o, g, plan, ftype, imx, err);
     if (st == INFER_OK) st = write_data(&o, g, plan, n_threads, bytes_in, bytes_out, err);
     if (fclose(o.f) != 0 && st == INFER_OK) st = set_error(err, INFER_EIO, "%s: close failed", qpath);
     if (st == INFER_OK) { /* read back what was written: a complete, valid GGUF file */
@@ -372,16 +436,90 @@ static infer_status write_output(const char *path, const char *qpath, mode_t mod
     return st;
 }
 
+/* ---- the importance matrix ------------------------------------------------------------------ */
+
+/* --imatrix and the options that filter it (llama-quantize's). */
+typedef struct {
+    const char *path;   /* --imatrix FILE, or NULL */
+    const char **names; /* --include-weights / --exclude-weights NAME (argc slots) */
+    size_t n_names;
+    int include, exclude; /* which of the two was given */
+} imatrix_opts;
+
+/* Read --imatrix's file into *im and filter it; qo->has_imatrix is set
+ * when entries are left (none left: the model is quantized as without
+ * one, as llama-quantize does). Returns 0 or the exit status. */
+static int imatrix_open(const imatrix_opts *io, quant_options *qo, imatrix **im, imatrix_record *rec) {
+    char q[512];
+    infer_error err = {0};
+    if (!io->path) return 0;
+    escape_cstr(io->path, q, sizeof q);
+    const infer_status st = imatrix_load(io->path, im, &err);
+    if (st != INFER_OK) {
+        fprintf(stderr, "infer-quantize: --imatrix %s: %s\n", q, err.message);
+        return st == INFER_ENOMEM ? 3 : 2;
+    }
+    const size_t left = io->n_names ? imatrix_filter(*im, io->names, io->n_names, io->include) : (*im)->n_entries;
+    printf("infer-quantize: %s: %zu importance matrix entries (%zu in the file), %d chunks\n", q, left,
+           (*im)->n_entries, (int)(*im)->chunks);
+    if (left == 0) {
+        fprintf(stderr, "infer-quantize: %s: no entries left after --%s-weights: quantizing without an importance "
+                        "matrix\n", q, io->include ? "include" : "exclude");
+        return 0;
+    }
+    qo->has_imatrix = 1;
+    *rec = (imatrix_record){.file = io->path, .im = *im, .n_entries = left};
+    return 0;
+}
+
+/* Each converted tensor's importance weights: the entry of its name, of
+ * ne[0] values per expert (ne[2]). llama-quantize refuses an entry of
+ * another size, except for token_embd.weight, which it then quantizes
+ * without (it is never a matmul weight llama-imatrix saw); a tensor with
+ * no entry is quantized without one, as there, but in a Q2_K_S file a Q2_K
+ * tensor other than token_embd.weight must have one (llama-quantize:
+ * "the result will be garbage"). */
+static infer_status imatrix_attach(const infer_gguf *g, plan_entry *plan, const imatrix *im, uint32_t ftype,
+                                   infer_error *err) {
+    uint64_t found = 0, converted = 0;
+    for (uint64_t i = 0; i < infer_gguf_tensor_count(g); i++) {
+        const infer_gguf_tensor *t = infer_gguf_tensor_at(g, i);
+        plan_entry *p = &plan[i];
+        if (p->type == t->type) continue; /* copied */
+        converted++;
+        const int embd = !strcmp(p->name, "token_embd.weight");
+        const imatrix_entry *e = imatrix_find(im, p->name);
+        uint64_t want;
+        if (e && (ck_mul(t->ne[0], t->n_dims > 2 ? t->ne[2] : 1, &want) || e->n != want)) {
+            if (!embd)
+                return set_error(err, INFER_EFORMAT, "%s: the importance matrix has %llu values for it, the "
+                                 "tensor wants %llu (ne[0] x ne[2])", p->shown, (unsigned long long)e->n,
+                                 (unsigned long long)want);
+            e = NULL;
+        }
+        if (!e && ftype == FT_Q2_K_S && p->type == INFER_TYPE_Q2_K && !embd)
+            return set_error(err, INFER_EFORMAT, "%s: no importance matrix entry for it: Q2_K_S quantizes its "
+                             "Q2_K tensors only with one (as llama-quantize)", p->shown);
+        if (!e) continue;
+        p->qw = e->values;
+        found++;
+    }
+    printf("infer-quantize: importance weights for %llu of the %llu tensors converted\n", (unsigned long long)found,
+           (unsigned long long)converted);
+    return INFER_OK;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]\n"
             "                      [--token-embedding-type T] [--leave-output-tensor]\n"
-            "                      [--tensor-type PATTERN=T ...] [-t N]\n"
+            "                      [--tensor-type PATTERN=T ...] [--imatrix FILE]\n"
+            "                      [--include-weights NAME ... | --exclude-weights NAME ...] [-t N]\n"
             "\n"
             "  TYPE    Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M\n"
-            "          Q5_K_S Q5_K_M Q6_K\n"
+            "          Q5_K_S Q5_K_M Q6_K, Q2_K_S (with --imatrix only)\n"
             "          (Q3_K, Q4_K, Q5_K: the _S mixtures) or F16 BF16 F32\n"
             "  --pure  every quantizable weight in TYPE: no Q6_K output.weight, no\n"
             "          bumped attn_v / ffn_down layers (llama-quantize --pure)\n"
@@ -394,14 +532,20 @@ static void usage(FILE *f) {
             "          weights whose name PATTERN (a regex, searched) matches are written\n"
             "          in T instead of the rules' type, --pure or not; the first match wins\n"
             "          (a float TYPE ignores it; as llama-quantize)\n"
+            "  --imatrix FILE\n"
+            "          importance matrix from llama-imatrix (legacy .dat or GGUF): the\n"
+            "          weighted quantizers and the has_imatrix rules, as llama-quantize\n"
+            "  --include-weights NAME, --exclude-weights NAME (repeatable, not both)\n"
+            "          use the matrix only for / not for tensors whose name contains NAME\n"
             "  -t N    threads (default: the CPUs it may run on); the output does not depend on it\n"
             "\n"
             "Tensor types follow llama-quantize's rules for TYPE; the quantizers are\n"
-            "byte-identical to llama.cpp's reference ones. 1-D tensors (norms) are copied.\n");
+            "byte-identical to llama.cpp's (reference ones without --imatrix, its\n"
+            "importance-weighted ones with). 1-D tensors (norms) are copied.\n");
 }
 
 /* main less the options' release: qo is filled from argv. */
-static int quantize_main(int argc, char **argv, quant_options *qo) {
+static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts *io) {
     const char *in = NULL, *out = NULL, *tname = NULL;
     const int ncpu = infer_default_threads();
     int n_threads = ncpu > MAX_THREADS ? MAX_THREADS : ncpu;
@@ -440,6 +584,20 @@ static int quantize_main(int argc, char **argv, quant_options *qo) {
             n_threads = (int)v;
             i++;
         }
+        else if (!strcmp(argv[i], "--imatrix") || !strcmp(argv[i], "--include-weights") ||
+                 !strcmp(argv[i], "--exclude-weights")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "infer-quantize: %s wants an argument\n", argv[i]);
+                return 1;
+            }
+            if (!strcmp(argv[i], "--imatrix")) io->path = argv[i + 1];
+            else {
+                io->names[io->n_names++] = argv[i + 1];
+                if (argv[i][2] == 'i') io->include = 1;
+                else io->exclude = 1;
+            }
+            i++;
+        }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
@@ -468,6 +626,14 @@ static int quantize_main(int argc, char **argv, quant_options *qo) {
     if (qo->n_overrides && !is_quantized(ft->type))
         fprintf(stderr, "infer-quantize: %s is not a quantized type: --tensor-type ignored (as llama-quantize)\n",
                 ft->name);
+    if (io->include && io->exclude) {
+        fprintf(stderr, "infer-quantize: --include-weights and --exclude-weights cannot be used together\n");
+        return 1;
+    }
+    if (io->n_names && !io->path) {
+        fprintf(stderr, "infer-quantize: --%s-weights wants --imatrix\n", io->include ? "include" : "exclude");
+        return 1;
+    }
     char qin[512], qout[512]; /* the paths as messages show them */
     escape_cstr(in, qin, sizeof qin);
     escape_cstr(out, qout, sizeof qout);
@@ -493,12 +659,25 @@ static int quantize_main(int argc, char **argv, quant_options *qo) {
 
     infer_error err = {0};
     infer_gguf *g = NULL;
+    imatrix *im = NULL;
+    imatrix_record rec = {0};
+    int rc = imatrix_open(io, qo, &im, &rec);
+    if (rc == 0 && ft->ftype == FT_Q2_K_S && !qo->has_imatrix) {
+        fprintf(stderr, "infer-quantize: Q2_K_S needs an importance matrix (--imatrix; llama-quantize refuses it "
+                        "without one too)\n");
+        rc = 1;
+    }
+    if (rc != 0) {
+        imatrix_free(im);
+        free(real);
+        return rc;
+    }
     if (infer_gguf_open(in, 0, &g, &err) != INFER_OK) {
         fprintf(stderr, "infer-quantize: %s: %s\n", qin, err.message);
+        imatrix_free(im);
         free(real);
         return 2;
     }
-    int rc = 0;
     infer_status st;
     const uint64_t n = infer_gguf_tensor_count(g);
     plan_entry *plan = infer_calloc(n ? n : 1, sizeof *plan);
@@ -506,13 +685,16 @@ static int quantize_main(int argc, char **argv, quant_options *qo) {
     if (!plan) {
         fprintf(stderr, "infer-quantize: out of memory\n");
         rc = 3;
-    } else if ((st = make_plan(g, ft, qo, plan, &err)) != INFER_OK) {
+    } else if ((st = make_plan(g, ft, qo, plan, &err)) != INFER_OK ||
+               (qo->has_imatrix && (st = imatrix_attach(g, plan, im, ft->ftype, &err)) != INFER_OK)) {
         fprintf(stderr, "infer-quantize: %s: %s\n", qin, err.message);
         rc = st == INFER_EINVAL ? 1 : st == INFER_ENOMEM ? 3 : 2;
     } else {
-        printf("infer-quantize: %s -> %s, %s%s (file type %u), %llu tensors\n", qin, qout, ft->name,
-               qo->pure ? " --pure" : "", ft->ftype, (unsigned long long)n);
-        st = write_output(dest, qout, mode, g, plan, ft->ftype, n_threads, &bytes_in, &bytes_out, &err);
+        printf("infer-quantize: %s -> %s, %s%s%s (file type %u), %llu tensors\n", qin, qout, ft->name,
+               qo->pure ? " --pure" : "", qo->has_imatrix ? " with an importance matrix" : "", ft->ftype,
+               (unsigned long long)n);
+        st = write_output(dest, qout, mode, g, plan, ft->ftype, qo->has_imatrix ? &rec : NULL, n_threads,
+                          &bytes_in, &bytes_out, &err);
         if (st != INFER_OK) {
             fprintf(stderr, "infer-quantize: %s\n", err.message);
             rc = st == INFER_EUNSUPPORTED || st == INFER_EFORMAT ? 2 : 3;
@@ -523,13 +705,20 @@ static int quantize_main(int argc, char **argv, quant_options *qo) {
     }
     infer_free(plan);
     infer_gguf_close(g);
+    imatrix_free(im);
     free(real);
     return rc;
 }
 
 int main(int argc, char **argv) {
     quant_options qo = {.output_type = -1, .embd_type = -1};
-    const int rc = quantize_main(argc, argv, &qo);
+    imatrix_opts io = {.names = calloc((size_t)argc, sizeof(char *))};
+    if (!io.names) {
+        fprintf(stderr, "infer-quantize: out of memory\n");
+        return 3;
+    }
+    const int rc = quantize_main(argc, argv, &qo, &io);
     quant_options_free(&qo);
+    free(io.names);
     return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * quantize_rules.c - which type each tensor gets, the way llama.cpp's
- * llama-quantize chooses it (src/llama-quant.cpp, no importance matrix):
+ * llama-quantize chooses it (src/llama-quant.cpp; with an importance matrix
+ * the Q4_0 / Q5_0 files take Q4_1 / Q5_1 for the first eighth of ffn_down):
  * what can be quantized, the mixture rules of each file type, the
  * counters they use in llama.cpp's tensor order, and the fallback for rows
  * that are not whole blocks. See infer_quantize.c's header for the list.
@@ -28,7 +29,8 @@ static const file_type FILE_TYPES[] = {
     {"Q4_K", FT_Q4_K_S, INFER_TYPE_Q4_K},   {"Q4_K_S", FT_Q4_K_S, INFER_TYPE_Q4_K},
     {"Q4_K_M", FT_Q4_K_M, INFER_TYPE_Q4_K}, {"Q5_K", FT_Q5_K_S, INFER_TYPE_Q5_K},
     {"Q5_K_S", FT_Q5_K_S, INFER_TYPE_Q5_K}, {"Q5_K_M", FT_Q5_K_M, INFER_TYPE_Q5_K},
-    {"Q6_K", FT_Q6_K, INFER_TYPE_Q6_K},     {"F16", FT_F16, INFER_TYPE_F16},
+    {"Q6_K", FT_Q6_K, INFER_TYPE_Q6_K},     {"Q2_K_S", FT_Q2_K_S, INFER_TYPE_Q2_K},
+    {"F16", FT_F16, INFER_TYPE_F16},
     {"BF16", FT_BF16, INFER_TYPE_BF16},     {"F32", FT_F32, INFER_TYPE_F32},
 };
 
@@ -157,6 +159,7 @@ typedef struct {
     const model_info *mi;
     uint32_t ftype;
     int64_t output_type; /* --output-tensor-type, or -1 */
+    int has_imatrix;
     int n_attention_wv, i_attention_wv;
     int n_ffn_down, i_ffn_down, i_ffn_gate, i_ffn_up;
 } rule_state;
@@ -183,6 +186,8 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
     if (is_attn_v_like(cat)) {
         if (ft == FT_Q2_K)
             type = n_gqa(mi) >= 4 ? INFER_TYPE_Q4_K : INFER_TYPE_Q3_K;
+        else if (ft == FT_Q2_K_S && n_gqa(mi) >= 4)
+            type = INFER_TYPE_Q4_K;
         else if (ft == FT_Q3_K_M)
             type = rs->i_attention_wv < 2 ? INFER_TYPE_Q5_K : INFER_TYPE_Q4_K;
         else if (ft == FT_Q3_K_L)
@@ -212,7 +217,9 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
         const int il = (int)i_layer;
         if (ft == FT_Q2_K)
             type = INFER_TYPE_Q3_K;
-        else if (ft == FT_Q3_K_M)
+        else if (ft == FT_Q2_K_S) {
+            if (il < n_layer / 8) type = INFER_TYPE_Q4_K;
+        } else if (ft == FT_Q3_K_M)
             type = il < n_layer / 16 ? INFER_TYPE_Q5_K
                    : !mi->falcon || use_more_bits(il, n_layer) ? INFER_TYPE_Q4_K : INFER_TYPE_Q3_K;
         else if (ft == FT_Q3_K_L)
@@ -227,6 +234,10 @@ static int64_t choose_type(rule_state *rs, const char *name, uint64_t ncols, uin
             type = INFER_TYPE_Q6_K;
         else if (ft == FT_Q4_K_S && !mi->falcon && il < n_layer / 8)
             type = INFER_TYPE_Q5_K;
+        else if ((ft == FT_Q4_0 || ft == FT_Q5_0) && rs->has_imatrix && il < n_layer / 8)
+            /* llama.cpp guards the first ffn_down layers, with an imatrix
+             * only (without one the output must stay what it was) */
+            type = ft == FT_Q4_0 ? INFER_TYPE_Q4_1 : INFER_TYPE_Q5_1;
         rs->i_ffn_down++;
         return type;
     }
@@ -421,7 +432,7 @@ infer_status make_plan(const infer_gguf *g, const file_type *ft, const quant_opt
     const int pure = qo->pure;
     model_info mi;
     model_info_read(g, &mi);
-    rule_state rs = {.mi = &mi, .ftype = ft->ftype, .output_type = qo->output_type};
+    rule_state rs = {.mi = &mi, .ftype = ft->ftype, .output_type = qo->output_type, .has_imatrix = qo->has_imatrix};
     plan_entry **order = infer_calloc(n ? n : 1, sizeof *order);
     if (!order) return set_error(err, INFER_ENOMEM, "out of memory");
     int n_ffn_down = 0;

@@ -12,7 +12,7 @@
 enum {
     FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
     FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15,
-    FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_BF16 = 32,
+    FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_Q2_K_S = 21, FT_BF16 = 32,
 };
 
 typedef struct {
@@ -41,6 +41,7 @@ typedef struct {
     uint32_t wanted;       /* the type before the fallback */
     uint64_t size;         /* output bytes */
     uint64_t end;          /* output offset after it, aligned */
+    const float *qw;       /* importance weights (infer_quantize.c), or NULL */
 } plan_entry;
 
 /* One --tensor-type PATTERN=TYPE: tensors in whose name the pattern (a
@@ -59,6 +60,7 @@ typedef struct override_regex override_regex; /* the overrides' PCRE2 contexts *
  * the same names); -1: not given. */
 typedef struct {
     int pure;
+    int has_imatrix;     /* --imatrix given (and entries left): llama.cpp's has_imatrix rules */
     int leave_output;    /* --leave-output-tensor: output.weight copied as it is */
     int64_t output_type; /* --output-tensor-type */
     int64_t embd_type;   /* --token-embedding-type */

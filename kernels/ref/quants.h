@@ -48,6 +48,16 @@ void infer_ref_dequantize(uint32_t type, const void *src, float *dst, int64_t n)
  * 0, or -1 for a type it cannot produce. */
 int infer_ref_quantize(uint32_t type, const float *src, void *dst, int64_t n);
 
+/* Quantize one row of n weights with importance weights qw (n values: the
+ * importance matrix's entry for the row's tensor), as llama-quantize does
+ * when given an importance matrix: byte-identical to llama.cpp's
+ * quantize_row_*_impl for Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K
+ * (quantize_imatrix.c). Q8_0 ignores qw, as llama.cpp does, and so does
+ * every call with qw NULL (infer_ref_quantize). The 32-value types' weights
+ * depend on the whole row: call it a row at a time. Returns 0, or -1 for a
+ * type it cannot produce. */
+int infer_ref_quantize_imatrix(uint32_t type, const float *src, void *dst, int64_t n, const float *qw);
+
 /* Dot product of one weight row w (weight_type) with one activation row a
  * already quantized to infer_ref_vec_dot_type(weight_type), n values. */
 float infer_ref_vec_dot(uint32_t weight_type, int64_t n, const void *w, const void *a);

@@ -110,12 +110,12 @@ static void min_max(const float *x, int n, float *min, float *max) {
 }
 
 /* Pack 32 values of 0..15 (or the low nibbles of 0..31) into 16 bytes. */
-static void pack_nibbles(const uint8_t *q, uint8_t *qs) {
+void ref_pack_nibbles(const uint8_t *q, uint8_t *qs) {
     for (int j = 0; j < QH; j++) qs[j] = (uint8_t)((q[j] & 0x0f) | ((q[j + QH] & 0x0f) << 4));
 }
 
 /* The fifth bits of 32 values 0..31. */
-static uint32_t pack_high_bits(const uint8_t *q) {
+uint32_t ref_pack_high_bits(const uint8_t *q) {
     uint32_t qh = 0;
     for (int j = 0; j < QK_LEGACY; j++) qh |= (uint32_t)((q[j] >> 4) & 1) << j;
     return qh;
@@ -130,7 +130,7 @@ void ref_quant_q4_0(const float *x, uint8_t *y, int64_t n) {
         uint8_t q[QK_LEGACY];
         for (int j = 0; j < QK_LEGACY; j++) q[j] = (uint8_t)trunc_clamp(x[j] * id + 8.5f, -128, 15);
         wr_u16(y, infer_f32_to_f16(d));
-        pack_nibbles(q, y + 2);
+        ref_pack_nibbles(q, y + 2);
     }
 }
 
@@ -145,7 +145,7 @@ void ref_quant_q4_1(const float *x, uint8_t *y, int64_t n) {
             q[j] = (uint8_t)trunc_clamp((x[j] - min) * id + 0.5f, -128, 15);
         wr_u16(y, infer_f32_to_f16(d));
         wr_u16(y + 2, infer_f32_to_f16(min));
-        pack_nibbles(q, y + 4);
+        ref_pack_nibbles(q, y + 4);
     }
 }
 
@@ -157,8 +157,8 @@ void ref_quant_q5_0(const float *x, uint8_t *y, int64_t n) {
         for (int j = 0; j < QK_LEGACY; j++)
             q[j] = (uint8_t)trunc_clamp(x[j] * id + 16.5f, -128, 31);
         wr_u16(y, infer_f32_to_f16(d));
-        wr_u32(y + 2, pack_high_bits(q));
-        pack_nibbles(q, y + 6);
+        wr_u32(y + 2, ref_pack_high_bits(q));
+        ref_pack_nibbles(q, y + 6);
     }
 }
 
@@ -175,8 +175,8 @@ void ref_quant_q5_1(const float *x, uint8_t *y, int64_t n) {
             q[j] = (uint8_t)trunc_clamp((x[j] - min) * id + 0.5f, 0, 255);
         wr_u16(y, infer_f32_to_f16(d));
         wr_u16(y + 2, infer_f32_to_f16(min));
-        wr_u32(y + 4, pack_high_bits(q));
-        pack_nibbles(q, y + 8);
+        wr_u32(y + 4, ref_pack_high_bits(q));
+        ref_pack_nibbles(q, y + 8);
     }
 }
 

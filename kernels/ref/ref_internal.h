@@ -133,4 +133,22 @@ float ref_dot_q4_k_q8_k(int64_t n, const uint8_t *x, const uint8_t *y);
 float ref_dot_q5_k_q8_k(int64_t n, const uint8_t *x, const uint8_t *y);
 float ref_dot_q6_k_q8_k(int64_t n, const uint8_t *x, const uint8_t *y);
 
+/* quantize_k.c: the K-quant weight quantizers' searches and final steps,
+ * shared with the importance-weighted ones (quantize_imatrix.c) */
+float ref_search_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
+                           float *min_out, uint8_t *aux, float rmin, float rdelta, int nstep,
+                           int use_mad);
+float ref_search_sym_sweep(int n, int nmax, const float *x, const float *qw, int8_t *L);
+void ref_pack_scales_k4(const uint8_t *ls, const uint8_t *lm, uint8_t *sc);
+void ref_put_scale_q3_k(uint8_t *sc, int j, int l);
+void ref_finish_q2_k(const float *x, uint8_t *y, uint8_t *L);
+void ref_finish_q3_k(const float *x, uint8_t *y, int8_t *L);
+void ref_finish_q4_k(const float *x, uint8_t *y, uint8_t *L);
+void ref_finish_q5_k(const float *x, uint8_t *y, uint8_t *L);
+void ref_quant_q6_k_weighted(const float *x, uint8_t *y, int64_t n, const float *qw);
+
+/* quants_legacy.c: the 32-value blocks' packing */
+void ref_pack_nibbles(const uint8_t *q, uint8_t *qs);
+uint32_t ref_pack_high_bits(const uint8_t *q);
+
 #endif
