@@ -192,6 +192,9 @@ build-fuzz/.deps-fuzz: tools/deps.sh
 	@mkdir -p build-fuzz && ./tools/deps.sh $(DEPS_FUZZ) && touch $@
 build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libinfer.a
 	clang $(FUZZ_CFLAGS) -o $@ $< build-fuzz/libinfer.a $(LDLIBS_BASE)
+# infer-quantize's importance-matrix reader lives in tools/, beside its program.
+build-fuzz/fuzz_imatrix: fuzz/fuzz_imatrix.c tools/imatrix.c tools/imatrix.h build-fuzz/libinfer.a
+	clang $(FUZZ_CFLAGS) -Itools -o $@ fuzz/fuzz_imatrix.c tools/imatrix.c build-fuzz/libinfer.a $(LDLIBS_BASE)
 build-fuzz/make-seeds: fuzz/seeds.c build-fuzz/libinfer.a
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Ikernels \
 	    -fsanitize=fuzzer-no-link,address,undefined -o $@ $< build-fuzz/libinfer.a $(LDLIBS_BASE)

@@ -1,6 +1,8 @@
 /* seeds.c - `make-seeds DIR`: writes small, varied, valid GGUF files made
  * with the project's writer into DIR, as a starting corpus for fuzz_gguf
- * (and `make-seeds --models DIR`: small complete models for fuzz_model).
+ * (`make-seeds --models DIR`: small complete models for fuzz_model;
+ * `make-seeds --imatrix DIR`: importance matrices, legacy and GGUF, for
+ * fuzz_imatrix).
  * Each file exercises a different part of the format: every value type,
  * string arrays, empty arrays, every tensor type, alignments, 1-4 dims,
  * many entries, and version 2 (same layout as 3, patched in). */
@@ -101,10 +103,76 @@ static int write_models(const char *dir) {
     return 0;
 }
 
+/* ---- importance matrices (tools/imatrix.h) ---- */
+
+static void put_i32(unsigned char *b, size_t *n, int32_t v) {
+    for (int k = 0; k < 4; k++) b[(*n)++] = (unsigned char)((uint32_t)v >> (8 * k));
+}
+
+/* A legacy file: entries of 1, 4 and 8 values (ncall 0, 1, 3), with or
+ * without the chunks-and-dataset tail. */
+static void save_legacy_imatrix(const char *name, int tail) {
+    static const char *const names[] = {"blk.0.attn_q.weight", "output.weight", "blk.1.ffn_down.weight"};
+    static const int32_t nvals[] = {1, 4, 8}, ncalls[] = {0, 1, 3};
+    unsigned char b[512];
+    size_t n = 0;
+    put_i32(b, &n, 3);
+    for (int e = 0; e < 3; e++) {
+        put_i32(b, &n, (int32_t)strlen(names[e]));
+        memcpy(b + n, names[e], strlen(names[e]));
+        n += strlen(names[e]);
+        put_i32(b, &n, ncalls[e]);
+        put_i32(b, &n, nvals[e]);
+        for (int j = 0; j < nvals[e]; j++) {
+            const float v = 0.25f * (float)(j + 1) * (float)(e + 1);
+            uint32_t u;
+            memcpy(&u, &v, 4);
+            put_i32(b, &n, (int32_t)u);
+        }
+    }
+    if (tail) {
+        put_i32(b, &n, 10);
+        put_i32(b, &n, 9);
+        memcpy(b + n, "wiki.test", 9);
+        n += 9;
+    }
+    save_bytes(name, b, n);
+}
+
+/* A GGUF matrix: NAME.in_sum2 sums and NAME.counts, two matrices (experts)
+ * for one of the tensors, and the keys the reader wants. */
+static void save_gguf_imatrix(void) {
+    infer_gguf_writer *w = new_writer();
+    infer_error err = {0};
+    const char *datasets[] = {"wiki.test"};
+    float sums[16], counts[2] = {10.0f, 0.0f};
+    for (int i = 0; i < 16; i++) sums[i] = 0.5f * (float)(i + 1);
+    const uint64_t ne_s1[2] = {8, 1}, ne_c1[2] = {1, 1}, ne_s2[2] = {8, 2}, ne_c2[2] = {1, 2};
+    if (infer_gguf_writer_set_arr_str(w, "imatrix.datasets", datasets, NULL, 1) != INFER_OK ||
+        infer_gguf_writer_set_u32(w, "imatrix.chunk_count", 10) != INFER_OK ||
+        infer_gguf_writer_set_u32(w, "imatrix.chunk_size", 512) != INFER_OK ||
+        infer_gguf_writer_add_tensor(w, "blk.0.attn_q.weight.in_sum2", INFER_TYPE_F32, 2, ne_s1, sums, 32) != INFER_OK ||
+        infer_gguf_writer_add_tensor(w, "blk.0.attn_q.weight.counts", INFER_TYPE_F32, 2, ne_c1, counts, 4) != INFER_OK ||
+        infer_gguf_writer_add_tensor(w, "blk.0.ffn_up_exps.weight.in_sum2", INFER_TYPE_F32, 2, ne_s2, sums, 64) != INFER_OK ||
+        infer_gguf_writer_add_tensor(w, "blk.0.ffn_up_exps.weight.counts", INFER_TYPE_F32, 2, ne_c2, counts, 8) != INFER_OK)
+        die("imatrix gguf", &err);
+    save("imatrix", w, NULL);
+}
+
+static int write_imatrices(const char *dir) {
+    out_dir = dir;
+    save_legacy_imatrix("imatrix-legacy", 0);
+    save_legacy_imatrix("imatrix-legacy-tail", 1);
+    save_gguf_imatrix();
+    printf("make-seeds: %d importance matrices in %s\n", n_written, dir);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--models")) return write_models(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--imatrix")) return write_imatrices(argv[2]);
     if (argc != 2) {
-        fprintf(stderr, "usage: make-seeds DIR | make-seeds --models DIR\n");
+        fprintf(stderr, "usage: make-seeds DIR | make-seeds --models DIR | make-seeds --imatrix DIR\n");
         return 1;
     }
     out_dir = argv[1];

@@ -2,6 +2,7 @@
 # fuzz-seeds.sh DIR [SHARED_DIR] - build the seed corpora:
 # DIR/model: small synthetic models (`make-seeds --models`) for fuzz_model;
 # DIR/tokenizer: llama.cpp's tokenizer test strings (SHARED_DIR/vocab/*.inp);
+# DIR/imatrix: importance matrices, legacy and GGUF (`make-seeds --imatrix`);
 # DIR/gguf for fuzz_gguf:
 #   - the small valid files `make-seeds` writes with the project's writer;
 #   - for every model in SHARED_DIR/models (when present), its first
@@ -34,8 +35,9 @@ else
     echo "fuzz-seeds: no $shared/models: writer seeds only"
 fi
 
-mkdir -p "$dir/model" "$dir/tokenizer"
+mkdir -p "$dir/model" "$dir/tokenizer" "$dir/imatrix"
 "$make_seeds" --models "$dir/model"
+"$make_seeds" --imatrix "$dir/imatrix"
 if [ -n "$shared" ] && [ -d "$shared/vocab" ]; then
     for f in "$shared"/vocab/*.inp; do
         [ -f "$f" ] && cp "$f" "$dir/tokenizer/$(basename "$f")"
