@@ -386,6 +386,43 @@ Test(quantize_synth, tensor_type_patterns_as_llama_quantize) {
     cr_expect_eq(infer_gguf_tensor_at(g, 1)->type, INFER_TYPE_Q8_0, "'.' matched \\r");
     infer_gguf_close(g);
 
+    /* --tensor-type-file: its words in order, where it stands among the
+     * options; a file that cannot be read or holds a NUL, or a bad word, is
+     * a usage error */
+    char tf[600];
+    snprintf(tf, sizeof tf, "%s/types.txt", dir);
+    FILE *f = fopen(tf, "w");
+    cr_assert_not_null(f);
+    fputs("  blk\\.0\\.attn_q=f16\n\tattn_q=q8_0  \r\n", f);
+    fclose(f);
+    const char *a11[] = {f16, q, "Q4_K_M", "--tensor-type", "blk\\.1\\.attn_q=q5_0", "--tensor-type-file", tf, NULL};
+    g = quantize_ok(dir, a11);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_F16);
+    cr_expect_eq(type_of(g, "blk.1.attn_q.weight"), INFER_TYPE_Q5_0, "the command line's option came first");
+    infer_gguf_close(g);
+    f = fopen(tf, "w");
+    cr_assert_not_null(f);
+    fputs("attn_q=q8_0 attn_k=q9_0\n", f);
+    fclose(f);
+    const char *a12[] = {small, q, "Q8_0", "--tensor-type-file", tf, NULL};
+    cr_expect_eq(run_tool("infer-quantize", dir, a12), 1);
+    e = tool_stderr(dir);
+    cr_expect(strstr(e, "attn_k=q9_0: unknown type") != NULL, "%s", e);
+    free(e);
+    f = fopen(tf, "w");
+    cr_assert_not_null(f);
+    fwrite("attn_q=q8_0\0 x", 1, 15, f);
+    fclose(f);
+    cr_expect_eq(run_tool("infer-quantize", dir, a12), 1);
+    e = tool_stderr(dir);
+    cr_expect(strstr(e, "holds a NUL byte") != NULL, "%s", e);
+    free(e);
+    remove(tf);
+    cr_expect_eq(run_tool("infer-quantize", dir, a12), 1);
+    e = tool_stderr(dir);
+    cr_expect(strstr(e, "cannot open") != NULL, "%s", e);
+    free(e);
+
     /* usage errors: exit 1, saying what is wrong; so is a pattern that
      * cannot be matched within PCRE2's limits */
     static const struct {

@@ -5,7 +5,7 @@
  *
  *   infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]
  *                  [--token-embedding-type T] [--leave-output-tensor]
- *                  [--tensor-type PATTERN=T ...] [--imatrix FILE]
+ *                  [--tensor-type PATTERN=T ...] [--tensor-type-file FILE] [--imatrix FILE]
  *                  [--include-weights NAME ... | --exclude-weights NAME ...] [-t N]
  *
  * What it reproduces of llama-quantize (src/llama-quant.cpp):
@@ -515,7 +515,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]\n"
             "                      [--token-embedding-type T] [--leave-output-tensor]\n"
-            "                      [--tensor-type PATTERN=T ...] [--imatrix FILE]\n"
+            "                      [--tensor-type PATTERN=T ...] [--tensor-type-file FILE]\n"
+            "                      [--imatrix FILE]\n"
             "                      [--include-weights NAME ... | --exclude-weights NAME ...] [-t N]\n"
             "\n"
             "  TYPE    Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M\n"
@@ -532,6 +533,8 @@ static void usage(FILE *f) {
             "          weights whose name PATTERN (a regex, searched) matches are written\n"
             "          in T instead of the rules' type, --pure or not; the first match wins\n"
             "          (a float TYPE ignores it; as llama-quantize)\n"
+            "  --tensor-type-file FILE\n"
+            "          PATTERN=T words from FILE, separated by white space, in their order\n"
             "  --imatrix FILE\n"
             "          importance matrix from llama-imatrix (legacy .dat or GGUF): the\n"
             "          weighted quantizers and the has_imatrix rules, as llama-quantize\n"
@@ -552,13 +555,16 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--pure")) qo->pure = 1;
         else if (!strcmp(argv[i], "--leave-output-tensor")) qo->leave_output = 1;
-        else if (!strcmp(argv[i], "--tensor-type")) {
-            char msg[256];
+        else if (!strcmp(argv[i], "--tensor-type") || !strcmp(argv[i], "--tensor-type-file")) {
+            char msg[512];
+            const int file = !strcmp(argv[i], "--tensor-type-file");
             if (i + 1 >= argc) {
-                fprintf(stderr, "infer-quantize: --tensor-type wants PATTERN=TYPE\n");
+                fprintf(stderr, "infer-quantize: %s wants %s\n", argv[i], file ? "a file" : "PATTERN=TYPE");
                 return 1;
             }
-            const int r = quant_override_add(qo, argv[++i], msg, sizeof msg);
+            i++;
+            const int r = file ? quant_override_add_file(qo, argv[i], msg, sizeof msg)
+                               : quant_override_add(qo, argv[i], msg, sizeof msg);
             if (r != 0) {
                 fprintf(stderr, "infer-quantize: %s\n", msg);
                 return r == -2 ? 3 : 1;

@@ -7,6 +7,7 @@
  * that are not whole blocks. See infer_quantize.c's header for the list.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,48 @@ int quant_override_add(quant_options *qo, const char *arg, char *msg, size_t cap
     }
     qo->n_overrides = n_more;
     return 0;
+}
+
+/* A --tensor-type-file holds more than anyone writes by hand: refused. */
+#define TYPE_FILE_MAX (1u << 20)
+
+int quant_override_add_file(quant_options *qo, const char *path, char *msg, size_t cap) {
+    char shown[256];
+    escape_cstr(path, shown, sizeof shown);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(msg, cap, "--tensor-type-file %s: cannot open: %s", shown, strerror(errno));
+        return -1;
+    }
+    char *text = infer_malloc(TYPE_FILE_MAX + 1);
+    if (!text) {
+        fclose(f);
+        snprintf(msg, cap, "out of memory");
+        return -2;
+    }
+    const size_t n = fread(text, 1, TYPE_FILE_MAX + 1, f);
+    const int bad = ferror(f);
+    fclose(f);
+    int r = 0;
+    if (bad || n > TYPE_FILE_MAX || memchr(text, '\0', n)) {
+        snprintf(msg, cap, "--tensor-type-file %s: %s", shown,
+                 bad ? "read error" : n > TYPE_FILE_MAX ? "over 1 MiB" : "holds a NUL byte");
+        r = -1;
+    }
+    /* PATTERN=TYPE words separated by white space, as llama-quantize reads
+     * the file (std::ifstream >> std::string), added in order */
+    for (size_t i = 0; r == 0 && i < n;) {
+        while (i < n && isspace((unsigned char)text[i])) i++;
+        const size_t start = i;
+        while (i < n && !isspace((unsigned char)text[i])) i++;
+        if (i == start) break;
+        const char saved = text[i < n ? i : n];
+        text[i < n ? i : n] = '\0';
+        r = quant_override_add(qo, text + start, msg, cap);
+        text[i < n ? i : n] = saved;
+    }
+    infer_free(text);
+    return r;
 }
 
 void quant_options_free(quant_options *qo) {

@@ -73,6 +73,11 @@ typedef struct {
  * in msg (no '=', an empty pattern or type, an unknown type, a pattern
  * PCRE2 refuses); -2 out of memory. */
 int quant_override_add(quant_options *qo, const char *arg, char *msg, size_t cap);
+/* --tensor-type-file FILE: its PATTERN=TYPE words (separated by white
+ * space, as llama-quantize reads them) added in order; 0, -1 (the file
+ * cannot be read, is over 1 MiB or holds a NUL byte, or a word is refused:
+ * why in msg) or -2 (out of memory). */
+int quant_override_add_file(quant_options *qo, const char *path, char *msg, size_t cap);
 /* Release what quant_override_add took. */
 void quant_options_free(quant_options *qo);
 
