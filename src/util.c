@@ -1,12 +1,16 @@
 /* util.c - allocator wrappers with failure injection, error formatting. */
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Failure injection: the allocation whose sequence number equals fail_at
  * fails. Atomic so tests on several threads stay well defined. */
@@ -192,4 +196,45 @@ const char *infer_status_name(infer_status s) {
     case INFER_ENOTFOUND: return "ENOTFOUND";
     }
     return "?";
+}
+
+void *infer_malloc_ud(size_t n, void *ud) {
+    (void)ud;
+    return infer_malloc(n);
+}
+
+void infer_free_ud(void *p, void *ud) {
+    (void)ud;
+    infer_free(p);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+infer_status infer_read_file(const char *path, size_t max, uint8_t **buf, size_t *size, infer_error *err) {
+    *buf = NULL;
+    *size = 0;
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return set_error(err, INFER_EIO, "cannot open: %s", strerror(errno));
+    struct stat st;
+    infer_status s = INFER_OK;
+    if (fstat(fd, &st) != 0) s = set_error(err, INFER_EIO, "cannot stat: %s", strerror(errno));
+    else if (!S_ISREG(st.st_mode)) s = set_error(err, INFER_EIO, "not a regular file");
+    else if ((uint64_t)st.st_size > max) s = set_error(err, INFER_EIO, "larger than %zu bytes", max);
+    const size_t n = s == INFER_OK ? (size_t)st.st_size : 0;
+    uint8_t *p = s == INFER_OK ? infer_malloc(n ? n : 1) : NULL;
+    if (s == INFER_OK && !p) s = set_error(err, INFER_ENOMEM, "out of memory (%zu bytes)", n);
+    for (size_t got = 0; s == INFER_OK && got < n;) {
+        const ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) s = set_error(err, INFER_EIO, "read failed at byte %zu: %s", got, r < 0 ? strerror(errno) : "end of file");
+        else got += (size_t)r;
+    }
+    close(fd);
+    if (s != INFER_OK) {
+        infer_free(p);
+        return s;
+    }
+    *buf = p;
+    *size = n;
+    return INFER_OK;
 }

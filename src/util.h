@@ -84,6 +84,17 @@ uint64_t infer_alloc_peak(void);
 infer_status set_error(infer_error *err, infer_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* infer_malloc / infer_free with a user-data pointer (ignored): the
+ * allocator for libraries that take one (PCRE2's general contexts), so
+ * their memory counts and fails as ours does. */
+void *infer_malloc_ud(size_t n, void *ud);
+void infer_free_ud(void *p, void *ud);
+
+/* The whole regular file at path into a new infer_malloc'd buffer (*buf,
+ * *size; free with infer_free): INFER_EIO naming why (cannot open, not a
+ * regular file, larger than max bytes, a read error), INFER_ENOMEM. */
+infer_status infer_read_file(const char *path, size_t max, uint8_t **buf, size_t *size, infer_error *err);
+
 /* Write at most cap-1 bytes of s (len bytes, any content) into out as
  * printable ASCII: other bytes become \xNN, and an ellipsis marks a cut.
  * Returns out. Used to quote names from files in messages. */

@@ -178,16 +178,6 @@ static int names_have(const char *names, const char *name, size_t n) {
     return 0;
 }
 
-/* PCRE2 allocates through infer_malloc, so failure injection reaches it. */
-static void *re_malloc(PCRE2_SIZE n, void *ud) {
-    (void)ud;
-    return infer_malloc(n);
-}
-static void re_free(void *p, void *ud) {
-    (void)ud;
-    infer_free(p);
-}
-
 void vocab_regex_free(vocab_regex *re) {
     for (int i = 0; i < re->n; i++) pcre2_code_free(re->code[i]);
     pcre2_match_context_free(re->mctx);
@@ -219,7 +209,8 @@ infer_status vocab_regex_init(infer_vocab *v, const char *pre, size_t pre_len, i
     if (def->flags & PRE_ADD_BOS) *add_bos = 1;
     if (def->flags & PRE_NO_BOS) *bos_none = 1;
 
-    re->gctx = pcre2_general_context_create(re_malloc, re_free, NULL);
+    /* PCRE2 allocates through infer_malloc, so failure injection reaches it */
+    re->gctx = pcre2_general_context_create(infer_malloc_ud, infer_free_ud, NULL);
     if (!re->gctx) goto nomem;
     re->mctx = pcre2_match_context_create(re->gctx);
     cctx = pcre2_compile_context_create(re->gctx);

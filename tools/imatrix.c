@@ -12,11 +12,7 @@
  * NUL byte (it cuts the name at the NUL), a negative ncall or chunk count,
  * bytes after the dataset.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "imatrix.h"
 #include "util.h"
@@ -329,38 +325,11 @@ infer_status imatrix_parse_gguf(const uint8_t *buf, size_t size, imatrix **out, 
 
 /* ---- the file ---------------------------------------------------------------------------- */
 
-/* The whole of fd (a regular file) into a new buffer. */
-static infer_status read_all(int fd, uint8_t **buf, size_t *size, infer_error *err) {
-    struct stat st;
-    if (fstat(fd, &st) != 0) return set_error(err, INFER_EIO, "cannot stat: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode)) return set_error(err, INFER_EIO, "not a regular file");
-    if ((uint64_t)st.st_size > SIZE_MAX - 1) return set_error(err, INFER_EIO, "too large");
-    const size_t n = (size_t)st.st_size;
-    uint8_t *p = infer_malloc(n ? n : 1);
-    if (!p) return set_error(err, INFER_ENOMEM, "out of memory (%zu bytes)", n);
-    size_t got = 0;
-    while (got < n) {
-        const ssize_t r = read(fd, p + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            infer_free(p);
-            return set_error(err, INFER_EIO, "read failed at byte %zu: %s", got, r < 0 ? strerror(errno) : "end of file");
-        }
-        got += (size_t)r;
-    }
-    *buf = p;
-    *size = n;
-    return INFER_OK;
-}
-
 infer_status imatrix_load(const char *path, imatrix **out, infer_error *err) {
     *out = NULL;
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return set_error(err, INFER_EIO, "cannot open: %s", strerror(errno));
     uint8_t *buf = NULL;
     size_t size = 0;
-    infer_status st = read_all(fd, &buf, &size, err);
-    close(fd);
+    infer_status st = infer_read_file(path, SIZE_MAX - 1, &buf, &size, err);
     /* a GGUF file starts "GGUF"; as a legacy file that would be 1,179,993,927
      * entries, more than any file holds */
     if (st == INFER_OK)

@@ -7,7 +7,6 @@
  * that are not whole blocks. See infer_quantize.c's header for the list.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,21 +283,13 @@ struct override_regex {
     pcre2_match_context *mctx;
 };
 
-static void *override_malloc(PCRE2_SIZE n, void *ud) {
-    (void)ud;
-    return infer_malloc(n);
-}
-static void override_free(void *p, void *ud) {
-    (void)ud;
-    infer_free(p);
-}
 
 static int override_regex_init(quant_options *qo) {
     if (qo->re) return 0;
     override_regex *re = infer_calloc(1, sizeof *re);
     if (!re) return -1;
     qo->re = re;
-    re->gctx = pcre2_general_context_create(override_malloc, override_free, NULL);
+    re->gctx = pcre2_general_context_create(infer_malloc_ud, infer_free_ud, NULL);
     if (!re->gctx) return -1;
     re->cctx = pcre2_compile_context_create(re->gctx);
     re->mctx = pcre2_match_context_create(re->gctx);
@@ -371,39 +362,40 @@ int quant_override_add(quant_options *qo, const char *arg, char *msg, size_t cap
 int quant_override_add_file(quant_options *qo, const char *path, char *msg, size_t cap) {
     char shown[256];
     escape_cstr(path, shown, sizeof shown);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(msg, cap, "--tensor-type-file %s: cannot open: %s", shown, strerror(errno));
-        return -1;
+    uint8_t *buf;
+    size_t n;
+    infer_error err = {0};
+    const infer_status st = infer_read_file(path, TYPE_FILE_MAX, &buf, &n, &err);
+    if (st != INFER_OK) {
+        snprintf(msg, cap, "--tensor-type-file %s: %s", shown, err.message);
+        return st == INFER_ENOMEM ? -2 : -1;
     }
-    char *text = infer_malloc(TYPE_FILE_MAX + 1);
-    if (!text) {
-        fclose(f);
-        snprintf(msg, cap, "out of memory");
-        return -2;
-    }
-    const size_t n = fread(text, 1, TYPE_FILE_MAX + 1, f);
-    const int bad = ferror(f);
-    fclose(f);
+    char *text = (char *)buf;
     int r = 0;
-    if (bad || n > TYPE_FILE_MAX || memchr(text, '\0', n)) {
-        snprintf(msg, cap, "--tensor-type-file %s: %s", shown,
-                 bad ? "read error" : n > TYPE_FILE_MAX ? "over 1 MiB" : "holds a NUL byte");
+    if (memchr(text, '\0', n)) {
+        snprintf(msg, cap, "--tensor-type-file %s: holds a NUL byte", shown);
         r = -1;
     }
     /* PATTERN=TYPE words separated by white space, as llama-quantize reads
-     * the file (std::ifstream >> std::string), added in order */
+     * the file (std::ifstream >> std::string), added in order; each is
+     * copied out NUL-terminated */
     for (size_t i = 0; r == 0 && i < n;) {
         while (i < n && isspace((unsigned char)text[i])) i++;
         const size_t start = i;
         while (i < n && !isspace((unsigned char)text[i])) i++;
         if (i == start) break;
-        const char saved = text[i < n ? i : n];
-        text[i < n ? i : n] = '\0';
-        r = quant_override_add(qo, text + start, msg, cap);
-        text[i < n ? i : n] = saved;
+        char *word = infer_malloc(i - start + 1);
+        if (!word) {
+            snprintf(msg, cap, "out of memory");
+            r = -2;
+            break;
+        }
+        memcpy(word, text + start, i - start);
+        word[i - start] = '\0';
+        r = quant_override_add(qo, word, msg, cap);
+        infer_free(word);
     }
-    infer_free(text);
+    infer_free(buf);
     return r;
 }
 

@@ -223,35 +223,32 @@ static void quant_min_block(const float *x, uint8_t *y, const float *qw, float s
 
 int infer_ref_quantize_imatrix(uint32_t type, const float *x, void *dst, int64_t n, const float *qw) {
     uint8_t *y = dst;
-    if (!qw || type == INFER_TYPE_Q8_0) return infer_ref_quantize(type, x, dst, n);
     switch (type) {
-    case INFER_TYPE_Q4_0: case INFER_TYPE_Q5_0: case INFER_TYPE_Q4_1: case INFER_TYPE_Q5_1: {
-        const float sigma2 = sum_squares(x, n) / n;
-        const int sym = type == INFER_TYPE_Q4_0 || type == INFER_TYPE_Q5_0;
-        const int nmax = type == INFER_TYPE_Q4_0 ? 8 : type == INFER_TYPE_Q5_0 ? 16 : type == INFER_TYPE_Q4_1 ? 15 : 31;
-        const size_t bytes = type == INFER_TYPE_Q4_0 ? 18 : type == INFER_TYPE_Q5_0 ? 22 : type == INFER_TYPE_Q4_1 ? 20 : 24;
-        for (int64_t b = 0; b < n / QK_LEGACY; b++, x += QK_LEGACY, qw += QK_LEGACY, y += bytes) {
-            if (sym) quant_sym_block(x, y, qw, sigma2, nmax);
-            else quant_min_block(x, y, qw, sigma2, nmax);
-        }
-        return 0;
-    }
-    case INFER_TYPE_Q2_K:
-        for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, qw += QK_K, y += 84) quant_q2_k_block(x, y, qw);
-        return 0;
-    case INFER_TYPE_Q3_K:
-        for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, qw += QK_K, y += 110) quant_q3_k_block(x, y, qw);
-        return 0;
-    case INFER_TYPE_Q4_K:
-        for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, qw += QK_K, y += 144) quant_k4_block(x, y, qw, 15);
-        return 0;
-    case INFER_TYPE_Q5_K:
-        for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, qw += QK_K, y += 176) quant_k4_block(x, y, qw, 31);
-        return 0;
+    case INFER_TYPE_Q4_0: case INFER_TYPE_Q5_0: case INFER_TYPE_Q4_1: case INFER_TYPE_Q5_1:
+    case INFER_TYPE_Q2_K: case INFER_TYPE_Q3_K: case INFER_TYPE_Q4_K: case INFER_TYPE_Q5_K:
+        break;
     case INFER_TYPE_Q6_K:
+        if (!qw) break;
         ref_quant_q6_k_weighted(x, y, n, qw);
         return 0;
-    default:
+    default: /* Q8_0 and the float types take no weights */
         return infer_ref_quantize(type, x, dst, n);
     }
+    if (!qw) return infer_ref_quantize(type, x, dst, n);
+    const int64_t bs = infer_type_block_size(type);
+    const size_t bb = infer_type_block_bytes(type);
+    const float sigma2 = bs == QK_LEGACY ? sum_squares(x, n) / n : 0; /* the legacy types': the row's */
+    for (int64_t b = 0; b < n / bs; b++, x += bs, qw += bs, y += bb) {
+        switch (type) {
+        case INFER_TYPE_Q4_0: quant_sym_block(x, y, qw, sigma2, 8); break;
+        case INFER_TYPE_Q5_0: quant_sym_block(x, y, qw, sigma2, 16); break;
+        case INFER_TYPE_Q4_1: quant_min_block(x, y, qw, sigma2, 15); break;
+        case INFER_TYPE_Q5_1: quant_min_block(x, y, qw, sigma2, 31); break;
+        case INFER_TYPE_Q2_K: quant_q2_k_block(x, y, qw); break;
+        case INFER_TYPE_Q3_K: quant_q3_k_block(x, y, qw); break;
+        case INFER_TYPE_Q4_K: quant_k4_block(x, y, qw, 15); break;
+        default: quant_k4_block(x, y, qw, 31); break; /* Q5_K */
+        }
+    }
+    return 0;
 }
