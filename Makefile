@@ -147,6 +147,8 @@ $(B)/obj/tests/%.o: tests/%.c | $(B)/.deps-test $(B)/.deps-build
 
 # The test suite. TEST_ARGS goes to Criterion (e.g. --filter 'gguf_hostile/*').
 test: all $(B)/test_infer
+	@if grep -n '\.timeout' tests/*.c | grep -v 'TEST_TIMEOUT'; then \
+	    echo "tests: a .timeout other than TEST_TIMEOUT (tests/testutil.h says why)" >&2; exit 1; fi
 	INFER_BIN=$(abspath $(B)/infer) $(B)/test_infer --jobs 2 $(TEST_ARGS)
 
 # Sanitizers: same tree, built into build-asan/, whole suite run under it.

@@ -205,7 +205,7 @@ Test(kernels_simd_model, repacked_weights_logits_identical_to_file_layout_avx512
  * thread's share changed the bits of 2- and 3-token batches (950 of 1000
  * logits). Small batches are called on fixed chunks: the same bits at 1,
  * 2 and 3 threads for 2, 3, 8 and 32 tokens. */
-Test(kernels_simd_model, f32_small_batches_same_at_1_2_3_threads, .timeout = 120) {
+Test(kernels_simd_model, f32_small_batches_same_at_1_2_3_threads, .timeout = TEST_TIMEOUT) {
     synth_params p = synth_default_params();
     p.n_embd = 2048;
     p.n_ff = 2048;

@@ -273,7 +273,7 @@ static void expect_key_str(infer_gguf *g, const char *key, const char *want) {
               want);
 }
 
-Test(quantize_imatrix_tool, q4_0_with_imatrix_loads_decodes_and_records_it, .timeout = 60) {
+Test(quantize_imatrix_tool, q4_0_with_imatrix_loads_decodes_and_records_it, .timeout = TEST_TIMEOUT) {
     char dir[64], f16[600], imx[600], q[600], plain[600];
     tool_setup(dir, f16, imx, q);
     snprintf(plain, sizeof plain, "%s/plain.gguf", dir);
@@ -313,7 +313,7 @@ Test(quantize_imatrix_tool, q4_0_with_imatrix_loads_decodes_and_records_it, .tim
     remove_dir(dir);
 }
 
-Test(quantize_imatrix_tool, filters_and_q2_k_s_as_llama_quantize, .timeout = 60) {
+Test(quantize_imatrix_tool, filters_and_q2_k_s_as_llama_quantize, .timeout = TEST_TIMEOUT) {
     char dir[64], f16[600], imx[600], q[600];
     tool_setup(dir, f16, imx, q);
     write_imatrix_for(f16, imx, NULL);
@@ -350,7 +350,7 @@ Test(quantize_imatrix_tool, filters_and_q2_k_s_as_llama_quantize, .timeout = 60)
     remove_dir(dir);
 }
 
-Test(quantize_imatrix_tool, hostile_matrices_refused_with_no_file, .timeout = 60) {
+Test(quantize_imatrix_tool, hostile_matrices_refused_with_no_file, .timeout = TEST_TIMEOUT) {
     char dir[64], f16[600], imx[600], q[600];
     tool_setup(dir, f16, imx, q);
     const char *args[] = {f16, q, "Q4_K_M", "--imatrix", imx, NULL};
@@ -386,7 +386,7 @@ Test(quantize_imatrix_tool, hostile_matrices_refused_with_no_file, .timeout = 60
     remove_dir(dir);
 }
 
-Test(quantize_imatrix_tool, gguf_matrix_quantizes_as_the_legacy_one, .timeout = 60) {
+Test(quantize_imatrix_tool, gguf_matrix_quantizes_as_the_legacy_one, .timeout = TEST_TIMEOUT) {
     /* The same matrix as a GGUF file (sums and counts) and as a legacy one
      * (sums and ncall): the same tensors, the same recorded keys but the
      * file's name. */

@@ -114,7 +114,7 @@ static double cosine(const float *a, const float *b, int n) {
     return dot / sqrt(na * nb);
 }
 
-Test(quantize_synth, synthetic_model_through_quantize_loads_and_decodes, .timeout = 60) {
+Test(quantize_synth, synthetic_model_through_quantize_loads_and_decodes, .timeout = TEST_TIMEOUT) {
     /* infer-synth (F16) -> infer-quantize Q4_K_M -> infer_model_load ->
      * decode: the mixture's types, and logits close to the F16 model's. */
     char dir[64], f16[600], q[600];
@@ -173,7 +173,7 @@ Test(quantize_synth, synthetic_model_through_quantize_loads_and_decodes, .timeou
     remove_dir(dir);
 }
 
-Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = 60) {
+Test(quantize_synth, q3_k_mixtures_follow_llama_quantize_rules, .timeout = TEST_TIMEOUT) {
     /* Q3_K_M and Q3_K_L as llama.cpp assigns them (non-Falcon, no experts),
      * on 16 layers, where the two Q3_K_M bumps part: attn_v of the first
      * two layers (i_attention_wv < 2) but ffn_down of the first sixteenth

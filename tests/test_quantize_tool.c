@@ -69,7 +69,7 @@ static void expect_same_metadata(const char *what, infer_gguf *a, infer_gguf *b)
     cr_expect_eq(infer_gguf_kv_arr_count(a, (uint64_t)ta), infer_gguf_kv_arr_count(b, (uint64_t)tb));
 }
 
-Test(quantize_tool, pure_types_byte_identical_to_llama_quantize, .timeout = 60) {
+Test(quantize_tool, pure_types_byte_identical_to_llama_quantize, .timeout = TEST_TIMEOUT) {
     /* Q8_0 and Q4_0 are the promise; the other types hold too (Q4_K, Q5_K
      * and Q6_K through the mixtures' test, to keep this one short). */
     static const struct {
@@ -93,7 +93,7 @@ Test(quantize_tool, pure_types_byte_identical_to_llama_quantize, .timeout = 60) 
     remove_dir(dir);
 }
 
-Test(quantize_tool, mixtures_match_llama_quantize_types, .timeout = 60) {
+Test(quantize_tool, mixtures_match_llama_quantize_types, .timeout = TEST_TIMEOUT) {
     /* Q4_K_M / Q5_K_M as llama.cpp assigns them: output.weight, and attn_v
      * and ffn_down of layer 1 (use_more_bits of 2 layers) in Q6_K. */
     static const struct {
