@@ -1,7 +1,8 @@
 /* test_quantize_synth.c - infer-synth (suite quantize_synth): shapes and
  * presets, a synthetic model through infer-quantize into infer_model_load
  * and decode, the Q3_K_M / Q3_K_L types on a 16-layer one, the output /
- * token-embedding type options, and tied embeddings.
+ * token-embedding type options, tied embeddings, and the tensors written
+ * in llama-quantize's order.
  *
  * The tools run as programs found next to $INFER_BIN (set by `make test`);
  * those tests skip without it. */
@@ -382,8 +383,8 @@ Test(quantize_synth, tensor_type_patterns_as_llama_quantize) {
     infer_gguf_writer_free(w);
     const char *a8[] = {odd, q, "Q8_0", "--pure", "--tensor-type", "attn.v=q4_0", NULL};
     g = quantize_ok(dir, a8);
-    cr_expect_eq(infer_gguf_tensor_at(g, 0)->type, INFER_TYPE_Q4_0);
-    cr_expect_eq(infer_gguf_tensor_at(g, 1)->type, INFER_TYPE_Q8_0, "'.' matched \\r");
+    cr_expect_eq(type_of(g, "x.attn_v.weight"), INFER_TYPE_Q4_0);
+    cr_expect_eq(type_of(g, "x.attn\rv.weight"), INFER_TYPE_Q8_0, "'.' matched \\r");
     infer_gguf_close(g);
 
     /* --tensor-type-file: its words in order, where it stands among the
@@ -478,5 +479,38 @@ Test(quantize_synth, tied_embeddings_take_the_output_rules) {
         int32_t gen[4];
         free(decode_greedy(q, prompt, 3, 4, gen));
     }
+    remove_dir(dir);
+}
+
+Test(quantize_synth, tensors_written_in_llama_quantize_order) {
+    /* llama-quantize writes the tensors in its loader's order: those
+     * outside "blk.N." by name, then layer by layer in number order (blk.2
+     * before blk.10), each layer's by name; infer-synth writes them layer
+     * by layer in the llama order. F16 to F16 copies every tensor, so each
+     * must carry its own bytes to its new place. */
+    char dir[64], f16[600], q[600];
+    temp_dir(dir, sizeof dir);
+    synth_f16(dir, "f16.gguf", f16, "12", "2", "256", "300");
+    snprintf(q, sizeof q, "%s/q.gguf", dir);
+    const char *args[] = {f16, q, "F16", NULL};
+    infer_gguf *out = quantize_ok(dir, args), *in = test_open_gguf(f16);
+    static const char *const top[] = {"output.weight", "output_norm.weight", "token_embd.weight"};
+    static const char *const layer[] = {"attn_k", "attn_norm", "attn_output", "attn_q", "attn_v",
+                                        "ffn_down", "ffn_gate", "ffn_norm", "ffn_up"};
+    cr_assert_eq(infer_gguf_tensor_count(out), 3 + 12 * 9);
+    cr_assert_eq(infer_gguf_tensor_count(in), 3 + 12 * 9);
+    for (uint64_t i = 0; i < infer_gguf_tensor_count(out); i++) {
+        char want[64], name[INFER_GGUF_MAX_NAME + 1];
+        if (i < 3) snprintf(want, sizeof want, "%s", top[i]);
+        else snprintf(want, sizeof want, "blk.%llu.%s.weight", (unsigned long long)(i - 3) / 9, layer[(i - 3) % 9]);
+        const infer_gguf_tensor *u = infer_gguf_tensor_at(out, i);
+        test_tensor_name(u, name);
+        cr_assert_str_eq(name, want, "tensor %llu", (unsigned long long)i);
+        const infer_gguf_tensor *t = test_same_named(in, u, name, "input");
+        cr_expect(t->type == u->type && t->n_bytes == u->n_bytes && !memcmp(t->data, u->data, t->n_bytes),
+                  "%s: not the input's bytes", name);
+    }
+    infer_gguf_close(in);
+    infer_gguf_close(out);
     remove_dir(dir);
 }

@@ -1,6 +1,7 @@
 /* test_quantize_tool.c - infer-quantize (suite quantize_tool) against
- * llama-quantize's files: legacy and K types with --pure byte for byte, the
- * Q4_K_M / Q5_K_M tensor types, metadata, fallbacks, refusals; the
+ * llama-quantize's files: legacy and K types with --pure and the Q4_K_M /
+ * Q5_K_M mixtures, whole files byte for byte (tensor by tensor first, the
+ * metadata, then every byte); fallbacks, refusals; the
  * alignment kept and every tensor read back; the output written beside
  * OUT and renamed over it; trailing unit dimensions counted as llama.cpp
  * counts them.
@@ -69,9 +70,26 @@ static void expect_same_metadata(const char *what, infer_gguf *a, infer_gguf *b)
     cr_expect_eq(infer_gguf_kv_arr_count(a, (uint64_t)ta), infer_gguf_kv_arr_count(b, (uint64_t)tb));
 }
 
-Test(quantize_tool, pure_types_byte_identical_to_llama_quantize, .timeout = TEST_TIMEOUT) {
+/* The files at paths a (infer-quantize's) and b (llama-quantize's) are
+ * the same bytes (the first difference's offset in the message). */
+static void expect_same_file(const char *what, const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = read_file(a, &na), *y = read_file(b, &nb);
+    cr_assert(x && y, "%s: cannot read the files", what);
+    size_t i = 0;
+    while (i < na && i < nb && x[i] == y[i]) i++;
+    cr_expect(na == nb && i == na, "%s: %zu bytes, llama-quantize's %zu; first difference at byte %zu", what, na,
+              nb, i);
+    free(x);
+    free(y);
+}
+
+Test(quantize_tool, pure_files_byte_identical_to_llama_quantize, .timeout = TEST_TIMEOUT) {
     /* Q8_0 and Q4_0 are the promise; the other types hold too (Q4_K, Q5_K
-     * and Q6_K through the mixtures' test, to keep this one short). */
+     * and Q6_K through the mixtures' test, to keep this one short). Tensor
+     * by tensor first (a failure names the tensor), then the whole file:
+     * header, metadata, tensor order and padding as llama-quantize writes
+     * them. */
     static const struct {
         const char *file, *type;
     } files[] = {{"q8_0", "Q8_0"}, {"q4_0", "Q4_0"}, {"q4_1", "Q4_1"},     {"q5_0", "Q5_0"},
@@ -89,11 +107,12 @@ Test(quantize_tool, pure_types_byte_identical_to_llama_quantize, .timeout = TEST
         expect_same_metadata(files[k].file, a, b);
         infer_gguf_close(a);
         infer_gguf_close(b);
+        expect_same_file(files[k].file, out, ref);
     }
     remove_dir(dir);
 }
 
-Test(quantize_tool, mixtures_match_llama_quantize_types, .timeout = TEST_TIMEOUT) {
+Test(quantize_tool, mixture_files_byte_identical_to_llama_quantize, .timeout = TEST_TIMEOUT) {
     /* Q4_K_M / Q5_K_M as llama.cpp assigns them: output.weight, and attn_v
      * and ffn_down of layer 1 (use_more_bits of 2 layers) in Q6_K. */
     static const struct {
@@ -114,11 +133,12 @@ Test(quantize_tool, mixtures_match_llama_quantize_types, .timeout = TEST_TIMEOUT
             cr_expect_eq(infer_gguf_tensor_at(a, (uint64_t)infer_gguf_find_tensor(a, q6[i]))->type, INFER_TYPE_Q6_K, "%s", q6[i]);
         infer_gguf_close(a);
         infer_gguf_close(b);
+        expect_same_file(files[k].file, out, ref);
     }
     remove_dir(dir);
 }
 
-Test(quantize_tool, tensor_order_kept_and_norms_copied) {
+Test(quantize_tool, norms_copied_and_output_in_q6_k) {
     char dir[64], out[600], in[512];
     temp_dir(dir, sizeof dir);
     SHARED_OR_SKIP(in, "models/rand-small-f32.gguf");
@@ -126,9 +146,9 @@ Test(quantize_tool, tensor_order_kept_and_norms_copied) {
     infer_gguf *a = test_open_gguf(out), *f = test_open_gguf(in);
     cr_assert_eq(infer_gguf_tensor_count(a), infer_gguf_tensor_count(f));
     for (uint64_t i = 0; i < infer_gguf_tensor_count(f); i++) {
-        const infer_gguf_tensor *t = infer_gguf_tensor_at(f, i), *u = infer_gguf_tensor_at(a, i);
-        cr_assert(t->name.len == u->name.len && !memcmp(t->name.ptr, u->name.ptr, t->name.len), "tensor %llu",
-                  (unsigned long long)i);
+        const infer_gguf_tensor *t = infer_gguf_tensor_at(f, i);
+        char name[INFER_GGUF_MAX_NAME + 1];
+        const infer_gguf_tensor *u = test_same_named(a, t, name, "Q4_0");
         if (t->n_dims == 1) {
             cr_expect_eq(u->type, INFER_TYPE_F32);
             cr_expect_eq(memcmp(t->data, u->data, t->n_bytes), 0);
@@ -259,9 +279,10 @@ Test(quantize_tool, alignment_kept_and_every_tensor_read_back) {
     infer_gguf *g = test_open_gguf(out);
     cr_expect_eq(infer_gguf_alignment(g), 64);
     cr_assert_eq(infer_gguf_tensor_count(g), 4);
-    static const char *const names[] = {"blk.0.attn_q.weight", "odd.bias", "blk.0.ffn_up_exps.weight", "blk.1.attn_q.weight"};
-    static const float *const src[] = {a, b, c, d};
-    static const uint32_t type[] = {INFER_TYPE_Q4_0, INFER_TYPE_F32, INFER_TYPE_Q4_0, INFER_TYPE_Q4_0};
+    /* in llama-quantize's order: outside the layers first */
+    static const char *const names[] = {"odd.bias", "blk.0.attn_q.weight", "blk.0.ffn_up_exps.weight", "blk.1.attn_q.weight"};
+    static const float *const src[] = {b, a, c, d};
+    static const uint32_t type[] = {INFER_TYPE_F32, INFER_TYPE_Q4_0, INFER_TYPE_Q4_0, INFER_TYPE_Q4_0};
     for (int i = 0; i < 4; i++) {
         const infer_gguf_tensor *t = infer_gguf_tensor_at(g, (uint64_t)i);
         char name[INFER_GGUF_MAX_NAME + 1];

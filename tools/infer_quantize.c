@@ -25,7 +25,9 @@
  *     applying to it as to the rules' types (a float TYPE ignores it);
  *   - the counters those rules use (i-th attn_v, i-th ffn_down) advance in
  *     llama.cpp's tensor order: tensors outside "blk.N." first, then by
- *     layer number, each group sorted by name. Output keeps the input order;
+ *     layer number, each group sorted by name, and the output is written in
+ *     that order too (so a file can be the same as llama-quantize's, byte
+ *     for byte);
  *   - the fallback for rows that are not a whole number of blocks
  *     (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16);
  *   - the quantizers themselves (kernels/ref: byte-identical to llama.cpp's
@@ -301,9 +303,10 @@ static infer_status out_pad(out_file *o, uint32_t alignment, infer_error *err) {
     return out_put(o, zeros, (size_t)((alignment - o->pos % alignment) % alignment), err);
 }
 
-/* Header, metadata and tensor infos. Fills each plan entry's size. */
-static infer_status write_header(out_file *o, const infer_gguf *g, plan_entry *plan, uint32_t ftype,
-                                 const imatrix_record *imx, infer_error *err) {
+/* Header, metadata and tensor infos, the tensors in order (make_plan's).
+ * Fills each plan entry's size. */
+static infer_status write_header(out_file *o, const infer_gguf *g, plan_entry *plan, const uint64_t *order,
+                                 uint32_t ftype, const imatrix_record *imx, infer_error *err) {
     const uint64_t n = infer_gguf_tensor_count(g);
     const uint32_t alignment = infer_gguf_alignment(g); /* general.alignment is copied */
     infer_gguf_writer *w = NULL;
@@ -326,9 +329,9 @@ static infer_status write_header(out_file *o, const infer_gguf *g, plan_entry *p
     st = out_put(o, blob, blob_size, err);
     infer_free(blob);
     uint64_t off = 0;
-    for (uint64_t i = 0; i < n && st == INFER_OK; i++) {
-        const infer_gguf_tensor *t = infer_gguf_tensor_at(g, i);
-        plan_entry *p = &plan[i];
+    for (uint64_t k = 0; k < n && st == INFER_OK; k++) {
+        const infer_gguf_tensor *t = infer_gguf_tensor_at(g, order[k]);
+        plan_entry *p = &plan[order[k]];
         if (bytes_for(p->type, t->n_elements, &p->size) || ck_align_up(off + p->size, alignment, &p->end))
             return set_error(err, INFER_EFORMAT, "%s: too large", p->shown);
         st = out_u64(o, t->name.len, err);
@@ -343,15 +346,15 @@ static infer_status write_header(out_file *o, const infer_gguf *g, plan_entry *p
     return st;
 }
 
-/* Every tensor's data, in input order. */
-static infer_status write_data(out_file *o, const infer_gguf *g, const plan_entry *plan, int n_threads,
-                               uint64_t *bytes_in, uint64_t *bytes_out, infer_error *err) {
+/* Every tensor's data, in order (as write_header). */
+static infer_status write_data(out_file *o, const infer_gguf *g, const plan_entry *plan, const uint64_t *order,
+                               int n_threads, uint64_t *bytes_in, uint64_t *bytes_out, infer_error *err) {
     const uint64_t n = infer_gguf_tensor_count(g);
     const uint32_t alignment = infer_gguf_alignment(g);
-    for (uint64_t i = 0; i < n; i++) {
-        const infer_gguf_tensor *t = infer_gguf_tensor_at(g, i);
-        const plan_entry *p = &plan[i];
-        printf("[%4llu/%4llu] %-36s %-5s -> %-5s %10.3f MiB -> %10.3f MiB\n", (unsigned long long)i + 1,
+    for (uint64_t k = 0; k < n; k++) {
+        const infer_gguf_tensor *t = infer_gguf_tensor_at(g, order[k]);
+        const plan_entry *p = &plan[order[k]];
+        printf("[%4llu/%4llu] %-36s %-5s -> %-5s %10.3f MiB -> %10.3f MiB\n", (unsigned long long)k + 1,
                (unsigned long long)n, p->shown, infer_type_name(t->type), infer_type_name(p->type),
                t->n_bytes / 1048576.0, p->size / 1048576.0);
         if (p->fell_back) {
@@ -396,7 +399,7 @@ static mode_t current_umask(void) {
  * device or a link, see main). qpath: the path the user gave, escaped,
  * for messages. */
 static infer_status write_output(const char *path, const char *qpath, mode_t mode, const infer_gguf *g,
-                                 plan_entry *plan, uint32_t ftype, const imatrix_record *imx, int n_threads,
+                                 plan_entry *plan, const uint64_t *order, uint32_t ftype, const imatrix_record *imx, int n_threads,
                                  uint64_t *bytes_in,
                                  uint64_t *bytes_out, infer_error *err) {
     const size_t len = strlen(path);
@@ -417,8 +420,8 @@ static infer_status write_output(const char *path, const char *qpath, mode_t mod
         return s;
     }
     (void)fchmod(fd, mode); /* mkstemp's 0600 is not what the output should have */
-    infer_status st = write_header(&o, g, plan, ftype, imx, err);
-    if (st == INFER_OK) st = write_data(&o, g, plan, n_threads, bytes_in, bytes_out, err);
+    infer_status st = write_header(&o, g, plan, order, ftype, imx, err);
+    if (st == INFER_OK) st = write_data(&o, g, plan, order, n_threads, bytes_in, bytes_out, err);
     if (fclose(o.f) != 0 && st == INFER_OK) st = set_error(err, INFER_EIO, "%s: close failed", qpath);
     if (st == INFER_OK) { /* read back what was written: a complete, valid GGUF file */
         infer_gguf *check = NULL;
@@ -687,11 +690,12 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
     infer_status st;
     const uint64_t n = infer_gguf_tensor_count(g);
     plan_entry *plan = infer_calloc(n ? n : 1, sizeof *plan);
+    uint64_t *order = infer_calloc(n ? n : 1, sizeof *order); /* the output's tensor order */
     uint64_t bytes_in = 0, bytes_out = 0;
-    if (!plan) {
+    if (!plan || !order) {
         fprintf(stderr, "infer-quantize: out of memory\n");
         rc = 3;
-    } else if ((st = make_plan(g, ft, qo, plan, &err)) != INFER_OK ||
+    } else if ((st = make_plan(g, ft, qo, plan, order, &err)) != INFER_OK ||
                (qo->has_imatrix && (st = imatrix_attach(g, plan, im, ft->ftype, &err)) != INFER_OK)) {
         fprintf(stderr, "infer-quantize: %s: %s\n", qin, err.message);
         rc = st == INFER_EINVAL ? 1 : st == INFER_ENOMEM ? 3 : 2;
@@ -699,7 +703,7 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
         printf("infer-quantize: %s -> %s, %s%s%s (file type %u), %llu tensors\n", qin, qout, ft->name,
                qo->pure ? " --pure" : "", qo->has_imatrix ? " with an importance matrix" : "", ft->ftype,
                (unsigned long long)n);
-        st = write_output(dest, qout, mode, g, plan, ft->ftype, qo->has_imatrix ? &rec : NULL, n_threads,
+        st = write_output(dest, qout, mode, g, plan, order, ft->ftype, qo->has_imatrix ? &rec : NULL, n_threads,
                           &bytes_in, &bytes_out, &err);
         if (st != INFER_OK) {
             fprintf(stderr, "infer-quantize: %s\n", err.message);
@@ -709,6 +713,7 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
                    bytes_out / 1048576.0, qout);
         }
     }
+    infer_free(order);
     infer_free(plan);
     infer_gguf_close(g);
     imatrix_free(im);

@@ -462,7 +462,7 @@ static infer_status forced_type(plan_entry *p, uint64_t ncols, uint32_t type, co
 
 /* Decide every tensor's output type. */
 infer_status make_plan(const infer_gguf *g, const file_type *ft, const quant_options *qo, plan_entry *plan,
-                              infer_error *err) {
+                       uint64_t *write_order, infer_error *err) {
     const uint64_t n = infer_gguf_tensor_count(g);
     const int pure = qo->pure;
     model_info mi;
@@ -490,6 +490,7 @@ infer_status make_plan(const infer_gguf *g, const file_type *ft, const quant_opt
     /* llama.cpp takes the layer count from the hyperparameters */
     rs.n_ffn_down = mi.n_layer && mi.n_layer < 100000 ? (int)mi.n_layer : n_ffn_down;
     qsort(order, (size_t)n, sizeof *order, plan_order);
+    for (uint64_t k = 0; k < n; k++) write_order[k] = order[k]->index;
     infer_status st = INFER_OK;
     for (uint64_t k = 0; k < n && st == INFER_OK; k++) {
         plan_entry *p = order[k];

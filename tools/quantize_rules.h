@@ -82,10 +82,13 @@ int quant_override_add_file(quant_options *qo, const char *path, char *msg, size
 void quant_options_free(quant_options *qo);
 
 /* Decide every tensor's output type into plan (one entry per tensor of g,
- * in g's order): INFER_EUNSUPPORTED naming the tensor when a type asked
- * for cannot hold its rows, INFER_EINVAL when a --tensor-type pattern
- * cannot be run to an answer. */
+ * in g's order), and fill order (as many entries) with g's tensor indexes
+ * in llama.cpp's order (weight_name_comparer: tensors outside "blk.N."
+ * first, then by layer number, each group by name), the order the rules'
+ * counters advance in and the output is written in. INFER_EUNSUPPORTED
+ * naming the tensor when a type asked for cannot hold its rows,
+ * INFER_EINVAL when a --tensor-type pattern cannot be run to an answer. */
 infer_status make_plan(const infer_gguf *g, const file_type *ft, const quant_options *qo, plan_entry *plan,
-                       infer_error *err);
+                       uint64_t *order, infer_error *err);
 
 #endif
