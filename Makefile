@@ -130,7 +130,7 @@ $(B)/infer: $(CLI_OBJ) $(B)/libinfer.a
 
 $(B)/infer-%: $(B)/obj/tools/infer_%.o $(B)/libinfer.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libinfer.a $(LDLIBS)
-$(B)/infer-quantize: $(B)/obj/tools/quantize_rules.o $(B)/obj/tools/imatrix.o
+$(B)/infer-quantize: $(B)/obj/tools/quantize_rules.o $(B)/obj/tools/quantize_meta.o $(B)/obj/tools/imatrix.o
 # Kept: reached only through the pattern rule above, make would count them
 # intermediate, delete them after the first build and compile them again.
 .SECONDARY: $(TOOL_SRC:%.c=$(B)/obj/%.o)

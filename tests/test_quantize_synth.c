@@ -514,3 +514,148 @@ Test(quantize_synth, tensors_written_in_llama_quantize_order) {
     infer_gguf_close(out);
     remove_dir(dir);
 }
+
+/* ======================= llama-quantize's command line ============================ */
+
+/* The key at index i of g is key. */
+static void expect_key_at(infer_gguf *g, uint64_t i, const char *key) {
+    cr_assert_lt(i, infer_gguf_kv_count(g), "no key %llu (%s)", (unsigned long long)i, key);
+    infer_gguf_str k = infer_gguf_kv_key(g, i);
+    cr_expect(k.len == strlen(key) && !memcmp(k.ptr, key, k.len), "key %llu is %.*s, not %s", (unsigned long long)i,
+              (int)k.len, k.ptr, key);
+}
+
+/* infer-quantize args exits 1 (a usage error) saying says, and writes
+ * neither OUT (when named) nor a default output in dir. */
+static void expect_usage_error(const char *dir, const char *const *args, const char *out, const char *says) {
+    cr_expect_eq(run_tool("infer-quantize", dir, args), 1, "%s", says);
+    char *e = tool_stderr(dir);
+    cr_expect(strstr(e, says) != NULL, "wanted \"%s\" in: %s", says, e);
+    free(e);
+    if (out) cr_expect_neq(access(out, F_OK), 0, "%s: wrote %s", says, out);
+}
+
+Test(quantize_synth, llama_quantize_arguments_accepted, .timeout = TEST_TIMEOUT) {
+    /* IN [OUT] TYPE [NTHREADS]: TYPE by llama.cpp's number, NTHREADS last,
+     * OUT left out (ggml-model-NAME.gguf beside IN, NAME as llama-quantize
+     * names the type: Q4_K for 15), options first, --allow-requantize */
+    char dir[64], f16[600], a[600], b[600], def[600];
+    temp_dir(dir, sizeof dir);
+    synth_f16(dir, "f16.gguf", f16, "2", "2", "256", "300");
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    snprintf(b, sizeof b, "%s/b.gguf", dir);
+    const char *by_name[] = {f16, a, "q4_0", "-t", "2", NULL};
+    tool_ok("infer-quantize", dir, by_name);
+    const char *by_number[] = {"--allow-requantize", f16, b, "2", "1", NULL};
+    tool_ok("infer-quantize", dir, by_number);
+    size_t na = 0, nb = 0;
+    char *x = read_file(a, &na), *y = read_file(b, &nb);
+    cr_assert(x && y);
+    cr_expect(na == nb && !memcmp(x, y, na), "TYPE 2 and NTHREADS 1: not the Q4_0 file");
+    free(x);
+    free(y);
+    static const struct {
+        const char *type, *file;
+        uint32_t ftype, attn_q;
+    } defaults[] = {{"q8_0", "ggml-model-Q8_0.gguf", 7, INFER_TYPE_Q8_0},
+                    {"15", "ggml-model-Q4_K.gguf", 15, INFER_TYPE_Q4_K},
+                    {"14", "ggml-model-Q4_K_S.gguf", 14, INFER_TYPE_Q4_K}};
+    for (size_t k = 0; k < sizeof defaults / sizeof *defaults; k++) {
+        const char *args[] = {f16, defaults[k].type, "2", NULL};
+        tool_ok("infer-quantize", dir, args);
+        snprintf(def, sizeof def, "%s/%s", dir, defaults[k].file);
+        infer_gguf *g = test_open_gguf(def);
+        uint32_t ft = 0;
+        cr_expect_eq(infer_gguf_get_u32(g, "general.file_type", &ft, NULL), INFER_OK);
+        cr_expect_eq(ft, defaults[k].ftype, "%s: file type %u", defaults[k].type, ft);
+        cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), defaults[k].attn_q, "%s", defaults[k].type);
+        infer_gguf_close(g);
+        remove(def);
+    }
+    /* refusals: exit 1, nothing written */
+    remove(a);
+    const char *iq[] = {f16, "IQ4_NL", NULL};
+    expect_usage_error(dir, iq, NULL, "unsupported (llama-quantize's, not written here) type 'IQ4_NL'");
+    snprintf(def, sizeof def, "%s/ggml-model-IQ4_NL.gguf", dir);
+    cr_expect_neq(access(def, F_OK), 0);
+    const char *five[] = {f16, a, "5", NULL}; /* a removed type's number */
+    expect_usage_error(dir, five, a, "unknown type '5'");
+    const char *bad_threads[] = {f16, a, "Q4_0", "4x", NULL};
+    expect_usage_error(dir, bad_threads, a, "invalid NTHREADS '4x'");
+    const char *twice[] = {f16, a, "Q4_0", "2", "-t", "2", NULL};
+    expect_usage_error(dir, twice, a, "threads given twice");
+    const char *extra[] = {f16, a, "Q4_0", "2", "3", NULL};
+    expect_usage_error(dir, extra, a, "usage:");
+    const char *no_type[] = {f16, a, NULL};
+    expect_usage_error(dir, no_type, a, "missing TYPE");
+    const char *alone[] = {f16, NULL};
+    expect_usage_error(dir, alone, NULL, "usage:");
+    remove_dir(dir);
+}
+
+Test(quantize_synth, override_kv_sets_metadata_as_llama_quantize, .timeout = TEST_TIMEOUT) {
+    /* --override-kv KEY=TYPE:VALUE: after the copied keys,
+     * general.quantization_version and general.file_type come the
+     * overrides in order, each replacing a key of its name set before it
+     * (llama.cpp's gguf_set_val_* removes and appends): an input key moves
+     * to the end, a repeated key keeps its last value and place. int is
+     * stored as INT32, float as FLOAT32. (Checked byte for byte against
+     * llama-quantize, outside the repository, in twelve such cases.) */
+    char dir[64], f16[600], q[600];
+    temp_dir(dir, sizeof dir);
+    synth_f16(dir, "f16.gguf", f16, "2", "2", "256", "300");
+    snprintf(q, sizeof q, "%s/q.gguf", dir);
+    infer_gguf *in = test_open_gguf(f16);
+    const uint64_t n_in = infer_gguf_kv_count(in);
+    cr_assert_geq(infer_gguf_find_key(in, "general.name"), 0);
+    infer_gguf_close(in);
+    const char *args[] = {f16, q, "Q8_0", "--override-kv", "my.int=int:-42", "--override-kv", "general.name=str:renamed",
+                          "--override-kv", "my.f=float:1.5e-3", "--override-kv", "my.b=bool:true",
+                          "--override-kv", "my.int=int:7", "--override-kv", "general.file_type=int:99", NULL};
+    infer_gguf *g = quantize_ok(dir, args);
+    /* n_in - 1 copied (general.name moves), then quantization_version,
+     * then general.name, my.f, my.b, my.int, general.file_type */
+    cr_assert_eq(infer_gguf_kv_count(g), n_in - 1 + 6);
+    const uint64_t tail = n_in - 1;
+    expect_key_at(g, tail, "general.quantization_version");
+    expect_key_at(g, tail + 1, "general.name");
+    expect_key_at(g, tail + 2, "my.f");
+    expect_key_at(g, tail + 3, "my.b");
+    expect_key_at(g, tail + 4, "my.int");
+    expect_key_at(g, tail + 5, "general.file_type");
+    int32_t i = 0;
+    float f = 0;
+    int b = 0;
+    infer_gguf_str s;
+    cr_expect_eq(infer_gguf_get_i32(g, "my.int", &i, NULL), INFER_OK);
+    cr_expect_eq(i, 7);
+    cr_expect_eq(infer_gguf_get_f32(g, "my.f", &f, NULL), INFER_OK);
+    cr_expect_eq(f, 1.5e-3f);
+    cr_expect_eq(infer_gguf_get_bool(g, "my.b", &b, NULL), INFER_OK);
+    cr_expect_eq(b, 1);
+    cr_expect_eq(infer_gguf_get_str(g, "general.name", &s, NULL), INFER_OK);
+    cr_expect(s.len == 7 && !memcmp(s.ptr, "renamed", 7));
+    cr_expect_eq(infer_gguf_get_i32(g, "general.file_type", &i, NULL), INFER_OK, "general.file_type: INT32 now");
+    cr_expect_eq(i, 99);
+    cr_expect_eq(type_of(g, "blk.0.attn_q.weight"), INFER_TYPE_Q8_0, "the override changes the metadata only");
+    infer_gguf_close(g);
+    remove(q);
+    /* refused (exit 1, no file): where llama-quantize would store another
+     * value than the one given, or a key it aborts on */
+    char long_key[140], long_str[140];
+    memset(long_key, 'k', 128);
+    memcpy(long_key + 128, "=int:1", 7);
+    memcpy(long_str, "s=str:", 6);
+    memset(long_str + 6, 'x', 128);
+    long_str[134] = '\0';
+    static const char *const bad[] = {"noequals", "=int:1", "k=int:abc", "k=int:2147483648", "k=int:1.5",
+                                      "k=float:x", "k=bool:yes", "k=bool:True", "k=u32:1", "general.alignment=int:64"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad + 2; k++) {
+        const char *arg = k < sizeof bad / sizeof *bad ? bad[k] : k == sizeof bad / sizeof *bad ? long_key : long_str;
+        const char *a[] = {f16, q, "Q8_0", "--override-kv", arg, NULL};
+        expect_usage_error(dir, a, q, "--override-kv");
+    }
+    const char *a_end[] = {f16, q, "Q8_0", "--override-kv", NULL};
+    expect_usage_error(dir, a_end, q, "--override-kv wants KEY=TYPE:VALUE");
+    remove_dir(dir);
+}

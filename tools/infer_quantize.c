@@ -3,10 +3,11 @@
  * quantized type, choosing per-tensor types the way llama.cpp's
  * llama-quantize does.
  *
- *   infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]
- *                  [--token-embedding-type T] [--leave-output-tensor]
- *                  [--tensor-type PATTERN=T ...] [--tensor-type-file FILE] [--imatrix FILE]
- *                  [--include-weights NAME ... | --exclude-weights NAME ...] [-t N]
+ *   infer-quantize [options] IN.gguf [OUT.gguf] TYPE [NTHREADS]
+ *     options: [--pure] [--output-tensor-type T] [--token-embedding-type T]
+ *              [--leave-output-tensor] [--tensor-type PATTERN=T ...] [--tensor-type-file FILE]
+ *              [--imatrix FILE] [--include-weights NAME ... | --exclude-weights NAME ...]
+ *              [--override-kv KEY=TYPE:VALUE ...] [--allow-requantize] [-t N]
  *
  * What it reproduces of llama-quantize (src/llama-quant.cpp):
  *   - which tensors are quantized: 2-D (or more) tensors whose name ends in
@@ -30,9 +31,11 @@
  *     for byte);
  *   - the fallback for rows that are not a whole number of blocks
  *     (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16);
+ *   - the command line (TYPE by name or number, OUT left out, NTHREADS);
  *   - the quantizers themselves (kernels/ref: byte-identical to llama.cpp's
- *     reference quantizers) and the metadata: every key copied, then
- *     general.quantization_version = 2 and general.file_type = the ftype;
+ *     reference quantizers) and the metadata (quantize_meta.c): every key
+ *     copied, then general.quantization_version = 2, general.file_type =
+ *     the ftype, --override-kv's keys;
  *   - with --imatrix (llama-imatrix's legacy or GGUF file, tools/imatrix.c): each
  *     converted tensor with an entry of its name takes llama.cpp's
  *     importance-weighted quantizer (kernels/ref/quantize_imatrix.c), an
@@ -51,6 +54,7 @@
  * Exit status: 0 ok, 1 usage, 2 input rejected, 3 conversion or write failed.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,113 +64,10 @@
 
 #include "imatrix.h"
 #include "infer.h"
+#include "quantize_meta.h"
 #include "quantize_rules.h"
 #include "ref/quants.h"
 #include "util.h"
-
-/* ---- metadata ------------------------------------------------------------------------------- */
-
-/* Copy key i of g into w, unchanged. */
-static infer_status copy_kv(const infer_gguf *g, uint64_t i, const char *key, infer_gguf_writer *w,
-                            infer_error *err) {
-    const uint32_t type = infer_gguf_kv_type(g, i);
-    infer_status st;
-    if (type == INFER_GGUF_STRING) {
-        infer_gguf_str s;
-        if ((st = infer_gguf_kv_string(g, i, &s, err)) != INFER_OK) return st;
-        return infer_gguf_writer_set_str(w, key, s.ptr, s.len);
-    }
-    if (type != INFER_GGUF_ARRAY) {
-        uint8_t v[8];
-        if ((st = infer_gguf_kv_scalar(g, i, type, v, err)) != INFER_OK) return st;
-        return infer_gguf_writer_set(w, key, type, v);
-    }
-    const uint32_t et = infer_gguf_kv_arr_type(g, i);
-    const uint64_t n = infer_gguf_kv_arr_count(g, i); /* bounded by the file's size */
-    if (et == INFER_GGUF_STRING) {
-        const char **strs = infer_calloc(n ? n : 1, sizeof *strs);
-        size_t *lens = infer_calloc(n ? n : 1, sizeof *lens);
-        st = strs && lens ? INFER_OK : set_error(err, INFER_ENOMEM, "%s: out of memory", key);
-        for (uint64_t j = 0; j < n && st == INFER_OK; j++) {
-            infer_gguf_str s;
-            if ((st = infer_gguf_arr_str(g, i, j, &s, err)) != INFER_OK) break;
-            strs[j] = s.ptr;
-            lens[j] = s.len;
-        }
-        if (st == INFER_OK) st = infer_gguf_writer_set_arr_str(w, key, strs, lens, n);
-        infer_free(strs);
-        infer_free(lens);
-        return st;
-    }
-    const size_t esize = infer_gguf_type_size(et);
-    char q[96];
-    if (esize == 0)
-        return set_error(err, INFER_EUNSUPPORTED, "%s: arrays of %s are not copied",
-                         escape_cstr(key, q, sizeof q), infer_gguf_type_name(et));
-    void *buf = infer_malloc_array(n ? (size_t)n : 1, esize);
-    if (!buf) return set_error(err, INFER_ENOMEM, "%s: out of memory", escape_cstr(key, q, sizeof q));
-    st = infer_gguf_arr_read(g, i, et, 0, n, buf, err);
-    if (st == INFER_OK) st = infer_gguf_writer_set_arr(w, key, et, buf, n);
-    infer_free(buf);
-    return st;
-}
-
-/* llama-quantize's record of the importance matrix used (its
- * quantize.imatrix.* keys), NULL when none was. */
-typedef struct {
-    const char *file;        /* the path as given */
-    const imatrix *im;
-    size_t n_entries;        /* after --include-weights / --exclude-weights */
-} imatrix_record;
-
-#define IMATRIX_STR_MAX 127 /* llama-quantize copies its strings into 128-byte fields */
-
-/* The quantize.imatrix.* keys in llama-quantize's order: the path, the
- * dataset (when the file names one), the entry count, the chunk count
- * (when positive). Strings end at 127 bytes or a NUL, as there. */
-static infer_status set_imatrix_keys(const imatrix_record *r, infer_gguf_writer *w) {
-    const char *ds = r->im->dataset;
-    const int32_t v_entries = (int32_t)r->n_entries, v_chunks = r->im->chunks;
-    infer_status st = infer_gguf_writer_set_str(w, "quantize.imatrix.file", r->file, strnlen(r->file, IMATRIX_STR_MAX));
-    if (st == INFER_OK && r->im->dataset_len > 0)
-        st = infer_gguf_writer_set_str(w, "quantize.imatrix.dataset", ds, strnlen(ds, IMATRIX_STR_MAX));
-    if (st == INFER_OK)
-        st = infer_gguf_writer_set(w, "quantize.imatrix.entries_count", INFER_GGUF_INT32, &v_entries);
-    if (st == INFER_OK && v_chunks > 0)
-        st = infer_gguf_writer_set(w, "quantize.imatrix.chunks_count", INFER_GGUF_INT32, &v_chunks);
-    return st;
-}
-
-/* Whether key is one the output sets after the copied ones (llama.cpp's
- * gguf_set_val_* removes an existing key and appends it: such a key of
- * the input moves to the end). */
-static int set_later(const char *key, const imatrix_record *r) {
-    if (!strcmp(key, "general.quantization_version") || !strcmp(key, "general.file_type")) return 1;
-    if (!r || strncmp(key, "quantize.imatrix.", 17) != 0) return 0;
-    return (!strcmp(key, "quantize.imatrix.file")) || (!strcmp(key, "quantize.imatrix.entries_count")) ||
-           (!strcmp(key, "quantize.imatrix.dataset") && r->im->dataset_len > 0) ||
-           (!strcmp(key, "quantize.imatrix.chunks_count") && r->im->chunks > 0);
-}
-
-static infer_status copy_metadata(const infer_gguf *g, uint32_t ftype, const imatrix_record *imx,
-                                  infer_gguf_writer *w, infer_error *err) {
-    infer_status st = INFER_OK;
-    for (uint64_t i = 0; i < infer_gguf_kv_count(g) && st == INFER_OK; i++) {
-        infer_gguf_str k = infer_gguf_kv_key(g, i);
-        char key[1024];
-        if (k.len == 0 || k.len >= sizeof key || memchr(k.ptr, '\0', k.len))
-            return set_error(err, INFER_EUNSUPPORTED, "metadata key %llu: empty, too long or with a NUL byte",
-                             (unsigned long long)i);
-        memcpy(key, k.ptr, k.len);
-        key[k.len] = '\0';
-        if (set_later(key, imx)) continue;
-        st = copy_kv(g, i, key, w, err);
-    }
-    if (st == INFER_OK) st = infer_gguf_writer_set_u32(w, "general.quantization_version", 2);
-    if (st == INFER_OK) st = infer_gguf_writer_set_u32(w, "general.file_type", ftype);
-    if (st == INFER_OK && imx) st = set_imatrix_keys(imx, w);
-    return st;
-}
 
 /* ---- tensors ------------------------------------------------------------------------------- */
 
@@ -306,14 +207,14 @@ static infer_status out_pad(out_file *o, uint32_t alignment, infer_error *err) {
 /* Header, metadata and tensor infos, the tensors in order (make_plan's).
  * Fills each plan entry's size. */
 static infer_status write_header(out_file *o, const infer_gguf *g, plan_entry *plan, const uint64_t *order,
-                                 uint32_t ftype, const imatrix_record *imx, infer_error *err) {
+                                 const quant_meta *meta, infer_error *err) {
     const uint64_t n = infer_gguf_tensor_count(g);
     const uint32_t alignment = infer_gguf_alignment(g); /* general.alignment is copied */
     infer_gguf_writer *w = NULL;
     void *blob = NULL;
     size_t blob_size = 0;
     infer_status st = infer_gguf_writer_new(&w, err);
-    if (st == INFER_OK) st = copy_metadata(g, ftype, imx, w, err);
+    if (st == INFER_OK) st = quant_meta_write(g, meta, w, err);
     if (st == INFER_OK || err->message[0] == '\0') {
         /* on a writer failure (sticky, no message yet) finish reports it */
         infer_status fs = infer_gguf_writer_finish(w, &blob, &blob_size, err);
@@ -399,9 +300,8 @@ static mode_t current_umask(void) {
  * device or a link, see main). qpath: the path the user gave, escaped,
  * for messages. */
 static infer_status write_output(const char *path, const char *qpath, mode_t mode, const infer_gguf *g,
-                                 plan_entry *plan, const uint64_t *order, uint32_t ftype, const imatrix_record *imx, int n_threads,
-                                 uint64_t *bytes_in,
-                                 uint64_t *bytes_out, infer_error *err) {
+                                 plan_entry *plan, const uint64_t *order, const quant_meta *meta, int n_threads,
+                                 uint64_t *bytes_in, uint64_t *bytes_out, infer_error *err) {
     const size_t len = strlen(path);
     size_t tmp_bytes;
     char *tmp = ck_add(len, (size_t)8, &tmp_bytes) ? NULL : infer_malloc(tmp_bytes);
@@ -420,7 +320,7 @@ static infer_status write_output(const char *path, const char *qpath, mode_t mod
         return s;
     }
     (void)fchmod(fd, mode); /* mkstemp's 0600 is not what the output should have */
-    infer_status st = write_header(&o, g, plan, order, ftype, imx, err);
+    infer_status st = write_header(&o, g, plan, order, meta, err);
     if (st == INFER_OK) st = write_data(&o, g, plan, order, n_threads, bytes_in, bytes_out, err);
     if (fclose(o.f) != 0 && st == INFER_OK) st = set_error(err, INFER_EIO, "%s: close failed", qpath);
     if (st == INFER_OK) { /* read back what was written: a complete, valid GGUF file */
@@ -516,15 +416,17 @@ static infer_status imatrix_attach(const infer_gguf *g, plan_entry *plan, const 
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: infer-quantize IN.gguf OUT.gguf TYPE [--pure] [--output-tensor-type T]\n"
-            "                      [--token-embedding-type T] [--leave-output-tensor]\n"
-            "                      [--tensor-type PATTERN=T ...] [--tensor-type-file FILE]\n"
-            "                      [--imatrix FILE]\n"
-            "                      [--include-weights NAME ... | --exclude-weights NAME ...] [-t N]\n"
+            "usage: infer-quantize [options] IN.gguf [OUT.gguf] TYPE [NTHREADS]\n"
+            "  (llama-quantize's arguments; options may also come after them)\n"
             "\n"
             "  TYPE    Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M\n"
             "          Q5_K_S Q5_K_M Q6_K, Q2_K_S (with --imatrix only)\n"
-            "          (Q3_K, Q4_K, Q5_K: the _S mixtures) or F16 BF16 F32\n"
+            "          (Q3_K, Q4_K, Q5_K: the _S mixtures) or F16 BF16 F32, any case,\n"
+            "          or llama.cpp's number for it (2 = Q4_0, 15 = Q4_K_M, ...)\n"
+            "  OUT     left out: ggml-model-TYPE.gguf in IN's directory\n"
+            "  NTHREADS, -t N\n"
+            "          threads (default: the CPUs it may run on); the output does not depend on it\n"
+            "\n"
             "  --pure  every quantizable weight in TYPE: no Q6_K output.weight, no\n"
             "          bumped attn_v / ffn_down layers (llama-quantize --pure)\n"
             "  --output-tensor-type T, --token-embedding-type T\n"
@@ -543,21 +445,53 @@ static void usage(FILE *f) {
             "          weighted quantizers and the has_imatrix rules, as llama-quantize\n"
             "  --include-weights NAME, --exclude-weights NAME (repeatable, not both)\n"
             "          use the matrix only for / not for tensors whose name contains NAME\n"
-            "  -t N    threads (default: the CPUs it may run on); the output does not depend on it\n"
+            "  --override-kv KEY=TYPE:VALUE (repeatable)\n"
+            "          set metadata KEY in the output: TYPE int (INT32), float (FLOAT32),\n"
+            "          bool (true/false) or str (at most 127 bytes)\n"
+            "  --allow-requantize\n"
+            "          accepted; quantized input is always converted here\n"
             "\n"
             "Tensor types follow llama-quantize's rules for TYPE; the quantizers are\n"
             "byte-identical to llama.cpp's (reference ones without --imatrix, its\n"
-            "importance-weighted ones with). 1-D tensors (norms) are copied.\n");
+            "importance-weighted ones with), and so are the files. 1-D tensors (norms)\n"
+            "are copied.\n");
 }
 
-/* main less the options' release: qo is filled from argv. */
-static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts *io) {
-    const char *in = NULL, *out = NULL, *tname = NULL;
+/* Threads for NTHREADS (llama-quantize's last argument; 0 or less: the
+ * default, as there): 0, or -1 when it is not a whole number. */
+static int positional_threads(const char *arg, int *n_threads, int dflt) {
+    char *end;
+    errno = 0;
+    const long v = strtol(arg, &end, 10);
+    if (end == arg || *end || errno || v < INT_MIN || v > INT_MAX) return -1;
+    *n_threads = v <= 0 ? dflt : v > MAX_THREADS ? MAX_THREADS : (int)v;
+    return 0;
+}
+
+static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts *io, kv_override *ovr) {
+    const char *in = NULL, *out = NULL, *pos[4];
+    int n_pos = 0, t_given = 0;
+    size_t n_ovr = 0;
     const int ncpu = infer_default_threads();
-    int n_threads = ncpu > MAX_THREADS ? MAX_THREADS : ncpu;
+    const int dflt_threads = ncpu > MAX_THREADS ? MAX_THREADS : ncpu;
+    int n_threads = dflt_threads;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--pure")) qo->pure = 1;
         else if (!strcmp(argv[i], "--leave-output-tensor")) qo->leave_output = 1;
+        else if (!strcmp(argv[i], "--allow-requantize")) {
+            /* llama-quantize converts quantized input only with it; here always */
+        } else if (!strcmp(argv[i], "--override-kv")) {
+            char msg[512];
+            if (i + 1 >= argc) {
+                fprintf(stderr, "infer-quantize: --override-kv wants KEY=TYPE:VALUE\n");
+                return 1;
+            }
+            if (kv_override_parse(argv[++i], &ovr[n_ovr], msg, sizeof msg) != 0) {
+                fprintf(stderr, "infer-quantize: %s\n", msg);
+                return 1;
+            }
+            n_ovr++;
+        }
         else if (!strcmp(argv[i], "--tensor-type") || !strcmp(argv[i], "--tensor-type-file")) {
             char msg[512];
             const int file = !strcmp(argv[i], "--tensor-type-file");
@@ -591,6 +525,7 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
                 return 1;
             }
             n_threads = (int)v;
+            t_given = 1;
             i++;
         }
         else if (!strcmp(argv[i], "--imatrix") || !strcmp(argv[i], "--include-weights") ||
@@ -614,23 +549,65 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
             fprintf(stderr, "infer-quantize: unknown option %s\n", argv[i]);
             usage(stderr);
             return 1;
-        } else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else if (!tname) tname = argv[i];
-        else {
+        } else if (n_pos < 4) {
+            pos[n_pos++] = argv[i];
+        } else {
             usage(stderr);
             return 1;
         }
     }
-    if (!tname) {
+    /* llama-quantize's arguments: IN [OUT] TYPE [NTHREADS]. A second one
+     * that is a type (a name or a number) leaves OUT out: ggml-model-TYPE.gguf
+     * in IN's directory. */
+    if (n_pos < 2) {
         usage(stderr);
         return 1;
     }
-    const file_type *ft = file_type_by_name(tname);
+    in = pos[0];
+    const char *shown = NULL;
+    int known = 0, next = 2;
+    char q[96], out_buf[4160];
+    const file_type *ft = file_type_parse(pos[1], &shown, &known);
+    if (known) {
+        const char *slash = strrchr(in, '/');
+        const size_t dir_len = slash ? (size_t)(slash - in) + 1 : 0;
+        if (dir_len > 4096) {
+            fprintf(stderr, "infer-quantize: %s: directory name too long for the default output\n",
+                    escape_cstr(in, q, sizeof q));
+            return 1;
+        }
+        snprintf(out_buf, sizeof out_buf, "%.*sggml-model-%s.gguf", (int)dir_len, in, shown);
+        out = out_buf;
+    } else {
+        out = pos[1];
+        if (n_pos < 3) {
+            fprintf(stderr, "infer-quantize: missing TYPE\n");
+            usage(stderr);
+            return 1;
+        }
+        ft = file_type_parse(pos[2], &shown, &known);
+        next = 3;
+    }
+    const char *tname = pos[next - 1];
     if (!ft) {
-        fprintf(stderr, "infer-quantize: unknown type '%s'\n", tname);
+        fprintf(stderr, "infer-quantize: %s type '%s'\n", known ? "unsupported (llama-quantize's, not written here)"
+                                                                 : "unknown", escape_cstr(tname, q, sizeof q));
         usage(stderr);
         return 1;
+    }
+    if (n_pos > next + 1) {
+        usage(stderr);
+        return 1;
+    }
+    if (n_pos == next + 1) {
+        if (t_given) {
+            fprintf(stderr, "infer-quantize: threads given twice (-t and NTHREADS)\n");
+            return 1;
+        }
+        if (positional_threads(pos[next], &n_threads, dflt_threads) != 0) {
+            fprintf(stderr, "infer-quantize: invalid NTHREADS '%s'\n", escape_cstr(pos[next], q, sizeof q));
+            return 1;
+        }
     }
     if (qo->n_overrides && !is_quantized(ft->type))
         fprintf(stderr, "infer-quantize: %s is not a quantized type: --tensor-type ignored (as llama-quantize)\n",
@@ -703,8 +680,9 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
         printf("infer-quantize: %s -> %s, %s%s%s (file type %u), %llu tensors\n", qin, qout, ft->name,
                qo->pure ? " --pure" : "", qo->has_imatrix ? " with an importance matrix" : "", ft->ftype,
                (unsigned long long)n);
-        st = write_output(dest, qout, mode, g, plan, order, ft->ftype, qo->has_imatrix ? &rec : NULL, n_threads,
-                          &bytes_in, &bytes_out, &err);
+        const quant_meta meta = {.ftype = ft->ftype, .imx = qo->has_imatrix ? &rec : NULL, .ovr = ovr,
+                                 .n_ovr = n_ovr};
+        st = write_output(dest, qout, mode, g, plan, order, &meta, n_threads, &bytes_in, &bytes_out, &err);
         if (st != INFER_OK) {
             fprintf(stderr, "infer-quantize: %s\n", err.message);
             rc = st == INFER_EUNSUPPORTED || st == INFER_EFORMAT ? 2 : 3;
@@ -724,12 +702,16 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
 int main(int argc, char **argv) {
     quant_options qo = {.output_type = -1, .embd_type = -1};
     imatrix_opts io = {.names = calloc((size_t)argc, sizeof(char *))};
-    if (!io.names) {
+    kv_override *ovr = calloc((size_t)argc, sizeof *ovr); /* one per option at most */
+    if (!io.names || !ovr) {
         fprintf(stderr, "infer-quantize: out of memory\n");
+        free(io.names);
+        free(ovr);
         return 3;
     }
-    const int rc = quantize_main(argc, argv, &qo, &io);
+    const int rc = quantize_main(argc, argv, &qo, &io, ovr);
     quant_options_free(&qo);
     free(io.names);
+    free(ovr);
     return rc;
 }

@@ -7,6 +7,8 @@
  * that are not whole blocks. See infer_quantize.c's header for the list.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,63 @@ static const file_type FILE_TYPES[] = {
 const file_type *file_type_by_name(const char *name) {
     for (size_t i = 0; i < sizeof FILE_TYPES / sizeof *FILE_TYPES; i++)
         if (!strcasecmp(FILE_TYPES[i].name, name)) return &FILE_TYPES[i];
+    return NULL;
+}
+
+/* llama-quantize's TYPE names in its order (QUANT_OPTIONS), with their
+ * numbers (LLAMA_FTYPE_*), those infer-quantize does not write included:
+ * a number names the first entry that has it. */
+static const struct {
+    const char *name;
+    int ftype;
+} LLAMA_TYPE_NAMES[] = {
+    {"Q4_0", 2},     {"Q4_1", 3},     {"Q5_0", 8},    {"Q5_1", 9},    {"IQ2_XXS", 19}, {"IQ2_XS", 20},
+    {"IQ2_S", 28},   {"IQ2_M", 29},   {"IQ1_S", 24},  {"IQ1_M", 31},  {"TQ1_0", 36},   {"TQ2_0", 37},
+    {"Q2_K", 10},    {"Q2_K_S", 21},  {"IQ3_XXS", 23}, {"IQ3_S", 26}, {"IQ3_M", 27},   {"Q3_K", 12},
+    {"IQ3_XS", 22},  {"Q3_K_S", 11},  {"Q3_K_M", 12}, {"Q3_K_L", 13}, {"IQ4_NL", 25},  {"IQ4_XS", 30},
+    {"Q4_K", 15},    {"Q4_K_S", 14},  {"Q4_K_M", 15}, {"Q5_K", 17},   {"Q5_K_S", 16},  {"Q5_K_M", 17},
+    {"Q6_K", 18},    {"Q8_0", 7},     {"F16", 1},     {"BF16", 32},   {"F32", 0},      {"COPY", 0},
+};
+
+/* s as a whole base-10 int: 0 and *v, or -1. (llama-quantize's std::stoi
+ * also takes a number's prefix: "8bit.gguf" as an OUT would be type 8,
+ * Q5_0, there; here it is a file name.) */
+static int whole_int(const char *s, long *v) {
+    char *end;
+    errno = 0;
+    const long x = strtol(s, &end, 10);
+    if (end == s || *end || errno || x < INT_MIN || x > INT_MAX) return -1;
+    *v = x;
+    return 0;
+}
+
+const file_type *file_type_parse(const char *arg, const char **shown, int *known) {
+    *known = 0;
+    const file_type *ft = file_type_by_name(arg);
+    if (ft) {
+        *known = 1;
+        *shown = ft->name;
+        return ft;
+    }
+    const size_t n_names = sizeof LLAMA_TYPE_NAMES / sizeof *LLAMA_TYPE_NAMES;
+    for (size_t i = 0; i < n_names; i++)
+        if (!strcasecmp(LLAMA_TYPE_NAMES[i].name, arg)) {
+            *known = 1; /* llama-quantize's, not written here */
+            *shown = LLAMA_TYPE_NAMES[i].name;
+            return NULL;
+        }
+    long v;
+    if (whole_int(arg, &v) != 0) return NULL;
+    for (size_t i = 0; i < n_names; i++) {
+        if (LLAMA_TYPE_NAMES[i].ftype != v) continue;
+        *known = 1;
+        *shown = LLAMA_TYPE_NAMES[i].name;
+        /* the number's file type (the _S / _M entry, not a bare alias,
+         * which here names the _S mixture) */
+        for (size_t j = 0; j < sizeof FILE_TYPES / sizeof *FILE_TYPES; j++)
+            if ((long)FILE_TYPES[j].ftype == v) ft = &FILE_TYPES[j];
+        return ft;
+    }
     return NULL;
 }
 

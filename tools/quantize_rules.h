@@ -23,6 +23,14 @@ typedef struct {
 
 /* The file type named name (any case), or NULL. */
 const file_type *file_type_by_name(const char *name);
+/* TYPE as llama-quantize reads it: a file type's name (any case) or
+ * llama.cpp's number for it (LLAMA_FTYPE_*, the whole argument: 15 is
+ * Q4_K_M; llama-quantize also reads a number's prefix). The file
+ * type, or NULL: then *known is 1 when llama-quantize knows the name or
+ * number (a type not written here: IQ*, TQ*, COPY), else 0. *shown (when
+ * known): the name llama-quantize puts in a default output name (the
+ * first of its names for a number: Q4_K for 15). */
+const file_type *file_type_parse(const char *arg, const char **shown, int *known);
 /* Not F32, F16 or BF16. */
 int is_quantized(uint32_t type);
 /* A tensor type infer-quantize can write, by its name (q8_0, Q6_K, f16,
