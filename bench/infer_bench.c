@@ -8,7 +8,11 @@
  * and peak RSS. `--kernels` prints per-kernel GFLOP/s and GB/s instead.
  *
  *   infer-bench -m MODEL [-m MODEL...] [-p 512] [-n 128] [-pg 512,128] [-d 0] [-r 5] [-t 2]
- *               [-b 2048] [-ub 512] [-ctk f16] [-o md|csv|json|jsonl|sql]
+ *               [-b 2048] [-ub 512] [-ctk f16] [-fa 0] [-mmp 1] [-o md|csv|json|jsonl|sql]
+ *
+ * Tests run and print in llama-bench's order: per model and -mmp value,
+ * -b, -ub, the KV type, -fa, -t and -d vary (the last fastest), and for
+ * each the -p, then the -n, then the -pg tests.
  */
 #include <errno.h>
 #include <math.h>
@@ -33,7 +37,7 @@
 #define MAX_REPS 64 /* samples kept per test */
 
 enum { OUT_MD, OUT_CSV, OUT_JSON, OUT_JSONL, OUT_SQL };
-enum { SHOW_B = 1, SHOW_UB = 2, SHOW_KV = 4, SHOW_MMP = 8 };
+enum { SHOW_B = 1, SHOW_UB = 2, SHOW_KV = 4, SHOW_FA = 8, SHOW_MMP = 16 };
 
 typedef struct {
     const char *models[MAX_LIST];
@@ -47,8 +51,9 @@ typedef struct {
     int ubatch[MAX_LIST], n_ubatch; /* -ub: tokens per forward pass (the context's n_batch) */
     uint32_t kv[MAX_LIST];          /* -ctk / -ctv: KV cache types (one for both in infer) */
     int n_kv;
+    int fa[MAX_LIST], n_fa;         /* -fa: llama-bench's flash attention, 0 or 1 (the same attention here) */
     int mmap[MAX_LIST], n_mmap;     /* -mmp: 1 map the file, 0 read it (a load per value) */
-    int shown;                      /* SHOW_*: the columns of those options, when given */
+    int shown;                      /* SHOW_*: the columns of those options (llama-bench's rule) */
     int reps;
     int format;     /* OUT_* */
     int err_format; /* -oe: OUT_* on stderr too, or -1 */
@@ -170,6 +175,8 @@ static void usage(FILE *f) {
             "  -b, --batch-size N,.. tokens per decode call for prompts and -d fills (default 2048)\n"
             "  -ub, --ubatch-size N,.. tokens per forward pass (default 512)\n"
             "  -ctk, -ctv T,..      KV cache type, f16 or f32, one for K and V (default f16)\n"
+            "  -fa, --flash-attn 0|1,.. llama-bench's flash attention: accepted; both run infer's one\n"
+            "                       attention (fused, online softmax: what llama.cpp calls flash attention)\n"
             "  -mmp, --mmap 0|1,..  1: map the model file, 0: read it into memory (default 1)\n"
             "  -o, --output F       md, csv, json, jsonl or sql (default md)\n"
             "  -oe, --output-err F  the results on stderr too, in md, csv, json, jsonl or sql (default none)\n"
@@ -236,11 +243,9 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         else if (IS("-b") || IS("--batch-size")) {
             NEEDV();
             if (parse_list(a, v, o->batch, &o->n_batch, MAX_LIST, 1)) return -1;
-            o->shown |= SHOW_B;
         } else if (IS("-ub") || IS("--ubatch-size")) {
             NEEDV();
             if (parse_list(a, v, o->ubatch, &o->n_ubatch, MAX_LIST, 1)) return -1;
-            o->shown |= SHOW_UB;
         } else if (IS("-ctk") || IS("--cache-type-k") || IS("-ctv") || IS("--cache-type-v")) {
             /* infer keeps K and V in one type: a second list must be the first */
             NEEDV();
@@ -253,17 +258,17 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             }
             memcpy(o->kv, l, (size_t)n * sizeof l[0]);
             o->n_kv = n;
-            o->shown |= SHOW_KV;
-        } else if (IS("-mmp") || IS("--mmap")) {
+        } else if (IS("-mmp") || IS("--mmap") || IS("-fa") || IS("--flash-attn")) {
             NEEDV();
-            const int n0 = o->n_mmap;
-            if (parse_list(a, v, o->mmap, &o->n_mmap, MAX_LIST, 0)) return -1;
-            for (int k = n0; k < o->n_mmap; k++)
-                if (o->mmap[k] > 1) {
+            const int fa = IS("-fa") || IS("--flash-attn");
+            int *list = fa ? o->fa : o->mmap, *n = fa ? &o->n_fa : &o->n_mmap;
+            const int n0 = *n;
+            if (parse_list(a, v, list, n, MAX_LIST, 0)) return -1;
+            for (int k = n0; k < *n; k++)
+                if (list[k] > 1) {
                     fprintf(stderr, "infer-bench: %s: bad value '%s' (0 or 1)\n", a, v);
                     return -1;
                 }
-            o->shown |= SHOW_MMP;
         }
         else if (IS("-r") || IS("--repetitions") || IS("--delay")) {
             NEEDV();
@@ -302,6 +307,13 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     if (!o->n_ubatch) o->ubatch[o->n_ubatch++] = 512;
     if (!o->n_kv) o->kv[o->n_kv++] = INFER_TYPE_F16;
     if (!o->n_mmap) o->mmap[o->n_mmap++] = 1;
+    if (!o->n_fa) o->fa[o->n_fa++] = 0;
+    /* llama-bench's rule: an option's column when it has more than one
+     * value or one other than the default */
+    o->shown = (o->n_batch > 1 || o->batch[0] != 2048 ? SHOW_B : 0) |
+               (o->n_ubatch > 1 || o->ubatch[0] != 512 ? SHOW_UB : 0) |
+               (o->n_kv > 1 || o->kv[0] != INFER_TYPE_F16 ? SHOW_KV : 0) | (o->n_fa > 1 || o->fa[0] ? SHOW_FA : 0) |
+               (o->n_mmap > 1 || !o->mmap[0] ? SHOW_MMP : 0);
     /* -p 0 / -n 0 ask for no such test: drop them here, once */
     drop_zeros(o->pp, &o->n_pp);
     drop_zeros(o->tg, &o->n_tg);
@@ -323,6 +335,7 @@ typedef struct {
     int n_batch, n_ubatch; /* -b and -ub */
     uint32_t kv_type;
     int use_mmap;         /* the model mapped (1) or read (0) */
+    int flash_attn;       /* -fa's value (recorded; one attention either way) */
     int backend, device;  /* asked for */
     const char *ran_on;   /* "CPU" or "Vulkan": where it ran */
     int on_cpu;           /* ran on the CPU: % bw (of the host-memory probe) applies */
@@ -475,12 +488,13 @@ static void fmt_params(char *buf, size_t cap, uint64_t n) {
     else snprintf(buf, cap, "%.2f K", v / 1e3);
 }
 
-/* The columns of -b, -ub, -ctk/-ctv and -mmp after threads, as llama-bench adds
- * its own for the options that were given. */
+/* The columns of -b, -ub, -ctk/-ctv, -fa and -mmp after threads, as
+ * llama-bench adds its own (see bench_opts.shown). */
 static void print_md_opt_cells(FILE *f, int shown, const result *r) {
     if (shown & SHOW_B) fprintf(f, " %7d |", r->n_batch);
     if (shown & SHOW_UB) fprintf(f, " %8d |", r->n_ubatch);
     if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", infer_type_name(r->kv_type), infer_type_name(r->kv_type));
+    if (shown & SHOW_FA) fprintf(f, " %2d |", r->flash_attn);
     if (shown & SHOW_MMP) fprintf(f, " %4d |", r->use_mmap);
 }
 
@@ -489,6 +503,7 @@ static void print_md_header(FILE *f, int shown) {
     if (shown & SHOW_B) fprintf(f, " %7s |", "n_batch");
     if (shown & SHOW_UB) fprintf(f, " %8s |", "n_ubatch");
     if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", "type_k", "type_v");
+    if (shown & SHOW_FA) fprintf(f, " %2s |", "fa");
     if (shown & SHOW_MMP) fprintf(f, " %4s |", "mmap");
     fprintf(f, " %15s | %20s | %8s | %6s | %9s | %8s | %8s |\n", "test", "t/s", "GB/s", "% bw", "ttft ms", "load ms",
            "rss MiB");
@@ -496,6 +511,7 @@ static void print_md_header(FILE *f, int shown) {
     if (shown & SHOW_B) fprintf(f, " ------: |");
     if (shown & SHOW_UB) fprintf(f, " -------: |");
     if (shown & SHOW_KV) fprintf(f, " ------ | ------ |");
+    if (shown & SHOW_FA) fprintf(f, " -: |");
     if (shown & SHOW_MMP) fprintf(f, " ---: |");
     fprintf(f, " --------------: | -------------------: | -------: | -----: | --------: | -------: | -------: |\n");
 }
@@ -539,13 +555,16 @@ static void quoted_str(FILE *f, const char *s, char q) {
 }
 
 /* The fields of a JSON object, a JSONL line, a CSV row and an SQL row, in
- * this order, and their SQL types (T TEXT, I INTEGER, R REAL). */
+ * this order, and their types (T TEXT, I INTEGER, R REAL, B a boolean:
+ * true / false in JSON as llama-bench writes it, 0 / 1 elsewhere, an
+ * INTEGER in SQL). */
 #define FIELDS                                                                                                          \
     "model_filename", "model_type", "model_size", "model_n_params", "backends", "n_threads", "n_batch", "n_ubatch",     \
-        "type_k", "type_v", "use_mmap", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs", "bw_pct",         \
-        "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms", "peak_rss_mib", "samples_ts", "build_commit",           \
-        "build_version"
-static const char FIELD_TYPES[] = "TTIITIIITTIIIIRRRRRRRRRTTT";
+        "type_k", "type_v", "flash_attn", "use_mmap", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs",     \
+        "bw_pct", "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms", "peak_rss_mib", "samples_ts",                 \
+        "build_commit", "build_version"
+static const char FIELD_TYPES[] = "TTIITIIITTBBIIIRRRRRRRRRTTT";
+enum { F_SAMPLES = 24 }; /* samples_ts: a JSON array */
 #define SQL_TABLE "infer_bench"
 
 /* One result as a JSON object (OUT_JSON, OUT_JSONL), a CSV row or an SQL
@@ -565,28 +584,29 @@ static void print_record(FILE *f, const result *r, int fmt) {
     NUM(6, "%d", r->n_batch);
     NUM(7, "%d", r->n_ubatch);
     str[8] = str[9] = infer_type_name(r->kv_type);
-    NUM(10, "%d", r->use_mmap);
-    NUM(11, "%d", r->n_prompt);
-    NUM(12, "%d", r->n_gen);
-    NUM(13, "%d", r->depth);
-    NUM(14, "%.6f", r->mean);
-    NUM(15, "%.6f", r->sd);
-    NUM(16, "%.4f", r->gbs);
-    NUM(17, "%.2f", r->bw_pct);
-    NUM(18, "%.2f", r->probe_gbs);
-    NUM(19, "%.2f", r->probe_hi);
-    NUM(20, "%.3f", r->ttft_ms);
-    NUM(21, "%.3f", r->load_ms);
-    NUM(22, "%.1f", r->rss_mib);
+    NUM(10, "%d", r->flash_attn);
+    NUM(11, "%d", r->use_mmap);
+    NUM(12, "%d", r->n_prompt);
+    NUM(13, "%d", r->n_gen);
+    NUM(14, "%d", r->depth);
+    NUM(15, "%.6f", r->mean);
+    NUM(16, "%.6f", r->sd);
+    NUM(17, "%.4f", r->gbs);
+    NUM(18, "%.2f", r->bw_pct);
+    NUM(19, "%.2f", r->probe_gbs);
+    NUM(20, "%.2f", r->probe_hi);
+    NUM(21, "%.3f", r->ttft_ms);
+    NUM(22, "%.3f", r->load_ms);
+    NUM(23, "%.1f", r->rss_mib);
 #undef NUM
     /* every repetition's t/s: a JSON array, or in CSV the same text quoted */
     size_t at = (size_t)snprintf(samples, sizeof samples, "[");
     for (int k = 0; k < r->n_samples && at < sizeof samples; k++)
         at += (size_t)snprintf(samples + at, sizeof samples - at, "%s%.6f", k ? ", " : "", r->samples[k]);
     if (at < sizeof samples) snprintf(samples + at, sizeof samples - at, "]");
-    str[24] = INFER_GIT_REV;
-    str[25] = infer_version();
-    str[23] = samples; /* a JSON array, else its text as a string */
+    str[F_SAMPLES + 1] = INFER_GIT_REV;
+    str[F_SAMPLES + 2] = infer_version();
+    str[F_SAMPLES] = samples; /* a JSON array, else its text as a string */
     if (json) fputc('{', f);
     if (sql) {
         fputs("INSERT INTO " SQL_TABLE " (", f);
@@ -596,7 +616,8 @@ static void print_record(FILE *f, const result *r, int fmt) {
     for (int i = 0; i < N; i++) {
         if (i) fputs(fmt == OUT_CSV ? "," : ", ", f);
         if (json) fprintf(f, "\"%s\": ", names[i]);
-        if (!str[i] || (i == 23 && json)) fputs(str[i] ? str[i] : num[i], f);
+        if (json && FIELD_TYPES[i] == 'B') fputs(strcmp(num[i], "0") ? "true" : "false", f);
+        else if (!str[i] || (i == F_SAMPLES && json)) fputs(str[i] ? str[i] : num[i], f);
         else if (json) json_put_str(f, str[i], strlen(str[i]));
         else quoted_str(f, str[i], sql ? '\'' : '"');
     }
@@ -625,7 +646,7 @@ static void out_begin(printer *p) {
         fprintf(p->f, "CREATE TABLE IF NOT EXISTS " SQL_TABLE " (\n");
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
             fprintf(p->f, "  %s %s%s\n", names[i],
-                    FIELD_TYPES[i] == 'T' ? "TEXT" : FIELD_TYPES[i] == 'I' ? "INTEGER" : "REAL",
+                    FIELD_TYPES[i] == 'T' ? "TEXT" : FIELD_TYPES[i] == 'R' ? "REAL" : "INTEGER",
                     i + 1 < sizeof names / sizeof names[0] ? "," : "");
         fprintf(p->f, ");\n\n");
     }
@@ -665,7 +686,7 @@ int main(int argc, char **argv) {
     out_begin(&err_out);
     /* tests in all, for --progress (each count at most MAX_LIST: < 2^31 per
      * model load, not for every load) */
-    const int per_model = (o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv;
+    const int per_model = (o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv * o.n_fa;
     const long long n_tests = (long long)per_model * o.n_models * o.n_mmap;
     int first_test = 1, failed = 0;
     long long test_no = 0;
@@ -685,25 +706,34 @@ int main(int argc, char **argv) {
             continue;
         }
         double load_ms = (now_s() - t0) * 1e3;
-        /* threads x -b x -ub x KV type, the last varying fastest */
-        const int n_inst = o.n_threads * o.n_batch * o.n_ubatch * o.n_kv;
+        /* llama-bench's order: -b x -ub x KV type x -fa x threads x depth,
+         * the last varying fastest; then the pp, tg and pg tests */
+        const int n_inst = o.n_batch * o.n_ubatch * o.n_kv * o.n_fa * o.n_threads * o.n_depth;
         for (int in = 0; in < n_inst; in++) {
-            const int ki = in % o.n_kv, ui = in / o.n_kv % o.n_ubatch, bi = in / (o.n_kv * o.n_ubatch) % o.n_batch;
-            const int ti = in / (o.n_kv * o.n_ubatch * o.n_batch);
-            for (int kind = 0; kind < 3; kind++) { /* pp, tg, pg: llama-bench's order */
+            int at = in;
+            const int di = at % o.n_depth;
+            at /= o.n_depth;
+            const int ti = at % o.n_threads;
+            at /= o.n_threads;
+            const int fi = at % o.n_fa;
+            at /= o.n_fa;
+            const int ki = at % o.n_kv;
+            at /= o.n_kv;
+            const int ui = at % o.n_ubatch, bi = at / o.n_ubatch;
+            for (int kind = 0; kind < 3; kind++) { /* pp, tg, pg */
                 const int n = kind == 0 ? o.n_pp : kind == 1 ? o.n_tg : o.n_pg;
-                for (int li = 0; li < n * o.n_depth; li++) {
-                    const int e = li / o.n_depth;
+                for (int e = 0; e < n; e++) {
                     const int n_prompt = kind == 0 ? o.pp[e] : kind == 2 ? o.pg[e][0] : 0;
                     const int n_gen = kind == 1 ? o.tg[e] : kind == 2 ? o.pg[e][1] : 0;
                     result r = {.model_path = o.models[mi], .size = infer_model_size(m), .streamed = infer_model_streamed_bytes(m), .params = infer_model_n_params(m),
                                 .threads = o.threads[ti], .n_batch = o.batch[bi], .n_ubatch = o.ubatch[ui],
-                                .kv_type = o.kv[ki], .use_mmap = use_mmap, .load_ms = load_ms, .backend = o.backend,
+                                .kv_type = o.kv[ki], .flash_attn = o.fa[fi], .use_mmap = use_mmap, .load_ms = load_ms,
+                                .backend = o.backend,
                                 .device = o.device, .ran_on = "CPU"};
                     snprintf(r.desc, sizeof r.desc, "%s", infer_model_desc(m));
                     r.n_prompt = n_prompt;
                     r.n_gen = n_gen;
-                    r.depth = o.depth[li % o.n_depth];
+                    r.depth = o.depth[di];
                     if (o.delay_s > 0 && !first_test) sleep((unsigned)o.delay_s);
                     first_test = 0;
                     if (o.progress) {

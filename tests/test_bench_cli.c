@@ -210,13 +210,13 @@ Test(bench_cli, csv_and_jsonl) {
     cr_assert_eq(rc, 0, "stderr: %s", err);
     static const char *const NAMES[] = {"model_filename", "model_type", "n_prompt", "n_gen", "avg_ts", "samples_ts",
                                         "build_commit"};
-    static const int AT[] = {0, 1, 11, 12, 14, 23, 24};
+    static const int AT[] = {0, 1, 12, 13, 15, 24, 25};
     char f[512];
     for (size_t i = 0; i < sizeof AT / sizeof AT[0]; i++) {
         cr_assert(csv_field(out, AT[i], f, sizeof f), "header: %s", out);
         cr_assert_str_eq(f, NAMES[i], "header field %d", AT[i]);
     }
-    cr_assert(csv_field(out, 25, f, sizeof f) && !strchr(f, ','), "26 fields: %s", out);
+    cr_assert(csv_field(out, 26, f, sizeof f) && !strchr(f, ','), "27 fields: %s", out);
     cr_assert_eq(test_count(out, "\n"), 3, "a header and two tests: %s", out);
     const char *l1 = strchr(out, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
     static const char *const PROMPT[] = {"8", "0"}, *const GEN[] = {"0", "4"};
@@ -224,11 +224,13 @@ Test(bench_cli, csv_and_jsonl) {
         const char *line = k ? l2 : l1;
         cr_assert(csv_field(line, 0, f, sizeof f));
         cr_assert_str_eq(f, a, "the path comes back whole");
-        cr_assert(csv_field(line, 11, f, sizeof f) && !strcmp(f, PROMPT[k]), "n_prompt %s", f);
-        cr_assert(csv_field(line, 12, f, sizeof f) && !strcmp(f, GEN[k]), "n_gen %s", f);
-        cr_assert(csv_field(line, 14, f, sizeof f) && atof(f) > 0, "avg_ts %s", f);
-        cr_assert(csv_field(line, 23, f, sizeof f) && test_count(f, ",") == 2, "3 samples: %s", f);
-        cr_assert(csv_field(line, 25, f, sizeof f) && !csv_field(line, 26, f, sizeof f), "26 fields: %s", line);
+        cr_assert(csv_field(line, 10, f, sizeof f) && !strcmp(f, "0"), "flash_attn %s", f);
+        cr_assert(csv_field(line, 11, f, sizeof f) && !strcmp(f, "1"), "use_mmap %s", f);
+        cr_assert(csv_field(line, 12, f, sizeof f) && !strcmp(f, PROMPT[k]), "n_prompt %s", f);
+        cr_assert(csv_field(line, 13, f, sizeof f) && !strcmp(f, GEN[k]), "n_gen %s", f);
+        cr_assert(csv_field(line, 15, f, sizeof f) && atof(f) > 0, "avg_ts %s", f);
+        cr_assert(csv_field(line, 24, f, sizeof f) && test_count(f, ",") == 2, "3 samples: %s", f);
+        cr_assert(csv_field(line, 26, f, sizeof f) && !csv_field(line, 27, f, sizeof f), "27 fields: %s", line);
     }
     char *jsonl[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "1", "-o", "jsonl", NULL};
     bench_last_run(jsonl, a);
@@ -239,7 +241,7 @@ Test(bench_cli, csv_and_jsonl) {
     LEAK_CHECK();
 }
 
-/* -o sql: a CREATE TABLE IF NOT EXISTS of the 26 fields, typed, then one
+/* -o sql: a CREATE TABLE IF NOT EXISTS of the 27 fields, typed, then one
  * INSERT per test with strings quoted (a quote in the path doubled). Where
  * Python's sqlite3 is at hand, SQLite runs it twice into one database and
  * reads back what it stored. */
@@ -252,7 +254,7 @@ Test(bench_cli, sql_for_sqlite) {
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert(!strncmp(out, "CREATE TABLE IF NOT EXISTS infer_bench (\n  model_filename TEXT,\n", 64), "%s", out);
     cr_assert_eq(test_count(out, " TEXT"), 8, "%s", out);
-    cr_assert_eq(test_count(out, " INTEGER"), 9, "%s", out);
+    cr_assert_eq(test_count(out, " INTEGER"), 10, "%s", out); /* the booleans too, as llama-bench's */
     cr_assert_eq(test_count(out, " REAL"), 9, "%s", out);
     cr_assert_eq(test_count(out, "  build_version TEXT\n);\n\n"), 1, "%s", out);
     cr_assert_eq(test_count(out, "INSERT INTO infer_bench (model_filename, model_type, "), 2, "two tests: %s", out);
@@ -298,12 +300,14 @@ Test(bench_cli, sql_for_sqlite) {
     LEAK_CHECK();
 }
 
-/* -b, -ub and -ctk/-ctv as llama-bench's: lists that multiply the rows
- * (threads, then -b, -ub and the KV type, that varying fastest), each shown
- * in a column after threads only when given; in JSON always (defaults
- * 2048, 512, f16). A prompt longer than -b goes in several decode calls,
- * and a -d fill too. K and V in different types are refused: infer keeps
- * them in one. */
+/* -b, -ub and -ctk/-ctv as llama-bench's: lists that multiply the rows in
+ * its order (-b, -ub, the KV type, threads, the depth, that varying
+ * fastest, then the pp and tg tests; checked against llama-bench's rows),
+ * each shown in a column after threads when it has more than one value or
+ * one other than the default (as there); in JSON always (defaults 2048,
+ * 512, f16; the booleans true / false as llama-bench writes them). A
+ * prompt longer than -b goes in several decode calls, and a -d fill too.
+ * K and V in different types are refused: infer keeps them in one. */
 Test(bench_cli, batch_sizes_and_cache_types) {
     char bin[600], a[] = "/tmp/infer-bench-b-XXXXXX";
     bench_bin(bin, sizeof bin);
@@ -318,14 +322,14 @@ Test(bench_cli, batch_sizes_and_cache_types) {
     for (int i = 0; i < 7; i++) {
         cell_is(row, 4 + i, HEAD[i]);
     }
-    /* -b 5: (f16: pp12, pp12 @ d9, tg2, tg2 @ d9), (f32: the same); then -b 16 */
+    /* -b 5: (f16: pp12, tg2, pp12 @ d9, tg2 @ d9), (f32: the same); then -b 16 */
     for (int k = 0; k < 16; k++) {
         cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
         cell_is(row, 5, k < 8 ? "5" : "16");
         cell_is(row, 6, "3");
         cell_is(row, 7, k % 8 < 4 ? "f16" : "f32");
         test_md_cell(row, 9, c, sizeof c);
-        static const char *const TESTS[] = {"pp12", "pp12 @ d9", "tg2", "tg2 @ d9"};
+        static const char *const TESTS[] = {"pp12", "tg2", "pp12 @ d9", "tg2 @ d9"};
         cr_assert_str_eq(c, TESTS[k % 4], "%s", row);
         test_md_cell(row, 10, c, sizeof c);
         cr_assert(atof(c) > 0, "t/s in %s", row);
@@ -335,12 +339,15 @@ Test(bench_cli, batch_sizes_and_cache_types) {
     rc = bench_run(json);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert_eq(test_count(out, "\"n_batch\": 2048, \"n_ubatch\": 512, \"type_k\": \"f16\", \"type_v\": \"f16\", "
-                                 "\"use_mmap\": 1,"),
+                                 "\"flash_attn\": false, \"use_mmap\": true,"),
                  1, "%s", out);
-    char *md[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", NULL};
+    /* the defaults given are no columns, as in llama-bench */
+    char *md[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "-b", "2048", "-ub", "512", "-ctk", "f16", "-fa", "0",
+                  "-mmp", "1", NULL};
     bench_last_run(md, a);
-    cr_assert(!strstr(out, "n_batch") && !strstr(out, "type_k") && !strstr(out, "mmap"),
-              "no option columns by default: %s", out);
+    cr_assert(!strstr(out, "n_batch") && !strstr(out, "n_ubatch") && !strstr(out, "type_k") && !strstr(out, "mmap") &&
+                  !strstr(out, "| fa |"),
+              "no option columns for the defaults: %s", out);
     char *differ[] = {bin, "-m", "x.gguf", "-ctk", "f16", "-ctv", "f32", NULL};
     cr_assert_neq(bench_run(differ), 0);
     cr_assert(strstr(err, "one type"), "%s", err);
@@ -350,8 +357,9 @@ Test(bench_cli, batch_sizes_and_cache_types) {
 }
 
 /* -mmp as llama-bench's: a list of 0 (read the file) and 1 (map it), each
- * a load of the model, outermost after the model; a column when given,
- * use_mmap in JSON always. Anything but 0 and 1 is refused. */
+ * a load of the model, outermost after the model; a column when not the
+ * default, use_mmap in JSON always (a boolean). Anything but 0 and 1 is
+ * refused. */
 Test(bench_cli, mmap_or_read_as_llama_bench) {
     char bin[600], a[] = "/tmp/infer-bench-mmp-XXXXXX";
     bench_bin(bin, sizeof bin);
@@ -374,12 +382,50 @@ Test(bench_cli, mmap_or_read_as_llama_bench) {
     cr_assert_not(test_md_row(out, 10, row, sizeof row), "8 rows: %s", out);
     char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "-mmp", "0", "-o", "jsonl", NULL};
     bench_last_run(json, a);
-    cr_assert_eq(test_count(out, "\"use_mmap\": 0,"), 1, "%s", out);
+    cr_assert_eq(test_count(out, "\"use_mmap\": false,"), 1, "%s", out);
     static const char *const BAD[] = {"2", "-1", "0,2", "0-2", "x", ""};
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         char *bad[] = {bin, "-m", "x.gguf", "-mmp", (char *)BAD[i], NULL};
         cr_assert_eq(bench_run(bad), 1, "-mmp '%s' refused", BAD[i]);
         cr_assert(strstr(err, "-mmp"), "-mmp '%s': %s", BAD[i], err);
+    }
+    LEAK_CHECK();
+}
+
+/* -fa as llama-bench's: a list of 0 and 1 that multiplies the rows
+ * (outside the threads, inside the KV type: llama-bench's order, checked
+ * against its rows), an "fa" column when not just the default, flash_attn
+ * in JSON. Both values run infer's one attention (fused, online softmax). */
+Test(bench_cli, flash_attn_as_llama_bench) {
+    char bin[600], a[] = "/tmp/infer-bench-fa-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q4_0, 12);
+    char *argv[] = {bin, "-m", a, "-p", "8", "-n", "2", "-r", "1", "-t", "1,2", "-fa", "0,1", NULL};
+    int rc = bench_run(argv);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    char row[1024], c[128];
+    cr_assert(test_md_row(out, 0, row, sizeof row));
+    cell_is(row, 4, "threads");
+    cell_is(row, 5, "fa");
+    cell_is(row, 6, "test");
+    /* fa 0: (1 thread: pp8, tg2), (2 threads: the same); then fa 1 */
+    for (int k = 0; k < 8; k++) {
+        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        cell_is(row, 4, k % 4 < 2 ? "1" : "2");
+        cell_is(row, 5, k < 4 ? "0" : "1");
+        cell_is(row, 6, k % 2 ? "tg2" : "pp8");
+        test_md_cell(row, 7, c, sizeof c);
+        cr_assert(atof(c) > 0, "t/s in %s", row);
+    }
+    cr_assert_not(test_md_row(out, 10, row, sizeof row), "8 rows: %s", out);
+    char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "--flash-attn", "1", "-o", "jsonl", NULL};
+    bench_last_run(json, a);
+    cr_assert_eq(test_count(out, "\"flash_attn\": true, \"use_mmap\": true,"), 1, "%s", out);
+    static const char *const BAD[] = {"2", "-1", "0,2", "x", ""};
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        char *bad[] = {bin, "-m", "x.gguf", "-fa", (char *)BAD[i], NULL};
+        cr_assert_eq(bench_run(bad), 1, "-fa '%s' refused", BAD[i]);
+        cr_assert(strstr(err, "-fa"), "-fa '%s': %s", BAD[i], err);
     }
     LEAK_CHECK();
 }
@@ -469,9 +515,10 @@ Test(bench_cli, delay_between_tests) {
 }
 
 /* llama-bench's -d: each test after that many tokens in the cache, named
- * "pp8 @ d40" as llama-bench names it; a depth list multiplies the rows;
- * JSON carries n_depth. A depth beyond the synthetic model's context is
- * still a context infer-bench sizes for it. */
+ * "pp8 @ d40" as llama-bench names it; a depth list multiplies the rows
+ * (per depth the pp, then the tg tests, as llama-bench orders them); JSON
+ * carries n_depth. A depth beyond the synthetic model's context is still a
+ * context infer-bench sizes for it. */
 Test(bench_cli, depth_as_llama_bench) {
     char bin[600], a[] = "/tmp/infer-bench-d-XXXXXX";
     bench_bin(bin, sizeof bin);
@@ -479,7 +526,7 @@ Test(bench_cli, depth_as_llama_bench) {
     char *argv[] = {bin, "-m", a, "-p", "8", "-n", "4", "-d", "0,40", "-r", "1", NULL};
     int rc = bench_run(argv);
     cr_assert_eq(rc, 0, "stderr: %s", err);
-    static const char *const TESTS[] = {"pp8", "pp8 @ d40", "tg4", "tg4 @ d40"};
+    static const char *const TESTS[] = {"pp8", "tg4", "pp8 @ d40", "tg4 @ d40"};
     char row[1024], c[128];
     for (int k = 0; k < 4; k++) {
         cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
