@@ -60,6 +60,7 @@ typedef struct {
     int progress;   /* --progress: a line on stderr as each test starts */
     int warmup;
     int delay_s; /* seconds of sleep before each test but the first (--delay) */
+    int prio;    /* --prio: llama.cpp's priority level 0..3 */
     int kernels;
     int backend, device; /* INFER_BACKEND_*, Vulkan device (-1: best) */
 } bench_opts;
@@ -182,6 +183,7 @@ static void usage(FILE *f) {
             "  -oe, --output-err F  the results on stderr too, in md, csv, json, jsonl or sql (default none)\n"
             "      --progress       a line on stderr as each test starts\n"
             "      --delay S        seconds to wait before each test but the first (default 0)\n"
+            "      --prio 0|1|2|3   the process's nice value as llama.cpp sets it: 0, -5, -10, -20 (default 0)\n"
             "      --no-warmup      no warm-up run before a test's repetitions\n"
             "      --backend B      cpu (default), vulkan or auto (a Vulkan GPU when present)\n"
             "      --device N       Vulkan device (see infer --list-devices; default: the best)\n"
@@ -270,7 +272,14 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
                     return -1;
                 }
         }
-        else if (IS("-r") || IS("--repetitions") || IS("--delay")) {
+        else if (IS("--prio")) {
+            NEEDV();
+            if (parse_one(a, v, 0, &o->prio)) return -1;
+            if (o->prio > 3) {
+                fprintf(stderr, "infer-bench: --prio: bad value '%s' (0, 1, 2 or 3)\n", v);
+                return -1;
+            }
+        } else if (IS("-r") || IS("--repetitions") || IS("--delay")) {
             NEEDV();
             int r;
             if (parse_one(a, v, IS("--delay") ? 0 : 1, &r)) return -1;
@@ -675,6 +684,12 @@ int main(int argc, char **argv) {
     bench_opts o;
     if (parse_args(argc, argv, &o) != 0) return 1;
     if (o.kernels) return bench_kernels(stdout) == 0 ? 0 : 3;
+    if (o.prio > 0) { /* llama.cpp's set_process_priority on POSIX; it warns and goes on when refused */
+        static const int NICE[] = {0, -5, -10, -20};
+        if (setpriority(PRIO_PROCESS, 0, NICE[o.prio]) != 0)
+            fprintf(stderr, "infer-bench: --prio %d: cannot set the nice value to %d: %s (going on)\n", o.prio,
+                    NICE[o.prio], strerror(errno));
+    }
 
     int max_threads = 1;
     for (int i = 0; i < o.n_threads; i++) if (o.threads[i] > max_threads) max_threads = o.threads[i];

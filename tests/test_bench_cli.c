@@ -430,6 +430,27 @@ Test(bench_cli, flash_attn_as_llama_bench) {
     LEAK_CHECK();
 }
 
+/* --prio as llama-bench's: 0..3 accepted (the nice value 0, -5, -10,
+ * -20; a warning, not a failure, where the system refuses it), others
+ * refused. */
+Test(bench_cli, prio_accepted_as_llama_bench) {
+    char bin[600], a[] = "/tmp/infer-bench-prio-XXXXXX";
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q8_0, 13);
+    char *argv[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "--prio", "1", NULL};
+    bench_last_run(argv, a);
+    if (strstr(err, "cannot set the nice value"))
+        cr_log_info("--prio 1 refused here (not privileged): %s", err);
+    cr_assert_eq(test_count(out, "\n| llama"), 1, "%s", out);
+    static const char *const BAD[] = {"4", "-1", "x", "1,2"};
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        char *bad[] = {bin, "-m", "x.gguf", "--prio", (char *)BAD[i], NULL};
+        cr_assert_eq(bench_run(bad), 1, "--prio '%s' refused", BAD[i]);
+        cr_assert(strstr(err, "--prio"), "--prio '%s': %s", BAD[i], err);
+    }
+    LEAK_CHECK();
+}
+
 /* -oe: the results on stderr as well, in their own format (llama-bench's
  * -oe); --progress: a numbered line on stderr as each test starts. */
 Test(bench_cli, results_on_stderr_and_progress) {
