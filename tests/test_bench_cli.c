@@ -356,6 +356,35 @@ Test(bench_cli, batch_sizes_and_cache_types) {
     LEAK_CHECK();
 }
 
+/* The rows of "-p 8 -n 2 -t 1,2 OPT 0,1": OPT's column (named col) after
+ * threads, and for each of its values (0, then 1) the two thread counts,
+ * each with pp8 then tg2; eight rows, each with a t/s. */
+static void expect_rows_by_opt_then_threads(const char *col) {
+    char row[1024], c[128];
+    cr_assert(test_md_row(out, 0, row, sizeof row));
+    cell_is(row, 4, "threads");
+    cell_is(row, 5, col);
+    cell_is(row, 6, "test");
+    for (int k = 0; k < 8; k++) {
+        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        cell_is(row, 4, k % 4 < 2 ? "1" : "2");
+        cell_is(row, 5, k < 4 ? "0" : "1");
+        cell_is(row, 6, k % 2 ? "tg2" : "pp8");
+        test_md_cell(row, 7, c, sizeof c);
+        cr_assert(atof(c) > 0, "t/s in %s", row);
+    }
+    cr_assert_not(test_md_row(out, 10, row, sizeof row), "8 rows: %s", out);
+}
+
+/* infer-bench flag v exits 1 naming flag, for each v of bad. */
+static void expect_values_refused(const char *bin, const char *flag, const char *const *bad, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char *argv[] = {(char *)bin, "-m", "x.gguf", (char *)flag, (char *)bad[i], NULL};
+        cr_assert_eq(bench_run(argv), 1, "%s '%s' refused", flag, bad[i]);
+        cr_assert(strstr(err, flag), "%s '%s': %s", flag, bad[i], err);
+    }
+}
+
 /* -mmp as llama-bench's: a list of 0 (read the file) and 1 (map it), each
  * a load of the model, outermost after the model; a column when not the
  * default, use_mmap in JSON always (a boolean). Anything but 0 and 1 is
@@ -367,28 +396,12 @@ Test(bench_cli, mmap_or_read_as_llama_bench) {
     char *argv[] = {bin, "-m", a, "-p", "8", "-n", "2", "-r", "1", "-t", "1,2", "-mmp", "0,1", NULL};
     int rc = bench_run(argv);
     cr_assert_eq(rc, 0, "stderr: %s", err);
-    char row[1024], c[128];
-    cr_assert(test_md_row(out, 0, row, sizeof row));
-    cell_is(row, 5, "mmap");
-    /* mmap 0: (1 thread: pp8, tg2), (2 threads: the same); then mmap 1 */
-    for (int k = 0; k < 8; k++) {
-        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
-        cell_is(row, 4, k % 4 < 2 ? "1" : "2");
-        cell_is(row, 5, k < 4 ? "0" : "1");
-        cell_is(row, 6, k % 2 ? "tg2" : "pp8");
-        test_md_cell(row, 7, c, sizeof c);
-        cr_assert(atof(c) > 0, "t/s in %s", row);
-    }
-    cr_assert_not(test_md_row(out, 10, row, sizeof row), "8 rows: %s", out);
+    expect_rows_by_opt_then_threads("mmap"); /* mmap 0 (read), then 1 */
     char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "-mmp", "0", "-o", "jsonl", NULL};
     bench_last_run(json, a);
     cr_assert_eq(test_count(out, "\"use_mmap\": false,"), 1, "%s", out);
     static const char *const BAD[] = {"2", "-1", "0,2", "0-2", "x", ""};
-    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
-        char *bad[] = {bin, "-m", "x.gguf", "-mmp", (char *)BAD[i], NULL};
-        cr_assert_eq(bench_run(bad), 1, "-mmp '%s' refused", BAD[i]);
-        cr_assert(strstr(err, "-mmp"), "-mmp '%s': %s", BAD[i], err);
-    }
+    expect_values_refused(bin, "-mmp", BAD, sizeof BAD / sizeof BAD[0]);
     LEAK_CHECK();
 }
 
@@ -403,30 +416,12 @@ Test(bench_cli, flash_attn_as_llama_bench) {
     char *argv[] = {bin, "-m", a, "-p", "8", "-n", "2", "-r", "1", "-t", "1,2", "-fa", "0,1", NULL};
     int rc = bench_run(argv);
     cr_assert_eq(rc, 0, "stderr: %s", err);
-    char row[1024], c[128];
-    cr_assert(test_md_row(out, 0, row, sizeof row));
-    cell_is(row, 4, "threads");
-    cell_is(row, 5, "fa");
-    cell_is(row, 6, "test");
-    /* fa 0: (1 thread: pp8, tg2), (2 threads: the same); then fa 1 */
-    for (int k = 0; k < 8; k++) {
-        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
-        cell_is(row, 4, k % 4 < 2 ? "1" : "2");
-        cell_is(row, 5, k < 4 ? "0" : "1");
-        cell_is(row, 6, k % 2 ? "tg2" : "pp8");
-        test_md_cell(row, 7, c, sizeof c);
-        cr_assert(atof(c) > 0, "t/s in %s", row);
-    }
-    cr_assert_not(test_md_row(out, 10, row, sizeof row), "8 rows: %s", out);
+    expect_rows_by_opt_then_threads("fa");
     char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "--flash-attn", "1", "-o", "jsonl", NULL};
     bench_last_run(json, a);
     cr_assert_eq(test_count(out, "\"flash_attn\": true, \"use_mmap\": true,"), 1, "%s", out);
     static const char *const BAD[] = {"2", "-1", "0,2", "x", ""};
-    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
-        char *bad[] = {bin, "-m", "x.gguf", "-fa", (char *)BAD[i], NULL};
-        cr_assert_eq(bench_run(bad), 1, "-fa '%s' refused", BAD[i]);
-        cr_assert(strstr(err, "-fa"), "-fa '%s': %s", BAD[i], err);
-    }
+    expect_values_refused(bin, "-fa", BAD, sizeof BAD / sizeof BAD[0]);
     LEAK_CHECK();
 }
 
@@ -443,11 +438,7 @@ Test(bench_cli, prio_accepted_as_llama_bench) {
         cr_log_info("--prio 1 refused here (not privileged): %s", err);
     cr_assert_eq(test_count(out, "\n| llama"), 1, "%s", out);
     static const char *const BAD[] = {"4", "-1", "x", "1,2"};
-    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
-        char *bad[] = {bin, "-m", "x.gguf", "--prio", (char *)BAD[i], NULL};
-        cr_assert_eq(bench_run(bad), 1, "--prio '%s' refused", BAD[i]);
-        cr_assert(strstr(err, "--prio"), "--prio '%s': %s", BAD[i], err);
-    }
+    expect_values_refused(bin, "--prio", BAD, sizeof BAD / sizeof BAD[0]);
     LEAK_CHECK();
 }
 
