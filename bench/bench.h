@@ -2,6 +2,7 @@
 #ifndef INFER_BENCH_H
 #define INFER_BENCH_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* bench_kernels.c: per-kernel GFLOP/s and GB/s at every dispatch level
@@ -12,8 +13,12 @@ int bench_kernels(FILE *out);
  * n_threads readers (1..64), in GB/s, measured in a child process; 0.0
  * when it cannot run. */
 double bench_probe_bandwidth(int n_threads);
-/* When this process is that child (argv: --probe-child N), runs the probe,
- * prints its GB/s, sets *rc (the exit status) and returns 1; else 0. */
+/* The names of the Vulkan devices that are GPUs, ", " between them ("" with
+ * no driver or none), found in a child process as the probe is. */
+void bench_gpu_info(char *out, size_t cap);
+/* When this process is one of those children (argv: --probe-child N or
+ * --gpu-info-child -), does its work, prints the result, sets *rc (the
+ * exit status) and returns 1; else 0. */
 int bench_probe_child(int argc, char **argv, int *rc);
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "infer.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -121,17 +122,20 @@ static double probe_in_process(int n_threads) {
  * A new program, not a fork: this process has threads (the context's pool,
  * OpenBLAS's), and a forked child of a threaded process may only call
  * async-signal-safe functions, where the probe allocates and starts
- * threads. 0.0 when it cannot run (no share of it is printed then). */
+ * threads. 0.0 when it cannot run (no share of it is printed then). The
+ * GPU list (bench_gpu_info) is found the same way, since a Vulkan driver
+ * loaded here would count in the RSS too (lavapipe: ~56 MiB). */
 #define PROBE_CHILD_ARG "--probe-child"
+#define GPU_CHILD_ARG "--gpu-info-child"
 extern char **environ;
 
-double bench_probe_bandwidth(int n_threads) {
+/* Run this program with arg1 and arg2 and read its stdout into text (at
+ * most cap - 1 bytes, NUL-terminated): 0 when it exited 0, else -1. */
+static int run_self(const char *arg1, const char *arg2, char *text, size_t cap) {
     int fd[2];
-    double gbs = 0.0;
-    if (pipe(fd) != 0) return 0.0;
-    char nbuf[16];
-    snprintf(nbuf, sizeof nbuf, "%d", n_threads);
-    char *args[] = {"infer-bench", PROBE_CHILD_ARG, nbuf, NULL};
+    text[0] = '\0';
+    if (pipe(fd) != 0) return -1;
+    char *args[] = {"infer-bench", (char *)arg1, (char *)arg2, NULL};
     posix_spawn_file_actions_t fa;
     pid_t pid = -1;
     if (posix_spawn_file_actions_init(&fa) == 0) {
@@ -142,9 +146,8 @@ double bench_probe_bandwidth(int n_threads) {
         posix_spawn_file_actions_destroy(&fa);
     }
     close(fd[1]);
-    char text[64] = "";
     size_t got = 0;
-    for (ssize_t r; pid > 0 && got + 1 < sizeof text && (r = read(fd[0], text + got, sizeof text - 1 - got)) != 0;) {
+    for (ssize_t r; pid > 0 && got + 1 < cap && (r = read(fd[0], text + got, cap - 1 - got)) != 0;) {
         if (r < 0) {
             if (errno == EINTR) continue;
             break;
@@ -157,15 +160,45 @@ double bench_probe_bandwidth(int n_threads) {
     pid_t w = -1;
     if (pid > 0)
         while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {}
-    if (pid > 0 && w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-        char *end = NULL;
-        gbs = strtod(text, &end);
-        if (end == text || !(gbs > 0.0 && gbs < 1e6)) gbs = 0.0;
+    return pid > 0 && w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+double bench_probe_bandwidth(int n_threads) {
+    char nbuf[16], text[64];
+    snprintf(nbuf, sizeof nbuf, "%d", n_threads);
+    if (run_self(PROBE_CHILD_ARG, nbuf, text, sizeof text) != 0) return 0.0;
+    char *end = NULL;
+    const double gbs = strtod(text, &end);
+    return end == text || !(gbs > 0.0 && gbs < 1e6) ? 0.0 : gbs;
+}
+
+void bench_gpu_info(char *out, size_t cap) {
+    if (run_self(GPU_CHILD_ARG, "-", out, cap) != 0) out[0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* The Vulkan devices that are GPUs, ", " between their names, on stdout. */
+static void print_gpus(void) {
+    infer_device_info dev[8];
+    size_t n = 0;
+    infer_error err;
+    if (infer_vulkan_devices(dev, 8, &n, &err) != INFER_OK) n = 0;
+    int first = 1;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        const int t = dev[i].type;
+        if (t != INFER_DEVICE_INTEGRATED_GPU && t != INFER_DEVICE_DISCRETE_GPU && t != INFER_DEVICE_VIRTUAL_GPU) continue;
+        printf("%s%.*s", first ? "" : ", ", (int)strcspn(dev[i].name, "\n"), dev[i].name);
+        first = 0;
     }
-    return gbs;
+    printf("\n");
 }
 
 int bench_probe_child(int argc, char **argv, int *rc) {
+    if (argc == 3 && !strcmp(argv[1], GPU_CHILD_ARG)) {
+        print_gpus();
+        *rc = fflush(stdout) == 0 ? 0 : 1;
+        return 1;
+    }
     if (argc != 3 || strcmp(argv[1], PROBE_CHILD_ARG) != 0) return 0;
     const long n = strtol(argv[2], NULL, 10);
     printf("%.6f\n", probe_in_process(n < 1 ? 1 : n > 64 ? 64 : (int)n));

@@ -352,7 +352,9 @@ typedef struct {
     int depth;           /* tokens in the cache before the timed part (llama-bench's -d) */
     double mean, sd;     /* tokens per second */
     double samples[MAX_REPS];
+    double samples_s[MAX_REPS]; /* each repetition's seconds */
     int n_samples;
+    char test_time[32];  /* when the test started, UTC, as llama-bench writes it */
     double gbs, bw_pct;  /* generation only: GB/s, mean share of the probe taken before each repetition */
     double probe_gbs, probe_hi; /* the lowest and highest of those probes */
     double ttft_ms;      /* prompt tests: time to first token */
@@ -402,6 +404,10 @@ static double run_once(infer_context *c, int32_t *ids, int depth, int n_batch, i
 
 static int run_test(infer_model *m, result *r, int reps, int warmup, double bandwidth) {
     infer_error err;
+    const time_t now = time(NULL);
+    struct tm utc;
+    if (!gmtime_r(&now, &utc) || !strftime(r->test_time, sizeof r->test_time, "%Y-%m-%dT%H:%M:%SZ", &utc))
+        r->test_time[0] = '\0';
     infer_context *c = NULL;
     infer_context_params cp = infer_context_default_params();
     const int n_tok = r->n_prompt + r->n_gen, all = r->depth + n_tok; /* each at most 2^24 (parse_list) */
@@ -447,6 +453,7 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
             ok = 0;
             break;
         }
+        r->samples_s[r->n_samples] = t;
         r->samples[r->n_samples++] = (double)n_tok / t;
         sum += r->samples[r->n_samples - 1];
         if (r->n_prompt) r->ttft_ms += prompt_s * 1e3 / reps;
@@ -566,14 +573,47 @@ static void quoted_str(FILE *f, const char *s, char q) {
 /* The fields of a JSON object, a JSONL line, a CSV row and an SQL row, in
  * this order, and their types (T TEXT, I INTEGER, R REAL, B a boolean:
  * true / false in JSON as llama-bench writes it, 0 / 1 elsewhere, an
- * INTEGER in SQL). */
+ * INTEGER in SQL). The last six are llama-bench's fields of the same
+ * names, added after infer-bench's first 27 so that those keep their
+ * places: cpu_info and gpu_info (the CPU's model name; the Vulkan GPUs,
+ * as llama-bench lists its GPU devices), test_time (UTC), and each
+ * repetition's time in ns with its mean and sd. */
 #define FIELDS                                                                                                          \
     "model_filename", "model_type", "model_size", "model_n_params", "backends", "n_threads", "n_batch", "n_ubatch",     \
         "type_k", "type_v", "flash_attn", "use_mmap", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs",     \
         "bw_pct", "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms", "peak_rss_mib", "samples_ts",                 \
-        "build_commit", "build_version"
-static const char FIELD_TYPES[] = "TTIITIIITTBBIIIRRRRRRRRRTTT";
-enum { F_SAMPLES = 24 }; /* samples_ts: a JSON array */
+        "build_commit", "build_version", "cpu_info", "gpu_info", "test_time", "avg_ns", "stddev_ns", "samples_ns"
+static const char FIELD_TYPES[] = "TTIITIIITTBBIIIRRRRRRRRRTTTTTTIIT";
+enum { F_SAMPLES = 24, F_SAMPLES_NS = 32 }; /* samples_ts, samples_ns: JSON arrays */
+
+/* The machine's description for cpu_info and gpu_info, read once. */
+static char cpu_info[256], gpu_info[1024];
+
+/* cpu_info: /proc/cpuinfo's first "model name" (x86), else "CPU"; gpu_info:
+ * the Vulkan devices that are GPUs (bench_gpu_info). */
+static void machine_info(void) {
+    snprintf(cpu_info, sizeof cpu_info, "CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    for (int k = 0; f && k < 4096 && fgets(line, sizeof line, f); k++) {
+        const char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) || !colon) continue;
+        colon += 1 + (colon[1] == ' ');
+        snprintf(cpu_info, sizeof cpu_info, "%.*s", (int)strcspn(colon, "\n"), colon);
+        break;
+    }
+    if (f) fclose(f);
+    bench_gpu_info(gpu_info, sizeof gpu_info);
+}
+
+/* xs[0, n) as a JSON array of numbers into buf (cut short, still closed,
+ * when it does not fit); scale multiplies, ns: whole numbers. */
+static void json_array(char *buf, size_t cap, const double *xs, int n, double scale, int ns) {
+    size_t at = (size_t)snprintf(buf, cap, "[");
+    for (int k = 0; k < n && at + 40 < cap; k++)
+        at += (size_t)snprintf(buf + at, cap - at, ns ? "%s%.0f" : "%s%.6f", k ? ", " : "", xs[k] * scale);
+    snprintf(buf + at, cap - at, "]");
+}
 #define SQL_TABLE "infer_bench"
 
 /* One result as a JSON object (OUT_JSON, OUT_JSONL), a CSV row or an SQL
@@ -584,7 +624,7 @@ static void print_record(FILE *f, const result *r, int fmt) {
     const int json = fmt == OUT_JSON || fmt == OUT_JSONL, sql = fmt == OUT_SQL;
     enum { N = sizeof names / sizeof names[0] };
     const char *str[N] = {r->model_path, r->desc}; /* the string fields; the others are numbers */
-    char num[N][32], samples[MAX_REPS * 24 + 8];
+    char num[N][32], samples[MAX_REPS * 24 + 8], samples_ns[MAX_REPS * 24 + 8];
 #define NUM(i, fmt, x) snprintf(num[i], sizeof num[i], fmt, x)
     NUM(2, "%llu", (unsigned long long)r->size);
     NUM(3, "%llu", (unsigned long long)r->params);
@@ -607,15 +647,22 @@ static void print_record(FILE *f, const result *r, int fmt) {
     NUM(21, "%.3f", r->ttft_ms);
     NUM(22, "%.3f", r->load_ms);
     NUM(23, "%.1f", r->rss_mib);
+    double ns_mean = 0.0, ns_var = 0.0;
+    for (int k = 0; k < r->n_samples; k++) ns_mean += r->samples_s[k] * 1e9 / r->n_samples;
+    for (int k = 0; k < r->n_samples; k++) ns_var += (r->samples_s[k] * 1e9 - ns_mean) * (r->samples_s[k] * 1e9 - ns_mean);
+    NUM(30, "%.0f", ns_mean);
+    NUM(31, "%.0f", r->n_samples > 1 ? sqrt(ns_var / (r->n_samples - 1)) : 0.0);
 #undef NUM
-    /* every repetition's t/s: a JSON array, or in CSV the same text quoted */
-    size_t at = (size_t)snprintf(samples, sizeof samples, "[");
-    for (int k = 0; k < r->n_samples && at < sizeof samples; k++)
-        at += (size_t)snprintf(samples + at, sizeof samples - at, "%s%.6f", k ? ", " : "", r->samples[k]);
-    if (at < sizeof samples) snprintf(samples + at, sizeof samples - at, "]");
+    /* every repetition's t/s and ns: JSON arrays, or in CSV the same text quoted */
+    json_array(samples, sizeof samples, r->samples, r->n_samples, 1.0, 0);
+    json_array(samples_ns, sizeof samples_ns, r->samples_s, r->n_samples, 1e9, 1);
     str[F_SAMPLES + 1] = INFER_GIT_REV;
     str[F_SAMPLES + 2] = infer_version();
-    str[F_SAMPLES] = samples; /* a JSON array, else its text as a string */
+    str[F_SAMPLES] = samples;
+    str[27] = cpu_info;
+    str[28] = gpu_info;
+    str[29] = r->test_time;
+    str[F_SAMPLES_NS] = samples_ns;
     if (json) fputc('{', f);
     if (sql) {
         fputs("INSERT INTO " SQL_TABLE " (", f);
@@ -626,7 +673,7 @@ static void print_record(FILE *f, const result *r, int fmt) {
         if (i) fputs(fmt == OUT_CSV ? "," : ", ", f);
         if (json) fprintf(f, "\"%s\": ", names[i]);
         if (json && FIELD_TYPES[i] == 'B') fputs(strcmp(num[i], "0") ? "true" : "false", f);
-        else if (!str[i] || (i == F_SAMPLES && json)) fputs(str[i] ? str[i] : num[i], f);
+        else if (!str[i] || ((i == F_SAMPLES || i == F_SAMPLES_NS) && json)) fputs(str[i] ? str[i] : num[i], f);
         else if (json) json_put_str(f, str[i], strlen(str[i]));
         else quoted_str(f, str[i], sql ? '\'' : '"');
     }
@@ -696,6 +743,7 @@ int main(int argc, char **argv) {
     double bw = bench_probe_bandwidth(max_threads);
     fprintf(stderr, "infer-bench: read bandwidth probe: %.2f GB/s (%d threads, best of 10 passes over 512 MiB, 1 and 4 streams per thread)\n", bw,
             max_threads);
+    if ((o.format != OUT_MD) || (o.err_format >= 0 && o.err_format != OUT_MD)) machine_info(); /* records only */
     printer out = {stdout, o.format, o.shown, 1}, err_out = {stderr, o.err_format, o.shown, 1};
     out_begin(&out);
     out_begin(&err_out);

@@ -137,6 +137,30 @@ Test(bench_cli, json_with_every_sample) {
         for (const char *q = p; q < e; q++) commas += *q == ',';
         cr_assert_eq(commas, 2, "3 repetitions: %.*s", (int)(e - p), p);
     }
+    /* llama-bench's fields too: the CPU, the GPUs (a string, maybe empty),
+     * when the test ran, and each repetition's ns, which give its t/s */
+    cr_assert_eq(test_count(out, "\"cpu_info\": \""), 2, "%s", out);
+    cr_assert_eq(test_count(out, "\"gpu_info\": \""), 2, "%s", out);
+    for (const char *p = strstr(out, "\"test_time\": \""); p; p = strstr(p + 1, "\"test_time\": \"")) {
+        int y, mo, d, h, mi, sec;
+        char z = 0;
+        cr_assert_eq(sscanf(p + 14, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &z), 7, "%.40s", p);
+        cr_assert(y >= 2024 && z == 'Z', "%.40s", p);
+    }
+    const char *ts = strstr(out, "\"samples_ts\": ["), *ns = strstr(out, "\"samples_ns\": [");
+    const char *avg = strstr(out, "\"avg_ns\": ");
+    cr_assert(ts && ns && avg, "%s", out);
+    cr_assert_gt(atof(avg + 10), 0);
+    ts += 15;
+    ns += 15;
+    for (int k = 0; k < 3; k++) {
+        char *e1, *e2;
+        const double t = strtod(ts, &e1), n = strtod(ns, &e2);
+        cr_assert(t > 0 && n > 0, "sample %d: %.30s / %.30s", k, ts, ns);
+        cr_assert_float_eq(t, 8 * 1e9 / n, 1e-3 * t, "sample %d: %f t/s against %f ns", k, t, n);
+        ts = e1 + 2;
+        ns = e2 + 2;
+    }
     LEAK_CHECK();
 }
 
@@ -216,7 +240,7 @@ Test(bench_cli, csv_and_jsonl) {
         cr_assert(csv_field(out, AT[i], f, sizeof f), "header: %s", out);
         cr_assert_str_eq(f, NAMES[i], "header field %d", AT[i]);
     }
-    cr_assert(csv_field(out, 26, f, sizeof f) && !strchr(f, ','), "27 fields: %s", out);
+    cr_assert(csv_field(out, 32, f, sizeof f) && !strcmp(f, "samples_ns"), "33 fields: %s", out);
     cr_assert_eq(test_count(out, "\n"), 3, "a header and two tests: %s", out);
     const char *l1 = strchr(out, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
     static const char *const PROMPT[] = {"8", "0"}, *const GEN[] = {"0", "4"};
@@ -230,7 +254,7 @@ Test(bench_cli, csv_and_jsonl) {
         cr_assert(csv_field(line, 13, f, sizeof f) && !strcmp(f, GEN[k]), "n_gen %s", f);
         cr_assert(csv_field(line, 15, f, sizeof f) && atof(f) > 0, "avg_ts %s", f);
         cr_assert(csv_field(line, 24, f, sizeof f) && test_count(f, ",") == 2, "3 samples: %s", f);
-        cr_assert(csv_field(line, 26, f, sizeof f) && !csv_field(line, 27, f, sizeof f), "27 fields: %s", line);
+        cr_assert(csv_field(line, 32, f, sizeof f) && !csv_field(line, 33, f, sizeof f), "33 fields: %s", line);
     }
     char *jsonl[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "1", "-o", "jsonl", NULL};
     bench_last_run(jsonl, a);
@@ -241,7 +265,7 @@ Test(bench_cli, csv_and_jsonl) {
     LEAK_CHECK();
 }
 
-/* -o sql: a CREATE TABLE IF NOT EXISTS of the 27 fields, typed, then one
+/* -o sql: a CREATE TABLE IF NOT EXISTS of the 33 fields, typed, then one
  * INSERT per test with strings quoted (a quote in the path doubled). Where
  * Python's sqlite3 is at hand, SQLite runs it twice into one database and
  * reads back what it stored. */
@@ -253,10 +277,10 @@ Test(bench_cli, sql_for_sqlite) {
     int rc = bench_run(sql);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert(!strncmp(out, "CREATE TABLE IF NOT EXISTS infer_bench (\n  model_filename TEXT,\n", 64), "%s", out);
-    cr_assert_eq(test_count(out, " TEXT"), 8, "%s", out);
-    cr_assert_eq(test_count(out, " INTEGER"), 10, "%s", out); /* the booleans too, as llama-bench's */
+    cr_assert_eq(test_count(out, " TEXT"), 12, "%s", out);
+    cr_assert_eq(test_count(out, " INTEGER"), 12, "%s", out); /* the booleans too, as llama-bench's */
     cr_assert_eq(test_count(out, " REAL"), 9, "%s", out);
-    cr_assert_eq(test_count(out, "  build_version TEXT\n);\n\n"), 1, "%s", out);
+    cr_assert_eq(test_count(out, "  samples_ns TEXT\n);\n\n"), 1, "%s", out);
     cr_assert_eq(test_count(out, "INSERT INTO infer_bench (model_filename, model_type, "), 2, "two tests: %s", out);
     char quoted[128];
     snprintf(quoted, sizeof quoted, "VALUES ('/tmp/infer-bench ''q''-%s', ", a + strlen(a) - 6);
