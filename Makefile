@@ -209,16 +209,16 @@ $(B)/bench-kernels: $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_kernels_
 # infer-bench: llama-bench-compatible model benchmarks; --kernels runs the
 # kernel micro-benchmark. The build line names the git revision.
 # The stamp file changes only when the revision does, so a new commit
-# rebuilds infer_bench.o (the flag alone would not).
+# rebuilds bench_report.o (the flag alone would not).
 INFER_GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-$(B)/obj/bench/infer_bench.o: EXTRA_CFLAGS += -DINFER_GIT_REV='"$(INFER_GIT_REV)"'
-$(B)/obj/bench/infer_bench.o: $(B)/git-rev.stamp
+$(B)/obj/bench/bench_report.o: EXTRA_CFLAGS += -DINFER_GIT_REV='"$(INFER_GIT_REV)"'
+$(B)/obj/bench/bench_report.o: $(B)/git-rev.stamp
 $(B)/git-rev.stamp: FORCE
 	@mkdir -p $(B) && { echo '$(INFER_GIT_REV)' | cmp -s - $@ || echo '$(INFER_GIT_REV)' > $@; }
 FORCE:
-$(B)/infer-bench: $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_probe.o $(B)/libinfer.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/obj/bench/infer_bench.o $(B)/obj/bench/bench_kernels.o $(B)/obj/bench/bench_probe.o \
-	    $(B)/libinfer.a $(LDLIBS)
+BENCH_OBJ = $(addprefix $(B)/obj/bench/,infer_bench.o bench_report.o bench_kernels.o bench_probe.o)
+$(B)/infer-bench: $(BENCH_OBJ) $(B)/libinfer.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJ) $(B)/libinfer.a $(LDLIBS)
 
 run: all
 	$(B)/infer $(INFER_SHARED)/models/stories260K.gguf -p "Once upon a time" -n 128 --temp 0

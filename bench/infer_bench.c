@@ -12,7 +12,9 @@
  *
  * Tests run and print in llama-bench's order: per model and -mmp value,
  * -b, -ub, the KV type, -fa, -t and -d vary (the last fastest), and for
- * each the -p, then the -n, then the -pg tests.
+ * each the -p, then the -n, then the -pg tests. The output (table and
+ * records) is bench_report.c's; the probe and the kernels' tables are
+ * bench_probe.c's and bench_kernels.c's.
  */
 #include <errno.h>
 #include <math.h>
@@ -24,20 +26,12 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_report.h"
 #include "infer.h"
 #include "pool.h"
 #include "util.h"
 
-#ifndef INFER_GIT_REV
-#define INFER_GIT_REV "unknown"
-#endif
-
-
 #define MAX_LIST 16
-#define MAX_REPS 64 /* samples kept per test */
-
-enum { OUT_MD, OUT_CSV, OUT_JSON, OUT_JSONL, OUT_SQL };
-enum { SHOW_B = 1, SHOW_UB = 2, SHOW_KV = 4, SHOW_FA = 8, SHOW_MMP = 16 };
 
 typedef struct {
     const char *models[MAX_LIST];
@@ -335,32 +329,6 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
 
 /* ---- one test ------------------------------------------------------------------------ */
 
-typedef struct {
-    const char *model_path;
-    char desc[96];
-    uint64_t size, params;
-    uint64_t streamed; /* bytes of weights a generated token reads */
-    int threads;
-    int n_batch, n_ubatch; /* -b and -ub */
-    uint32_t kv_type;
-    int use_mmap;         /* the model mapped (1) or read (0) */
-    int flash_attn;       /* -fa's value (recorded; one attention either way) */
-    int backend, device;  /* asked for */
-    const char *ran_on;   /* "CPU" or "Vulkan": where it ran */
-    int on_cpu;           /* ran on the CPU: % bw (of the host-memory probe) applies */
-    int n_prompt, n_gen;
-    int depth;           /* tokens in the cache before the timed part (llama-bench's -d) */
-    double mean, sd;     /* tokens per second */
-    double samples[MAX_REPS];
-    double samples_s[MAX_REPS]; /* each repetition's seconds */
-    int n_samples;
-    char test_time[32];  /* when the test started, UTC, as llama-bench writes it */
-    double gbs, bw_pct;  /* generation only: GB/s, mean share of the probe taken before each repetition */
-    double probe_gbs, probe_hi; /* the lowest and highest of those probes */
-    double ttft_ms;      /* prompt tests: time to first token */
-    double load_ms;
-    double rss_mib;
-} result;
 
 static void random_tokens(int32_t *ids, int n, int32_t n_vocab, uint64_t *rng) {
     for (int i = 0; i < n; i++) {
@@ -489,242 +457,6 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
     return ok ? 0 : -1;
 }
 
-/* ---- output ----------------------------------------------------------------------------- */
-
-static void fmt_size(char *buf, size_t cap, uint64_t bytes) {
-    double v = (double)bytes;
-    if (v >= 1024.0 * 1024 * 1024) snprintf(buf, cap, "%.2f GiB", v / (1024.0 * 1024 * 1024));
-    else snprintf(buf, cap, "%.2f MiB", v / (1024.0 * 1024));
-}
-
-static void fmt_params(char *buf, size_t cap, uint64_t n) {
-    double v = (double)n;
-    if (v >= 1e9) snprintf(buf, cap, "%.2f B", v / 1e9);
-    else if (v >= 1e6) snprintf(buf, cap, "%.2f M", v / 1e6);
-    else snprintf(buf, cap, "%.2f K", v / 1e3);
-}
-
-/* The columns of -b, -ub, -ctk/-ctv, -fa and -mmp after threads, as
- * llama-bench adds its own (see bench_opts.shown). */
-static void print_md_opt_cells(FILE *f, int shown, const result *r) {
-    if (shown & SHOW_B) fprintf(f, " %7d |", r->n_batch);
-    if (shown & SHOW_UB) fprintf(f, " %8d |", r->n_ubatch);
-    if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", infer_type_name(r->kv_type), infer_type_name(r->kv_type));
-    if (shown & SHOW_FA) fprintf(f, " %2d |", r->flash_attn);
-    if (shown & SHOW_MMP) fprintf(f, " %4d |", r->use_mmap);
-}
-
-static void print_md_header(FILE *f, int shown) {
-    fprintf(f, "| %-30s | %10s | %10s | %-10s | %7s |", "model", "size", "params", "backend", "threads");
-    if (shown & SHOW_B) fprintf(f, " %7s |", "n_batch");
-    if (shown & SHOW_UB) fprintf(f, " %8s |", "n_ubatch");
-    if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", "type_k", "type_v");
-    if (shown & SHOW_FA) fprintf(f, " %2s |", "fa");
-    if (shown & SHOW_MMP) fprintf(f, " %4s |", "mmap");
-    fprintf(f, " %15s | %20s | %8s | %6s | %9s | %8s | %8s |\n", "test", "t/s", "GB/s", "% bw", "ttft ms", "load ms",
-           "rss MiB");
-    fprintf(f, "| ------------------------------ | ---------: | ---------: | ---------- | ------: |");
-    if (shown & SHOW_B) fprintf(f, " ------: |");
-    if (shown & SHOW_UB) fprintf(f, " -------: |");
-    if (shown & SHOW_KV) fprintf(f, " ------ | ------ |");
-    if (shown & SHOW_FA) fprintf(f, " -: |");
-    if (shown & SHOW_MMP) fprintf(f, " ---: |");
-    fprintf(f, " --------------: | -------------------: | -------: | -----: | --------: | -------: | -------: |\n");
-}
-
-/* llama-bench's name of a test: pp512, tg128, pp512+tg128, "pp512 @ d4096". */
-static void test_name(const result *r, char *test, size_t cap) {
-    if (r->n_prompt && r->n_gen) snprintf(test, cap, "pp%d+tg%d", r->n_prompt, r->n_gen);
-    else if (r->n_prompt) snprintf(test, cap, "pp%d", r->n_prompt);
-    else snprintf(test, cap, "tg%d", r->n_gen);
-    if (r->depth) {
-        const size_t l = strlen(test);
-        snprintf(test + l, cap - l, " @ d%d", r->depth);
-    }
-}
-
-static void print_md_row(FILE *f, int shown, const result *r) {
-    char size[32], params[32], test[32], ts[48], gbs[16] = "", pct[16] = "", ttft[16] = "";
-    fmt_size(size, sizeof size, r->size);
-    fmt_params(params, sizeof params, r->params);
-    test_name(r, test, sizeof test);
-    snprintf(ts, sizeof ts, "%.2f ± %.2f", r->mean, r->sd);
-    if (r->gbs > 0) {
-        snprintf(gbs, sizeof gbs, "%.2f", r->gbs);
-        if (r->on_cpu) snprintf(pct, sizeof pct, "%.1f", r->bw_pct);
-    }
-    if (r->ttft_ms > 0) snprintf(ttft, sizeof ttft, "%.1f", r->ttft_ms);
-    fprintf(f, "| %-30s | %10s | %10s | %-10s | %7d |", r->desc, size, params, r->ran_on, r->threads);
-    print_md_opt_cells(f, shown, r);
-    fprintf(f, " %15s | %20s | %8s | %6s | %9s | %8.1f | %8.1f |\n", test, ts, gbs, pct, ttft, r->load_ms, r->rss_mib);
-}
-
-/* s quoted by q, each q in it doubled: a CSV field (q '"', RFC 4180) or
- * an SQL string literal (q '\''). */
-static void quoted_str(FILE *f, const char *s, char q) {
-    fputc(q, f);
-    for (const char *p = s; *p; p++) {
-        if (*p == q) fputc(q, f);
-        fputc(*p, f);
-    }
-    fputc(q, f);
-}
-
-/* The fields of a JSON object, a JSONL line, a CSV row and an SQL row, in
- * this order, and their types (T TEXT, I INTEGER, R REAL, B a boolean:
- * true / false in JSON as llama-bench writes it, 0 / 1 elsewhere, an
- * INTEGER in SQL). The last six are llama-bench's fields of the same
- * names, added after infer-bench's first 27 so that those keep their
- * places: cpu_info and gpu_info (the CPU's model name; the Vulkan GPUs,
- * as llama-bench lists its GPU devices), test_time (UTC), and each
- * repetition's time in ns with its mean and sd. */
-#define FIELDS                                                                                                          \
-    "model_filename", "model_type", "model_size", "model_n_params", "backends", "n_threads", "n_batch", "n_ubatch",     \
-        "type_k", "type_v", "flash_attn", "use_mmap", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs",     \
-        "bw_pct", "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms", "peak_rss_mib", "samples_ts",                 \
-        "build_commit", "build_version", "cpu_info", "gpu_info", "test_time", "avg_ns", "stddev_ns", "samples_ns"
-static const char FIELD_TYPES[] = "TTIITIIITTBBIIIRRRRRRRRRTTTTTTIIT";
-enum { F_SAMPLES = 24, F_SAMPLES_NS = 32 }; /* samples_ts, samples_ns: JSON arrays */
-
-/* The machine's description for cpu_info and gpu_info, read once. */
-static char cpu_info[256], gpu_info[1024];
-
-/* cpu_info: /proc/cpuinfo's first "model name" (x86), else "CPU"; gpu_info:
- * the Vulkan devices that are GPUs (bench_gpu_info). */
-static void machine_info(void) {
-    snprintf(cpu_info, sizeof cpu_info, "CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    for (int k = 0; f && k < 4096 && fgets(line, sizeof line, f); k++) {
-        const char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) || !colon) continue;
-        colon += 1 + (colon[1] == ' ');
-        snprintf(cpu_info, sizeof cpu_info, "%.*s", (int)strcspn(colon, "\n"), colon);
-        break;
-    }
-    if (f) fclose(f);
-    bench_gpu_info(gpu_info, sizeof gpu_info);
-}
-
-/* xs[0, n) as a JSON array of numbers into buf (cut short, still closed,
- * when it does not fit); scale multiplies, ns: whole numbers. */
-static void json_array(char *buf, size_t cap, const double *xs, int n, double scale, int ns) {
-    size_t at = (size_t)snprintf(buf, cap, "[");
-    for (int k = 0; k < n && at + 40 < cap; k++)
-        at += (size_t)snprintf(buf + at, cap - at, ns ? "%s%.0f" : "%s%.6f", k ? ", " : "", xs[k] * scale);
-    snprintf(buf + at, cap - at, "]");
-}
-#define SQL_TABLE "infer_bench"
-
-/* One result as a JSON object (OUT_JSON, OUT_JSONL), a CSV row or an SQL
- * INSERT, no newline. */
-static void print_record(FILE *f, const result *r, int fmt) {
-    static const char *const names[] = {FIELDS};
-    _Static_assert(sizeof names / sizeof names[0] == sizeof FIELD_TYPES - 1, "a type per field");
-    const int json = fmt == OUT_JSON || fmt == OUT_JSONL, sql = fmt == OUT_SQL;
-    enum { N = sizeof names / sizeof names[0] };
-    const char *str[N] = {r->model_path, r->desc}; /* the string fields; the others are numbers */
-    char num[N][32], samples[MAX_REPS * 24 + 8], samples_ns[MAX_REPS * 24 + 8];
-#define NUM(i, fmt, x) snprintf(num[i], sizeof num[i], fmt, x)
-    NUM(2, "%llu", (unsigned long long)r->size);
-    NUM(3, "%llu", (unsigned long long)r->params);
-    str[4] = r->ran_on;
-    NUM(5, "%d", r->threads);
-    NUM(6, "%d", r->n_batch);
-    NUM(7, "%d", r->n_ubatch);
-    str[8] = str[9] = infer_type_name(r->kv_type);
-    NUM(10, "%d", r->flash_attn);
-    NUM(11, "%d", r->use_mmap);
-    NUM(12, "%d", r->n_prompt);
-    NUM(13, "%d", r->n_gen);
-    NUM(14, "%d", r->depth);
-    NUM(15, "%.6f", r->mean);
-    NUM(16, "%.6f", r->sd);
-    NUM(17, "%.4f", r->gbs);
-    NUM(18, "%.2f", r->bw_pct);
-    NUM(19, "%.2f", r->probe_gbs);
-    NUM(20, "%.2f", r->probe_hi);
-    NUM(21, "%.3f", r->ttft_ms);
-    NUM(22, "%.3f", r->load_ms);
-    NUM(23, "%.1f", r->rss_mib);
-    double ns_mean = 0.0, ns_var = 0.0;
-    for (int k = 0; k < r->n_samples; k++) ns_mean += r->samples_s[k] * 1e9 / r->n_samples;
-    for (int k = 0; k < r->n_samples; k++) ns_var += (r->samples_s[k] * 1e9 - ns_mean) * (r->samples_s[k] * 1e9 - ns_mean);
-    NUM(30, "%.0f", ns_mean);
-    NUM(31, "%.0f", r->n_samples > 1 ? sqrt(ns_var / (r->n_samples - 1)) : 0.0);
-#undef NUM
-    /* every repetition's t/s and ns: JSON arrays, or in CSV the same text quoted */
-    json_array(samples, sizeof samples, r->samples, r->n_samples, 1.0, 0);
-    json_array(samples_ns, sizeof samples_ns, r->samples_s, r->n_samples, 1e9, 1);
-    str[F_SAMPLES + 1] = INFER_GIT_REV;
-    str[F_SAMPLES + 2] = infer_version();
-    str[F_SAMPLES] = samples;
-    str[27] = cpu_info;
-    str[28] = gpu_info;
-    str[29] = r->test_time;
-    str[F_SAMPLES_NS] = samples_ns;
-    if (json) fputc('{', f);
-    if (sql) {
-        fputs("INSERT INTO " SQL_TABLE " (", f);
-        for (int i = 0; i < N; i++) fprintf(f, "%s%s", i ? ", " : "", names[i]);
-        fputs(") VALUES (", f);
-    }
-    for (int i = 0; i < N; i++) {
-        if (i) fputs(fmt == OUT_CSV ? "," : ", ", f);
-        if (json) fprintf(f, "\"%s\": ", names[i]);
-        if (json && FIELD_TYPES[i] == 'B') fputs(strcmp(num[i], "0") ? "true" : "false", f);
-        else if (!str[i] || ((i == F_SAMPLES || i == F_SAMPLES_NS) && json)) fputs(str[i] ? str[i] : num[i], f);
-        else if (json) json_put_str(f, str[i], strlen(str[i]));
-        else quoted_str(f, str[i], sql ? '\'' : '"');
-    }
-    if (json) fputc('}', f);
-    if (sql) fputs(");", f);
-}
-
-/* Where results go: stdout (-o) and, with -oe, stderr as well; a printer
- * of format -1 prints nothing. */
-typedef struct {
-    FILE *f;
-    int format; /* OUT_*, or -1: none */
-    int shown;  /* SHOW_* */
-    int first;  /* no row yet */
-} printer;
-
-static void out_begin(printer *p) {
-    static const char *const names[] = {FIELDS};
-    p->first = 1;
-    if (p->format == OUT_JSON) fprintf(p->f, "[\n");
-    else if (p->format == OUT_MD) print_md_header(p->f, p->shown);
-    else if (p->format == OUT_CSV) {
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) fprintf(p->f, "%s%s", i ? "," : "", names[i]);
-        fputc('\n', p->f);
-    } else if (p->format == OUT_SQL) {
-        fprintf(p->f, "CREATE TABLE IF NOT EXISTS " SQL_TABLE " (\n");
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            fprintf(p->f, "  %s %s%s\n", names[i],
-                    FIELD_TYPES[i] == 'T' ? "TEXT" : FIELD_TYPES[i] == 'R' ? "REAL" : "INTEGER",
-                    i + 1 < sizeof names / sizeof names[0] ? "," : "");
-        fprintf(p->f, ");\n\n");
-    }
-}
-
-static void out_row(printer *p, const result *r) {
-    if (p->format < 0) return;
-    if (p->format == OUT_MD) print_md_row(p->f, p->shown, r);
-    else {
-        if (p->format == OUT_JSON) fputs(p->first ? "  " : ",\n  ", p->f);
-        print_record(p->f, r, p->format);
-        if (p->format != OUT_JSON) fputc('\n', p->f);
-    }
-    p->first = 0;
-    fflush(p->f);
-}
-
-static void out_end(printer *p) {
-    if (p->format == OUT_JSON) fprintf(p->f, "\n]\n");
-    else if (p->format == OUT_MD) fprintf(p->f, "\nbuild: %s (%s)\n", INFER_GIT_REV, infer_version());
-}
-
 int main(int argc, char **argv) {
     int rc;
     if (bench_probe_child(argc, argv, &rc)) return rc;
@@ -743,10 +475,10 @@ int main(int argc, char **argv) {
     double bw = bench_probe_bandwidth(max_threads);
     fprintf(stderr, "infer-bench: read bandwidth probe: %.2f GB/s (%d threads, best of 10 passes over 512 MiB, 1 and 4 streams per thread)\n", bw,
             max_threads);
-    if ((o.format != OUT_MD) || (o.err_format >= 0 && o.err_format != OUT_MD)) machine_info(); /* records only */
+    if ((o.format != OUT_MD) || (o.err_format >= 0 && o.err_format != OUT_MD)) report_machine_info(); /* records only */
     printer out = {stdout, o.format, o.shown, 1}, err_out = {stderr, o.err_format, o.shown, 1};
-    out_begin(&out);
-    out_begin(&err_out);
+    report_begin(&out);
+    report_begin(&err_out);
     /* tests in all, for --progress (each count at most MAX_LIST: < 2^31 per
      * model load, not for every load) */
     const int per_model = (o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv * o.n_fa;
@@ -801,7 +533,7 @@ int main(int argc, char **argv) {
                     first_test = 0;
                     if (o.progress) {
                         char name[48];
-                        test_name(&r, name, sizeof name);
+                        report_test_name(&r, name, sizeof name);
                         fprintf(stderr, "infer-bench: test %lld/%lld: %s, %s, %d threads\n", ++test_no, n_tests,
                                 r.desc, name, r.threads);
                     }
@@ -809,14 +541,14 @@ int main(int argc, char **argv) {
                         failed = 1;
                         continue;
                     }
-                    out_row(&out, &r);
-                    out_row(&err_out, &r);
+                    report_row(&out, &r);
+                    report_row(&err_out, &r);
                 }
             }
         }
         infer_model_release(m);
     }
-    out_end(&out);
-    out_end(&err_out);
+    report_end(&out);
+    report_end(&err_out);
     return failed ? 3 : 0;
 }
