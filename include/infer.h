@@ -190,6 +190,8 @@ typedef struct {
     float repeat_penalty;   /* 1: off (default) */
     int32_t repeat_last_n;  /* tokens the penalty looks back at. Default 64 */
     uint64_t seed;          /* INFER_SEED_RANDOM: pick one (infer_sampler_seed tells) */
+    int ignore_eog;         /* nonzero: end-of-generation tokens (EOS, EOT, ...) are never
+                               picked, as llama.cpp's --ignore-eos. Default 0 */
 } infer_sampler_params;
 
 #define INFER_SEED_RANDOM UINT64_MAX

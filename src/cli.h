@@ -18,6 +18,7 @@ typedef struct {
     int list_devices;        /* --list-devices */
     int n_predict;           /* -n, -1: until end of generation or context full */
     int n_keep;              /* --keep, -1: the whole prompt... as llama.cpp: 0 means BOS only */
+    int escape;              /* -e: the -p prompt's escape sequences processed */
     infer_model_params mp;
     infer_context_params cp;
     infer_sampler_params sp;

@@ -30,6 +30,8 @@ static void usage(FILE *f) {
             "\n"
             "  -m, --model FILE        the GGUF model (or give it as the first argument)\n"
             "  -p, --prompt TEXT       the prompt\n"
+            "  -e, --escape            process escapes in -p's text: \\n \\r \\t \\' \\\" \\\\ \\xHH\n"
+            "                          (off by default, and with --no-escape; -f stays verbatim)\n"
             "  -f, --file FILE         read the prompt's bytes from FILE, verbatim\n"
             "  -n, --n-predict N       tokens to generate (default -1: until end of text or context full)\n"
             "  -c, --ctx-size N        context size in tokens (default: training context, at most 4096)\n"
@@ -42,6 +44,7 @@ static void usage(FILE *f) {
             "      --min-p P           drop tokens below P x the best's probability (default 0.05)\n"
             "      --repeat-penalty R  penalise recent tokens (default 1.0 = off)\n"
             "      --repeat-last-n N   how many recent tokens (default 64)\n"
+            "      --ignore-eos        never pick an end-of-generation token (generate -n tokens)\n"
             "      --context-shift     when the context is full, drop half of it and go on\n"
             "      --keep N            tokens of the prompt kept by a context shift (default 0: BOS only)\n"
             "  -ctk, --cache-type-k T  KV cache type: f16 (default) or f32\n"
@@ -49,6 +52,10 @@ static void usage(FILE *f) {
             "      --backend B         where to run: cpu (default), vulkan, or auto (a Vulkan GPU when\n"
             "                          present); without a usable device: the CPU, with one line\n"
             "      --device N          the Vulkan device (see --list-devices; default: the best)\n"
+            "  -ngl, --n-gpu-layers N  llama.cpp's offload: N > 0 or all runs on Vulkan (the whole model),\n"
+            "                          0 on the CPU, auto as --backend auto\n"
+            "  -fa, --flash-attn [on|off|auto]  accepted: the attention is always fused (online softmax)\n"
+            "  -no-cnv, --no-warmup    accepted: infer has no conversation mode and runs no warm-up\n"
             "      --list-devices      list the Vulkan devices and exit\n"
             "      --perplexity FILE   perplexity of FILE's text, llama.cpp's method\n"
             "      --tokenize          print the prompt's token ids on one line\n"
@@ -108,6 +115,39 @@ char *cli_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+/* s (len bytes) with llama.cpp's escape sequences processed (-e): \n \r
+ * \t \' \" \\ and \xHH (two hex digits); any other backslash stays as it
+ * is. A new malloc'd, NUL-terminated buffer (never longer than s), *out_len
+ * its length; NULL when out of memory. */
+static char *cli_unescape(const char *s, size_t len, size_t *out_len) {
+    char *o = malloc(len + 1);
+    size_t n = 0;
+    if (!o) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '\\' || i + 1 >= len) {
+            o[n++] = s[i];
+            continue;
+        }
+        const char c = s[++i];
+        const char *hex = "0123456789abcdefABCDEF";
+        if (c == 'n') o[n++] = '\n';
+        else if (c == 'r') o[n++] = '\r';
+        else if (c == 't') o[n++] = '\t';
+        else if (c == '\'' || c == '"' || c == '\\') o[n++] = c;
+        else if (c == 'x' && i + 2 < len && s[i + 1] && s[i + 2] && strchr(hex, s[i + 1]) && strchr(hex, s[i + 2])) {
+            const char h[3] = {s[i + 1], s[i + 2], 0};
+            o[n++] = (char)strtol(h, NULL, 16);
+            i += 2;
+        } else {
+            o[n++] = '\\';
+            o[n++] = c;
+        }
+    }
+    o[n] = '\0';
+    *out_len = n;
+    return o;
+}
+
 /* ---- argument parsing -------------------------------------------------------- */
 
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
@@ -156,6 +196,27 @@ static int parse_args(int argc, char **argv, cli_options *o) {
         else if (IS("--no-bos")) o->no_bos = 1;
         else if (IS("--parse-special")) o->parse_special = 1;
         else if (IS("--context-shift")) o->context_shift = 1;
+        else if (IS("--ignore-eos")) o->sp.ignore_eog = 1;
+        else if (IS("-e") || IS("--escape")) o->escape = 1;
+        else if (IS("--no-escape")) o->escape = 0;
+        else if (IS("-no-cnv") || IS("--no-conversation") || IS("--no-warmup")) {
+            /* llama-cli's: infer completes the prompt and warms nothing up */
+        } else if (IS("-fa") || IS("--flash-attn")) {
+            /* one attention here, fused with an online softmax (what llama.cpp calls
+             * flash attention); a value after it (newer llama-cli's) is taken */
+            static const char *const vals[] = {"on", "off", "auto", "1", "0", "true", "false"};
+            for (size_t k = 0; v && k < sizeof vals / sizeof *vals; k++)
+                if (!strcmp(v, vals[k])) {
+                    i++;
+                    break;
+                }
+        } else if (IS("-ngl") || IS("--n-gpu-layers") || IS("--gpu-layers")) {
+            NEEDV();
+            if (!strcmp(v, "auto")) o->cp.backend = INFER_BACKEND_AUTO;
+            else if (!strcmp(v, "all")) o->cp.backend = INFER_BACKEND_VULKAN;
+            else if (parse_long(a, v, 0, INT_MAX, &n)) return 1;
+            else o->cp.backend = n > 0 ? INFER_BACKEND_VULKAN : INFER_BACKEND_CPU;
+        }
         else if (IS("--no-mmap")) o->mp.use_mmap = 0;
         else if (IS("--list-devices")) o->list_devices = 1;
         else if (IS("--device")) { NEEDV(); if (parse_long(a, v, 0, 1023, &n)) return 1; o->cp.device = (int)n; }
@@ -355,6 +416,11 @@ int main(int argc, char **argv) {
     const char *src = o.ppl_file ? o.ppl_file : o.prompt_file;
     if (src) {
         if (!(text = cli_read_file(src, &len))) return CLI_EXIT_USAGE;
+    } else if (o.prompt && o.escape) {
+        if (!(text = cli_unescape(o.prompt, strlen(o.prompt), &len))) {
+            fprintf(stderr, "infer: out of memory\n");
+            return CLI_EXIT_RUNTIME;
+        }
     } else if (o.prompt) {
         len = strlen(o.prompt);
     } else if (!o.tokenize) {

@@ -1,7 +1,9 @@
 /*
  * sampler.c - picking the next token, in llama.cpp's default order:
  * repeat penalty -> top-k -> top-p -> min-p -> temperature -> draw.
- * temp <= 0 is greedy: the highest logit, the first one on ties.
+ * temp <= 0 is greedy: the highest logit, the first one on ties. With
+ * ignore_eog the model's end-of-generation tokens count as -inf first (a
+ * logit bias of -inf, as llama.cpp's --ignore-eos sets).
  *
  * Survives any logits (HOSTILE.md D.34): NaN counts as -inf, +inf as the
  * largest float, all -inf/NaN picks token 0; every loop is bounded by the
@@ -28,6 +30,8 @@ struct infer_sampler {
     int32_t *hist;   /* ring of the last repeat_last_n accepted tokens */
     int32_t n_hist, hist_pos;
     uint8_t *seen;   /* [n_vocab] scratch for the penalty */
+    int32_t *eog;    /* with ignore_eog: the end-of-generation tokens, never picked */
+    int32_t n_eog;
     uint64_t rng;
 };
 
@@ -68,6 +72,16 @@ infer_status infer_sampler_new(const infer_model *m, const infer_sampler_params 
         infer_sampler_free(s);
         return set_error(err, INFER_ENOMEM, "out of memory for the sampler");
     }
+    if (p.ignore_eog) {
+        for (int32_t i = 0; i < nv; i++) s->n_eog += vocab_is_eog(m->vocab, i) != 0;
+        s->eog = infer_malloc_array(s->n_eog ? (size_t)s->n_eog : 1, sizeof *s->eog);
+        if (!s->eog) {
+            infer_sampler_free(s);
+            return set_error(err, INFER_ENOMEM, "out of memory for the sampler");
+        }
+        for (int32_t i = 0, k = 0; i < nv && k < s->n_eog; i++)
+            if (vocab_is_eog(m->vocab, i)) s->eog[k++] = i;
+    }
     if (p.seed == INFER_SEED_RANDOM) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -84,6 +98,7 @@ void infer_sampler_free(infer_sampler *s) {
     infer_free(s->cand);
     infer_free(s->seen);
     infer_free(s->hist);
+    infer_free(s->eog);
     infer_free(s);
 }
 
@@ -156,6 +171,7 @@ int32_t infer_sampler_sample(infer_sampler *s, const float *logits) {
     const int32_t nv = s->n_vocab;
     candidate *c = s->cand;
     for (int32_t i = 0; i < nv; i++) c[i] = (candidate){i, sane(logits[i]), 0.0f};
+    for (int32_t i = 0; i < s->n_eog; i++) c[s->eog[i]].logit = -INFINITY; /* ids < n_vocab: made so */
 
     /* Repeat penalty: each distinct recent token once, as llama.cpp. */
     if (p->repeat_penalty != 1.0f && s->n_hist > 0) {

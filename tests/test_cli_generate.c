@@ -1,7 +1,8 @@
 /*
  * test_cli_generate.c - the `infer` program as a user runs it: generated
  * text alone on stdout, timings on stderr, exit statuses 0/1/2/3, a full
- * context stopping with a message, -f reading the prompt verbatim.
+ * context stopping with a message, -f reading the prompt verbatim, -e's
+ * escapes and the llama-cli options infer takes.
  * INFER_BIN (set by `make test`) names the binary.
  */
 
@@ -44,6 +45,49 @@ Test(cli_generate, prompt_file_read_verbatim) {
     cr_assert_eq(test_run(argv2, NULL, out2, sizeof out2, err, sizeof err), 0);
     cr_assert(strlen(out) > strlen(out2), "'%s' vs '%s'", out, out2);
     cr_assert_eq(strncmp(out, out2, strlen(out2) - 1), 0, "'%s' vs '%s'", out, out2);
+}
+
+/* -e processes llama.cpp's escapes in -p's text: the ids of "x\\x41\\n\\t\\q"
+ * with -e are those of "xA", a newline, a tab and "\\q" (an unknown escape
+ * stays as it is); without -e (or with --no-escape after it) the
+ * backslashes are text. */
+Test(cli_generate, escapes_with_e_as_llama_cli) {
+    char model[512];
+    SHARED_OR_SKIP(model, "models/stories260K.gguf");
+    static char esc[4096], plain[4096], raw[4096], off[4096], err[4096];
+    char *a[] = {(char *)test_infer_bin(), model, "--tokenize", "--no-bos", "-e", "-p", "x\\x41\\n\\t\\q", NULL};
+    cr_assert_eq(test_run(a, NULL, esc, sizeof esc, err, sizeof err), 0, "%s", err);
+    char *b[] = {(char *)test_infer_bin(), model, "--tokenize", "--no-bos", "-p", "xA\n\t\\q", NULL};
+    cr_assert_eq(test_run(b, NULL, plain, sizeof plain, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(esc, plain);
+    char *c[] = {(char *)test_infer_bin(), model, "--tokenize", "--no-bos", "-p", "x\\x41\\n\\t\\q", NULL};
+    cr_assert_eq(test_run(c, NULL, raw, sizeof raw, err, sizeof err), 0, "%s", err);
+    cr_assert_str_neq(raw, plain, "without -e the backslashes are text");
+    char *d[] = {(char *)test_infer_bin(), model, "--tokenize", "--no-bos", "-e", "--no-escape", "-p",
+                 "x\\x41\\n\\t\\q", NULL};
+    cr_assert_eq(test_run(d, NULL, off, sizeof off, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(off, raw);
+}
+
+/* llama-cli's options that infer takes: --ignore-eos (the sampler never
+ * picks an end-of-generation token: sampler/ignore_eog_*), -ngl 0 (the
+ * CPU), -fa with or without a value, -no-cnv and --no-warmup (infer has
+ * no conversation mode and no warm-up): the same greedy text. A bad -ngl
+ * is a usage error. */
+Test(cli_generate, llama_cli_options_taken) {
+    char model[512];
+    SHARED_OR_SKIP(model, "models/stories260K.gguf");
+    static char want[65536], out[65536], err[65536];
+    char *plain[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0", NULL};
+    cr_assert_eq(test_run(plain, NULL, want, sizeof want, err, sizeof err), 0, "%s", err);
+    char *llama[] = {(char *)test_infer_bin(), "-m", model, "-p", "Once upon a time", "-n", "24", "--temp", "0",
+                     "-ngl", "0", "-fa", "on", "-no-cnv", "--no-warmup", "--ignore-eos", "-fa", NULL};
+    cr_assert_eq(test_run(llama, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(out, want);
+    cr_assert(strstr(err, "24 runs"), "%s", err);
+    char *bad[] = {(char *)test_infer_bin(), model, "-p", "x", "-ngl", "many", NULL};
+    cr_assert_eq(test_run(bad, NULL, out, sizeof out, err, sizeof err), 1, "%s", err);
+    cr_assert(strstr(err, "-ngl"), "%s", err);
 }
 
 Test(cli_generate, exit_statuses) {

@@ -1,7 +1,8 @@
 /*
  * test_sampler.c - sampling: greedy ties, temperature edge cases, top-k /
  * top-p / min-p limits, seeds, repeat penalty, and logits that are NaN or
- * infinite (HOSTILE.md D.34): never a crash, a hang or a token out of range.
+ * infinite (HOSTILE.md D.34): never a crash, a hang or a token out of range;
+ * ignore_eog.
  */
 #include <math.h>
 
@@ -360,3 +361,42 @@ Test(sampler, generate_records_prompt_and_generated_tokens) {
     infer_model_release(m);
     LEAK_CHECK();
 }
+
+/* ignore_eog (llama.cpp's --ignore-eos): the model's end-of-generation
+ * tokens are never picked, greedy or drawn, even when their logits lead by
+ * far; without it they are. */
+Test(sampler, ignore_eog_never_picks_an_end_of_generation_token) {
+    infer_model *m = vocab300();
+    int32_t eog[8];
+    int n_eog = 0;
+    for (int32_t i = 0; i < NV && n_eog < 8; i++)
+        if (infer_token_is_eog(m, i)) eog[n_eog++] = i;
+    cr_assert_gt(n_eog, 0, "the synthetic vocabulary has an end-of-generation token");
+    float l[NV] = {0};
+    for (int k = 0; k < n_eog; k++) l[eog[k]] = 30.0f;
+    l[123] = 5.0f;
+    for (int greedy = 0; greedy < 2; greedy++) {
+        infer_sampler_params p = infer_sampler_default_params();
+        p.temp = greedy ? 0.0f : 1.0f;
+        p.top_k = 0;
+        p.top_p = 1.0f;
+        p.min_p = 0.0f;
+        p.seed = 9;
+        infer_sampler *plain = NULL, *ign = NULL;
+        infer_error err = {0};
+        cr_assert_eq(infer_sampler_new(m, &p, &plain, &err), INFER_OK, "%s", err.message);
+        p.ignore_eog = 1;
+        cr_assert_eq(infer_sampler_new(m, &p, &ign, &err), INFER_OK, "%s", err.message);
+        for (int d = 0; d < 200; d++) {
+            const int32_t t = infer_sampler_sample(ign, l);
+            cr_assert(t >= 0 && t < NV && !infer_token_is_eog(m, t), "draw %d picked %d", d, t);
+            if (greedy) cr_assert_eq(t, 123);
+        }
+        cr_assert(infer_token_is_eog(m, infer_sampler_sample(plain, l)), "without it the leader is picked");
+        infer_sampler_free(plain);
+        infer_sampler_free(ign);
+    }
+    infer_model_release(m);
+    LEAK_CHECK();
+}
+
