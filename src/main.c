@@ -55,7 +55,8 @@ static void usage(FILE *f) {
             "  -ngl, --n-gpu-layers N  llama.cpp's offload: N > 0 or all runs on Vulkan (the whole model),\n"
             "                          0 on the CPU, auto as --backend auto\n"
             "  -fa, --flash-attn [on|off|auto]  accepted: the attention is always fused (online softmax)\n"
-            "  -no-cnv, --no-warmup    accepted: infer has no conversation mode and runs no warm-up\n"
+            "  -no-cnv, --no-warmup, --no-display-prompt  accepted: infer has no conversation mode,\n"
+            "                          runs no warm-up and never echoes the prompt\n"
             "      --list-devices      list the Vulkan devices and exit\n"
             "      --perplexity FILE   perplexity of FILE's text, llama.cpp's method\n"
             "      --tokenize          print the prompt's token ids on one line\n"
@@ -199,8 +200,9 @@ static int parse_args(int argc, char **argv, cli_options *o) {
         else if (IS("--ignore-eos")) o->sp.ignore_eog = 1;
         else if (IS("-e") || IS("--escape")) o->escape = 1;
         else if (IS("--no-escape")) o->escape = 0;
-        else if (IS("-no-cnv") || IS("--no-conversation") || IS("--no-warmup")) {
-            /* llama-cli's: infer completes the prompt and warms nothing up */
+        else if (IS("-no-cnv") || IS("--no-conversation") || IS("--no-warmup") || IS("--no-display-prompt")) {
+            /* llama-cli's: infer completes the prompt, warms nothing up and
+             * never echoes the prompt */
         } else if (IS("-fa") || IS("--flash-attn")) {
             /* one attention here, fused with an online softmax (what llama.cpp calls
              * flash attention); a value after it (newer llama-cli's) is taken */

@@ -71,8 +71,9 @@ Test(cli_generate, escapes_with_e_as_llama_cli) {
 
 /* llama-cli's options that infer takes: --ignore-eos (the sampler never
  * picks an end-of-generation token: sampler/ignore_eog_*), -ngl 0 (the
- * CPU), -fa with or without a value, -no-cnv and --no-warmup (infer has
- * no conversation mode and no warm-up): the same greedy text. A bad -ngl
+ * CPU), -fa with or without a value, -no-cnv, --no-warmup and
+ * --no-display-prompt (infer has no conversation mode, no warm-up and
+ * echoes no prompt): the same greedy text. A bad -ngl
  * is a usage error. */
 Test(cli_generate, llama_cli_options_taken) {
     char model[512];
@@ -81,7 +82,8 @@ Test(cli_generate, llama_cli_options_taken) {
     char *plain[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0", NULL};
     cr_assert_eq(test_run(plain, NULL, want, sizeof want, err, sizeof err), 0, "%s", err);
     char *llama[] = {(char *)test_infer_bin(), "-m", model, "-p", "Once upon a time", "-n", "24", "--temp", "0",
-                     "-ngl", "0", "-fa", "on", "-no-cnv", "--no-warmup", "--ignore-eos", "-fa", NULL};
+                     "-ngl", "0", "-fa", "on", "-no-cnv", "--no-warmup", "--no-display-prompt", "--ignore-eos", "-fa",
+                     NULL};
     cr_assert_eq(test_run(llama, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(out, want);
     cr_assert(strstr(err, "24 runs"), "%s", err);
