@@ -132,12 +132,20 @@ void report_machine_info(void) {
 }
 
 /* xs[0, n) as a JSON array of numbers into buf (cut short, still closed,
- * when it does not fit); scale multiplies, ns: whole numbers. */
-static void json_array(char *buf, size_t cap, const double *xs, int n, double scale, int ns) {
+ * when it does not fit); whole: as whole numbers. */
+static void json_array(char *buf, size_t cap, const double *xs, int n, int whole) {
     size_t at = (size_t)snprintf(buf, cap, "[");
     for (int k = 0; k < n && at + 40 < cap; k++)
-        at += (size_t)snprintf(buf + at, cap - at, ns ? "%s%.0f" : "%s%.6f", k ? ", " : "", xs[k] * scale);
+        at += (size_t)snprintf(buf + at, cap - at, whole ? "%s%.0f" : "%s%.6f", k ? ", " : "", xs[k]);
     snprintf(buf + at, cap - at, "]");
+}
+
+void mean_sd(const double *x, int n, double *mean, double *sd) {
+    double sum = 0.0, var = 0.0;
+    for (int k = 0; k < n; k++) sum += x[k];
+    *mean = sum / n;
+    for (int k = 0; k < n; k++) var += (x[k] - *mean) * (x[k] - *mean);
+    *sd = n > 1 ? sqrt(var / (n - 1)) : 0.0;
 }
 #define SQL_TABLE "infer_bench"
 
@@ -172,15 +180,15 @@ static void print_record(FILE *f, const result *r, int fmt) {
     NUM(21, "%.3f", r->ttft_ms);
     NUM(22, "%.3f", r->load_ms);
     NUM(23, "%.1f", r->rss_mib);
-    double ns_mean = 0.0, ns_var = 0.0;
-    for (int k = 0; k < r->n_samples; k++) ns_mean += r->samples_s[k] * 1e9 / r->n_samples;
-    for (int k = 0; k < r->n_samples; k++) ns_var += (r->samples_s[k] * 1e9 - ns_mean) * (r->samples_s[k] * 1e9 - ns_mean);
+    double ns[MAX_REPS], ns_mean = 0.0, ns_sd = 0.0; /* each repetition's time: its tokens over its t/s */
+    for (int k = 0; k < r->n_samples; k++) ns[k] = (double)(r->n_prompt + r->n_gen) * 1e9 / r->samples[k];
+    if (r->n_samples > 0) mean_sd(ns, r->n_samples, &ns_mean, &ns_sd);
     NUM(30, "%.0f", ns_mean);
-    NUM(31, "%.0f", r->n_samples > 1 ? sqrt(ns_var / (r->n_samples - 1)) : 0.0);
+    NUM(31, "%.0f", ns_sd);
 #undef NUM
     /* every repetition's t/s and ns: JSON arrays, or in CSV the same text quoted */
-    json_array(samples, sizeof samples, r->samples, r->n_samples, 1.0, 0);
-    json_array(samples_ns, sizeof samples_ns, r->samples_s, r->n_samples, 1e9, 1);
+    json_array(samples, sizeof samples, r->samples, r->n_samples, 0);
+    json_array(samples_ns, sizeof samples_ns, ns, r->n_samples, 1);
     str[F_SAMPLES + 1] = INFER_GIT_REV;
     str[F_SAMPLES + 2] = infer_version();
     str[F_SAMPLES] = samples;

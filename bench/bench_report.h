@@ -30,8 +30,7 @@ typedef struct {
     int n_prompt, n_gen;
     int depth;           /* tokens in the cache before the timed part (llama-bench's -d) */
     double mean, sd;     /* tokens per second */
-    double samples[MAX_REPS];
-    double samples_s[MAX_REPS]; /* each repetition's seconds */
+    double samples[MAX_REPS]; /* each repetition's tokens per second */
     int n_samples;
     char test_time[32];  /* when the test started, UTC, as llama-bench writes it */
     double gbs, bw_pct;  /* generation only: GB/s, mean share of the probe taken before each repetition */
@@ -49,6 +48,9 @@ typedef struct {
     int shown;  /* SHOW_* */
     int first;  /* no row yet */
 } printer;
+
+/* The mean and sample standard deviation (0 for one value) of x[0, n), n >= 1. */
+void mean_sd(const double *x, int n, double *mean, double *sd);
 
 void report_begin(printer *p);
 void report_row(printer *p, const result *r);

@@ -413,7 +413,7 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
     /* The probe reads host memory: no share of it for a run on a device. */
     const int on_cpu = r->on_cpu = infer_context_backend(c) == INFER_BACKEND_CPU;
     const int paired = on_cpu && r->n_gen && !r->n_prompt && r->threads > 0;
-    double sum = 0.0, pct_sum = 0.0, probe_lo = 0.0, probe_hi = 0.0;
+    double pct_sum = 0.0, probe_lo = 0.0, probe_hi = 0.0;
     for (int k = 0; ok && k < reps && k < MAX_REPS; k++) {
         const double pb = paired ? bench_probe_bandwidth(r->threads) : 0.0;
         double t = run_once(c, ids, r->depth, b, r->n_prompt, r->n_gen, nv, &rng, &prompt_s);
@@ -421,9 +421,7 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
             ok = 0;
             break;
         }
-        r->samples_s[r->n_samples] = t;
         r->samples[r->n_samples++] = (double)n_tok / t;
-        sum += r->samples[r->n_samples - 1];
         if (r->n_prompt) r->ttft_ms += prompt_s * 1e3 / reps;
         if (pb > 0) {
             pct_sum += 100.0 * (double)r->streamed * r->samples[r->n_samples - 1] / 1e9 / pb;
@@ -432,10 +430,7 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
         }
     }
     if (ok) {
-        r->mean = sum / r->n_samples;
-        double var = 0.0;
-        for (int k = 0; k < r->n_samples; k++) var += (r->samples[k] - r->mean) * (r->samples[k] - r->mean);
-        r->sd = r->n_samples > 1 ? sqrt(var / (r->n_samples - 1)) : 0.0;
+        mean_sd(r->samples, r->n_samples, &r->mean, &r->sd);
         if (r->n_gen && !r->n_prompt) {
             r->gbs = (double)r->streamed * r->mean / 1e9; /* the embedding table is read one row a token */
             if (probe_lo > 0) {

@@ -143,7 +143,6 @@ static void save_legacy_imatrix(const char *name, int tail) {
  * for one of the tensors, and the keys the reader wants. */
 static void save_gguf_imatrix(void) {
     infer_gguf_writer *w = new_writer();
-    infer_error err = {0};
     const char *datasets[] = {"wiki.test"};
     float sums[16], counts[2] = {10.0f, 0.0f};
     for (int i = 0; i < 16; i++) sums[i] = 0.5f * (float)(i + 1);
@@ -155,7 +154,7 @@ static void save_gguf_imatrix(void) {
         infer_gguf_writer_add_tensor(w, "blk.0.attn_q.weight.counts", INFER_TYPE_F32, 2, ne_c1, counts, 4) != INFER_OK ||
         infer_gguf_writer_add_tensor(w, "blk.0.ffn_up_exps.weight.in_sum2", INFER_TYPE_F32, 2, ne_s2, sums, 64) != INFER_OK ||
         infer_gguf_writer_add_tensor(w, "blk.0.ffn_up_exps.weight.counts", INFER_TYPE_F32, 2, ne_c2, counts, 8) != INFER_OK)
-        die("imatrix gguf", &err);
+        die("imatrix gguf", NULL);
     save("imatrix", w, NULL);
 }
 

@@ -1,4 +1,5 @@
-/* util.c - allocator wrappers with failure injection, error formatting. */
+/* util.c - allocator wrappers with failure injection, error formatting,
+ * escaping for messages, a whole-file reader, UTF-8 and JSON helpers. */
 #include "util.h"
 
 #include <errno.h>

@@ -157,15 +157,35 @@ static inline uint32_t type_of(infer_gguf *g, const char *name) {
     return infer_gguf_tensor_at(g, (uint64_t)j)->type;
 }
 
+/* infer-quantize args exits with status saying says, and leaves no out
+ * (when named). */
+static inline void expect_exit(const char *dir, const char *const *args, int status, const char *out,
+                               const char *says) {
+    cr_expect_eq(run_tool("infer-quantize", dir, args), status, "%s", says);
+    char *e = tool_stderr(dir);
+    cr_expect(strstr(e, says) != NULL, "wanted \"%s\" in: %s", says, e);
+    free(e);
+    if (out) cr_expect_neq(access(out, F_OK), 0, "%s: wrote %s", says, out);
+}
+
 /* infer-quantize args (IN OUT TYPE ...) exits 2 saying says, and leaves no
  * OUT. */
 static inline void expect_refused(const char *dir, const char *const *args, const char *says) {
     remove(args[1]);
-    cr_expect_eq(run_tool("infer-quantize", dir, args), 2, "%s", says);
-    char *e = tool_stderr(dir);
-    cr_expect(strstr(e, says) != NULL, "%s", e);
-    free(e);
-    cr_expect_neq(access(args[1], F_OK), 0, "no output for a refused type");
+    expect_exit(dir, args, 2, args[1], says);
+}
+
+/* The files at paths a (infer-quantize's) and b are the same bytes (the
+ * first difference's offset in the message). */
+static inline void expect_same_file(const char *what, const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = read_file(a, &na), *y = read_file(b, &nb);
+    cr_assert(x && y, "%s: cannot read the files", what);
+    size_t i = 0;
+    while (i < na && i < nb && x[i] == y[i]) i++;
+    cr_expect(na == nb && i == na, "%s: %zu bytes, the other %zu; first difference at byte %zu", what, na, nb, i);
+    free(x);
+    free(y);
 }
 
 #endif

@@ -380,10 +380,14 @@ Test(bench_cli, batch_sizes_and_cache_types) {
     LEAK_CHECK();
 }
 
-/* The rows of "-p 8 -n 2 -t 1,2 OPT 0,1": OPT's column (named col) after
- * threads, and for each of its values (0, then 1) the two thread counts,
- * each with pp8 then tg2; eight rows, each with a t/s. */
-static void expect_rows_by_opt_then_threads(const char *col) {
+/* infer-bench on model with "-p 8 -n 2 -t 1,2 FLAG 0,1" has FLAG's
+ * column (named col) after threads, and for each of its values (0, then
+ * 1) the two thread counts, each with pp8 then tg2: eight rows, each with
+ * a t/s. */
+static void expect_rows_by_opt_then_threads(const char *bin, const char *model, const char *flag, const char *col) {
+    char *argv[] = {(char *)bin, "-m", (char *)model, "-p", "8", "-n", "2", "-r", "1", "-t", "1,2", (char *)flag, "0,1",
+                    NULL};
+    cr_assert_eq(bench_run(argv), 0, "stderr: %s", err);
     char row[1024], c[128];
     cr_assert(test_md_row(out, 0, row, sizeof row));
     cell_is(row, 4, "threads");
@@ -417,10 +421,7 @@ Test(bench_cli, mmap_or_read_as_llama_bench) {
     char bin[600], a[] = "/tmp/infer-bench-mmp-XXXXXX";
     bench_bin(bin, sizeof bin);
     make_model(a, INFER_TYPE_Q4_0, 11);
-    char *argv[] = {bin, "-m", a, "-p", "8", "-n", "2", "-r", "1", "-t", "1,2", "-mmp", "0,1", NULL};
-    int rc = bench_run(argv);
-    cr_assert_eq(rc, 0, "stderr: %s", err);
-    expect_rows_by_opt_then_threads("mmap"); /* mmap 0 (read), then 1 */
+    expect_rows_by_opt_then_threads(bin, a, "-mmp", "mmap"); /* mmap 0 (read), then 1 */
     char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "-mmp", "0", "-o", "jsonl", NULL};
     bench_last_run(json, a);
     cr_assert_eq(test_count(out, "\"use_mmap\": false,"), 1, "%s", out);
@@ -437,10 +438,7 @@ Test(bench_cli, flash_attn_as_llama_bench) {
     char bin[600], a[] = "/tmp/infer-bench-fa-XXXXXX";
     bench_bin(bin, sizeof bin);
     make_model(a, INFER_TYPE_Q4_0, 12);
-    char *argv[] = {bin, "-m", a, "-p", "8", "-n", "2", "-r", "1", "-t", "1,2", "-fa", "0,1", NULL};
-    int rc = bench_run(argv);
-    cr_assert_eq(rc, 0, "stderr: %s", err);
-    expect_rows_by_opt_then_threads("fa");
+    expect_rows_by_opt_then_threads(bin, a, "-fa", "fa");
     char *json[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "--flash-attn", "1", "-o", "jsonl", NULL};
     bench_last_run(json, a);
     cr_assert_eq(test_count(out, "\"flash_attn\": true, \"use_mmap\": true,"), 1, "%s", out);

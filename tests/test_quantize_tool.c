@@ -70,20 +70,6 @@ static void expect_same_metadata(const char *what, infer_gguf *a, infer_gguf *b)
     cr_expect_eq(infer_gguf_kv_arr_count(a, (uint64_t)ta), infer_gguf_kv_arr_count(b, (uint64_t)tb));
 }
 
-/* The files at paths a (infer-quantize's) and b (llama-quantize's) are
- * the same bytes (the first difference's offset in the message). */
-static void expect_same_file(const char *what, const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = read_file(a, &na), *y = read_file(b, &nb);
-    cr_assert(x && y, "%s: cannot read the files", what);
-    size_t i = 0;
-    while (i < na && i < nb && x[i] == y[i]) i++;
-    cr_expect(na == nb && i == na, "%s: %zu bytes, llama-quantize's %zu; first difference at byte %zu", what, na,
-              nb, i);
-    free(x);
-    free(y);
-}
-
 Test(quantize_tool, pure_files_byte_identical_to_llama_quantize, .timeout = TEST_TIMEOUT) {
     /* Q8_0 and Q4_0 are the promise; the other types hold too (Q4_K, Q5_K
      * and Q6_K through the mixtures' test, to keep this one short). Tensor

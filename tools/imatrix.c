@@ -90,7 +90,8 @@ void imatrix_free(imatrix *m) {
 
 /* Bytes [pos, pos + len) as a new NUL-terminated string. */
 static char *copy_bytes(const uint8_t *p, size_t len) {
-    char *s = infer_malloc(len + 1); /* len < the file's size: no overflow */
+    size_t bytes;
+    char *s = ck_add(len, (size_t)1, &bytes) ? NULL : infer_malloc(bytes);
     if (s) {
         memcpy(s, p, len);
         s[len] = '\0';
@@ -329,7 +330,7 @@ infer_status imatrix_load(const char *path, imatrix **out, infer_error *err) {
     *out = NULL;
     uint8_t *buf = NULL;
     size_t size = 0;
-    infer_status st = infer_read_file(path, SIZE_MAX - 1, &buf, &size, err);
+    infer_status st = infer_read_file(path, SIZE_MAX, &buf, &size, err);
     /* a GGUF file starts "GGUF"; as a legacy file that would be 1,179,993,927
      * entries, more than any file holds */
     if (st == INFER_OK)

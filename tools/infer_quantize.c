@@ -54,7 +54,6 @@
  * Exit status: 0 ok, 1 usage, 2 input rejected, 3 conversion or write failed.
  */
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,8 +149,7 @@ static infer_status convert_tensor(const infer_gguf_tensor *t, const char *name 
         jobs[i] = (convert_job){.src = t->data, .out = out, .from = from, .to = to, .ncols = ncols,
                                 .src_row = src_row, .dst_row = dst_row, .chunk = chunk,
                                 .row0 = c0 * chunk, .row1 = c1 * chunk < nrows ? c1 * chunk : nrows,
-                                .qw = qw, .rows_per_qw = t->n_dims > 1 && t->ne[1] ? t->ne[1] : 1,
-                                .n_qw = t->n_dims > 2 && t->ne[2] ? t->ne[2] : 1};
+                                .qw = qw, .rows_per_qw = t->ne[1], .n_qw = t->ne[2]}; /* >= 1: the reader's */
         if (i > 0) started[i] = pthread_create(&tid[i], NULL, convert_rows, &jobs[i]) == 0;
     }
     convert_rows(&jobs[0]);
@@ -393,7 +391,7 @@ static infer_status imatrix_attach(const infer_gguf *g, plan_entry *plan, const 
         const int embd = !strcmp(p->name, "token_embd.weight");
         const imatrix_entry *e = imatrix_find(im, p->name);
         uint64_t want;
-        if (e && (ck_mul(t->ne[0], t->n_dims > 2 ? t->ne[2] : 1, &want) || e->n != want)) {
+        if (e && (ck_mul(t->ne[0], t->ne[2], &want) || e->n != want)) { /* unused dims are 1 */
             if (!embd)
                 return set_error(err, INFER_EFORMAT, "%s: the importance matrix has %llu values for it, the "
                                  "tensor wants %llu (ne[0] x ne[2])", p->shown, (unsigned long long)e->n,
@@ -457,17 +455,6 @@ static void usage(FILE *f) {
             "are copied.\n");
 }
 
-/* Threads for NTHREADS (llama-quantize's last argument; 0 or less: the
- * default, as there): 0, or -1 when it is not a whole number. */
-static int positional_threads(const char *arg, int *n_threads, int dflt) {
-    char *end;
-    errno = 0;
-    const long v = strtol(arg, &end, 10);
-    if (end == arg || *end || errno || v < INT_MIN || v > INT_MAX) return -1;
-    *n_threads = v <= 0 ? dflt : v > MAX_THREADS ? MAX_THREADS : (int)v;
-    return 0;
-}
-
 static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts *io, kv_override *ovr) {
     const char *in = NULL, *out = NULL, *pos[4];
     int n_pos = 0, t_given = 0;
@@ -518,9 +505,8 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
             else qo->embd_type = t;
             i++;
         } else if (!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) {
-            char *end;
-            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
-            if (i + 1 >= argc || !argv[i + 1][0] || *end || v < 1 || v > MAX_THREADS) {
+            long v = 0;
+            if (i + 1 >= argc || parse_whole_int(argv[i + 1], &v) || v < 1 || v > MAX_THREADS) {
                 fprintf(stderr, "infer-quantize: %s wants a thread count in 1..%d\n", argv[i], MAX_THREADS);
                 return 1;
             }
@@ -604,10 +590,12 @@ static int quantize_main(int argc, char **argv, quant_options *qo, imatrix_opts 
             fprintf(stderr, "infer-quantize: threads given twice (-t and NTHREADS)\n");
             return 1;
         }
-        if (positional_threads(pos[next], &n_threads, dflt_threads) != 0) {
+        long v; /* llama-quantize's last argument; 0 or less: the default, as there */
+        if (parse_whole_int(pos[next], &v) != 0) {
             fprintf(stderr, "infer-quantize: invalid NTHREADS '%s'\n", escape_cstr(pos[next], q, sizeof q));
             return 1;
         }
+        n_threads = v <= 0 ? dflt_threads : v > MAX_THREADS ? MAX_THREADS : (int)v;
     }
     if (qo->n_overrides && !is_quantized(ft->type))
         fprintf(stderr, "infer-quantize: %s is not a quantized type: --tensor-type ignored (as llama-quantize)\n",

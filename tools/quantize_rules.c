@@ -57,10 +57,9 @@ static const struct {
     {"Q6_K", 18},    {"Q8_0", 7},     {"F16", 1},     {"BF16", 32},   {"F32", 0},      {"COPY", 0},
 };
 
-/* s as a whole base-10 int: 0 and *v, or -1. (llama-quantize's std::stoi
- * also takes a number's prefix: "8bit.gguf" as an OUT would be type 8,
- * Q5_0, there; here it is a file name.) */
-static int whole_int(const char *s, long *v) {
+/* (llama-quantize's std::stoi also takes a number's prefix: "8bit.gguf" as
+ * an OUT would be type 8, Q5_0, there; here it is a file name.) */
+int parse_whole_int(const char *s, long *v) {
     char *end;
     errno = 0;
     const long x = strtol(s, &end, 10);
@@ -85,7 +84,7 @@ const file_type *file_type_parse(const char *arg, const char **shown, int *known
             return NULL;
         }
     long v;
-    if (whole_int(arg, &v) != 0) return NULL;
+    if (parse_whole_int(arg, &v) != 0) return NULL;
     for (size_t i = 0; i < n_names; i++) {
         if (LLAMA_TYPE_NAMES[i].ftype != v) continue;
         *known = 1;

@@ -31,6 +31,10 @@ const file_type *file_type_by_name(const char *name);
  * known): the name llama-quantize puts in a default output name (the
  * first of its names for a number: Q4_K for 15). */
 const file_type *file_type_parse(const char *arg, const char **shown, int *known);
+/* s as a whole base-10 number in int's range (white space and a sign
+ * before it, nothing after): 0 and *v, or -1. TYPE numbers and thread
+ * counts are read with it. */
+int parse_whole_int(const char *s, long *v);
 /* Not F32, F16 or BF16. */
 int is_quantized(uint32_t type);
 /* A tensor type infer-quantize can write, by its name (q8_0, Q6_K, f16,

@@ -223,18 +223,17 @@ static void quant_min_block(const float *x, uint8_t *y, const float *qw, float s
 
 int infer_ref_quantize_imatrix(uint32_t type, const float *x, void *dst, int64_t n, const float *qw) {
     uint8_t *y = dst;
+    if (!qw) return infer_ref_quantize(type, x, dst, n);
     switch (type) {
     case INFER_TYPE_Q4_0: case INFER_TYPE_Q5_0: case INFER_TYPE_Q4_1: case INFER_TYPE_Q5_1:
     case INFER_TYPE_Q2_K: case INFER_TYPE_Q3_K: case INFER_TYPE_Q4_K: case INFER_TYPE_Q5_K:
         break;
     case INFER_TYPE_Q6_K:
-        if (!qw) break;
         ref_quant_q6_k_weighted(x, y, n, qw);
         return 0;
     default: /* Q8_0 and the float types take no weights */
         return infer_ref_quantize(type, x, dst, n);
     }
-    if (!qw) return infer_ref_quantize(type, x, dst, n);
     const int64_t bs = infer_type_block_size(type);
     const size_t bb = infer_type_block_bytes(type);
     const float sigma2 = bs == QK_LEGACY ? sum_squares(x, n) / n : 0; /* the legacy types': the row's */
