@@ -269,7 +269,7 @@ int bench_kernels(FILE *out) {
     const int nth = infer_default_threads();
     pool *p = NULL;
     infer_error err;
-    if (pool_new(nth, &p, &err) != INFER_OK) {
+    if (pool_new(nth, NULL, &p, &err) != INFER_OK) {
         fprintf(stderr, "bench_kernels: no thread pool\n");
         return 1;
     }

@@ -91,6 +91,7 @@ infer_status infer_token_to_piece(const infer_model *m, int32_t id, int render_s
 
 /* ---- contexts ---------------------------------------------------------------- */
 
+#define INFER_CPU_MASK_WORDS 16 /* infer_context_params.cpu_mask: 1024 CPUs */
 typedef struct {
     uint32_t n_ctx;   /* tokens the KV cache holds; 0: min(4096, training context) */
     uint32_t n_batch; /* most tokens per forward pass; 0: min(512, n_ctx) */
@@ -100,6 +101,17 @@ typedef struct {
                          n_batch x n_vocab floats are reserved); 0 (default): the last token's */
     int backend;      /* INFER_BACKEND_CPU (default), _VULKAN or _AUTO (a GPU when present) */
     int device;       /* Vulkan device index (infer_vulkan_devices order); -1 (default): best */
+    /* Where the CPU backend's threads run, as llama.cpp's -C / --cpu-strict:
+     * bit i of cpu_mask[w] is CPU 64 * w + i; all zero (default): the threads
+     * keep the process's affinity. With a mask, n_threads 0 means one thread
+     * per CPU of the mask that the process may use. The calling thread runs
+     * thread 0's share on thread 0's CPUs during infer_decode and gets its
+     * own affinity back after; a mask with a CPU the process may not use is
+     * INFER_EINVAL at infer_context_new. */
+    uint64_t cpu_mask[INFER_CPU_MASK_WORDS];
+    int cpu_strict;   /* 1: thread k on the k-th CPU of the mask alone (round robin); 0 (default): on any of them */
+    int poll;         /* 0..100 as llama.cpp's --poll: how long an idle CPU thread waits busily for the next
+                         piece of work before it sleeps; 50 (default) ~0.5 ms, 0: it sleeps at once */
 } infer_context_params;
 
 /* Where a context runs. VULKAN and AUTO fall back to the CPU when no usable

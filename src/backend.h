@@ -58,6 +58,10 @@ typedef struct {
      * after it (a GPU stages rows there). */
     infer_status (*kv_move)(backend *b, uint32_t dst, uint32_t src, uint32_t n, infer_error *err);
     void (*free)(backend *b);
+    /* Optional (NULL: none): around a decode call's forward passes, on the
+     * calling thread (the CPU backend moves it to its thread 0's CPUs). */
+    void (*enter)(backend *b);
+    void (*leave)(backend *b);
 } backend_ops;
 
 struct backend {
@@ -71,6 +75,8 @@ typedef struct {
     uint32_t kv_type;     /* F16 or F32 */
     size_t arena_floats;  /* activations the forward pass lays out */
     int n_threads;
+    const uint64_t *cpu_mask; /* the CPU backend's threads (infer_context_params) */
+    int cpu_strict, poll;
 } backend_config;
 
 infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_error *err);

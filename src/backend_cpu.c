@@ -443,6 +443,9 @@ static void cpu_free(backend *b) {
     infer_free(c);
 }
 
+static void cpu_enter(backend *b) { pool_pin_caller(CPU(b)->pool); }
+static void cpu_leave(backend *b) { pool_unpin_caller(CPU(b)->pool); }
+
 static const backend_ops CPU_OPS = {
     .get_rows = cpu_get_rows,
     .rms_norm = cpu_rms_norm,
@@ -458,6 +461,8 @@ static const backend_ops CPU_OPS = {
     .host = cpu_host,
     .kv_move = cpu_kv_move,
     .free = cpu_free,
+    .enter = cpu_enter,
+    .leave = cpu_leave,
 };
 
 /* ---- creation ---------------------------------------------------------------- */
@@ -535,7 +540,8 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     c->kv_bytes = kv_bytes;
     c->qact = infer_malloc(qbytes);
     int bad_ts = !c->arena || !c->kv || !c->qact;
-    infer_status ps = bad_ts ? INFER_ENOMEM : pool_new(cfg->n_threads, &c->pool, err);
+    const pool_opts popts = {.cpu_mask = cfg->cpu_mask, .strict = cfg->cpu_strict, .poll = cfg->poll};
+    infer_status ps = bad_ts ? INFER_ENOMEM : pool_new(cfg->n_threads, &popts, &c->pool, err);
     if (ps != INFER_OK && !bad_ts) {
         cpu_free(&c->base);
         return ps;

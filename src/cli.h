@@ -19,6 +19,7 @@ typedef struct {
     int n_predict;           /* -n, -1: until end of generation or context full */
     int n_keep;              /* --keep, -1: the whole prompt... as llama.cpp: 0 means BOS only */
     int escape;              /* -e: the -p prompt's escape sequences processed */
+    int prio;                /* --prio: llama.cpp's priority level -1 .. 3 */
     infer_model_params mp;
     infer_context_params cp;
     infer_sampler_params sp;

@@ -8,11 +8,12 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "pool.h"
 #include "ref/quants.h"
 
 infer_context_params infer_context_default_params(void) {
     infer_context_params p = {.n_ctx = 0, .n_batch = 0, .n_threads = 0, .kv_type = INFER_TYPE_F16,
-                              .backend = INFER_BACKEND_CPU, .device = -1};
+                              .backend = INFER_BACKEND_CPU, .device = -1, .poll = 50};
     return p;
 }
 
@@ -51,6 +52,9 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
     if (p.kv_type != INFER_TYPE_F16 && p.kv_type != INFER_TYPE_F32) {
         return set_error(err, INFER_EINVAL, "kv_type must be F16 or F32");
     }
+    if (p.poll < 0 || p.poll > 100) return set_error(err, INFER_EINVAL, "poll %d is outside 0..100", p.poll);
+    if (p.cpu_strict != 0 && p.cpu_strict != 1)
+        return set_error(err, INFER_EINVAL, "cpu_strict must be 0 or 1, not %d", p.cpu_strict);
     uint32_t n_ctx = p.n_ctx ? p.n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
     if (n_ctx > MODEL_MAX_CTX) return set_error(err, INFER_EINVAL, "n_ctx %u is larger than %u", n_ctx, MODEL_MAX_CTX);
     uint32_t n_batch = p.n_batch ? p.n_batch : (n_ctx < 512 ? n_ctx : 512);
@@ -70,9 +74,10 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
         return set_error(err, INFER_EINVAL, "activation arena size overflows: lower n_batch");
     }
     int n_threads = p.n_threads;
-    if (n_threads <= 0) n_threads = infer_default_threads();
+    if (n_threads <= 0) n_threads = pool_mask_count(p.cpu_mask) ? cpus_in_mask(p.cpu_mask) : infer_default_threads();
     backend_config cfg = {.model = m, .n_ctx = n_ctx, .n_batch = n_batch, .kv_type = p.kv_type,
-                          .arena_floats = c->layout.total, .n_threads = n_threads};
+                          .arena_floats = c->layout.total, .n_threads = n_threads, .cpu_mask = p.cpu_mask,
+                          .cpu_strict = p.cpu_strict, .poll = p.poll};
     /* Vulkan when asked for and usable; otherwise the CPU, with the reason
      * kept for infer_context_backend_note (the library prints nothing). */
     infer_status s = INFER_EINVAL;
@@ -141,14 +146,19 @@ infer_status context_decode_locked(infer_context *c, const int32_t *ids, size_t 
     if (c->backend == INFER_BACKEND_CPU && kernels_scratch_reserve() != 0)
         return set_error(err, INFER_ENOMEM, "decode: out of memory for the kernels' scratch");
     c->n_logit_rows = 0;
+    if (c->be->ops->enter) c->be->ops->enter(c->be);
     for (size_t done = 0; done < n;) {
         size_t chunk = n - done < c->n_batch ? n - done : c->n_batch;
         infer_status s = forward(c->be, c->model, &c->layout, ids + done, (int)chunk, c->n_past, all, err);
-        if (s != INFER_OK) return s;
+        if (s != INFER_OK) {
+            if (c->be->ops->leave) c->be->ops->leave(c->be);
+            return s;
+        }
         c->n_past += (uint32_t)chunk;
         done += chunk;
         c->n_logit_rows = all ? chunk : 1;
     }
+    if (c->be->ops->leave) c->be->ops->leave(c->be);
     return INFER_OK;
 }
 

@@ -5,13 +5,18 @@
  * `docker --cpus`), that starts one thread per online CPU puts two or more
  * threads on a CPU; each job of the pool then waits for a thread that is
  * not running, and generation slows several-fold (README, "Threads").
+ * Also llama.cpp's ways to say where threads run and at what priority
+ * (-C, -Cr, --prio), as the CLI and infer-bench read them.
  */
 #include "util.h"
+
+#include <errno.h>
 
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "infer.h"
@@ -98,6 +103,18 @@ static int affinity_cpus(void) {
     return n;
 }
 
+int cpus_in_mask(const uint64_t *mask) {
+    cpu_set_t allowed;
+    const int read = sched_getaffinity(0, sizeof allowed, &allowed) == 0;
+    int n = 0, all = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!((mask[cpu / 64] >> (cpu % 64)) & 1)) continue;
+        all++;
+        n += read && CPU_ISSET(cpu, &allowed);
+    }
+    return n ? n : all;
+}
+
 int infer_default_threads(void) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int n = online > 0 ? (online > INT_MAX ? INT_MAX : (int)online) : 1;
@@ -106,4 +123,56 @@ int infer_default_threads(void) {
     const int quota = cgroup_quota_cpus();
     if (quota > 0 && quota < n) n = quota;
     return n;
+}
+
+/* One hex digit's value, or -1. */
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int cpu_mask_parse(const char *s, uint64_t *mask) {
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s += 2;
+    const size_t n = strlen(s);
+    if (n == 0) return -1;
+    uint64_t m[INFER_CPU_MASK_WORDS] = {0};
+    for (size_t i = 0; i < n; i++) { /* i: the digit's place from the right, CPUs 4i .. 4i+3 */
+        const int d = hex_digit(s[n - 1 - i]);
+        if (d < 0) return -1;
+        if (d == 0) continue;
+        if (i >= INFER_CPU_MASK_WORDS * 16) return -1; /* a CPU past the last */
+        m[i / 16] |= (uint64_t)d << (4 * (i % 16));
+    }
+    for (int w = 0; w < INFER_CPU_MASK_WORDS; w++) mask[w] |= m[w];
+    return 0;
+}
+
+/* Decimal digits at *s (none: def), moving *s past them; -1 past max. */
+static long read_cpu(const char **s, long def, long max) {
+    if (**s < '0' || **s > '9') return def;
+    long v = 0;
+    for (; **s >= '0' && **s <= '9'; (*s)++) {
+        v = v * 10 + (**s - '0');
+        if (v > max) return -1;
+    }
+    return v;
+}
+
+int cpu_range_parse(const char *s, uint64_t *mask) {
+    const long last = INFER_CPU_MASK_WORDS * 64 - 1;
+    const long lo = read_cpu(&s, 0, last);
+    if (lo < 0 || *s++ != '-') return -1;
+    const long hi = read_cpu(&s, last, last);
+    if (hi < 0 || *s || hi < lo) return -1;
+    for (long c = lo; c <= hi; c++) mask[c / 64] |= UINT64_C(1) << (c % 64);
+    return 0;
+}
+
+int process_priority_set(int level) {
+    static const int NICE[] = {5, 0, -5, -10, -20}; /* levels -1 .. 3 */
+    if (level < -1 || level > 3) return EINVAL;
+    if (level == 0) return 0;
+    return setpriority(PRIO_PROCESS, 0, NICE[level + 1]) == 0 ? 0 : errno;
 }

@@ -36,7 +36,15 @@ static void usage(FILE *f) {
             "  -n, --n-predict N       tokens to generate (default -1: until end of text or context full)\n"
             "  -c, --ctx-size N        context size in tokens (default: training context, at most 4096)\n"
             "  -b, --batch-size N      most tokens per forward pass (default 512)\n"
-            "  -t, --threads N         CPU threads (default: the CPUs it may run on)\n"
+            "  -t, --threads N         CPU threads (default: the CPUs it may run on, those of -C/-Cr\n"
+            "                          when given)\n"
+            "  -C, --cpu-mask M        the CPUs its threads run on, in hex as llama.cpp's (0x5: CPUs 0\n"
+            "                          and 2); with -Cr, both sets\n"
+            "  -Cr, --cpu-range LO-HI  CPUs LO to HI (LO left out: 0, HI left out: the last)\n"
+            "      --cpu-strict 0|1    1: thread k on the k-th CPU of the mask alone (default 0: on any)\n"
+            "      --poll 0..100       how long idle threads wait busily for work (default 50, ~0.5 ms;\n"
+            "                          0: they sleep at once)\n"
+            "      --prio -1..3        priority as llama.cpp's: nice 5, 0, -5, -10, -20 (default 0)\n"
             "  -s, --seed N            sampling seed (default: random, printed)\n"
             "      --temp T            temperature (default 0.8; 0 = greedy)\n"
             "      --top-k K           keep the K most likely tokens (default 40; 0 = off)\n"
@@ -236,6 +244,18 @@ static int parse_args(int argc, char **argv, cli_options *o) {
         else if (IS("-n") || IS("--n-predict")) { NEEDV(); if (parse_long(a, v, -1, INT_MAX, &n)) return 1; o->n_predict = (int)n; }
         else if (IS("-c") || IS("--ctx-size")) { NEEDV(); if (parse_long(a, v, 0, 1L << 24, &n)) return 1; o->cp.n_ctx = (uint32_t)n; }
         else if (IS("-b") || IS("--batch-size")) { NEEDV(); if (parse_long(a, v, 1, 1L << 24, &n)) return 1; o->cp.n_batch = (uint32_t)n; }
+        else if (IS("-C") || IS("--cpu-mask") || IS("-Cr") || IS("--cpu-range")) {
+            NEEDV();
+            const int range = IS("-Cr") || IS("--cpu-range");
+            if ((range ? cpu_range_parse : cpu_mask_parse)(v, o->cp.cpu_mask)) {
+                fprintf(stderr, "infer: %s: bad value '%s' (%s)\n", a, v,
+                        range ? "LO-HI, CPUs 0 to 1023" : "hex digits, CPUs 0 to 1023");
+                return 1;
+            }
+        }
+        else if (IS("--cpu-strict")) { NEEDV(); if (parse_long(a, v, 0, 1, &n)) return 1; o->cp.cpu_strict = (int)n; }
+        else if (IS("--poll")) { NEEDV(); if (parse_long(a, v, 0, 100, &n)) return 1; o->cp.poll = (int)n; }
+        else if (IS("--prio")) { NEEDV(); if (parse_long(a, v, -1, 3, &n)) return 1; o->prio = (int)n; }
         else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_long(a, v, 0, POOL_MAX_THREADS, &n)) return 1; o->cp.n_threads = (int)n; }
         else if (IS("-s") || IS("--seed")) { NEEDV(); if (parse_long(a, v, -1, LONG_MAX, &n)) return 1; o->sp.seed = n < 0 ? INFER_SEED_RANDOM : (uint64_t)n; }
         else if (IS("--temp")) { NEEDV(); if (parse_float(a, v, &o->sp.temp)) return 1; }
@@ -412,6 +432,8 @@ int main(int argc, char **argv) {
     if (r != 0) return r < 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     if (o.list_devices) return list_devices();
     if (o.inspect) return cli_inspect(o.model, o.json, o.mp.use_mmap ? 0 : INFER_GGUF_NO_MMAP);
+    const int perr = process_priority_set(o.prio); /* llama.cpp warns and goes on when refused */
+    if (perr) fprintf(stderr, "infer: --prio %d: %s (going on)\n", o.prio, strerror(perr));
 
     char *text = NULL;
     size_t len = 0;

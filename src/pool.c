@@ -32,19 +32,28 @@
  * runnable on this very CPU, and without the yield it would run only when
  * the spin ran out. README ("Threads") has the figures.
  *
+ * With a CPU mask (pool_opts, llama.cpp's -C / --cpu-strict), each
+ * worker starts on its CPUs (pthread attributes, so that its scratch is
+ * first touched there), and the caller takes thread 0's only between
+ * pool_pin_caller and pool_unpin_caller: the caller's thread is not the
+ * pool's, so it gets its own affinity back. --poll scales the workers'
+ * spin before they sleep.
+ *
  * A waiting thread is not always idle: a job may leave it a range of
  * memory the next job will read (pool_read_ahead), which it prefetches a
  * few lines at a time between checks of what it waits for.
  */
 #include "pool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "dispatch.h"
 
-#define SPIN_ITERATIONS 20000 /* a worker waiting for a job: ~0.5 ms at ~25 ns a spin (Zen 4) */
+#define SPIN_ITERATIONS 20000 /* a worker waiting for a job at poll 50: ~0.5 ms at ~25 ns a spin (Zen 4) */
 /* The caller waiting for the parts others have begun spins less (~50 us),
  * then sleeps. A part that runs longer than that has usually lost its CPU
  * (another program is busy on it), and a caller asleep leaves its own CPU
@@ -97,7 +106,62 @@ struct pool {
     int ready, unready;        /* workers started with / without their kernel scratch (under mu) */
     pool_fn fn;                /* the current job (published by gen) */
     void *arg;
+    int spin_limit;            /* a worker's spins before it sleeps (--poll) */
+    int has_mask;              /* a CPU mask was given: caller_cpus is thread 0's */
+    int caller_moved;          /* pool_pin_caller moved the caller; caller_saved is its own */
+    cpu_set_t caller_cpus, caller_saved;
 };
+
+_Static_assert(INFER_CPU_MASK_WORDS * 64 == CPU_SETSIZE, "the mask is a cpu_set_t's CPUs");
+
+int pool_mask_count(const uint64_t *cpu_mask) {
+    int n = 0;
+    for (int w = 0; cpu_mask && w < INFER_CPU_MASK_WORDS; w++) n += __builtin_popcountll(cpu_mask[w]);
+    return n;
+}
+
+int pool_thread_cpus(const pool_opts *opts, int k, cpu_set_t *set) {
+    CPU_ZERO(set);
+    const int n = opts ? pool_mask_count(opts->cpu_mask) : 0;
+    if (n == 0) return 0;
+    const int want = opts->strict ? k % n : -1; /* strict: the (k mod n)-th CPU of the mask */
+    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!((opts->cpu_mask[cpu / 64] >> (cpu % 64)) & 1)) continue;
+        if (want < 0) CPU_SET(cpu, set);
+        else if (seen++ == want) {
+            CPU_SET(cpu, set);
+            break;
+        }
+    }
+    return 1;
+}
+
+void pool_pin_caller(pool *p) {
+    if (!p || !p->has_mask || p->caller_moved) return;
+    pthread_t self = pthread_self();
+    p->caller_moved = pthread_getaffinity_np(self, sizeof p->caller_saved, &p->caller_saved) == 0 &&
+                      pthread_setaffinity_np(self, sizeof p->caller_cpus, &p->caller_cpus) == 0;
+}
+
+void pool_unpin_caller(pool *p) {
+    if (!p || !p->caller_moved) return;
+    (void)pthread_setaffinity_np(pthread_self(), sizeof p->caller_saved, &p->caller_saved);
+    p->caller_moved = 0;
+}
+
+/* "CPU 3" or "CPUs 0-3,8" of a set, for a message. */
+static void describe_cpus(const cpu_set_t *set, char *buf, size_t cap) {
+    size_t at = (size_t)snprintf(buf, cap, "CPU%s ", CPU_COUNT(set) == 1 ? "" : "s");
+    int first = 1;
+    for (int c = 0; c < CPU_SETSIZE && at < cap; c++) {
+        if (!CPU_ISSET(c, set) || (c > 0 && CPU_ISSET(c - 1, set))) continue;
+        int e = c;
+        while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, set)) e++;
+        at += (size_t)(e == c ? snprintf(buf + at, cap - at, "%s%d", first ? "" : ",", c)
+                              : snprintf(buf + at, cap - at, "%s%d-%d", first ? "" : ",", c, e));
+        first = 0;
+    }
+}
 
 typedef struct {
     pool *p;
@@ -176,7 +240,7 @@ static void *worker_main(void *v) {
         uint64_t g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
-            if (++spins < SPIN_ITERATIONS) {
+            if (++spins < p->spin_limit) {
                 spin_step(p, wa.ith, spins);
                 continue;
             }
@@ -194,7 +258,7 @@ static void *worker_main(void *v) {
     }
 }
 
-infer_status pool_new(int n_threads, pool **out, infer_error *err) {
+infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_error *err) {
     if (n_threads < 1) n_threads = 1;
     if (n_threads > POOL_MAX_THREADS) n_threads = POOL_MAX_THREADS;
     pool *p = infer_calloc(1, sizeof *p);
@@ -203,6 +267,8 @@ infer_status pool_new(int n_threads, pool **out, infer_error *err) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cv, NULL);
+    const int poll = opts ? (opts->poll < 0 ? 0 : opts->poll > 100 ? 100 : opts->poll) : POOL_POLL_DEFAULT;
+    p->spin_limit = SPIN_ITERATIONS / POOL_POLL_DEFAULT * poll;
     p->threads = infer_calloc((size_t)n_threads, sizeof *p->threads);
     p->slots_mem = infer_calloc((size_t)n_threads + 1, sizeof(thread_slot));
     if (!p->threads || !p->slots_mem) {
@@ -210,30 +276,59 @@ infer_status pool_new(int n_threads, pool **out, infer_error *err) {
         return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
     }
     p->slots = (thread_slot *)(((uintptr_t)p->slots_mem + SLOT_ALIGN - 1) & ~(uintptr_t)(SLOT_ALIGN - 1));
+    char where[128];
+    p->has_mask = pool_thread_cpus(opts, 0, &p->caller_cpus);
+    if (p->has_mask) { /* the caller's CPUs, tried once here so that a bad mask fails now */
+        pool_pin_caller(p);
+        const int moved = p->caller_moved;
+        pool_unpin_caller(p);
+        if (!moved) {
+            describe_cpus(&p->caller_cpus, where, sizeof where);
+            pool_free(p);
+            return set_error(err, INFER_EINVAL, "thread 1 of %d cannot run on %s (not CPUs this process may use)",
+                             n_threads, where);
+        }
+    }
     /* Workers' stacks of a size of our own, not the default (the stack
      * ulimit under glibc, 128 KB under musl), which may be smaller than a
      * forward pass needs (the batch kernels' panels are in their scratch). */
     pthread_attr_t attr;
-    const int have_attr = pthread_attr_init(&attr) == 0;
-    if (have_attr) (void)pthread_attr_setstacksize(&attr, POOL_STACK_BYTES);
+    if (pthread_attr_init(&attr) != 0) {
+        pool_free(p);
+        return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
+    }
+    (void)pthread_attr_setstacksize(&attr, POOL_STACK_BYTES);
     for (int i = 1; i < n_threads; i++) {
+        cpu_set_t cpus;
+        if (pool_thread_cpus(opts, i, &cpus) && pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus) != 0) {
+            pthread_attr_destroy(&attr);
+            pool_free(p);
+            return set_error(err, INFER_ENOMEM, "out of memory for thread %d's CPU set", i + 1);
+        }
         worker_arg *wa = infer_malloc(sizeof *wa);
         if (!wa) {
-            if (have_attr) pthread_attr_destroy(&attr);
+            pthread_attr_destroy(&attr);
             pool_free(p);
             return set_error(err, INFER_ENOMEM, "out of memory for the thread pool");
         }
         *wa = (worker_arg){p, i};
         /* Workers read p->n only inside jobs, after this loop has finished. */
-        if (pthread_create(&p->threads[i - 1], have_attr ? &attr : NULL, worker_main, wa) != 0) {
+        const int rc = pthread_create(&p->threads[i - 1], &attr, worker_main, wa);
+        if (rc != 0) {
+            const int has_mask = p->has_mask;
             infer_free(wa);
-            if (have_attr) pthread_attr_destroy(&attr);
+            pthread_attr_destroy(&attr);
             pool_free(p);
+            if (rc == EINVAL && has_mask) { /* only the affinity can be refused: the rest is ours */
+                describe_cpus(&cpus, where, sizeof where);
+                return set_error(err, INFER_EINVAL, "thread %d of %d cannot run on %s (not CPUs this process may use)",
+                                 i + 1, n_threads, where);
+            }
             return set_error(err, INFER_ENOMEM, "cannot start thread %d of %d", i + 1, n_threads);
         }
         p->n = i + 1;
     }
-    if (have_attr) pthread_attr_destroy(&attr);
+    pthread_attr_destroy(&attr);
     pthread_mutex_lock(&p->mu);
     while (p->ready + p->unready < p->n - 1) pthread_cond_wait(&p->done_cv, &p->mu);
     const int unready = p->unready;

@@ -2,20 +2,48 @@
 #ifndef INFER_POOL_H
 #define INFER_POOL_H
 
+#include <sched.h>
+
 #include "util.h"
 
 #define POOL_MAX_THREADS 256
 #define POOL_STACK_BYTES ((size_t)2 << 20) /* each worker's stack (see INFER_MIN_CALLER_STACK) */
 
 typedef struct pool pool;
+
+/* Where a pool's threads run and how long its workers wait busily, as
+ * llama.cpp's -C / --cpu-strict / --poll (infer_context_params has the
+ * same three). cpu_mask: INFER_CPU_MASK_WORDS words, bit i of word w = CPU
+ * 64 * w + i; NULL or all zero: no change to the threads' affinity. */
+typedef struct {
+    const uint64_t *cpu_mask;
+    int strict; /* 1: thread k on the k-th CPU of the mask alone (round robin); 0: each on any of them */
+    int poll;   /* 0..100: an idle worker's spin before it sleeps, 50 ~0.5 ms; 0: sleeps at once */
+} pool_opts;
+#define POOL_POLL_DEFAULT 50
+
+/* The CPUs thread k of a pool with opts may run on, into *set; 0 when
+ * opts names none (no affinity set). */
+int pool_thread_cpus(const pool_opts *opts, int k, cpu_set_t *set);
+/* CPUs named by the mask (INFER_CPU_MASK_WORDS words). */
+int pool_mask_count(const uint64_t *cpu_mask);
 /* Part ith of a job's nth, run by thread self (0 to pool_size - 1). A
  * part is run by exactly one thread, but not always the one with its
  * index: a thread that has done its own takes the parts no one has begun.
  * Split work by ith; key per-thread state (pool_read_ahead) by self. */
 typedef void (*pool_fn)(void *arg, int ith, int nth, int self);
 
-/* n_threads - 1 workers are started now; the caller is thread 0. */
-infer_status pool_new(int n_threads, pool **out, infer_error *err);
+/* n_threads - 1 workers are started now; the caller is thread 0. opts
+ * NULL: no affinity, poll 50. With a mask, each worker is started on its
+ * CPUs, and INFER_EINVAL tells which it cannot run on; the caller takes
+ * thread 0's CPUs only between pool_pin_caller and pool_unpin_caller. */
+infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_error *err);
+/* The calling thread moves to thread 0's CPUs until pool_unpin_caller,
+ * which gives it back the affinity it had; a no-op for a pool without a
+ * mask. The saved affinity is the pool's: one caller at a time (a
+ * context's rule). A failure leaves the thread where it was. */
+void pool_pin_caller(pool *p);
+void pool_unpin_caller(pool *p);
 void pool_free(pool *p); /* NULL is fine */
 int pool_size(const pool *p);
 /* fn(arg, ith, nth, self) for every part ith of nth = pool_size; returns

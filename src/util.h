@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "infer.h"
 #include "infer_gguf.h"
 
 /* ---- checked arithmetic: 1 on overflow, result stored otherwise -------- */
@@ -117,5 +118,19 @@ void json_put_str(FILE *f, const char *s, size_t len);
 
 /* cpus.c: CPUs a cgroup v2 cpu.max line ("QUOTA PERIOD") allows, rounded up; 0: no limit or unparsable */
 int cpus_from_quota(const char *s);
+/* cpus.c: CPUs of a mask (bit i of word w = CPU 64 * w + i, 16 words)
+ * that this thread may run on; the mask's own count when none is. */
+int cpus_in_mask(const uint64_t *mask);
+/* cpus.c, llama.cpp's CPU options. A mask is INFER_CPU_MASK_WORDS words, bit i
+ * of word w = CPU 64 * w + i (infer_context_params.cpu_mask).
+ * cpu_mask_parse: -C's hex (an optional 0x; the last digit is CPUs 0-3),
+ * cpu_range_parse: -Cr's "LO-HI" (LO left out: 0, HI: the last CPU); each
+ * ORs its CPUs into mask and returns 0, or -1 (mask untouched) on any
+ * other text or a CPU past the last. */
+int cpu_mask_parse(const char *s, uint64_t *mask);
+int cpu_range_parse(const char *s, uint64_t *mask);
+/* --prio's levels -1 (low) .. 3 (realtime) as llama.cpp sets them: the
+ * process's nice value 5, 0, -5, -10, -20 (0 leaves it); 0 or an errno. */
+int process_priority_set(int level);
 
 #endif

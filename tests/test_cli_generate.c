@@ -92,6 +92,52 @@ Test(cli_generate, llama_cli_options_taken) {
     cr_assert(strstr(err, "-ngl"), "%s", err);
 }
 
+/* llama-cli's -C, -Cr, --cpu-strict, --poll and --prio: the same text;
+ * bad values are usage errors, a CPU the process may not use is refused
+ * when the context is made. */
+Test(cli_generate, cpu_options_as_llama_cli) {
+    char model[512];
+    SHARED_OR_SKIP(model, "models/stories260K.gguf");
+    static char want[65536], out[65536], err[65536];
+    char *plain[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0", NULL};
+    cr_assert_eq(test_run(plain, NULL, want, sizeof want, err, sizeof err), 0, "%s", err);
+    cpu_set_t own;
+    cr_assert_eq(sched_getaffinity(0, sizeof own, &own), 0);
+    int first = -1, outside = -1;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (CPU_ISSET(c, &own) && first < 0) first = c;
+        if (!CPU_ISSET(c, &own) && outside < 0) outside = c;
+    }
+    char hex[300], range[32];
+    hex[0] = '\0';
+    snprintf(hex, sizeof hex, "0x%x", 1u << (first % 4)); /* then first / 4 zero digits */
+    for (int k = 0; k < first / 4 && strlen(hex) + 1 < sizeof hex; k++) strcat(hex, "0");
+    snprintf(range, sizeof range, "%d-", first);
+    char *placed[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0", "-t", "3",
+                      "-C", hex, "--cpu-strict", "1", "--poll", "0", "--prio", "0", NULL};
+    cr_assert_eq(test_run(placed, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(out, want);
+    char *ranged[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0",
+                      "--cpu-range", range, "--poll", "100", NULL};
+    cr_assert_eq(test_run(ranged, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(out, want);
+    static const char *const BAD[][2] = {{"-C", "0xz"}, {"-Cr", "5"}, {"--cpu-strict", "2"}, {"--poll", "101"},
+                                         {"--prio", "4"}, {"--prio", "-2"}};
+    for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++) {
+        char *bad[] = {(char *)test_infer_bin(), model, "-p", "x", (char *)BAD[i][0], (char *)BAD[i][1], NULL};
+        cr_assert_eq(test_run(bad, NULL, out, sizeof out, err, sizeof err), 1, "%s %s: %s", BAD[i][0], BAD[i][1], err);
+        cr_expect(strstr(err, BAD[i][0]), "%s", err);
+    }
+    if (outside >= 0 && outside < 1024) {
+        snprintf(range, sizeof range, "%d-%d", outside, outside);
+        char *refused[] = {(char *)test_infer_bin(), model, "-p", "x", "-Cr", range, NULL};
+        cr_assert_neq(test_run(refused, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
+        char cpu[32];
+        snprintf(cpu, sizeof cpu, "CPU %d", outside);
+        cr_expect(strstr(err, cpu), "%s", err);
+    }
+}
+
 Test(cli_generate, exit_statuses) {
     static char out[65536], err[65536];
     char *usage[] = {(char *)test_infer_bin(), "--no-such-flag", NULL};

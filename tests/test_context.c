@@ -7,6 +7,9 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #include "infer.h"
 #include "synth.h"
@@ -124,6 +127,89 @@ Test(context, batch_equals_one_at_a_time) {
     }
     infer_context_free(a);
     infer_context_free(b);
+    infer_model_release(m);
+    LEAK_CHECK();
+}
+
+/* Watches a thread's affinity until told to stop: saw_one is set when it
+ * was ever the one CPU cpu. */
+typedef struct {
+    pid_t tid;
+    int cpu;
+    _Atomic int stop, saw_one;
+} affinity_watch;
+
+static void *watch_affinity(void *v) {
+    affinity_watch *w = v;
+    while (!atomic_load(&w->stop)) {
+        cpu_set_t s;
+        if (sched_getaffinity(w->tid, sizeof s, &s) == 0 && CPU_COUNT(&s) == 1 && CPU_ISSET(w->cpu, &s))
+            atomic_store(&w->saw_one, 1);
+    }
+    return NULL;
+}
+
+/* llama.cpp's -C / --cpu-strict / --poll as context parameters: the
+ * logits are those of a context without them (placement changes no
+ * result), the calling thread has its own CPUs back after each decode, and
+ * out-of-range values are refused. */
+Test(context, cpu_mask_strict_and_poll) {
+    infer_model *m = load_synth();
+    cpu_set_t own;
+    cr_assert_eq(sched_getaffinity(0, sizeof own, &own), 0);
+    int first = -1;
+    for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
+        if (CPU_ISSET(c, &own)) first = c;
+    infer_context_params cp = infer_context_default_params();
+    cr_expect_eq(cp.poll, 50, "llama.cpp's default poll");
+    cr_expect_eq(cp.cpu_strict, 0);
+    cp.n_ctx = 64;
+    cp.n_threads = 3;
+    infer_context *plain = NULL, *placed = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_context_new(m, &cp, &plain, &err), INFER_OK, "%s", err.message);
+    cp.cpu_mask[first / 64] = UINT64_C(1) << (first % 64);
+    cp.cpu_strict = 1;
+    cp.poll = 0;
+    cr_assert_eq(infer_context_new(m, &cp, &placed, &err), INFER_OK, "%s", err.message);
+    int32_t ids[12];
+    ids_for(ids, 12, 5);
+    const size_t nv = (size_t)infer_model_n_vocab(m);
+    for (int round = 0; round < 3; round++) { /* a prompt, then single tokens */
+        const size_t n = round == 0 ? 10 : 1, at = round == 0 ? 0 : 9 + (size_t)round;
+        cr_assert_eq(infer_decode(plain, ids + at, n, 0, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(infer_decode(placed, ids + at, n, 0, &err), INFER_OK, "%s", err.message);
+        cr_assert(memcmp(infer_logits(plain), infer_logits(placed), nv * sizeof(float)) == 0, "round %d", round);
+        cpu_set_t now;
+        cr_assert_eq(sched_getaffinity(0, sizeof now, &now), 0);
+        cr_assert(CPU_EQUAL(&now, &own), "the caller's own CPUs after decode (round %d)", round);
+    }
+    if (CPU_COUNT(&own) > 1) { /* during a decode the caller runs on thread 0's CPU alone */
+        affinity_watch w = {.tid = gettid(), .cpu = first};
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, watch_affinity, &w), 0);
+        for (int k = 0; k < 400 && !atomic_load(&w.saw_one); k++) {
+            cr_assert_eq(infer_context_reset(placed), INFER_OK);
+            cr_assert_eq(infer_decode(placed, ids, 12, 0, &err), INFER_OK, "%s", err.message);
+        }
+        atomic_store(&w.stop, 1);
+        pthread_join(th, NULL);
+        cr_expect(atomic_load(&w.saw_one), "the caller was seen on CPU %d alone during decode", first);
+    }
+    infer_context_free(placed);
+    infer_context_free(plain);
+    infer_context *bad = NULL;
+    infer_context_params bp = infer_context_default_params();
+    bp.poll = 101;
+    cr_expect_eq(infer_context_new(m, &bp, &bad, &err), INFER_EINVAL);
+    cr_expect(strstr(err.message, "poll"), "%s", err.message);
+    bp.poll = -1;
+    cr_expect_eq(infer_context_new(m, &bp, &bad, &err), INFER_EINVAL);
+    bp = infer_context_default_params();
+    bp.cpu_strict = 2;
+    cr_expect_eq(infer_context_new(m, &bp, &bad, &err), INFER_EINVAL);
+    cr_expect(strstr(err.message, "cpu_strict"), "%s", err.message);
+    cr_expect_null(bad);
     infer_model_release(m);
     LEAK_CHECK();
 }

@@ -326,7 +326,7 @@ Test(model_pack, threads_pack_the_same_bytes) {
     } cases[] = {{INFER_TYPE_Q4_0, 1}, {INFER_TYPE_Q4_0, 0}, {INFER_TYPE_Q6_K, 1}, {INFER_TYPE_F16, 1}};
     pool *pl = NULL;
     infer_error err = {0};
-    cr_assert_eq(pool_new(3, &pl, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(pool_new(3, NULL, &pl, &err), INFER_OK, "%s", err.message);
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         char path[] = "/tmp/infer-pack-XXXXXX";
         write_typed(path, 0, cases[ci].type, 512, 1024);

@@ -44,7 +44,7 @@ static void count_run(void *arg, int ith, int nth, int self) {
 Test(pool, run_calls_every_thread_once) {
     pool *p = NULL;
     infer_error err = {0};
-    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
+    cr_assert_eq(pool_new(3, NULL, &p, &err), INFER_OK);
     cr_assert_eq(pool_size(p), 3);
     run_arg a = {0};
     for (int r = 0; r < 100; r++) pool_run(p, count_run, &a);
@@ -61,7 +61,7 @@ Test(pool, run_calls_every_thread_once) {
 Test(pool, shares_one_thread_takes_all_in_order) {
     pool *p = NULL;
     infer_error err = {0};
-    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
+    cr_assert_eq(pool_new(3, NULL, &p, &err), INFER_OK);
     /* Thread 1 of 3 over 10 chunks: shares [0,4) [4,7) [7,10). Its own
      * front to back, then share 2 and share 0 from their backs. */
     cr_assert(pool_shares_init(p, 10));
@@ -81,7 +81,7 @@ Test(pool, shares_one_thread_takes_all_in_order) {
 Test(pool, shares_take_runs_shrink_to_one) {
     pool *p = NULL;
     infer_error err = {0};
-    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
+    cr_assert_eq(pool_new(3, NULL, &p, &err), INFER_OK);
     cr_assert(pool_shares_init(p, 30));
     static const int64_t want[12][2] = {{10, 4}, {14, 3}, {17, 2}, {19, 1}, {26, 4}, {23, 3},
                                         {21, 2}, {20, 1}, {6, 4},  {3, 3},  {1, 2},  {0, 1}};
@@ -106,7 +106,7 @@ Test(pool, shares_take_runs_shrink_to_one) {
 Test(pool, shares_reject_out_of_range) {
     pool *p = NULL;
     infer_error err = {0};
-    cr_assert_eq(pool_new(2, &p, &err), INFER_OK);
+    cr_assert_eq(pool_new(2, NULL, &p, &err), INFER_OK);
     cr_assert_not(pool_shares_init(NULL, 10));
     cr_assert_not(pool_shares_init(p, -1));
     cr_assert_not(pool_shares_init(p, (int64_t)UINT32_MAX + 1));
@@ -154,7 +154,7 @@ static void steal_run(void *arg, int ith, int nth, int self) {
 Test(pool, shares_every_chunk_once_slow_thread_robbed) {
     pool *p = NULL;
     infer_error err = {0};
-    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
+    cr_assert_eq(pool_new(3, NULL, &p, &err), INFER_OK);
     static steal_arg a;
     for (int round = 0; round < 40; round++) { /* single chunks, then runs of up to 4 */
         memset(&a, 0, sizeof a);
@@ -219,7 +219,7 @@ Test(pool, read_ahead_issued_while_waiting) {
     static uint8_t buf[1 << 20];
     pool *p = NULL;
     infer_error err = {0};
-    cr_assert_eq(pool_new(2, &p, &err), INFER_OK);
+    cr_assert_eq(pool_new(2, NULL, &p, &err), INFER_OK);
 
     /* The worker sleeps: the caller waits for it, reading its own range. */
     static ahead_arg a;
@@ -250,7 +250,7 @@ Test(pool, read_ahead_issued_while_waiting) {
     cr_assert_eq(pool_read_ahead_left(p, 2), 0);
     pool_free(p);
 
-    cr_assert_eq(pool_new(1, &p, &err), INFER_OK);
+    cr_assert_eq(pool_new(1, NULL, &p, &err), INFER_OK);
     pool_read_ahead(p, 0, buf, 300);
     cr_assert_eq(pool_read_ahead_left(p, 0), 0);
     pool_free(p);
@@ -289,7 +289,7 @@ static void who_run(void *arg, int ith, int nth, int self) {
 Test(pool, held_worker_passed_over_then_rejoins) {
     pool *p = NULL;
     infer_error err = {0};
-    cr_assert_eq(pool_new(3, &p, &err), INFER_OK);
+    cr_assert_eq(pool_new(3, NULL, &p, &err), INFER_OK);
     pool_hold(p, 2, 1);
     for (int r = 0; r < 30; r++) {
         who_arg a = {.wait_ms = 10};
@@ -336,7 +336,7 @@ static void stale_run(void *arg, int ith, int nth, int self) {
 Test(pool, late_worker_takes_no_part_of_a_finished_job) {
     pool *p = NULL;
     infer_error err = {0};
-    cr_assert_eq(pool_new(4, &p, &err), INFER_OK);
+    cr_assert_eq(pool_new(4, NULL, &p, &err), INFER_OK);
     for (int r = 0; r < 3000; r++) {
         if (r % 7 == 0) pool_hold(p, 1 + r % 3, 1);
         if (r % 5 == 0) pool_hold(p, 1 + (r / 5) % 3, 0);
@@ -369,7 +369,7 @@ Test(pool, worker_scratch_out_of_memory_fails_pool_new) {
     uint64_t k = 1;
     for (; k < 100; k++) {
         infer_alloc_fail_at(k);
-        infer_status s = pool_new(3, &p, &err);
+        infer_status s = pool_new(3, NULL, &p, &err);
         infer_alloc_fail_at(0);
         if (s == INFER_OK) break;
         cr_assert_eq(s, INFER_ENOMEM, "allocation %llu: %s", (unsigned long long)k, err.message);

@@ -338,7 +338,7 @@ static void sum_part(void *arg, int ith, int nth, int self) {
 static void pool_late_workers(void) {
     pool *p = NULL;
     infer_error err;
-    if (pool_new(4, &p, &err) != INFER_OK) {
+    if (pool_new(4, NULL, &p, &err) != INFER_OK) {
         CHECK(0, "pool_new: %s", err.message);
         return;
     }
