@@ -11,13 +11,14 @@ int bench_kernels(FILE *out);
 
 /* bench_probe.c: the best read bandwidth of 10 passes over 512 MiB with
  * n_threads readers (1..64), in GB/s, measured in a child process; 0.0
- * when it cannot run. */
-double bench_probe_bandwidth(int n_threads);
+ * when it cannot run. The readers are placed as a context's threads with
+ * that -C mask (hex, "0x0": none) and --cpu-strict would be. */
+double bench_probe_bandwidth(int n_threads, const char *cpu_mask, int cpu_strict);
 /* The names of the Vulkan devices that are GPUs, ", " between them ("" with
  * no driver or none), found in a child process as the probe is. */
 void bench_gpu_info(char *out, size_t cap);
-/* When this process is one of those children (argv: --probe-child N or
- * --gpu-info-child -), does its work, prints the result, sets *rc (the
+/* When this process is one of those children (argv: --probe-child N MASK STRICT or
+ * --gpu-info-child), does its work, prints the result, sets *rc (the
  * exit status) and returns 1; else 0. */
 int bench_probe_child(int argc, char **argv, int *rc);
 

@@ -2,7 +2,8 @@
  * bench_probe.c - infer-bench's read bandwidth probe: the machine's read
  * bandwidth from memory, against which a generation test's GB/s of weights
  * is given as a share. It runs in a child process (this program again), so
- * that its 512 MiB buffer never counts in the benchmark's peak RSS.
+ * that its 512 MiB buffer never counts in the benchmark's peak RSS. Its
+ * readers run where the test's threads do (-C, --cpu-strict).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +19,8 @@
 
 #include "bench.h"
 #include "infer.h"
+#include "pool.h"
+#include "util.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -85,8 +88,11 @@ static void *probe_read(void *v) {
     return NULL;
 }
 
-/* Best of a few passes over 512 MiB with n_threads (1..64) readers, in GB/s. */
-static double probe_in_process(int n_threads) {
+/* Best of a few passes over 512 MiB with n_threads (1..64) readers, in
+ * GB/s; each reader k on the CPUs a context's thread k would get from
+ * opts (none: where the system puts it). 0.0 when a reader cannot be
+ * placed there. */
+static double probe_in_process(int n_threads, const pool_opts *opts) {
     const size_t bytes = (size_t)512 << 20, n = bytes / sizeof(v8u64);
     v8u64 *buf = aligned_alloc((size_t)2 << 20, bytes);
     double best = 0.0;
@@ -94,24 +100,40 @@ static double probe_in_process(int n_threads) {
 #ifdef MADV_HUGEPAGE
     (void)madvise(buf, bytes, MADV_HUGEPAGE); /* as the repacked weights (infer_map) */
 #endif
+    cpu_set_t cpus;
+    pthread_attr_t attr[64];
+    int placed = 1, n_attr = 0;
+    if (pool_thread_cpus(opts, 0, &cpus)) placed = sched_setaffinity(0, sizeof cpus, &cpus) == 0;
+    for (; placed && n_attr < n_threads; n_attr++) { /* reader t's attributes (0: unused) */
+        if (pthread_attr_init(&attr[n_attr]) != 0) break;
+        if (n_attr > 0 && pool_thread_cpus(opts, n_attr, &cpus))
+            placed = pthread_attr_setaffinity_np(&attr[n_attr], sizeof cpus, &cpus) == 0;
+    }
+    placed = placed && n_attr == n_threads;
     memset(buf, 1, bytes);
-    for (int pass = 0; pass < 10; pass++) { /* 5 passes of each pattern, alternating */
+    for (int pass = 0; placed && pass < 10; pass++) { /* 5 passes of each pattern, alternating */
         pthread_t th[64];
         probe_arg args[64];
         double t0 = now_s();
+        int started = 1;
         for (int t = 0; t < n_threads; t++) {
             args[t] = (probe_arg){.buf = buf + n / (size_t)n_threads * (size_t)t, .n = n / (size_t)n_threads,
                                   .streams = pass % 2 ? 4 : 1};
-            if (t) pthread_create(&th[t], NULL, probe_read, &args[t]);
+            if (t && started == t) started += pthread_create(&th[t], &attr[t], probe_read, &args[t]) == 0;
         }
         probe_read(&args[0]);
-        for (int t = 1; t < n_threads; t++) pthread_join(th[t], NULL);
+        for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+        if (started < n_threads) { /* a reader refused its CPUs: no bandwidth to report */
+            best = 0.0;
+            break;
+        }
         size_t got = 0;
         for (int t = 0; t < n_threads; t++) got += args[t].read;
         double gbs = (double)got * sizeof(v8u64) / (now_s() - t0) / 1e9;
         if (gbs > best) best = gbs;
         if (args[0].sum == 42) fputc(' ', stderr); /* keep the sums alive */
     }
+    for (int t = 0; t < n_attr; t++) pthread_attr_destroy(&attr[t]);
     free(buf);
     return best;
 }
@@ -129,13 +151,13 @@ static double probe_in_process(int n_threads) {
 #define GPU_CHILD_ARG "--gpu-info-child"
 extern char **environ;
 
-/* Run this program with arg1 and arg2 and read its stdout into text (at
- * most cap - 1 bytes, NUL-terminated): 0 when it exited 0, else -1. */
-static int run_self(const char *arg1, const char *arg2, char *text, size_t cap) {
+/* Run this program with args (args[0] its name, NULL at the end) and read
+ * its stdout into text (at most cap - 1 bytes, NUL-terminated): 0 when it
+ * exited 0, else -1. */
+static int run_self(char *const args[], char *text, size_t cap) {
     int fd[2];
     text[0] = '\0';
     if (pipe(fd) != 0) return -1;
-    char *args[] = {"infer-bench", (char *)arg1, (char *)arg2, NULL};
     posix_spawn_file_actions_t fa;
     pid_t pid = -1;
     if (posix_spawn_file_actions_init(&fa) == 0) {
@@ -163,17 +185,19 @@ static int run_self(const char *arg1, const char *arg2, char *text, size_t cap) 
     return pid > 0 && w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
-double bench_probe_bandwidth(int n_threads) {
+double bench_probe_bandwidth(int n_threads, const char *cpu_mask, int cpu_strict) {
     char nbuf[16], text[64];
     snprintf(nbuf, sizeof nbuf, "%d", n_threads);
-    if (run_self(PROBE_CHILD_ARG, nbuf, text, sizeof text) != 0) return 0.0;
+    char *args[] = {"infer-bench", PROBE_CHILD_ARG, nbuf, (char *)cpu_mask, cpu_strict ? "1" : "0", NULL};
+    if (run_self(args, text, sizeof text) != 0) return 0.0;
     char *end = NULL;
     const double gbs = strtod(text, &end);
     return end == text || !(gbs > 0.0 && gbs < 1e6) ? 0.0 : gbs;
 }
 
 void bench_gpu_info(char *out, size_t cap) {
-    if (run_self(GPU_CHILD_ARG, "-", out, cap) != 0) out[0] = '\0';
+    char *args[] = {"infer-bench", GPU_CHILD_ARG, NULL};
+    if (run_self(args, out, cap) != 0) out[0] = '\0';
     out[strcspn(out, "\n")] = '\0';
 }
 
@@ -194,14 +218,20 @@ static void print_gpus(void) {
 }
 
 int bench_probe_child(int argc, char **argv, int *rc) {
-    if (argc == 3 && !strcmp(argv[1], GPU_CHILD_ARG)) {
+    if (argc == 2 && !strcmp(argv[1], GPU_CHILD_ARG)) {
         print_gpus();
         *rc = fflush(stdout) == 0 ? 0 : 1;
         return 1;
     }
-    if (argc != 3 || strcmp(argv[1], PROBE_CHILD_ARG) != 0) return 0;
+    if (argc != 5 || strcmp(argv[1], PROBE_CHILD_ARG) != 0) return 0;
     const long n = strtol(argv[2], NULL, 10);
-    printf("%.6f\n", probe_in_process(n < 1 ? 1 : n > 64 ? 64 : (int)n));
+    uint64_t mask[INFER_CPU_MASK_WORDS] = {0};
+    const pool_opts opts = {.cpu_mask = mask, .strict = !strcmp(argv[4], "1")};
+    if (cpu_mask_parse(argv[3], mask) != 0) { /* the parent parsed it: not from infer-bench */
+        *rc = 2;
+        return 1;
+    }
+    printf("%.6f\n", probe_in_process(n < 1 ? 1 : n > 64 ? 64 : (int)n, &opts));
     *rc = fflush(stdout) == 0 ? 0 : 1;
     return 1;
 }

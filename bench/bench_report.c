@@ -30,9 +30,12 @@ static void fmt_params(char *buf, size_t cap, uint64_t n) {
     else snprintf(buf, cap, "%.2f K", v / 1e3);
 }
 
-/* The columns of -b, -ub, -ctk/-ctv, -fa and -mmp after threads, as
- * llama-bench adds its own (see bench_opts.shown). */
+/* The columns of -C, --cpu-strict, --poll, -b, -ub, -ctk/-ctv, -fa and
+ * -mmp after threads, as llama-bench adds its own (see bench_opts.shown). */
 static void print_md_opt_cells(FILE *f, int shown, const result *r) {
+    if (shown & SHOW_CM) fprintf(f, " %10s |", r->cpu_mask);
+    if (shown & SHOW_CS) fprintf(f, " %10d |", r->cpu_strict);
+    if (shown & SHOW_POLL) fprintf(f, " %10d |", r->poll);
     if (shown & SHOW_B) fprintf(f, " %7d |", r->n_batch);
     if (shown & SHOW_UB) fprintf(f, " %8d |", r->n_ubatch);
     if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", infer_type_name(r->kv_type), infer_type_name(r->kv_type));
@@ -42,6 +45,9 @@ static void print_md_opt_cells(FILE *f, int shown, const result *r) {
 
 static void print_md_header(FILE *f, int shown) {
     fprintf(f, "| %-30s | %10s | %10s | %-10s | %7s |", "model", "size", "params", "backend", "threads");
+    if (shown & SHOW_CM) fprintf(f, " %10s |", "cpu_mask");
+    if (shown & SHOW_CS) fprintf(f, " %10s |", "cpu_strict");
+    if (shown & SHOW_POLL) fprintf(f, " %10s |", "poll");
     if (shown & SHOW_B) fprintf(f, " %7s |", "n_batch");
     if (shown & SHOW_UB) fprintf(f, " %8s |", "n_ubatch");
     if (shown & SHOW_KV) fprintf(f, " %-6s | %-6s |", "type_k", "type_v");
@@ -50,6 +56,8 @@ static void print_md_header(FILE *f, int shown) {
     fprintf(f, " %15s | %20s | %8s | %6s | %9s | %8s | %8s |\n", "test", "t/s", "GB/s", "% bw", "ttft ms", "load ms",
            "rss MiB");
     fprintf(f, "| ------------------------------ | ---------: | ---------: | ---------- | ------: |");
+    for (int k = 0; k < 3; k++)
+        if (shown & (SHOW_CM << k)) fprintf(f, " ---------: |");
     if (shown & SHOW_B) fprintf(f, " ------: |");
     if (shown & SHOW_UB) fprintf(f, " -------: |");
     if (shown & SHOW_KV) fprintf(f, " ------ | ------ |");
@@ -98,18 +106,26 @@ static void quoted_str(FILE *f, const char *s, char q) {
 /* The fields of a JSON object, a JSONL line, a CSV row and an SQL row, in
  * this order, and their types (T TEXT, I INTEGER, R REAL, B a boolean:
  * true / false in JSON as llama-bench writes it, 0 / 1 elsewhere, an
- * INTEGER in SQL). The last six are llama-bench's fields of the same
+ * INTEGER in SQL). From cpu_info on, llama-bench's fields of the same
  * names, added after infer-bench's first 27 so that those keep their
  * places: cpu_info and gpu_info (the CPU's model name; the Vulkan GPUs,
- * as llama-bench lists its GPU devices), test_time (UTC), and each
- * repetition's time in ns with its mean and sd. */
-#define FIELDS                                                                                                          \
-    "model_filename", "model_type", "model_size", "model_n_params", "backends", "n_threads", "n_batch", "n_ubatch",     \
-        "type_k", "type_v", "flash_attn", "use_mmap", "n_prompt", "n_gen", "n_depth", "avg_ts", "stddev_ts", "gbs",     \
-        "bw_pct", "probe_gbs_min", "probe_gbs_max", "ttft_ms", "load_ms", "peak_rss_mib", "samples_ts",                 \
-        "build_commit", "build_version", "cpu_info", "gpu_info", "test_time", "avg_ns", "stddev_ns", "samples_ns"
-static const char FIELD_TYPES[] = "TTIITIIITTBBIIIRRRRRRRRRTTTTTTIIT";
-enum { F_SAMPLES = 24, F_SAMPLES_NS = 32 }; /* samples_ts, samples_ns: JSON arrays */
+ * as llama-bench lists its GPU devices), test_time (UTC), each
+ * repetition's time in ns with its mean and sd, and the threads' -C,
+ * --cpu-strict and --poll. */
+#define FIELD_LIST(X)                                                                                               \
+    X(model_filename, 'T') X(model_type, 'T') X(model_size, 'I') X(model_n_params, 'I') X(backends, 'T')            \
+    X(n_threads, 'I') X(n_batch, 'I') X(n_ubatch, 'I') X(type_k, 'T') X(type_v, 'T') X(flash_attn, 'B')             \
+    X(use_mmap, 'B') X(n_prompt, 'I') X(n_gen, 'I') X(n_depth, 'I') X(avg_ts, 'R') X(stddev_ts, 'R') X(gbs, 'R')    \
+    X(bw_pct, 'R') X(probe_gbs_min, 'R') X(probe_gbs_max, 'R') X(ttft_ms, 'R') X(load_ms, 'R') X(peak_rss_mib, 'R') \
+    X(samples_ts, 'T') X(build_commit, 'T') X(build_version, 'T') X(cpu_info, 'T') X(gpu_info, 'T')                 \
+    X(test_time, 'T') X(avg_ns, 'I') X(stddev_ns, 'I') X(samples_ns, 'T') X(cpu_mask, 'T') X(cpu_strict, 'B')      \
+    X(poll, 'I')
+#define FIELD_ENUM(name, type) F_##name,
+#define FIELD_NAME(name, type) #name,
+#define FIELD_TYPE(name, type) type,
+enum { FIELD_LIST(FIELD_ENUM) N_FIELDS };
+static const char *const FIELD_NAMES[N_FIELDS] = {FIELD_LIST(FIELD_NAME)};
+static const char FIELD_TYPES[N_FIELDS] = {FIELD_LIST(FIELD_TYPE)};
 
 /* The machine's description for cpu_info and gpu_info, read once. */
 static char cpu_info[256], gpu_info[1024];
@@ -152,61 +168,63 @@ void mean_sd(const double *x, int n, double *mean, double *sd) {
 /* One result as a JSON object (OUT_JSON, OUT_JSONL), a CSV row or an SQL
  * INSERT, no newline. */
 static void print_record(FILE *f, const result *r, int fmt) {
-    static const char *const names[] = {FIELDS};
-    _Static_assert(sizeof names / sizeof names[0] == sizeof FIELD_TYPES - 1, "a type per field");
     const int json = fmt == OUT_JSON || fmt == OUT_JSONL, sql = fmt == OUT_SQL;
-    enum { N = sizeof names / sizeof names[0] };
-    const char *str[N] = {r->model_path, r->desc}; /* the string fields; the others are numbers */
-    char num[N][32], samples[MAX_REPS * 24 + 8], samples_ns[MAX_REPS * 24 + 8];
-#define NUM(i, fmt, x) snprintf(num[i], sizeof num[i], fmt, x)
-    NUM(2, "%llu", (unsigned long long)r->size);
-    NUM(3, "%llu", (unsigned long long)r->params);
-    str[4] = r->ran_on;
-    NUM(5, "%d", r->threads);
-    NUM(6, "%d", r->n_batch);
-    NUM(7, "%d", r->n_ubatch);
-    str[8] = str[9] = infer_type_name(r->kv_type);
-    NUM(10, "%d", r->flash_attn);
-    NUM(11, "%d", r->use_mmap);
-    NUM(12, "%d", r->n_prompt);
-    NUM(13, "%d", r->n_gen);
-    NUM(14, "%d", r->depth);
-    NUM(15, "%.6f", r->mean);
-    NUM(16, "%.6f", r->sd);
-    NUM(17, "%.4f", r->gbs);
-    NUM(18, "%.2f", r->bw_pct);
-    NUM(19, "%.2f", r->probe_gbs);
-    NUM(20, "%.2f", r->probe_hi);
-    NUM(21, "%.3f", r->ttft_ms);
-    NUM(22, "%.3f", r->load_ms);
-    NUM(23, "%.1f", r->rss_mib);
+    const char *str[N_FIELDS] = {0}; /* the string fields; the others are numbers */
+    char num[N_FIELDS][32], samples[MAX_REPS * 24 + 8], samples_ns[MAX_REPS * 24 + 8];
+#define NUM(i, fmt, x) snprintf(num[F_##i], sizeof num[F_##i], fmt, x)
+    str[F_model_filename] = r->model_path;
+    str[F_model_type] = r->desc;
+    NUM(model_size, "%llu", (unsigned long long)r->size);
+    NUM(model_n_params, "%llu", (unsigned long long)r->params);
+    str[F_backends] = r->ran_on;
+    NUM(n_threads, "%d", r->threads);
+    NUM(n_batch, "%d", r->n_batch);
+    NUM(n_ubatch, "%d", r->n_ubatch);
+    str[F_type_k] = str[F_type_v] = infer_type_name(r->kv_type);
+    NUM(flash_attn, "%d", r->flash_attn);
+    NUM(use_mmap, "%d", r->use_mmap);
+    NUM(n_prompt, "%d", r->n_prompt);
+    NUM(n_gen, "%d", r->n_gen);
+    NUM(n_depth, "%d", r->depth);
+    NUM(avg_ts, "%.6f", r->mean);
+    NUM(stddev_ts, "%.6f", r->sd);
+    NUM(gbs, "%.4f", r->gbs);
+    NUM(bw_pct, "%.2f", r->bw_pct);
+    NUM(probe_gbs_min, "%.2f", r->probe_gbs);
+    NUM(probe_gbs_max, "%.2f", r->probe_hi);
+    NUM(ttft_ms, "%.3f", r->ttft_ms);
+    NUM(load_ms, "%.3f", r->load_ms);
+    NUM(peak_rss_mib, "%.1f", r->rss_mib);
     double ns[MAX_REPS], ns_mean = 0.0, ns_sd = 0.0; /* each repetition's time: its tokens over its t/s */
     for (int k = 0; k < r->n_samples; k++) ns[k] = (double)(r->n_prompt + r->n_gen) * 1e9 / r->samples[k];
     if (r->n_samples > 0) mean_sd(ns, r->n_samples, &ns_mean, &ns_sd);
-    NUM(30, "%.0f", ns_mean);
-    NUM(31, "%.0f", ns_sd);
+    NUM(avg_ns, "%.0f", ns_mean);
+    NUM(stddev_ns, "%.0f", ns_sd);
+    NUM(cpu_strict, "%d", r->cpu_strict);
+    NUM(poll, "%d", r->poll);
 #undef NUM
     /* every repetition's t/s and ns: JSON arrays, or in CSV the same text quoted */
     json_array(samples, sizeof samples, r->samples, r->n_samples, 0);
     json_array(samples_ns, sizeof samples_ns, ns, r->n_samples, 1);
-    str[F_SAMPLES + 1] = INFER_GIT_REV;
-    str[F_SAMPLES + 2] = infer_version();
-    str[F_SAMPLES] = samples;
-    str[27] = cpu_info;
-    str[28] = gpu_info;
-    str[29] = r->test_time;
-    str[F_SAMPLES_NS] = samples_ns;
+    str[F_samples_ts] = samples;
+    str[F_build_commit] = INFER_GIT_REV;
+    str[F_build_version] = infer_version();
+    str[F_cpu_info] = cpu_info;
+    str[F_gpu_info] = gpu_info;
+    str[F_test_time] = r->test_time;
+    str[F_samples_ns] = samples_ns;
+    str[F_cpu_mask] = r->cpu_mask;
     if (json) fputc('{', f);
     if (sql) {
         fputs("INSERT INTO " SQL_TABLE " (", f);
-        for (int i = 0; i < N; i++) fprintf(f, "%s%s", i ? ", " : "", names[i]);
+        for (int i = 0; i < N_FIELDS; i++) fprintf(f, "%s%s", i ? ", " : "", FIELD_NAMES[i]);
         fputs(") VALUES (", f);
     }
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < N_FIELDS; i++) {
         if (i) fputs(fmt == OUT_CSV ? "," : ", ", f);
-        if (json) fprintf(f, "\"%s\": ", names[i]);
+        if (json) fprintf(f, "\"%s\": ", FIELD_NAMES[i]);
         if (json && FIELD_TYPES[i] == 'B') fputs(strcmp(num[i], "0") ? "true" : "false", f);
-        else if (!str[i] || ((i == F_SAMPLES || i == F_SAMPLES_NS) && json)) fputs(str[i] ? str[i] : num[i], f);
+        else if (!str[i] || ((i == F_samples_ts || i == F_samples_ns) && json)) fputs(str[i] ? str[i] : num[i], f);
         else if (json) json_put_str(f, str[i], strlen(str[i]));
         else quoted_str(f, str[i], sql ? '\'' : '"');
     }
@@ -216,19 +234,18 @@ static void print_record(FILE *f, const result *r, int fmt) {
 
 
 void report_begin(printer *p) {
-    static const char *const names[] = {FIELDS};
     p->first = 1;
     if (p->format == OUT_JSON) fprintf(p->f, "[\n");
     else if (p->format == OUT_MD) print_md_header(p->f, p->shown);
     else if (p->format == OUT_CSV) {
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) fprintf(p->f, "%s%s", i ? "," : "", names[i]);
+        for (int i = 0; i < N_FIELDS; i++) fprintf(p->f, "%s%s", i ? "," : "", FIELD_NAMES[i]);
         fputc('\n', p->f);
     } else if (p->format == OUT_SQL) {
         fprintf(p->f, "CREATE TABLE IF NOT EXISTS " SQL_TABLE " (\n");
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            fprintf(p->f, "  %s %s%s\n", names[i],
+        for (int i = 0; i < N_FIELDS; i++)
+            fprintf(p->f, "  %s %s%s\n", FIELD_NAMES[i],
                     FIELD_TYPES[i] == 'T' ? "TEXT" : FIELD_TYPES[i] == 'R' ? "REAL" : "INTEGER",
-                    i + 1 < sizeof names / sizeof names[0] ? "," : "");
+                    i + 1 < N_FIELDS ? "," : "");
         fprintf(p->f, ");\n\n");
     }
 }

@@ -11,7 +11,7 @@
 
 enum { OUT_MD, OUT_CSV, OUT_JSON, OUT_JSONL, OUT_SQL };
 /* The option columns of the markdown table (see bench_opts.shown). */
-enum { SHOW_B = 1, SHOW_UB = 2, SHOW_KV = 4, SHOW_FA = 8, SHOW_MMP = 16 };
+enum { SHOW_B = 1, SHOW_UB = 2, SHOW_KV = 4, SHOW_FA = 8, SHOW_MMP = 16, SHOW_CM = 32, SHOW_CS = 64, SHOW_POLL = 128 };
 
 /* One test: what it ran with and what it measured. */
 typedef struct {
@@ -20,6 +20,8 @@ typedef struct {
     uint64_t size, params;
     uint64_t streamed; /* bytes of weights a generated token reads */
     int threads;
+    const char *cpu_mask; /* -C as given ("0x0": none) */
+    int cpu_strict, poll; /* --cpu-strict, --poll */
     int n_batch, n_ubatch; /* -b and -ub */
     uint32_t kv_type;
     int use_mmap;         /* the model mapped (1) or read (0) */

@@ -11,7 +11,8 @@
  *               [-b 2048] [-ub 512] [-ctk f16] [-fa 0] [-mmp 1] [-o md|csv|json|jsonl|sql]
  *
  * Tests run and print in llama-bench's order: per model and -mmp value,
- * -b, -ub, the KV type, -fa, -t and -d vary (the last fastest), and for
+ * -b, -ub, the KV type, -fa, -t, -C, --cpu-strict, -d and --poll vary (the
+ * last fastest), and for
  * each the -p, then the -n, then the -pg tests. The output (table and
  * records) is bench_report.c's; the probe and the kernels' tables are
  * bench_probe.c's and bench_kernels.c's.
@@ -32,6 +33,7 @@
 #include "util.h"
 
 #define MAX_LIST 16
+#define MAX_MASK_TEXT 258 /* "0x" and 256 hex digits: CPUs 0 to 1023 */
 
 typedef struct {
     const char *models[MAX_LIST];
@@ -46,6 +48,10 @@ typedef struct {
     uint32_t kv[MAX_LIST];          /* -ctk / -ctv: KV cache types (one for both in infer) */
     int n_kv;
     int fa[MAX_LIST], n_fa;         /* -fa: llama-bench's flash attention, 0 or 1 (the same attention here) */
+    char cpu_mask[MAX_LIST][MAX_MASK_TEXT + 1]; /* -C: hex masks as given */
+    int n_cpu_mask;
+    int cpu_strict[MAX_LIST], n_cpu_strict; /* --cpu-strict 0|1 */
+    int poll[MAX_LIST], n_poll;             /* --poll 0..100 */
     int mmap[MAX_LIST], n_mmap;     /* -mmp: 1 map the file, 0 read it (a load per value) */
     int shown;                      /* SHOW_*: the columns of those options (llama-bench's rule) */
     int reps;
@@ -82,6 +88,22 @@ static int parse_kv_list(const char *flag, const char *s, uint32_t *list, int *n
     free(copy);
     if (*n == 0) fprintf(stderr, "infer-bench: %s: bad value '%s' (f16 or f32)\n", flag, s);
     return *n ? 0 : -1;
+}
+
+/* "0x3,0xc" (-C) into masks as given, appended; each checked with
+ * cpu_mask_parse. 0 on success. */
+static int parse_mask_list(const char *flag, const char *s, bench_opts *o) {
+    char *copy = strdup(s), *save = NULL;
+    if (!copy) return -1;
+    int ok = s[strspn(s, ",")] != '\0';
+    for (char *tok = strtok_r(copy, ",", &save); ok && tok; tok = strtok_r(NULL, ",", &save)) {
+        uint64_t m[INFER_CPU_MASK_WORDS] = {0};
+        ok = o->n_cpu_mask < MAX_LIST && strlen(tok) <= MAX_MASK_TEXT && cpu_mask_parse(tok, m) == 0;
+        if (ok) snprintf(o->cpu_mask[o->n_cpu_mask++], MAX_MASK_TEXT + 1, "%s", tok);
+    }
+    free(copy);
+    if (!ok) fprintf(stderr, "infer-bench: %s: bad value '%s' (hex masks of CPUs 0 to 1023, at most %d)\n", flag, s, MAX_LIST);
+    return ok ? 0 : -1;
 }
 
 /* One number of a list at *p (lo .. 2^24), advancing *p; 0 on success. */
@@ -167,6 +189,9 @@ static void usage(FILE *f) {
             "  -d, --n-depth N,..   tokens already in the cache when each test starts (default 0)\n"
             "  -r, --repetitions N  repetitions per test (default 5, at most 64)\n"
             "  -t, --threads N,..   thread counts (default: CPUs it may run on)\n"
+            "  -C, --cpu-mask M,..  CPUs the threads run on, hex as llama-bench's (default 0x0: any)\n"
+            "      --cpu-strict 0|1,.. 1: thread k on the k-th CPU of the mask alone (default 0)\n"
+            "      --poll 0..100,.. how long idle threads wait busily for work (default 50, ~0.5 ms)\n"
             "  -b, --batch-size N,.. tokens per decode call for prompts and -d fills (default 2048)\n"
             "  -ub, --ubatch-size N,.. tokens per forward pass (default 512)\n"
             "  -ctk, -ctv T,..      KV cache type, f16 or f32, one for K and V (default f16)\n"
@@ -254,17 +279,21 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             }
             memcpy(o->kv, l, (size_t)n * sizeof l[0]);
             o->n_kv = n;
-        } else if (IS("-mmp") || IS("--mmap") || IS("-fa") || IS("--flash-attn")) {
+        } else if (IS("-mmp") || IS("--mmap") || IS("-fa") || IS("--flash-attn") || IS("--cpu-strict") || IS("--poll")) {
             NEEDV();
-            const int fa = IS("-fa") || IS("--flash-attn");
-            int *list = fa ? o->fa : o->mmap, *n = fa ? &o->n_fa : &o->n_mmap;
-            const int n0 = *n;
+            const int fa = IS("-fa") || IS("--flash-attn"), cs = IS("--cpu-strict"), pl = IS("--poll");
+            int *list = fa ? o->fa : cs ? o->cpu_strict : pl ? o->poll : o->mmap;
+            int *n = fa ? &o->n_fa : cs ? &o->n_cpu_strict : pl ? &o->n_poll : &o->n_mmap;
+            const int n0 = *n, max = pl ? 100 : 1;
             if (parse_list(a, v, list, n, MAX_LIST, 0)) return -1;
             for (int k = n0; k < *n; k++)
-                if (list[k] > 1) {
-                    fprintf(stderr, "infer-bench: %s: bad value '%s' (0 or 1)\n", a, v);
+                if (list[k] > max) {
+                    fprintf(stderr, "infer-bench: %s: bad value '%s' (%s)\n", a, v, pl ? "0 to 100" : "0 or 1");
                     return -1;
                 }
+        } else if (IS("-C") || IS("--cpu-mask")) {
+            NEEDV();
+            if (parse_mask_list(a, v, o)) return -1;
         }
         else if (IS("--prio")) {
             NEEDV();
@@ -311,12 +340,17 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     if (!o->n_kv) o->kv[o->n_kv++] = INFER_TYPE_F16;
     if (!o->n_mmap) o->mmap[o->n_mmap++] = 1;
     if (!o->n_fa) o->fa[o->n_fa++] = 0;
+    if (!o->n_cpu_mask) snprintf(o->cpu_mask[o->n_cpu_mask++], MAX_MASK_TEXT + 1, "0x0");
+    if (!o->n_cpu_strict) o->cpu_strict[o->n_cpu_strict++] = 0;
+    if (!o->n_poll) o->poll[o->n_poll++] = 50;
     /* llama-bench's rule: an option's column when it has more than one
      * value or one other than the default */
     o->shown = (o->n_batch > 1 || o->batch[0] != 2048 ? SHOW_B : 0) |
                (o->n_ubatch > 1 || o->ubatch[0] != 512 ? SHOW_UB : 0) |
                (o->n_kv > 1 || o->kv[0] != INFER_TYPE_F16 ? SHOW_KV : 0) | (o->n_fa > 1 || o->fa[0] ? SHOW_FA : 0) |
-               (o->n_mmap > 1 || !o->mmap[0] ? SHOW_MMP : 0);
+               (o->n_mmap > 1 || !o->mmap[0] ? SHOW_MMP : 0) |
+               (o->n_cpu_mask > 1 || strcmp(o->cpu_mask[0], "0x0") ? SHOW_CM : 0) | /* as given, as llama-bench compares */
+               (o->n_cpu_strict > 1 || o->cpu_strict[0] ? SHOW_CS : 0) | (o->n_poll > 1 || o->poll[0] != 50 ? SHOW_POLL : 0);
     /* -p 0 / -n 0 ask for no such test: drop them here, once */
     drop_zeros(o->pp, &o->n_pp);
     drop_zeros(o->tg, &o->n_tg);
@@ -387,6 +421,9 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
     cp.n_batch = (uint32_t)(r->n_ubatch < need ? r->n_ubatch : need);
     cp.kv_type = r->kv_type;
     cp.n_threads = r->threads;
+    (void)cpu_mask_parse(r->cpu_mask, cp.cpu_mask); /* checked when parsed */
+    cp.cpu_strict = r->cpu_strict;
+    cp.poll = r->poll;
     cp.backend = r->backend;
     cp.device = r->device;
     if (infer_context_new(m, &cp, &c, &err) != INFER_OK) {
@@ -415,7 +452,7 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
     const int paired = on_cpu && r->n_gen && !r->n_prompt && r->threads > 0;
     double pct_sum = 0.0, probe_lo = 0.0, probe_hi = 0.0;
     for (int k = 0; ok && k < reps && k < MAX_REPS; k++) {
-        const double pb = paired ? bench_probe_bandwidth(r->threads) : 0.0;
+        const double pb = paired ? bench_probe_bandwidth(r->threads, r->cpu_mask, r->cpu_strict) : 0.0;
         double t = run_once(c, ids, r->depth, b, r->n_prompt, r->n_gen, nv, &rng, &prompt_s);
         if (t <= 0) {
             ok = 0;
@@ -467,7 +504,7 @@ int main(int argc, char **argv) {
 
     int max_threads = 1;
     for (int i = 0; i < o.n_threads; i++) if (o.threads[i] > max_threads) max_threads = o.threads[i];
-    double bw = bench_probe_bandwidth(max_threads);
+    double bw = bench_probe_bandwidth(max_threads, "0x0", 0);
     fprintf(stderr, "infer-bench: read bandwidth probe: %.2f GB/s (%d threads, best of 10 passes over 512 MiB, 1 and 4 streams per thread)\n", bw,
             max_threads);
     if ((o.format != OUT_MD) || (o.err_format >= 0 && o.err_format != OUT_MD)) report_machine_info(); /* records only */
@@ -476,7 +513,8 @@ int main(int argc, char **argv) {
     report_begin(&err_out);
     /* tests in all, for --progress (each count at most MAX_LIST: < 2^31 per
      * model load, not for every load) */
-    const int per_model = (o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv * o.n_fa;
+    const int per_model = (o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv *
+                          o.n_fa * o.n_cpu_mask * o.n_cpu_strict * o.n_poll;
     const long long n_tests = (long long)per_model * o.n_models * o.n_mmap;
     int first_test = 1, failed = 0;
     long long test_no = 0;
@@ -496,13 +534,21 @@ int main(int argc, char **argv) {
             continue;
         }
         double load_ms = (now_s() - t0) * 1e3;
-        /* llama-bench's order: -b x -ub x KV type x -fa x threads x depth,
-         * the last varying fastest; then the pp, tg and pg tests */
-        const int n_inst = o.n_batch * o.n_ubatch * o.n_kv * o.n_fa * o.n_threads * o.n_depth;
+        /* llama-bench's order: -b x -ub x KV type x -fa x threads x -C x
+         * --cpu-strict x depth x --poll, the last varying fastest; then the
+         * pp, tg and pg tests */
+        const int n_inst = o.n_batch * o.n_ubatch * o.n_kv * o.n_fa * o.n_threads * o.n_cpu_mask * o.n_cpu_strict *
+                           o.n_depth * o.n_poll;
         for (int in = 0; in < n_inst; in++) {
             int at = in;
+            const int pi = at % o.n_poll;
+            at /= o.n_poll;
             const int di = at % o.n_depth;
             at /= o.n_depth;
+            const int si = at % o.n_cpu_strict;
+            at /= o.n_cpu_strict;
+            const int ci = at % o.n_cpu_mask;
+            at /= o.n_cpu_mask;
             const int ti = at % o.n_threads;
             at /= o.n_threads;
             const int fi = at % o.n_fa;
@@ -516,7 +562,8 @@ int main(int argc, char **argv) {
                     const int n_prompt = kind == 0 ? o.pp[e] : kind == 2 ? o.pg[e][0] : 0;
                     const int n_gen = kind == 1 ? o.tg[e] : kind == 2 ? o.pg[e][1] : 0;
                     result r = {.model_path = o.models[mi], .size = infer_model_size(m), .streamed = infer_model_streamed_bytes(m), .params = infer_model_n_params(m),
-                                .threads = o.threads[ti], .n_batch = o.batch[bi], .n_ubatch = o.ubatch[ui],
+                                .threads = o.threads[ti], .cpu_mask = o.cpu_mask[ci], .cpu_strict = o.cpu_strict[si],
+                                .poll = o.poll[pi], .n_batch = o.batch[bi], .n_ubatch = o.ubatch[ui],
                                 .kv_type = o.kv[ki], .flash_attn = o.fa[fi], .use_mmap = use_mmap, .load_ms = load_ms,
                                 .backend = o.backend,
                                 .device = o.device, .ran_on = "CPU"};

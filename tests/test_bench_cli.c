@@ -240,7 +240,9 @@ Test(bench_cli, csv_and_jsonl) {
         cr_assert(csv_field(out, AT[i], f, sizeof f), "header: %s", out);
         cr_assert_str_eq(f, NAMES[i], "header field %d", AT[i]);
     }
-    cr_assert(csv_field(out, 32, f, sizeof f) && !strcmp(f, "samples_ns"), "33 fields: %s", out);
+    cr_assert(csv_field(out, 32, f, sizeof f) && !strcmp(f, "samples_ns"), "%s", out);
+    cr_assert(csv_field(out, 33, f, sizeof f) && !strcmp(f, "cpu_mask"), "%s", out);
+    cr_assert(csv_field(out, 35, f, sizeof f) && !strcmp(f, "poll"), "36 fields: %s", out);
     cr_assert_eq(test_count(out, "\n"), 3, "a header and two tests: %s", out);
     const char *l1 = strchr(out, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
     static const char *const PROMPT[] = {"8", "0"}, *const GEN[] = {"0", "4"};
@@ -254,7 +256,9 @@ Test(bench_cli, csv_and_jsonl) {
         cr_assert(csv_field(line, 13, f, sizeof f) && !strcmp(f, GEN[k]), "n_gen %s", f);
         cr_assert(csv_field(line, 15, f, sizeof f) && atof(f) > 0, "avg_ts %s", f);
         cr_assert(csv_field(line, 24, f, sizeof f) && test_count(f, ",") == 2, "3 samples: %s", f);
-        cr_assert(csv_field(line, 32, f, sizeof f) && !csv_field(line, 33, f, sizeof f), "33 fields: %s", line);
+        cr_assert(csv_field(line, 33, f, sizeof f) && !strcmp(f, "0x0"), "cpu_mask %s", f);
+        cr_assert(csv_field(line, 35, f, sizeof f) && !strcmp(f, "50") && !csv_field(line, 36, f, sizeof f),
+                  "poll 50, 36 fields: %s", line);
     }
     char *jsonl[] = {bin, "-m", a, "-p", "8", "-n", "4", "-r", "1", "-o", "jsonl", NULL};
     bench_last_run(jsonl, a);
@@ -265,7 +269,7 @@ Test(bench_cli, csv_and_jsonl) {
     LEAK_CHECK();
 }
 
-/* -o sql: a CREATE TABLE IF NOT EXISTS of the 33 fields, typed, then one
+/* -o sql: a CREATE TABLE IF NOT EXISTS of the 36 fields, typed, then one
  * INSERT per test with strings quoted (a quote in the path doubled). Where
  * Python's sqlite3 is at hand, SQLite runs it twice into one database and
  * reads back what it stored. */
@@ -277,10 +281,10 @@ Test(bench_cli, sql_for_sqlite) {
     int rc = bench_run(sql);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert(!strncmp(out, "CREATE TABLE IF NOT EXISTS infer_bench (\n  model_filename TEXT,\n", 64), "%s", out);
-    cr_assert_eq(test_count(out, " TEXT"), 12, "%s", out);
-    cr_assert_eq(test_count(out, " INTEGER"), 12, "%s", out); /* the booleans too, as llama-bench's */
+    cr_assert_eq(test_count(out, " TEXT"), 13, "%s", out);
+    cr_assert_eq(test_count(out, " INTEGER"), 14, "%s", out); /* the booleans too, as llama-bench's */
     cr_assert_eq(test_count(out, " REAL"), 9, "%s", out);
-    cr_assert_eq(test_count(out, "  samples_ns TEXT\n);\n\n"), 1, "%s", out);
+    cr_assert_eq(test_count(out, "  cpu_mask TEXT,\n  cpu_strict INTEGER,\n  poll INTEGER\n);\n\n"), 1, "%s", out);
     cr_assert_eq(test_count(out, "INSERT INTO infer_bench (model_filename, model_type, "), 2, "two tests: %s", out);
     char quoted[128];
     snprintf(quoted, sizeof quoted, "VALUES ('/tmp/infer-bench ''q''-%s', ", a + strlen(a) - 6);
@@ -461,6 +465,65 @@ Test(bench_cli, prio_accepted_as_llama_bench) {
     cr_assert_eq(test_count(out, "\n| llama"), 1, "%s", out);
     static const char *const BAD[] = {"4", "-1", "x", "1,2"};
     expect_values_refused(bin, "--prio", BAD, sizeof BAD / sizeof BAD[0]);
+    LEAK_CHECK();
+}
+
+/* -C, --cpu-strict and --poll as llama-bench's: lists inside the thread
+ * counts in its order (-t, -C, --cpu-strict, -d, --poll the fastest), a
+ * column each when not the default, cpu_mask / cpu_strict / poll in the
+ * records; bad values refused, a CPU the process may not use refused when
+ * the test's context is made. */
+Test(bench_cli, cpu_placement_as_llama_bench) {
+    char bin[600], a[] = "/tmp/infer-bench-cpu-XXXXXX", hex[300];
+    bench_bin(bin, sizeof bin);
+    make_model(a, INFER_TYPE_Q4_0, 14);
+    int first, outside;
+    test_own_cpus(&first, &outside);
+    test_cpu_hex(first, hex, sizeof hex);
+    /* prompts only: a generation test would run the probe before each repetition */
+    char *argv[] = {bin, "-m", a, "-p", "8", "-n", "0", "-r", "1", "-t", "1,2", "-C", hex, "--cpu-strict", "0,1",
+                    "-d", "0,4", "--poll", "0,50", NULL};
+    cr_assert_eq(bench_run(argv), 0, "stderr: %s", err);
+    char row[1024], c[128];
+    cr_assert(test_md_row(out, 0, row, sizeof row));
+    static const char *const HEAD[] = {"threads", "cpu_mask", "cpu_strict", "poll", "test"};
+    for (int i = 0; i < 5; i++) cell_is(row, 4 + i, HEAD[i]);
+    for (int k = 0; k < 16; k++) { /* t x strict x depth x poll */
+        cr_assert(test_md_row(out, 2 + k, row, sizeof row), "row %d missing:\n%s", k, out);
+        cell_is(row, 4, k < 8 ? "1" : "2");
+        cell_is(row, 5, hex);
+        cell_is(row, 6, (k / 4) % 2 ? "1" : "0");
+        cell_is(row, 7, k % 2 ? "50" : "0");
+        cell_is(row, 8, (k / 2) % 2 ? "pp8 @ d4" : "pp8");
+        test_md_cell(row, 9, c, sizeof c);
+        cr_assert(atof(c) > 0, "t/s in %s", row);
+    }
+    cr_assert_not(test_md_row(out, 18, row, sizeof row), "16 rows: %s", out);
+    char *json[] = {bin, "-m", a, "-p", "0", "-n", "2", "-r", "1", "-C", hex, "--cpu-strict", "1", "--poll", "7",
+                    "-o", "jsonl", NULL};
+    cr_assert_eq(bench_run(json), 0, "stderr: %s", err);
+    cr_assert(strstr(out, "\"probe_gbs_min\": ") && !strstr(out, "\"probe_gbs_min\": 0.00,"),
+              "the probe ran on the test's CPU: %s", out);
+    char want[400];
+    snprintf(want, sizeof want, "\"cpu_mask\": \"%s\", \"cpu_strict\": true, \"poll\": 7}", hex);
+    cr_assert_eq(test_count(out, want), 1, "%s", out);
+    if (outside >= 0) {
+        char far[300], cpu[32];
+        test_cpu_hex(outside, far, sizeof far);
+        char *refused[] = {bin, "-m", a, "-p", "4", "-n", "0", "-r", "1", "-C", far, NULL};
+        cr_assert_eq(bench_run(refused), 3, "stderr: %s", err);
+        snprintf(cpu, sizeof cpu, "CPU %d", outside);
+        cr_assert(strstr(err, cpu), "%s", err);
+    }
+    unlink(a);
+    static const char *const BAD_C[] =  {"zz", "", ",", "0x-1", "0x1,zz", "1" "0000000000000000000000000000000000000000000000000000000000000000"
+        "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+        "00000000000000000000000000000000000000000000000000000000000000000000000000000000"};
+    expect_values_refused(bin, "-C", BAD_C, sizeof BAD_C / sizeof BAD_C[0]);
+    static const char *const BAD_S[] = {"2", "-1", "x", "0,2"};
+    expect_values_refused(bin, "--cpu-strict", BAD_S, sizeof BAD_S / sizeof BAD_S[0]);
+    static const char *const BAD_P[] = {"101", "-1", "x", "50,101"};
+    expect_values_refused(bin, "--poll", BAD_P, sizeof BAD_P / sizeof BAD_P[0]);
     LEAK_CHECK();
 }
 

@@ -227,4 +227,23 @@ static inline int test_pin_to_first(int k, cpu_set_t *saved) {
     return 1;
 }
 
+/* The first CPU this process may use and the first it may not (-1 when
+ * it may use all 1024 a mask names). */
+static inline void test_own_cpus(int *first, int *outside) {
+    cpu_set_t own;
+    cr_assert_eq(sched_getaffinity(0, sizeof own, &own), 0);
+    *first = *outside = -1;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (CPU_ISSET(c, &own) && *first < 0) *first = c;
+        if (!CPU_ISSET(c, &own) && *outside < 0) *outside = c;
+    }
+}
+
+/* The hex mask (llama.cpp's -C) of one CPU into hex. */
+static inline void test_cpu_hex(int cpu, char *hex, size_t cap) {
+    cr_assert(cap >= 4 + (size_t)cpu / 4);
+    snprintf(hex, cap, "0x%x", 1u << (cpu % 4));
+    for (int k = 0; k < cpu / 4; k++) strcat(hex, "0");
+}
+
 #endif
