@@ -96,6 +96,8 @@ typedef struct {
     uint32_t n_ctx;   /* tokens the KV cache holds; 0: min(4096, training context) */
     uint32_t n_batch; /* most tokens per forward pass; 0: min(512, n_ctx) */
     int n_threads;    /* 0: infer_default_threads() */
+    int n_threads_batch; /* CPU threads for passes of more than one token (llama.cpp's -tb);
+                            0 (default): n_threads. The pool has the larger of the two */
     uint32_t kv_type; /* INFER_TYPE_F16 (default) or INFER_TYPE_F32 */
     int all_logits;   /* 1: decode may return every token's logits (INFER_DECODE_ALL_LOGITS;
                          n_batch x n_vocab floats are reserved); 0 (default): the last token's */

@@ -58,9 +58,10 @@ typedef struct {
      * after it (a GPU stages rows there). */
     infer_status (*kv_move)(backend *b, uint32_t dst, uint32_t src, uint32_t n, infer_error *err);
     void (*free)(backend *b);
-    /* Optional (NULL: none): around a decode call's forward passes, on the
-     * calling thread (the CPU backend moves it to its thread 0's CPUs). */
-    void (*enter)(backend *b);
+    /* Optional (NULL: none): around a decode call's forward passes of
+     * n_tokens in all, on the calling thread (the CPU backend moves it to
+     * its thread 0's CPUs and picks its thread count). */
+    void (*enter)(backend *b, size_t n_tokens);
     void (*leave)(backend *b);
 } backend_ops;
 
@@ -74,7 +75,7 @@ typedef struct {
     uint32_t n_ctx, n_batch;
     uint32_t kv_type;     /* F16 or F32 */
     size_t arena_floats;  /* activations the forward pass lays out */
-    int n_threads;
+    int n_threads, n_threads_batch; /* threads for one-token passes, for larger ones */
     const uint64_t *cpu_mask; /* the CPU backend's threads (infer_context_params) */
     int cpu_strict, poll;
 } backend_config;

@@ -319,7 +319,7 @@ static void cpu_matmul_n(backend *b, int nw, const weight *const *ws, const weig
         else matmul_quantize_part(&j, 0, 1, 0);
     }
     /* OpenBLAS gets one contiguous share per thread (of whole chunks for a small batch). */
-    if (!j.blas && pool_size(c->pool) > 1 && pool_shares_init(c->pool, j.unit0[nw]))
+    if (!j.blas && pool_parts(c->pool) > 1 && pool_shares_init(c->pool, j.unit0[nw]))
         pool_run(c->pool, matmul_steal_part, &j);
     else
         pool_run(c->pool, matmul_rows_part, &j);
@@ -443,7 +443,12 @@ static void cpu_free(backend *b) {
     infer_free(c);
 }
 
-static void cpu_enter(backend *b) { pool_pin_caller(CPU(b)->pool); }
+/* llama.cpp's rule: n_threads for one token, n_threads_batch for more. */
+static void cpu_enter(backend *b, size_t n_tokens) {
+    cpu_backend *c = CPU(b);
+    pool_set_active(c->pool, n_tokens == 1 ? c->n_threads : c->n_threads_batch);
+    pool_pin_caller(c->pool);
+}
 static void cpu_leave(backend *b) { pool_unpin_caller(CPU(b)->pool); }
 
 static const backend_ops CPU_OPS = {
@@ -541,13 +546,16 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     c->qact = infer_malloc(qbytes);
     int bad_ts = !c->arena || !c->kv || !c->qact;
     const pool_opts popts = {.cpu_mask = cfg->cpu_mask, .strict = cfg->cpu_strict, .poll = cfg->poll};
-    infer_status ps = bad_ts ? INFER_ENOMEM : pool_new(cfg->n_threads, &popts, &c->pool, err);
+    infer_status ps = bad_ts ? INFER_ENOMEM : pool_new(cfg->n_threads > cfg->n_threads_batch ? cfg->n_threads : cfg->n_threads_batch, &popts,
+                                                       &c->pool, err);
     if (ps != INFER_OK && !bad_ts) {
         cpu_free(&c->base);
         return ps;
     }
     if (!bad_ts) {
         c->n_ts = pool_size(c->pool);
+        c->n_threads = cfg->n_threads < c->n_ts ? cfg->n_threads : c->n_ts;
+        c->n_threads_batch = cfg->n_threads_batch < c->n_ts ? cfg->n_threads_batch : c->n_ts;
         c->ts = infer_calloc((size_t)c->n_ts, sizeof *c->ts);
         bad_ts = !c->ts;
         for (int i = 0; !bad_ts && i < c->n_ts; i++) {

@@ -66,7 +66,8 @@ typedef struct {
     size_t qact_row;
     int att_qb;            /* query tokens per attention work unit */
     int64_t att_block;     /* cached positions per online-softmax block: ATT_BLOCK, or n_ctx's tiles if fewer */
-    pool *pool;            /* n_threads - 1 workers */
+    pool *pool;            /* max(n_threads, n_threads_batch) - 1 workers */
+    int n_threads, n_threads_batch; /* the pool's parts for one token, for more (pool_set_active) */
     int next_nw;           /* next_matmul's hint for the coming matmul, consumed by it */
     const weight *next_w[MM_MAX];
     thread_scratch *ts;    /* [n_ts] = pool_size */

@@ -163,7 +163,7 @@ void cpu_attention(backend *b, int layer, act q, act out, int n, uint32_t pos0) 
     cpu_backend *c = CPU(b);
     attn_job j = {.c = c, .layer = layer, .n = n, .q = A(b, q), .out = A(b, out), .pos0 = pos0};
     const int64_t units = (int64_t)c->hp->n_head_kv * ((n + c->att_qb - 1) / c->att_qb);
-    j.steal = pool_size(c->pool) > 1 && pool_shares_init(c->pool, units);
+    j.steal = pool_parts(c->pool) > 1 && pool_shares_init(c->pool, units);
     pool_run(c->pool, attention_part, &j);
 }
 

@@ -75,8 +75,12 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
     }
     int n_threads = p.n_threads;
     if (n_threads <= 0) n_threads = pool_mask_count(p.cpu_mask) ? cpus_in_mask(p.cpu_mask) : infer_default_threads();
+    if (n_threads > POOL_MAX_THREADS) n_threads = POOL_MAX_THREADS;
+    const int n_threads_batch = p.n_threads_batch <= 0 ? n_threads : p.n_threads_batch < POOL_MAX_THREADS
+                                                                         ? p.n_threads_batch : POOL_MAX_THREADS;
     backend_config cfg = {.model = m, .n_ctx = n_ctx, .n_batch = n_batch, .kv_type = p.kv_type,
-                          .arena_floats = c->layout.total, .n_threads = n_threads, .cpu_mask = p.cpu_mask,
+                          .arena_floats = c->layout.total, .n_threads = n_threads,
+                          .n_threads_batch = n_threads_batch, .cpu_mask = p.cpu_mask,
                           .cpu_strict = p.cpu_strict, .poll = p.poll};
     /* Vulkan when asked for and usable; otherwise the CPU, with the reason
      * kept for infer_context_backend_note (the library prints nothing). */
@@ -146,7 +150,7 @@ infer_status context_decode_locked(infer_context *c, const int32_t *ids, size_t 
     if (c->backend == INFER_BACKEND_CPU && kernels_scratch_reserve() != 0)
         return set_error(err, INFER_ENOMEM, "decode: out of memory for the kernels' scratch");
     c->n_logit_rows = 0;
-    if (c->be->ops->enter) c->be->ops->enter(c->be);
+    if (c->be->ops->enter) c->be->ops->enter(c->be, n);
     for (size_t done = 0; done < n;) {
         size_t chunk = n - done < c->n_batch ? n - done : c->n_batch;
         infer_status s = forward(c->be, c->model, &c->layout, ids + done, (int)chunk, c->n_past, all, err);

@@ -38,6 +38,7 @@ static void usage(FILE *f) {
             "  -b, --batch-size N      most tokens per forward pass (default 512)\n"
             "  -t, --threads N         CPU threads (default: the CPUs it may run on, those of -C/-Cr\n"
             "                          when given)\n"
+            "  -tb, --threads-batch N  CPU threads for prompts (passes of more than one token; default: -t)\n"
             "  -C, --cpu-mask M        the CPUs its threads run on, in hex as llama.cpp's (0x5: CPUs 0\n"
             "                          and 2); with -Cr, both sets\n"
             "  -Cr, --cpu-range LO-HI  CPUs LO to HI (LO left out: 0, HI left out: the last)\n"
@@ -256,6 +257,7 @@ static int parse_args(int argc, char **argv, cli_options *o) {
         else if (IS("--cpu-strict")) { NEEDV(); if (parse_long(a, v, 0, 1, &n)) return 1; o->cp.cpu_strict = (int)n; }
         else if (IS("--poll")) { NEEDV(); if (parse_long(a, v, 0, 100, &n)) return 1; o->cp.poll = (int)n; }
         else if (IS("--prio")) { NEEDV(); if (parse_long(a, v, -1, 3, &n)) return 1; o->prio = (int)n; }
+        else if (IS("-tb") || IS("--threads-batch")) { NEEDV(); if (parse_long(a, v, 0, POOL_MAX_THREADS, &n)) return 1; o->cp.n_threads_batch = (int)n; }
         else if (IS("-t") || IS("--threads")) { NEEDV(); if (parse_long(a, v, 0, POOL_MAX_THREADS, &n)) return 1; o->cp.n_threads = (int)n; }
         else if (IS("-s") || IS("--seed")) { NEEDV(); if (parse_long(a, v, -1, LONG_MAX, &n)) return 1; o->sp.seed = n < 0 ? INFER_SEED_RANDOM : (uint64_t)n; }
         else if (IS("--temp")) { NEEDV(); if (parse_float(a, v, &o->sp.temp)) return 1; }

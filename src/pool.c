@@ -95,6 +95,7 @@ typedef struct {
 
 struct pool {
     int n;                     /* threads including the caller */
+    _Atomic int active;        /* parts per job (pool_set_active): threads 0 .. active - 1 take them */
     void *slots_mem;           /* thread_slot[n], aligned inside */
     thread_slot *slots;
     pthread_t *threads;        /* [n - 1] */
@@ -208,7 +209,10 @@ static int claim_part(pool *p, int ith, uint64_t g) {
  * caller of this function, published them. Returns with its parts done
  * and counted; the thread that counts the last wakes a sleeping caller. */
 static void run_parts(pool *p, uint64_t g, int self) {
-    const int n = p->n;
+    /* Relaxed: a late thread may read the next job's count, but a claim of
+     * an old job then fails anyway. */
+    const int n = atomic_load_explicit(&p->active, memory_order_relaxed);
+    if (self >= n) return; /* outside this job's threads: take nothing */
     for (int k = 0; k < n; k++) {
         const int ith = self + k < n ? self + k : self + k - n;
         if (!claim_part(p, ith, g)) continue;
@@ -329,6 +333,7 @@ infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_er
         p->n = i + 1;
     }
     pthread_attr_destroy(&attr);
+    atomic_store(&p->active, p->n);
     pthread_mutex_lock(&p->mu);
     while (p->ready + p->unready < p->n - 1) pthread_cond_wait(&p->done_cv, &p->mu);
     const int unready = p->unready;
@@ -342,15 +347,27 @@ infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_er
 }
 
 int pool_size(const pool *p) { return p ? p->n : 1; }
+int pool_parts(const pool *p) { return p ? atomic_load_explicit(&p->active, memory_order_relaxed) : 1; }
+
+void pool_set_active(pool *p, int nth) {
+    if (!p) return;
+    atomic_store_explicit(&p->active, nth < 1 ? 1 : nth > p->n ? p->n : nth, memory_order_relaxed);
+}
 
 void pool_run(pool *p, pool_fn fn, void *arg) {
-    if (!p || p->n == 1) {
+    const int nth = pool_parts(p);
+    if (nth == 1) {
         fn(arg, 0, 1, 0);
         return;
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->pending, p->n, memory_order_relaxed);
+    atomic_store_explicit(&p->pending, nth, memory_order_relaxed);
+    /* The parts no thread takes in this job count as taken by it, so that
+     * a later job with more parts finds them at its generation - 1 (only
+     * this thread moves gen). */
+    const uint64_t next = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    for (int i = nth; i < p->n; i++) atomic_store_explicit(&p->slots[i].claim, next, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
     const uint64_t g = atomic_fetch_add_explicit(&p->gen, 1, memory_order_release) + 1;
     pthread_cond_broadcast(&p->wake);
@@ -419,9 +436,10 @@ size_t pool_read_ahead_left(pool *p, int ith) {
 
 int pool_shares_init(pool *p, int64_t n) {
     if (!p || n < 0 || n > (int64_t)UINT32_MAX) return 0;
-    for (int i = 0; i < p->n; i++) {
+    const int nth = pool_parts(p);
+    for (int i = 0; i < nth; i++) {
         int64_t b, e;
-        pool_range(n, i, p->n, &b, &e);
+        pool_range(n, i, nth, &b, &e);
         atomic_store_explicit(&p->slots[i].share, (uint64_t)e << 32 | (uint64_t)b, memory_order_relaxed);
     }
     return 1; /* pool_run's release publishes them to the workers */
@@ -446,8 +464,9 @@ static int64_t take(_Atomic uint64_t *share, int back, uint64_t max, int64_t *co
 
 int64_t pool_shares_take(pool *p, int ith, int64_t max, int64_t *count) {
     const uint64_t m = max > 1 ? (uint64_t)max : 1;
-    for (int i = 0; i < p->n; i++) {
-        const int64_t c = take(&p->slots[(ith + i) % p->n].share, i != 0, m, count);
+    const int nth = pool_parts(p);
+    for (int i = 0; i < nth; i++) {
+        const int64_t c = take(&p->slots[(ith + i) % nth].share, i != 0, m, count);
         if (c >= 0) return c;
     }
     *count = 0;

@@ -46,7 +46,13 @@ void pool_pin_caller(pool *p);
 void pool_unpin_caller(pool *p);
 void pool_free(pool *p); /* NULL is fine */
 int pool_size(const pool *p);
-/* fn(arg, ith, nth, self) for every part ith of nth = pool_size; returns
+/* Jobs from now on run in nth parts (clamped to 1 .. pool_size), taken by
+ * threads 0 .. nth - 1 only; the others stay idle. The caller's thread,
+ * between jobs (llama.cpp's -t for one token and -tb for batches on one
+ * pool). pool_parts: the current count (1 for a NULL pool). */
+void pool_set_active(pool *p, int nth);
+int pool_parts(const pool *p);
+/* fn(arg, ith, nth, self) for every part ith of nth = pool_parts; returns
  * when all are done. A thread that has not begun the job by the time the
  * others have taken every part takes none, so the job does not wait for
  * it. A NULL pool runs fn(arg, 0, 1, 0). One pool_run at a time per pool. */

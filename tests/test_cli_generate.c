@@ -92,7 +92,7 @@ Test(cli_generate, llama_cli_options_taken) {
     cr_assert(strstr(err, "-ngl"), "%s", err);
 }
 
-/* llama-cli's -C, -Cr, --cpu-strict, --poll and --prio: the same text;
+/* llama-cli's -C, -Cr, --cpu-strict, --poll, --prio and -tb: the same text;
  * bad values are usage errors, a CPU the process may not use is refused
  * when the context is made. */
 Test(cli_generate, cpu_options_as_llama_cli) {
@@ -111,11 +111,11 @@ Test(cli_generate, cpu_options_as_llama_cli) {
     cr_assert_eq(test_run(placed, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(out, want);
     char *ranged[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0",
-                      "--cpu-range", range, "--poll", "100", NULL};
+                      "--cpu-range", range, "--poll", "100", "-t", "1", "-tb", "3", NULL};
     cr_assert_eq(test_run(ranged, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(out, want);
     static const char *const BAD[][2] = {{"-C", "0xz"}, {"-Cr", "5"}, {"--cpu-strict", "2"}, {"--poll", "101"},
-                                         {"--prio", "4"}, {"--prio", "-2"}};
+                                         {"--prio", "4"}, {"--prio", "-2"}, {"-tb", "-1"}, {"-tb", "257"}};
     for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++) {
         char *bad[] = {(char *)test_infer_bin(), model, "-p", "x", (char *)BAD[i][0], (char *)BAD[i][1], NULL};
         cr_assert_eq(test_run(bad, NULL, out, sizeof out, err, sizeof err), 1, "%s %s: %s", BAD[i][0], BAD[i][1], err);

@@ -11,7 +11,10 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "backend_cpu_internal.h"
+#include "context.h"
 #include "infer.h"
+#include "pool.h"
 #include "synth.h"
 #include "testutil.h"
 
@@ -210,6 +213,47 @@ Test(context, cpu_mask_strict_and_poll) {
     cr_expect_eq(infer_context_new(m, &bp, &bad, &err), INFER_EINVAL);
     cr_expect(strstr(err.message, "cpu_strict"), "%s", err.message);
     cr_expect_null(bad);
+    infer_model_release(m);
+    LEAK_CHECK();
+}
+
+/* n_threads_batch (llama.cpp's -tb): one pool of the larger count, whose
+ * jobs run in n_threads parts for a one-token decode and n_threads_batch
+ * for more; the logits those of any other thread count. */
+Test(context, threads_batch_for_larger_passes) {
+    infer_model *m = load_synth();
+    infer_context_params cp = infer_context_default_params();
+    cr_expect_eq(cp.n_threads_batch, 0, "default: n_threads");
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    infer_context *plain = NULL, *split = NULL, *same = NULL;
+    infer_error err = {0};
+    cr_assert_eq(infer_context_new(m, &cp, &plain, &err), INFER_OK, "%s", err.message);
+    cr_expect_eq(pool_size(CPU(plain->be)->pool), 2);
+    cp.n_threads = 1;
+    cp.n_threads_batch = 3;
+    cr_assert_eq(infer_context_new(m, &cp, &split, &err), INFER_OK, "%s", err.message);
+    pool *sp = CPU(split->be)->pool;
+    cr_expect_eq(pool_size(sp), 3, "the larger of the two");
+    cp.n_threads = 3;
+    cp.n_threads_batch = 0;
+    cr_assert_eq(infer_context_new(m, &cp, &same, &err), INFER_OK, "%s", err.message);
+    int32_t ids[12];
+    ids_for(ids, 12, 9);
+    const size_t nv = (size_t)infer_model_n_vocab(m);
+    for (int round = 0; round < 3; round++) { /* a prompt, then single tokens */
+        const size_t n = round == 0 ? 10 : 1, at = round == 0 ? 0 : 9 + (size_t)round;
+        cr_assert_eq(infer_decode(plain, ids + at, n, 0, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(infer_decode(split, ids + at, n, 0, &err), INFER_OK, "%s", err.message);
+        cr_assert_eq(infer_decode(same, ids + at, n, 0, &err), INFER_OK, "%s", err.message);
+        cr_expect_eq(pool_parts(sp), n == 1 ? 1 : 3, "round %d: -t for one token, -tb for more", round);
+        cr_expect_eq(pool_parts(CPU(same->be)->pool), 3, "round %d: -tb 0 is -t", round);
+        cr_assert(memcmp(infer_logits(plain), infer_logits(split), nv * sizeof(float)) == 0, "round %d", round);
+        cr_assert(memcmp(infer_logits(plain), infer_logits(same), nv * sizeof(float)) == 0, "round %d", round);
+    }
+    infer_context_free(same);
+    infer_context_free(split);
+    infer_context_free(plain);
     infer_model_release(m);
     LEAK_CHECK();
 }

@@ -390,3 +390,60 @@ Test(pool, worker_scratch_out_of_memory_fails_pool_new) {
     pool_free(p);
     LEAK_CHECK();
 }
+
+/* pool_set_active (llama.cpp's -t / -tb on one pool): a job of nth parts
+ * runs each part once, on threads 0 .. nth - 1 only, with nth passed to
+ * every part; counts changing from job to job in any order (the parts a
+ * job leaves count as taken, so the next job's claims still find them),
+ * work stealing over the active parts included. */
+typedef struct {
+    pool *p;
+    _Atomic int calls[8];
+    _Atomic int selfs; /* bit per thread that ran a part */
+    _Atomic int bad;   /* a part saw the wrong nth */
+    int want_nth;
+    _Atomic int taken[64];
+} active_arg;
+
+static void active_run(void *arg, int ith, int nth, int self) {
+    active_arg *a = arg;
+    if (nth != a->want_nth || ith >= nth) atomic_store(&a->bad, 1);
+    atomic_fetch_add(&a->calls[ith], 1);
+    atomic_fetch_or(&a->selfs, 1 << self);
+    int64_t c, n;
+    while ((c = pool_shares_take(a->p, ith, 2, &n)) >= 0)
+        for (int64_t k = c; k < c + n; k++) atomic_fetch_add(&a->taken[k], 1);
+    for (volatile int k = 0; k < 20000; k++) { /* long enough for the others to begin */
+    }
+}
+
+Test(pool, active_parts_change_between_jobs, .timeout = TEST_TIMEOUT) {
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(4, NULL, &p, &err), INFER_OK);
+    cr_assert_eq(pool_parts(p), 4);
+    static active_arg a;
+    uint64_t rng = 7;
+    for (int job = 0; job < 3000; job++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        const int nth = 1 + (int)((rng >> 33) % 4);
+        pool_set_active(p, nth);
+        cr_assert_eq(pool_parts(p), nth);
+        memset(&a, 0, sizeof a);
+        a.p = p;
+        a.want_nth = nth;
+        cr_assert(pool_shares_init(p, 64));
+        pool_run(p, active_run, &a);
+        cr_assert_eq(atomic_load(&a.bad), 0, "job %d: nth %d", job, nth);
+        for (int i = 0; i < 8; i++) cr_assert_eq(atomic_load(&a.calls[i]), i < nth, "job %d part %d", job, i);
+        for (int k = 0; k < 64; k++) cr_assert_eq(atomic_load(&a.taken[k]), 1, "job %d chunk %d", job, k);
+        cr_assert_eq(atomic_load(&a.selfs) >> nth, 0, "job %d: only threads below %d", job, nth);
+    }
+    pool_set_active(p, 0); /* clamped */
+    cr_expect_eq(pool_parts(p), 1);
+    pool_set_active(p, 99);
+    cr_expect_eq(pool_parts(p), 4);
+    cr_expect_eq(pool_parts(NULL), 1);
+    pool_free(p);
+    LEAK_CHECK();
+}

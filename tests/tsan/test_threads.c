@@ -15,7 +15,8 @@
  *  - tokenizing concurrently with one shared vocabulary;
  *  - the thread pool with workers held off and let go between and during
  *    jobs whose arguments live on the caller's stack: a late worker must
- *    neither run a part of a job that is over nor read its arguments.
+ *    neither run a part of a job that is over nor read its arguments;
+ *    then with the job's part count changing (pool_set_active, -t / -tb).
  *
  * Last line: "N passed, M failed".
  */
@@ -346,12 +347,14 @@ static void pool_late_workers(void) {
     for (int r = 0; r < 2000; r++) {
         if (r % 7 == 0) pool_hold(p, 1 + r % 3, 1);
         if (r % 5 == 0) pool_hold(p, 1 + (r / 5) % 3, 0);
+        const int nth = r < 1000 ? 4 : 1 + (r * 7) % 4; /* then -t / -tb's part counts, changing */
+        pool_set_active(p, nth);
         part_arg a = {.n = 500 + r % 53};
         pool_run(p, sum_part, &a);
         long s = 0;
         for (int i = 0; i < 4; i++) {
             s += a.sums[i];
-            if (a.runs[i] != 1) bad++;
+            if (a.runs[i] != (i < nth)) bad++;
         }
         if (s != a.n * (a.n - 1) / 2) bad++;
     }
