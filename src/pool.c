@@ -101,6 +101,7 @@ struct pool {
     pthread_t *threads;        /* [n - 1] */
     pthread_mutex_t mu;
     pthread_cond_t wake, done_cv;
+    pthread_cond_t active_cv;  /* the part count grew (pool_set_active): threads it left out may be in */
     _Atomic uint64_t gen;      /* bumped per job */
     _Atomic int pending;       /* parts of the current job not yet done */
     _Atomic int stop;
@@ -258,6 +259,15 @@ static void *worker_main(void *v) {
             continue;
         }
         seen = g;
+        if (wa.ith >= atomic_load_explicit(&p->active, memory_order_relaxed)) {
+            /* Left out of the jobs (-t below -tb): sleep until the count
+             * takes this thread in again, not spin beside those working.
+             * Under mu, as pool_set_active changes it: no wake-up lost. */
+            pthread_mutex_lock(&p->mu);
+            while (wa.ith >= atomic_load(&p->active) && !atomic_load(&p->stop)) pthread_cond_wait(&p->active_cv, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+            continue;
+        }
         run_parts(p, g, wa.ith);
     }
 }
@@ -271,6 +281,7 @@ infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_er
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done_cv, NULL);
+    pthread_cond_init(&p->active_cv, NULL);
     const int poll = opts ? (opts->poll < 0 ? 0 : opts->poll > 100 ? 100 : opts->poll) : POOL_POLL_DEFAULT;
     p->spin_limit = SPIN_ITERATIONS / POOL_POLL_DEFAULT * poll;
     p->threads = infer_calloc((size_t)n_threads, sizeof *p->threads);
@@ -351,7 +362,12 @@ int pool_parts(const pool *p) { return p ? atomic_load_explicit(&p->active, memo
 
 void pool_set_active(pool *p, int nth) {
     if (!p) return;
-    atomic_store_explicit(&p->active, nth < 1 ? 1 : nth > p->n ? p->n : nth, memory_order_relaxed);
+    nth = nth < 1 ? 1 : nth > p->n ? p->n : nth;
+    if (nth == atomic_load_explicit(&p->active, memory_order_relaxed)) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store_explicit(&p->active, nth, memory_order_relaxed);
+    pthread_cond_broadcast(&p->active_cv);
+    pthread_mutex_unlock(&p->mu);
 }
 
 void pool_run(pool *p, pool_fn fn, void *arg) {
@@ -396,11 +412,13 @@ void pool_free(pool *p) {
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->wake);
+    pthread_cond_broadcast(&p->active_cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i + 1 < p->n; i++) pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done_cv);
+    pthread_cond_destroy(&p->active_cv);
     infer_free(p->threads);
     infer_free(p->slots_mem);
     infer_free(p);

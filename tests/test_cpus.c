@@ -85,12 +85,6 @@ Test(cpus, pool_oversubscribed_jobs_complete) {
     cr_assert_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int bit(const uint64_t *m, int cpu) { return (int)((m[cpu / 64] >> (cpu % 64)) & 1); }
 
 /* -C as llama.cpp's parse_cpu_mask reads it: hex, an optional 0x, the last
@@ -181,8 +175,8 @@ static void where_part(void *arg, int ith, int nth, int self) {
     cr_assert_eq(pthread_getaffinity_np(pthread_self(), sizeof s, &s), 0);
     if (!atomic_exchange(&a->ran[self], 1)) a->seen[self] = s;
     atomic_fetch_add(&a->sum, test_part_sum(a->n, ith, nth));
-    const double t0 = now_s();
-    while (now_s() - t0 < 2e-4) {} /* long enough for every thread to take its own part */
+    const double t0 = test_now_s();
+    while (test_now_s() - t0 < 2e-4) {} /* long enough for every thread to take its own part */
 }
 
 /* A pool with a mask runs its workers on their CPUs from the start, and

@@ -7,6 +7,7 @@
  * from a thread's own share, and the rest of a slow thread's share to the
  * others.
  */
+#include <dirent.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -444,6 +445,81 @@ Test(pool, active_parts_change_between_jobs, .timeout = TEST_TIMEOUT) {
     pool_set_active(p, 99);
     cr_expect_eq(pool_parts(p), 4);
     cr_expect_eq(pool_parts(NULL), 1);
+    pool_free(p);
+    LEAK_CHECK();
+}
+
+/* This process's thread ids (at most cap) into ids; the count. */
+static int task_ids(long *ids, int cap) {
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < cap;)
+        if (e->d_name[0] != '.') ids[n++] = atol(e->d_name);
+    closedir(d);
+    return n;
+}
+
+/* CPU time of threads ids[0, n), in ns (/proc/self/task/TID/schedstat's
+ * first field). */
+static double cpu_ns_of(const long *ids, int n) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", ids[i]);
+        FILE *f = fopen(path, "r");
+        double ns = 0.0;
+        if (f && fscanf(f, "%lf", &ns) == 1) sum += ns;
+        if (f) fclose(f);
+    }
+    return sum;
+}
+
+static void tiny_part(void *arg, int ith, int nth, int self) { atomic_fetch_add((_Atomic int *)arg, 1); }
+
+/* Threads a job leaves out (-t below -tb) sleep, not spin beside the
+ * working ones: over ~200 ms of back-to-back two-part jobs, the two
+ * left-out workers of a 4-thread pool use next to no CPU (without the
+ * sleep they spin through all of it, each job keeping them awake); then
+ * taken in again, they run parts. */
+Test(pool, left_out_threads_sleep, .timeout = TEST_TIMEOUT) {
+    long old_ids[256], ids[256], workers[3];
+    const int n_old = task_ids(old_ids, 256);
+    pool *p = NULL;
+    infer_error err = {0};
+    cr_assert_eq(pool_new(4, NULL, &p, &err), INFER_OK);
+    int n_workers = 0; /* the threads pool_new started (others, e.g. OpenBLAS's, may spin on their own) */
+    for (int i = 0, n = task_ids(ids, 256); i < n; i++) {
+        int known = 0;
+        for (int k = 0; k < n_old; k++) known |= ids[i] == old_ids[k];
+        if (!known && n_workers < 3) workers[n_workers++] = ids[i];
+    }
+    cr_assert_eq(n_workers, 3);
+    pool_set_active(p, 2); /* jobs of two parts: the caller and worker 1; workers 2 and 3 left out */
+    _Atomic int calls = 0;
+    pool_run(p, tiny_part, &calls);
+    const double before = cpu_ns_of(workers + 1, 2);
+    const double t0 = test_now_s();
+    int jobs = 0;
+    while (test_now_s() - t0 < 0.2) {
+        pool_run(p, tiny_part, &calls);
+        jobs++;
+    }
+    const double used = cpu_ns_of(workers + 1, 2) - before;
+    cr_expect_lt(used, 20e6, "left-out threads used %.1f ms of CPU over %d jobs", used / 1e6, jobs);
+    pool_set_active(p, 4);
+    static active_arg a;
+    int selfs = 0;
+    for (int r = 0; r < 2000 && selfs != 0xF; r++) {
+        memset(&a, 0, sizeof a);
+        a.p = p;
+        a.want_nth = 4;
+        cr_assert(pool_shares_init(p, 64));
+        pool_run(p, active_run, &a);
+        cr_assert_eq(atomic_load(&a.bad), 0);
+        selfs |= atomic_load(&a.selfs);
+    }
+    cr_expect_eq(selfs, 0xF, "every thread took parts again");
     pool_free(p);
     LEAK_CHECK();
 }

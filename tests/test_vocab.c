@@ -28,12 +28,6 @@ static infer_vocab *load_vocab_file(const char *path) {
     return v;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* Parse "1 2 3" into ids; returns the count. */
 static size_t parse_ids(const char *s, size_t len, int32_t *ids, size_t cap) {
     size_t n = 0, i = 0;
@@ -191,9 +185,9 @@ Test(vocab, wordpiece_bert_is_rejected_cleanly) {
 Test(vocab, deepseek_vocabulary_loads_in_well_under_a_second) {
     char path[512];
     SHARED_OR_SKIP(path, "vocab/ggml-vocab-deepseek-llm.gguf");
-    double t0 = now_s();
+    double t0 = test_now_s();
     infer_vocab *v = load_vocab_file(path);
-    double dt = now_s() - t0;
+    double dt = test_now_s() - t0;
     cr_assert_eq(vocab_n_tokens(v), 102400);
     vocab_free(v);
     /* measured ~0.1 s at -O2; ASan builds are several times slower */
@@ -372,10 +366,10 @@ Test(vocab, repeated_characters_tokenize_in_linear_time) {
         for (size_t p = 0; p < sizeof pats / sizeof pats[0]; p++) {
             size_t pl = strlen(pats[p]), len = 0, n = 0;
             while (len + pl <= N) memcpy(buf + len, pats[p], pl), len += pl;
-            double t0 = now_s();
+            double t0 = test_now_s();
             infer_error err = {0};
             cr_assert_eq(vocab_tokenize(v, buf, len, 0, 0, ids, N * 3, &n, &err), INFER_OK, "%s", err.message);
-            double dt = now_s() - t0;
+            double dt = test_now_s() - t0;
             cr_assert_gt(n, 0);
             /* ~0.1 s at -O2; a quadratic pass would take minutes */
             cr_assert_lt(dt, 20.0, "%s pattern %zu: %.1f s", names[k], p, dt);

@@ -18,12 +18,6 @@
 #include "vocab_internal.h"
 #include "vocab_split_oracle.h"
 
-static double test_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* ---- random cases -------------------------------------------------------- */
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;

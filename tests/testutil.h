@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "infer_gguf.h"
@@ -225,6 +226,13 @@ static inline int test_pin_to_first(int k, cpu_set_t *saved) {
         if (CPU_ISSET(c, saved)) CPU_SET(c, &s), got++;
     cr_assert_eq(sched_setaffinity(0, sizeof s, &s), 0);
     return 1;
+}
+
+/* Monotonic seconds. */
+static inline double test_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* The first CPU this process may use and the first it may not (-1 when
