@@ -477,6 +477,21 @@ static double cpu_ns_of(const long *ids, int n) {
 
 static void tiny_part(void *arg, int ith, int nth, int self) { atomic_fetch_add((_Atomic int *)arg, 1); }
 
+/* Each part waits (up to 100 ms) for all nth to have begun, so that every
+ * thread that is awake gets to take its own. */
+typedef struct {
+    int nth;
+    _Atomic int started, selfs;
+} meet_arg;
+
+static void meet_part(void *arg, int ith, int nth, int self) {
+    meet_arg *m = arg;
+    atomic_fetch_or(&m->selfs, 1 << self);
+    atomic_fetch_add(&m->started, 1);
+    const double t0 = test_now_s();
+    while (atomic_load(&m->started) < m->nth && test_now_s() - t0 < 0.1) sched_yield();
+}
+
 /* Threads a job leaves out (-t below -tb) sleep, not spin beside the
  * working ones: over ~200 ms of back-to-back two-part jobs, the two
  * left-out workers of a 4-thread pool use next to no CPU (without the
@@ -508,16 +523,11 @@ Test(pool, left_out_threads_sleep, .timeout = TEST_TIMEOUT) {
     const double used = cpu_ns_of(workers + 1, 2) - before;
     cr_expect_lt(used, 20e6, "left-out threads used %.1f ms of CPU over %d jobs", used / 1e6, jobs);
     pool_set_active(p, 4);
-    static active_arg a;
     int selfs = 0;
-    for (int r = 0; r < 2000 && selfs != 0xF; r++) {
-        memset(&a, 0, sizeof a);
-        a.p = p;
-        a.want_nth = 4;
-        cr_assert(pool_shares_init(p, 64));
-        pool_run(p, active_run, &a);
-        cr_assert_eq(atomic_load(&a.bad), 0);
-        selfs |= atomic_load(&a.selfs);
+    for (int r = 0; r < 20 && selfs != 0xF; r++) {
+        meet_arg m = {.nth = 4};
+        pool_run(p, meet_part, &m);
+        selfs |= atomic_load(&m.selfs);
     }
     cr_expect_eq(selfs, 0xF, "every thread took parts again");
     pool_free(p);
