@@ -511,11 +511,11 @@ int main(int argc, char **argv) {
     printer out = {stdout, o.format, o.shown, 1}, err_out = {stderr, o.err_format, o.shown, 1};
     report_begin(&out);
     report_begin(&err_out);
-    /* tests in all, for --progress (each count at most MAX_LIST: < 2^31 per
-     * model load, not for every load) */
-    const int per_model = (o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch * o.n_ubatch * o.n_kv *
-                          o.n_fa * o.n_cpu_mask * o.n_cpu_strict * o.n_poll;
-    const long long n_tests = (long long)per_model * o.n_models * o.n_mmap;
+    /* tests in all, for --progress: eleven counts of at most MAX_LIST (16)
+     * each, the tests 3 x 16: under 2^50, so a long long holds it */
+    const long long per_model = (long long)(o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch *
+                                o.n_ubatch * o.n_kv * o.n_fa * o.n_cpu_mask * o.n_cpu_strict * o.n_poll;
+    const long long n_tests = per_model * o.n_models * o.n_mmap;
     int first_test = 1, failed = 0;
     long long test_no = 0;
     /* each model once per -mmp value, loaded that way */
@@ -537,25 +537,25 @@ int main(int argc, char **argv) {
         /* llama-bench's order: -b x -ub x KV type x -fa x threads x -C x
          * --cpu-strict x depth x --poll, the last varying fastest; then the
          * pp, tg and pg tests */
-        const int n_inst = o.n_batch * o.n_ubatch * o.n_kv * o.n_fa * o.n_threads * o.n_cpu_mask * o.n_cpu_strict *
+        const long long n_inst = (long long)o.n_batch * o.n_ubatch * o.n_kv * o.n_fa * o.n_threads * o.n_cpu_mask * o.n_cpu_strict *
                            o.n_depth * o.n_poll;
-        for (int in = 0; in < n_inst; in++) {
-            int at = in;
-            const int pi = at % o.n_poll;
+        for (long long in = 0; in < n_inst; in++) {
+            long long at = in;
+            const int pi = (int)(at % o.n_poll);
             at /= o.n_poll;
-            const int di = at % o.n_depth;
+            const int di = (int)(at % o.n_depth);
             at /= o.n_depth;
-            const int si = at % o.n_cpu_strict;
+            const int si = (int)(at % o.n_cpu_strict);
             at /= o.n_cpu_strict;
-            const int ci = at % o.n_cpu_mask;
+            const int ci = (int)(at % o.n_cpu_mask);
             at /= o.n_cpu_mask;
-            const int ti = at % o.n_threads;
+            const int ti = (int)(at % o.n_threads);
             at /= o.n_threads;
-            const int fi = at % o.n_fa;
+            const int fi = (int)(at % o.n_fa);
             at /= o.n_fa;
-            const int ki = at % o.n_kv;
+            const int ki = (int)(at % o.n_kv);
             at /= o.n_kv;
-            const int ui = at % o.n_ubatch, bi = at / o.n_ubatch;
+            const int ui = (int)(at % o.n_ubatch), bi = (int)(at / o.n_ubatch);
             for (int kind = 0; kind < 3; kind++) { /* pp, tg, pg */
                 const int n = kind == 0 ? o.n_pp : kind == 1 ? o.n_tg : o.n_pg;
                 for (int e = 0; e < n; e++) {
