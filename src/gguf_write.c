@@ -173,9 +173,8 @@ static infer_status begin_kv(infer_gguf_writer *w, const char *key, uint32_t typ
         w->keys = k;
         w->cap_keys = cap;
     }
-    char *copy = infer_malloc(n + 1);
+    char *copy = infer_strndup(key, n);
     if (!copy) return w_nomem(w, key);
-    memcpy(copy, key, n + 1);
     w->keys[w->n_keys] = copy;
     if (set_add(w, &w->key_set, w->n_keys, w->n_keys + 1)) {
         infer_free(copy);

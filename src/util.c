@@ -83,6 +83,16 @@ void *infer_malloc_array(size_t n, size_t size) {
     return infer_malloc(total);
 }
 
+char *infer_strndup(const char *s, size_t len) {
+    size_t bytes;
+    char *d = ck_add(len, (size_t)1, &bytes) ? NULL : infer_malloc(bytes);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
 void *infer_realloc(void *p, size_t n) {
     if (alloc_should_fail()) return NULL;
     if (!atomic_load_explicit(&track_on, memory_order_relaxed)) return realloc(p, n ? n : 1);

@@ -63,6 +63,7 @@ void *infer_malloc(size_t n);
 void *infer_calloc(size_t n, size_t size); /* checked n*size */
 void *infer_realloc(void *p, size_t n);
 void *infer_malloc_array(size_t n, size_t size); /* checked n*size, uninitialised */
+char *infer_strndup(const char *s, size_t len); /* s[0, len) and a NUL; checked len + 1 */
 void infer_free(void *p);
 void infer_alloc_fail_at(uint64_t k);
 /* Large page-aligned buffers (anonymous mappings, transparent huge pages

@@ -89,16 +89,6 @@ void imatrix_free(imatrix *m) {
 }
 
 /* Bytes [pos, pos + len) as a new NUL-terminated string. */
-static char *copy_bytes(const uint8_t *p, size_t len) {
-    size_t bytes;
-    char *s = ck_add(len, (size_t)1, &bytes) ? NULL : infer_malloc(bytes);
-    if (s) {
-        memcpy(s, p, len);
-        s[len] = '\0';
-    }
-    return s;
-}
-
 /* Entry i at the cursor. */
 static infer_status parse_entry(cursor *c, imatrix *m, size_t i, infer_error *err) {
     imatrix_entry *e = &m->entries[i];
@@ -113,7 +103,7 @@ static infer_status parse_entry(cursor *c, imatrix *m, size_t i, infer_error *er
     if (memchr(c->p + c->pos, '\0', (size_t)len))
         return set_error(err, INFER_EFORMAT, "%s: name at byte %zu: holds a NUL byte",
                          entry_label(i, NULL, what, sizeof what), c->pos);
-    if (!(e->name = copy_bytes(c->p + c->pos, (size_t)len))) return set_error(err, INFER_ENOMEM, "out of memory");
+    if (!(e->name = infer_strndup((const char *)c->p + c->pos, (size_t)len))) return set_error(err, INFER_ENOMEM, "out of memory");
     e->name_len = (size_t)len;
     c->pos += (size_t)len;
     entry_label(i, e, what, sizeof what);
@@ -154,7 +144,7 @@ static infer_status parse_tail(cursor *c, imatrix *m, infer_error *err) {
     if (len < 0 || (size_t)len > c->size - c->pos)
         return set_error(err, INFER_EFORMAT, "dataset length %d at byte %zu: %s", (int)len, at,
                          len < 0 ? "negative" : "past the end of the file");
-    if (!(m->dataset = copy_bytes(c->p + c->pos, (size_t)len))) return set_error(err, INFER_ENOMEM, "out of memory");
+    if (!(m->dataset = infer_strndup((const char *)c->p + c->pos, (size_t)len))) return set_error(err, INFER_ENOMEM, "out of memory");
     m->dataset_len = (size_t)len;
     m->chunks = chunks;
     c->pos += (size_t)len;
@@ -240,7 +230,7 @@ static infer_status gguf_entry(const infer_gguf *g, const infer_gguf_tensor *sum
                          "matrices and F32 counts, one per matrix; have %s with %u dims, %s of %llu values", q,
                          (unsigned long long)sums->info_offset, infer_type_name(sums->type), sums->n_dims,
                          infer_type_name(counts->type), (unsigned long long)counts->n_elements);
-    if (!(e->name = copy_bytes((const uint8_t *)base, strlen(base)))) return set_error(err, INFER_ENOMEM, "out of memory");
+    if (!(e->name = infer_strndup(base, strlen(base)))) return set_error(err, INFER_ENOMEM, "out of memory");
     e->name_len = strlen(base);
     names_insert(m, i); /* tensor names are unique: no duplicate */
     if (!(e->values = infer_malloc_array((size_t)sums->n_elements, sizeof(float))))
@@ -277,7 +267,7 @@ static infer_status gguf_keys(const infer_gguf *g, imatrix *m, infer_error *err)
     infer_gguf_str first;
     infer_status st = infer_gguf_arr_str(g, (uint64_t)ds, 0, &first, err);
     if (st != INFER_OK) return st;
-    if (!(m->dataset = copy_bytes((const uint8_t *)first.ptr, first.len))) return set_error(err, INFER_ENOMEM, "out of memory");
+    if (!(m->dataset = infer_strndup(first.ptr, first.len))) return set_error(err, INFER_ENOMEM, "out of memory");
     m->dataset_len = first.len;
     return INFER_OK;
 }

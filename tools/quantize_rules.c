@@ -387,13 +387,12 @@ int quant_override_add(quant_options *qo, const char *arg, char *msg, size_t cap
     *o = (type_override){.type = (uint32_t)type};
     memcpy(o->shown, shown, sizeof shown);
     const size_t plen = (size_t)(eq - arg);
-    char *pattern = infer_malloc(plen + 1);
+    char *pattern = infer_strndup(arg, plen);
     if (!pattern) {
         snprintf(msg, cap, "out of memory");
         return -2;
     }
-    for (size_t i = 0; i < plen; i++) pattern[i] = (char)tolower((unsigned char)arg[i]); /* as llama-quantize */
-    pattern[plen] = '\0';
+    for (size_t i = 0; i < plen; i++) pattern[i] = (char)tolower((unsigned char)pattern[i]); /* as llama-quantize */
     int code;
     PCRE2_SIZE at;
     o->code = pcre2_compile((PCRE2_SPTR)pattern, plen, PCRE2_DOLLAR_ENDONLY, &code, &at, qo->re->cctx);
@@ -442,14 +441,12 @@ int quant_override_add_file(quant_options *qo, const char *path, char *msg, size
         const size_t start = i;
         while (i < n && !isspace((unsigned char)text[i])) i++;
         if (i == start) break;
-        char *word = infer_malloc(i - start + 1);
+        char *word = infer_strndup(text + start, i - start);
         if (!word) {
             snprintf(msg, cap, "out of memory");
             r = -2;
             break;
         }
-        memcpy(word, text + start, i - start);
-        word[i - start] = '\0';
         r = quant_override_add(qo, word, msg, cap);
         infer_free(word);
     }
