@@ -576,40 +576,14 @@ static int64_t mtime_ns(const struct stat *st) {
 }
 
 /* Bytes [off, off + size) of the file into buf + off. */
-static infer_status read_all(int fd, uint8_t *buf, size_t off, size_t size, const char *path, infer_error *err) {
-    size_t end;
-    if (ck_add(off, size, &end)) return set_error(err, INFER_EINVAL, "%s: range past the address space", path);
-    while (off < end) {
-        ssize_t r = pread(fd, buf + off, end - off, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return set_error(err, INFER_EIO, "%s: read failed: %s", path, strerror(errno));
-        if (r == 0) return set_error(err, INFER_EIO, "%s: file shrank while being read", path);
-        off += (size_t)r;
-    }
-    return INFER_OK;
-}
-
 infer_status infer_gguf_open(const char *path, unsigned flags, infer_gguf **out, infer_error *err) {
     struct stat st;
     infer_status s;
     if (!path || !out) return set_error(err, INFER_EINVAL, "infer_gguf_open: NULL argument");
     *out = NULL;
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return set_error(err, INFER_EIO, "cannot open: %s", strerror(errno));
-    if (fstat(fd, &st) != 0) {
-        s = set_error(err, INFER_EIO, "cannot stat: %s", strerror(errno));
-        close(fd);
-        return s;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return set_error(err, INFER_EIO, "not a regular file");
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        close(fd);
-        return set_error(err, INFER_EIO, "file too large for this address space");
-    }
+    int fd;
+    if ((s = infer_open_regular(path, SIZE_MAX, &fd, &st, err)) != INFER_OK) return s;
 
     infer_gguf *g = infer_calloc(1, sizeof *g);
     if (!g) {
@@ -638,7 +612,7 @@ infer_status infer_gguf_open(const char *path, unsigned flags, infer_gguf **out,
         }
         g->data = buf;
         g->backing = GGUF_HEAP;
-        if ((s = read_all(fd, buf, 0, g->size, "file", err)) != INFER_OK) goto fail;
+        if ((s = infer_pread_all(fd, buf, 0, g->size, "file", err)) != INFER_OK) goto fail;
         g->fd = fd;
         g->mtime_ns = mtime_ns(&st);
     } else {
@@ -673,5 +647,5 @@ infer_status gguf_read_back(const infer_gguf *g, size_t off, size_t len, infer_e
     if (fstat(g->fd, &st) != 0) return set_error(err, INFER_EIO, "cannot stat the model file: %s", strerror(errno));
     if ((uint64_t)st.st_size != (uint64_t)g->size || mtime_ns(&st) != g->mtime_ns)
         return set_error(err, INFER_EIO, "the model file changed after it was read into memory");
-    return read_all(g->fd, (uint8_t *)g->data /* HEAP: memory of our own */, off, len, "the model file", err);
+    return infer_pread_all(g->fd, (uint8_t *)g->data /* HEAP: memory of our own */, off, len, "the model file", err);
 }

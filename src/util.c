@@ -221,25 +221,46 @@ void infer_free_ud(void *p, void *ud) {
 
 /* ---- files ------------------------------------------------------------- */
 
+infer_status infer_open_regular(const char *path, size_t max, int *fd, struct stat *st, infer_error *err) {
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return set_error(err, INFER_EIO, "cannot open: %s", strerror(errno));
+    infer_status s = INFER_OK;
+    if (fstat(*fd, st) != 0) s = set_error(err, INFER_EIO, "cannot stat: %s", strerror(errno));
+    else if (!S_ISREG(st->st_mode)) s = set_error(err, INFER_EIO, "not a regular file");
+    else if ((uint64_t)st->st_size > max)
+        s = max == SIZE_MAX ? set_error(err, INFER_EIO, "file too large for this address space")
+                            : set_error(err, INFER_EIO, "larger than %zu bytes", max);
+    if (s != INFER_OK) {
+        close(*fd);
+        *fd = -1;
+    }
+    return s;
+}
+
+infer_status infer_pread_all(int fd, uint8_t *buf, size_t off, size_t size, const char *what, infer_error *err) {
+    size_t end;
+    if (ck_add(off, size, &end)) return set_error(err, INFER_EINVAL, "%s: range past the address space", what);
+    while (off < end) {
+        ssize_t r = pread(fd, buf + off, end - off, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return set_error(err, INFER_EIO, "%s: read failed: %s", what, strerror(errno));
+        if (r == 0) return set_error(err, INFER_EIO, "%s: file shrank while being read", what);
+        off += (size_t)r;
+    }
+    return INFER_OK;
+}
+
 infer_status infer_read_file(const char *path, size_t max, uint8_t **buf, size_t *size, infer_error *err) {
     *buf = NULL;
     *size = 0;
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return set_error(err, INFER_EIO, "cannot open: %s", strerror(errno));
+    int fd;
     struct stat st;
-    infer_status s = INFER_OK;
-    if (fstat(fd, &st) != 0) s = set_error(err, INFER_EIO, "cannot stat: %s", strerror(errno));
-    else if (!S_ISREG(st.st_mode)) s = set_error(err, INFER_EIO, "not a regular file");
-    else if ((uint64_t)st.st_size > max) s = set_error(err, INFER_EIO, "larger than %zu bytes", max);
-    const size_t n = s == INFER_OK ? (size_t)st.st_size : 0;
-    uint8_t *p = s == INFER_OK ? infer_malloc(n ? n : 1) : NULL;
-    if (s == INFER_OK && !p) s = set_error(err, INFER_ENOMEM, "out of memory (%zu bytes)", n);
-    for (size_t got = 0; s == INFER_OK && got < n;) {
-        const ssize_t r = read(fd, p + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) s = set_error(err, INFER_EIO, "read failed at byte %zu: %s", got, r < 0 ? strerror(errno) : "end of file");
-        else got += (size_t)r;
-    }
+    infer_status s = infer_open_regular(path, max, &fd, &st, err);
+    if (s != INFER_OK) return s;
+    const size_t n = (size_t)st.st_size;
+    uint8_t *p = infer_malloc(n ? n : 1);
+    if (!p) s = set_error(err, INFER_ENOMEM, "out of memory (%zu bytes)", n);
+    else s = infer_pread_all(fd, p, 0, n, "file", err);
     close(fd);
     if (s != INFER_OK) {
         infer_free(p);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "infer.h"
 #include "infer_gguf.h"
@@ -96,6 +97,13 @@ void infer_free_ud(void *p, void *ud);
  * *size; free with infer_free): INFER_EIO naming why (cannot open, not a
  * regular file, larger than max bytes, a read error), INFER_ENOMEM. */
 infer_status infer_read_file(const char *path, size_t max, uint8_t **buf, size_t *size, infer_error *err);
+/* The two steps of it the GGUF reader shares: path opened read-only (*fd,
+ * close-on-exec) when it is a regular file of at most max bytes (*size);
+ * INFER_EIO naming why not, with nothing left open. And buf[off, off +
+ * size) read whole from fd at those offsets: INFER_EIO on a read error or
+ * a file that shrank ("WHAT: ..."). */
+infer_status infer_open_regular(const char *path, size_t max, int *fd, struct stat *st, infer_error *err);
+infer_status infer_pread_all(int fd, uint8_t *buf, size_t off, size_t size, const char *what, infer_error *err);
 
 /* Write at most cap-1 bytes of s (len bytes, any content) into out as
  * printable ASCII: other bytes become \xNN, and an ellipsis marks a cut.
