@@ -170,7 +170,7 @@ void mean_sd(const double *x, int n, double *mean, double *sd) {
 static void print_record(FILE *f, const result *r, int fmt) {
     const int json = fmt == OUT_JSON || fmt == OUT_JSONL, sql = fmt == OUT_SQL;
     const char *str[N_FIELDS] = {0}; /* the string fields; the others are numbers */
-    char num[N_FIELDS][32], samples[MAX_REPS * 24 + 8], samples_ns[MAX_REPS * 24 + 8];
+    char num[N_FIELDS][32] = {{0}}, samples[MAX_REPS * 24 + 8], samples_ns[MAX_REPS * 24 + 8];
 #define NUM(i, fmt, x) snprintf(num[F_##i], sizeof num[F_##i], fmt, x)
     str[F_model_filename] = r->model_path;
     str[F_model_type] = r->desc;

@@ -495,12 +495,8 @@ int main(int argc, char **argv) {
     bench_opts o;
     if (parse_args(argc, argv, &o) != 0) return 1;
     if (o.kernels) return bench_kernels(stdout) == 0 ? 0 : 3;
-    if (o.prio > 0) { /* llama.cpp's set_process_priority on POSIX; it warns and goes on when refused */
-        static const int NICE[] = {0, -5, -10, -20};
-        if (setpriority(PRIO_PROCESS, 0, NICE[o.prio]) != 0)
-            fprintf(stderr, "infer-bench: --prio %d: cannot set the nice value to %d: %s (going on)\n", o.prio,
-                    NICE[o.prio], strerror(errno));
-    }
+    const int perr = process_priority_set(o.prio); /* llama.cpp warns and goes on when refused */
+    if (perr) fprintf(stderr, "infer-bench: --prio %d: cannot set the nice value: %s (going on)\n", o.prio, strerror(perr));
 
     int max_threads = 1;
     for (int i = 0; i < o.n_threads; i++) if (o.threads[i] > max_threads) max_threads = o.threads[i];

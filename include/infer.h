@@ -96,8 +96,6 @@ typedef struct {
     uint32_t n_ctx;   /* tokens the KV cache holds; 0: min(4096, training context) */
     uint32_t n_batch; /* most tokens per forward pass; 0: min(512, n_ctx) */
     int n_threads;    /* 0: infer_default_threads() */
-    int n_threads_batch; /* CPU threads for passes of more than one token (llama.cpp's -tb);
-                            0 (default): n_threads. The pool has the larger of the two */
     uint32_t kv_type; /* INFER_TYPE_F16 (default) or INFER_TYPE_F32 */
     int all_logits;   /* 1: decode may return every token's logits (INFER_DECODE_ALL_LOGITS;
                          n_batch x n_vocab floats are reserved); 0 (default): the last token's */
@@ -106,14 +104,17 @@ typedef struct {
     /* Where the CPU backend's threads run, as llama.cpp's -C / --cpu-strict:
      * bit i of cpu_mask[w] is CPU 64 * w + i; all zero (default): the threads
      * keep the process's affinity. With a mask, n_threads 0 means one thread
-     * per CPU of the mask that the process may use. The calling thread runs
+     * per CPU of the mask that the machine has. The calling thread runs
      * thread 0's share on thread 0's CPUs during infer_decode and gets its
-     * own affinity back after; a mask with a CPU the process may not use is
-     * INFER_EINVAL at infer_context_new. */
+     * own affinity back after. A thread whose CPUs the system refuses (none
+     * of them online, or all outside the process's cpuset) is INFER_EINVAL
+     * at infer_context_new, naming it. */
     uint64_t cpu_mask[INFER_CPU_MASK_WORDS];
     int cpu_strict;   /* 1: thread k on the k-th CPU of the mask alone (round robin); 0 (default): on any of them */
     int poll;         /* 0..100 as llama.cpp's --poll: how long an idle CPU thread waits busily for the next
                          piece of work before it sleeps; 50 (default) ~0.5 ms, 0: it sleeps at once */
+    int n_threads_batch; /* CPU threads for passes of more than one token (llama.cpp's -tb);
+                            0 (default): n_threads. The pool has the larger of the two */
 } infer_context_params;
 
 /* Where a context runs. VULKAN and AUTO fall back to the CPU when no usable

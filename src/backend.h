@@ -58,9 +58,10 @@ typedef struct {
      * after it (a GPU stages rows there). */
     infer_status (*kv_move)(backend *b, uint32_t dst, uint32_t src, uint32_t n, infer_error *err);
     void (*free)(backend *b);
-    /* Optional (NULL: none): around a decode call's forward passes of
-     * n_tokens in all, on the calling thread (the CPU backend moves it to
-     * its thread 0's CPUs and picks its thread count). */
+    /* Optional (NULL: none), on the calling thread: enter before each
+     * forward pass of a decode call (n_tokens in it), leave once after the
+     * last. The CPU backend moves the caller to its thread 0's CPUs for the
+     * call and picks the pass's thread count. */
     void (*enter)(backend *b, size_t n_tokens);
     void (*leave)(backend *b);
 } backend_ops;

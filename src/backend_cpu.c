@@ -443,7 +443,8 @@ static void cpu_free(backend *b) {
     infer_free(c);
 }
 
-/* llama.cpp's rule: n_threads for one token, n_threads_batch for more. */
+/* llama.cpp's rule, per forward pass: n_threads for one token,
+ * n_threads_batch for more. */
 static void cpu_enter(backend *b, size_t n_tokens) {
     cpu_backend *c = CPU(b);
     pool_set_active(c->pool, n_tokens == 1 ? c->n_threads : c->n_threads_batch);
@@ -555,7 +556,8 @@ infer_status backend_cpu_new(const backend_config *cfg, backend **out, infer_err
     if (!bad_ts) {
         c->n_ts = pool_size(c->pool);
         c->n_threads = cfg->n_threads < c->n_ts ? cfg->n_threads : c->n_ts;
-        c->n_threads_batch = cfg->n_threads_batch < c->n_ts ? cfg->n_threads_batch : c->n_ts;
+        const int tb = cfg->n_threads_batch > 0 ? cfg->n_threads_batch : c->n_threads;
+        c->n_threads_batch = tb < c->n_ts ? tb : c->n_ts;
         c->ts = infer_calloc((size_t)c->n_ts, sizeof *c->ts);
         bad_ts = !c->ts;
         for (int i = 0; !bad_ts && i < c->n_ts; i++) {

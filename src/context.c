@@ -150,9 +150,9 @@ infer_status context_decode_locked(infer_context *c, const int32_t *ids, size_t 
     if (c->backend == INFER_BACKEND_CPU && kernels_scratch_reserve() != 0)
         return set_error(err, INFER_ENOMEM, "decode: out of memory for the kernels' scratch");
     c->n_logit_rows = 0;
-    if (c->be->ops->enter) c->be->ops->enter(c->be, n);
     for (size_t done = 0; done < n;) {
         size_t chunk = n - done < c->n_batch ? n - done : c->n_batch;
+        if (c->be->ops->enter) c->be->ops->enter(c->be, chunk);
         infer_status s = forward(c->be, c->model, &c->layout, ids + done, (int)chunk, c->n_past, all, err);
         if (s != INFER_OK) {
             if (c->be->ops->leave) c->be->ops->leave(c->be);

@@ -1,7 +1,8 @@
 /*
  * pool.c - a persistent thread pool: n-1 workers plus the calling thread.
  * pool_run(fn) runs fn(arg, ith, nth, self) for every part ith of nth
- * (nth = the pool's size) and returns when all parts are done. Workers
+ * (nth = pool_parts: the pool's size, or fewer after pool_set_active, the
+ * threads from nth up then asleep) and returns when all parts are done. Workers
  * spin briefly on a generation counter (an op lasts tens of microseconds
  * during generation), then sleep on a condition variable. No thread is
  * created after pool_new.
@@ -300,7 +301,7 @@ infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_er
         if (!moved) {
             describe_cpus(&p->caller_cpus, where, sizeof where);
             pool_free(p);
-            return set_error(err, INFER_EINVAL, "thread 1 of %d cannot run on %s (not CPUs this process may use)",
+            return set_error(err, INFER_EINVAL, "thread 1 of %d cannot run on %s (offline, absent or outside this process's cpuset)",
                              n_threads, where);
         }
     }
@@ -336,7 +337,7 @@ infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_er
             pool_free(p);
             if (rc == EINVAL && has_mask) { /* only the affinity can be refused: the rest is ours */
                 describe_cpus(&cpus, where, sizeof where);
-                return set_error(err, INFER_EINVAL, "thread %d of %d cannot run on %s (not CPUs this process may use)",
+                return set_error(err, INFER_EINVAL, "thread %d of %d cannot run on %s (offline, absent or outside this process's cpuset)",
                                  i + 1, n_threads, where);
             }
             return set_error(err, INFER_ENOMEM, "cannot start thread %d of %d", i + 1, n_threads);

@@ -35,7 +35,8 @@ typedef void (*pool_fn)(void *arg, int ith, int nth, int self);
 
 /* n_threads - 1 workers are started now; the caller is thread 0. opts
  * NULL: no affinity, poll 50. With a mask, each worker is started on its
- * CPUs, and INFER_EINVAL tells which it cannot run on; the caller takes
+ * CPUs, and INFER_EINVAL tells which thread the system will not run there
+ * (CPUs offline, absent or outside the cpuset); the caller takes
  * thread 0's CPUs only between pool_pin_caller and pool_unpin_caller. */
 infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_error *err);
 /* The calling thread moves to thread 0's CPUs until pool_unpin_caller,

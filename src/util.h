@@ -128,7 +128,9 @@ void json_put_str(FILE *f, const char *s, size_t len);
 /* cpus.c: CPUs a cgroup v2 cpu.max line ("QUOTA PERIOD") allows, rounded up; 0: no limit or unparsable */
 int cpus_from_quota(const char *s);
 /* cpus.c: CPUs of a mask (bit i of word w = CPU 64 * w + i, 16 words)
- * that this thread may run on; the mask's own count when none is. */
+ * that the machine has (below _SC_NPROCESSORS_CONF); the mask's own count
+ * when it has none of them. Not the process's affinity: a thread may
+ * widen its own to any CPU of its cpuset, and -C asks for that. */
 int cpus_in_mask(const uint64_t *mask);
 /* cpus.c, llama.cpp's CPU options. A mask is INFER_CPU_MASK_WORDS words, bit i
  * of word w = CPU 64 * w + i (infer_context_params.cpu_mask).

@@ -251,6 +251,19 @@ Test(context, threads_batch_for_larger_passes) {
         cr_assert(memcmp(infer_logits(plain), infer_logits(split), nv * sizeof(float)) == 0, "round %d", round);
         cr_assert(memcmp(infer_logits(plain), infer_logits(same), nv * sizeof(float)) == 0, "round %d", round);
     }
+    /* Per forward pass, as llama.cpp per ubatch: 9 tokens in passes of 4
+     * end with a one-token pass on -t's count, 8 end on -tb's. */
+    infer_context *passes = NULL;
+    cp.n_threads = 1;
+    cp.n_threads_batch = 3;
+    cp.n_batch = 4;
+    cr_assert_eq(infer_context_new(m, &cp, &passes, &err), INFER_OK, "%s", err.message);
+    cr_assert_eq(infer_decode(passes, ids, 9, 0, &err), INFER_OK, "%s", err.message);
+    cr_expect_eq(pool_parts(CPU(passes->be)->pool), 1, "the last pass had one token");
+    cr_assert_eq(infer_context_reset(passes), INFER_OK);
+    cr_assert_eq(infer_decode(passes, ids, 8, 0, &err), INFER_OK, "%s", err.message);
+    cr_expect_eq(pool_parts(CPU(passes->be)->pool), 3, "passes of four");
+    infer_context_free(passes);
     infer_context_free(same);
     infer_context_free(split);
     infer_context_free(plain);

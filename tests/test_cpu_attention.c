@@ -49,7 +49,7 @@ static void rig_new(att_rig *r, const att_shape *s) {
     w->cols = hp->n_embd;
     w->row_bytes = (size_t)hp->n_embd * 4;
     backend_config cfg = {.model = &r->m, .n_ctx = s->n_ctx, .n_batch = 64, .kv_type = s->kv_type,
-                          .arena_floats = 1u << 22, .n_threads = s->n_threads};
+                          .arena_floats = 1u << 22, .n_threads = s->n_threads, .poll = POOL_POLL_DEFAULT};
     infer_error err = {0};
     cr_assert_eq(backend_cpu_new(&cfg, &r->b, &err), INFER_OK, "%s", err.message);
 }

@@ -229,34 +229,32 @@ Test(cpus, pool_threads_run_on_their_cpus) {
     pool_free(p);
 }
 
-/* A CPU this process may not use: refused when the pool is made, naming it. */
-Test(cpus, pool_mask_outside_the_process_refused) {
+/* A CPU the machine does not have: refused when the pool is made, naming
+ * the thread and the CPU; with a CPU it has beside it, strict placement
+ * refuses the thread put on the absent one, the whole mask is fine. The
+ * default thread count of a mask counts the CPUs the machine has. */
+Test(cpus, pool_mask_of_absent_cpus_refused) {
+    int first, outside;
+    test_own_cpus(&first, &outside);
+    if (outside < 0) cr_skip_test("a mask can name no CPU this machine lacks");
     cpu_set_t own;
     cr_assert_eq(sched_getaffinity(0, sizeof own, &own), 0);
-    int outside = -1;
-    for (int c = 0; c < CPU_SETSIZE && outside < 0; c++)
-        if (!CPU_ISSET(c, &own)) outside = c;
-    if (outside < 0) cr_skip_test("this process may use every CPU a mask can name");
     uint64_t m[INFER_CPU_MASK_WORDS] = {0};
     m[outside / 64] |= UINT64_C(1) << (outside % 64);
+    cr_expect_eq(cpus_in_mask(m), 1, "none it has: the mask's own count");
     pool *p = NULL;
     infer_error e = {0};
     cr_assert_eq(pool_new(2, &(pool_opts){.cpu_mask = m, .strict = 1}, &p, &e), INFER_EINVAL);
     cr_assert_null(p);
     char want[32];
     snprintf(want, sizeof want, "CPU %d", outside);
-    cr_expect(strstr(e.message, want), "%s", e.message);
-    /* In the mask with an allowed one, strict: thread 0 is fine, thread 1 is not. */
-    int first = -1;
-    for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
-        if (CPU_ISSET(c, &own)) first = c;
-    if (first < outside) {
-        m[first / 64] |= UINT64_C(1) << (first % 64);
-        cr_assert_eq(pool_new(2, &(pool_opts){.cpu_mask = m, .strict = 1}, &p, &e), INFER_EINVAL);
-        cr_expect(strstr(e.message, "thread 2 of 2") && strstr(e.message, want), "%s", e.message);
-        cr_assert_eq(pool_new(2, &(pool_opts){.cpu_mask = m}, &p, &e), INFER_OK, "%s", e.message);
-        pool_free(p); /* not strict: both may run on the allowed one */
-    }
+    cr_expect(strstr(e.message, "thread 1 of 2") && strstr(e.message, want), "%s", e.message);
+    m[first / 64] |= UINT64_C(1) << (first % 64); /* first < outside: thread 0 on first, thread 1 on outside */
+    cr_expect_eq(cpus_in_mask(m), 1, "the one it has");
+    cr_assert_eq(pool_new(2, &(pool_opts){.cpu_mask = m, .strict = 1}, &p, &e), INFER_EINVAL);
+    cr_expect(strstr(e.message, "thread 2 of 2") && strstr(e.message, want), "%s", e.message);
+    cr_assert_eq(pool_new(2, &(pool_opts){.cpu_mask = m}, &p, &e), INFER_OK, "%s", e.message);
+    pool_free(p); /* not strict: both may run on the one it has */
     cpu_set_t now;
     cr_assert_eq(sched_getaffinity(0, sizeof now, &now), 0);
     cr_expect(CPU_EQUAL(&now, &own), "the caller's CPUs as they were");

@@ -513,15 +513,21 @@ Test(pool, left_out_threads_sleep, .timeout = TEST_TIMEOUT) {
     pool_set_active(p, 2); /* jobs of two parts: the caller and worker 1; workers 2 and 3 left out */
     _Atomic int calls = 0;
     pool_run(p, tiny_part, &calls);
-    const double before = cpu_ns_of(workers + 1, 2);
+    double before[3], used[3];
+    for (int k = 0; k < 3; k++) before[k] = cpu_ns_of(&workers[k], 1);
     const double t0 = test_now_s();
     int jobs = 0;
     while (test_now_s() - t0 < 0.2) {
         pool_run(p, tiny_part, &calls);
         jobs++;
     }
-    const double used = cpu_ns_of(workers + 1, 2) - before;
-    cr_expect_lt(used, 20e6, "left-out threads used %.1f ms of CPU over %d jobs", used / 1e6, jobs);
+    int idle = 0; /* which thread id is which worker is not known: two of the three stay idle */
+    for (int k = 0; k < 3; k++) {
+        used[k] = cpu_ns_of(&workers[k], 1) - before[k];
+        idle += used[k] < 10e6;
+    }
+    cr_expect_geq(idle, 2, "left-out threads idle over %d jobs: %.1f / %.1f / %.1f ms of CPU", jobs, used[0] / 1e6,
+                  used[1] / 1e6, used[2] / 1e6);
     pool_set_active(p, 4);
     int selfs = 0;
     for (int r = 0; r < 20 && selfs != 0xF; r++) {

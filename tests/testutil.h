@@ -235,16 +235,18 @@ static inline double test_now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The first CPU this process may use and the first it may not (-1 when
- * it may use all 1024 a mask names). */
+/* The first CPU this process may use, and one the machine does not have
+ * (the first past _SC_NPROCESSORS_CONF; -1 when a mask cannot name one).
+ * Not merely one outside the affinity: a thread may widen its own to any
+ * CPU of its cpuset, so a taskset'd process's other CPUs are no error. */
 static inline void test_own_cpus(int *first, int *outside) {
     cpu_set_t own;
     cr_assert_eq(sched_getaffinity(0, sizeof own, &own), 0);
-    *first = *outside = -1;
-    for (int c = 0; c < CPU_SETSIZE; c++) {
-        if (CPU_ISSET(c, &own) && *first < 0) *first = c;
-        if (!CPU_ISSET(c, &own) && *outside < 0) *outside = c;
-    }
+    *first = -1;
+    for (int c = 0; c < CPU_SETSIZE && *first < 0; c++)
+        if (CPU_ISSET(c, &own)) *first = c;
+    const long conf = sysconf(_SC_NPROCESSORS_CONF);
+    *outside = conf > 0 && conf < CPU_SETSIZE ? (int)conf : -1;
 }
 
 /* The hex mask (llama.cpp's -C) of one CPU into hex. */
