@@ -102,7 +102,8 @@ static int parse_mask_list(const char *flag, const char *s, bench_opts *o) {
         if (ok) snprintf(o->cpu_mask[o->n_cpu_mask++], MAX_MASK_TEXT + 1, "%s", tok);
     }
     free(copy);
-    if (!ok) fprintf(stderr, "infer-bench: %s: bad value '%s' (hex masks of CPUs 0 to 1023, at most %d)\n", flag, s, MAX_LIST);
+    if (!ok)
+        fprintf(stderr, "infer-bench: %s: bad value '%s' (hex masks of CPUs 0 to 1023, at most %d)\n", flag, s, MAX_LIST);
     return ok ? 0 : -1;
 }
 
@@ -279,7 +280,8 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             }
             memcpy(o->kv, l, (size_t)n * sizeof l[0]);
             o->n_kv = n;
-        } else if (IS("-mmp") || IS("--mmap") || IS("-fa") || IS("--flash-attn") || IS("--cpu-strict") || IS("--poll")) {
+        } else if (IS("-mmp") || IS("--mmap") || IS("-fa") || IS("--flash-attn") || IS("--cpu-strict") ||
+                   IS("--poll")) {
             NEEDV();
             const int fa = IS("-fa") || IS("--flash-attn"), cs = IS("--cpu-strict"), pl = IS("--poll");
             int *list = fa ? o->fa : cs ? o->cpu_strict : pl ? o->poll : o->mmap;

@@ -152,6 +152,9 @@ void pool_unpin_caller(pool *p) {
     p->caller_moved = 0;
 }
 
+/* Why the system refuses a thread's CPUs, for a message. */
+#define REFUSED_CPUS "offline, absent or outside this process's cpuset"
+
 /* "CPU 3" or "CPUs 0-3,8" of a set, for a message. */
 static void describe_cpus(const cpu_set_t *set, char *buf, size_t cap) {
     size_t at = (size_t)snprintf(buf, cap, "CPU%s ", CPU_COUNT(set) == 1 ? "" : "s");
@@ -265,7 +268,8 @@ static void *worker_main(void *v) {
              * takes this thread in again, not spin beside those working.
              * Under mu, as pool_set_active changes it: no wake-up lost. */
             pthread_mutex_lock(&p->mu);
-            while (wa.ith >= atomic_load(&p->active) && !atomic_load(&p->stop)) pthread_cond_wait(&p->active_cv, &p->mu);
+            while (wa.ith >= atomic_load(&p->active) && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->active_cv, &p->mu);
             pthread_mutex_unlock(&p->mu);
             continue;
         }
@@ -301,8 +305,7 @@ infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_er
         if (!moved) {
             describe_cpus(&p->caller_cpus, where, sizeof where);
             pool_free(p);
-            return set_error(err, INFER_EINVAL, "thread 1 of %d cannot run on %s (offline, absent or outside this process's cpuset)",
-                             n_threads, where);
+            return set_error(err, INFER_EINVAL, "thread 1 of %d cannot run on %s (%s)", n_threads, where, REFUSED_CPUS);
         }
     }
     /* Workers' stacks of a size of our own, not the default (the stack
@@ -337,8 +340,8 @@ infer_status pool_new(int n_threads, const pool_opts *opts, pool **out, infer_er
             pool_free(p);
             if (rc == EINVAL && has_mask) { /* only the affinity can be refused: the rest is ours */
                 describe_cpus(&cpus, where, sizeof where);
-                return set_error(err, INFER_EINVAL, "thread %d of %d cannot run on %s (offline, absent or outside this process's cpuset)",
-                                 i + 1, n_threads, where);
+                return set_error(err, INFER_EINVAL, "thread %d of %d cannot run on %s (%s)", i + 1, n_threads, where,
+                                 REFUSED_CPUS);
             }
             return set_error(err, INFER_ENOMEM, "cannot start thread %d of %d", i + 1, n_threads);
         }
