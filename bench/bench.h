@@ -5,9 +5,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "pool.h"
+
 /* bench_kernels.c: per-kernel GFLOP/s and GB/s at every dispatch level
- * (--kernels); 0 on success. */
-int bench_kernels(FILE *out);
+ * (--kernels), the matmuls on a pool of n_threads placed and polling as
+ * opts says (NULL: anywhere, poll 50); 0 on success. */
+int bench_kernels(FILE *out, int n_threads, const pool_opts *opts);
 
 /* bench_probe.c: the best read bandwidth of 10 passes over 512 MiB with
  * n_threads readers (1..64), in GB/s, measured in a child process; 0.0

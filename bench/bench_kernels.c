@@ -265,14 +265,14 @@ static const uint32_t TYPES[] = {
     INFER_TYPE_Q4_K, INFER_TYPE_Q5_K, INFER_TYPE_Q6_K,
 };
 
-int bench_kernels(FILE *out) {
-    const int nth = infer_default_threads();
+int bench_kernels(FILE *out, int nth, const pool_opts *opts) {
     pool *p = NULL;
     infer_error err;
-    if (pool_new(nth, NULL, &p, &err) != INFER_OK) {
-        fprintf(stderr, "bench_kernels: no thread pool\n");
+    if (pool_new(nth, opts, &p, &err) != INFER_OK) {
+        fprintf(stderr, "infer-bench: --kernels: %s\n", err.message);
         return 1;
     }
+    nth = pool_size(p);
     const kernel_table *levels[INFER_ISA_COUNT];
     int n_levels = 0;
     for (int i = INFER_ISA_AVX2; i < INFER_ISA_COUNT; i++)
@@ -289,7 +289,7 @@ int bench_kernels(FILE *out) {
     }
     for (size_t i = 0; i < (size_t)PP_COLS * PP_TOK; i++) xf[i] = rnd();
 
-    fprintf(out, "## Kernels: matmul per weight type (%d threads)\n\n", nth);
+    fprintf(out, "## Kernels: matmul per weight type (%d thread%s)\n\n", nth, nth == 1 ? "" : "s");
     fprintf(out, "pp: %d activation rows x (rows x %d) weights, GFLOP/s (2 per multiply-add). "
                  "tg: one row, GB/s of weights streamed from memory (%zu MiB per pass). "
                  "layout: the weights as the level runs a model's (repacked at load time, or the file's).\n\n",

@@ -4,4 +4,6 @@
 
 #include "bench.h"
 
-int main(void) { return bench_kernels(stdout); }
+#include "infer.h"
+
+int main(void) { return bench_kernels(stdout, infer_default_threads(), NULL); }

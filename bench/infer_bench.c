@@ -496,7 +496,16 @@ int main(int argc, char **argv) {
     if (bench_probe_child(argc, argv, &rc)) return rc;
     bench_opts o;
     if (parse_args(argc, argv, &o) != 0) return 1;
-    if (o.kernels) return bench_kernels(stdout) == 0 ? 0 : 3;
+    if (o.kernels) { /* the matmuls on -t threads, placed and polling as -C, --cpu-strict and --poll say */
+        if (o.n_threads > 1 || o.n_cpu_mask > 1 || o.n_cpu_strict > 1 || o.n_poll > 1) {
+            fprintf(stderr, "infer-bench: --kernels takes one value each of -t, -C, --cpu-strict and --poll\n");
+            return 1;
+        }
+        uint64_t mask[INFER_CPU_MASK_WORDS] = {0};
+        (void)cpu_mask_parse(o.cpu_mask[0], mask); /* checked when parsed */
+        const pool_opts po = {.cpu_mask = mask, .strict = o.cpu_strict[0], .poll = o.poll[0]};
+        return bench_kernels(stdout, o.threads[0], &po) == 0 ? 0 : 3;
+    }
     const int perr = process_priority_set(o.prio); /* llama.cpp warns and goes on when refused */
     if (perr) fprintf(stderr, "infer-bench: --prio %d: cannot set the nice value: %s (going on)\n", o.prio, strerror(perr));
 

@@ -641,6 +641,35 @@ Test(bench_cli, depth_as_llama_bench) {
     LEAK_CHECK();
 }
 
+/* --kernels runs the matmuls on -t's threads, placed and polling as -C,
+ * --cpu-strict and --poll say (one value each); a CPU the machine lacks
+ * is refused, naming it. */
+Test(bench_cli, kernels_take_threads_and_placement) {
+    char bin[600], hex[300];
+    bench_bin(bin, sizeof bin);
+    int first, outside;
+    test_own_cpus(&first, &outside);
+    test_cpu_hex(first, hex, sizeof hex);
+    char *argv[] = {bin, "--kernels", "-t", "1", "-C", hex, "--cpu-strict", "1", "--poll", "0", NULL};
+    cr_assert_eq(test_run(argv, "INFER_BENCH_TYPES=q4_0", out, sizeof out, err, sizeof err), 0, "stderr: %s", err);
+    cr_assert(strstr(out, "## Kernels: matmul per weight type (1 thread)\n"), "%s", out);
+    char row[1024], c[128];
+    cr_assert(test_md_row(out, 1, row, sizeof row), "%s", out);
+    test_md_cell(row, 5, c, sizeof c);
+    cr_assert(atof(c) > 0, "tg GB/s in %s", row);
+    char *two[] = {bin, "--kernels", "-t", "1,2", NULL};
+    cr_assert_eq(bench_run(two), 1);
+    cr_assert(strstr(err, "--kernels takes one value"), "%s", err);
+    if (outside >= 0) {
+        char far[300], cpu[32];
+        test_cpu_hex(outside, far, sizeof far);
+        char *refused[] = {bin, "--kernels", "-t", "2", "-C", far, NULL};
+        cr_assert_eq(test_run(refused, "INFER_BENCH_TYPES=q4_0", out, sizeof out, err, sizeof err), 3, "%s", err);
+        snprintf(cpu, sizeof cpu, "CPU %d", outside);
+        cr_assert(strstr(err, cpu), "%s", err);
+    }
+}
+
 /* --kernels: the matmul table (limited to Q4_0 by INFER_BENCH_TYPES) has
  * one row per SIMD level of this machine, in the layout that level runs a
  * model's Q4_0 in, with positive figures; the other ops' table has one row
@@ -653,6 +682,10 @@ Test(bench_cli, kernels_tables_per_level) {
     char *argv[] = {bin, "--kernels", NULL};
     const int rc = test_run(argv, "INFER_BENCH_TYPES=q4_0", out, sizeof out, err, sizeof err);
     cr_assert_eq(rc, 0, "stderr: %s", err);
+    char head[64];
+    const int nth = infer_default_threads();
+    snprintf(head, sizeof head, "## Kernels: matmul per weight type (%d thread%s)", nth, nth == 1 ? "" : "s");
+    cr_assert(strstr(out, head), "the default threads: %s", out);
     cr_assert(strstr(out, "## Kernels: matmul per weight type"), "%s", out);
     cr_assert(strstr(out, "## Kernels: the other ops per level"), "%s", out);
     const kernel_table *simd[INFER_ISA_COUNT], *all[INFER_ISA_COUNT];
