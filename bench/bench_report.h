@@ -21,6 +21,7 @@ typedef struct {
     uint64_t streamed; /* bytes of weights a generated token reads */
     int threads;
     const char *cpu_mask; /* -C as given ("0x0": none) */
+    const uint64_t *cpu_bits; /* and parsed: INFER_CPU_MASK_WORDS words */
     int cpu_strict, poll; /* --cpu-strict, --poll */
     int n_batch, n_ubatch; /* -b and -ub */
     uint32_t kv_type;

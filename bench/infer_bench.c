@@ -48,7 +48,8 @@ typedef struct {
     uint32_t kv[MAX_LIST];          /* -ctk / -ctv: KV cache types (one for both in infer) */
     int n_kv;
     int fa[MAX_LIST], n_fa;         /* -fa: llama-bench's flash attention, 0 or 1 (the same attention here) */
-    char cpu_mask[MAX_LIST][MAX_MASK_TEXT + 1]; /* -C: hex masks as given */
+    char cpu_mask[MAX_LIST][MAX_MASK_TEXT + 1]; /* -C: hex masks as given (records, the probe's child) */
+    uint64_t cpu_bits[MAX_LIST][INFER_CPU_MASK_WORDS]; /* and parsed (the contexts, --kernels) */
     int n_cpu_mask;
     int cpu_strict[MAX_LIST], n_cpu_strict; /* --cpu-strict 0|1 */
     int poll[MAX_LIST], n_poll;             /* --poll 0..100 */
@@ -90,15 +91,15 @@ static int parse_kv_list(const char *flag, const char *s, uint32_t *list, int *n
     return *n ? 0 : -1;
 }
 
-/* "0x3,0xc" (-C) into masks as given, appended; each checked with
- * cpu_mask_parse. 0 on success. */
+/* "0x3,0xc" (-C) into masks as given and parsed (cpu_mask_parse),
+ * appended. 0 on success. */
 static int parse_mask_list(const char *flag, const char *s, bench_opts *o) {
     char *copy = strdup(s), *save = NULL;
     if (!copy) return -1;
     int ok = s[strspn(s, ",")] != '\0';
     for (char *tok = strtok_r(copy, ",", &save); ok && tok; tok = strtok_r(NULL, ",", &save)) {
-        uint64_t m[INFER_CPU_MASK_WORDS] = {0};
-        ok = o->n_cpu_mask < MAX_LIST && strlen(tok) <= MAX_MASK_TEXT && cpu_mask_parse(tok, m) == 0;
+        ok = o->n_cpu_mask < MAX_LIST && strlen(tok) <= MAX_MASK_TEXT &&
+             cpu_mask_parse(tok, o->cpu_bits[o->n_cpu_mask]) == 0; /* bits zeroed with o */
         if (ok) snprintf(o->cpu_mask[o->n_cpu_mask++], MAX_MASK_TEXT + 1, "%s", tok);
     }
     free(copy);
@@ -342,7 +343,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     if (!o->n_kv) o->kv[o->n_kv++] = INFER_TYPE_F16;
     if (!o->n_mmap) o->mmap[o->n_mmap++] = 1;
     if (!o->n_fa) o->fa[o->n_fa++] = 0;
-    if (!o->n_cpu_mask) snprintf(o->cpu_mask[o->n_cpu_mask++], MAX_MASK_TEXT + 1, "0x0");
+    if (!o->n_cpu_mask) snprintf(o->cpu_mask[o->n_cpu_mask++], MAX_MASK_TEXT + 1, "0x0"); /* its bits: none */
     if (!o->n_cpu_strict) o->cpu_strict[o->n_cpu_strict++] = 0;
     if (!o->n_poll) o->poll[o->n_poll++] = 50;
     /* llama-bench's rule: an option's column when it has more than one
@@ -406,6 +407,13 @@ static double run_once(infer_context *c, int32_t *ids, int depth, int n_batch, i
     return now_s() - t0;
 }
 
+/* The next digit of *at in base n (its remainder), *at moving past it. */
+static int next_digit(long long *at, int n) {
+    const int d = (int)(*at % n);
+    *at /= n;
+    return d;
+}
+
 static int run_test(infer_model *m, result *r, int reps, int warmup, double bandwidth) {
     infer_error err;
     const time_t now = time(NULL);
@@ -423,7 +431,7 @@ static int run_test(infer_model *m, result *r, int reps, int warmup, double band
     cp.n_batch = (uint32_t)(r->n_ubatch < need ? r->n_ubatch : need);
     cp.kv_type = r->kv_type;
     cp.n_threads = r->threads;
-    (void)cpu_mask_parse(r->cpu_mask, cp.cpu_mask); /* checked when parsed */
+    memcpy(cp.cpu_mask, r->cpu_bits, sizeof cp.cpu_mask);
     cp.cpu_strict = r->cpu_strict;
     cp.poll = r->poll;
     cp.backend = r->backend;
@@ -501,9 +509,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "infer-bench: --kernels takes one value each of -t, -C, --cpu-strict and --poll\n");
             return 1;
         }
-        uint64_t mask[INFER_CPU_MASK_WORDS] = {0};
-        (void)cpu_mask_parse(o.cpu_mask[0], mask); /* checked when parsed */
-        const pool_opts po = {.cpu_mask = mask, .strict = o.cpu_strict[0], .poll = o.poll[0]};
+        const pool_opts po = {.cpu_mask = o.cpu_bits[0], .strict = o.cpu_strict[0], .poll = o.poll[0]};
         return bench_kernels(stdout, o.threads[0], &po) == 0 ? 0 : 3;
     }
     const int perr = process_priority_set(o.prio); /* llama.cpp warns and goes on when refused */
@@ -518,11 +524,13 @@ int main(int argc, char **argv) {
     printer out = {stdout, o.format, o.shown, 1}, err_out = {stderr, o.err_format, o.shown, 1};
     report_begin(&out);
     report_begin(&err_out);
-    /* tests in all, for --progress: eleven counts of at most MAX_LIST (16)
-     * each, the tests 3 x 16: under 2^50, so a long long holds it */
-    const long long per_model = (long long)(o.n_pp + o.n_tg + o.n_pg) * o.n_depth * o.n_threads * o.n_batch *
-                                o.n_ubatch * o.n_kv * o.n_fa * o.n_cpu_mask * o.n_cpu_strict * o.n_poll;
-    const long long n_tests = per_model * o.n_models * o.n_mmap;
+    /* Option sets per model load (llama-bench's instances), each run with
+     * every pp, tg and pg test; tests in all for --progress. Eleven counts
+     * of at most MAX_LIST (16) each, the tests 3 x 16: under 2^50, so a
+     * long long holds them. */
+    const long long n_inst = (long long)o.n_batch * o.n_ubatch * o.n_kv * o.n_fa * o.n_threads * o.n_cpu_mask *
+                             o.n_cpu_strict * o.n_depth * o.n_poll;
+    const long long n_tests = n_inst * (o.n_pp + o.n_tg + o.n_pg) * o.n_models * o.n_mmap;
     int first_test = 1, failed = 0;
     long long test_no = 0;
     /* each model once per -mmp value, loaded that way */
@@ -542,34 +550,22 @@ int main(int argc, char **argv) {
         }
         double load_ms = (now_s() - t0) * 1e3;
         /* llama-bench's order: -b x -ub x KV type x -fa x threads x -C x
-         * --cpu-strict x depth x --poll, the last varying fastest; then the
-         * pp, tg and pg tests */
-        const long long n_inst = (long long)o.n_batch * o.n_ubatch * o.n_kv * o.n_fa * o.n_threads * o.n_cpu_mask * o.n_cpu_strict *
-                           o.n_depth * o.n_poll;
+         * --cpu-strict x depth x --poll, the last varying fastest (instance
+         * in's digits, the fastest first); then the pp, tg and pg tests */
         for (long long in = 0; in < n_inst; in++) {
             long long at = in;
-            const int pi = (int)(at % o.n_poll);
-            at /= o.n_poll;
-            const int di = (int)(at % o.n_depth);
-            at /= o.n_depth;
-            const int si = (int)(at % o.n_cpu_strict);
-            at /= o.n_cpu_strict;
-            const int ci = (int)(at % o.n_cpu_mask);
-            at /= o.n_cpu_mask;
-            const int ti = (int)(at % o.n_threads);
-            at /= o.n_threads;
-            const int fi = (int)(at % o.n_fa);
-            at /= o.n_fa;
-            const int ki = (int)(at % o.n_kv);
-            at /= o.n_kv;
-            const int ui = (int)(at % o.n_ubatch), bi = (int)(at / o.n_ubatch);
+            const int pi = next_digit(&at, o.n_poll), di = next_digit(&at, o.n_depth);
+            const int si = next_digit(&at, o.n_cpu_strict), ci = next_digit(&at, o.n_cpu_mask);
+            const int ti = next_digit(&at, o.n_threads), fi = next_digit(&at, o.n_fa);
+            const int ki = next_digit(&at, o.n_kv), ui = next_digit(&at, o.n_ubatch), bi = next_digit(&at, o.n_batch);
             for (int kind = 0; kind < 3; kind++) { /* pp, tg, pg */
                 const int n = kind == 0 ? o.n_pp : kind == 1 ? o.n_tg : o.n_pg;
                 for (int e = 0; e < n; e++) {
                     const int n_prompt = kind == 0 ? o.pp[e] : kind == 2 ? o.pg[e][0] : 0;
                     const int n_gen = kind == 1 ? o.tg[e] : kind == 2 ? o.pg[e][1] : 0;
                     result r = {.model_path = o.models[mi], .size = infer_model_size(m), .streamed = infer_model_streamed_bytes(m), .params = infer_model_n_params(m),
-                                .threads = o.threads[ti], .cpu_mask = o.cpu_mask[ci], .cpu_strict = o.cpu_strict[si],
+                                .threads = o.threads[ti], .cpu_mask = o.cpu_mask[ci], .cpu_bits = o.cpu_bits[ci],
+                                .cpu_strict = o.cpu_strict[si],
                                 .poll = o.poll[pi], .n_batch = o.batch[bi], .n_ubatch = o.ubatch[ui],
                                 .kv_type = o.kv[ki], .flash_attn = o.fa[fi], .use_mmap = use_mmap, .load_ms = load_ms,
                                 .backend = o.backend,

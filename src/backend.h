@@ -76,7 +76,8 @@ typedef struct {
     uint32_t n_ctx, n_batch;
     uint32_t kv_type;     /* F16 or F32 */
     size_t arena_floats;  /* activations the forward pass lays out */
-    int n_threads, n_threads_batch; /* threads for one-token passes, for larger ones */
+    int n_threads, n_threads_batch; /* threads for one-token passes, for larger ones (<= 0: n_threads);
+                                       the CPU backend clamps both to its pool */
     const uint64_t *cpu_mask; /* the CPU backend's threads (infer_context_params) */
     int cpu_strict, poll;
 } backend_config;

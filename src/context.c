@@ -75,12 +75,9 @@ infer_status infer_context_new(infer_model *m, const infer_context_params *param
     }
     int n_threads = p.n_threads;
     if (n_threads <= 0) n_threads = pool_mask_count(p.cpu_mask) ? cpus_in_mask(p.cpu_mask) : infer_default_threads();
-    if (n_threads > POOL_MAX_THREADS) n_threads = POOL_MAX_THREADS;
-    const int n_threads_batch = p.n_threads_batch <= 0 ? n_threads : p.n_threads_batch < POOL_MAX_THREADS
-                                                                         ? p.n_threads_batch : POOL_MAX_THREADS;
     backend_config cfg = {.model = m, .n_ctx = n_ctx, .n_batch = n_batch, .kv_type = p.kv_type,
                           .arena_floats = c->layout.total, .n_threads = n_threads,
-                          .n_threads_batch = n_threads_batch, .cpu_mask = p.cpu_mask,
+                          .n_threads_batch = p.n_threads_batch, .cpu_mask = p.cpu_mask,
                           .cpu_strict = p.cpu_strict, .poll = p.poll};
     /* Vulkan when asked for and usable; otherwise the CPU, with the reason
      * kept for infer_context_backend_note (the library prints nothing). */

@@ -124,21 +124,13 @@ int infer_default_threads(void) {
     return n;
 }
 
-/* One hex digit's value, or -1. */
-static int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 int cpu_mask_parse(const char *s, uint64_t *mask) {
     if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s += 2;
     const size_t n = strlen(s);
     if (n == 0) return -1;
     uint64_t m[INFER_CPU_MASK_WORDS] = {0};
     for (size_t i = 0; i < n; i++) { /* i: the digit's place from the right, CPUs 4i .. 4i+3 */
-        const int d = hex_digit(s[n - 1 - i]);
+        const int d = infer_hex_digit(s[n - 1 - i]);
         if (d < 0) return -1;
         if (d == 0) continue;
         if (i >= INFER_CPU_MASK_WORDS * 16) return -1; /* a CPU past the last */

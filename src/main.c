@@ -139,14 +139,13 @@ static char *cli_unescape(const char *s, size_t len, size_t *out_len) {
             continue;
         }
         const char c = s[++i];
-        const char *hex = "0123456789abcdefABCDEF";
+        const int hi = i + 2 < len ? infer_hex_digit(s[i + 1]) : -1, lo = hi >= 0 ? infer_hex_digit(s[i + 2]) : -1;
         if (c == 'n') o[n++] = '\n';
         else if (c == 'r') o[n++] = '\r';
         else if (c == 't') o[n++] = '\t';
         else if (c == '\'' || c == '"' || c == '\\') o[n++] = c;
-        else if (c == 'x' && i + 2 < len && s[i + 1] && s[i + 2] && strchr(hex, s[i + 1]) && strchr(hex, s[i + 2])) {
-            const char h[3] = {s[i + 1], s[i + 2], 0};
-            o[n++] = (char)strtol(h, NULL, 16);
+        else if (c == 'x' && lo >= 0) {
+            o[n++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
             o[n++] = '\\';

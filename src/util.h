@@ -29,6 +29,14 @@ static inline int ck_align_up(uint64_t x, uint64_t align, uint64_t *res) {
 
 static inline int is_pow2_u64(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+/* One hex digit's value (either case), or -1. */
+static inline int infer_hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 /* ---- hashing ------------------------------------------------------------ */
 /* FNV-1a over s[0..n) from h (start with INFER_HASH_SEED; chain to hash
  * several pieces), and a table slot for it (mask = capacity - 1, a power

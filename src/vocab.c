@@ -162,12 +162,6 @@ static uint16_t attr_of_type(int32_t type) {
     }
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 static infer_status load_tokens(infer_vocab *v, const infer_gguf *g, infer_error *err) {
     uint32_t elem = 0;
@@ -261,7 +255,7 @@ static infer_status load_tokens(infer_vocab *v, const infer_gguf *g, infer_error
         vocab_tok *tk = &v->toks[i];
         if (!(tk->attr & ATTR_BYTE)) continue;
         const char *t = v->text + tk->off;
-        int hi = tk->len == 6 ? hexval(t[3]) : -1, lo = tk->len == 6 ? hexval(t[4]) : -1;
+        int hi = tk->len == 6 ? infer_hex_digit(t[3]) : -1, lo = tk->len == 6 ? infer_hex_digit(t[4]) : -1;
         if (tk->len != 6 || memcmp(t, "<0x", 3) != 0 || t[5] != '>' || hi < 0 || lo < 0) {
             tk->attr = 0;
         } else {

@@ -69,6 +69,20 @@ Test(cli_generate, escapes_with_e_as_llama_cli) {
     cr_assert_str_eq(off, raw);
 }
 
+/* infer MODEL -p "Once upon a time" -n 24 --temp 0, then extra (NULL at
+ * its end, at most 14 arguments): its stdout into out; it must exit 0. */
+static void greedy_24(const char *model, const char *const *extra, char *out, size_t cap) {
+    static char err[65536];
+    char *argv[24] = {(char *)test_infer_bin(), (char *)model, "-p", "Once upon a time", "-n", "24", "--temp", "0"};
+    int n = 8;
+    for (int k = 0; extra && extra[k]; k++) {
+        cr_assert_lt(n, 23);
+        argv[n++] = (char *)extra[k];
+    }
+    argv[n] = NULL;
+    cr_assert_eq(test_run(argv, NULL, out, cap, err, sizeof err), 0, "%s", err);
+}
+
 /* llama-cli's options that infer takes: --ignore-eos (the sampler never
  * picks an end-of-generation token: sampler/ignore_eog_*), -ngl 0 (the
  * CPU), -fa with or without a value, -no-cnv, --no-warmup and
@@ -79,8 +93,7 @@ Test(cli_generate, llama_cli_options_taken) {
     char model[512];
     SHARED_OR_SKIP(model, "models/stories260K.gguf");
     static char want[65536], out[65536], err[65536];
-    char *plain[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0", NULL};
-    cr_assert_eq(test_run(plain, NULL, want, sizeof want, err, sizeof err), 0, "%s", err);
+    greedy_24(model, NULL, want, sizeof want);
     char *llama[] = {(char *)test_infer_bin(), "-m", model, "-p", "Once upon a time", "-n", "24", "--temp", "0",
                      "-ngl", "0", "-fa", "on", "-no-cnv", "--no-warmup", "--no-display-prompt", "--ignore-eos", "-fa",
                      NULL};
@@ -93,26 +106,23 @@ Test(cli_generate, llama_cli_options_taken) {
 }
 
 /* llama-cli's -C, -Cr, --cpu-strict, --poll, --prio and -tb: the same text;
- * bad values are usage errors, a CPU the process may not use is refused
- * when the context is made. */
+ * bad values are usage errors, a CPU the machine lacks is refused when
+ * the context is made. */
 Test(cli_generate, cpu_options_as_llama_cli) {
     char model[512];
     SHARED_OR_SKIP(model, "models/stories260K.gguf");
     static char want[65536], out[65536], err[65536];
-    char *plain[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0", NULL};
-    cr_assert_eq(test_run(plain, NULL, want, sizeof want, err, sizeof err), 0, "%s", err);
+    greedy_24(model, NULL, want, sizeof want);
     int first, outside;
     test_own_cpus(&first, &outside);
     char hex[300], range[32];
     test_cpu_hex(first, hex, sizeof hex);
     snprintf(range, sizeof range, "%d-", first);
-    char *placed[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0", "-t", "3",
-                      "-C", hex, "--cpu-strict", "1", "--poll", "0", "--prio", "0", NULL};
-    cr_assert_eq(test_run(placed, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
+    const char *placed[] = {"-t", "3", "-C", hex, "--cpu-strict", "1", "--poll", "0", "--prio", "0", NULL};
+    greedy_24(model, placed, out, sizeof out);
     cr_assert_str_eq(out, want);
-    char *ranged[] = {(char *)test_infer_bin(), model, "-p", "Once upon a time", "-n", "24", "--temp", "0",
-                      "--cpu-range", range, "--poll", "100", "-t", "1", "-tb", "3", NULL};
-    cr_assert_eq(test_run(ranged, NULL, out, sizeof out, err, sizeof err), 0, "%s", err);
+    const char *ranged[] = {"--cpu-range", range, "--poll", "100", "-t", "1", "-tb", "3", NULL};
+    greedy_24(model, ranged, out, sizeof out);
     cr_assert_str_eq(out, want);
     static const char *const BAD[][2] = {{"-C", "0xz"}, {"-Cr", "5"}, {"--cpu-strict", "2"}, {"--poll", "101"},
                                          {"--prio", "4"}, {"--prio", "-2"}, {"-tb", "-1"}, {"-tb", "257"}};
